@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# Build: a static binary, no cgo.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/forgetmenot ./cmd/forgetmenot
+
+# Run: distroless static, as a non-root user.
+FROM gcr.io/distroless/static-debian12:nonroot
+WORKDIR /app
+COPY --from=build /out/forgetmenot /usr/local/bin/forgetmenot
+COPY configs/*.yaml /app/configs/
+ENV FORGETMENOT_LOG_FORMAT=json \
+    FORGETMENOT_HTTP_ADDR=:8080
+EXPOSE 8080
+USER nonroot:nonroot
+ENTRYPOINT ["/usr/local/bin/forgetmenot"]
+CMD ["serve"]

@@ -1,0 +1,322 @@
+// Package api serves forgetmenot's HTTP management API (/v1), the health and
+// readiness probes, and mounts the ingest and metrics handlers it is given.
+// The CLI is a client of this API, so it works the same against the embedded
+// and a real Redis.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// Complaints is the complaint service the API exposes (the router).
+type Complaints interface {
+	Complaint(ctx context.Context, id string) (router.Complaint, []router.Entry, error)
+	Complaints(ctx context.Context, f router.Filter) ([]router.Complaint, error)
+	Close(ctx context.Context, id, actor, resolution, category string) (router.Complaint, error)
+	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
+	Owners(ctx context.Context) ([]router.OwnerStatus, error)
+	MessageComplaint(ctx context.Context, messageID string) (router.Complaint, bool, error)
+}
+
+// DeadLetters lists and retries failed work.
+type DeadLetters interface {
+	DeadLetters(ctx context.Context, limit int) ([]queue.DeadLetter, error)
+	RetryDeadLetter(ctx context.Context, id string) error
+}
+
+// Pinger tells whether the store is reachable.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config wires the API.
+type Config struct {
+	Complaints  Complaints
+	DeadLetters DeadLetters
+	Store       Pinger
+	// Token protects /v1 (except ingest, which has its own signature); empty
+	// allows loopback callers only.
+	Token string
+	// Ingest serves POST /v1/messages; Metrics serves GET /metrics.
+	Ingest  http.Handler
+	Metrics http.Handler
+	// Closed and Reassigned are told about successful lifecycle changes (metrics).
+	OnClosed     func()
+	OnReassigned func()
+	Logger       *slog.Logger
+}
+
+type server struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New builds the HTTP handler of the daemon.
+func New(cfg Config) http.Handler {
+	s := &server{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.cfg.OnClosed == nil {
+		s.cfg.OnClosed = func() {}
+	}
+	if s.cfg.OnReassigned == nil {
+		s.cfg.OnReassigned = func() {}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.ready)
+	if cfg.Metrics != nil {
+		mux.Handle("GET /metrics", cfg.Metrics)
+	}
+	if cfg.Ingest != nil {
+		mux.Handle("/v1/messages", cfg.Ingest)
+	}
+	mux.Handle("GET /v1/messages/{id}", s.auth(s.message))
+	mux.Handle("GET /v1/complaints", s.auth(s.list))
+	mux.Handle("GET /v1/complaints/{id}", s.auth(s.show))
+	mux.Handle("POST /v1/complaints/{id}/close", s.auth(s.close))
+	mux.Handle("POST /v1/complaints/{id}/reassign", s.auth(s.reassign))
+	mux.Handle("GET /v1/owners", s.auth(s.owners))
+	mux.Handle("GET /v1/deadletters", s.auth(s.deadLetters))
+	mux.Handle("POST /v1/deadletters/{id}/retry", s.auth(s.retryDeadLetter))
+	return mux
+}
+
+// auth admits a request with the bearer token, or from loopback when no token
+// is configured.
+func (s *server) auth(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Token == "" {
+			if !httpx.IsLoopback(r) {
+				httpx.WriteError(w, http.StatusForbidden, "no API token is configured, so the API answers loopback callers only; set FORGETMENOT_API_TOKEN", "")
+				return
+			}
+			h(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="forgetmenot"`)
+			httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token", "")
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": err.Error()})
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "redis": "ok"})
+}
+
+// MessageStatus answers GET /v1/messages/{id}.
+type MessageStatus struct {
+	MessageID   string `json:"message_id"`
+	ComplaintID string `json:"complaint_id"`
+	Owner       string `json:"owner"`
+	Status      string `json:"status"`
+}
+
+func (s *server) message(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c, found, err := s.cfg.Complaints.MessageComplaint(r.Context(), id)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !found {
+		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("message %s is not on a complaint (yet): unknown, still queued, or in the dead letters", id), "")
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, MessageStatus{MessageID: id, ComplaintID: c.ID, Owner: c.Owner, Status: string(c.Status)})
+}
+
+// ComplaintList answers GET /v1/complaints.
+type ComplaintList struct {
+	Complaints []router.Complaint `json:"complaints"`
+	Count      int                `json:"count"`
+}
+
+func (s *server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := router.Filter{Status: router.Status(q.Get("status")), Owner: q.Get("owner"), Customer: q.Get("customer")}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			httpx.WriteError(w, http.StatusBadRequest, "limit must be a positive number", "limit")
+			return
+		}
+		f.Limit = n
+	}
+	cs, err := s.cfg.Complaints.Complaints(r.Context(), f)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if cs == nil {
+		cs = []router.Complaint{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, ComplaintList{Complaints: cs, Count: len(cs)})
+}
+
+// ComplaintDetail answers GET /v1/complaints/{id}: the complaint and its
+// whole timeline of messages and events.
+type ComplaintDetail struct {
+	Complaint router.Complaint `json:"complaint"`
+	Timeline  []router.Entry   `json:"timeline"`
+}
+
+func (s *server) show(w http.ResponseWriter, r *http.Request) {
+	c, tl, err := s.cfg.Complaints.Complaint(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, ComplaintDetail{Complaint: c, Timeline: tl})
+}
+
+// CloseRequest is the body of POST /v1/complaints/{id}/close.
+type CloseRequest struct {
+	Resolution string `json:"resolution"`
+	Category   string `json:"category"`
+	Actor      string `json:"actor"`
+}
+
+func (s *server) close(w http.ResponseWriter, r *http.Request) {
+	var req CloseRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	c, err := s.cfg.Complaints.Close(r.Context(), r.PathValue("id"), req.Actor, req.Resolution, req.Category)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.cfg.OnClosed()
+	httpx.WriteJSON(w, http.StatusOK, c)
+}
+
+// ReassignRequest is the body of POST /v1/complaints/{id}/reassign.
+type ReassignRequest struct {
+	Owner  string `json:"owner"`
+	Reason string `json:"reason"`
+	Actor  string `json:"actor"`
+}
+
+func (s *server) reassign(w http.ResponseWriter, r *http.Request) {
+	var req ReassignRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	c, err := s.cfg.Complaints.Reassign(r.Context(), r.PathValue("id"), req.Actor, req.Owner, req.Reason)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	s.cfg.OnReassigned()
+	httpx.WriteJSON(w, http.StatusOK, c)
+}
+
+// OwnerList answers GET /v1/owners.
+type OwnerList struct {
+	Owners []router.OwnerStatus `json:"owners"`
+}
+
+func (s *server) owners(w http.ResponseWriter, r *http.Request) {
+	os, err := s.cfg.Complaints.Owners(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, OwnerList{Owners: os})
+}
+
+// DeadLetterList answers GET /v1/deadletters.
+type DeadLetterList struct {
+	DeadLetters []queue.DeadLetter `json:"dead_letters"`
+}
+
+func (s *server) deadLetters(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	dl, err := s.cfg.DeadLetters.DeadLetters(r.Context(), limit)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if dl == nil {
+		dl = []queue.DeadLetter{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, DeadLetterList{DeadLetters: dl})
+}
+
+func (s *server) retryDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if err := s.cfg.DeadLetters.RetryDeadLetter(r.Context(), id); err != nil {
+		if errors.Is(err, queue.ErrNoDeadLetter) {
+			httpx.WriteError(w, http.StatusNotFound, err.Error(), "")
+			return
+		}
+		s.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"retried": id})
+}
+
+// maxAPIBody bounds management request bodies: they carry a few sentences.
+const maxAPIBody = 64 << 10
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	if err != nil {
+		httpx.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is larger than %d bytes", maxAPIBody), "")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, "body is not valid JSON for this request: "+strings.TrimPrefix(err.Error(), "json: "), "")
+		return false
+	}
+	return true
+}
+
+// fail maps domain errors to statuses. Anything unexpected comes from the
+// store, so it is reported as unavailable rather than as a client error.
+func (s *server) fail(w http.ResponseWriter, err error) {
+	var v *router.ValidationError
+	switch {
+	case errors.As(err, &v):
+		httpx.WriteError(w, http.StatusBadRequest, v.Error(), v.Field)
+	case errors.Is(err, router.ErrNotFound):
+		httpx.WriteError(w, http.StatusNotFound, err.Error(), "")
+	case errors.Is(err, router.ErrInvalidState):
+		httpx.WriteError(w, http.StatusConflict, err.Error(), "")
+	default:
+		s.log.Error("api: request failed", "err", err)
+		w.Header().Set("Retry-After", "5")
+		httpx.WriteError(w, http.StatusServiceUnavailable, "storage unavailable: "+err.Error(), "")
+	}
+}

@@ -1,0 +1,71 @@
+// Package console is the notifier used until a staff channel (Slack) is
+// configured: it writes every notification to the structured log, so an
+// assignment is never silent.
+package console
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// Notifier logs notifications.
+type Notifier struct {
+	log *slog.Logger
+	dir router.Directory
+}
+
+// New builds a console notifier; dir resolves owner ids to names.
+func New(log *slog.Logger, dir router.Directory) *Notifier {
+	return &Notifier{log: log, dir: dir}
+}
+
+// Notify writes n to the log. It cannot fail.
+func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
+	c := note.Complaint
+	attrs := []any{
+		"notification", note.ID,
+		"complaint", c.ID,
+		"owner", note.Recipient,
+		"customer", c.Customer.Label(),
+		"channel", c.Channel,
+		"subject", c.Subject,
+		"status", c.Status,
+	}
+	if o, ok := n.dir.Owner(note.Recipient); ok {
+		attrs = append(attrs, "owner_name", o.Name)
+	}
+	if note.Event != nil && note.Event.Reason != "" {
+		attrs = append(attrs, "reason", note.Event.Reason)
+	}
+	if note.Message != nil {
+		attrs = append(attrs, "text", excerpt(note.Message.Body, 200))
+	}
+	n.log.InfoContext(ctx, title(note.Kind), attrs...)
+	return nil
+}
+
+func title(k router.NotificationKind) string {
+	switch k {
+	case router.NotifyAssigned:
+		return "complaint assigned"
+	case router.NotifyMessage:
+		return "customer wrote again"
+	case router.NotifyReopened:
+		return "complaint reopened"
+	case router.NotifyReassigned:
+		return "complaint reassigned"
+	case router.NotifyClosed:
+		return "complaint closed"
+	}
+	return "complaint notification: " + string(k)
+}
+
+func excerpt(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n]) + "…"
+}

@@ -1,0 +1,159 @@
+package configs_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+func TestShippedExamplesLoad(t *testing.T) {
+	roster, err := configs.LoadRoster("owners.yaml")
+	if err != nil {
+		t.Fatalf("the shipped owners.yaml must load: %v", err)
+	}
+	rules, err := configs.LoadRouting("routing.yaml", roster)
+	if err != nil {
+		t.Fatalf("the shipped routing.yaml must load: %v", err)
+	}
+	if len(roster.Owners()) < 5 || len(rules.Rules) < 3 {
+		t.Errorf("the examples should show a realistic team: %d owners, %d rules", len(roster.Owners()), len(rules.Rules))
+	}
+	if o, _ := roster.Owner("ruben"); o.Active {
+		t.Error("the example's inactive owner should load as inactive")
+	}
+	if o, _ := roster.Owner("anna"); !o.Active || o.Capacity != 25 {
+		t.Errorf("anna = %+v", o)
+	}
+}
+
+func TestBadConfigsNameFileAndLine(t *testing.T) {
+	tests := []struct {
+		file string
+		want string // file:line and the problem
+	}{
+		{"bad/owner_unknown_team.yaml", `bad/owner_unknown_team.yaml:9: owner "bas": team "suport" is not declared (known: support)`},
+		{"bad/owner_typo_field.yaml", `line 8: field capcity not found`},
+		{"bad/owner_bad_email.yaml", `bad/owner_bad_email.yaml:4: owner "anna": email "anna at example.nl" is not a valid address`},
+		{"bad/owner_duplicate.yaml", `bad/owner_duplicate.yaml:9: owner "anna" is declared twice (first on line 4)`},
+		{"bad/owner_zero_capacity.yaml", `bad/owner_zero_capacity.yaml:4: owner "anna": capacity must be at least 1`},
+		{"bad/owner_bad_language.yaml", `bad/owner_bad_language.yaml:4: owner "anna": language "dutch" is not a two-letter`},
+		{"bad/team_unknown_lead.yaml", `bad/team_unknown_lead.yaml:2: team "support": lead "boss" is not an owner`},
+		{"bad/team_without_owners.yaml", `bad/team_without_owners.yaml:3: team "billing" has no owners`},
+		{"bad/missing.yaml", `no such file`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := configs.LoadRoster("testdata/" + tc.file)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestBadRoutingNamesFileAndLine(t *testing.T) {
+	roster, err := configs.LoadRoster("testdata/owners_ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		file string
+		want string
+	}{
+		{"bad/routing_unknown_team.yaml", `bad/routing_unknown_team.yaml:6: rule "billing": team "billing" is not a team in the owners file`},
+		{"bad/routing_bad_regex.yaml", `bad/routing_bad_regex.yaml:3: rule "orders": subject_pattern is not a valid regular expression`},
+		{"bad/routing_no_conditions.yaml", `bad/routing_no_conditions.yaml:3: rule "everything" has no conditions`},
+		{"bad/routing_unknown_default.yaml", `bad/routing_unknown_default.yaml:2: default_team "sales" is not a team`},
+		{"bad/routing_unknown_channel.yaml", `bad/routing_unknown_channel.yaml:3: rule "sms": unknown channel "sms"`},
+		{"bad/routing_missing_default.yaml", `default_team is required`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := configs.LoadRouting("testdata/"+tc.file, roster)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+	rules, err := configs.LoadRouting("testdata/routing_ok.yaml", roster)
+	if err != nil || rules.Rules[0].Keywords[0] != "refund" {
+		t.Fatalf("ok routing: %v %+v (keywords are matched lower-case)", err, rules)
+	}
+}
+
+func TestEnvironment(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		clearEnv(t)
+		c, err := configs.FromEnv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.HTTPAddr != ":8080" || c.OwnersFile != "configs/owners.yaml" || c.RoutingFile != "configs/routing.yaml" ||
+			c.ReopenWindow.D() != 14*24*time.Hour || c.RedisURL != "" || c.Namespace != "fmn" {
+			t.Fatalf("defaults = %+v", c)
+		}
+		if c.DaemonURL() != "http://127.0.0.1:8080" {
+			t.Errorf("CLI default URL = %s", c.DaemonURL())
+		}
+	})
+	t.Run("values", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("FORGETMENOT_REDIS_URL", "rediss://:pw@redis.internal:6380/2")
+		t.Setenv("FORGETMENOT_REOPEN_WINDOW", "36h")
+		t.Setenv("FORGETMENOT_WEBHOOK_SECRET", "old-secret-0123456789, new-secret-0123456789")
+		t.Setenv("FORGETMENOT_HTTP_ADDR", "127.0.0.1:9090")
+		c, err := configs.FromEnv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.ReopenWindow.D() != 36*time.Hour || len(c.WebhookSecret) != 2 || c.DaemonURL() != "http://127.0.0.1:9090" {
+			t.Fatalf("parsed = %+v", c)
+		}
+	})
+	bad := []struct{ key, value, want string }{
+		{"FORGETMENOT_REOPEN_WINDOW", "two weeks", "FORGETMENOT_REOPEN_WINDOW"},
+		{"FORGETMENOT_REDIS_URL", "http://localhost:6379", "FORGETMENOT_REDIS_URL: scheme"},
+		{"FORGETMENOT_HTTP_ADDR", "8080", "FORGETMENOT_HTTP_ADDR"},
+		{"FORGETMENOT_ROUTER_WORKERS", "0", "FORGETMENOT_ROUTER_WORKERS"},
+		{"FORGETMENOT_ROUTER_WORKERS", "many", "FORGETMENOT_ROUTER_WORKERS"},
+		{"FORGETMENOT_WEBHOOK_SECRET", "short", "FORGETMENOT_WEBHOOK_SECRET"},
+		{"FORGETMENOT_LOG_FORMAT", "xml", "FORGETMENOT_LOG_FORMAT"},
+		{"FORGETMENOT_NAMESPACE", "a:b", "FORGETMENOT_NAMESPACE"},
+		{"FORGETMENOT_DEDUP_RETENTION", "10m", "FORGETMENOT_DEDUP_RETENTION"},
+	}
+	for _, b := range bad {
+		t.Run(b.key+"="+b.value, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv(b.key, b.value)
+			_, err := configs.FromEnv()
+			if err == nil || !strings.Contains(err.Error(), b.want) {
+				t.Fatalf("error = %v, want it to name %s", err, b.want)
+			}
+		})
+	}
+}
+
+func TestUsageListsEveryVariable(t *testing.T) {
+	var buf bytes.Buffer
+	if err := configs.PrintUsage(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"FORGETMENOT_REDIS_URL", "FORGETMENOT_HTTP_ADDR", ":8080", "FORGETMENOT_OWNERS_FILE", "FORGETMENOT_ROUTING_FILE",
+		"FORGETMENOT_WEBHOOK_SECRET", "FORGETMENOT_API_TOKEN", "FORGETMENOT_REOPEN_WINDOW", "14d", "embedded in-memory Redis"} {
+		if !strings.Contains(buf.String(), v) {
+			t.Errorf("usage lacks %q:\n%s", v, buf.String())
+		}
+	}
+}
+
+func clearEnv(t *testing.T) {
+	for _, v := range []string{"REDIS_URL", "REOPEN_WINDOW", "WEBHOOK_SECRET", "HTTP_ADDR", "ROUTER_WORKERS", "LOG_FORMAT", "NAMESPACE", "API_URL", "DEDUP_RETENTION"} {
+		t.Setenv("FORGETMENOT_"+v, "")
+	}
+}
+
+var _ router.Directory = (*router.Roster)(nil)

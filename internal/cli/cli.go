@@ -1,0 +1,445 @@
+// Package cli is the forgetmenot command line: `serve` runs the daemon, the
+// other commands are clients of a running daemon's API.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/api"
+	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/daemon"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+const usage = `forgetmenot routes customer complaints to one named owner each, and keeps them owned.
+
+Usage:
+  forgetmenot serve                                   run the daemon
+  forgetmenot complaints list [--status S] [--owner ID] [--customer C] [--limit N]
+  forgetmenot complaints show ID
+  forgetmenot complaints close ID --resolution TEXT [--category C]
+  forgetmenot complaints reassign ID --to OWNER --reason TEXT
+  forgetmenot owners list                             owners with their open load
+  forgetmenot deadletters list                        work that failed too often
+  forgetmenot deadletters retry ID                    put a dead letter back in its queue
+  forgetmenot config                                  every environment variable, its default and meaning
+
+Every command takes --help. Client commands reach the daemon at FORGETMENOT_API_URL
+(default http://127.0.0.1:<port of FORGETMENOT_HTTP_ADDR>) with FORGETMENOT_API_TOKEN,
+and take --json for machine-readable output.
+`
+
+// Run executes the command line args (without the program name) and returns
+// the exit code: 0 success, 1 failure, 2 usage error.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "serve":
+		return serve(ctx, args[1:], stdout, stderr)
+	case "config":
+		return configCmd(args[1:], stdout, stderr)
+	case "complaints", "owners", "deadletters":
+		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("serve", "forgetmenot serve\n\nRuns the daemon: webhook intake, routing, notifications, the API. Configured by\nenvironment variables (see `forgetmenot config`); with none set it runs on an\nembedded in-memory Redis with the example roster from configs/.", stdout)
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	cfg, err := configs.FromEnv()
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	log := NewLogger(cfg, stderr)
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := d.Run(ctx); err != nil {
+		log.Error("stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// NewLogger builds the structured logger the configuration asks for.
+func NewLogger(cfg configs.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func configCmd(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("config", "forgetmenot config\n\nPrints every environment variable with its default and description.", stdout)
+	if code, done := parse(fs, args, stderr); done {
+		return code
+	}
+	if err := configs.PrintUsage(stdout); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+// command is one client subcommand.
+type command struct {
+	usage string
+	// positional names the required positional argument ("" for none).
+	positional string
+	flags      func(fs *flag.FlagSet) func(ctx context.Context, c *client, arg string, out *output) error
+}
+
+var commands = map[string]map[string]command{
+	"complaints": {
+		"list": {
+			usage: "forgetmenot complaints list [--status open|closed] [--owner ID] [--customer EMAIL|KEY] [--limit N] [--json]\n\nLists complaints, newest first.",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				status := fs.String("status", "", "only complaints with this status (open, closed)")
+				owner := fs.String("owner", "", "only complaints owned by this owner id")
+				customer := fs.String("customer", "", "only this customer's complaints (e-mail or customer key)")
+				limit := fs.Int("limit", 50, "at most this many")
+				return func(ctx context.Context, c *client, _ string, out *output) error {
+					q := url.Values{}
+					for k, v := range map[string]string{"status": *status, "owner": *owner, "customer": *customer} {
+						if v != "" {
+							q.Set(k, v)
+						}
+					}
+					q.Set("limit", strconv.Itoa(*limit))
+					var res api.ComplaintList
+					if err := c.do(ctx, "GET", "/v1/complaints", q, nil, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) { printComplaints(w, res.Complaints) })
+				}
+			},
+		},
+		"show": {
+			usage: "forgetmenot complaints show ID [--json]\n\nShows a complaint with its whole timeline: every message and every event.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					var res api.ComplaintDetail
+					if err := c.do(ctx, "GET", "/v1/complaints/"+url.PathEscape(id), nil, nil, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) { printComplaint(w, res) })
+				}
+			},
+		},
+		"close": {
+			usage: "forgetmenot complaints close ID --resolution TEXT [--category C] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				resolution := fs.String("resolution", "", "how the complaint was resolved (required)")
+				category := fs.String("category", "", "root-cause category, e.g. shipping-damage")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					var res router.Complaint
+					req := api.CloseRequest{Resolution: *resolution, Category: *category, Actor: actor()}
+					if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/close", nil, req, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) { fmt.Fprintf(w, "%s closed (owner %s).\n", res.ID, res.Owner) })
+				}
+			},
+		},
+		"reassign": {
+			usage: "forgetmenot complaints reassign ID --to OWNER --reason TEXT [--json]\n\nGives an open complaint to another owner. Rare and audited: the reason is required.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				to := fs.String("to", "", "the new owner's id (required)")
+				reason := fs.String("reason", "", "why the owner changes (required)")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					var res router.Complaint
+					req := api.ReassignRequest{Owner: *to, Reason: *reason, Actor: actor()}
+					if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/reassign", nil, req, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) { fmt.Fprintf(w, "%s is now owned by %s.\n", res.ID, res.Owner) })
+				}
+			},
+		},
+	},
+	"owners": {
+		"list": {
+			usage: "forgetmenot owners list [--json]\n\nLists every owner with their open complaints against their capacity.",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				return func(ctx context.Context, c *client, _ string, out *output) error {
+					var res api.OwnerList
+					if err := c.do(ctx, "GET", "/v1/owners", nil, nil, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) { printOwners(w, res.Owners) })
+				}
+			},
+		},
+	},
+	"deadletters": {
+		"list": {
+			usage: "forgetmenot deadletters list [--limit N] [--json]\n\nLists work that failed too often, newest first, with its last error.",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				limit := fs.Int("limit", 50, "at most this many")
+				return func(ctx context.Context, c *client, _ string, out *output) error {
+					var res api.DeadLetterList
+					if err := c.do(ctx, "GET", "/v1/deadletters", url.Values{"limit": {strconv.Itoa(*limit)}}, nil, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) { printDeadLetters(w, res) })
+				}
+			},
+		},
+		"retry": {
+			usage: "forgetmenot deadletters retry ID\n\nPuts a dead letter back in its queue for a fresh round of attempts.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					if err := c.do(ctx, "POST", "/v1/deadletters/"+url.PathEscape(id)+"/retry", nil, nil, nil); err != nil {
+						return err
+					}
+					return out.print(map[string]string{"retried": id}, func(w io.Writer) { fmt.Fprintf(w, "%s is queued again.\n", id) })
+				}
+			},
+		},
+	},
+}
+
+func clientCmd(ctx context.Context, group string, args []string, stdout, stderr io.Writer) int {
+	subs := commands[group]
+	var names []string
+	for n := range subs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	groupUsage := fmt.Sprintf("forgetmenot %s <%s> [--help]\n", group, strings.Join(names, "|"))
+	if len(args) == 0 {
+		fmt.Fprint(stderr, groupUsage)
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stdout, groupUsage)
+		return 0
+	}
+	cmd, ok := subs[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "unknown command %q\n%s", group+" "+args[0], groupUsage)
+		return 2
+	}
+	fs := newFlagSet(group+" "+args[0], cmd.usage, stdout)
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
+	run := cmd.flags(fs)
+	// Flags may come before or after the positional argument.
+	if code, done := parse(fs, args[1:], stderr); done {
+		return code
+	}
+	rest := fs.Args()
+	var arg string
+	if cmd.positional != "" {
+		if len(rest) == 0 {
+			fmt.Fprintf(stderr, "missing %s\nusage: %s\n", cmd.positional, firstLine(cmd.usage))
+			return 2
+		}
+		arg, rest = rest[0], rest[1:]
+		if code, done := parse(fs, rest, stderr); done {
+			return code
+		}
+		rest = fs.Args()
+	}
+	if len(rest) > 0 {
+		fmt.Fprintf(stderr, "unexpected arguments: %s\nusage: %s\n", strings.Join(rest, " "), firstLine(cmd.usage))
+		return 2
+	}
+	cfg, err := configs.FromEnv()
+	if err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	c := newClient(cfg.DaemonURL(), cfg.APIToken)
+	if err := run(ctx, c, arg, &output{w: stdout, json: *asJSON}); err != nil {
+		fmt.Fprintln(stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func newFlagSet(name, usage string, stdout io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, usage)
+		var any bool
+		fs.VisitAll(func(*flag.Flag) { any = true })
+		if any {
+			fmt.Fprintln(stdout, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parse parses flags; done reports that the command should end with code
+// (after --help, or on a usage error).
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(stderr)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return 0, true
+	case err != nil:
+		return 2, true
+	}
+	return 0, false
+}
+
+func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+func actor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "cli:" + u
+	}
+	return "cli"
+}
+
+// output prints either JSON or text.
+type output struct {
+	w    io.Writer
+	json bool
+}
+
+func (o *output) print(v any, text func(io.Writer)) error {
+	if o.json {
+		enc := json.NewEncoder(o.w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(o.w)
+	return nil
+}
+
+func printComplaints(w io.Writer, cs []router.Complaint) {
+	if len(cs) == 0 {
+		fmt.Fprintln(w, "No complaints.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tOWNER\tTEAM\tCHANNEL\tCUSTOMER\tOPENED\tSUBJECT")
+	for _, c := range cs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Status, c.Owner, c.Team, c.Channel,
+			clip(c.Customer.Label(), 40), c.CreatedAt.Local().Format("2006-01-02 15:04"), clip(c.Subject, 50))
+	}
+	tw.Flush()
+}
+
+func printComplaint(w io.Writer, d api.ComplaintDetail) {
+	c := d.Complaint
+	fmt.Fprintf(w, "%s  %s  owner %s (team %s)\n", c.ID, strings.ToUpper(string(c.Status)), c.Owner, c.Team)
+	fmt.Fprintf(w, "Customer:  %s\n", c.Customer.Label())
+	fmt.Fprintf(w, "Channel:   %s\n", c.Channel)
+	if c.Subject != "" {
+		fmt.Fprintf(w, "Subject:   %s\n", c.Subject)
+	}
+	fmt.Fprintf(w, "Opened:    %s\n", c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(w, "Routing:   %s\n", c.RoutingReason)
+	if c.FollowUpOf != "" {
+		fmt.Fprintf(w, "Follows:   %s\n", c.FollowUpOf)
+	}
+	if c.Status == router.StatusClosed {
+		fmt.Fprintf(w, "Closed:    %s — %s", c.ClosedAt.Local().Format("2006-01-02 15:04:05"), c.Resolution)
+		if c.Category != "" {
+			fmt.Fprintf(w, " [%s]", c.Category)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w, "\nTimeline:")
+	for _, e := range d.Timeline {
+		at := e.At.Local().Format("2006-01-02 15:04:05")
+		switch {
+		case e.Message != nil:
+			m := e.Message
+			fmt.Fprintf(w, "  %s  message from %s via %s\n", at, m.Customer.Label(), m.Channel)
+			if m.Subject != "" {
+				fmt.Fprintf(w, "      Subject: %s\n", m.Subject)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(m.Body), "\n") {
+				fmt.Fprintf(w, "      %s\n", line)
+			}
+		case e.Event != nil:
+			ev := e.Event
+			line := fmt.Sprintf("  %s  %s by %s", at, ev.Type, ev.Actor)
+			if ev.PreviousOwner != "" {
+				line += fmt.Sprintf(": %s → %s", ev.PreviousOwner, ev.Owner)
+			} else if ev.Owner != "" && ev.Type != router.EventClosed {
+				line += " → " + ev.Owner
+			}
+			if ev.Reason != "" {
+				line += " — " + ev.Reason
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+}
+
+func printOwners(w io.Writer, owners []router.OwnerStatus) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tTEAMS\tLANGUAGES\tOPEN\tCAPACITY\tACTIVE\tLAST ASSIGNED")
+	for _, o := range owners {
+		last := "-"
+		if !o.LastAssigned.IsZero() {
+			last = o.LastAssigned.Local().Format("2006-01-02 15:04")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", o.ID, o.Name, strings.Join(o.Teams, ","),
+			strings.Join(o.Languages, ","), o.Open, o.Capacity, yesNo(o.Active), last)
+	}
+	tw.Flush()
+}
+
+func printDeadLetters(w io.Writer, res api.DeadLetterList) {
+	if len(res.DeadLetters) == 0 {
+		fmt.Fprintln(w, "No dead letters.")
+		return
+	}
+	for _, d := range res.DeadLetters {
+		fmt.Fprintf(w, "%s  %s  from %s (entry %s) after %d attempts\n    error: %s\n    data:  %s\n",
+			d.ID, d.FailedAt.Local().Format(time.DateTime), d.Stream, d.Entry, d.Attempts, d.Error, clip(d.Data, 300))
+	}
+	fmt.Fprintln(w, "\nRetry one with: forgetmenot deadletters retry ID")
+}
+
+func clip(s string, n int) string {
+	r := []rune(strings.ReplaceAll(s, "\n", " "))
+	if len(r) <= n {
+		return string(r)
+	}
+	return string(r[:n-1]) + "…"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}

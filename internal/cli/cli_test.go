@@ -1,0 +1,169 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/cli"
+	"github.com/forgetmenot/forgetmenot/internal/daemon"
+	"github.com/forgetmenot/forgetmenot/internal/testredis"
+)
+
+func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
+
+func run(args ...string) (code int, stdout, stderr string) {
+	var out, errb bytes.Buffer
+	code = cli.Run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// startDaemon runs a daemon on real Redis and points the CLI at it.
+func startDaemon(t *testing.T) string {
+	t.Helper()
+	cfg := configs.Config{
+		RedisURL: testredis.URL(t), Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
+		OwnersFile: "../../configs/owners.yaml", RoutingFile: "../../configs/routing.yaml",
+		ReopenWindow: configs.Duration(24 * time.Hour), MaxMessageBytes: 1 << 20, RouterWorkers: 1, DeliveryWorkers: 1,
+		MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second), ShutdownTimeout: configs.Duration(5 * time.Second),
+		LogLevel: "error", LogFormat: "text", APIToken: "cli-test-token",
+	}
+	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = d.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + d.Addr()
+	t.Setenv("FORGETMENOT_API_URL", base)
+	t.Setenv("FORGETMENOT_API_TOKEN", "cli-test-token")
+	return base
+}
+
+func ingest(t *testing.T, base, body string) string {
+	t.Helper()
+	resp, err := http.Post(base+"/v1/messages", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		MessageID string `json:"message_id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		req, _ := http.NewRequest("GET", base+"/v1/messages/"+out.MessageID, nil)
+		req.Header.Set("Authorization", "Bearer cli-test-token")
+		r, err := http.DefaultClient.Do(req)
+		if err == nil {
+			var st struct {
+				ComplaintID string `json:"complaint_id"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&st)
+			r.Body.Close()
+			if st.ComplaintID != "" {
+				return st.ComplaintID
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("message not routed")
+	return ""
+}
+
+func TestComplaintWorkflowFromTheCommandLine(t *testing.T) {
+	base := startDaemon(t)
+	id := ingest(t, base, `{"source_id":"cli-1","customer":{"name":"Jan","email":"jan@voorbeeld.nl"},"subject":"Pakket kwijt","body":"Mijn pakket is niet aangekomen, wat nu?"}`)
+
+	code, out, errOut := run("complaints", "list", "--status", "open")
+	if code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "Pakket kwijt") {
+		t.Fatalf("list: %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run("complaints", "show", id)
+	if code != 0 || !strings.Contains(out, "Timeline:") || !strings.Contains(out, "Mijn pakket is niet aangekomen") || !strings.Contains(out, "assigned by router") {
+		t.Fatalf("show: %d\n%s", code, out)
+	}
+	code, out, _ = run("complaints", "show", id, "--json")
+	var detail struct {
+		Complaint struct{ Owner string } `json:"complaint"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &detail) != nil || detail.Complaint.Owner == "" {
+		t.Fatalf("show --json: %d\n%s", code, out)
+	}
+	to := "bas"
+	if detail.Complaint.Owner == "bas" {
+		to = "anna"
+	}
+	code, _, errOut = run("complaints", "reassign", id, "--to", to)
+	if code != 1 || !strings.Contains(errOut, "reason") {
+		t.Fatalf("reassign without reason: %d %q, want exit 1 naming the reason", code, errOut)
+	}
+	code, out, errOut = run("complaints", "reassign", "--to", to, id, "--reason", "speaks the customer's dialect")
+	if code != 0 || !strings.Contains(out, "now owned by "+to) {
+		t.Fatalf("reassign: %d %s %s", code, out, errOut)
+	}
+	code, out, errOut = run("complaints", "close", id, "--resolution", "Parcel found at the neighbours", "--category", "delivery")
+	if code != 0 || !strings.Contains(out, "closed") {
+		t.Fatalf("close: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = run("complaints", "show", id)
+	if !strings.Contains(out, "reassigned by cli:") || !strings.Contains(out, "Parcel found at the neighbours") {
+		t.Fatalf("the timeline must show who reassigned and the resolution:\n%s", out)
+	}
+	code, out, _ = run("owners", "list")
+	if code != 0 || !strings.Contains(out, "CAPACITY") || !strings.Contains(out, "Anna de Vries") {
+		t.Fatalf("owners list: %d\n%s", code, out)
+	}
+	code, out, _ = run("deadletters", "list")
+	if code != 0 || !strings.Contains(out, "No dead letters") {
+		t.Fatalf("deadletters list: %d\n%s", code, out)
+	}
+	code, _, errOut = run("complaints", "show", "C-424242")
+	if code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("unknown complaint: %d %q", code, errOut)
+	}
+}
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"}, {"serve", "--help"}, {"config", "--help"}, {"complaints", "--help"}, {"complaints", "list", "--help"},
+		{"complaints", "show", "--help"}, {"complaints", "close", "--help"}, {"complaints", "reassign", "--help"},
+		{"owners", "list", "--help"}, {"deadletters", "list", "--help"}, {"deadletters", "retry", "--help"},
+	} {
+		code, out, errOut := run(args...)
+		if code != 0 || !strings.Contains(out+errOut, "forgetmenot") {
+			t.Errorf("%v: exit %d, output %q", args, code, out+errOut)
+		}
+	}
+	for _, args := range [][]string{{}, {"frobnicate"}, {"complaints"}, {"complaints", "show"}, {"complaints", "list", "--nope"}, {"complaints", "show", "C-1", "extra"}} {
+		if code, _, _ := run(args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (usage error)", args, code)
+		}
+	}
+}
+
+func TestConfigCommandListsVariables(t *testing.T) {
+	code, out, _ := run("config")
+	if code != 0 || !strings.Contains(out, "FORGETMENOT_REDIS_URL") || !strings.Contains(out, "FORGETMENOT_REOPEN_WINDOW") {
+		t.Fatalf("config: %d\n%s", code, out)
+	}
+}
+
+func TestUnreachableDaemonSaysSo(t *testing.T) {
+	t.Setenv("FORGETMENOT_API_URL", "http://127.0.0.1:1")
+	code, _, errOut := run("owners", "list")
+	if code != 1 || !strings.Contains(errOut, "cannot reach the daemon") {
+		t.Fatalf("exit %d, %q", code, errOut)
+	}
+}

@@ -1,0 +1,114 @@
+// Package metrics defines forgetmenot's Prometheus metrics in one place, so
+// the names operators alert on are easy to find and stay stable.
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics holds the collectors the daemon updates.
+type Metrics struct {
+	Registry       *prometheus.Registry
+	Ingested       *prometheus.CounterVec
+	Duplicates     *prometheus.CounterVec
+	Routed         *prometheus.CounterVec
+	Opened         prometheus.Counter
+	Reopened       prometheus.Counter
+	Closed         prometheus.Counter
+	Reassigned     prometheus.Counter
+	OverCapacity   prometheus.Counter
+	RoutingLatency prometheus.Histogram
+	Notifications  *prometheus.CounterVec
+	DeadLettered   *prometheus.CounterVec
+}
+
+// New registers every metric on a fresh registry, plus a collector that reads
+// queue depths from Redis at scrape time.
+func New(stats func(context.Context) (queue.Stats, error)) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: reg,
+		Ingested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "forgetmenot_messages_ingested_total", Help: "Inbound messages durably queued, per channel.",
+		}, []string{"channel"}),
+		Duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "forgetmenot_messages_duplicate_total", Help: "Inbound messages refused as already queued (same channel and source id).",
+		}, []string{"channel"}),
+		Routed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "forgetmenot_messages_routed_total", Help: "Messages routed, by outcome: opened, attached, reopened, duplicate.",
+		}, []string{"outcome"}),
+		Opened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forgetmenot_complaints_opened_total", Help: "Complaints opened (each with an owner).",
+		}),
+		Reopened: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forgetmenot_complaints_reopened_total", Help: "Closed complaints reopened by a customer message within the reopen window.",
+		}),
+		Closed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forgetmenot_complaints_closed_total", Help: "Complaints closed.",
+		}),
+		Reassigned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forgetmenot_complaints_reassigned_total", Help: "Explicit reassignments.",
+		}),
+		OverCapacity: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "forgetmenot_assignments_over_capacity_total", Help: "New complaints assigned while every owner in the team was at capacity.",
+		}),
+		RoutingLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "forgetmenot_routing_latency_seconds",
+			Help:    "From a message being queued to it being on a complaint with an owner.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}),
+		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "forgetmenot_notifications_total", Help: "Outbox deliveries by kind and result (sent, retry, failed).",
+		}, []string{"kind", "result"}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "forgetmenot_dead_lettered_total", Help: "Entries moved to the dead letters, per stream (inbound, outbox).",
+		}, []string{"stream"}),
+	}
+	reg.MustRegister(m.Ingested, m.Duplicates, m.Routed, m.Opened, m.Reopened, m.Closed, m.Reassigned,
+		m.OverCapacity, m.RoutingLatency, m.Notifications, m.DeadLettered,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&queueCollector{stats: stats})
+	return m
+}
+
+var (
+	waitingDesc = prometheus.NewDesc("forgetmenot_queue_lag_messages", "Entries waiting on a stream (not yet handled), per stream.", []string{"stream"}, nil)
+	delayedDesc = prometheus.NewDesc("forgetmenot_queue_delayed_messages", "Entries waiting for a retry, per stream.", []string{"stream"}, nil)
+	oldestDesc  = prometheus.NewDesc("forgetmenot_queue_oldest_age_seconds", "Age of the oldest waiting entry, per stream.", []string{"stream"}, nil)
+	deadDesc    = prometheus.NewDesc("forgetmenot_dead_letters", "Entries in the dead letters (see `forgetmenot deadletters list`).", nil, nil)
+	upDesc      = prometheus.NewDesc("forgetmenot_redis_up", "1 when Redis answered the last scrape.", nil, nil)
+)
+
+// queueCollector reads the queues when scraped, so the figures are current
+// and nothing polls Redis between scrapes.
+type queueCollector struct {
+	stats func(context.Context) (queue.Stats, error)
+}
+
+func (q *queueCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{waitingDesc, delayedDesc, oldestDesc, deadDesc, upDesc} {
+		ch <- d
+	}
+}
+
+func (q *queueCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := q.stats(ctx)
+	if err != nil {
+		ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(upDesc, prometheus.GaugeValue, 1)
+	for name, st := range map[string]queue.StreamStats{"inbound": s.Inbound, "outbox": s.Outbox} {
+		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(st.Waiting), name)
+		ch <- prometheus.MustNewConstMetric(delayedDesc, prometheus.GaugeValue, float64(st.Delayed), name)
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, st.OldestAge.Seconds(), name)
+	}
+	ch <- prometheus.MustNewConstMetric(deadDesc, prometheus.GaugeValue, float64(s.DeadLetters))
+}

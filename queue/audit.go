@@ -1,0 +1,130 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// AuditReport is the result of checking the stored state against forgetmenot's
+// invariants.
+type AuditReport struct {
+	Complaints int
+	Open       int
+	Messages   int
+	// MessageComplaint maps every message on a timeline to its complaint.
+	MessageComplaint map[string]string
+	Problems         []string
+}
+
+// Audit reads every complaint and checks that: every open complaint has
+// exactly one owner and is counted in that owner's load and nowhere else;
+// every message is on exactly one complaint and indexed there; every thread
+// key points to an existing complaint. It reads everything, so it is meant for
+// tests and maintenance, not the hot path.
+func (s *Store) Audit(ctx context.Context) (AuditReport, error) {
+	rep := AuditReport{MessageComplaint: map[string]string{}}
+	problem := func(format string, args ...any) { rep.Problems = append(rep.Problems, fmt.Sprintf(format, args...)) }
+
+	ids, err := s.rdb.ZRange(ctx, s.keys.Complaints(), 0, -1).Result()
+	if err != nil {
+		return rep, err
+	}
+	cs, err := s.loadComplaints(ctx, ids)
+	if err != nil {
+		return rep, err
+	}
+	rep.Complaints = len(cs)
+	openByOwner := map[string]map[string]bool{}
+	known := map[string]bool{}
+	for _, c := range cs {
+		known[c.ID] = true
+		if c.Owner == "" {
+			problem("%s has no owner", c.ID)
+		}
+		if c.Status == "open" {
+			rep.Open++
+			if openByOwner[c.Owner] == nil {
+				openByOwner[c.Owner] = map[string]bool{}
+			}
+			openByOwner[c.Owner][c.ID] = true
+		}
+		tl, err := s.Timeline(ctx, c.ID)
+		if err != nil {
+			return rep, err
+		}
+		n := 0
+		for _, e := range tl {
+			if e.Message == nil {
+				continue
+			}
+			n++
+			rep.Messages++
+			if other, dup := rep.MessageComplaint[e.Message.ID]; dup {
+				problem("message %s is on %s and on %s", e.Message.ID, other, c.ID)
+			}
+			rep.MessageComplaint[e.Message.ID] = c.ID
+		}
+		if n != c.Messages {
+			problem("%s counts %d messages but its timeline holds %d", c.ID, c.Messages, n)
+		}
+	}
+
+	// Owner loads: each owner's open set must be exactly their open complaints.
+	iter := s.rdb.Scan(ctx, 0, s.keys.OwnerOpen("*"), 1000).Iterator()
+	seenOwners := map[string]bool{}
+	for iter.Next(ctx) {
+		key := iter.Val()
+		owner := strings.TrimSuffix(strings.TrimPrefix(key, s.keys.tag+":owner:"), ":open")
+		seenOwners[owner] = true
+		members, err := s.rdb.SMembers(ctx, key).Result()
+		if err != nil {
+			return rep, err
+		}
+		for _, id := range members {
+			if !openByOwner[owner][id] {
+				problem("owner %s's load counts %s, which is not an open complaint of theirs", owner, id)
+			}
+		}
+		if len(members) != len(openByOwner[owner]) {
+			problem("owner %s's load is %d but they own %d open complaints", owner, len(members), len(openByOwner[owner]))
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return rep, err
+	}
+	for owner, set := range openByOwner {
+		if !seenOwners[owner] && len(set) > 0 {
+			problem("owner %s owns %d open complaints but has no load", owner, len(set))
+		}
+	}
+	openIDs, err := s.rdb.SCard(ctx, s.keys.OpenComplaints()).Result()
+	if err != nil {
+		return rep, err
+	}
+	if int(openIDs) != rep.Open {
+		problem("the open index holds %d complaints, but %d are open", openIDs, rep.Open)
+	}
+
+	indexed, err := s.rdb.HGetAll(ctx, s.keys.MessageComplaints()).Result()
+	if err != nil {
+		return rep, err
+	}
+	for msg, c := range rep.MessageComplaint {
+		if indexed[msg] != c {
+			problem("message %s is on %s but indexed to %q", msg, c, indexed[msg])
+		}
+	}
+	threads, err := s.rdb.HGetAll(ctx, s.keys.Threads()).Result()
+	if err != nil {
+		return rep, err
+	}
+	for key, c := range threads {
+		if !known[c] {
+			problem("thread key %s points to unknown complaint %s", key, c)
+		}
+	}
+	sort.Strings(rep.Problems)
+	return rep, nil
+}

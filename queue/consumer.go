@@ -1,0 +1,421 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
+)
+
+// Delivery is one stream entry handed to a Handler.
+type Delivery struct {
+	Stream string
+	Group  string
+	ID     string
+	Data   []byte
+	// Attempt counts earlier attempts that failed or never finished: 0 on the
+	// first delivery.
+	Attempt int
+	// acked is set when the handler's own atomic commit acknowledged the entry.
+	acked bool
+}
+
+// Handler processes one delivery. nil acknowledges it; an error marked
+// router.Permanent dead-letters it at once; any other error retries it later,
+// after router.RetryAfter's delay if given, and dead-letters it after
+// MaxAttempts.
+type Handler func(ctx context.Context, d *Delivery) error
+
+// ConsumerConfig configures a Consumer. Zero values take the defaults.
+type ConsumerConfig struct {
+	Stream string
+	Group  string
+	// Name identifies this process in the group; workers append "-<n>".
+	Name    string
+	Workers int
+	Handler Handler
+	// MaxAttempts before an entry goes to the dead letters (default 5).
+	MaxAttempts int
+	// ReclaimIdle is how long an entry may stay unacknowledged with a consumer
+	// before another takes it over (default 30s). A handler gets half of it.
+	ReclaimIdle time.Duration
+	// Backoff gives the delay before retry n (0-based); default 1s doubling to
+	// 5 minutes.
+	Backoff func(attempt int) time.Duration
+	// OnDeadLetter is told about every entry moved to the dead letters.
+	OnDeadLetter func(ctx context.Context, d *Delivery, cause error)
+	Logger       *slog.Logger
+	// Block is how long one read waits for new entries (default 1s); it also
+	// paces the promotion of delayed retries.
+	Block time.Duration
+}
+
+// Consumer reads a stream in a consumer group: new entries, its own pending
+// entries after a restart, entries other consumers left idle too long, and
+// delayed retries when they fall due. Every entry ends acknowledged by its
+// handler, retried, or in the dead letters; none is dropped.
+type Consumer struct {
+	cfg  ConsumerConfig
+	rdb  redis.UniversalClient
+	keys Keys
+	log  *slog.Logger
+}
+
+// NewConsumer builds a consumer; Run starts it.
+func NewConsumer(rdb redis.UniversalClient, keys Keys, cfg ConsumerConfig) *Consumer {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 1
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
+	if cfg.ReclaimIdle <= 0 {
+		cfg.ReclaimIdle = 30 * time.Second
+	}
+	if cfg.Block <= 0 {
+		cfg.Block = time.Second
+	}
+	if cfg.Backoff == nil {
+		cfg.Backoff = DefaultBackoff
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("stream", cfg.Stream, "group", cfg.Group)
+	return &Consumer{cfg: cfg, rdb: rdb, keys: keys, log: log}
+}
+
+// DefaultBackoff doubles from one second up to five minutes.
+func DefaultBackoff(attempt int) time.Duration {
+	d := time.Second << min(attempt, 9)
+	return min(d, 5*time.Minute)
+}
+
+const readBatch = 16
+
+// Run consumes until ctx is cancelled. An entry being handled when ctx ends is
+// finished (within the handler timeout); entries read but not started stay
+// pending and are taken over after ReclaimIdle. Redis outages are waited out
+// with capped backoff.
+func (c *Consumer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for i := range c.cfg.Workers {
+		name := c.cfg.Name + "-" + strconv.Itoa(i)
+		wg.Go(func() { c.readLoop(ctx, name) })
+	}
+	wg.Go(func() { c.maintenanceLoop(ctx, c.cfg.Name+"-0") })
+	wg.Wait()
+	return nil
+}
+
+func (c *Consumer) readLoop(ctx context.Context, name string) {
+	var failures int
+	ownPendingDone := false
+	for ctx.Err() == nil {
+		var err error
+		if !ownPendingDone {
+			err = c.drainOwnPending(ctx, name)
+			ownPendingDone = err == nil
+		} else {
+			err = c.readNew(ctx, name)
+		}
+		if err == nil {
+			failures = 0
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if isNoGroup(err) {
+			// The group vanished (Redis lost its data): recreate it.
+			if gerr := c.ensureGroup(ctx); gerr == nil {
+				continue
+			}
+		}
+		failures++
+		wait := outageBackoff(failures)
+		c.log.Warn("queue read failed; retrying", "consumer", name, "err", err, "retry_in", wait)
+		sleep(ctx, wait)
+	}
+}
+
+func (c *Consumer) readNew(ctx context.Context, name string) error {
+	res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+		Group: c.cfg.Group, Consumer: name, Streams: []string{c.cfg.Stream, ">"}, Count: readBatch, Block: c.cfg.Block,
+	}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, s := range res {
+		for _, m := range s.Messages {
+			if ctx.Err() != nil {
+				return nil // leave the rest pending for takeover
+			}
+			c.process(ctx, m, 1)
+		}
+	}
+	return nil
+}
+
+// drainOwnPending handles entries this consumer name read before a restart.
+func (c *Consumer) drainOwnPending(ctx context.Context, name string) error {
+	if err := c.ensureGroup(ctx); err != nil {
+		return err
+	}
+	start := "0"
+	for ctx.Err() == nil {
+		res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+			Group: c.cfg.Group, Consumer: name, Streams: []string{c.cfg.Stream, start}, Count: readBatch,
+		}).Result()
+		if errors.Is(err, redis.Nil) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(res) == 0 || len(res[0].Messages) == 0 {
+			return nil
+		}
+		msgs := res[0].Messages
+		counts, err := c.deliveryCounts(ctx, name, msgs)
+		if err != nil {
+			return err
+		}
+		for _, m := range msgs {
+			c.process(ctx, m, counts[m.ID])
+		}
+		start = msgs[len(msgs)-1].ID
+	}
+	return nil
+}
+
+// maintenanceLoop takes over entries left idle by dead or stuck consumers and
+// moves delayed retries back onto the stream when due.
+func (c *Consumer) maintenanceLoop(ctx context.Context, name string) {
+	var failures int
+	nextReclaim := time.Now().Add(c.cfg.ReclaimIdle / 2)
+	for ctx.Err() == nil {
+		err := c.promoteDue(ctx)
+		if err == nil && !time.Now().Before(nextReclaim) {
+			err = c.reclaim(ctx, name)
+			if err == nil {
+				nextReclaim = time.Now().Add(c.cfg.ReclaimIdle / 2)
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			if isNoGroup(err) {
+				_ = c.ensureGroup(ctx)
+			}
+			failures++
+			c.log.Warn("queue maintenance failed; retrying", "err", err)
+			sleep(ctx, outageBackoff(failures))
+			continue
+		}
+		failures = 0
+		sleep(ctx, c.cfg.Block)
+	}
+}
+
+// promoteDueScript moves delayed retries whose time has come back onto their
+// stream, keeping their attempt count.
+// KEYS[1]: the delayed sorted set; KEYS[2]: the stream.
+// ARGV[1]: now in unix ms; ARGV[2]: most entries to move.
+var promoteDueScript = redis.NewScript(`
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(due) do
+  local e = cjson.decode(m)
+  redis.call('XADD', KEYS[2], '*', 'data', e.data, 'attempt', e.attempt)
+  redis.call('ZREM', KEYS[1], m)
+end
+return #due
+`)
+
+func (c *Consumer) promoteDue(ctx context.Context) error {
+	for {
+		n, err := promoteDueScript.Run(ctx, c.rdb, []string{c.keys.Delayed(c.cfg.Stream), c.cfg.Stream},
+			time.Now().UnixMilli(), 100).Int()
+		if err != nil || n < 100 {
+			return err
+		}
+	}
+}
+
+func (c *Consumer) reclaim(ctx context.Context, name string) error {
+	start := "0-0"
+	for ctx.Err() == nil {
+		msgs, next, err := c.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+			Stream: c.cfg.Stream, Group: c.cfg.Group, Consumer: name,
+			MinIdle: c.cfg.ReclaimIdle, Start: start, Count: readBatch,
+		}).Result()
+		if err != nil {
+			return err
+		}
+		if len(msgs) > 0 {
+			c.log.Info("taking over entries left idle by another consumer", "consumer", name, "count", len(msgs))
+			counts, err := c.deliveryCounts(ctx, name, msgs)
+			if err != nil {
+				return err
+			}
+			for _, m := range msgs {
+				c.process(ctx, m, counts[m.ID])
+			}
+		}
+		if next == "0-0" || next == "" {
+			return nil
+		}
+		start = next
+	}
+	return nil
+}
+
+// deliveryCounts reads how often each entry has been delivered: a handler that
+// crashed the process never reported its failure, but the count still rises.
+func (c *Consumer) deliveryCounts(ctx context.Context, name string, msgs []redis.XMessage) (map[string]int64, error) {
+	pipe := c.rdb.Pipeline()
+	cmds := make([]*redis.XPendingExtCmd, len(msgs))
+	for i, m := range msgs {
+		cmds[i] = pipe.XPendingExt(ctx, &redis.XPendingExtArgs{
+			Stream: c.cfg.Stream, Group: c.cfg.Group, Start: m.ID, End: m.ID, Count: 1, Consumer: name,
+		})
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make(map[string]int64, len(msgs))
+	for i, m := range msgs {
+		if p := cmds[i].Val(); len(p) == 1 {
+			out[m.ID] = p[0].RetryCount
+		} else {
+			out[m.ID] = 1
+		}
+	}
+	return out, nil
+}
+
+// finishTimeout bounds the bookkeeping after a handler (ack, retry, dead
+// letter), which runs even while shutting down so in-flight work completes.
+const finishTimeout = 5 * time.Second
+
+func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int64) {
+	// In-flight work is finished even when shutdown begins; only new reads stop.
+	work := context.WithoutCancel(ctx)
+	d := &Delivery{Stream: c.cfg.Stream, Group: c.cfg.Group, ID: m.ID}
+	data, hasData := m.Values[fieldData].(string)
+	if !hasData {
+		// Deleted under us (already handled elsewhere): just clear it.
+		c.finish(work, d, func(t *tx) {})
+		return
+	}
+	d.Data = []byte(data)
+	prior, _ := strconv.Atoi(fmt.Sprint(m.Values[fieldAttempt]))
+	d.Attempt = prior + int(max(deliveries-1, 0))
+	log := c.log.With("entry", m.ID, "attempt", d.Attempt+1)
+	if d.Attempt >= c.cfg.MaxAttempts {
+		c.deadLetter(work, d, fmt.Errorf("gave up after %d deliveries that never finished (crash or timeout)", d.Attempt))
+		return
+	}
+	hctx, cancel := context.WithTimeout(work, c.cfg.ReclaimIdle/2)
+	err := c.cfg.Handler(hctx, d)
+	cancel()
+	switch {
+	case err == nil:
+		if !d.acked {
+			c.finish(work, d, func(t *tx) {})
+		}
+	case router.IsPermanent(err):
+		log.Warn("handler failed permanently; dead-lettering", "err", err)
+		c.deadLetter(work, d, err)
+	case d.Attempt+1 >= c.cfg.MaxAttempts:
+		log.Warn("handler failed too often; dead-lettering", "err", err, "max_attempts", c.cfg.MaxAttempts)
+		c.deadLetter(work, d, err)
+	default:
+		delay := c.cfg.Backoff(d.Attempt)
+		var ra *router.RetryAfterError
+		if errors.As(err, &ra) && ra.After > delay {
+			delay = ra.After
+		}
+		log.Warn("handler failed; will retry", "err", err, "retry_in", delay)
+		c.retryLater(work, d, delay)
+	}
+}
+
+// finish acknowledges d together with whatever extra writes add makes.
+func (c *Consumer) finish(ctx context.Context, d *Delivery, add func(*tx)) bool {
+	ctx, cancel := context.WithTimeout(ctx, finishTimeout)
+	defer cancel()
+	t := &tx{}
+	add(t)
+	t.ack(d)
+	if _, err := t.run(ctx, c.rdb); err != nil {
+		// Still pending: another consumer takes it over after ReclaimIdle.
+		c.log.Warn("could not acknowledge entry; it stays pending", "entry", d.ID, "err", err)
+		return false
+	}
+	d.acked = true
+	return true
+}
+
+type delayedEntry struct {
+	ID      string `json:"id"`
+	Attempt string `json:"attempt"`
+	Data    string `json:"data"`
+}
+
+func (c *Consumer) retryLater(ctx context.Context, d *Delivery, delay time.Duration) {
+	member, _ := json.Marshal(delayedEntry{ID: d.ID, Attempt: strconv.Itoa(d.Attempt + 1), Data: string(d.Data)})
+	due := time.Now().Add(delay).UnixMilli()
+	c.finish(ctx, d, func(t *tx) {
+		t.write("ZADD", c.keys.Delayed(c.cfg.Stream), msString(due), string(member))
+	})
+}
+
+func (c *Consumer) deadLetter(ctx context.Context, d *Delivery, cause error) {
+	ok := c.finish(ctx, d, func(t *tx) {
+		t.write("XADD", c.keys.DeadLetters(), "*",
+			"stream", d.Stream, "group", d.Group, "entry", d.ID,
+			"attempts", strconv.Itoa(d.Attempt+1), "error", cause.Error(),
+			"failed_at", time.Now().UTC().Format(time.RFC3339Nano), fieldData, string(d.Data))
+	})
+	if ok && c.cfg.OnDeadLetter != nil {
+		c.cfg.OnDeadLetter(ctx, d, cause)
+	}
+}
+
+func (c *Consumer) ensureGroup(ctx context.Context) error {
+	err := c.rdb.XGroupCreateMkStream(ctx, c.cfg.Stream, c.cfg.Group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return fmt.Errorf("creating consumer group %s on %s: %w", c.cfg.Group, c.cfg.Stream, err)
+	}
+	return nil
+}
+
+func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error(), "NOGROUP") }
+
+// outageBackoff waits longer the longer Redis is away: 100ms doubling to 5s,
+// with jitter so replicas do not reconnect in lockstep.
+func outageBackoff(failures int) time.Duration {
+	d := min(100*time.Millisecond<<min(failures-1, 6), 5*time.Second)
+	return d/2 + rand.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

@@ -1,0 +1,86 @@
+package queue
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+)
+
+// Keys builds every Redis key forgetmenot uses; no other code spells a key.
+//
+// All keys of a deployment share one hash tag, {namespace}. The routing step
+// must change the inbound stream, the complaint, the owner's load, the thread
+// index and the outbox in one atomic script, and Redis Cluster runs a script
+// only on keys of one slot. One deployment's complaint traffic is far below
+// what one Redis shard serves (see BENCHMARKS.md); several deployments
+// (namespaces) spread over a cluster's shards.
+type Keys struct {
+	tag string
+}
+
+var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// NewKeys builds the key set of a namespace (letters, digits, '-' and '_').
+func NewKeys(namespace string) (Keys, error) {
+	if !namespacePattern.MatchString(namespace) {
+		return Keys{}, fmt.Errorf("namespace %q: use 1-32 letters, digits, '-' or '_'", namespace)
+	}
+	return Keys{tag: "{" + namespace + "}"}, nil
+}
+
+// Pattern matches every key of the namespace (for tests and maintenance).
+func (k Keys) Pattern() string { return k.tag + ":*" }
+
+// Inbound is the stream of customer messages waiting to be routed.
+func (k Keys) Inbound() string { return k.tag + ":stream:inbound" }
+
+// Outbox is the stream of notifications and replies waiting to be delivered.
+func (k Keys) Outbox() string { return k.tag + ":stream:outbox" }
+
+// DeadLetters holds work that failed too often, with its last error.
+func (k Keys) DeadLetters() string { return k.tag + ":stream:deadletters" }
+
+// Delayed holds entries of stream waiting for a retry, scored by due time.
+func (k Keys) Delayed(stream string) string { return stream + ":delayed" }
+
+// Dedup remembers which message a (channel, source id) pair became. Long
+// source ids are hashed so keys stay small.
+func (k Keys) Dedup(channel, sourceID string) string {
+	if len(sourceID) > 128 {
+		sum := sha256.Sum256([]byte(sourceID))
+		sourceID = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return k.tag + ":dedup:" + channel + ":" + sourceID
+}
+
+// ComplaintSeq is the counter behind complaint ids.
+func (k Keys) ComplaintSeq() string { return k.tag + ":seq:complaint" }
+
+// Complaint is a hash: version, and the complaint as JSON in data.
+func (k Keys) Complaint(id string) string { return k.tag + ":complaint:" + id }
+
+// Timeline is a list of the complaint's messages and events, oldest first.
+func (k Keys) Timeline(id string) string { return k.tag + ":complaint:" + id + ":timeline" }
+
+// Complaints is a sorted set of every complaint id, scored by creation time.
+func (k Keys) Complaints() string { return k.tag + ":complaints" }
+
+// OpenComplaints is the set of open complaint ids.
+func (k Keys) OpenComplaints() string { return k.tag + ":complaints:open" }
+
+// OwnerOpen is the set of an owner's open complaints: its size is their load.
+func (k Keys) OwnerOpen(owner string) string { return k.tag + ":owner:" + owner + ":open" }
+
+// OwnerLastAssigned is a hash of owner id → unix milliseconds of their last
+// new complaint.
+func (k Keys) OwnerLastAssigned() string { return k.tag + ":owners:last-assigned" }
+
+// Threads is a hash of thread key → complaint id.
+func (k Keys) Threads() string { return k.tag + ":threads" }
+
+// MessageComplaints is a hash of message id → the complaint it landed on.
+func (k Keys) MessageComplaints() string { return k.tag + ":messages" }
+
+// Customer is a sorted set of a customer's complaint ids by creation time.
+func (k Keys) Customer(customerKey string) string { return k.tag + ":customer:" + customerKey }

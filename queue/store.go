@@ -1,0 +1,372 @@
+// Package queue is everything Redis in forgetmenot: the inbound and outbox
+// streams with their consumer groups, retries and dead letters, the complaint
+// store the router commits to, and the embedded in-memory Redis for trying
+// forgetmenot out. It is the only package that imports go-redis.
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
+)
+
+// Group names of the two consumer groups.
+const (
+	RouterGroup   = "router"
+	DeliveryGroup = "delivery"
+)
+
+// Store keeps complaints in Redis and implements router.Store.
+type Store struct {
+	rdb  redis.UniversalClient
+	keys Keys
+	// dedupTTL bounds how long an ingest idempotency key is kept; 0 keeps it
+	// forever.
+	dedupTTL time.Duration
+}
+
+// NewStore builds a store on rdb for the namespace's keys.
+func NewStore(rdb redis.UniversalClient, keys Keys, dedupTTL time.Duration) *Store {
+	return &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL}
+}
+
+// Keys returns the store's key builder.
+func (s *Store) Keys() Keys { return s.keys }
+
+// Ping checks that Redis answers.
+func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+
+var _ router.Store = (*Store)(nil)
+
+// Complaint loads one complaint.
+func (s *Store) Complaint(ctx context.Context, id string) (router.Complaint, error) {
+	data, err := s.rdb.HGet(ctx, s.keys.Complaint(id), "data").Result()
+	if errors.Is(err, redis.Nil) {
+		return router.Complaint{}, fmt.Errorf("complaint %s: %w", id, router.ErrNotFound)
+	}
+	if err != nil {
+		return router.Complaint{}, err
+	}
+	return decodeComplaint(data)
+}
+
+func decodeComplaint(data string) (router.Complaint, error) {
+	var c router.Complaint
+	if err := json.Unmarshal([]byte(data), &c); err != nil {
+		return router.Complaint{}, fmt.Errorf("decoding stored complaint: %w", err)
+	}
+	return c, nil
+}
+
+// Timeline loads a complaint's messages and events, oldest first.
+func (s *Store) Timeline(ctx context.Context, id string) ([]router.Entry, error) {
+	raw, err := s.rdb.LRange(ctx, s.keys.Timeline(id), 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]router.Entry, 0, len(raw))
+	for i, r := range raw {
+		var e router.Entry
+		if err := json.Unmarshal([]byte(r), &e); err != nil {
+			return nil, fmt.Errorf("decoding timeline entry %d of %s: %w", i, id, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Complaints lists complaints matching f, newest first. It reads from the most
+// selective index and filters the rest in memory.
+func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Complaint, error) {
+	var ids []string
+	var err error
+	switch {
+	case f.Customer != "":
+		ids, err = s.rdb.ZRevRange(ctx, s.keys.Customer(customerIndexKey(f.Customer)), 0, -1).Result()
+	case f.Owner != "" && f.Status == router.StatusOpen:
+		ids, err = s.rdb.SMembers(ctx, s.keys.OwnerOpen(f.Owner)).Result()
+	case f.Status == router.StatusOpen:
+		ids, err = s.rdb.SMembers(ctx, s.keys.OpenComplaints()).Result()
+	default:
+		return s.scanComplaints(ctx, f)
+	}
+	if err != nil {
+		return nil, err
+	}
+	cs, err := s.loadComplaints(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	return limitNewest(filterComplaints(cs, f), f.Limit), nil
+}
+
+// scanComplaints pages through all complaints from the newest until the
+// limit is filled.
+func (s *Store) scanComplaints(ctx context.Context, f router.Filter) ([]router.Complaint, error) {
+	const page = 500
+	var out []router.Complaint
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRevRange(ctx, s.keys.Complaints(), start, start+page-1).Result()
+		if err != nil {
+			return nil, err
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, filterComplaints(cs, f)...)
+		if len(out) >= f.Limit || len(ids) < page {
+			return limitNewest(out, f.Limit), nil
+		}
+	}
+}
+
+func (s *Store) loadComplaints(ctx context.Context, ids []string) ([]router.Complaint, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, s.keys.Complaint(id), "data")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	out := make([]router.Complaint, 0, len(ids))
+	for _, cmd := range cmds {
+		data, err := cmd.Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		c, err := decodeComplaint(data)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func filterComplaints(cs []router.Complaint, f router.Filter) []router.Complaint {
+	out := cs[:0]
+	for _, c := range cs {
+		if (f.Status == "" || c.Status == f.Status) && (f.Owner == "" || c.Owner == f.Owner) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func limitNewest(cs []router.Complaint, limit int) []router.Complaint {
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].CreatedAt.After(cs[j].CreatedAt) })
+	if limit > 0 && len(cs) > limit {
+		cs = cs[:limit]
+	}
+	return cs
+}
+
+// customerIndexKey accepts an e-mail address or a customer key.
+func customerIndexKey(customer string) string {
+	if strings.Contains(customer, "@") && !strings.HasPrefix(customer, "email:") {
+		return router.Customer{Email: customer}.Key("")
+	}
+	return customer
+}
+
+// ThreadComplaints maps known thread keys to their complaints.
+func (s *Store) ThreadComplaints(ctx context.Context, keys []string) (map[string]string, error) {
+	if len(keys) == 0 {
+		return map[string]string{}, nil
+	}
+	vals, err := s.rdb.HMGet(ctx, s.keys.Threads(), keys...).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(keys))
+	for i, v := range vals {
+		if id, ok := v.(string); ok {
+			out[keys[i]] = id
+		}
+	}
+	return out, nil
+}
+
+// MessageComplaint tells which complaint a routed message is on.
+func (s *Store) MessageComplaint(ctx context.Context, messageID string) (string, bool, error) {
+	id, err := s.rdb.HGet(ctx, s.keys.MessageComplaints(), messageID).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", false, nil
+	}
+	return id, err == nil, err
+}
+
+// LatestComplaintOf returns the customer's most recently opened complaint.
+func (s *Store) LatestComplaintOf(ctx context.Context, customerKey string) (router.Complaint, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.keys.Customer(customerKey), 0, 0).Result()
+	if err != nil {
+		return router.Complaint{}, err
+	}
+	if len(ids) == 0 {
+		return router.Complaint{}, fmt.Errorf("complaints of %s: %w", customerKey, router.ErrNotFound)
+	}
+	return s.Complaint(ctx, ids[0])
+}
+
+// OwnerLoads reads each owner's open count and last assignment time.
+func (s *Store) OwnerLoads(ctx context.Context, ownerIDs []string) (map[string]router.OwnerLoad, error) {
+	out := make(map[string]router.OwnerLoad, len(ownerIDs))
+	if len(ownerIDs) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	counts := make([]*redis.IntCmd, len(ownerIDs))
+	for i, id := range ownerIDs {
+		counts[i] = pipe.SCard(ctx, s.keys.OwnerOpen(id))
+	}
+	last := pipe.HMGet(ctx, s.keys.OwnerLastAssigned(), ownerIDs...)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	lastVals := last.Val()
+	for i, id := range ownerIDs {
+		l := router.OwnerLoad{Open: int(counts[i].Val())}
+		if v, ok := lastVals[i].(string); ok {
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				l.LastAssigned = time.UnixMilli(ms).UTC()
+			}
+		}
+		out[id] = l
+	}
+	return out, nil
+}
+
+// complaintIDBase makes the first complaint C-1001: four digits read better
+// than one in subjects and on the phone.
+const complaintIDBase = 1000
+
+// NextComplaintID reserves the next complaint id.
+func (s *Store) NextComplaintID(ctx context.Context) (string, error) {
+	n, err := s.rdb.Incr(ctx, s.keys.ComplaintSeq()).Result()
+	if err != nil {
+		return "", err
+	}
+	return "C-" + strconv.FormatInt(complaintIDBase+n, 10), nil
+}
+
+// Commit applies a router change in one atomic script: the complaint, its
+// indexes and owner load, thread keys, timeline, outbox notifications, the
+// message index and the acknowledgement of the delivery that caused it.
+func (s *Store) Commit(ctx context.Context, ch router.Change) error {
+	t, err := s.changeTx(ch)
+	if err != nil {
+		return err
+	}
+	res, err := t.run(ctx, s.rdb)
+	if err != nil {
+		return fmt.Errorf("committing change to %s: %w", ch.After.ID, err)
+	}
+	switch res.status {
+	case "ok":
+		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
+			d.acked = true
+		}
+		return nil
+	case "duplicate":
+		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
+			d.acked = true
+		}
+		return fmt.Errorf("message %s is already on %s: %w", ch.MessageID, res.value, router.ErrDuplicate)
+	default:
+		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
+	}
+}
+
+func (s *Store) changeTx(ch router.Change) (*tx, error) {
+	after := ch.After
+	if after.ID == "" || after.Owner == "" {
+		return nil, errors.New("commit: a complaint needs an id and an owner")
+	}
+	k := s.keys
+	ckey := k.Complaint(after.ID)
+	t := &tx{}
+	if ch.MessageID != "" {
+		t.once(k.MessageComplaints(), ch.MessageID)
+	}
+	before := ch.Before
+	if before == nil {
+		t.fieldEquals("new complaint "+after.ID, ckey, "version", "")
+	} else {
+		t.fieldEquals("version", ckey, "version", strconv.FormatInt(before.Version, 10))
+	}
+	for _, c := range ch.ThreadKeys {
+		t.fieldEquals("thread key "+c.Key, k.Threads(), c.Key, c.Expect)
+	}
+	if g := ch.Capacity; g != nil {
+		t.setBelow("capacity of "+g.Owner, k.OwnerOpen(g.Owner), g.Limit)
+	}
+
+	data, err := json.Marshal(after)
+	if err != nil {
+		return nil, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+	}
+	t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
+	if before == nil {
+		t.write("ZADD", k.Complaints(), msString(after.CreatedAt.UnixMilli()), after.ID)
+		if after.CustomerKey != "" {
+			t.write("ZADD", k.Customer(after.CustomerKey), msString(after.CreatedAt.UnixMilli()), after.ID)
+		}
+	}
+	wasOpen := before != nil && before.Status == router.StatusOpen
+	isOpen := after.Status == router.StatusOpen
+	if wasOpen && (!isOpen || before.Owner != after.Owner) {
+		t.write("SREM", k.OwnerOpen(before.Owner), after.ID)
+	}
+	if isOpen && (!wasOpen || before.Owner != after.Owner) {
+		t.write("SADD", k.OwnerOpen(after.Owner), after.ID)
+	}
+	switch {
+	case isOpen && !wasOpen:
+		t.write("SADD", k.OpenComplaints(), after.ID)
+	case wasOpen && !isOpen:
+		t.write("SREM", k.OpenComplaints(), after.ID)
+	}
+	if !ch.AssignedAt.IsZero() {
+		t.write("HSET", k.OwnerLastAssigned(), after.Owner, msString(ch.AssignedAt.UnixMilli()))
+	}
+	for _, c := range ch.ThreadKeys {
+		t.write("HSET", k.Threads(), c.Key, after.ID)
+	}
+	for _, e := range ch.Entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			return nil, fmt.Errorf("encoding timeline entry: %w", err)
+		}
+		t.write("RPUSH", k.Timeline(after.ID), string(b))
+	}
+	for _, n := range ch.Notifications {
+		b, err := json.Marshal(router.Outgoing{Notification: &n})
+		if err != nil {
+			return nil, fmt.Errorf("encoding notification: %w", err)
+		}
+		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
+	}
+	if ch.MessageID != "" {
+		t.write("HSET", k.MessageComplaints(), ch.MessageID, after.ID)
+	}
+	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
+		t.ack(d)
+	}
+	return t, nil
+}

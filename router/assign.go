@@ -1,0 +1,166 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+)
+
+// assignment is the router's choice of owner for a complaint, with its reasons.
+type assignment struct {
+	team         string
+	owner        Owner
+	load         int
+	sticky       bool
+	overCapacity bool
+	reason       string
+}
+
+func (a assignment) details() map[string]string {
+	d := map[string]string{
+		"team":     a.team,
+		"load":     strconv.Itoa(a.load),
+		"capacity": strconv.Itoa(a.owner.Capacity),
+	}
+	if a.sticky {
+		d["sticky"] = "true"
+	}
+	if a.overCapacity {
+		d["over_capacity"] = "true"
+	}
+	return d
+}
+
+// guard keeps concurrent routers from pushing an owner past capacity; an
+// assignment made over capacity on purpose carries none.
+func (a assignment) guard() *CapacityGuard {
+	if a.overCapacity {
+		return nil
+	}
+	return &CapacityGuard{Owner: a.owner.ID, Limit: a.owner.Capacity}
+}
+
+// assign picks one owner in team for a new complaint. The order: the owner of
+// the customer's most recent complaint if they are in the team, active, speak
+// the language and have room (sticky); else the least-loaded active owner who
+// speaks the language and has room; else anyone in the team with room; else,
+// because no complaint may wait without an owner, the least-loaded owner over
+// capacity.
+func (r *Router) assign(ctx context.Context, team string, msg Message) (assignment, error) {
+	team, candidates, teamNote := r.candidates(team)
+	ids := make([]string, len(candidates))
+	for i, o := range candidates {
+		ids[i] = o.ID
+	}
+	loads, err := r.store.OwnerLoads(ctx, ids)
+	if err != nil {
+		return assignment{}, fmt.Errorf("reading owner loads of team %s: %w", team, err)
+	}
+	lang := msg.Language
+	withNote := func(a assignment) assignment {
+		a.team = team
+		a.load = loads[a.owner.ID].Open
+		if teamNote != "" {
+			a.reason = teamNote + "; " + a.reason
+		}
+		return a
+	}
+	hasRoom := func(o Owner) bool { return loads[o.ID].Open < o.Capacity }
+
+	if key := msg.Customer.Key(msg.Channel); key != "" {
+		prev, err := r.store.LatestComplaintOf(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+		case err != nil:
+			return assignment{}, fmt.Errorf("reading the customer's previous complaint: %w", err)
+		default:
+			for _, o := range candidates {
+				if o.ID == prev.Owner && o.Speaks(lang) && hasRoom(o) {
+					return withNote(assignment{owner: o, sticky: true, reason: fmt.Sprintf(
+						"sticky: %s owned this customer's %s (%d/%d open)", o.ID, prev.ID, loads[o.ID].Open, o.Capacity)}), nil
+				}
+			}
+		}
+	}
+
+	var speakers []Owner
+	for _, o := range candidates {
+		if o.Speaks(lang) {
+			speakers = append(speakers, o)
+		}
+	}
+	if o, ok := leastLoaded(speakers, loads, hasRoom); ok {
+		why := fmt.Sprintf("least loaded: %s (%d/%d open)", o.ID, loads[o.ID].Open, o.Capacity)
+		if lang != "" && len(speakers) < len(candidates) {
+			why += ", speaks " + lang
+		}
+		return withNote(assignment{owner: o, reason: why}), nil
+	}
+	if o, ok := leastLoaded(candidates, loads, hasRoom); ok {
+		return withNote(assignment{owner: o, reason: fmt.Sprintf(
+			"least loaded: %s (%d/%d open); nobody who speaks %s has room", o.ID, loads[o.ID].Open, o.Capacity, lang)}), nil
+	}
+	pool := speakers
+	if len(pool) == 0 {
+		pool = candidates
+	}
+	o, _ := leastLoaded(pool, loads, func(Owner) bool { return true })
+	return withNote(assignment{owner: o, overCapacity: true, reason: fmt.Sprintf(
+		"over capacity: everyone in team %s is at capacity; least loaded %s (%d/%d open)", team, o.ID, loads[o.ID].Open, o.Capacity)}), nil
+}
+
+// candidates returns the active owners of team, falling back to the default
+// team and, as a last resort, to the team's inactive owners, so that the list
+// is never empty for a validated roster.
+func (r *Router) candidates(team string) (string, []Owner, string) {
+	active := func(t string) []Owner {
+		var out []Owner
+		for _, o := range r.dir.Members(t) {
+			if o.Active {
+				out = append(out, o)
+			}
+		}
+		return out
+	}
+	if _, ok := r.dir.Team(team); !ok {
+		note := fmt.Sprintf("team %q is not on the roster; default team %s", team, r.rules.DefaultTeam)
+		team = r.rules.DefaultTeam
+		if c := active(team); len(c) > 0 {
+			return team, c, note
+		}
+	}
+	if c := active(team); len(c) > 0 {
+		return team, c, ""
+	}
+	if c := active(r.rules.DefaultTeam); len(c) > 0 {
+		return r.rules.DefaultTeam, c, fmt.Sprintf("team %s has no active owner; default team %s", team, r.rules.DefaultTeam)
+	}
+	return team, r.dir.Members(team), fmt.Sprintf("nobody in team %s is active", team)
+}
+
+// leastLoaded picks, among owners that pass ok, the one with the fewest open
+// complaints; ties go to whoever waited longest for a new one, then by id.
+func leastLoaded(owners []Owner, loads map[string]OwnerLoad, ok func(Owner) bool) (Owner, bool) {
+	var pool []Owner
+	for _, o := range owners {
+		if ok(o) {
+			pool = append(pool, o)
+		}
+	}
+	if len(pool) == 0 {
+		return Owner{}, false
+	}
+	sort.SliceStable(pool, func(i, j int) bool {
+		a, b := loads[pool[i].ID], loads[pool[j].ID]
+		if a.Open != b.Open {
+			return a.Open < b.Open
+		}
+		if !a.LastAssigned.Equal(b.LastAssigned) {
+			return a.LastAssigned.Before(b.LastAssigned)
+		}
+		return pool[i].ID < pool[j].ID
+	})
+	return pool[0], true
+}

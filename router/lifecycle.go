@@ -1,0 +1,216 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Limits on free text that staff enter; they keep timelines and Slack
+// messages readable and stop accidental pastes of whole documents.
+const (
+	maxResolutionLen = 4000
+	maxReasonLen     = 2000
+	maxCategoryLen   = 100
+)
+
+// Close closes an open complaint with its resolution. The owner stays on
+// record; a customer message within the reopen window brings it back to them.
+func (r *Router) Close(ctx context.Context, id, actor, resolution, category string) (Complaint, error) {
+	resolution, category = strings.TrimSpace(resolution), strings.TrimSpace(category)
+	switch {
+	case resolution == "":
+		return Complaint{}, invalid("resolution", "is required: say how the complaint was resolved")
+	case len(resolution) > maxResolutionLen:
+		return Complaint{}, invalid("resolution", "is longer than %d bytes", maxResolutionLen)
+	case len(category) > maxCategoryLen:
+		return Complaint{}, invalid("category", "is longer than %d bytes", maxCategoryLen)
+	}
+	actor = actorOrDefault(actor)
+	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
+		if c.Status != StatusOpen {
+			return Change{}, fmt.Errorf("complaint %s is already closed: %w", id, ErrInvalidState)
+		}
+		after := c
+		after.Status, after.ClosedAt, after.UpdatedAt = StatusClosed, now, now
+		after.Resolution, after.Category = resolution, category
+		ev := Event{Type: EventClosed, Actor: actor, Owner: c.Owner, Reason: resolution}
+		if category != "" {
+			ev.Details = map[string]string{"category": category}
+		}
+		ch := newChange(&c, after)
+		ch.Entries = []Entry{{At: now, Event: &ev}}
+		ch.Notifications = []Notification{notification(NotifyClosed, ch.After, c.Owner, now, &ev, nil)}
+		return ch, nil
+	})
+}
+
+// Reassign hands an open complaint to another owner. It is the only way an
+// owner changes, so it requires a reason and is recorded with who did it.
+func (r *Router) Reassign(ctx context.Context, id, actor, to, reason string) (Complaint, error) {
+	to, reason = strings.TrimSpace(to), strings.TrimSpace(reason)
+	switch {
+	case to == "":
+		return Complaint{}, invalid("owner", "is required: name the new owner")
+	case reason == "":
+		return Complaint{}, invalid("reason", "is required: say why the owner changes")
+	case len(reason) > maxReasonLen:
+		return Complaint{}, invalid("reason", "is longer than %d bytes", maxReasonLen)
+	}
+	owner, ok := r.dir.Owner(to)
+	if !ok {
+		return Complaint{}, invalid("owner", "unknown owner %q", to)
+	}
+	if !owner.Active {
+		return Complaint{}, invalid("owner", "%s is not active", to)
+	}
+	actor = actorOrDefault(actor)
+	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
+		if c.Status != StatusOpen {
+			return Change{}, fmt.Errorf("complaint %s is closed; only open complaints can be reassigned: %w", id, ErrInvalidState)
+		}
+		if c.Owner == to {
+			return Change{}, fmt.Errorf("complaint %s is already owned by %s: %w", id, to, ErrInvalidState)
+		}
+		loads, err := r.store.OwnerLoads(ctx, []string{to})
+		if err != nil {
+			return Change{}, fmt.Errorf("reading the load of %s: %w", to, err)
+		}
+		after := c
+		after.Owner, after.UpdatedAt = to, now
+		ev := Event{Type: EventReassigned, Actor: actor, Owner: to, PreviousOwner: c.Owner, Reason: reason, Details: map[string]string{}}
+		if !owner.InTeam(c.Team) {
+			after.Team = owner.Teams[0]
+			ev.Details["team"] = after.Team
+		}
+		if loads[to].Open >= owner.Capacity {
+			ev.Details["over_capacity"] = "true"
+		}
+		ch := newChange(&c, after)
+		ch.AssignedAt = now
+		ch.Entries = []Entry{{At: now, Event: &ev}}
+		ch.Notifications = []Notification{
+			notification(NotifyReassigned, ch.After, to, now, &ev, nil),
+			notification(NotifyReassigned, ch.After, c.Owner, now, &ev, nil),
+		}
+		return ch, nil
+	})
+}
+
+// RecordDeliveryFailure puts on the timeline that something could not be
+// delivered (a notification, a reply), so the failure is visible where staff
+// look. It sends no notification of its own, so it cannot loop.
+func (r *Router) RecordDeliveryFailure(ctx context.Context, complaintID, what string, cause error) error {
+	_, err := r.update(ctx, complaintID, func(c Complaint, now time.Time) (Change, error) {
+		after := c
+		after.UpdatedAt = now
+		ev := Event{Type: EventNotificationFailed, Actor: ActorRouter, Owner: c.Owner, Reason: what + ": " + cause.Error()}
+		ch := newChange(&c, after)
+		ch.Entries = []Entry{{At: now, Event: &ev}}
+		return ch, nil
+	})
+	return err
+}
+
+// update runs one lifecycle step as a guarded change, recomputing it from fresh
+// state when a concurrent change got there first.
+func (r *Router) update(ctx context.Context, id string, step func(Complaint, time.Time) (Change, error)) (Complaint, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := r.store.Complaint(ctx, id)
+		if err != nil {
+			return Complaint{}, fmt.Errorf("loading complaint %s: %w", id, err)
+		}
+		ch, err := step(c, r.clock())
+		if err != nil {
+			return Complaint{}, err
+		}
+		err = r.store.Commit(ctx, ch)
+		switch {
+		case err == nil:
+			return ch.After, nil
+		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
+			if err := pause(ctx, attempt); err != nil {
+				return Complaint{}, err
+			}
+		default:
+			return Complaint{}, fmt.Errorf("updating complaint %s: %w", id, err)
+		}
+	}
+}
+
+func actorOrDefault(actor string) string {
+	if a := strings.TrimSpace(actor); a != "" {
+		return a
+	}
+	return "api"
+}
+
+// OwnerStatus is an owner with their current load.
+type OwnerStatus struct {
+	Owner
+	OwnerLoad
+}
+
+// Owners lists every owner on the roster with their open load.
+func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
+	owners := r.dir.Owners()
+	ids := make([]string, len(owners))
+	for i, o := range owners {
+		ids[i] = o.ID
+	}
+	loads, err := r.store.OwnerLoads(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading owner loads: %w", err)
+	}
+	out := make([]OwnerStatus, len(owners))
+	for i, o := range owners {
+		out[i] = OwnerStatus{Owner: o, OwnerLoad: loads[o.ID]}
+	}
+	return out, nil
+}
+
+// Complaint returns one complaint with its whole timeline.
+func (r *Router) Complaint(ctx context.Context, id string) (Complaint, []Entry, error) {
+	c, err := r.store.Complaint(ctx, id)
+	if err != nil {
+		return Complaint{}, nil, fmt.Errorf("loading complaint %s: %w", id, err)
+	}
+	tl, err := r.store.Timeline(ctx, id)
+	if err != nil {
+		return Complaint{}, nil, fmt.Errorf("loading the timeline of %s: %w", id, err)
+	}
+	return c, tl, nil
+}
+
+// Complaints lists complaints, newest first.
+func (r *Router) Complaints(ctx context.Context, f Filter) ([]Complaint, error) {
+	switch f.Status {
+	case "", StatusOpen, StatusClosed:
+	default:
+		return nil, invalid("status", "must be open or closed, not %q", f.Status)
+	}
+	if f.Owner != "" {
+		if _, ok := r.dir.Owner(f.Owner); !ok {
+			return nil, invalid("owner", "unknown owner %q", f.Owner)
+		}
+	}
+	switch {
+	case f.Limit <= 0:
+		f.Limit = 100
+	case f.Limit > 1000:
+		f.Limit = 1000
+	}
+	return r.store.Complaints(ctx, f)
+}
+
+// MessageComplaint tells where a message was routed, if it was.
+func (r *Router) MessageComplaint(ctx context.Context, messageID string) (Complaint, bool, error) {
+	id, found, err := r.store.MessageComplaint(ctx, messageID)
+	if err != nil || !found {
+		return Complaint{}, false, err
+	}
+	c, err := r.store.Complaint(ctx, id)
+	return c, err == nil, err
+}

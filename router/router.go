@@ -1,0 +1,411 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ActorRouter is the actor recorded for decisions the router takes itself.
+const ActorRouter = "router"
+
+// maxCommitAttempts bounds how often a change is recomputed after losing a
+// race to a concurrent change of the same complaint.
+const maxCommitAttempts = 10
+
+// Config wires a Router.
+type Config struct {
+	Store     Store
+	Directory Directory
+	Rules     *Rules
+	// ReopenWindow: a message on a complaint closed less than this long ago
+	// reopens it with the same owner; later ones open a follow-up complaint.
+	ReopenWindow time.Duration
+	Clock        func() time.Time
+	Logger       *slog.Logger
+}
+
+// Router threads and assigns inbound messages and carries out the complaint
+// lifecycle. It is safe for concurrent use, also across processes sharing one
+// Store: every change is guarded and retried on conflict.
+type Router struct {
+	store        Store
+	dir          Directory
+	rules        *Rules
+	reopenWindow time.Duration
+	clock        func() time.Time
+	log          *slog.Logger
+}
+
+// New checks the configuration and builds a Router.
+func New(cfg Config) (*Router, error) {
+	if cfg.Store == nil || cfg.Directory == nil || cfg.Rules == nil {
+		return nil, errors.New("router: store, directory and rules are required")
+	}
+	if err := cfg.Rules.Validate(cfg.Directory); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	if cfg.ReopenWindow < 0 {
+		return nil, errors.New("router: reopen window must not be negative")
+	}
+	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, clock: cfg.Clock, log: cfg.Logger}
+	if r.clock == nil {
+		r.clock = time.Now
+	}
+	if r.log == nil {
+		r.log = slog.Default()
+	}
+	return r, nil
+}
+
+// OutcomeKind says what routing did with a message.
+type OutcomeKind string
+
+// Routing outcomes.
+const (
+	OutcomeOpened    OutcomeKind = "opened"
+	OutcomeAttached  OutcomeKind = "attached"
+	OutcomeReopened  OutcomeKind = "reopened"
+	OutcomeDuplicate OutcomeKind = "duplicate"
+)
+
+// Outcome reports where a message landed.
+type Outcome struct {
+	Kind         OutcomeKind
+	ComplaintID  string
+	Owner        string
+	OverCapacity bool
+}
+
+// Route puts msg on exactly one complaint: the one it continues, or a new one
+// with an owner. The receipt is acknowledged in the same atomic step, and a
+// redelivered message changes nothing.
+func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outcome, error) {
+	if err := checkRoutable(msg); err != nil {
+		return Outcome{}, Permanent(fmt.Errorf("message %q cannot be routed: %w", msg.ID, err))
+	}
+	if id, found, err := r.store.MessageComplaint(ctx, msg.ID); err != nil {
+		return Outcome{}, fmt.Errorf("checking whether message %s was routed: %w", msg.ID, err)
+	} else if found {
+		return Outcome{Kind: OutcomeDuplicate, ComplaintID: id}, nil
+	}
+	var reserved string // a new complaint keeps its id across conflict retries
+	for attempt := 1; ; attempt++ {
+		p, err := r.planRoute(ctx, msg, &reserved)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("routing message %s: %w", msg.ID, err)
+		}
+		p.change.MessageID = msg.ID
+		p.change.Receipt = receipt
+		err = r.store.Commit(ctx, p.change)
+		switch {
+		case err == nil:
+			return p.outcome, nil
+		case errors.Is(err, ErrDuplicate):
+			return Outcome{Kind: OutcomeDuplicate}, nil
+		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
+			if err := pause(ctx, attempt); err != nil {
+				return Outcome{}, err
+			}
+		default:
+			return Outcome{}, fmt.Errorf("routing message %s: %w", msg.ID, err)
+		}
+	}
+}
+
+func checkRoutable(msg Message) error {
+	switch {
+	case msg.ID == "":
+		return invalid("id", "is empty")
+	case msg.Channel == "":
+		return invalid("channel", "is empty")
+	case strings.TrimSpace(msg.Body) == "":
+		return invalid("body", "is empty")
+	}
+	return nil
+}
+
+type routePlan struct {
+	change  Change
+	outcome Outcome
+}
+
+func (r *Router) planRoute(ctx context.Context, msg Message, reserved *string) (routePlan, error) {
+	now := r.clock()
+	if msg.Language == "" {
+		msg.Language = DetectLanguage(msg.Subject + "\n" + msg.Body)
+	}
+	th, err := r.thread(ctx, msg)
+	if err != nil {
+		return routePlan{}, err
+	}
+	switch c := th.complaint; {
+	case c == nil:
+		return r.planNew(ctx, msg, now, th, nil, reserved)
+	case c.Status == StatusOpen:
+		return r.planAttach(msg, now, th), nil
+	case now.Sub(c.ClosedAt) <= r.reopenWindow:
+		return r.planReopen(ctx, msg, now, th)
+	default:
+		return r.planNew(ctx, msg, now, th, c, reserved)
+	}
+}
+
+// threading is what the router found about the conversation a message
+// continues.
+type threading struct {
+	complaint *Complaint
+	via       string
+	// mapped holds the complaint each of the message's thread keys (and their
+	// customer-scoped variants) pointed to when looked up.
+	mapped map[string]string
+	// notes record references that were not followed, and why.
+	notes []string
+	// unknown holds complaint ids that keys pointed to but that do not exist.
+	unknown map[string]bool
+}
+
+// scopedThreadKey is the variant of a thread key claimed when the plain key
+// belongs to another customer's complaint, so the second customer's
+// conversation still threads.
+func scopedThreadKey(key, customerKey string) string { return key + "|" + customerKey }
+
+func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
+	var th threading
+	customerKey := msg.Customer.Key(msg.Channel)
+	if len(msg.ThreadKeys) > 0 {
+		lookup := append([]string(nil), msg.ThreadKeys...)
+		if customerKey != "" {
+			for _, k := range msg.ThreadKeys {
+				lookup = append(lookup, scopedThreadKey(k, customerKey))
+			}
+		}
+		m, err := r.store.ThreadComplaints(ctx, lookup)
+		if err != nil {
+			return th, fmt.Errorf("looking up thread keys: %w", err)
+		}
+		th.mapped = m
+	}
+	follow := func(id, via string) (bool, error) {
+		c, err := r.store.Complaint(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			th.notes = append(th.notes, fmt.Sprintf("%s refers to unknown complaint %s", via, id))
+			if th.unknown == nil {
+				th.unknown = map[string]bool{}
+			}
+			th.unknown[id] = true
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("loading complaint %s: %w", id, err)
+		}
+		if c.Customer.conflictsWith(msg.Customer, c.Channel == msg.Channel) {
+			th.notes = append(th.notes, fmt.Sprintf("%s refers to %s, which belongs to another customer (%s)", via, id, c.Customer.Label()))
+			return false, nil
+		}
+		th.complaint, th.via = &c, via
+		return true, nil
+	}
+	if msg.ComplaintID != "" {
+		if ok, err := follow(msg.ComplaintID, "complaint_id"); ok || err != nil {
+			return th, err
+		}
+	}
+	for _, k := range msg.ThreadKeys {
+		keys := []string{k}
+		if customerKey != "" {
+			keys = []string{scopedThreadKey(k, customerKey), k}
+		}
+		for _, key := range keys {
+			if id := th.mapped[key]; id != "" {
+				if ok, err := follow(id, "thread key "+k); ok || err != nil {
+					return th, err
+				}
+			}
+		}
+	}
+	return th, nil
+}
+
+// claims points the message's thread keys at complaintID where they are free,
+// dangling or belong to the previous complaint of this conversation; a key
+// owned by another customer's complaint is claimed in its customer-scoped form.
+func (th threading) claims(msg Message, complaintID string) []ThreadClaim {
+	var out []ThreadClaim
+	customerKey := msg.Customer.Key(msg.Channel)
+	for _, k := range msg.ThreadKeys {
+		current := th.mapped[k]
+		switch {
+		case current == complaintID:
+		case current == "" || (th.complaint != nil && current == th.complaint.ID) || th.unknown[current]:
+			out = append(out, ThreadClaim{Key: k, Expect: current})
+		case customerKey != "":
+			scoped := scopedThreadKey(k, customerKey)
+			if cur := th.mapped[scoped]; cur != complaintID {
+				out = append(out, ThreadClaim{Key: scoped, Expect: cur})
+			}
+		}
+	}
+	return out
+}
+
+func (r *Router) planAttach(msg Message, now time.Time, th threading) routePlan {
+	before := *th.complaint
+	after := before
+	after.Messages++
+	after.LastMessageAt = msg.ReceivedAt
+	after.UpdatedAt = now
+	after.Customer = mergeCustomer(after.Customer, msg.Customer)
+	ch := newChange(&before, after)
+	ch.ThreadKeys = th.claims(msg, after.ID)
+	ch.Entries = []Entry{{At: now, Message: &msg}}
+	ch.Notifications = []Notification{notification(NotifyMessage, ch.After, after.Owner, now, nil, &msg)}
+	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeAttached, ComplaintID: after.ID, Owner: after.Owner}}
+}
+
+func (r *Router) planReopen(ctx context.Context, msg Message, now time.Time, th threading) (routePlan, error) {
+	before := *th.complaint
+	after := before
+	after.Status = StatusOpen
+	after.ClosedAt = time.Time{}
+	after.Resolution, after.Category = "", ""
+	after.Reopens++
+	after.Messages++
+	after.LastMessageAt = msg.ReceivedAt
+	after.UpdatedAt = now
+	after.Customer = mergeCustomer(after.Customer, msg.Customer)
+	reopened := Event{
+		Type:   EventReopened,
+		Actor:  ActorRouter,
+		Owner:  before.Owner,
+		Reason: fmt.Sprintf("the customer wrote again %s after closing (within the %s reopen window, via %s)", roundDuration(now.Sub(before.ClosedAt)), roundDuration(r.reopenWindow), th.via),
+	}
+	entries := []Entry{{At: now, Message: &msg}, {At: now, Event: &reopened}}
+	var capacity *CapacityGuard
+	var assignedAt time.Time
+	if _, onRoster := r.dir.Owner(before.Owner); !onRoster {
+		// The owner left: a complaint never waits without an owner, so this is
+		// the one case where the router itself assigns anew, and says why.
+		a, err := r.assign(ctx, before.Team, msg)
+		if err != nil {
+			return routePlan{}, err
+		}
+		after.Owner, after.Team = a.owner.ID, a.team
+		reopened.Owner = a.owner.ID
+		entries = append(entries, Entry{At: now, Event: &Event{
+			Type: EventAssigned, Actor: ActorRouter, Owner: a.owner.ID, PreviousOwner: before.Owner,
+			Reason:  fmt.Sprintf("previous owner %s is no longer on the roster → team %s → %s", before.Owner, a.team, a.reason),
+			Details: a.details(),
+		}})
+		capacity, assignedAt = a.guard(), now
+	}
+	ch := newChange(&before, after)
+	ch.ThreadKeys = th.claims(msg, after.ID)
+	ch.Entries = entries
+	ch.Capacity = capacity
+	ch.AssignedAt = assignedAt
+	ch.Notifications = []Notification{notification(NotifyReopened, ch.After, after.Owner, now, &reopened, &msg)}
+	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeReopened, ComplaintID: after.ID, Owner: after.Owner}}, nil
+}
+
+// planNew opens a complaint; previous is the closed complaint this one follows
+// up, if any.
+func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th threading, previous *Complaint, reserved *string) (routePlan, error) {
+	m := r.rules.match(msg, msg.Language)
+	a, err := r.assign(ctx, m.team, msg)
+	if err != nil {
+		return routePlan{}, err
+	}
+	if *reserved == "" {
+		id, err := r.store.NextComplaintID(ctx)
+		if err != nil {
+			return routePlan{}, fmt.Errorf("reserving a complaint id: %w", err)
+		}
+		*reserved = id
+	}
+	reason := m.reason + " → team " + a.team + " → " + a.reason
+	c := Complaint{
+		ID: *reserved, Status: StatusOpen, Owner: a.owner.ID, Team: a.team,
+		Channel: msg.Channel, Subject: msg.Subject, Language: msg.Language,
+		Customer: msg.Customer, CustomerKey: msg.Customer.Key(msg.Channel),
+		RoutingReason: reason, CreatedAt: now, UpdatedAt: now, LastMessageAt: msg.ReceivedAt, Messages: 1,
+	}
+	openedWhy := "new conversation"
+	if previous != nil {
+		c.FollowUpOf = previous.ID
+		openedWhy = fmt.Sprintf("follow-up of %s, closed %s ago (beyond the %s reopen window)", previous.ID, roundDuration(now.Sub(previous.ClosedAt)), roundDuration(r.reopenWindow))
+	}
+	if len(th.notes) > 0 {
+		openedWhy += "; " + strings.Join(th.notes, "; ")
+	}
+	opened := Event{Type: EventOpened, Actor: ActorRouter, Reason: openedWhy, Details: map[string]string{"channel": string(msg.Channel)}}
+	assigned := Event{Type: EventAssigned, Actor: ActorRouter, Owner: a.owner.ID, Reason: reason, Details: a.details()}
+	ch := newChange(nil, c)
+	ch.ThreadKeys = th.claims(msg, c.ID)
+	ch.Capacity = a.guard()
+	ch.AssignedAt = now
+	ch.Entries = []Entry{{At: now, Message: &msg}, {At: now, Event: &opened}, {At: now, Event: &assigned}}
+	ch.Notifications = []Notification{notification(NotifyAssigned, ch.After, c.Owner, now, &assigned, &msg)}
+	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeOpened, ComplaintID: c.ID, Owner: c.Owner, OverCapacity: a.overCapacity}}, nil
+}
+
+// newChange starts a change from before (nil for a new complaint) to after,
+// stamping the version the store will check.
+func newChange(before *Complaint, after Complaint) Change {
+	after.Version = 1
+	if before != nil {
+		after.Version = before.Version + 1
+	}
+	return Change{Before: before, After: after}
+}
+
+func notification(kind NotificationKind, c Complaint, recipient string, at time.Time, ev *Event, msg *Message) Notification {
+	return Notification{
+		ID:   c.ID + ":v" + strconv.FormatInt(c.Version, 10) + ":" + string(kind) + ":" + recipient,
+		Kind: kind, Recipient: recipient, At: at, Complaint: c, Event: ev, Message: msg,
+	}
+}
+
+// mergeCustomer fills what the complaint did not know yet about its customer;
+// it never overwrites.
+func mergeCustomer(known, seen Customer) Customer {
+	if known.Name == "" {
+		known.Name = seen.Name
+	}
+	if known.Email == "" {
+		known.Email = seen.Email
+	}
+	if known.ID == "" {
+		known.ID = seen.ID
+	}
+	return known
+}
+
+func roundDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+	case d >= time.Hour:
+		return d.Round(time.Minute).String()
+	default:
+		return d.Round(time.Second).String()
+	}
+}
+
+// pause backs off briefly, with jitter, before recomputing a conflicted change.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Duration(attempt*attempt)*time.Millisecond + rand.N(2*time.Millisecond)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,255 @@
+package router
+
+import (
+	"strings"
+	"time"
+)
+
+// Channel names the medium a message came by; replies go back the same way.
+type Channel string
+
+// The customer channels forgetmenot knows.
+const (
+	ChannelWebhook Channel = "webhook"
+	ChannelEmail   Channel = "email"
+	ChannelForum   Channel = "forum"
+	ChannelChat    Channel = "chat"
+)
+
+// KnownChannels lists every channel a routing rule may name.
+var KnownChannels = []Channel{ChannelWebhook, ChannelEmail, ChannelForum, ChannelChat}
+
+// Customer is who wrote. Customers never register: what we know is what the
+// channel told us, so every field may be empty.
+type Customer struct {
+	ID    string `json:"id,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Email string `json:"email,omitempty"`
+}
+
+// Key identifies the customer across complaints: the e-mail address when known
+// (so the same person is recognised whatever channel they use), otherwise the
+// channel's own customer id. Empty for an anonymous customer.
+func (c Customer) Key(ch Channel) string {
+	if e := strings.ToLower(strings.TrimSpace(c.Email)); e != "" {
+		return "email:" + e
+	}
+	if c.ID != "" {
+		return string(ch) + ":" + c.ID
+	}
+	return ""
+}
+
+// conflictsWith reports whether two customer records certainly belong to
+// different people. Missing data never conflicts; ids are only comparable
+// within one channel.
+func (c Customer) conflictsWith(other Customer, sameChannel bool) bool {
+	if c.Email != "" && other.Email != "" {
+		return !strings.EqualFold(strings.TrimSpace(c.Email), strings.TrimSpace(other.Email))
+	}
+	if sameChannel && c.ID != "" && other.ID != "" {
+		return c.ID != other.ID
+	}
+	return false
+}
+
+// Label is a human description of the customer for logs and notifications.
+func (c Customer) Label() string {
+	switch {
+	case c.Name != "" && c.Email != "":
+		return c.Name + " <" + c.Email + ">"
+	case c.Name != "":
+		return c.Name
+	case c.Email != "":
+		return c.Email
+	case c.ID != "":
+		return "customer " + c.ID
+	}
+	return "anonymous customer"
+}
+
+// Message is one inbound customer message, as a channel hands it over.
+type Message struct {
+	// ID is assigned by the queue on ingest and is stable across redeliveries.
+	ID string `json:"id"`
+	// Channel and SourceID together are the ingest idempotency key.
+	Channel  Channel  `json:"channel"`
+	SourceID string   `json:"source_id"`
+	Customer Customer `json:"customer"`
+	Subject  string   `json:"subject,omitempty"`
+	Body     string   `json:"body"`
+	// Language is an ISO 639-1 code when the channel knows it; the router
+	// detects it from the text otherwise.
+	Language string `json:"language,omitempty"`
+	// ThreadKeys are channel-scoped conversation identifiers ("webhook:order-77",
+	// an e-mail Message-ID, a forum topic): a message sharing one with an earlier
+	// message lands on the same complaint.
+	ThreadKeys []string `json:"thread_keys,omitempty"`
+	// ComplaintID is an explicit reference to an existing complaint.
+	ComplaintID string `json:"complaint_id,omitempty"`
+	// DefaultTeam is the channel's team for mail that no routing rule claims
+	// (for example the team of the mailbox it arrived in).
+	DefaultTeam string            `json:"default_team,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	ReceivedAt  time.Time         `json:"received_at"`
+}
+
+// Status is where a complaint is in its lifecycle.
+type Status string
+
+// Complaint statuses. There is no "unassigned": a complaint has an owner from
+// the moment it exists.
+const (
+	StatusOpen   Status = "open"
+	StatusClosed Status = "closed"
+)
+
+// Complaint is one customer problem with one named owner.
+type Complaint struct {
+	ID          string   `json:"id"`
+	Status      Status   `json:"status"`
+	Owner       string   `json:"owner"`
+	Team        string   `json:"team"`
+	Channel     Channel  `json:"channel"`
+	Subject     string   `json:"subject,omitempty"`
+	Language    string   `json:"language,omitempty"`
+	Customer    Customer `json:"customer"`
+	CustomerKey string   `json:"customer_key,omitempty"`
+	// RoutingReason explains the original assignment: rule → team → owner.
+	RoutingReason string    `json:"routing_reason"`
+	FollowUpOf    string    `json:"follow_up_of,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+	LastMessageAt time.Time `json:"last_message_at"`
+	ClosedAt      time.Time `json:"closed_at,omitzero"`
+	Resolution    string    `json:"resolution,omitempty"`
+	Category      string    `json:"category,omitempty"`
+	Messages      int       `json:"messages"`
+	Reopens       int       `json:"reopens"`
+	// Version increases with every change; the store refuses a change computed
+	// from an older version (optimistic locking).
+	Version int64 `json:"version"`
+}
+
+// EventType names a change in a complaint's life.
+type EventType string
+
+// Event types recorded on a complaint's timeline.
+const (
+	EventOpened             EventType = "opened"
+	EventAssigned           EventType = "assigned"
+	EventReopened           EventType = "reopened"
+	EventReassigned         EventType = "reassigned"
+	EventClosed             EventType = "closed"
+	EventNotificationFailed EventType = "notification_failed"
+)
+
+// Event is one audited change: who did what, when and why.
+type Event struct {
+	Type          EventType         `json:"type"`
+	Actor         string            `json:"actor"`
+	Owner         string            `json:"owner,omitempty"`
+	PreviousOwner string            `json:"previous_owner,omitempty"`
+	Reason        string            `json:"reason,omitempty"`
+	Details       map[string]string `json:"details,omitempty"`
+}
+
+// Entry is one line of a complaint's timeline: a customer message or an event.
+type Entry struct {
+	At      time.Time `json:"at"`
+	Message *Message  `json:"message,omitempty"`
+	Event   *Event    `json:"event,omitempty"`
+}
+
+// NotificationKind says why staff are being told something.
+type NotificationKind string
+
+// Notification kinds.
+const (
+	NotifyAssigned   NotificationKind = "assigned"
+	NotifyMessage    NotificationKind = "message"
+	NotifyReopened   NotificationKind = "reopened"
+	NotifyReassigned NotificationKind = "reassigned"
+	NotifyClosed     NotificationKind = "closed"
+)
+
+// Notification is queued in the same atomic step as the change it reports and
+// delivered to staff by a Notifier, with retries.
+type Notification struct {
+	// ID is unique per change and recipient and stable across redeliveries, so a
+	// notifier can update rather than repeat.
+	ID        string           `json:"id"`
+	Kind      NotificationKind `json:"kind"`
+	Recipient string           `json:"recipient"`
+	At        time.Time        `json:"at"`
+	Complaint Complaint        `json:"complaint"`
+	Event     *Event           `json:"event,omitempty"`
+	Message   *Message         `json:"message,omitempty"`
+}
+
+// Owner is a member of staff who can own complaints.
+type Owner struct {
+	ID          string   `json:"id"`
+	Name        string   `json:"name"`
+	Email       string   `json:"email"`
+	SlackUserID string   `json:"slack_user_id,omitempty"`
+	Teams       []string `json:"teams"`
+	Languages   []string `json:"languages,omitempty"`
+	// Capacity is the number of open complaints the owner is expected to carry.
+	Capacity int  `json:"capacity"`
+	Active   bool `json:"active"`
+}
+
+// Speaks reports whether the owner handles the language; an owner without a
+// language list handles any.
+func (o Owner) Speaks(lang string) bool {
+	if lang == "" || len(o.Languages) == 0 {
+		return true
+	}
+	for _, l := range o.Languages {
+		if l == lang {
+			return true
+		}
+	}
+	return false
+}
+
+// InTeam reports whether the owner belongs to the team.
+func (o Owner) InTeam(team string) bool {
+	for _, t := range o.Teams {
+		if t == team {
+			return true
+		}
+	}
+	return false
+}
+
+// Team groups owners; routing rules pick a team, the router picks one owner in it.
+type Team struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	// Lead is the owner who receives escalations for the team (optional).
+	Lead string `json:"lead,omitempty"`
+}
+
+// OwnerLoad is an owner's current open complaints and when they last received
+// a new one (the tie-breaker between equally loaded owners).
+type OwnerLoad struct {
+	Open         int       `json:"open"`
+	LastAssigned time.Time `json:"last_assigned,omitzero"`
+}
+
+// Filter selects complaints for listing. Empty fields do not filter.
+type Filter struct {
+	Status Status
+	Owner  string
+	// Customer is an e-mail address or a customer key such as "webhook:42".
+	Customer string
+	Limit    int
+}
+
+// Outgoing is one entry of the outbox: work to deliver after a change has been
+// committed. Exactly one field is set.
+type Outgoing struct {
+	Notification *Notification `json:"notification,omitempty"`
+}
