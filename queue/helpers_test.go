@@ -54,19 +54,6 @@ func (e *env) run(cfg queue.ConsumerConfig) {
 	e.t.Cleanup(func() { cancel(); <-done })
 }
 
-// waitFor polls cond until it holds or the deadline passes. It waits for
-// asynchronous work; it does not measure speed.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func (e *env) xlen(stream string) int64 {
 	n, err := e.rdb.XLen(context.Background(), stream).Result()
 	if err != nil {

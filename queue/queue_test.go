@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
@@ -63,7 +64,7 @@ func TestHandledEntriesAreAcknowledgedAndDeleted(t *testing.T) {
 	for i := range 20 {
 		e.enqueue(webhookMsg(fmt.Sprint(i), "", "x"))
 	}
-	waitFor(t, "20 entries handled and deleted", func() bool { return handled.Load() == 20 && e.xlen(e.keys.Inbound()) == 0 })
+	testkit.WaitFor(t, "20 entries handled and deleted", func() bool { return handled.Load() == 20 && e.xlen(e.keys.Inbound()) == 0 })
 	pending, _ := e.rdb.XPending(context.Background(), e.keys.Inbound(), "g").Result()
 	if pending.Count != 0 {
 		t.Fatalf("%d entries still pending", pending.Count)
@@ -97,8 +98,8 @@ func TestPoisonMessageIsDeadLetteredAfterMaxAttemptsWhileOthersFlow(t *testing.T
 	for i := range 10 {
 		e.enqueue(webhookMsg(fmt.Sprint(i), "", "fine"))
 	}
-	waitFor(t, "the poison message in the dead letters", func() bool { return e.xlen(e.keys.DeadLetters()) == 1 })
-	waitFor(t, "good messages handled", func() bool { mu.Lock(); defer mu.Unlock(); return attempts["good"] == 10 })
+	testkit.WaitFor(t, "the poison message in the dead letters", func() bool { return e.xlen(e.keys.DeadLetters()) == 1 })
+	testkit.WaitFor(t, "good messages handled", func() bool { mu.Lock(); defer mu.Unlock(); return attempts["good"] == 10 })
 	dl, err := e.store.DeadLetters(context.Background(), 10)
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +130,7 @@ func TestPermanentErrorIsDeadLetteredAtOnce(t *testing.T) {
 			return router.Permanent(errors.New("malformed"))
 		}})
 	e.enqueue(webhookMsg("p", "", "x"))
-	waitFor(t, "dead letter", func() bool { return e.xlen(e.keys.DeadLetters()) == 1 })
+	testkit.WaitFor(t, "dead letter", func() bool { return e.xlen(e.keys.DeadLetters()) == 1 })
 	if calls.Load() != 1 {
 		t.Fatalf("handler called %d times for a permanent error, want 1", calls.Load())
 	}
@@ -149,7 +150,7 @@ func TestRetryAfterDelaysTheRetry(t *testing.T) {
 	before := time.Now()
 	e.rdb.XAdd(context.Background(), &redis.XAddArgs{Stream: e.keys.Outbox(), Values: []string{"data", "{}", "attempt", "0"}})
 	delayed := e.keys.Delayed(e.keys.Outbox())
-	waitFor(t, "the entry to wait for its retry", func() bool { return e.rdb.ZCard(context.Background(), delayed).Val() == 1 })
+	testkit.WaitFor(t, "the entry to wait for its retry", func() bool { return e.rdb.ZCard(context.Background(), delayed).Val() == 1 })
 	z, _ := e.rdb.ZRangeWithScores(context.Background(), delayed, 0, 0).Result()
 	if due := time.UnixMilli(int64(z[0].Score)); due.Before(before.Add(59 * time.Minute)) {
 		t.Fatalf("retry due at %s, want about an hour after %s (the server's Retry-After)", due, before)
@@ -173,13 +174,13 @@ func TestDeadLetterCanBeRetried(t *testing.T) {
 			return nil
 		}})
 	e.enqueue(webhookMsg("p", "", "x"))
-	waitFor(t, "dead letter", func() bool { return e.xlen(e.keys.DeadLetters()) == 1 })
+	testkit.WaitFor(t, "dead letter", func() bool { return e.xlen(e.keys.DeadLetters()) == 1 })
 	dl, _ := e.store.DeadLetters(context.Background(), 1)
 	fail.Store(false)
 	if err := e.store.RetryDeadLetter(context.Background(), dl[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "retried entry handled", func() bool { return done.Load() == 1 })
+	testkit.WaitFor(t, "retried entry handled", func() bool { return done.Load() == 1 })
 	if e.xlen(e.keys.DeadLetters()) != 0 {
 		t.Fatal("a retried dead letter must leave the dead letters")
 	}
@@ -208,7 +209,7 @@ func TestCrashedConsumersEntriesAreTakenOverAndRoutedOnce(t *testing.T) {
 		Stream: e.keys.Inbound(), Group: queue.RouterGroup, Name: "survivor", ReclaimIdle: 300 * time.Millisecond,
 		Handler: routeHandler(r, &routed),
 	})
-	waitFor(t, "all 30 taken over and routed", func() bool { return e.xlen(e.keys.Inbound()) == 0 })
+	testkit.WaitFor(t, "all 30 taken over and routed", func() bool { return e.xlen(e.keys.Inbound()) == 0 })
 	rep, err := e.store.Audit(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -225,12 +226,12 @@ func TestConsumerRecreatesItsGroupAfterRedisLostData(t *testing.T) {
 	e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: "g", Name: "c", Block: 50 * time.Millisecond,
 		Handler: func(ctx context.Context, d *queue.Delivery) error { handled.Add(1); return nil }})
 	e.enqueue(webhookMsg("1", "", "x"))
-	waitFor(t, "first handled", func() bool { return handled.Load() == 1 })
+	testkit.WaitFor(t, "first handled", func() bool { return handled.Load() == 1 })
 	// Redis restarted without persistence: the stream and its group are gone.
 	e.rdb.Del(context.Background(), e.keys.Inbound())
 	time.Sleep(100 * time.Millisecond)
 	e.enqueue(webhookMsg("2", "", "x"))
-	waitFor(t, "message after data loss handled", func() bool { return handled.Load() == 2 })
+	testkit.WaitFor(t, "message after data loss handled", func() bool { return handled.Load() == 2 })
 }
 
 func TestShutdownFinishesTheEntryInHand(t *testing.T) {
@@ -306,7 +307,7 @@ func TestConcurrentRoutersKeepEveryInvariant(t *testing.T) {
 		r := e.testRouter(8)
 		e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: queue.RouterGroup, Name: fmt.Sprintf("router%d", i), Workers: 2, Handler: routeHandler(r, &routed)})
 	}
-	waitFor(t, "all messages routed", func() bool { return e.xlen(e.keys.Inbound()) == 0 })
+	testkit.WaitFor(t, "all messages routed", func() bool { return e.xlen(e.keys.Inbound()) == 0 })
 	rep, err := e.store.Audit(ctx)
 	if err != nil {
 		t.Fatal(err)

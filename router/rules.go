@@ -3,6 +3,7 @@ package router
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -80,11 +81,7 @@ func (rs *Rules) match(msg Message, lang string) match {
 func (r Rule) matches(msg Message, lang, lowerSubject, lowerBody string) (string, bool) {
 	var why []string
 	if len(r.Channels) > 0 {
-		ok := false
-		for _, c := range r.Channels {
-			ok = ok || c == msg.Channel
-		}
-		if !ok {
+		if !slices.Contains(r.Channels, msg.Channel) {
 			return "", false
 		}
 		why = append(why, "channel "+string(msg.Channel))
@@ -122,11 +119,7 @@ func (r Rule) matches(msg Message, lang, lowerSubject, lowerBody string) (string
 		why = append(why, "domain "+d)
 	}
 	if len(r.Languages) > 0 {
-		ok := false
-		for _, l := range r.Languages {
-			ok = ok || l == lang
-		}
-		if !ok {
+		if !slices.Contains(r.Languages, lang) {
 			return "", false
 		}
 		why = append(why, "language "+lang)

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"slices"
 	"strings"
 	"time"
 )
@@ -203,26 +204,11 @@ type Owner struct {
 // Speaks reports whether the owner handles the language; an owner without a
 // language list handles any.
 func (o Owner) Speaks(lang string) bool {
-	if lang == "" || len(o.Languages) == 0 {
-		return true
-	}
-	for _, l := range o.Languages {
-		if l == lang {
-			return true
-		}
-	}
-	return false
+	return lang == "" || len(o.Languages) == 0 || slices.Contains(o.Languages, lang)
 }
 
 // InTeam reports whether the owner belongs to the team.
-func (o Owner) InTeam(team string) bool {
-	for _, t := range o.Teams {
-		if t == team {
-			return true
-		}
-	}
-	return false
-}
+func (o Owner) InTeam(team string) bool { return slices.Contains(o.Teams, team) }
 
 // Team groups owners; routing rules pick a team, the router picks one owner in it.
 type Team struct {

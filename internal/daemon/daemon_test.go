@@ -16,6 +16,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/channels/webhook"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/daemon"
+	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -101,35 +102,39 @@ type syncWriter struct {
 	w  io.Writer
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.w.Write(p) }
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
 
 func (r *running) call(method, path string, body any, token string) (int, map[string]any) {
 	r.t.Helper()
-	var rd io.Reader
+	var raw []byte
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		raw, _ = json.Marshal(body)
 	}
-	req, _ := http.NewRequest(method, r.base+path, rd)
+	h := http.Header{}
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		h.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&out)
-	return resp.StatusCode, out
+	return r.do(method, path, raw, h)
 }
 
+// post sends a webhook message, signed when secret is given.
 func (r *running) post(body string, secret string) (int, map[string]any) {
 	r.t.Helper()
-	req, _ := http.NewRequest("POST", r.base+"/v1/messages", strings.NewReader(body))
+	h := http.Header{}
 	if secret != "" {
-		req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), time.Now(), secret))
+		h.Set(webhook.SignatureHeader, webhook.Sign([]byte(body), time.Now(), secret))
 	}
+	return r.do("POST", "/v1/messages", []byte(body), h)
+}
+
+func (r *running) do(method, path string, body []byte, h http.Header) (int, map[string]any) {
+	r.t.Helper()
+	req, _ := http.NewRequest(method, r.base+path, bytes.NewReader(body))
+	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		r.t.Fatal(err)
@@ -249,7 +254,7 @@ func TestEndToEndOnRealRedis(t *testing.T) {
 
 	// Notifications: exactly one assignment, one follow-up message, the
 	// reassignment to both owners, the close.
-	waitUntil(t, "notifications delivered", func() bool { return r.notes.count(router.NotifyClosed) == 1 })
+	testkit.WaitFor(t, "notifications delivered", func() bool { return r.notes.count(router.NotifyClosed) == 1 })
 	for kind, want := range map[router.NotificationKind]int{router.NotifyAssigned: 1, router.NotifyMessage: 1, router.NotifyReassigned: 2, router.NotifyClosed: 1} {
 		if got := r.notes.count(kind); got != want {
 			t.Errorf("%s notifications: %d, want %d", kind, got, want)
@@ -312,7 +317,7 @@ func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id string
-	waitUntil(t, "ingest accepted again", func() bool {
+	testkit.WaitFor(t, "ingest accepted again", func() bool {
 		code, out := r.post(`{"source_id":"after","body":"after the outage"}`, "")
 		if code == http.StatusAccepted {
 			id = out["message_id"].(string)
@@ -321,15 +326,3 @@ func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
 	})
 	r.routed(id, "") // the consumers recreated their group and route again
 }
-
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
