@@ -77,7 +77,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log := NewLogger(cfg, stderr)
 	d, err := daemon.New(cfg, log)
 	if err != nil {
-		log.Error("cannot start", "err", err)
+		fmt.Fprintln(stderr, "error: cannot start:", err)
 		return 1
 	}
 	if err := d.Run(ctx); err != nil {

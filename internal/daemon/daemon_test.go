@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -58,7 +60,9 @@ type running struct {
 }
 
 // start runs a daemon with the shipped example configuration on a free port.
-func start(t *testing.T, redisURL string, mutate ...func(*configs.Config)) *running {
+// Options adjust the configuration (func(*configs.Config)) or replace the
+// recording notifier (daemon.Notifier).
+func start(t *testing.T, redisURL string, options ...any) *running {
 	t.Helper()
 	cfg := configs.Config{
 		RedisURL: redisURL, Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
@@ -67,8 +71,14 @@ func start(t *testing.T, redisURL string, mutate ...func(*configs.Config)) *runn
 		RouterWorkers: 2, DeliveryWorkers: 1, MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second),
 		ShutdownTimeout: configs.Duration(5 * time.Second), LogLevel: "info", LogFormat: "text",
 	}
-	for _, m := range mutate {
-		m(&cfg)
+	var notifier daemon.Notifier
+	for _, o := range options {
+		switch o := o.(type) {
+		case func(*configs.Config):
+			o(&cfg)
+		case daemon.Notifier:
+			notifier = o
+		}
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -80,7 +90,10 @@ func start(t *testing.T, redisURL string, mutate ...func(*configs.Config)) *runn
 		t.Fatal(err)
 	}
 	notes := &recorder{}
-	d.SetNotifier(notes)
+	if notifier == nil {
+		notifier = notes
+	}
+	d.SetNotifier(notifier)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -325,4 +338,35 @@ func TestRedisOutageAnswers503AndRecovers(t *testing.T) {
 		return code == http.StatusAccepted
 	})
 	r.routed(id, "") // the consumers recreated their group and route again
+}
+
+// failingNotifier refuses every notification for good.
+type failingNotifier struct{}
+
+func (failingNotifier) Notify(context.Context, router.Notification) error {
+	return router.Permanent(errors.New("slack says: user_not_found"))
+}
+
+func TestFailedNotificationIsKeptAndShownOnTheComplaint(t *testing.T) {
+	r := start(t, testredis.URL(t), daemon.Notifier(failingNotifier{}))
+	code, out := r.post(`{"source_id":"n1","body":"My order is late, please help"}`, "")
+	if code != http.StatusAccepted {
+		t.Fatal(code, out)
+	}
+	id := r.routed(out["message_id"].(string), "")["complaint_id"].(string)
+	var timeline []any
+	testkit.WaitFor(t, "the failure on the timeline", func() bool {
+		_, detail := r.call("GET", "/v1/complaints/"+id, nil, "")
+		timeline = detail["timeline"].([]any)
+		return len(timeline) == 4
+	})
+	ev := timeline[3].(map[string]any)["event"].(map[string]any)
+	if ev["type"] != "notification_failed" || !strings.Contains(ev["reason"].(string), "user_not_found") {
+		t.Fatalf("last timeline entry = %v, want the failed notification with its cause", ev)
+	}
+	// What must hold: the notification is not lost, it waits in the dead letters.
+	_, dl := r.call("GET", "/v1/deadletters", nil, "")
+	if letters := dl["dead_letters"].([]any); len(letters) != 1 || !strings.Contains(fmt.Sprint(letters[0]), id) {
+		t.Fatalf("dead letters = %v, want the notification for %s", dl, id)
+	}
 }
