@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bytes"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,7 +29,7 @@ func TestServeOnAFreshMachineAndStopOnSIGTERM(t *testing.T) {
 	cmd := exec.Command(bin, "serve")
 	cmd.Dir = "../.."
 	cmd.Env = append(cleanEnv(), "FORGETMENOT_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(port))
-	var logs bytes.Buffer
+	var logs testkit.LockedBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

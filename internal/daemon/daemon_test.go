@@ -55,7 +55,7 @@ type running struct {
 	base  string
 	cfg   configs.Config
 	notes *recorder
-	log   *bytes.Buffer
+	log   *testkit.LockedBuffer
 	stop  func() error
 }
 
@@ -83,8 +83,8 @@ func start(t *testing.T, redisURL string, options ...any) *running {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	var logBuf bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&syncWriter{w: &logBuf}, nil))
+	logBuf := &testkit.LockedBuffer{}
+	log := slog.New(slog.NewTextHandler(logBuf, nil))
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -107,18 +107,7 @@ func start(t *testing.T, redisURL string, options ...any) *running {
 		return <-done
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &running{t: t, base: "http://" + d.Addr(), cfg: cfg, notes: notes, log: &logBuf, stop: stop}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return &running{t: t, base: "http://" + d.Addr(), cfg: cfg, notes: notes, log: logBuf, stop: stop}
 }
 
 func (r *running) call(method, path string, body any, token string) (int, map[string]any) {
