@@ -29,6 +29,10 @@ type Complaints interface {
 	Complaints(ctx context.Context, f router.Filter) ([]router.Complaint, error)
 	Close(ctx context.Context, id, actor, resolution, category string) (router.Complaint, error)
 	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
+	Reply(ctx context.Context, id, actor, body string) (router.Complaint, error)
+	Acknowledge(ctx context.Context, id, actor string) (router.Complaint, error)
+	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
+	Promise(ctx context.Context, id, actor string, by time.Time, note string, tellCustomer bool) (router.Complaint, error)
 	Owners(ctx context.Context) ([]router.OwnerStatus, error)
 	MessageComplaint(ctx context.Context, messageID string) (router.Complaint, bool, error)
 }
@@ -55,6 +59,12 @@ type Config struct {
 	// Ingest serves POST /v1/messages; Metrics serves GET /metrics.
 	Ingest  http.Handler
 	Metrics http.Handler
+	// Routes are further handlers (channels, integrations) mounted as given;
+	// they carry their own authentication.
+	Routes map[string]http.Handler
+	// Checks report problems of components for /readyz details. A failing
+	// check does not make the daemon unready: it still takes in complaints.
+	Checks map[string]func(context.Context) error
 	// Closed and Reassigned are told about successful lifecycle changes (metrics).
 	OnClosed     func()
 	OnReassigned func()
@@ -94,9 +104,16 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /v1/complaints/{id}", s.auth(s.show))
 	mux.Handle("POST /v1/complaints/{id}/close", s.auth(s.close))
 	mux.Handle("POST /v1/complaints/{id}/reassign", s.auth(s.reassign))
+	mux.Handle("POST /v1/complaints/{id}/reply", s.auth(s.reply))
+	mux.Handle("POST /v1/complaints/{id}/acknowledge", s.auth(s.acknowledge))
+	mux.Handle("POST /v1/complaints/{id}/notes", s.auth(s.note))
+	mux.Handle("POST /v1/complaints/{id}/promise", s.auth(s.promise))
 	mux.Handle("GET /v1/owners", s.auth(s.owners))
 	mux.Handle("GET /v1/deadletters", s.auth(s.deadLetters))
 	mux.Handle("POST /v1/deadletters/{id}/retry", s.auth(s.retryDeadLetter))
+	for pattern, h := range cfg.Routes {
+		mux.Handle(pattern, h)
+	}
 	return mux
 }
 
@@ -129,7 +146,15 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": err.Error()})
 		return
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ready", "redis": "ok"})
+	res := map[string]string{"status": "ready", "redis": "ok"}
+	for name, check := range s.cfg.Checks {
+		if err := check(ctx); err != nil {
+			res[name], res["status"] = err.Error(), "degraded"
+		} else {
+			res[name] = "ok"
+		}
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
 }
 
 // MessageStatus answers GET /v1/messages/{id}.
@@ -238,6 +263,82 @@ func (s *server) reassign(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.OnReassigned()
 	httpx.WriteJSON(w, http.StatusOK, c)
+}
+
+// ReplyRequest is the body of POST /v1/complaints/{id}/reply.
+type ReplyRequest struct {
+	Body  string `json:"body"`
+	Actor string `json:"actor"`
+}
+
+func (s *server) reply(w http.ResponseWriter, r *http.Request) {
+	var req ReplyRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.respond(w)(s.cfg.Complaints.Reply(r.Context(), r.PathValue("id"), req.Actor, req.Body))
+}
+
+// ActorRequest is the body of POST /v1/complaints/{id}/acknowledge.
+type ActorRequest struct {
+	Actor string `json:"actor"`
+}
+
+func (s *server) acknowledge(w http.ResponseWriter, r *http.Request) {
+	var req ActorRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.respond(w)(s.cfg.Complaints.Acknowledge(r.Context(), r.PathValue("id"), req.Actor))
+}
+
+// NoteRequest is the body of POST /v1/complaints/{id}/notes.
+type NoteRequest struct {
+	Text  string `json:"text"`
+	Actor string `json:"actor"`
+	// Key makes the note idempotent: the same key again records nothing.
+	Key string `json:"key"`
+}
+
+func (s *server) note(w http.ResponseWriter, r *http.Request) {
+	var req NoteRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.respond(w)(s.cfg.Complaints.AddNote(r.Context(), r.PathValue("id"), req.Actor, req.Text, req.Key))
+}
+
+// PromiseRequest is the body of POST /v1/complaints/{id}/promise.
+type PromiseRequest struct {
+	// By is an RFC 3339 time: "2026-11-26T14:00:00+01:00".
+	By           string `json:"by"`
+	Note         string `json:"note"`
+	TellCustomer bool   `json:"tell_customer"`
+	Actor        string `json:"actor"`
+}
+
+func (s *server) promise(w http.ResponseWriter, r *http.Request) {
+	var req PromiseRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	by, err := time.Parse(time.RFC3339, req.By)
+	if err != nil {
+		httpx.WriteError(w, http.StatusBadRequest, "by must be an RFC 3339 time such as 2026-11-26T14:00:00+01:00", "by")
+		return
+	}
+	s.respond(w)(s.cfg.Complaints.Promise(r.Context(), r.PathValue("id"), req.Actor, by, req.Note, req.TellCustomer))
+}
+
+// respond writes a lifecycle step's result: the complaint, or the error.
+func (s *server) respond(w http.ResponseWriter) func(router.Complaint, error) {
+	return func(c router.Complaint, err error) {
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, c)
+	}
 }
 
 // OwnerList answers GET /v1/owners.

@@ -79,6 +79,10 @@ func (k Keys) OwnerLastAssigned() string { return k.tag + ":owners:last-assigned
 // Threads is a hash of thread key → complaint id.
 func (k Keys) Threads() string { return k.tag + ":threads" }
 
+// Once is a hash of the once-keys of applied changes that no inbound message
+// caused (delivery reports, notes) → their complaint.
+func (k Keys) Once() string { return k.tag + ":once" }
+
 // MessageComplaints is a hash of message id → the complaint it landed on.
 func (k Keys) MessageComplaints() string { return k.tag + ":messages" }
 

@@ -287,7 +287,7 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 			d.acked = true
 		}
-		return fmt.Errorf("message %s is already on %s: %w", ch.MessageID, res.value, router.ErrDuplicate)
+		return fmt.Errorf("%s%s is already applied to %s: %w", ch.MessageID, ch.OnceKey, res.value, router.ErrDuplicate)
 	default:
 		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
 	}
@@ -301,8 +301,13 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	k := s.keys
 	ckey := k.Complaint(after.ID)
 	t := &tx{}
-	if ch.MessageID != "" {
+	switch {
+	case ch.MessageID != "" && ch.OnceKey != "":
+		return nil, errors.New("commit: a change has either a message id or a once key")
+	case ch.MessageID != "":
 		t.once(k.MessageComplaints(), ch.MessageID)
+	case ch.OnceKey != "":
+		t.once(k.Once(), ch.OnceKey)
 	}
 	before := ch.Before
 	if before == nil {
@@ -362,8 +367,18 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		}
 		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
+	for _, m := range ch.CustomerMessages {
+		b, err := json.Marshal(router.Outgoing{Customer: &m})
+		if err != nil {
+			return nil, fmt.Errorf("encoding customer message: %w", err)
+		}
+		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
+	}
 	if ch.MessageID != "" {
 		t.write("HSET", k.MessageComplaints(), ch.MessageID, after.ID)
+	}
+	if ch.OnceKey != "" {
+		t.write("HSET", k.Once(), ch.OnceKey, after.ID)
 	}
 	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 		t.ack(d)

@@ -2,6 +2,7 @@ package router_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
@@ -31,11 +33,18 @@ type desk struct {
 	t      *testing.T
 	router *router.Router
 	store  *queue.Store
+	rdb    redis.UniversalClient
 	clock  *fakeClock
 	seq    int
 }
 
 func newDesk(t *testing.T, mutate ...func(*[]router.Owner)) *desk {
+	t.Helper()
+	return newDeskWith(t, nil, mutate...)
+}
+
+// newDeskWith builds a desk whose router can write to customers through reach.
+func newDeskWith(t *testing.T, reach router.Reachability, mutate ...func(*[]router.Owner)) *desk {
 	t.Helper()
 	rdb, keys := testredis.Client(t)
 	store := queue.NewStore(rdb, keys, 0)
@@ -49,7 +58,7 @@ func newDesk(t *testing.T, mutate ...func(*[]router.Owner)) *desk {
 	for _, m := range mutate {
 		m(&owners)
 	}
-	roster, err := router.NewRoster([]router.Team{{ID: "support"}, {ID: "billing"}, {ID: "dormant"}}, owners)
+	roster, err := router.NewRoster([]router.Team{{ID: "support", Lead: "chloe"}, {ID: "billing"}, {ID: "dormant"}}, owners)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +67,11 @@ func newDesk(t *testing.T, mutate ...func(*[]router.Owner)) *desk {
 		{Name: "dormant", Team: "dormant", Keywords: []string{"museum"}},
 	}}
 	clock := &fakeClock{now: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)}
-	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour, Clock: clock.Now})
+	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour, Reachability: reach, Clock: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &desk{t: t, router: r, store: store, clock: clock}
+	return &desk{t: t, router: r, store: store, rdb: rdb, clock: clock}
 }
 
 // msg builds a webhook message from customer with the given body.
@@ -106,6 +115,35 @@ func events(tl []router.Entry, typ router.EventType) []router.Event {
 	for _, e := range tl {
 		if e.Event != nil && e.Event.Type == typ {
 			out = append(out, *e.Event)
+		}
+	}
+	return out
+}
+
+// outbox decodes every entry waiting in the outbox.
+func (d *desk) outbox() []router.Outgoing {
+	d.t.Helper()
+	entries, err := d.rdb.XRange(context.Background(), d.store.Keys().Outbox(), "-", "+").Result()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	out := make([]router.Outgoing, 0, len(entries))
+	for _, e := range entries {
+		var o router.Outgoing
+		if err := json.Unmarshal([]byte(e.Values["data"].(string)), &o); err != nil {
+			d.t.Fatalf("outbox entry %s: %v", e.ID, err)
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// toCustomer lists what the outbox holds for customers.
+func (d *desk) toCustomer() []router.CustomerMessage {
+	var out []router.CustomerMessage
+	for _, o := range d.outbox() {
+		if o.Customer != nil {
+			out = append(out, *o.Customer)
 		}
 	}
 	return out

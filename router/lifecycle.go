@@ -123,6 +123,9 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 			return Complaint{}, fmt.Errorf("loading complaint %s: %w", id, err)
 		}
 		ch, err := step(c, r.clock())
+		if errors.Is(err, errUnchanged) {
+			return c, nil
+		}
 		if err != nil {
 			return Complaint{}, err
 		}
@@ -130,6 +133,9 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 		switch {
 		case err == nil:
 			return ch.After, nil
+		case errors.Is(err, ErrDuplicate):
+			// The change carried a once key that was applied before: done.
+			return c, nil
 		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
 			if err := pause(ctx, attempt); err != nil {
 				return Complaint{}, err

@@ -26,6 +26,9 @@ type Config struct {
 	// ReopenWindow: a message on a complaint closed less than this long ago
 	// reopens it with the same owner; later ones open a follow-up complaint.
 	ReopenWindow time.Duration
+	// Reachability says how customers can be written to; without it, replies
+	// are refused and acknowledgements are not queued.
+	Reachability Reachability
 	Clock        func() time.Time
 	Logger       *slog.Logger
 }
@@ -38,6 +41,7 @@ type Router struct {
 	dir          Directory
 	rules        *Rules
 	reopenWindow time.Duration
+	reachability Reachability
 	clock        func() time.Time
 	log          *slog.Logger
 }
@@ -53,7 +57,7 @@ func New(cfg Config) (*Router, error) {
 	if cfg.ReopenWindow < 0 {
 		return nil, errors.New("router: reopen window must not be negative")
 	}
-	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, clock: cfg.Clock, log: cfg.Logger}
+	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability, clock: cfg.Clock, log: cfg.Logger}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -351,6 +355,7 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 	ch.AssignedAt = now
 	ch.Entries = []Entry{{At: now, Message: &msg}, {At: now, Event: &opened}, {At: now, Event: &assigned}}
 	ch.Notifications = []Notification{notification(NotifyAssigned, ch.After, c.Owner, now, &assigned, &msg)}
+	ch.Entries, ch.CustomerMessages = r.acknowledge(ch.After, msg, ch.Entries, now)
 	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeOpened, ComplaintID: c.ID, Owner: c.Owner, OverCapacity: a.overCapacity}}, nil
 }
 
@@ -408,4 +413,23 @@ func pause(ctx context.Context, attempt int) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// acknowledge queues the confirmation that tells a new complaint's customer
+// who owns it (attention first), unless the customer cannot be written to or
+// the channel marked the message as one that must not get automatic replies;
+// a held-back acknowledgement is recorded with its reason.
+func (r *Router) acknowledge(c Complaint, msg Message, entries []Entry, now time.Time) ([]Entry, []CustomerMessage) {
+	if r.reachability == nil {
+		return entries, nil
+	}
+	if _, err := r.reachability.Reach(c); err != nil {
+		return entries, nil
+	}
+	if why := msg.Metadata[MetaNoAutoReply]; why != "" {
+		ev := Event{Type: EventSent, Actor: ActorRouter, Owner: c.Owner, Reason: "acknowledgement not sent: " + why,
+			Details: map[string]string{"kind": string(ToCustomerAcknowledgement)}}
+		return append(entries, Entry{At: now, Event: &ev}), nil
+	}
+	return entries, []CustomerMessage{r.customerMessage(ToCustomerAcknowledgement, c, []Entry{{Message: &msg}}, ActorRouter, "", now)}
 }

@@ -55,12 +55,17 @@ type Change struct {
 	Before *Complaint
 	After  Complaint
 	// MessageID makes the change apply at most once per inbound message.
-	MessageID     string
+	MessageID string
+	// OnceKey makes a change that is not caused by an inbound message apply at
+	// most once (a delivery report, a redelivered chat event).
+	OnceKey       string
 	Receipt       Receipt
 	ThreadKeys    []ThreadClaim
 	Capacity      *CapacityGuard
 	Entries       []Entry
 	Notifications []Notification
+	// CustomerMessages are queued for the customer with the change.
+	CustomerMessages []CustomerMessage
 	// AssignedAt, when set, records the time After.Owner received this
 	// complaint (the least-loaded tie-breaker).
 	AssignedAt time.Time

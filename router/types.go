@@ -127,6 +127,13 @@ type Complaint struct {
 	Category      string    `json:"category,omitempty"`
 	Messages      int       `json:"messages"`
 	Reopens       int       `json:"reopens"`
+	// AcknowledgedAt is when the owner first took the complaint in hand.
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	// FirstResponseAt is when staff first answered the customer.
+	FirstResponseAt time.Time `json:"first_response_at,omitzero"`
+	// PromisedBy is the follow-up the owner promised, if one is pending.
+	PromisedBy  time.Time `json:"promised_by,omitzero"`
+	PromiseNote string    `json:"promise_note,omitempty"`
 	// Version increases with every change; the store refuses a change computed
 	// from an older version (optimistic locking).
 	Version int64 `json:"version"`
@@ -143,16 +150,29 @@ const (
 	EventReassigned         EventType = "reassigned"
 	EventClosed             EventType = "closed"
 	EventNotificationFailed EventType = "notification_failed"
+	EventAcknowledged       EventType = "acknowledged"
+	EventReplied            EventType = "replied"
+	EventPromised           EventType = "promised"
+	EventNote               EventType = "note"
+	// EventSent records that something said to the customer left through its
+	// channel (or why it was deliberately not sent, in Reason).
+	EventSent EventType = "sent"
+	// EventDeliveryFailed records that something said to the customer could
+	// not be delivered.
+	EventDeliveryFailed EventType = "delivery_failed"
 )
 
 // Event is one audited change: who did what, when and why.
 type Event struct {
-	Type          EventType         `json:"type"`
-	Actor         string            `json:"actor"`
-	Owner         string            `json:"owner,omitempty"`
-	PreviousOwner string            `json:"previous_owner,omitempty"`
-	Reason        string            `json:"reason,omitempty"`
-	Details       map[string]string `json:"details,omitempty"`
+	Type          EventType `json:"type"`
+	Actor         string    `json:"actor"`
+	Owner         string    `json:"owner,omitempty"`
+	PreviousOwner string    `json:"previous_owner,omitempty"`
+	Reason        string    `json:"reason,omitempty"`
+	// Text is what staff wrote: a reply to the customer, an internal note, a
+	// promise.
+	Text    string            `json:"text,omitempty"`
+	Details map[string]string `json:"details,omitempty"`
 }
 
 // Entry is one line of a complaint's timeline: a customer message or an event.
@@ -167,11 +187,17 @@ type NotificationKind string
 
 // Notification kinds.
 const (
-	NotifyAssigned   NotificationKind = "assigned"
-	NotifyMessage    NotificationKind = "message"
-	NotifyReopened   NotificationKind = "reopened"
-	NotifyReassigned NotificationKind = "reassigned"
-	NotifyClosed     NotificationKind = "closed"
+	NotifyAssigned     NotificationKind = "assigned"
+	NotifyMessage      NotificationKind = "message"
+	NotifyReopened     NotificationKind = "reopened"
+	NotifyReassigned   NotificationKind = "reassigned"
+	NotifyClosed       NotificationKind = "closed"
+	NotifyAcknowledged NotificationKind = "acknowledged"
+	NotifyReplied      NotificationKind = "replied"
+	NotifyPromised     NotificationKind = "promised"
+	// NotifyDeliveryFailed tells the owner that the customer did not get
+	// something said to them.
+	NotifyDeliveryFailed NotificationKind = "delivery_failed"
 )
 
 // Notification is queued in the same atomic step as the change it reports and
@@ -237,5 +263,6 @@ type Filter struct {
 // Outgoing is one entry of the outbox: work to deliver after a change has been
 // committed. Exactly one field is set.
 type Outgoing struct {
-	Notification *Notification `json:"notification,omitempty"`
+	Notification *Notification    `json:"notification,omitempty"`
+	Customer     *CustomerMessage `json:"customer,omitempty"`
 }

@@ -41,6 +41,8 @@ func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	}
 	if note.Message != nil {
 		attrs = append(attrs, "text", excerpt(note.Message.Body, 200))
+	} else if note.Event != nil && note.Event.Text != "" {
+		attrs = append(attrs, "text", excerpt(note.Event.Text, 200))
 	}
 	n.log.InfoContext(ctx, title(note.Kind), attrs...)
 	return nil
@@ -58,6 +60,14 @@ func title(k router.NotificationKind) string {
 		return "complaint reassigned"
 	case router.NotifyClosed:
 		return "complaint closed"
+	case router.NotifyAcknowledged:
+		return "complaint acknowledged"
+	case router.NotifyReplied:
+		return "reply queued for the customer"
+	case router.NotifyPromised:
+		return "follow-up promised"
+	case router.NotifyDeliveryFailed:
+		return "CUSTOMER NOT REACHED: delivery failed"
 	}
 	return "complaint notification: " + string(k)
 }

@@ -32,6 +32,10 @@ Usage:
   forgetmenot complaints show ID
   forgetmenot complaints close ID --resolution TEXT [--category C]
   forgetmenot complaints reassign ID --to OWNER --reason TEXT
+  forgetmenot complaints reply ID --body TEXT         answer the customer through their channel
+  forgetmenot complaints ack ID                       acknowledge: you have it in hand
+  forgetmenot complaints note ID --text TEXT          internal note, never sent to the customer
+  forgetmenot complaints promise ID --by TIME --note TEXT [--tell-customer]
   forgetmenot owners list                             owners with their open load
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
@@ -185,6 +189,60 @@ var commands = map[string]map[string]command{
 				}
 			},
 		},
+		"reply": {
+			usage: "forgetmenot complaints reply ID --body TEXT [--as OWNER] [--json]\n\nSends the text to the customer through the complaint's own channel (e-mail, forum,\nchat), threaded into their conversation, and records it on the timeline. Use\n--body - to read the text from standard input.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				body := fs.String("body", "", "the answer for the customer (required; - reads standard input)")
+				as := fs.String("as", "", "the owner id writing (a colleague covering signs as \"Bas for Anna\")")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					text, err := textArg(*body)
+					if err != nil {
+						return err
+					}
+					return lifecycle(ctx, c, id, "reply", api.ReplyRequest{Body: text, Actor: actorOr(*as)}, out, "%s: reply queued for the customer (owner %s).\n")
+				}
+			},
+		},
+		"ack": {
+			usage: "forgetmenot complaints ack ID [--as OWNER] [--json]\n\nAcknowledges the complaint: its owner has it in hand.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				as := fs.String("as", "", "the owner id acknowledging")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					return lifecycle(ctx, c, id, "acknowledge", api.ActorRequest{Actor: actorOr(*as)}, out, "%s acknowledged (owner %s).\n")
+				}
+			},
+		},
+		"note": {
+			usage: "forgetmenot complaints note ID --text TEXT [--as OWNER] [--json]\n\nRecords an internal note on the timeline. The customer never sees it.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				text := fs.String("text", "", "the note (required; - reads standard input)")
+				as := fs.String("as", "", "the owner id writing")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					t, err := textArg(*text)
+					if err != nil {
+						return err
+					}
+					return lifecycle(ctx, c, id, "notes", api.NoteRequest{Text: t, Actor: actorOr(*as)}, out, "%s: note recorded (owner %s).\n")
+				}
+			},
+		},
+		"promise": {
+			usage: "forgetmenot complaints promise ID --by TIME --note TEXT [--tell-customer] [--as OWNER] [--json]\n\nRecords a promised follow-up. TIME is RFC 3339 (2026-11-26T14:00:00+01:00) or\n\"2006-01-02 15:04\" in local time. With --tell-customer the note is sent to the customer.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				by := fs.String("by", "", "when the customer will hear back (required)")
+				note := fs.String("note", "", "what is promised")
+				tell := fs.Bool("tell-customer", false, "send the note to the customer through their channel")
+				as := fs.String("as", "", "the owner id promising")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					t, err := parseTime(*by)
+					if err != nil {
+						return err
+					}
+					req := api.PromiseRequest{By: t.Format(time.RFC3339), Note: *note, TellCustomer: *tell, Actor: actorOr(*as)}
+					return lifecycle(ctx, c, id, "promise", req, out, "%s: follow-up promise recorded (owner %s).\n")
+				}
+			},
+		},
 	},
 	"owners": {
 		"list": {
@@ -315,7 +373,47 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bo
 	return 0, false
 }
 
+// lifecycle posts a lifecycle step and prints the resulting complaint.
+func lifecycle(ctx context.Context, c *client, id, step string, req any, out *output, format string) error {
+	var res router.Complaint
+	if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/"+step, nil, req, &res); err != nil {
+		return err
+	}
+	return out.print(res, func(w io.Writer) { fmt.Fprintf(w, format, res.ID, res.Owner) })
+}
+
+// textArg returns a flag's text, reading standard input for "-".
+func textArg(v string) (string, error) {
+	if v != "-" {
+		return v, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+	if err != nil {
+		return "", fmt.Errorf("reading standard input: %w", err)
+	}
+	return string(b), nil
+}
+
+// parseTime accepts RFC 3339 or a local "2006-01-02 15:04".
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02 15:04", v, time.Local); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("--by %q: want RFC 3339 (2026-11-26T14:00:00+01:00) or \"2026-11-26 14:00\"", v)
+}
+
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
+
+// actorOr is the owner id given with --as, or the CLI user.
+func actorOr(as string) string {
+	if as != "" {
+		return as
+	}
+	return actor()
+}
 
 func actor() string {
 	if u := os.Getenv("USER"); u != "" {
@@ -399,6 +497,11 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 				line += " — " + ev.Reason
 			}
 			fmt.Fprintln(w, line)
+			for _, l := range strings.Split(ev.Text, "\n") {
+				if ev.Text != "" {
+					fmt.Fprintf(w, "      %s\n", l)
+				}
+			}
 		}
 	}
 }

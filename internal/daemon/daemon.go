@@ -42,10 +42,16 @@ type Daemon struct {
 	router   *router.Router
 	metrics  *metrics.Metrics
 	notifier Notifier
-	inbound  *queue.Consumer
-	outbox   *queue.Consumer
-	listener net.Listener
-	server   *http.Server
+	// customNotifier is set once a component supplied the notifier.
+	customNotifier bool
+	// senders is filled once the components are built; the router holds it
+	// from the start to answer whether a customer can be reached.
+	senders    senders
+	components []*Component
+	inbound    *queue.Consumer
+	outbox     *queue.Consumer
+	listener   net.Listener
+	server     *http.Server
 }
 
 // New loads the roster and rules, connects to Redis (or starts the embedded
@@ -64,7 +70,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("NAMESPACE"), err)
 	}
-	d := &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log, senders: senders{}}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		d.embedded, err = queue.StartEmbedded()
@@ -81,7 +87,8 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	d.redis = rdb
 	d.store = queue.NewStore(rdb, keys, cfg.DedupRetention.D())
 	d.router, err = router.New(router.Config{
-		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(), Logger: log,
+		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
+		Reachability: d.senders, Logger: log,
 	})
 	if err != nil {
 		d.close()
@@ -102,12 +109,28 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		OnDeadLetter: d.outboxDeadLetter, Logger: log,
 	})
 
+	intake := countingQueue{d.store, d.metrics}
+	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Sender: d.senders.get}); err != nil {
+		d.close()
+		return nil, err
+	}
+	routes := map[string]http.Handler{}
+	checks := map[string]func(context.Context) error{}
+	for _, c := range d.components {
+		for pattern, h := range c.Routes {
+			routes[pattern] = h
+		}
+		if c.Check != nil {
+			checks[c.Name] = c.Check
+		}
+	}
 	ingest := webhook.New(webhook.Config{
-		Queue: countingQueue{d.store, d.metrics}, Secrets: cfg.WebhookSecret, MaxBytes: cfg.MaxMessageBytes, Logger: log,
+		Queue: intake, Secrets: cfg.WebhookSecret, MaxBytes: cfg.MaxMessageBytes, Logger: log,
 	})
 	handler := api.New(api.Config{
 		Complaints: d.router, DeadLetters: d.store, Store: d.store, Token: cfg.APIToken,
 		Ingest: ingest, Metrics: promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}),
+		Routes: routes, Checks: checks,
 		OnClosed: d.metrics.Closed.Inc, OnReassigned: d.metrics.Reassigned.Inc, Logger: log,
 	})
 	d.server = &http.Server{
@@ -142,6 +165,36 @@ func (d *Daemon) Router() *router.Router { return d.router }
 // Store exposes the store (for tests and embedding).
 func (d *Daemon) Store() *queue.Store { return d.store }
 
+// buildComponents builds every configured channel and integration and plugs
+// in their senders and notifier.
+func (d *Daemon) buildComponents(deps Deps) error {
+	for _, build := range componentBuilders {
+		c, err := build(deps)
+		if err != nil {
+			return err
+		}
+		if c == nil {
+			continue
+		}
+		d.components = append(d.components, c)
+		if c.Sender != nil {
+			if _, dup := d.senders[c.Channel]; dup {
+				return fmt.Errorf("two components write to %s customers", c.Channel)
+			}
+			d.senders[c.Channel] = c.Sender
+		}
+		if c.Notifier != nil && !d.customNotifier {
+			d.notifier, d.customNotifier = c.Notifier, true
+		}
+		d.log.Info("component enabled", "component", c.Name)
+	}
+	return nil
+}
+
+// AddSender makes the daemon write to a channel's customers through s (for
+// tests and embedding); call before Run.
+func (d *Daemon) AddSender(ch router.Channel, s CustomerSender) { d.senders[ch] = s }
+
 // SetNotifier replaces the console notifier; call before Run.
 func (d *Daemon) SetNotifier(n Notifier) { d.notifier = n }
 
@@ -155,6 +208,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var work sync.WaitGroup
 	work.Go(func() { _ = d.inbound.Run(workCtx) })
 	work.Go(func() { _ = d.outbox.Run(workCtx) })
+	for _, c := range d.components {
+		if c.Run != nil {
+			work.Go(func() {
+				if err := c.Run(workCtx); err != nil && workCtx.Err() == nil {
+					d.log.Error("component stopped", "component", c.Name, "err", err)
+				}
+			})
+		}
+	}
 
 	served := make(chan error, 1)
 	go func() { served <- d.server.Serve(d.listener) }()
@@ -228,6 +290,9 @@ func (d *Daemon) deliver(ctx context.Context, del *queue.Delivery) error {
 	if err := json.Unmarshal(del.Data, &out); err != nil {
 		return router.Permanent(fmt.Errorf("outbox entry %s is not decodable: %w", del.ID, err))
 	}
+	if out.Customer != nil {
+		return d.sendToCustomer(ctx, *out.Customer)
+	}
 	if out.Notification == nil {
 		return router.Permanent(fmt.Errorf("outbox entry %s has nothing to deliver", del.ID))
 	}
@@ -243,6 +308,46 @@ func (d *Daemon) deliver(ctx context.Context, del *queue.Delivery) error {
 	return err
 }
 
+// sendToCustomer delivers what staff (or the acknowledgement) said to the
+// customer and records it on the complaint. A permanent failure is recorded
+// and told to the owner here, so it is not retried.
+func (d *Daemon) sendToCustomer(ctx context.Context, m router.CustomerMessage) error {
+	via, err := d.senders.Reach(m.Complaint)
+	if err != nil {
+		return d.undeliverable(ctx, m, router.Permanent(err))
+	}
+	sent, err := d.senders[via].Send(ctx, m)
+	if err != nil {
+		if router.IsPermanent(err) {
+			return d.undeliverable(ctx, m, err)
+		}
+		d.metrics.CustomerMessages.WithLabelValues(string(m.Kind), string(via), "retry").Inc()
+		return fmt.Errorf("sending %s %s via %s: %w", m.Kind, m.ID, via, err)
+	}
+	if sent.Via == "" {
+		sent.Via = string(via)
+	}
+	result := "sent"
+	if sent.Skipped != "" {
+		result = "skipped"
+	}
+	d.metrics.CustomerMessages.WithLabelValues(string(m.Kind), string(via), result).Inc()
+	d.log.Info("customer message "+result, "complaint", m.Complaint.ID, "kind", m.Kind, "via", sent.Via, "ref", sent.Ref, "skipped", sent.Skipped)
+	// The message is out; if recording fails the delivery is retried, and the
+	// channel's idempotent identifiers keep the customer from a second copy
+	// where the channel allows it.
+	return d.router.RecordSent(ctx, m, sent)
+}
+
+func (d *Daemon) undeliverable(ctx context.Context, m router.CustomerMessage, cause error) error {
+	d.metrics.CustomerMessages.WithLabelValues(string(m.Kind), string(m.Complaint.Channel), "failed").Inc()
+	d.log.Error("customer message cannot be delivered; the owner is told", "complaint", m.Complaint.ID, "kind", m.Kind, "owner", m.Complaint.Owner, "err", cause)
+	if err := d.router.RecordUndeliverable(ctx, m, cause); err != nil {
+		return fmt.Errorf("recording that %s could not be delivered: %w", m.ID, err)
+	}
+	return nil
+}
+
 func (d *Daemon) inboundDeadLetter(ctx context.Context, del *queue.Delivery, cause error) {
 	d.metrics.DeadLettered.WithLabelValues("inbound").Inc()
 	d.log.Error("inbound message moved to the dead letters: it is NOT on a complaint; inspect with `forgetmenot deadletters list`",
@@ -252,8 +357,14 @@ func (d *Daemon) inboundDeadLetter(ctx context.Context, del *queue.Delivery, cau
 func (d *Daemon) outboxDeadLetter(ctx context.Context, del *queue.Delivery, cause error) {
 	d.metrics.DeadLettered.WithLabelValues("outbox").Inc()
 	var out router.Outgoing
-	if json.Unmarshal(del.Data, &out) != nil || out.Notification == nil {
+	if json.Unmarshal(del.Data, &out) != nil || (out.Notification == nil && out.Customer == nil) {
 		d.log.Error("undecodable outbox entry moved to the dead letters", "entry", del.ID, "err", cause)
+		return
+	}
+	if m := out.Customer; m != nil {
+		if err := d.undeliverable(ctx, *m, cause); err != nil {
+			d.log.Error("could not record the failed customer message on the complaint", "complaint", m.Complaint.ID, "err", err)
+		}
 		return
 	}
 	n := out.Notification

@@ -94,6 +94,11 @@ func start(t *testing.T, redisURL string, options ...any) *running {
 		notifier = notes
 	}
 	d.SetNotifier(notifier)
+	for _, o := range options {
+		if o, ok := o.(withSender); ok {
+			d.AddSender(o.channel, o.sender)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()

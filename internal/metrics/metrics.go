@@ -24,7 +24,10 @@ type Metrics struct {
 	OverCapacity   prometheus.Counter
 	RoutingLatency prometheus.Histogram
 	Notifications  *prometheus.CounterVec
-	DeadLettered   *prometheus.CounterVec
+	// CustomerMessages counts what was said to customers, by kind, channel
+	// and result (sent, skipped, retry, failed).
+	CustomerMessages *prometheus.CounterVec
+	DeadLettered     *prometheus.CounterVec
 }
 
 // New registers every metric on a fresh registry, plus a collector that reads
@@ -65,12 +68,15 @@ func New(stats func(context.Context) (queue.Stats, error)) *Metrics {
 		Notifications: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "forgetmenot_notifications_total", Help: "Outbox deliveries by kind and result (sent, retry, failed).",
 		}, []string{"kind", "result"}),
+		CustomerMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "forgetmenot_customer_messages_total", Help: "Acknowledgements, replies and promises to customers by kind, channel and result (sent, skipped, retry, failed).",
+		}, []string{"kind", "channel", "result"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "forgetmenot_dead_lettered_total", Help: "Entries moved to the dead letters, per stream (inbound, outbox).",
 		}, []string{"stream"}),
 	}
 	reg.MustRegister(m.Ingested, m.Duplicates, m.Routed, m.Opened, m.Reopened, m.Closed, m.Reassigned,
-		m.OverCapacity, m.RoutingLatency, m.Notifications, m.DeadLettered,
+		m.OverCapacity, m.RoutingLatency, m.Notifications, m.CustomerMessages, m.DeadLettered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&queueCollector{stats: stats})
 	return m
