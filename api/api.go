@@ -117,25 +117,27 @@ func New(cfg Config) http.Handler {
 	return mux
 }
 
-// auth admits a request with the bearer token, or from loopback when no token
-// is configured.
-func (s *server) auth(h http.HandlerFunc) http.Handler {
+func (s *server) auth(h http.HandlerFunc) http.Handler { return RequireToken(s.cfg.Token, h) }
+
+// RequireToken admits a request with the bearer token, or from loopback when
+// no token is configured. Components protect their management routes with it.
+func RequireToken(token string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Token == "" {
+		if token == "" {
 			if !httpx.IsLoopback(r) {
 				httpx.WriteError(w, http.StatusForbidden, "no API token is configured, so the API answers loopback callers only; set FORGETMENOT_API_TOKEN", "")
 				return
 			}
-			h(w, r)
+			h.ServeHTTP(w, r)
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="forgetmenot"`)
 			httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token", "")
 			return
 		}
-		h(w, r)
+		h.ServeHTTP(w, r)
 	})
 }
 

@@ -131,6 +131,10 @@ type Complaint struct {
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	// FirstResponseAt is when staff first answered the customer.
 	FirstResponseAt time.Time `json:"first_response_at,omitzero"`
+	// RespondBy and ResolveBy are the complaint's deadlines for a first
+	// response and for resolution (set by the accountability targets).
+	RespondBy time.Time `json:"respond_by,omitzero"`
+	ResolveBy time.Time `json:"resolve_by,omitzero"`
 	// PromisedBy is the follow-up the owner promised, if one is pending.
 	PromisedBy  time.Time `json:"promised_by,omitzero"`
 	PromiseNote string    `json:"promise_note,omitempty"`
@@ -195,6 +199,10 @@ const (
 	NotifyAcknowledged NotificationKind = "acknowledged"
 	NotifyReplied      NotificationKind = "replied"
 	NotifyPromised     NotificationKind = "promised"
+	// NotifyReminder warns the owner (and a cover) before a deadline or a
+	// promise lapses; NotifyEscalation alerts the team lead at the breach.
+	NotifyReminder   NotificationKind = "reminder"
+	NotifyEscalation NotificationKind = "escalation"
 	// NotifyDeliveryFailed tells the owner that the customer did not get
 	// something said to them.
 	NotifyDeliveryFailed NotificationKind = "delivery_failed"
