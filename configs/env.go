@@ -45,6 +45,21 @@ type Config struct {
 	ShutdownTimeout Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"On SIGTERM: how long in-flight requests and deliveries may take to finish."`
 	LogLevel        string   `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error."`
 	LogFormat       string   `envconfig:"LOG_FORMAT" default:"text" desc:"text (readable) or json (for log collectors)."`
+
+	// Forum (Discourse) and web chat channels.
+	DiscourseURL           string  `envconfig:"DISCOURSE_URL" desc:"Forum: the Discourse base URL (https://forum.example.com). Set it to take complaints from POST /v1/forum/discourse."`
+	DiscourseWebhookSecret string  `envconfig:"DISCOURSE_WEBHOOK_SECRET" desc:"Forum: the secret of the Discourse webhook (X-Discourse-Event-Signature); required with DISCOURSE_URL."`
+	DiscourseAPIKey        string  `envconfig:"DISCOURSE_API_KEY" desc:"Forum: API key for posting replies. Empty: forum complaints are answered by e-mail when the customer's address is known."`
+	DiscourseAPIUsername   string  `envconfig:"DISCOURSE_API_USERNAME" desc:"Forum: the support account replies are posted as (required with DISCOURSE_API_KEY); its posts are never customer messages."`
+	DiscourseCategories    Secrets `envconfig:"DISCOURSE_CATEGORIES" desc:"Forum: comma-separated category slugs or ids whose topics are complaints. Empty: every category (unless DISCOURSE_TAGS narrows it)."`
+	DiscourseTags          Secrets `envconfig:"DISCOURSE_TAGS" desc:"Forum: comma-separated tags; a topic carrying one is a complaint whatever its category."`
+	DiscourseStaff         Secrets `envconfig:"DISCOURSE_STAFF" desc:"Forum: comma-separated usernames whose posts are not customer messages (Discourse's staff, admins and moderators are recognised anyway)."`
+	DiscourseAcknowledge   bool    `envconfig:"DISCOURSE_ACKNOWLEDGE" default:"true" desc:"Forum: answer a new complaint's topic with a short public post naming its owner."`
+	ChatEnabled            bool    `envconfig:"CHAT_ENABLED" default:"true" desc:"Web chat: serve /chat/widget.js, /chat/demo and the WebSocket /chat/ws."`
+	ChatAllowedOrigins     Secrets `envconfig:"CHAT_ALLOWED_ORIGINS" desc:"Web chat: comma-separated origins of the sites embedding the widget (https://shop.example.com, or host patterns like *.example.com). Empty: this daemon's own host only."`
+	ChatMaxMessageBytes    int     `envconfig:"CHAT_MAX_MESSAGE_BYTES" default:"4000" desc:"Web chat: longest chat message accepted."`
+	ChatRatePerMinute      int     `envconfig:"CHAT_RATE_PER_MINUTE" default:"20" desc:"Web chat: messages per minute per chat session."`
+	ChatIPRatePerMinute    int     `envconfig:"CHAT_IP_RATE_PER_MINUTE" default:"60" desc:"Web chat: messages per minute per client IP address (the connection's peer: behind a proxy, all visitors share it)."`
 }
 
 // FromEnv reads and validates the configuration from the environment.
@@ -98,6 +113,9 @@ func (c Config) Validate() error {
 		if len(s) < 16 {
 			return bad("WEBHOOK_SECRET", "secret %d is shorter than 16 characters; use a long random value", i+1)
 		}
+	}
+	if err := c.validateForumChat(); err != nil {
+		return err
 	}
 	checks := []struct {
 		key string
