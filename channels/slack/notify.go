@@ -54,7 +54,7 @@ func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) erro
 			s.cfg.OnPermanentError("owner_unknown")
 			return router.Permanent(fmt.Errorf("slack %s: %w", what, err))
 		}
-		return s.classify(what+" (users.lookupByEmail)", err)
+		return s.classify(what, fmt.Errorf("users.lookupByEmail: %w", err))
 	}
 	c, tl, err := s.cfg.Complaints.Complaint(ctx, n.Complaint.ID)
 	if errors.Is(err, router.ErrNotFound) {
@@ -129,7 +129,7 @@ func (s *Slack) openThread(ctx context.Context, n router.Notification, user stri
 	what := "DM to owner " + n.Recipient
 	ch, _, _, err := s.api.OpenConversationContext(ctx, &slackgo.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
 	if err != nil {
-		return thread{}, s.classify(what+" (conversations.open)", err)
+		return thread{}, s.classify(what, fmt.Errorf("conversations.open: %w", err))
 	}
 	if ch == nil || ch.ID == "" {
 		return thread{}, fmt.Errorf("slack %s: conversations.open returned no channel", what)
