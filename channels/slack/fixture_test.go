@@ -82,7 +82,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	cfg := slack.Config{
 		BotToken: "xoxb-test", SigningSecret: signingSecret, APIURL: f.ws.URL(),
 		Complaints: r, State: store.State("slack"), Pace: time.Millisecond,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Categories: []string{"delivery", "billing", "other"},
 		OnPermanentError: func(code string) {
 			f.mu.Lock()

@@ -105,12 +105,18 @@ func TestEveryEventInTheThread(t *testing.T) {
 		want string
 	}{
 		{func() error { _, err := f.router.Acknowledge(f.ctx, id, owner); return err }, "Acknowledged"},
-		{func() error { _, err := f.router.Reply(f.ctx, id, owner, "Sorry! A new kettle is on its way."); return err }, "new kettle is on its way"},
+		{func() error {
+			_, err := f.router.Reply(f.ctx, id, owner, "Sorry! A new kettle is on its way.")
+			return err
+		}, "new kettle is on its way"},
 		{func() error {
 			_, err := f.router.Promise(f.ctx, id, owner, time.Now().Add(48*time.Hour), "I will check the delivery.", false)
 			return err
 		}, "Follow-up promised"},
-		{func() error { _, err := f.router.Close(f.ctx, id, owner, "Replaced the kettle", "product defect"); return err }, "Replaced the kettle"},
+		{func() error {
+			_, err := f.router.Close(f.ctx, id, owner, "Replaced the kettle", "product defect")
+			return err
+		}, "Replaced the kettle"},
 		{func() error {
 			f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "k2", Customer: mila, ComplaintID: id, Body: "The new one leaks too!"})
 			return nil
