@@ -196,6 +196,11 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil || meta.Complaint == "" {
 		return nil
 	}
+	// A retried delivery of a submission already carried out: just close the
+	// modal again.
+	if _, done, err := s.cfg.State.Get(ctx, "handled:view:"+cb.View.ID); err == nil && done {
+		return nil
+	}
 	values := map[string]map[string]slackgo.BlockAction{}
 	if cb.View.State != nil {
 		values = cb.View.State.Values
