@@ -136,6 +136,7 @@ func actionChannel(cb slackgo.InteractionCallback) string {
 
 func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback) {
 	if len(cb.ActionCallback.BlockActions) == 0 {
+		s.log.Debug("slack interaction without block actions ignored", "user", cb.User.ID)
 		return
 	}
 	a := cb.ActionCallback.BlockActions[0]
@@ -143,6 +144,7 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 	switch a.ActionID {
 	case actAcknowledge, actReply, actPromise, actClose, actReassign:
 	default:
+		s.log.Debug("unknown slack action ignored", "action", a.ActionID)
 		return
 	}
 	owner, c, refusal := s.actor(ctx, cb.User.ID, a.Value)
