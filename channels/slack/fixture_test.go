@@ -42,6 +42,8 @@ type reachAll struct{}
 
 func (reachAll) Reach(c router.Complaint) (router.Channel, error) { return c.Channel, nil }
 
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
 type fixture struct {
 	t      *testing.T
 	ctx    context.Context
