@@ -60,6 +60,15 @@ type Config struct {
 	ChatMaxMessageBytes    int     `envconfig:"CHAT_MAX_MESSAGE_BYTES" default:"4000" desc:"Web chat: longest chat message accepted."`
 	ChatRatePerMinute      int     `envconfig:"CHAT_RATE_PER_MINUTE" default:"20" desc:"Web chat: messages per minute per chat session."`
 	ChatIPRatePerMinute    int     `envconfig:"CHAT_IP_RATE_PER_MINUTE" default:"60" desc:"Web chat: messages per minute per client IP address (the connection's peer: behind a proxy, all visitors share it)."`
+	// Slack: staff notifications and actions. Without a bot token Slack is
+	// off and notifications go to the log.
+	SlackBotToken      string   `envconfig:"SLACK_BOT_TOKEN" desc:"Slack bot token (xoxb-…). Set: owners are told in Slack and act from there. Empty: notifications go to the log."`
+	SlackAppToken      string   `envconfig:"SLACK_APP_TOKEN" desc:"Slack app-level token (xapp-…, scope connections:write) for Socket Mode."`
+	SlackSigningSecret string   `envconfig:"SLACK_SIGNING_SECRET" desc:"Slack signing secret; HTTP mode verifies every request on /slack/events, /slack/interactivity and /slack/commands with it."`
+	SlackMode          string   `envconfig:"SLACK_MODE" default:"socket" desc:"socket (no public URL needed; needs SLACK_APP_TOKEN) or http (Slack calls /slack/...; needs SLACK_SIGNING_SECRET)."`
+	SlackLeadChannel   string   `envconfig:"SLACK_LEAD_CHANNEL" desc:"Slack channel id (C…) for escalations and over-capacity notices; invite the app to it. Empty: none."`
+	SlackCategories    []string `envconfig:"SLACK_CATEGORIES" default:"product defect,delivery,billing,service,website or app,policy,customer misunderstanding,other" desc:"Root-cause categories offered when closing from Slack, comma-separated."`
+	SlackAPIURL        string   `envconfig:"SLACK_API_URL" desc:"Slack Web API base URL; only for tests and proxies (default https://slack.com/api/)."`
 }
 
 // FromEnv reads and validates the configuration from the environment.
@@ -117,6 +126,9 @@ func (c Config) Validate() error {
 	if err := c.validateForumChat(); err != nil {
 		return err
 	}
+	if err := c.validateSlack(bad); err != nil {
+		return err
+	}
 	checks := []struct {
 		key string
 		ok  bool
@@ -140,6 +152,42 @@ func (c Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+func (c Config) validateSlack(bad func(key, format string, args ...any) error) error {
+	if c.SlackBotToken == "" {
+		return nil
+	}
+	switch {
+	case !strings.HasPrefix(c.SlackBotToken, "xoxb-"):
+		return bad("SLACK_BOT_TOKEN", "want the bot token (xoxb-…), from the app's OAuth & Permissions page")
+	case c.SlackMode != "socket" && c.SlackMode != "http":
+		return bad("SLACK_MODE", "must be socket or http, not %q", c.SlackMode)
+	case c.SlackMode == "socket" && !strings.HasPrefix(c.SlackAppToken, "xapp-"):
+		return bad("SLACK_APP_TOKEN", "socket mode needs the app-level token (xapp-…, Basic Information → App-Level Tokens, scope connections:write)")
+	case c.SlackMode == "http" && len(c.SlackSigningSecret) < 16:
+		return bad("SLACK_SIGNING_SECRET", "http mode needs the signing secret (Basic Information → App Credentials)")
+	case c.SlackLeadChannel != "" && !slackChannelID(c.SlackLeadChannel):
+		return bad("SLACK_LEAD_CHANNEL", "want a channel id like C0123ABCD (channel details → bottom), not %q", c.SlackLeadChannel)
+	}
+	if c.SlackAPIURL != "" {
+		if u, err := url.Parse(c.SlackAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+			return bad("SLACK_API_URL", "want an http:// or https:// URL, got %q", c.SlackAPIURL)
+		}
+	}
+	return nil
+}
+
+func slackChannelID(s string) bool {
+	if len(s) < 3 || (s[0] != 'C' && s[0] != 'G') {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func namespaceOK(ns string) bool {

@@ -9,6 +9,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // CustomerSender writes to customers through one channel. An error marked
@@ -51,6 +52,8 @@ type Deps struct {
 	}
 	Router *router.Router
 	Store  *queue.Store
+	// Metrics registers a component's own collectors.
+	Metrics prometheus.Registerer
 	// Sender returns the sender of another channel (e-mail, to reach a chat
 	// visitor who left), or nil.
 	Sender func(router.Channel) CustomerSender

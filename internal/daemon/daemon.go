@@ -110,7 +110,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	})
 
 	intake := countingQueue{d.store, d.metrics}
-	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Sender: d.senders.get}); err != nil {
+	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Sender: d.senders.get}); err != nil {
 		d.close()
 		return nil, err
 	}

@@ -59,6 +59,10 @@ type running struct {
 	stop  func() error
 }
 
+// componentNotifier, as an option of start, keeps the notifier a component
+// (Slack) supplied instead of the recording one.
+type componentNotifier struct{}
+
 // start runs a daemon with the shipped example configuration on a free port.
 // Options adjust the configuration (func(*configs.Config)) or replace the
 // recording notifier (daemon.Notifier).
@@ -72,12 +76,15 @@ func start(t *testing.T, redisURL string, options ...any) *running {
 		ShutdownTimeout: configs.Duration(5 * time.Second), LogLevel: "info", LogFormat: "text",
 	}
 	var notifier daemon.Notifier
+	keep := false
 	for _, o := range options {
 		switch o := o.(type) {
 		case func(*configs.Config):
 			o(&cfg)
 		case daemon.Notifier:
 			notifier = o
+		case componentNotifier:
+			keep = true
 		}
 	}
 	if err := cfg.Validate(); err != nil {
@@ -93,7 +100,9 @@ func start(t *testing.T, redisURL string, options ...any) *running {
 	if notifier == nil {
 		notifier = notes
 	}
-	d.SetNotifier(notifier)
+	if !keep {
+		d.SetNotifier(notifier)
+	}
 	for _, o := range options {
 		if o, ok := o.(withSender); ok {
 			d.AddSender(o.channel, o.sender)

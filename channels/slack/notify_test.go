@@ -1,0 +1,280 @@
+package slack_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/channels/slack"
+	"github.com/forgetmenot/forgetmenot/internal/testslack"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+var mila = router.Customer{Name: "Mila Jansen", Email: "mila@example.com"}
+
+func (f *fixture) slackUserOf(owner string) string {
+	f.t.Helper()
+	o, ok := f.router.Directory().Owner(owner)
+	if !ok {
+		f.t.Fatalf("owner %s not on the roster", owner)
+	}
+	return slackUsers[o.Email]
+}
+
+// threadOf returns the top message of a complaint in the owner's DM.
+func (f *fixture) threadOf(owner, complaintID string) testslack.Post {
+	f.t.Helper()
+	for _, p := range f.ws.Posts("chat.postMessage") {
+		if p.Channel == "D"+f.slackUserOf(owner) && p.ThreadTS == "" && strings.Contains(p.Blocks, complaintID) {
+			return p
+		}
+	}
+	f.t.Fatalf("no top message of %s in %s's DM; posts: %+v", complaintID, owner, f.ws.Posts(""))
+	return testslack.Post{}
+}
+
+func (f *fixture) replies(root testslack.Post) []testslack.Post {
+	var out []testslack.Post
+	for _, p := range f.ws.Posts("chat.postMessage") {
+		if p.Channel == root.Channel && p.ThreadTS == root.TS {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (f *fixture) lastUpdate(root testslack.Post) testslack.Post {
+	f.t.Helper()
+	var last testslack.Post
+	for _, p := range f.ws.Posts("chat.update") {
+		if p.Channel == root.Channel && p.TS == root.TS {
+			last = p
+		}
+	}
+	if last.TS == "" {
+		f.t.Fatalf("the top message %s was never updated", root.TS)
+	}
+	return last
+}
+
+// What must hold: a complaint lives in ONE thread in its owner's DM, whatever
+// channel the customer uses; the top message shows the current state.
+func TestThreadContinuityAcrossChannels(t *testing.T) {
+	f := newFixture(t)
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "order-1", Customer: mila,
+		Subject: "Order 104-2233 is late", Body: "I ordered two weeks ago and nothing arrived."})
+	f.deliver()
+	root := f.threadOf(out.Owner, out.ComplaintID)
+	for _, want := range []string{"New complaint for you", "Mila Jansen", "nothing arrived", "fmn_acknowledge", "fmn_reply", "fmn_promise", "fmn_close", "fmn_reassign", "Why you"} {
+		if !blocksContain(root, want) {
+			t.Errorf("top message lacks %q: %s", want, root.Blocks)
+		}
+	}
+	if n := len(f.ws.Posts("chat.postMessage")); n != 1 {
+		t.Fatalf("%d posts after the assignment, want only the top message", n)
+	}
+
+	// The customer follows up by e-mail: it threads onto the complaint, and
+	// the owner sees it in the same Slack thread.
+	f.route(router.Message{Channel: router.ChannelEmail, SourceID: "<m2@example.com>", Customer: mila,
+		ComplaintID: out.ComplaintID, Subject: "Re: Order 104-2233 is late", Body: "Any news? I need it by Friday."})
+	f.deliver()
+	replies := f.replies(root)
+	if len(replies) != 1 || !blocksContain(replies[0], "Any news?") || !blocksContain(replies[0], "e-mail") {
+		t.Fatalf("thread replies = %+v, want the e-mail message in the complaint's thread", replies)
+	}
+	if top := f.lastUpdate(root); !blocksContain(top, "1 later message") {
+		t.Errorf("top message not updated to the current state: %s", top.Blocks)
+	}
+	if n := len(f.ws.Posts("chat.postMessage")); n != 2 {
+		t.Errorf("%d posts, want 2 (top message and one reply)", n)
+	}
+}
+
+// What must hold: every kind of notification lands in the thread, readable;
+// a reassignment gives the new owner the full case in their own DM.
+func TestEveryEventInTheThread(t *testing.T) {
+	f := newFixture(t)
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "k1", Customer: mila, Subject: "Broken kettle", Body: "The kettle leaks."})
+	f.deliver()
+	id, owner := out.ComplaintID, out.Owner
+	root := f.threadOf(owner, id)
+	steps := []struct {
+		do   func() error
+		want string
+	}{
+		{func() error { _, err := f.router.Acknowledge(f.ctx, id, owner); return err }, "Acknowledged"},
+		{func() error {
+			_, err := f.router.Reply(f.ctx, id, owner, "Sorry! A new kettle is on its way.")
+			return err
+		}, "new kettle is on its way"},
+		{func() error {
+			_, err := f.router.Promise(f.ctx, id, owner, time.Now().Add(48*time.Hour), "I will check the delivery.", false)
+			return err
+		}, "Follow-up promised"},
+		{func() error {
+			_, err := f.router.Close(f.ctx, id, owner, "Replaced the kettle", "product defect")
+			return err
+		}, "Replaced the kettle"},
+		{func() error {
+			f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "k2", Customer: mila, ComplaintID: id, Body: "The new one leaks too!"})
+			return nil
+		}, "Reopened"},
+	}
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		f.deliver()
+		replies := f.replies(root)
+		if len(replies) != i+1 || !blocksContain(replies[i], s.want) {
+			t.Fatalf("after step %d the thread has %d replies, last %+v; want %d with %q", i, len(replies), replies[len(replies)-1], i+1, s.want)
+		}
+	}
+	if top := f.lastUpdate(root); !blocksContain(top, "reopened 1") {
+		t.Errorf("top message does not show the reopen: %s", top.Blocks)
+	}
+
+	// Reassign to someone else in the team: the new owner gets the case.
+	to := "sanne"
+	if owner == "sanne" {
+		to = "anna"
+	}
+	if _, err := f.router.Reassign(f.ctx, id, owner, to, "Sanne handles repeat defects"); err != nil {
+		t.Fatal(err)
+	}
+	f.deliver()
+	newRoot := f.threadOf(to, id)
+	if !blocksContain(newRoot, "Reassigned to you") || !blocksContain(newRoot, "repeat defects") || !blocksContain(newRoot, "fmn_close") {
+		t.Errorf("new owner's top message = %s", newRoot.Blocks)
+	}
+	old := f.replies(root)
+	if last := old[len(old)-1]; !blocksContain(last, "no longer the owner") {
+		t.Errorf("previous owner's thread ends with %s", last.Blocks)
+	}
+	if top := f.lastUpdate(root); blocksContain(top, "fmn_close") {
+		t.Errorf("the previous owner's top message still offers buttons: %s", top.Blocks)
+	}
+}
+
+// What must hold: a 429 makes the outbox wait Slack's Retry-After, and a
+// retry after a post that went through updates instead of posting again.
+func TestRateLimitAndRetriesWithoutDuplicates(t *testing.T) {
+	f := newFixture(t)
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "r1", Customer: mila, Body: "Refund please, I was charged twice"})
+	ns := f.pending()
+	if len(ns) != 1 {
+		t.Fatalf("%d notifications, want 1", len(ns))
+	}
+	f.ws.Fail("chat.postMessage", 1, 7, "")
+	err := f.slack.Notify(f.ctx, ns[0])
+	if after, ok := isRetryAfter(err); !ok || after != 7*time.Second {
+		t.Fatalf("Notify under a 429 = %v, want a RetryAfter of 7s", err)
+	}
+	if err := f.slack.Notify(f.ctx, ns[0]); err != nil {
+		t.Fatal(err)
+	}
+	// The top message went out; now the update after it is rate limited.
+	f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "r2", Customer: mila, ComplaintID: out.ComplaintID, Body: "Hello?"})
+	ns = f.pending()
+	f.ws.Fail("chat.update", 1, 3, "")
+	if _, ok := isRetryAfter(f.slack.Notify(f.ctx, ns[0])); !ok {
+		t.Fatal("a 429 on chat.update is not a RetryAfter")
+	}
+	for range 2 { // the retry, and a redelivery after a crash
+		if err := f.slack.Notify(f.ctx, ns[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := f.threadOf(out.Owner, out.ComplaintID)
+	if n := len(f.ws.Posts("chat.postMessage")); n != 2 {
+		t.Errorf("%d messages posted, want 2 (one top message, one reply): retries must not duplicate", n)
+	}
+	if r := f.replies(root); len(r) != 1 {
+		t.Errorf("%d replies in the thread, want 1", len(r))
+	}
+}
+
+// What must hold: errors no retry fixes are permanent, counted, and shown in
+// the health check; a later success clears them.
+func TestPermanentErrorsAreReported(t *testing.T) {
+	f := newFixture(t)
+	f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "p1", Customer: mila, Body: "Invoice is wrong"})
+	ns := f.pending()
+	f.ws.Fail("users.lookupByEmail", 1, 0, "users_not_found")
+	err := f.slack.Notify(f.ctx, ns[0])
+	if !router.IsPermanent(err) {
+		t.Fatalf("unknown Slack user: %v, want a permanent error", err)
+	}
+	if err := f.slack.Check(f.ctx); err == nil || !strings.Contains(err.Error(), "users_not_found") {
+		t.Errorf("Check = %v, want the unknown user named", err)
+	}
+	f.ws.Fail("chat.postMessage", 1, 0, "token_revoked")
+	if err := f.slack.Notify(f.ctx, ns[0]); !router.IsPermanent(err) {
+		t.Fatalf("revoked token: %v, want a permanent error", err)
+	}
+	if err := f.slack.Check(f.ctx); err == nil || !strings.Contains(err.Error(), "token_revoked") {
+		t.Errorf("Check = %v, want the revoked token", err)
+	}
+	if got := f.permanentCodes(); len(got) != 2 || got[0] != "users_not_found" || got[1] != "token_revoked" {
+		t.Errorf("permanent error codes counted: %v", got)
+	}
+	if err := f.slack.Notify(f.ctx, ns[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.slack.Check(f.ctx); err != nil {
+		t.Errorf("Check after a successful delivery = %v, want nil", err)
+	}
+}
+
+// What must hold: the lead channel hears of escalations and over-capacity
+// assignments, once each however often the notification is delivered.
+func TestLeadChannel(t *testing.T) {
+	f := newFixture(t, func(c *slack.Config) { c.LeadChannel = "CLEAD" })
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "l1", Customer: mila, Body: "Nobody answers me"})
+	f.deliver()
+	if n := len(f.leadPosts()); n != 0 {
+		t.Fatalf("%d lead posts for an ordinary assignment", n)
+	}
+	c, _ := f.complaint(out.ComplaintID)
+	esc := router.Notification{ID: c.ID + ":esc:sanne", Kind: router.NotifyEscalation, Recipient: "sanne", At: time.Now(), Complaint: c,
+		Event: &router.Event{Type: "escalated", Actor: router.ActorRouter, Owner: c.Owner, Reason: "first response overdue by 2h"}}
+	over := router.Notification{ID: c.ID + ":over:" + c.Owner, Kind: router.NotifyAssigned, Recipient: c.Owner, At: time.Now(), Complaint: c,
+		Event: &router.Event{Type: router.EventAssigned, Actor: router.ActorRouter, Owner: c.Owner, Details: map[string]string{"over_capacity": "true"}}}
+	over.Complaint.Version++ // a later change
+	for range 2 {
+		for _, n := range []router.Notification{esc, over} {
+			if err := f.slack.Notify(f.ctx, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lead := f.leadPosts()
+	if len(lead) != 2 || !blocksContain(lead[0], "overdue by 2h") || !blocksContain(lead[1], "Over capacity") {
+		t.Fatalf("lead channel = %+v, want one escalation and one over-capacity notice", lead)
+	}
+	// The lead also has the case in their own DM, with buttons: they may act.
+	if root := f.threadOf("sanne", c.ID); !blocksContain(root, "Escalated to you") || !blocksContain(root, "fmn_reassign") {
+		t.Errorf("lead's DM = %s", root.Blocks)
+	}
+	// A lead channel the app cannot post in does not hold up owners.
+	f.ws.Fail("chat.postMessage", 1, 0, "not_in_channel")
+	esc.ID, esc.Complaint.Version = esc.ID+"-2", esc.Complaint.Version+5
+	if err := f.slack.Notify(context.Background(), esc); err != nil {
+		t.Fatalf("notify with a broken lead channel: %v", err)
+	}
+	if err := f.slack.Check(f.ctx); err == nil || !strings.Contains(err.Error(), "lead channel CLEAD: not_in_channel") {
+		t.Errorf("Check = %v, want the lead channel problem", err)
+	}
+}
+
+func (f *fixture) leadPosts() []testslack.Post {
+	var out []testslack.Post
+	for _, p := range f.ws.Posts("chat.postMessage") {
+		if p.Channel == "CLEAD" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -1,0 +1,142 @@
+// Package slack is forgetmenot's staff channel: it tells owners about their
+// complaints in Slack (one DM thread per complaint, its top message kept
+// current) and carries out what they do there (buttons, modals, notes typed
+// in the thread, the /complaints command) through the router.
+//
+// It talks to Slack through slack-go; durable bookkeeping (which message is a
+// complaint's thread, which notification was already posted, which action was
+// already handled) lives behind the small State interface, so a retried
+// delivery updates instead of posting twice.
+package slack
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
+	slackgo "github.com/slack-go/slack"
+)
+
+// State is the durable key-value store the channel keeps its bookkeeping in
+// (thread timestamps, posted notifications, handled actions).
+type State interface {
+	Get(ctx context.Context, k string) (value string, found bool, err error)
+	Set(ctx context.Context, k, value string, ttl time.Duration) error
+	// Claim stores value under k only if k is free and reports whether it did.
+	Claim(ctx context.Context, k, value string, ttl time.Duration) (bool, error)
+}
+
+// Complaints is what the channel uses of the router: reading complaints and
+// the lifecycle steps staff take from Slack.
+type Complaints interface {
+	Complaint(ctx context.Context, id string) (router.Complaint, []router.Entry, error)
+	Complaints(ctx context.Context, f router.Filter) ([]router.Complaint, error)
+	Owners(ctx context.Context) ([]router.OwnerStatus, error)
+	Acknowledge(ctx context.Context, id, actor string) (router.Complaint, error)
+	Reply(ctx context.Context, id, actor, body string) (router.Complaint, error)
+	Promise(ctx context.Context, id, actor string, by time.Time, note string, tellCustomer bool) (router.Complaint, error)
+	Close(ctx context.Context, id, actor, resolution, category string) (router.Complaint, error)
+	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
+	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
+	MayAct(c router.Complaint, ownerID string) bool
+	Directory() router.Directory
+}
+
+// Config wires the Slack channel.
+type Config struct {
+	// BotToken (xoxb-…) is required; AppToken (xapp-…) is needed for Socket
+	// Mode; SigningSecret for HTTP mode.
+	BotToken      string
+	AppToken      string
+	SigningSecret string
+	// APIURL overrides Slack's Web API base URL (tests).
+	APIURL string
+	// LeadChannel, when set, receives escalations and over-capacity notices
+	// (a channel id such as C0123ABC; the app must be invited to it).
+	LeadChannel string
+	Complaints  Complaints
+	State       State
+	Log         *slog.Logger
+	// Pace is the least time between two messages posted to one Slack
+	// channel (default 1s, Slack's documented rate for chat.postMessage).
+	Pace time.Duration
+	// OnPermanentError is told the Slack error code of every failure no retry
+	// fixes (for a metric).
+	OnPermanentError func(code string)
+	// Categories are the root causes offered when closing (empty: free
+	// text).
+	Categories []string
+	// Clock is for tests; default time.Now.
+	Clock func() time.Time
+}
+
+// Slack is the channel: a Notifier for the outbox and the handlers for what
+// staff do in Slack.
+type Slack struct {
+	cfg    Config
+	api    *slackgo.Client
+	log    *slog.Logger
+	people *people
+	pace   *pacer
+	health *health
+	now    func() time.Time
+	work   waitGroup
+}
+
+// New builds the channel. It does not contact Slack.
+func New(cfg Config) (*Slack, error) {
+	switch {
+	case cfg.BotToken == "":
+		return nil, errors.New("slack: a bot token is required")
+	case cfg.Complaints == nil || cfg.State == nil:
+		return nil, errors.New("slack: complaints and state are required")
+	}
+	opts := []slackgo.Option{}
+	if cfg.AppToken != "" {
+		opts = append(opts, slackgo.OptionAppLevelToken(cfg.AppToken))
+	}
+	if cfg.APIURL != "" {
+		u := cfg.APIURL
+		if !strings.HasSuffix(u, "/") {
+			u += "/"
+		}
+		opts = append(opts, slackgo.OptionAPIURL(u))
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Pace <= 0 {
+		cfg.Pace = time.Second
+	}
+	if cfg.OnPermanentError == nil {
+		cfg.OnPermanentError = func(string) {}
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	api := slackgo.New(cfg.BotToken, opts...)
+	log := cfg.Log.With("component", "slack")
+	s := &Slack{
+		cfg: cfg, api: api, log: log,
+		people: newPeople(api, cfg.Complaints.Directory(), cfg.Clock),
+		pace:   newPacer(cfg.Pace),
+		health: &health{},
+		now:    cfg.Clock,
+	}
+	return s, nil
+}
+
+// API exposes the Slack Web API client (for Socket Mode and tests).
+func (s *Slack) API() *slackgo.Client { return s.api }
+
+// How long bookkeeping is kept. Threads live as long as a complaint might be
+// reopened or followed up; handled-action markers only need to outlive
+// Slack's retries.
+const (
+	threadTTL  = 400 * 24 * time.Hour
+	postedTTL  = 60 * 24 * time.Hour
+	handledTTL = 24 * time.Hour
+)

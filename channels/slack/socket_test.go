@@ -1,0 +1,118 @@
+package slack_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/forgetmenot/forgetmenot/channels/slack"
+	"github.com/forgetmenot/forgetmenot/internal/testkit"
+	"github.com/gorilla/websocket"
+)
+
+// socketServer speaks Slack's Socket Mode: apps.connections.open hands out a
+// WebSocket URL; on it Slack says hello, sends envelopes and reads acks.
+type socketServer struct {
+	srv       *httptest.Server
+	envelopes []map[string]any
+	mu        sync.Mutex
+	acks      []map[string]any
+}
+
+func newSocketServer(t *testing.T, envelopes ...map[string]any) *socketServer {
+	s := &socketServer{envelopes: envelopes}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/apps.connections.open", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer xapp-test" {
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "invalid_auth"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "url": "ws" + strings.TrimPrefix(s.srv.URL, "http") + "/link"})
+	})
+	mux.HandleFunc("/link", func(w http.ResponseWriter, r *http.Request) {
+		up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		_ = c.WriteJSON(map[string]any{"type": "hello", "num_connections": 1})
+		for _, e := range s.envelopes {
+			_ = c.WriteJSON(e)
+		}
+		for {
+			var ack map[string]any
+			if err := c.ReadJSON(&ack); err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.acks = append(s.acks, ack)
+			s.mu.Unlock()
+		}
+	})
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *socketServer) ack(envelope string) (map[string]any, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.acks {
+		if a["envelope_id"] == envelope {
+			return a, true
+		}
+	}
+	return nil, false
+}
+
+// What must hold: in Socket Mode (the default) a button click and a slash
+// command are acknowledged over the socket and carried out.
+func TestSocketMode(t *testing.T) {
+	f := newFixture(t)
+	id, owner := f.openComplaint("sm1")
+	user := f.slackUserOf(owner)
+	payload, _ := json.Marshal(click(user, "fmn_reply", id))
+	sock := newSocketServer(t,
+		map[string]any{"type": "interactive", "envelope_id": "env-1", "payload": json.RawMessage(payload), "accepts_response_payload": false},
+		map[string]any{"type": "slash_commands", "envelope_id": "env-2", "accepts_response_payload": true,
+			"payload": map[string]any{"command": "/complaints", "text": "mine", "user_id": user, "channel_id": "D" + user}},
+	)
+	// The Web API calls go to the fake workspace; only the socket endpoints
+	// are the socket server's.
+	mux := http.NewServeMux()
+	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
+	wsURL := f.ws.URL()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	api := httptest.NewServer(mux)
+	defer api.Close()
+	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
+		Complaints: f.router, State: f.store.State("slack"), Log: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.RunSocket(ctx) }()
+	testkit.WaitFor(t, "the acks", func() bool {
+		_, a := sock.ack("env-1")
+		_, b := sock.ack("env-2")
+		return a && b
+	})
+	testkit.WaitFor(t, "the reply modal", func() bool { return len(f.ws.Views()) == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	ack, _ := sock.ack("env-2")
+	if p, _ := json.Marshal(ack["payload"]); !strings.Contains(string(p), id) || !strings.Contains(string(p), "ephemeral") {
+		t.Errorf("slash command ack %s, want the ephemeral list with %s", p, id)
+	}
+}
