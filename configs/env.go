@@ -45,6 +45,12 @@ type Config struct {
 	ShutdownTimeout Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"On SIGTERM: how long in-flight requests and deliveries may take to finish."`
 	LogLevel        string   `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error."`
 	LogFormat       string   `envconfig:"LOG_FORMAT" default:"text" desc:"text (readable) or json (for log collectors)."`
+
+	// Accountability: deadlines, reminders, satisfaction questions.
+	TargetsFile string   `envconfig:"TARGETS_FILE" default:"configs/targets.yaml" desc:"Accountability targets: response and resolution deadlines, business calendars, reminders, the complaint-rate watch."`
+	TimerPoll   Duration `envconfig:"TIMER_POLL" default:"15s" desc:"How often each replica looks for due reminders and breaches (each fires once, whichever replica finds it)."`
+	PublicURL   string   `envconfig:"PUBLIC_URL" desc:"The daemon's address as customers reach it (https://support.example.com), for the satisfaction links. Empty: no satisfaction question."`
+	CSATSecret  string   `envconfig:"CSAT_SECRET" desc:"Secret (16+ characters) that signs the satisfaction links; needed with PUBLIC_URL."`
 }
 
 // FromEnv reads and validates the configuration from the environment.
@@ -94,6 +100,14 @@ func (c Config) Validate() error {
 			return bad("API_URL", "want an http:// or https:// URL, got %q", c.APIURL)
 		}
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("PUBLIC_URL", "want an http:// or https:// URL, got %q", c.PublicURL)
+		}
+		if len(c.CSATSecret) < 16 {
+			return bad("CSAT_SECRET", "set a secret of at least 16 characters to sign the satisfaction links for PUBLIC_URL")
+		}
+	}
 	for i, s := range c.WebhookSecret {
 		if len(s) < 16 {
 			return bad("WEBHOOK_SECRET", "secret %d is shorter than 16 characters; use a long random value", i+1)
@@ -113,6 +127,7 @@ func (c Config) Validate() error {
 		{"MAX_ATTEMPTS", c.MaxAttempts >= 1, "must be at least 1"},
 		{"RECLAIM_IDLE", c.ReclaimIdle.D() >= time.Second, "must be at least 1s"},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.D() >= time.Second, "must be at least 1s"},
+		{"TIMER_POLL", c.TimerPoll == 0 || c.TimerPoll.D() >= 100*time.Millisecond, "must be at least 100ms"},
 		{"LOG_LEVEL", oneOf(c.LogLevel, "debug", "info", "warn", "error"), "must be debug, info, warn or error"},
 		{"LOG_FORMAT", oneOf(c.LogFormat, "text", "json"), "must be text or json"},
 	}

@@ -127,10 +127,10 @@ func TestRemindersAndEscalationsFireOnceAtTheRightWorkingMoment(t *testing.T) {
 		breaches                []string
 		reminderReasonSubstring string
 	}{
-		{"2026-11-27 17:30", 0, 0, nil, ""},                            // after hours: nothing
-		{"2026-11-30 09:59", 0, 0, nil, ""},                            // just before 3 of 4 working hours
-		{"2026-11-30 10:00", 1, 0, nil, "an answer to the customer is due"}, // 75 % of 4 working hours
-		{"2026-11-30 11:00", 2, 1, []string{"response"}, ""},           // breach: owner told, lead alerted
+		{"2026-11-27 17:30", 0, 0, nil, ""},                                   // after hours: nothing
+		{"2026-11-30 09:59", 0, 0, nil, ""},                                   // just before 3 of 4 working hours
+		{"2026-11-30 10:00", 1, 0, nil, "an answer to the customer is due"},   // 75 % of 4 working hours
+		{"2026-11-30 11:00", 2, 1, []string{"response"}, ""},                  // breach: owner told, lead alerted
 		{"2026-12-01 11:00", 3, 1, []string{"response"}, "resolution is due"}, // 75 % of 16 working hours
 		{"2026-12-01 15:00", 4, 2, []string{"response", "resolution"}, ""},
 		{"2026-12-03 15:00", 4, 2, []string{"response", "resolution"}, ""}, // nothing fires twice
