@@ -45,6 +45,12 @@ type Timer struct {
 	Due  time.Time `json:"due"`
 }
 
+// newTimer keeps due times to the millisecond, the precision of the store's
+// due index, so a timer read back from the index matches its complaint's.
+func newTimer(kind TimerKind, due time.Time) Timer {
+	return Timer{Kind: kind, Due: due.UTC().Truncate(time.Millisecond)}
+}
+
 func (t Timer) clock() string { c, _, _ := strings.Cut(string(t.Kind), "_"); return c }
 
 // Target is a promise the organisation makes about complaints that match it:
@@ -161,10 +167,10 @@ func (r *Router) setClock(c *Complaint, clock string, start, due time.Time, now 
 			at = start.Add(time.Duration(float64(due.Sub(start)) * f))
 		}
 		if at.After(now) && at.Before(due) {
-			c.Timers = append(c.Timers, Timer{Kind: reminder, Due: at.UTC()})
+			c.Timers = append(c.Timers, newTimer(reminder, at))
 		}
 	}
-	c.Timers = append(c.Timers, Timer{Kind: breach, Due: due.UTC()})
+	c.Timers = append(c.Timers, newTimer(breach, due))
 }
 
 func (c *Complaint) dropClock(clock string) {
@@ -240,8 +246,7 @@ func (r *Router) staffAnswered(c *Complaint, now time.Time, actor string, wait b
 		c.dropClock(clockResolve)
 		ev := Event{Type: EventWaiting, Actor: ActorRouter, Owner: c.Owner, Reason: "answered; waiting on the customer, the resolution clock is paused"}
 		if !r.policy.WaitingNudge.IsZero() {
-			due := r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now).UTC()
-			c.Timers = append(c.Timers, Timer{Kind: TimerWaitingNudge, Due: due})
+			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now)))
 		}
 		evs = append(evs, ev)
 	}
@@ -281,7 +286,8 @@ func (r *Router) FireTimer(ctx context.Context, complaintID string, t Timer) (Fi
 	var res FireResult
 	_, err := r.update(ctx, complaintID, func(c Complaint, now time.Time) (Change, error) {
 		res = FireResult{}
-		i := slices.IndexFunc(c.Timers, func(x Timer) bool { return x.Kind == t.Kind && x.Due.Equal(t.Due) })
+		// The store's index keeps due times to the millisecond.
+		i := slices.IndexFunc(c.Timers, func(x Timer) bool { return x.Kind == t.Kind && x.Due.UnixMilli() == t.Due.UnixMilli() })
 		if i < 0 {
 			res = FireResult{Stale: true, Version: c.Version}
 			return Change{}, errUnchanged
@@ -358,7 +364,7 @@ func (r *Router) fire(c *Complaint, t Timer, now time.Time) ([]Event, []recipien
 			Reason: fmt.Sprintf("waiting on the customer since %s (%s): close it if it is resolved, or follow up; forgetmenot never closes it by itself",
 				since.Format(time.DateOnly), roundDuration(now.Sub(since)))}
 		if !r.policy.WaitingNudge.IsZero() {
-			c.Timers = append(c.Timers, Timer{Kind: TimerWaitingNudge, Due: r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now).UTC()})
+			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now)))
 		}
 		return []Event{ev}, []recipient{{NotifyReminder, c.Owner}}
 	}
