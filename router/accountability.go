@@ -217,6 +217,7 @@ func (r *Router) resume(c *Complaint, now time.Time, why string) *Event {
 	if c.WaitingSince.IsZero() {
 		return nil
 	}
+	paused := !c.ResolveBy.IsZero() || !r.policy.WaitingNudge.IsZero()
 	cal := r.policy.CalendarOf(c.Owner)
 	waited := cal.Between(c.WaitingSince, now)
 	ev := &Event{Type: EventResumed, Actor: ActorRouter, Owner: c.Owner,
@@ -228,6 +229,9 @@ func (r *Router) resume(c *Complaint, now time.Time, why string) *Event {
 	}
 	c.WaitingSince = time.Time{}
 	c.dropClock(clockWaiting)
+	if !paused { // no clock was paused: nothing worth a timeline line
+		return nil
+	}
 	return ev
 }
 
@@ -248,7 +252,9 @@ func (r *Router) staffAnswered(c *Complaint, now time.Time, actor string, wait b
 		if !r.policy.WaitingNudge.IsZero() {
 			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now)))
 		}
-		evs = append(evs, ev)
+		if !c.ResolveBy.IsZero() || !r.policy.WaitingNudge.IsZero() {
+			evs = append(evs, ev)
+		}
 	}
 	return evs
 }
