@@ -157,3 +157,57 @@ func clearEnv(t *testing.T) {
 }
 
 var _ router.Directory = (*router.Roster)(nil)
+
+func TestShippedTargetsLoad(t *testing.T) {
+	roster, err := configs.LoadRoster("owners.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := configs.LoadTargets("targets.yaml", "owners.yaml", roster)
+	if err != nil {
+		t.Fatalf("the shipped targets.yaml must load: %v", err)
+	}
+	if p.DefaultCalendar == nil || p.DefaultCalendar.Location.String() != "Europe/Amsterdam" || p.ReminderAt != 0.75 {
+		t.Errorf("policy = %+v", p)
+	}
+	if c := p.CalendarOf("chloe"); c == nil || c.Name != "uk-office" {
+		t.Errorf("chloe's calendar = %+v, want uk-office", c)
+	}
+	if len(p.Targets) != 3 || p.Targets[2].FirstResponse.Hours != 4*time.Hour || p.Targets[2].Resolution.Days != 5 {
+		t.Errorf("targets = %+v", p.Targets)
+	}
+	if len(p.Absences) != 1 || p.Absences[0].Owner != "joost" || p.Absences[0].Cover != "fatima" ||
+		p.Absences[0].Until.Format(time.DateOnly) != "2027-01-04" {
+		t.Errorf("absences = %+v", p.Absences)
+	}
+	if p.RateThreshold != 0.01 || len(p.RateAlert) != 1 {
+		t.Errorf("rate watch = %v %v", p.RateThreshold, p.RateAlert)
+	}
+}
+
+func TestBadTargetsNameFileAndLine(t *testing.T) {
+	roster, err := configs.LoadRoster("testdata/owners_ok.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		targets, owners string
+		want            string
+	}{
+		{"bad/targets_bad_zone.yaml", "owners_ok.yaml", `bad/targets_bad_zone.yaml:2: calendar "office": time_zone "Europe/Amsterdan" is not an IANA zone`},
+		{"bad/targets_bad_span.yaml", "owners_ok.yaml", `bad/targets_bad_span.yaml:4: target "slow": resolution "five days"`},
+		{"bad/targets_typo_field.yaml", "owners_ok.yaml", `field first_respons not found`},
+		{"bad/targets_bad_hours.yaml", "owners_ok.yaml", `bad/targets_bad_hours.yaml:2: calendar "office": working hours must start before they end`},
+		{"bad/targets_unknown_calendar.yaml", "owners_ok.yaml", `bad/targets_unknown_calendar.yaml:6: default_calendar "ofice" is not declared (known: office)`},
+		{"bad/targets_rate.yaml", "owners_ok.yaml", `complaint_rate.threshold "0.01": want a percentage like 1%`},
+		{"targets_ok.yaml", "bad/owner_bad_away.yaml", `bad/owner_bad_away.yaml:4: owner "anna": away until 2026-12-01 is not after 2026-12-21`},
+		{"targets_ok.yaml", "bad/owner_unknown_calendar.yaml", `bad/owner_unknown_calendar.yaml:4: owner "anna": calendar "mars" is not declared in the targets file (known: office)`},
+	} {
+		t.Run(tc.targets+"+"+tc.owners, func(t *testing.T) {
+			_, err := configs.LoadTargets("testdata/"+tc.targets, "testdata/"+tc.owners, roster)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

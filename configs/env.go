@@ -69,6 +69,11 @@ type Config struct {
 	SlackLeadChannel   string   `envconfig:"SLACK_LEAD_CHANNEL" desc:"Slack channel id (C…) for escalations and over-capacity notices; invite the app to it. Empty: none."`
 	SlackCategories    []string `envconfig:"SLACK_CATEGORIES" default:"product defect,delivery,billing,service,website or app,policy,customer misunderstanding,other" desc:"Root-cause categories offered when closing from Slack, comma-separated."`
 	SlackAPIURL        string   `envconfig:"SLACK_API_URL" desc:"Slack Web API base URL; only for tests and proxies (default https://slack.com/api/)."`
+	// Accountability: deadlines, reminders, satisfaction questions.
+	TargetsFile string   `envconfig:"TARGETS_FILE" default:"configs/targets.yaml" desc:"Accountability targets: response and resolution deadlines, business calendars, reminders, the complaint-rate watch."`
+	TimerPoll   Duration `envconfig:"TIMER_POLL" default:"15s" desc:"How often each replica looks for due reminders and breaches (each fires once, whichever replica finds it)."`
+	PublicURL   string   `envconfig:"PUBLIC_URL" desc:"The daemon's address as customers reach it (https://support.example.com), for the satisfaction links. Empty: no satisfaction question."`
+	CSATSecret  string   `envconfig:"CSAT_SECRET" desc:"Secret (16+ characters) that signs the satisfaction links; needed with PUBLIC_URL."`
 }
 
 // FromEnv reads and validates the configuration from the environment.
@@ -118,6 +123,14 @@ func (c Config) Validate() error {
 			return bad("API_URL", "want an http:// or https:// URL, got %q", c.APIURL)
 		}
 	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return bad("PUBLIC_URL", "want an http:// or https:// URL, got %q", c.PublicURL)
+		}
+		if len(c.CSATSecret) < 16 {
+			return bad("CSAT_SECRET", "set a secret of at least 16 characters to sign the satisfaction links for PUBLIC_URL")
+		}
+	}
 	for i, s := range c.WebhookSecret {
 		if len(s) < 16 {
 			return bad("WEBHOOK_SECRET", "secret %d is shorter than 16 characters; use a long random value", i+1)
@@ -143,6 +156,7 @@ func (c Config) Validate() error {
 		{"MAX_ATTEMPTS", c.MaxAttempts >= 1, "must be at least 1"},
 		{"RECLAIM_IDLE", c.ReclaimIdle.D() >= time.Second, "must be at least 1s"},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.D() >= time.Second, "must be at least 1s"},
+		{"TIMER_POLL", c.TimerPoll == 0 || c.TimerPoll.D() >= 100*time.Millisecond, "must be at least 100ms"},
 		{"LOG_LEVEL", oneOf(c.LogLevel, "debug", "info", "warn", "error"), "must be debug, info, warn or error"},
 		{"LOG_FORMAT", oneOf(c.LogFormat, "text", "json"), "must be text or json"},
 	}

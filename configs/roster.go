@@ -42,6 +42,16 @@ type ownerYAML struct {
 	Languages   []string `yaml:"languages"`
 	Capacity    int      `yaml:"capacity"`
 	Active      *bool    `yaml:"active"`
+	// Calendar and Away are read by LoadTargets (accountability).
+	Calendar string     `yaml:"calendar"`
+	Away     []awayYAML `yaml:"away"`
+}
+
+type awayYAML struct {
+	From  string `yaml:"from"`
+	Until string `yaml:"until"`
+	Cover string `yaml:"cover"`
+	Note  string `yaml:"note"`
 }
 
 // fileError locates a problem in a configuration file.

@@ -24,6 +24,7 @@ type ruleYAML struct {
 	BodyPattern    string   `yaml:"body_pattern"`
 	EmailDomains   []string `yaml:"email_domains"`
 	Languages      []string `yaml:"languages"`
+	Priority       string   `yaml:"priority"`
 }
 
 // LoadRouting reads the routing file and checks it against the roster.
@@ -68,7 +69,10 @@ func LoadRouting(path string, dir router.Directory) (*router.Rules, error) {
 		if _, ok := dir.Team(r.Team); !ok {
 			return nil, errAt(line, "%s: team %q is not a team in the owners file", who, r.Team)
 		}
-		rule := router.Rule{Name: r.Name, Team: r.Team}
+		if r.Priority != "" && !idPattern.MatchString(r.Priority) {
+			return nil, errAt(line, "%s: priority %q: use a short lower-case word such as urgent or high", who, r.Priority)
+		}
+		rule := router.Rule{Name: r.Name, Team: r.Team, Priority: r.Priority}
 		for _, c := range r.Channels {
 			if !slices.Contains(router.KnownChannels, router.Channel(c)) {
 				return nil, errAt(line, "%s: unknown channel %q (known: email, webhook, forum, chat)", who, c)

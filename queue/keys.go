@@ -88,3 +88,14 @@ func (k Keys) MessageComplaints() string { return k.tag + ":messages" }
 
 // Customer is a sorted set of a customer's complaint ids by creation time.
 func (k Keys) Customer(customerKey string) string { return k.tag + ":customer:" + customerKey }
+
+// Timers is a sorted set of pending complaint timers (member
+// "complaint|kind|due-ms"), scored by due time in unix milliseconds.
+func (k Keys) Timers() string { return k.tag + ":timers" }
+
+// Absences is a hash of owner id → their latest absence recorded through the
+// API, as JSON.
+func (k Keys) Absences() string { return k.tag + ":absences" }
+
+// Volumes is a hash of period ("2026-W48") → the operator's volume, as JSON.
+func (k Keys) Volumes() string { return k.tag + ":volumes" }

@@ -347,6 +347,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case wasOpen && !isOpen:
 		t.write("SREM", k.OpenComplaints(), after.ID)
 	}
+	syncTimers(t, k, before, after)
 	if !ch.AssignedAt.IsZero() {
 		t.write("HSET", k.OwnerLastAssigned(), after.Owner, msString(ch.AssignedAt.UnixMilli()))
 	}

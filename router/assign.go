@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
+	"time"
 )
 
 // assignment is the router's choice of owner for a complaint, with its reasons.
@@ -49,7 +50,11 @@ func (a assignment) guard() *CapacityGuard {
 // because no complaint may wait without an owner, the least-loaded owner over
 // capacity.
 func (r *Router) assign(ctx context.Context, team string, msg Message) (assignment, error) {
-	team, candidates, teamNote := r.candidates(team)
+	off, err := r.away(ctx, r.clock())
+	if err != nil {
+		return assignment{}, err
+	}
+	team, candidates, teamNote := r.candidates(team, off)
 	ids := make([]string, len(candidates))
 	for i, o := range candidates {
 		ids[i] = o.ID
@@ -81,6 +86,13 @@ func (r *Router) assign(ctx context.Context, team string, msg Message) (assignme
 					return withNote(assignment{owner: o, sticky: true, reason: fmt.Sprintf(
 						"sticky: %s owned this customer's %s (%d/%d open)", o.ID, prev.ID, loads[o.ID].Open, o.Capacity)}), nil
 				}
+			}
+			if a, away := off[prev.Owner]; away {
+				note := fmt.Sprintf("%s, who owned this customer's %s, is away until %s", prev.Owner, prev.ID, a.Until.Format(time.DateOnly))
+				if teamNote != "" {
+					note = teamNote + "; " + note
+				}
+				teamNote = note
 			}
 		}
 	}
@@ -114,16 +126,31 @@ func (r *Router) assign(ctx context.Context, team string, msg Message) (assignme
 // candidates returns the active owners of team, falling back to the default
 // team and, as a last resort, to the team's inactive owners, so that the list
 // is never empty for a validated roster.
-func (r *Router) candidates(team string) (string, []Owner, string) {
-	active := func(t string) []Owner {
+func (r *Router) candidates(team string, off map[string]Absence) (string, []Owner, string) {
+	pick := func(t string, ok func(Owner) bool) []Owner {
 		var out []Owner
 		for _, o := range r.dir.Members(t) {
-			if o.Active {
+			if ok(o) {
 				out = append(out, o)
 			}
 		}
 		return out
 	}
+	// Owners who are away take no new complaints, unless nobody else can.
+	present := func(t string) []Owner {
+		return pick(t, func(o Owner) bool { _, away := off[o.ID]; return o.Active && !away })
+	}
+	if len(off) > 0 {
+		if _, ok := r.dir.Team(team); ok {
+			if c := present(team); len(c) > 0 {
+				return team, c, ""
+			}
+			if c := present(r.rules.DefaultTeam); len(c) > 0 && len(pick(team, func(o Owner) bool { return o.Active })) > 0 {
+				return r.rules.DefaultTeam, c, fmt.Sprintf("everyone active in team %s is away; default team %s", team, r.rules.DefaultTeam)
+			}
+		}
+	}
+	active := func(t string) []Owner { return pick(t, func(o Owner) bool { return o.Active }) }
 	if _, ok := r.dir.Team(team); !ok {
 		note := fmt.Sprintf("team %q is not on the roster; default team %s", team, r.rules.DefaultTeam)
 		team = r.rules.DefaultTeam

@@ -20,6 +20,9 @@ const (
 	ToCustomerReply CustomerMessageKind = "reply"
 	// ToCustomerPromise tells the customer when they will hear back.
 	ToCustomerPromise CustomerMessageKind = "promise"
+	// ToCustomerCSAT asks, after the close, how satisfied the customer is;
+	// Body holds the question with one signed link per answer.
+	ToCustomerCSAT CustomerMessageKind = "csat"
 )
 
 // MetaNoAutoReply is the message metadata a channel sets when automatic
@@ -109,9 +112,15 @@ func (r *Router) Reply(ctx context.Context, id, actor, body string) (Complaint, 
 		if after.FirstResponseAt.IsZero() {
 			after.FirstResponseAt = now
 		}
+		// The answer settles the response clock and a pending promise; the
+		// complaint now waits on the customer.
+		settled := r.staffAnswered(&after, now, actor, true)
 		ev := Event{Type: EventReplied, Actor: actor, Owner: c.Owner, Text: body, Details: map[string]string{"via": string(via)}}
 		ch := newChange(&c, after)
 		ch.Entries = []Entry{{At: now, Event: &ev}}
+		for i := range settled {
+			ch.Entries = append(ch.Entries, Entry{At: now, Event: &settled[i]})
+		}
 		ch.Notifications = []Notification{notification(NotifyReplied, ch.After, c.Owner, now, &ev, nil)}
 		ch.CustomerMessages = []CustomerMessage{r.customerMessage(ToCustomerReply, ch.After, tl, actor, body, now)}
 		return ch, nil
@@ -194,17 +203,33 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 		}
 		after := c
 		after.PromisedBy, after.PromiseNote, after.UpdatedAt = by.UTC(), note, now
+		after.Promises++
+		// A promise puts the ball in our court: a clock paused while waiting on
+		// the customer runs again, and the promise gets its reminder and breach.
+		resumed := r.resume(&after, now, "a follow-up was promised")
+		r.setClock(&after, clockPromise, now, after.PromisedBy, now)
+		if tellCustomer {
+			// Telling the customer when they will hear back answers them.
+			if after.FirstResponseAt.IsZero() {
+				after.FirstResponseAt = now
+			}
+			after.RespondBy = time.Time{}
+			after.dropClock(clockRespond)
+		}
 		ev := Event{Type: EventPromised, Actor: actor, Owner: c.Owner, Text: note,
 			Details: map[string]string{"by": by.UTC().Format(time.RFC3339)}}
 		if !c.PromisedBy.IsZero() {
 			ev.Details["replaces"] = c.PromisedBy.Format(time.RFC3339)
 		}
 		ch := newChange(&c, after)
+		if resumed != nil {
+			ch.Entries = append(ch.Entries, Entry{At: now, Event: resumed})
+		}
 		if tellCustomer {
 			ev.Details["via"] = string(via)
 			ch.CustomerMessages = []CustomerMessage{r.customerMessage(ToCustomerPromise, ch.After, tl, actor, note, now)}
 		}
-		ch.Entries = []Entry{{At: now, Event: &ev}}
+		ch.Entries = append(ch.Entries, Entry{At: now, Event: &ev})
 		ch.Notifications = []Notification{notification(NotifyPromised, ch.After, c.Owner, now, &ev, nil)}
 		return ch, nil
 	})
@@ -268,8 +293,10 @@ func (r *Router) RecordUndeliverable(ctx context.Context, m CustomerMessage, cau
 	return err
 }
 
-// MayAct reports whether the owner id may act on the complaint: its owner or
-// the lead of its team.
+// MayAct reports whether the owner id may act on the complaint: its owner,
+// the lead of its team, or the colleague covering while the owner is away.
+// The cover is judged from the latest absences this router read (every
+// change reads them); MayActNow reads them fresh.
 func (r *Router) MayAct(c Complaint, ownerID string) bool {
 	if ownerID == "" {
 		return false
@@ -277,8 +304,23 @@ func (r *Router) MayAct(c Complaint, ownerID string) bool {
 	if ownerID == c.Owner {
 		return true
 	}
-	t, ok := r.dir.Team(c.Team)
-	return ok && t.Lead == ownerID
+	if t, ok := r.dir.Team(c.Team); ok && t.Lead == ownerID {
+		return true
+	}
+	snap := r.snapshot.Load()
+	if snap == nil {
+		return false
+	}
+	a, ok := snap.off[c.Owner]
+	return ok && a.Cover == ownerID && a.At(r.clock())
+}
+
+// MayActNow is MayAct with the absences read from the store now.
+func (r *Router) MayActNow(ctx context.Context, c Complaint, ownerID string) (bool, error) {
+	if _, err := r.away(ctx, r.clock()); err != nil {
+		return false, err
+	}
+	return r.MayAct(c, ownerID), nil
 }
 
 // Directory returns the roster the router assigns from.

@@ -36,13 +36,21 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 		after := c
 		after.Status, after.ClosedAt, after.UpdatedAt = StatusClosed, now, now
 		after.Resolution, after.Category = resolution, category
+		// Closing settles the clocks: a pending promise is kept by the close,
+		// every timer is cancelled in the same commit.
+		kept := r.keepPromise(&after, now, actor)
+		after.Timers, after.WaitingSince = nil, time.Time{}
 		ev := Event{Type: EventClosed, Actor: actor, Owner: c.Owner, Reason: resolution}
 		if category != "" {
 			ev.Details = map[string]string{"category": category}
 		}
 		ch := newChange(&c, after)
-		ch.Entries = []Entry{{At: now, Event: &ev}}
+		if kept != nil {
+			ch.Entries = append(ch.Entries, Entry{At: now, Event: kept})
+		}
+		ch.Entries = append(ch.Entries, Entry{At: now, Event: &ev})
 		ch.Notifications = []Notification{notification(NotifyClosed, ch.After, c.Owner, now, &ev, nil)}
+		ch.CustomerMessages = r.csatQuestion(ch.After, now)
 		return ch, nil
 	})
 }
@@ -129,7 +137,7 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 		if err != nil {
 			return Complaint{}, err
 		}
-		err = r.store.Commit(ctx, ch)
+		err = r.commit(ctx, ch)
 		switch {
 		case err == nil:
 			return ch.After, nil
@@ -153,10 +161,12 @@ func actorOrDefault(actor string) string {
 	return "api"
 }
 
-// OwnerStatus is an owner with their current load.
+// OwnerStatus is an owner with their current load, and their absence if
+// they are away now.
 type OwnerStatus struct {
 	Owner
 	OwnerLoad
+	Away *Absence `json:"away,omitempty"`
 }
 
 // Owners lists every owner on the roster with their open load.
@@ -170,9 +180,16 @@ func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading owner loads: %w", err)
 	}
+	off, err := r.away(ctx, r.clock())
+	if err != nil {
+		return nil, err
+	}
 	out := make([]OwnerStatus, len(owners))
 	for i, o := range owners {
 		out[i] = OwnerStatus{Owner: o, OwnerLoad: loads[o.ID]}
+		if a, ok := off[o.ID]; ok {
+			out[i].Away = &a
+		}
 	}
 	return out, nil
 }

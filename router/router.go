@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,8 +30,14 @@ type Config struct {
 	// Reachability says how customers can be written to; without it, replies
 	// are refused and acknowledgements are not queued.
 	Reachability Reachability
-	Clock        func() time.Time
-	Logger       *slog.Logger
+	// Policy sets deadlines, calendars, reminders and planned absences; nil
+	// sets no deadlines. Timers, absences and reports need a Store that is
+	// also an AccountabilityStore.
+	Policy *Policy
+	// CSAT, when set, asks customers after the close how satisfied they are.
+	CSAT   *CSAT
+	Clock  func() time.Time
+	Logger *slog.Logger
 }
 
 // Router threads and assigns inbound messages and carries out the complaint
@@ -42,6 +49,10 @@ type Router struct {
 	rules        *Rules
 	reopenWindow time.Duration
 	reachability Reachability
+	policy       *Policy
+	acct         AccountabilityStore
+	csat         *CSAT
+	snapshot     atomic.Pointer[awaySnapshot]
 	clock        func() time.Time
 	log          *slog.Logger
 }
@@ -57,7 +68,15 @@ func New(cfg Config) (*Router, error) {
 	if cfg.ReopenWindow < 0 {
 		return nil, errors.New("router: reopen window must not be negative")
 	}
-	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability, clock: cfg.Clock, log: cfg.Logger}
+	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability,
+		policy: cfg.Policy, csat: cfg.CSAT, clock: cfg.Clock, log: cfg.Logger}
+	r.acct, _ = cfg.Store.(AccountabilityStore)
+	if r.policy == nil {
+		r.policy = &Policy{}
+	}
+	if err := cfg.CSAT.validate(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
 	if r.clock == nil {
 		r.clock = time.Now
 	}
@@ -106,7 +125,7 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 		}
 		p.change.MessageID = msg.ID
 		p.change.Receipt = receipt
-		err = r.store.Commit(ctx, p.change)
+		err = r.commit(ctx, p.change)
 		switch {
 		case err == nil:
 			return p.outcome, nil
@@ -265,9 +284,13 @@ func (r *Router) planAttach(msg Message, now time.Time, th threading) routePlan 
 	after.LastMessageAt = msg.ReceivedAt
 	after.UpdatedAt = now
 	after.Customer = mergeCustomer(after.Customer, msg.Customer)
+	resumed := r.customerWrote(&after, now)
 	ch := newChange(&before, after)
 	ch.ThreadKeys = th.claims(msg, after.ID)
 	ch.Entries = []Entry{{At: now, Message: &msg}}
+	if resumed != nil {
+		ch.Entries = append(ch.Entries, Entry{At: now, Event: resumed})
+	}
 	ch.Notifications = []Notification{notification(NotifyMessage, ch.After, after.Owner, now, nil, &msg)}
 	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeAttached, ComplaintID: after.ID, Owner: after.Owner}}
 }
@@ -308,6 +331,9 @@ func (r *Router) planReopen(ctx context.Context, msg Message, now time.Time, th 
 		}})
 		capacity, assignedAt = a.guard(), now
 	}
+	// Reopened means not resolved: the clocks start again.
+	after.WaitingSince, after.Timers, after.RespondBy, after.ResolveBy = time.Time{}, nil, time.Time{}, time.Time{}
+	r.armNew(&after, now)
 	ch := newChange(&before, after)
 	ch.ThreadKeys = th.claims(msg, after.ID)
 	ch.Entries = entries
@@ -338,7 +364,9 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 		Channel: msg.Channel, Subject: msg.Subject, Language: msg.Language,
 		Customer: msg.Customer, CustomerKey: msg.Customer.Key(msg.Channel),
 		RoutingReason: reason, CreatedAt: now, UpdatedAt: now, LastMessageAt: msg.ReceivedAt, Messages: 1,
+		Priority: m.priority,
 	}
+	r.armNew(&c, now)
 	openedWhy := "new conversation"
 	if previous != nil {
 		c.FollowUpOf = previous.ID

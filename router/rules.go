@@ -26,6 +26,9 @@ type Rule struct {
 	// EmailDomains match the customer's address domain or any subdomain of it.
 	EmailDomains []string
 	Languages    []string
+	// Priority is given to the complaints the rule opens (targets may depend
+	// on it); empty means normal.
+	Priority string
 }
 
 // Rules is the ordered routing table: the first matching rule wins, the
@@ -58,8 +61,9 @@ func (rs *Rules) Validate(dir Directory) error {
 
 // match is the routing table's verdict for one message.
 type match struct {
-	team   string
-	reason string
+	team     string
+	reason   string
+	priority string
 }
 
 func (rs *Rules) match(msg Message, lang string) match {
@@ -67,7 +71,7 @@ func (rs *Rules) match(msg Message, lang string) match {
 	body := strings.ToLower(msg.Body)
 	for _, r := range rs.Rules {
 		if why, ok := r.matches(msg, lang, subject, body); ok {
-			return match{team: r.Team, reason: fmt.Sprintf("rule %q (%s)", r.Name, why)}
+			return match{team: r.Team, reason: fmt.Sprintf("rule %q (%s)", r.Name, why), priority: r.Priority}
 		}
 	}
 	if msg.DefaultTeam != "" {

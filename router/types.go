@@ -138,6 +138,26 @@ type Complaint struct {
 	// PromisedBy is the follow-up the owner promised, if one is pending.
 	PromisedBy  time.Time `json:"promised_by,omitzero"`
 	PromiseNote string    `json:"promise_note,omitempty"`
+	// Priority comes from the routing rule that picked the team; targets may
+	// depend on it.
+	Priority string `json:"priority,omitempty"`
+	// WaitingSince is set while the complaint waits on the customer (staff
+	// answered last and promised nothing): the resolution clock is paused.
+	WaitingSince time.Time `json:"waiting_since,omitzero"`
+	// Timers are the pending reminders and breaches; the store keeps its due
+	// index in step with them in the same atomic commit.
+	Timers []Timer `json:"timers,omitempty"`
+	// Breaches lists every deadline missed, by kind (response, resolution,
+	// promise), oldest first. A breach never changes the owner.
+	Breaches []string `json:"breaches,omitempty"`
+	// Promises counts follow-ups promised; kept ones were followed by a reply
+	// or the close in time, broken ones lapsed.
+	Promises       int `json:"promises,omitempty"`
+	PromisesKept   int `json:"promises_kept,omitempty"`
+	PromisesBroken int `json:"promises_broken,omitempty"`
+	// CSAT is the customer's satisfaction answer (1-5) after the close.
+	CSAT   int       `json:"csat,omitempty"`
+	CSATAt time.Time `json:"csat_at,omitzero"`
 	// Version increases with every change; the store refuses a change computed
 	// from an older version (optimistic locking).
 	Version int64 `json:"version"`
@@ -164,6 +184,21 @@ const (
 	// EventDeliveryFailed records that something said to the customer could
 	// not be delivered.
 	EventDeliveryFailed EventType = "delivery_failed"
+	// EventReminder records a reminder sent before a deadline or promise
+	// lapses, or a nudge about a complaint long waiting on the customer.
+	EventReminder EventType = "reminder"
+	// EventBreached records a missed deadline (the lead is alerted; the owner
+	// stays).
+	EventBreached EventType = "breached"
+	// EventPromiseKept and EventPromiseBroken settle a promised follow-up.
+	EventPromiseKept   EventType = "promise_kept"
+	EventPromiseBroken EventType = "promise_broken"
+	// EventWaiting and EventResumed mark the clock pausing while waiting on
+	// the customer, and resuming when they write.
+	EventWaiting EventType = "waiting_on_customer"
+	EventResumed EventType = "resumed"
+	// EventCSAT records the customer's satisfaction answer.
+	EventCSAT EventType = "csat"
 )
 
 // Event is one audited change: who did what, when and why.
@@ -206,6 +241,9 @@ const (
 	// NotifyDeliveryFailed tells the owner that the customer did not get
 	// something said to them.
 	NotifyDeliveryFailed NotificationKind = "delivery_failed"
+	// NotifyComplaintRate alerts the lead that complaints per order (or
+	// contact) crossed the configured threshold; it has no complaint.
+	NotifyComplaintRate NotificationKind = "complaint_rate"
 )
 
 // Notification is queued in the same atomic step as the change it reports and

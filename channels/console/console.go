@@ -68,6 +68,12 @@ func title(k router.NotificationKind) string {
 		return "follow-up promised"
 	case router.NotifyDeliveryFailed:
 		return "CUSTOMER NOT REACHED: delivery failed"
+	case router.NotifyReminder:
+		return "REMINDER: a deadline or promise is coming up"
+	case router.NotifyEscalation:
+		return "ESCALATION: a deadline was missed"
+	case router.NotifyComplaintRate:
+		return "ALERT: complaint rate threshold reached"
 	}
 	return "complaint notification: " + string(k)
 }

@@ -36,7 +36,10 @@ Usage:
   forgetmenot complaints ack ID                       acknowledge: you have it in hand
   forgetmenot complaints note ID --text TEXT          internal note, never sent to the customer
   forgetmenot complaints promise ID --by TIME --note TEXT [--tell-customer]
-  forgetmenot owners list                             owners with their open load
+  forgetmenot owners list                             owners with their open load (and who is away)
+  forgetmenot owners away ID --until DATE [--cover OWNER]   no new complaints; the cover gets their reminders
+  forgetmenot owners back ID                          end an absence; nothing needs handing back
+  forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv]
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
   forgetmenot config                                  every environment variable, its default and meaning
@@ -61,6 +64,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, args[1:], stdout, stderr)
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
+	case "report":
+		return reportCmd(ctx, args[1:], stdout, stderr)
 	case "complaints", "owners", "deadletters":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
@@ -508,14 +513,21 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 
 func printOwners(w io.Writer, owners []router.OwnerStatus) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tTEAMS\tLANGUAGES\tOPEN\tCAPACITY\tACTIVE\tLAST ASSIGNED")
+	fmt.Fprintln(tw, "ID\tNAME\tTEAMS\tLANGUAGES\tOPEN\tCAPACITY\tACTIVE\tLAST ASSIGNED\tAWAY")
 	for _, o := range owners {
 		last := "-"
 		if !o.LastAssigned.IsZero() {
 			last = o.LastAssigned.Local().Format("2006-01-02 15:04")
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", o.ID, o.Name, strings.Join(o.Teams, ","),
-			strings.Join(o.Languages, ","), o.Open, o.Capacity, yesNo(o.Active), last)
+		away := "-"
+		if a := o.Away; a != nil {
+			away = "until " + a.Until.Local().Format("2006-01-02 15:04")
+			if a.Cover != "" {
+				away += ", cover " + a.Cover
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", o.ID, o.Name, strings.Join(o.Teams, ","),
+			strings.Join(o.Languages, ","), o.Open, o.Capacity, yesNo(o.Active), last, away)
 	}
 	tw.Flush()
 }

@@ -167,3 +167,41 @@ func TestUnreachableDaemonSaysSo(t *testing.T) {
 		t.Fatalf("exit %d, %q", code, errOut)
 	}
 }
+
+func TestAwayBackAndReportFromTheCommandLine(t *testing.T) {
+	base := startDaemon(t)
+	id := ingest(t, base, `{"source_id":"cli-r1","customer":{"email":"jan@voorbeeld.nl"},"subject":"Pakket kwijt","body":"Mijn pakket is niet aangekomen."}`)
+	code, out, errOut := run("owners", "away", "anna", "--until", "2099-01-04", "--cover", "bas")
+	if code != 0 || !strings.Contains(out, "anna is away until 2099-01-04") || !strings.Contains(out, "bas covers") {
+		t.Fatalf("owners away: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = run("owners", "list")
+	if code != 0 || !strings.Contains(out, "cover bas") {
+		t.Fatalf("owners list should show the absence: %d\n%s", code, out)
+	}
+	if code, _, errOut = run("owners", "away", "anna", "--until", "2099-01-04", "--cover", "nobody"); code != 1 || !strings.Contains(errOut, "cover") {
+		t.Fatalf("unknown cover: %d %q", code, errOut)
+	}
+	if code, out, _ = run("owners", "back", "anna"); code != 0 || !strings.Contains(out, "anna is back") {
+		t.Fatalf("owners back: %d %s", code, out)
+	}
+	if code, _, errOut = run("complaints", "close", id, "--resolution", "Found", "--category", "lost-parcel"); code != 0 {
+		t.Fatal(errOut)
+	}
+	code, out, errOut = run("report")
+	if code != 0 || !strings.Contains(out, "Complaints opened") || !strings.Contains(out, "lost-parcel") {
+		t.Fatalf("report: %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = run("report", "--format", "csv", "--since", "2020-01-01")
+	if code != 0 || !strings.HasPrefix(out, "section,name,value") || !strings.Contains(out, "total,complaints,1") {
+		t.Fatalf("report csv: %d\n%s", code, out)
+	}
+	code, out, _ = run("report", "--format", "json")
+	var rep struct{ Complaints int }
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Complaints != 1 {
+		t.Fatalf("report json: %d\n%s", code, out)
+	}
+	if code, _, errOut = run("report", "--since", "last week"); code != 2 || !strings.Contains(errOut, "--since") {
+		t.Fatalf("bad date: %d %q", code, errOut)
+	}
+}

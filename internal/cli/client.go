@@ -77,6 +77,10 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	if out == nil {
 		return nil
 	}
+	if rb, ok := out.(rawBody); ok {
+		*rb.b = raw
+		return nil
+	}
 	if err := json.Unmarshal(raw, out); err != nil {
 		return fmt.Errorf("the daemon answered something unexpected: %w", err)
 	}

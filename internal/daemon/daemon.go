@@ -66,6 +66,10 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("ROUTING_FILE"), err)
 	}
+	policy, csat, err := loadPolicy(cfg, roster)
+	if err != nil {
+		return nil, err
+	}
 	keys, err := queue.NewKeys(cfg.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("NAMESPACE"), err)
@@ -88,13 +92,18 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	d.store = queue.NewStore(rdb, keys, cfg.DedupRetention.D())
 	d.router, err = router.New(router.Config{
 		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
-		Reachability: d.senders, Logger: log,
+		Reachability: d.senders, Policy: policy, CSAT: csat, Logger: log,
 	})
 	if err != nil {
 		d.close()
 		return nil, err
 	}
 	d.metrics = metrics.New(d.store.Stats)
+	var ownerIDs []string
+	for _, o := range roster.Owners() {
+		ownerIDs = append(ownerIDs, o.ID)
+	}
+	d.metrics.WatchAccountability(d.store.OpenComplaints, ownerIDs, time.Now)
 	d.notifier = console.New(log, roster)
 
 	name := cfg.ConsumerNameOrDefault()

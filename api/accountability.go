@@ -1,0 +1,315 @@
+package api
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"html"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// Accountability is the router's side of reports, volumes, away/cover and
+// satisfaction answers.
+type Accountability interface {
+	Report(ctx context.Context, since, until time.Time) (router.Report, error)
+	SetVolume(ctx context.Context, v router.Volume) (router.Volume, error)
+	SetAway(ctx context.Context, a router.Absence, actor string) (router.Absence, error)
+	Back(ctx context.Context, owner, actor string) error
+	RecordCSAT(ctx context.Context, id string, score int, sig string) (router.Complaint, error)
+}
+
+// AccountabilityRoutes are the /v1 routes of issue 6, mounted by the
+// daemon: every route needs the API token except the customers' one-click
+// satisfaction links, which carry their own signature.
+func AccountabilityRoutes(token string, svc Accountability, clock func() time.Time, log *slog.Logger) map[string]http.Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	if clock == nil {
+		clock = time.Now
+	}
+	a := &acct{svc: svc, s: &server{log: log}, clock: clock}
+	return map[string]http.Handler{
+		"GET /v1/reports":            RequireToken(token, http.HandlerFunc(a.report)),
+		"POST /v1/volume":            RequireToken(token, http.HandlerFunc(a.volume)),
+		"POST /v1/owners/{id}/away":  RequireToken(token, http.HandlerFunc(a.away)),
+		"POST /v1/owners/{id}/back":  RequireToken(token, http.HandlerFunc(a.back)),
+		"GET /v1/csat/{id}/{score}":  http.HandlerFunc(a.csat),
+		"POST /v1/csat/{id}/{score}": http.HandlerFunc(a.csat),
+	}
+}
+
+type acct struct {
+	svc   Accountability
+	s     *server
+	clock func() time.Time
+}
+
+// parseWhen accepts RFC 3339 or a date (midnight UTC).
+func parseWhen(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, v)
+}
+
+func (a *acct) report(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	until, since := a.clock(), time.Time{}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"until", &until}, {"since", &since}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := parseWhen(v)
+			if err != nil {
+				httpx.WriteError(w, http.StatusBadRequest, p.name+" must be a date (2026-11-01) or an RFC 3339 time", p.name)
+				return
+			}
+			*p.dst = t
+		}
+	}
+	if since.IsZero() {
+		since = until.AddDate(0, 0, -28)
+	}
+	format := q.Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" && format != "text" {
+		httpx.WriteError(w, http.StatusBadRequest, "format must be json, csv or text", "format")
+		return
+	}
+	rep, err := a.svc.Report(r.Context(), since, until)
+	if err != nil {
+		a.s.fail(w, err)
+		return
+	}
+	switch format {
+	case "csv":
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		_ = WriteReportCSV(w, rep)
+	case "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		WriteReportText(w, rep)
+	default:
+		httpx.WriteJSON(w, http.StatusOK, rep)
+	}
+}
+
+// VolumeRequest is the body of POST /v1/volume.
+type VolumeRequest struct {
+	// Period is an ISO week: "2026-W48".
+	Period string `json:"period"`
+	Count  int    `json:"count"`
+}
+
+func (a *acct) volume(w http.ResponseWriter, r *http.Request) {
+	var req VolumeRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	v, err := a.svc.SetVolume(r.Context(), router.Volume{Period: req.Period, Count: req.Count})
+	if err != nil {
+		a.s.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, v)
+}
+
+// AwayRequest is the body of POST /v1/owners/{id}/away.
+type AwayRequest struct {
+	// From (optional, default now) and Until are RFC 3339 times or dates;
+	// Until is when they are back.
+	From  string `json:"from"`
+	Until string `json:"until"`
+	Cover string `json:"cover"`
+	Note  string `json:"note"`
+	Actor string `json:"actor"`
+}
+
+func (a *acct) away(w http.ResponseWriter, r *http.Request) {
+	var req AwayRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	ab := router.Absence{Owner: r.PathValue("id"), Cover: req.Cover, Note: req.Note}
+	for _, p := range []struct {
+		name, v string
+		dst     *time.Time
+	}{{"from", req.From, &ab.From}, {"until", req.Until, &ab.Until}} {
+		if p.v == "" {
+			continue
+		}
+		t, err := parseWhen(p.v)
+		if err != nil {
+			httpx.WriteError(w, http.StatusBadRequest, p.name+" must be a date (2026-12-21) or an RFC 3339 time", p.name)
+			return
+		}
+		*p.dst = t
+	}
+	res, err := a.svc.SetAway(r.Context(), ab, req.Actor)
+	if err != nil {
+		a.s.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, res)
+}
+
+func (a *acct) back(w http.ResponseWriter, r *http.Request) {
+	var req ActorRequest
+	if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+		return
+	}
+	id := r.PathValue("id")
+	if err := a.svc.Back(r.Context(), id, req.Actor); err != nil {
+		a.s.fail(w, err)
+		return
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"back": id})
+}
+
+// csat records a one-click satisfaction answer and thanks the customer. A
+// repeated click changes nothing; a different answer replaces the first.
+func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	score, err := strconv.Atoi(r.PathValue("score"))
+	if err != nil {
+		score = 0
+	}
+	_, err = a.svc.RecordCSAT(r.Context(), r.PathValue("id"), score, r.URL.Query().Get("sig"))
+	page := func(status int, title, text string) {
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>%s</title><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>%s</h1><p>%s</p></body></html>\n",
+			html.EscapeString(title), html.EscapeString(title), html.EscapeString(text))
+	}
+	if err != nil {
+		var v *router.ValidationError
+		if errors.As(err, &v) {
+			page(http.StatusBadRequest, "This link is not valid", "Please use the link from our message exactly as it was sent.")
+			return
+		}
+		if errors.Is(err, router.ErrNotFound) {
+			page(http.StatusNotFound, "Not found", "We could not find this complaint.")
+			return
+		}
+		a.s.log.Error("api: recording a satisfaction answer failed", "err", err)
+		page(http.StatusServiceUnavailable, "Please try again", "We could not record your answer just now; please click the link again in a minute.")
+		return
+	}
+	page(http.StatusOK, "Thank you", "Your answer has been recorded. Thank you for letting us know.")
+}
+
+// WriteReportText renders the report for people.
+func WriteReportText(w io.Writer, rep router.Report) {
+	dur := func(s float64) string {
+		d := time.Duration(s * float64(time.Second))
+		switch {
+		case d == 0:
+			return "-"
+		case d >= 48*time.Hour:
+			return fmt.Sprintf("%.1fd", d.Hours()/24)
+		default:
+			return d.Round(time.Minute).String()
+		}
+	}
+	fmt.Fprintf(w, "Complaints opened %s to %s: %d\n", rep.Since.Format(time.DateOnly), rep.Until.Format(time.DateOnly), rep.Complaints)
+	counts := func(title string, cs []router.Count) {
+		if len(cs) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "\n%s:\n", title)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, c := range cs {
+			fmt.Fprintf(tw, "  %s\t%d\n", c.Name, c.Count)
+		}
+		tw.Flush()
+	}
+	counts("By channel", rep.ByChannel)
+	counts("By category", rep.ByCategory)
+	counts("By week", rep.ByWeek)
+	fmt.Fprintf(w, "\nFirst response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds), dur(rep.FirstResponse.P90Seconds), rep.FirstResponse.Count)
+	fmt.Fprintf(w, "Resolution:     median %s, 90th percentile %s (%d closed)\n", dur(rep.Resolution.MedianSeconds), dur(rep.Resolution.P90Seconds), rep.Resolution.Count)
+	p := rep.Promises
+	fmt.Fprintf(w, "Promises:       %d made, %d kept, %d broken, %d pending (%.1f%% of settled kept)\n", p.Made, p.Kept, p.Broken, p.Pending, p.KeptPercent)
+	fmt.Fprintf(w, "Reopened:       %d (%.1f%%)\n", rep.Reopened, rep.ReopenPercent)
+	fmt.Fprintf(w, "Overdue now:    %d\n", rep.Overdue)
+	counts("Breaches", rep.Breaches)
+	counts("Top root causes", rep.TopCauses)
+	if c := rep.CSAT; c.Responses > 0 {
+		fmt.Fprintf(w, "\nSatisfaction: %d answers, average %.2f of 5, %.1f%% satisfied (4-5)\n", c.Responses, c.Average, c.SatisfiedPercent)
+	}
+	if len(rep.Rates) > 0 {
+		fmt.Fprintln(w, "\nComplaint rate:")
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, r := range rep.Rates {
+			alert := ""
+			if r.Alert {
+				alert = "  ALERT"
+			}
+			fmt.Fprintf(tw, "  %s\t%d of %d\t%.2f%%%s\n", r.Period, r.Complaints, r.Volume, r.Percent, alert)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nOwners (now):")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  OWNER\tOPEN\tOVERDUE")
+	for _, o := range rep.Owners {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\n", o.Owner, o.Open, o.Overdue)
+	}
+	tw.Flush()
+}
+
+// WriteReportCSV renders the report as section,name,value rows, one figure
+// per row, for spreadsheets.
+func WriteReportCSV(w io.Writer, rep router.Report) error {
+	cw := csv.NewWriter(w)
+	row := func(section, name string, value any) { _ = cw.Write([]string{section, name, fmt.Sprint(value)}) }
+	row("section", "name", "value")
+	row("period", "since", rep.Since.Format(time.RFC3339))
+	row("period", "until", rep.Until.Format(time.RFC3339))
+	row("total", "complaints", rep.Complaints)
+	for _, s := range []struct {
+		name string
+		cs   []router.Count
+	}{{"channel", rep.ByChannel}, {"category", rep.ByCategory}, {"week", rep.ByWeek}, {"breach", rep.Breaches}, {"root_cause", rep.TopCauses}} {
+		for _, c := range s.cs {
+			row(s.name, c.Name, c.Count)
+		}
+	}
+	row("first_response", "median_seconds", rep.FirstResponse.MedianSeconds)
+	row("first_response", "p90_seconds", rep.FirstResponse.P90Seconds)
+	row("resolution", "median_seconds", rep.Resolution.MedianSeconds)
+	row("resolution", "p90_seconds", rep.Resolution.P90Seconds)
+	row("promises", "made", rep.Promises.Made)
+	row("promises", "kept", rep.Promises.Kept)
+	row("promises", "broken", rep.Promises.Broken)
+	row("promises", "pending", rep.Promises.Pending)
+	row("promises", "kept_percent", rep.Promises.KeptPercent)
+	row("reopen", "count", rep.Reopened)
+	row("reopen", "percent", rep.ReopenPercent)
+	row("csat", "responses", rep.CSAT.Responses)
+	row("csat", "average", rep.CSAT.Average)
+	row("csat", "satisfied_percent", rep.CSAT.SatisfiedPercent)
+	for _, r := range rep.Rates {
+		row("complaint_rate", r.Period, strconv.FormatFloat(r.Percent, 'f', 2, 64))
+	}
+	for _, o := range rep.Owners {
+		row("owner_open", o.Owner, o.Open)
+		row("owner_overdue", o.Owner, o.Overdue)
+	}
+	row("total", "overdue", rep.Overdue)
+	cw.Flush()
+	return cw.Error()
+}

@@ -1,0 +1,85 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/api"
+	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// Accountability: the scheduler that fires due reminders and breaches, the
+// complaint-rate watch, and the report, volume, away/cover and satisfaction
+// routes. It is always on; without a targets file there are no deadlines,
+// but promises, away/cover and reports still work.
+func init() { componentBuilders = append(componentBuilders, buildAccountability) }
+
+// defaultTimerPoll applies when TIMER_POLL is not set (embedding, tests).
+const defaultTimerPoll = 15 * time.Second
+
+func buildAccountability(deps Deps) (*Component, error) {
+	poll := deps.Config.TimerPoll.D()
+	if poll <= 0 {
+		poll = defaultTimerPoll
+	}
+	return &Component{
+		Name:   "accountability",
+		Routes: api.AccountabilityRoutes(deps.Config.APIToken, deps.Router, nil, deps.Log),
+		Run:    func(ctx context.Context) error { return runScheduler(ctx, deps.Router, poll, deps.Log) },
+	}, nil
+}
+
+// timerBatch bounds one round of firing; a fuller backlog continues at once.
+const timerBatch = 200
+
+// runScheduler fires due timers every poll until ctx ends. Every replica
+// runs it: each timer's firing is one guarded commit that also removes it,
+// so a timer two replicas find at once fires once.
+func runScheduler(ctx context.Context, r *router.Router, poll time.Duration, log *slog.Logger) error {
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		for {
+			n, err := r.FireDue(ctx, timerBatch)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				log.Error("firing due timers; retrying next round", "err", err)
+				break
+			}
+			if n < timerBatch {
+				break
+			}
+		}
+		if _, err := r.CheckComplaintRate(ctx); err != nil && ctx.Err() == nil {
+			log.Error("checking the complaint rate", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// loadPolicy reads the targets file (none configured: no deadlines) and the
+// satisfaction-link settings.
+func loadPolicy(cfg configs.Config, roster *router.Roster) (*router.Policy, *router.CSAT, error) {
+	var policy *router.Policy
+	if cfg.TargetsFile != "" {
+		p, err := configs.LoadTargets(cfg.TargetsFile, cfg.OwnersFile, roster)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", configs.Var("TARGETS_FILE"), err)
+		}
+		policy = p
+	}
+	var csat *router.CSAT
+	if cfg.PublicURL != "" {
+		csat = &router.CSAT{BaseURL: cfg.PublicURL, Secret: []byte(cfg.CSATSecret)}
+	}
+	return policy, csat, nil
+}

@@ -1,0 +1,66 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var (
+	openDesc    = prometheus.NewDesc("forgetmenot_open_complaints", "Open complaints per owner.", []string{"owner"}, nil)
+	overdueDesc = prometheus.NewDesc("forgetmenot_overdue_complaints", "Open complaints past a running deadline (answer, resolution or promise), per owner.", []string{"owner"}, nil)
+	pendingDesc = prometheus.NewDesc("forgetmenot_promises_pending", "Promised follow-ups not yet kept or broken.", nil, nil)
+	brokenDesc  = prometheus.NewDesc("forgetmenot_promises_broken", "Broken promises on complaints that are still open.", nil, nil)
+)
+
+// WatchAccountability adds gauges read from the open complaints at scrape
+// time: open and overdue per owner (every roster owner, zero included, so
+// alerts see a value), promises pending and broken.
+func (m *Metrics) WatchAccountability(open func(context.Context) ([]router.Complaint, error), owners []string, now func() time.Time) {
+	m.Registry.MustRegister(&accountabilityCollector{open: open, owners: owners, now: now})
+}
+
+type accountabilityCollector struct {
+	open   func(context.Context) ([]router.Complaint, error)
+	owners []string
+	now    func() time.Time
+}
+
+func (a *accountabilityCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{openDesc, overdueDesc, pendingDesc, brokenDesc} {
+		ch <- d
+	}
+}
+
+func (a *accountabilityCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	cs, err := a.open(ctx)
+	if err != nil {
+		return // forgetmenot_redis_up reports the outage
+	}
+	open, overdue := map[string]int{}, map[string]int{}
+	for _, o := range a.owners {
+		open[o], overdue[o] = 0, 0
+	}
+	pending, broken := 0, 0
+	now := a.now()
+	for _, c := range cs {
+		open[c.Owner]++
+		if c.Overdue(now) {
+			overdue[c.Owner]++
+		}
+		if !c.PromisedBy.IsZero() {
+			pending++
+		}
+		broken += c.PromisesBroken
+	}
+	for o, n := range open {
+		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(n), o)
+		ch <- prometheus.MustNewConstMetric(overdueDesc, prometheus.GaugeValue, float64(overdue[o]), o)
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
+	ch <- prometheus.MustNewConstMetric(brokenDesc, prometheus.GaugeValue, float64(broken))
+}

@@ -1,0 +1,450 @@
+package router_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// accountableDesk is a desk whose router keeps deadlines: support answers
+// within 4 working hours and resolves within 2 working days of an Amsterdam
+// office, reminding at 75 %; a complaint waiting on the customer for 3
+// working days nudges its owner. replica builds a second router (another
+// daemon replica) on the same Redis and clock.
+func accountableDesk(t *testing.T, start time.Time, csat *router.CSAT) (*desk, func() *router.Router) {
+	t.Helper()
+	rdb, keys := testredis.Client(t)
+	store := queue.NewStore(rdb, keys, 0)
+	owners := []router.Owner{
+		{ID: "anna", Name: "Anna", Email: "anna@example.nl", Teams: []string{"support"}, Languages: []string{"nl", "en"}, Capacity: 3, Active: true},
+		{ID: "bas", Name: "Bas", Email: "bas@example.nl", Teams: []string{"support"}, Languages: []string{"nl"}, Capacity: 3, Active: true},
+		{ID: "chloe", Name: "Chloe", Email: "chloe@example.com", Teams: []string{"support"}, Languages: []string{"en"}, Capacity: 3, Active: true},
+		{ID: "daan", Name: "Daan", Email: "daan@example.nl", Teams: []string{"billing"}, Capacity: 1, Active: true},
+	}
+	roster, err := router.NewRoster([]router.Team{{ID: "support", Lead: "chloe"}, {ID: "billing"}}, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := &router.Rules{DefaultTeam: "support", Rules: []router.Rule{{Name: "billing", Team: "billing", Keywords: []string{"invoice"}, Priority: "high"}}}
+	respond, _ := router.ParseSpan("4h")
+	resolve, _ := router.ParseSpan("2d")
+	urgent, _ := router.ParseSpan("1h")
+	nudge, _ := router.ParseSpan("3d")
+	policy := &router.Policy{
+		Targets: []router.Target{
+			{Name: "billing", Priorities: []string{"high"}, FirstResponse: urgent, Resolution: resolve},
+			{Name: "standard", FirstResponse: respond, Resolution: resolve},
+		},
+		DefaultCalendar: amsterdam(t), ReminderAt: 0.75, WaitingNudge: nudge,
+	}
+	clock := &fakeClock{now: start}
+	build := func() *router.Router {
+		r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour,
+			Reachability: byEmail{}, Policy: policy, CSAT: csat, Clock: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	return &desk{t: t, router: build(), store: store, rdb: rdb, clock: clock}, build
+}
+
+func cet(t *testing.T, s string) time.Time {
+	t.Helper()
+	v, err := time.ParseInLocation("2006-01-02 15:04", s, amsterdam(t).Location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// notes lists the notifications in the outbox of a kind.
+func (d *desk) notes(kind router.NotificationKind) []router.Notification {
+	var out []router.Notification
+	for _, o := range d.outbox() {
+		if n := o.Notification; n != nil && n.Kind == kind {
+			out = append(out, *n)
+		}
+	}
+	return out
+}
+
+// fireEverywhere lets every replica fire due timers at once, several times
+// over, as replicas polling concurrently would.
+func fireEverywhere(t *testing.T, replicas ...*router.Router) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for _, r := range replicas {
+		for range 3 {
+			wg.Go(func() {
+				if _, err := r.FireDue(context.Background(), 100); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+	}
+	wg.Wait()
+}
+
+func (d *desk) dueIndex() []string {
+	d.t.Helper()
+	ms, err := d.rdb.ZRange(context.Background(), d.store.Keys().Timers(), 0, -1).Result()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	return ms
+}
+
+func TestRemindersAndEscalationsFireOnceAtTheRightWorkingMoment(t *testing.T) {
+	// Friday 15:00 in Amsterdam: four working hours end Monday 11:00, two
+	// working days end Tuesday 15:00.
+	d, replica := accountableDesk(t, cet(t, "2026-11-27 15:00"), nil)
+	other := replica()
+	out := d.route(d.msg("klant@voorbeeld.nl", "Mijn pakket is beschadigd aangekomen."))
+	c, _ := d.complaint(out.ComplaintID)
+	if c.Owner != "anna" {
+		t.Fatalf("owner = %s, want anna", c.Owner)
+	}
+	if want := cet(t, "2026-11-30 11:00"); !c.RespondBy.Equal(want) {
+		t.Errorf("respond by %s, want %s (4 working hours over the weekend)", c.RespondBy, want)
+	}
+	if want := cet(t, "2026-12-01 15:00"); !c.ResolveBy.Equal(want) {
+		t.Errorf("resolve by %s, want %s (2 working days)", c.ResolveBy, want)
+	}
+	if n := len(d.dueIndex()); n != 4 {
+		t.Errorf("due index has %d timers, want 4 (reminder and breach of both clocks): %v", n, d.dueIndex())
+	}
+
+	steps := []struct {
+		at                      string
+		reminders, escalations  int
+		breaches                []string
+		reminderReasonSubstring string
+	}{
+		{"2026-11-27 17:30", 0, 0, nil, ""},                                   // after hours: nothing
+		{"2026-11-30 09:59", 0, 0, nil, ""},                                   // just before 3 of 4 working hours
+		{"2026-11-30 10:00", 1, 0, nil, "an answer to the customer is due"},   // 75 % of 4 working hours
+		{"2026-11-30 11:00", 2, 1, []string{"response"}, ""},                  // breach: owner told, lead alerted
+		{"2026-12-01 11:00", 3, 1, []string{"response"}, "resolution is due"}, // 75 % of 16 working hours
+		{"2026-12-01 15:00", 4, 2, []string{"response", "resolution"}, ""},
+		{"2026-12-03 15:00", 4, 2, []string{"response", "resolution"}, ""}, // nothing fires twice
+	}
+	for _, s := range steps {
+		d.clock.now = cet(t, s.at)
+		fireEverywhere(t, d.router, other)
+		rem, esc := d.notes(router.NotifyReminder), d.notes(router.NotifyEscalation)
+		if len(rem) != s.reminders || len(esc) != s.escalations {
+			t.Fatalf("at %s: %d reminders and %d escalations, want %d and %d", s.at, len(rem), len(esc), s.reminders, s.escalations)
+		}
+		for _, n := range rem {
+			if n.Recipient != "anna" {
+				t.Errorf("reminder to %s, want the owner anna", n.Recipient)
+			}
+		}
+		for _, n := range esc {
+			if n.Recipient != "chloe" {
+				t.Errorf("escalation to %s, want the lead chloe", n.Recipient)
+			}
+		}
+		if s.reminderReasonSubstring != "" && !strings.Contains(rem[len(rem)-1].Event.Reason, s.reminderReasonSubstring) {
+			t.Errorf("at %s the reminder says %q", s.at, rem[len(rem)-1].Event.Reason)
+		}
+		c, _ := d.complaint(out.ComplaintID)
+		if strings.Join(c.Breaches, ",") != strings.Join(s.breaches, ",") {
+			t.Errorf("at %s breaches = %v, want %v", s.at, c.Breaches, s.breaches)
+		}
+		// What must hold: a breach never changes the owner.
+		if c.Owner != "anna" {
+			t.Fatalf("at %s the owner became %s", s.at, c.Owner)
+		}
+	}
+	_, tl := d.complaint(out.ComplaintID)
+	if n, b := len(events(tl, router.EventReminder)), len(events(tl, router.EventBreached)); n != 2 || b != 2 {
+		t.Errorf("timeline has %d reminders and %d breaches, want 2 and 2", n, b)
+	}
+	if len(d.dueIndex()) != 0 {
+		t.Errorf("due index not empty after every timer fired: %v", d.dueIndex())
+	}
+}
+
+func TestAnsweringCancelsTimersAndWaitingPausesTheClock(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil) // Monday
+	ctx := context.Background()
+	id := d.route(d.msg("klant@voorbeeld.nl", "De app crasht bij het afrekenen.")).ComplaintID
+	c, _ := d.complaint(id)
+	resolveBy := c.ResolveBy // Wednesday 10:00
+
+	d.clock.now = cet(t, "2026-11-23 11:00")
+	if _, err := d.router.Reply(ctx, id, "anna", "Welke versie van de app gebruikt u?"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = d.complaint(id)
+	if !c.RespondBy.IsZero() || c.WaitingSince.IsZero() {
+		t.Errorf("after the reply: respond by %s, waiting since %s; want answered and waiting", c.RespondBy, c.WaitingSince)
+	}
+	for _, m := range d.dueIndex() {
+		if !strings.Contains(m, "waiting_nudge") {
+			t.Errorf("timer %s survived the answer; only the waiting nudge should be pending", m)
+		}
+	}
+	// Long past every deadline, while waiting: no reminder, no breach.
+	d.clock.now = cet(t, "2026-11-25 16:00")
+	fireEverywhere(t, d.router)
+	if n := len(d.notes(router.NotifyReminder)) + len(d.notes(router.NotifyEscalation)); n != 0 {
+		t.Fatalf("%d reminders while waiting on the customer, want none", n)
+	}
+	// The customer answers Wednesday 16:00 after 2 working days + 5 hours of
+	// waiting: the resolution deadline moves by that much, an answer is due
+	// within 4 working hours again.
+	d.route(router.Message{ID: "M-back", Channel: router.ChannelWebhook, SourceID: "src-back", Customer: router.Customer{Email: "klant@voorbeeld.nl"},
+		Body: "Versie 4.2", ComplaintID: id, ReceivedAt: d.clock.Now()})
+	c, tl := d.complaint(id)
+	if want := amsterdam(t).Add(resolveBy, 21*time.Hour); !c.ResolveBy.Equal(want) {
+		t.Errorf("resolve by %s after the wait, want %s", c.ResolveBy.In(want.Location()), want)
+	}
+	if want := cet(t, "2026-11-26 12:00"); !c.RespondBy.Equal(want) {
+		t.Errorf("respond by %s after the customer wrote, want %s", c.RespondBy, want)
+	}
+	if len(events(tl, router.EventResumed)) != 1 || len(events(tl, router.EventWaiting)) != 1 {
+		t.Error("the timeline should show the wait and the resumption")
+	}
+	// Closing cancels everything in the same commit.
+	if _, err := d.router.Close(ctx, id, "anna", "Fixed in 4.3", "app-crash"); err != nil {
+		t.Fatal(err)
+	}
+	if idx := d.dueIndex(); len(idx) != 0 {
+		t.Errorf("timers left after the close: %v", idx)
+	}
+	d.clock.now = cet(t, "2026-12-31 12:00")
+	fireEverywhere(t, d.router)
+	if n := len(d.notes(router.NotifyReminder)) + len(d.notes(router.NotifyEscalation)); n != 0 {
+		t.Errorf("%d reminders after the close", n)
+	}
+}
+
+func TestWaitingLongOnTheCustomerNudgesNeverCloses(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	id := d.route(d.msg("klant@voorbeeld.nl", "Waar blijft mijn terugbetaling?")).ComplaintID
+	if _, err := d.router.Reply(context.Background(), id, "anna", "Kunt u uw rekeningnummer sturen?"); err != nil {
+		t.Fatal(err)
+	}
+	d.clock.now = cet(t, "2026-11-26 09:59") // 3 working days are up Thursday 10:00
+	fireEverywhere(t, d.router)
+	if n := len(d.notes(router.NotifyReminder)); n != 0 {
+		t.Fatalf("nudged early: %d", n)
+	}
+	d.clock.now = cet(t, "2026-11-26 10:00")
+	fireEverywhere(t, d.router)
+	rem := d.notes(router.NotifyReminder)
+	if len(rem) != 1 || !strings.Contains(rem[0].Event.Reason, "close it if it is resolved") {
+		t.Fatalf("nudges = %+v, want one asking the owner to close or follow up", rem)
+	}
+	c, _ := d.complaint(id)
+	if c.Status != router.StatusOpen {
+		t.Fatal("the complaint was closed automatically")
+	}
+	if len(d.dueIndex()) != 1 {
+		t.Errorf("the next nudge should be armed: %v", d.dueIndex())
+	}
+}
+
+func TestPromisesAreKeptByAnAnswerAndBrokenWhenTheyLapse(t *testing.T) {
+	d, other := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	replica := other()
+	ctx := context.Background()
+	id := d.route(d.msg("klant@voorbeeld.nl", "Ik wacht op een belletje.")).ComplaintID
+	if _, err := d.router.Promise(ctx, id, "anna", cet(t, "2026-11-23 14:00"), "Ik bel u vanmiddag terug.", true); err != nil {
+		t.Fatal(err)
+	}
+	d.clock.now = cet(t, "2026-11-23 13:00") // 75 % of 4 hours
+	fireEverywhere(t, d.router, replica)
+	if rem := d.notes(router.NotifyReminder); len(rem) != 1 || rem[0].Event.Details["timer"] != string(router.TimerPromiseReminder) {
+		t.Fatalf("promise reminders = %+v", rem)
+	}
+	if _, err := d.router.Reply(ctx, id, "anna", "Zoals beloofd: uw pakket is onderweg."); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := d.complaint(id)
+	if c.Promises != 1 || c.PromisesKept != 1 || !c.PromisedBy.IsZero() {
+		t.Errorf("after the answer: %d made, %d kept, pending %s", c.Promises, c.PromisesKept, c.PromisedBy)
+	}
+	// A second promise lapses.
+	if _, err := d.router.Promise(ctx, id, "anna", cet(t, "2026-11-24 10:00"), "Morgen om 10 uur hoort u van mij.", false); err != nil {
+		t.Fatal(err)
+	}
+	d.clock.now = cet(t, "2026-11-24 10:00")
+	fireEverywhere(t, d.router, replica)
+	c, tl := d.complaint(id)
+	if c.PromisesBroken != 1 || c.Owner != "anna" || len(events(tl, router.EventPromiseBroken)) != 1 {
+		t.Errorf("after the lapse: %d broken, owner %s", c.PromisesBroken, c.Owner)
+	}
+	if esc := d.notes(router.NotifyEscalation); len(esc) != 1 || esc[0].Recipient != "chloe" {
+		t.Errorf("escalations = %+v, want one to the lead", esc)
+	}
+}
+
+func TestAwayOwnerGetsNoNewComplaintsKeepsTheirsAndTheCoverActs(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	ctx := context.Background()
+	// Anna owns a complaint of this customer.
+	first := d.route(d.msg("trouw@voorbeeld.nl", "Mijn bestelling is te laat."))
+	if first.Owner != "anna" {
+		t.Fatalf("owner = %s, want anna", first.Owner)
+	}
+	if _, err := d.router.SetAway(ctx, router.Absence{Owner: "anna", Until: cet(t, "2026-11-30 09:00"), Cover: "bas"}, "sanne"); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []router.Absence{
+		{Owner: "nobody", Until: cet(t, "2026-11-30 09:00")},
+		{Owner: "anna"},
+		{Owner: "anna", Until: cet(t, "2026-11-20 09:00")},
+		{Owner: "anna", Until: cet(t, "2026-11-30 09:00"), Cover: "anna"},
+		{Owner: "anna", Until: cet(t, "2026-11-30 09:00"), Cover: "zed"},
+	} {
+		if _, err := d.router.SetAway(ctx, bad, "x"); err == nil {
+			t.Errorf("SetAway(%+v) accepted", bad)
+		}
+	}
+	// The same customer writes a new complaint (sticky would be anna), and
+	// several others: none goes to anna.
+	for i, body := range []string{"Nieuwe klacht: verkeerde maat.", "Ander probleem", "Nog iets"} {
+		email := "trouw@voorbeeld.nl"
+		if i > 0 {
+			email = "iemand" + string(rune('a'+i)) + "@voorbeeld.nl"
+		}
+		m := d.msg(email, body)
+		m.ThreadKeys = []string{"new-" + body}
+		if i == 0 {
+			if _, err := d.router.Close(ctx, first.ComplaintID, "anna", "Geleverd", "late-delivery"); err != nil {
+				t.Fatal(err)
+			}
+			d.clock.Advance(15 * 24 * time.Hour) // beyond the reopen window: a new complaint
+			if _, err := d.router.SetAway(ctx, router.Absence{Owner: "anna", Until: d.clock.Now().Add(7 * 24 * time.Hour), Cover: "bas"}, "sanne"); err != nil {
+				t.Fatal(err)
+			}
+			m.ReceivedAt = d.clock.Now()
+		}
+		if out := d.route(m); out.Owner == "anna" {
+			t.Errorf("new complaint %q went to anna, who is away", body)
+		} else if i == 0 {
+			c, tl := d.complaint(out.ComplaintID)
+			if !strings.Contains(c.RoutingReason, "away") && !strings.Contains(events(tl, router.EventAssigned)[0].Reason, "away") {
+				t.Errorf("routing reason should say the sticky owner is away: %s", c.RoutingReason)
+			}
+		}
+	}
+	// Anna keeps an open complaint she had before leaving: open one now.
+	if err := d.router.Back(ctx, "anna", "anna"); err != nil {
+		t.Fatal(err)
+	}
+	kept := d.route(d.msg("klant2@voorbeeld.nl", "Factuur klopt niet, wel een app probleem"))
+	if kept.Owner != "anna" {
+		t.Fatalf("after returning anna should get new complaints again; got %s", kept.Owner)
+	}
+	if _, err := d.router.SetAway(ctx, router.Absence{Owner: "anna", Until: d.clock.Now().Add(48 * time.Hour), Cover: "bas"}, "sanne"); err != nil {
+		t.Fatal(err)
+	}
+	// The customer writes again: anna stays owner, bas is told too.
+	before := len(d.notes(router.NotifyMessage))
+	d.route(router.Message{ID: "M-again", Channel: router.ChannelWebhook, SourceID: "src-again", Customer: router.Customer{Email: "klant2@voorbeeld.nl"},
+		Body: "Nog nieuws?", ComplaintID: kept.ComplaintID, ReceivedAt: d.clock.Now()})
+	var to []string
+	for _, n := range d.notes(router.NotifyMessage)[before:] {
+		to = append(to, n.Recipient)
+	}
+	if strings.Join(to, ",") != "anna,bas" {
+		t.Errorf("message notifications to %v, want anna and her cover bas", to)
+	}
+	c, _ := d.complaint(kept.ComplaintID)
+	if c.Owner != "anna" {
+		t.Errorf("owner became %s while anna is away", c.Owner)
+	}
+	if !d.router.MayAct(c, "bas") {
+		t.Error("the cover may act on the away owner's complaint")
+	}
+	if ok, err := d.router.MayActNow(ctx, c, "chloe"); err != nil || !ok {
+		t.Errorf("the lead may still act: %v %v", ok, err)
+	}
+	if _, err := d.router.Reply(ctx, kept.ComplaintID, "bas", "Ik kijk het voor Anna na."); err != nil {
+		t.Fatal(err)
+	}
+	var signed string
+	for _, m := range d.toCustomer() {
+		if m.Kind == router.ToCustomerReply {
+			signed = m.AuthorName
+		}
+	}
+	if signed != "Bas for Anna" {
+		t.Errorf("the cover's reply is signed %q, want \"Bas for Anna\"", signed)
+	}
+	// Back: nothing to hand back, and the cover may no longer act.
+	if err := d.router.Back(ctx, "anna", "anna"); err != nil {
+		t.Fatal(err)
+	}
+	c, _ = d.complaint(kept.ComplaintID)
+	if ok, _ := d.router.MayActNow(ctx, c, "bas"); ok || c.Owner != "anna" {
+		t.Errorf("after return: bas may act = %v, owner = %s", ok, c.Owner)
+	}
+}
+
+func TestRosterAbsenceCanBeEndedEarly(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	ctx := context.Background()
+	// A policy with a planned absence: rebuild the router with it.
+	roster := d.router.Directory()
+	pol := &router.Policy{Absences: []router.Absence{{Owner: "anna", From: cet(t, "2026-11-20 00:00"), Until: cet(t, "2026-12-01 00:00"), Cover: "chloe"}}}
+	r, err := router.New(router.Config{Store: d.store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"}, Policy: pol, Clock: d.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	off, err := r.Away(ctx)
+	if err != nil || off["anna"].Cover != "chloe" {
+		t.Fatalf("away = %v %v, want anna covered by chloe", off, err)
+	}
+	if err := r.Back(ctx, "anna", "anna"); err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := r.Away(ctx); len(off) != 0 {
+		t.Errorf("after back: away = %v", off)
+	}
+}
+
+func TestCSATLinksAreSignedAndAnswersRecordedOnce(t *testing.T) {
+	csat := &router.CSAT{BaseURL: "https://support.example.nl", Secret: []byte("csat-secret-0123456789")}
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), csat)
+	ctx := context.Background()
+	id := d.route(d.msg("klant@voorbeeld.nl", "Klacht over de bezorger.")).ComplaintID
+	if _, err := d.router.Close(ctx, id, "anna", "Excuses aangeboden", "courier"); err != nil {
+		t.Fatal(err)
+	}
+	var q *router.CustomerMessage
+	for _, m := range d.toCustomer() {
+		if m.Kind == router.ToCustomerCSAT {
+			q = &m
+		}
+	}
+	if q == nil || !strings.Contains(q.Body, csat.Link(id, 5)) || !strings.Contains(q.Body, csat.Link(id, 1)) {
+		t.Fatalf("csat question = %+v, want one signed link per answer", q)
+	}
+	if _, err := d.router.RecordCSAT(ctx, id, 5, csat.Sign(id, 4)); !isField(err, "sig") {
+		t.Errorf("a link signed for another answer: %v, want a sig error", err)
+	}
+	if _, err := d.router.RecordCSAT(ctx, "C-9999", 5, csat.Sign(id, 5)); !isField(err, "sig") {
+		t.Errorf("a link signed for another complaint: %v", err)
+	}
+	for range 2 {
+		if _, err := d.router.RecordCSAT(ctx, id, 4, csat.Sign(id, 4)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, tl := d.complaint(id)
+	if c.CSAT != 4 || len(events(tl, router.EventCSAT)) != 1 {
+		t.Errorf("csat = %d with %d events, want 4 recorded once", c.CSAT, len(events(tl, router.EventCSAT)))
+	}
+}

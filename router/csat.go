@@ -1,0 +1,103 @@
+package router
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// CSAT asks customers after the close how satisfied they are, with one
+// signed link per answer: the link is the answer, so one click records it,
+// and the signature keeps anyone from answering for another complaint.
+type CSAT struct {
+	// BaseURL is the daemon's public address (https://support.example.com).
+	BaseURL string
+	// Secret signs the links; keep it long and private.
+	Secret []byte
+}
+
+// CSATScores are the answers, best first, with their wording.
+var CSATScores = []struct {
+	Score int
+	Label string
+}{{5, "Very satisfied"}, {4, "Satisfied"}, {3, "Neutral"}, {2, "Dissatisfied"}, {1, "Very dissatisfied"}}
+
+func (c *CSAT) validate() error {
+	if c == nil {
+		return nil
+	}
+	u, err := url.Parse(c.BaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("CSAT base URL %q is not an http(s) URL", c.BaseURL)
+	}
+	if len(c.Secret) < 16 {
+		return errors.New("CSAT secret is shorter than 16 bytes")
+	}
+	return nil
+}
+
+// Sign returns the signature of an answer for a complaint.
+func (c *CSAT) Sign(complaintID string, score int) string {
+	m := hmac.New(sha256.New, c.Secret)
+	m.Write([]byte("csat\x00" + complaintID + "\x00" + strconv.Itoa(score)))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// Link is the one-click answer link.
+func (c *CSAT) Link(complaintID string, score int) string {
+	return strings.TrimRight(c.BaseURL, "/") + "/v1/csat/" + url.PathEscape(complaintID) + "/" + strconv.Itoa(score) + "?sig=" + c.Sign(complaintID, score)
+}
+
+// csatQuestion is the question queued with the close, when CSAT is on and
+// the customer can be written to.
+func (r *Router) csatQuestion(c Complaint, now time.Time) []CustomerMessage {
+	if r.csat == nil || r.reachability == nil {
+		return nil
+	}
+	if _, err := r.reachability.Reach(c); err != nil {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "Your complaint %s is resolved. How satisfied are you with how we handled it? One click answers:\n\n", c.ID)
+	for _, s := range CSATScores {
+		fmt.Fprintf(&b, "%d - %s: %s\n", s.Score, s.Label, r.csat.Link(c.ID, s.Score))
+	}
+	m := r.customerMessage(ToCustomerCSAT, c, nil, ActorRouter, strings.TrimSpace(b.String()), now)
+	return []CustomerMessage{m}
+}
+
+// RecordCSAT records the customer's answer from a signed link. The same
+// answer again changes nothing; a different one replaces it (a misclick
+// corrected).
+func (r *Router) RecordCSAT(ctx context.Context, id string, score int, sig string) (Complaint, error) {
+	if r.csat == nil {
+		return Complaint{}, fmt.Errorf("satisfaction questions are not configured: %w", ErrNotFound)
+	}
+	if score < 1 || score > 5 {
+		return Complaint{}, invalid("score", "must be 1-5")
+	}
+	if !hmac.Equal([]byte(sig), []byte(r.csat.Sign(id, score))) {
+		return Complaint{}, invalid("sig", "the link is not valid (signature mismatch)")
+	}
+	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
+		if c.CSAT == score {
+			return Change{}, errUnchanged
+		}
+		after := c
+		after.CSAT, after.CSATAt, after.UpdatedAt = score, now, now
+		ev := Event{Type: EventCSAT, Actor: "customer", Owner: c.Owner, Details: map[string]string{"score": strconv.Itoa(score)}}
+		if c.CSAT != 0 {
+			ev.Details["replaces"] = strconv.Itoa(c.CSAT)
+		}
+		ch := newChange(&c, after)
+		ch.Entries = []Entry{{At: now, Event: &ev}}
+		return ch, nil
+	})
+}
