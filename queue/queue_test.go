@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -335,5 +336,104 @@ func TestConcurrentRoutersKeepEveryInvariant(t *testing.T) {
 	}
 	if e.xlen(e.keys.DeadLetters()) != 0 {
 		t.Errorf("dead letters: %d", e.xlen(e.keys.DeadLetters()))
+	}
+}
+
+// A consumer that stalls (SIGSTOP, a long pause) while it holds a read batch
+// has those entries taken over by another; when it wakes up it must not handle
+// again what the other already handled. Found by the fault suite's SIGSTOP
+// scenario: each such entry notified staff a second time.
+func TestStalledConsumerDoesNotRedoItsTakenOverBatch(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.enqueue(webhookMsg(fmt.Sprint(i), "", "x"))
+	}
+	var mu sync.Mutex
+	handled := map[string][]string{} // entry → consumers that handled it
+	stalled, wake := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	record := func(who string) queue.Handler {
+		return func(ctx context.Context, d *queue.Delivery) error {
+			mu.Lock()
+			handled[d.ID] = append(handled[d.ID], who)
+			mu.Unlock()
+			if who == "sleepy" {
+				once.Do(func() { close(stalled); <-wake })
+			}
+			return nil
+		}
+	}
+	count := func(who string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, hs := range handled {
+			for _, h := range hs {
+				if h == who {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	idle := 400 * time.Millisecond
+	e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: "g", Name: "sleepy", ReclaimIdle: idle, Handler: record("sleepy")})
+	<-stalled // sleepy holds all five, handling the first
+	hctx, stopHelper := context.WithCancel(context.Background())
+	helperDone := make(chan struct{})
+	go func() {
+		_ = queue.NewConsumer(e.rdb, e.keys, queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: "g", Name: "helper",
+			ReclaimIdle: idle, Block: 100 * time.Millisecond, Handler: record("helper")}).Run(hctx)
+		close(helperDone)
+	}()
+	testkit.WaitFor(t, "the helper to take over all five", func() bool { return count("helper") == 5 })
+	stopHelper()
+	<-helperDone
+	// A marker only sleepy can read, after it is done with its old batch.
+	e.enqueue(webhookMsg("marker", "", "x"))
+	close(wake)
+	testkit.WaitFor(t, "sleepy to read on past its old batch", func() bool { return e.xlen(e.keys.Inbound()) == 0 && count("sleepy") >= 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	twice := 0
+	for id, hs := range handled {
+		if len(hs) > 1 {
+			twice++
+			t.Logf("entry %s handled by %v", id, hs)
+		}
+	}
+	// What must hold: only the entry sleepy was in the middle of is handled
+	// twice (unavoidable); the four it had not started are handled once.
+	if twice != 1 {
+		t.Fatalf("%d entries handled twice; only the one in hand may be", twice)
+	}
+}
+
+// When Redis fails while a batch is being handled, the consumer stops the
+// batch at the first entry it cannot acknowledge: handling the rest would do
+// work (notify staff) that is done again when they are redelivered.
+func TestBatchStopsAtTheFirstEntryItCannotAcknowledge(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.enqueue(webhookMsg(fmt.Sprint(i), "", "x"))
+	}
+	ctx := context.Background()
+	var handled atomic.Int32
+	var logs testkit.LockedBuffer
+	e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: "g", Name: "c", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Handler: func(hctx context.Context, d *queue.Delivery) error {
+			if handled.Add(1) == 1 {
+				// Redis turns against us while the first entry is handled:
+				// the stream is replaced, so its acknowledgement fails.
+				if err := e.rdb.Rename(ctx, e.keys.Inbound(), e.keys.Inbound()+":away").Err(); err != nil {
+					t.Error(err)
+				}
+				e.rdb.Set(ctx, e.keys.Inbound(), "not a stream", 0)
+			}
+			return nil
+		}})
+	testkit.WaitFor(t, "the consumer to hit the failure on its next read", func() bool { return strings.Contains(logs.String(), "queue read failed") })
+	if n := handled.Load(); n != 1 {
+		t.Fatalf("%d entries handled although the first could not be acknowledged; want 1", n)
 	}
 }
