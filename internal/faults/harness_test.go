@@ -92,7 +92,12 @@ type harnessOptions struct {
 	// redisURL, when set, is used instead of a private redis-server (a
 	// cluster); no proxy is put in front of it.
 	redisURL string
-	env      []string
+	// direct connects the replicas to Redis without the fault proxy (for
+	// benchmarks).
+	direct bool
+	// namespace, when set, replaces the fresh random one.
+	namespace string
+	env       []string
 }
 
 // harness is one scenario's world: a redis-server, a proxy per replica, the
@@ -111,9 +116,14 @@ type harness struct {
 	// notified counts how often each notification id was logged as
 	// "complaint assigned", over all replicas and restarts.
 	notified map[string]int
-	races    int
-	log      *os.File
-	logLines int
+	// routed records when each message was routed ("message routed" log
+	// lines), when trackRouted is set.
+	trackRouted bool
+	routed      map[string]time.Time
+	assignments int
+	races       int
+	log         *os.File
+	logLines    int
 }
 
 func newHarness(t testing.TB, opts harnessOptions) *harness {
@@ -122,7 +132,10 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 	if opts.replicas == 0 {
 		opts.replicas = 2
 	}
-	h := &harness{t: t, dir: t.TempDir(), ns: testredis.Namespace(), notified: map[string]int{}, opts: opts}
+	h := &harness{t: t, dir: t.TempDir(), ns: testredis.Namespace(), notified: map[string]int{}, routed: map[string]time.Time{}, opts: opts}
+	if opts.namespace != "" {
+		h.ns = opts.namespace
+	}
 	var err error
 	h.log, err = os.Create(filepath.Join(h.dir, "replicas.log"))
 	if err != nil {
@@ -155,7 +168,7 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		}
 		r.port = port
 		r.redisURL = url
-		if opts.redisURL == "" {
+		if opts.redisURL == "" && !opts.direct {
 			r.proxy = startProxy(t, h.redis.Addr())
 			r.redisURL = "redis://" + r.proxy.Addr()
 		}
@@ -204,11 +217,22 @@ func (h *harness) observe(name, line string) {
 		return
 	}
 	var rec struct {
-		Msg          string `json:"msg"`
-		Notification string `json:"notification"`
+		Time         time.Time `json:"time"`
+		Msg          string    `json:"msg"`
+		Notification string    `json:"notification"`
+		Message      string    `json:"message"`
 	}
-	if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "complaint assigned" {
+	if json.Unmarshal([]byte(line), &rec) != nil {
+		return
+	}
+	switch rec.Msg {
+	case "complaint assigned":
 		h.notified[rec.Notification]++
+		h.assignments++
+	case "message routed":
+		if _, seen := h.routed[rec.Message]; h.trackRouted && !seen {
+			h.routed[rec.Message] = rec.Time
+		}
 	}
 }
 
