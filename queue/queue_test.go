@@ -437,3 +437,69 @@ func TestBatchStopsAtTheFirstEntryItCannotAcknowledge(t *testing.T) {
 		t.Fatalf("%d entries handled although the first could not be acknowledged; want 1", n)
 	}
 }
+
+// Listing a few open complaints out of many returns exactly the newest, by
+// creation time, whatever the size of the open index. (With 100k open
+// complaints the list used to load every one of them to return 50; the
+// benchmark report found it.)
+func TestListingTheNewestOpenComplaintsOutOfMany(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	roster, err := router.NewRoster([]router.Team{{ID: "support"}}, []router.Owner{
+		{ID: "ann", Name: "Ann", Email: "ann@example.com", Teams: []string{"support"}, Capacity: 1000, Active: true},
+		{ID: "bob", Name: "Bob", Email: "bob@example.com", Teams: []string{"support"}, Capacity: 1000, Active: true},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+	r, err := router.New(router.Config{Store: e.store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"},
+		Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened []router.Outcome
+	for i := range 40 {
+		now = now.Add(time.Minute)
+		msg := webhookMsg(fmt.Sprint(i), fmt.Sprintf("c%d@example.com", i), "my order is late")
+		msg.ID = queue.NewMessageID(now)
+		out, err := r.Route(ctx, msg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opened = append(opened, out)
+	}
+	// The newest is closed: it must not count toward the five.
+	if _, err := r.Close(ctx, opened[39].ComplaintID, "ann", "solved", ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := r.Complaints(ctx, router.Filter{Status: router.StatusOpen, Limit: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range got {
+		ids = append(ids, c.ID)
+	}
+	want := []string{opened[38].ComplaintID, opened[37].ComplaintID, opened[36].ComplaintID, opened[35].ComplaintID, opened[34].ComplaintID}
+	if fmt.Sprint(ids) != fmt.Sprint(want) {
+		t.Fatalf("newest 5 open = %v, want %v", ids, want)
+	}
+	owner := opened[30].Owner
+	mine, err := r.Complaints(ctx, router.Filter{Status: router.StatusOpen, Owner: owner, Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wantMine, gotMine []string
+	for i := 38; i >= 0 && len(wantMine) < 3; i-- {
+		if opened[i].Owner == owner {
+			wantMine = append(wantMine, opened[i].ComplaintID)
+		}
+	}
+	for _, c := range mine {
+		gotMine = append(gotMine, c.ID)
+	}
+	if fmt.Sprint(gotMine) != fmt.Sprint(wantMine) {
+		t.Fatalf("%s's newest 3 open = %v, want %v", owner, gotMine, wantMine)
+	}
+}
