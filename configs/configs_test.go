@@ -114,9 +114,18 @@ func TestEnvironment(t *testing.T) {
 			t.Fatalf("parsed = %+v", c)
 		}
 	})
+	t.Run("cluster", func(t *testing.T) {
+		clearEnv(t)
+		t.Setenv("FORGETMENOT_REDIS_URL", "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002")
+		if _, err := configs.FromEnv(); err != nil {
+			t.Fatalf("a cluster URL with three seed nodes must be accepted: %v", err)
+		}
+	})
 	bad := []struct{ key, value, want string }{
 		{"FORGETMENOT_REOPEN_WINDOW", "two weeks", "FORGETMENOT_REOPEN_WINDOW"},
 		{"FORGETMENOT_REDIS_URL", "http://localhost:6379", "FORGETMENOT_REDIS_URL: scheme"},
+		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:7001/2", "FORGETMENOT_REDIS_URL: a Redis Cluster has only database 0"},
+		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:", "FORGETMENOT_REDIS_URL: cluster node"},
 		{"FORGETMENOT_HTTP_ADDR", "8080", "FORGETMENOT_HTTP_ADDR"},
 		{"FORGETMENOT_ROUTER_WORKERS", "0", "FORGETMENOT_ROUTER_WORKERS"},
 		{"FORGETMENOT_ROUTER_WORKERS", "many", "FORGETMENOT_ROUTER_WORKERS"},

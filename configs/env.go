@@ -26,7 +26,7 @@ const Prefix = "FORGETMENOT"
 // Config is everything set through the environment. The tags are the single
 // source of the `forgetmenot config` listing.
 type Config struct {
-	RedisURL        string   `envconfig:"REDIS_URL" desc:"Redis URL: redis://[:password@]host:port/db or rediss:// for TLS. Empty: an embedded in-memory Redis whose data is lost on exit (for trying forgetmenot out)."`
+	RedisURL        string   `envconfig:"REDIS_URL" desc:"Redis URL: redis://[:password@]host:port/db or rediss:// for TLS; a Redis Cluster as redis+cluster://[:password@]host1:port1,host2:port2 (or rediss+cluster://). Empty: an embedded in-memory Redis whose data is lost on exit (for trying forgetmenot out)."`
 	Namespace       string   `envconfig:"NAMESPACE" default:"fmn" desc:"Key namespace in Redis (also the Redis Cluster hash tag). Deployments sharing one Redis need different ones."`
 	HTTPAddr        string   `envconfig:"HTTP_ADDR" default:":8080" desc:"Listen address of the HTTP server (webhook, API, health, metrics)."`
 	OwnersFile      string   `envconfig:"OWNERS_FILE" default:"configs/owners.yaml" desc:"The owners roster: teams and the people who own complaints."`
@@ -111,8 +111,18 @@ func (c Config) Validate() error {
 		if err != nil {
 			return bad("REDIS_URL", "not a URL: %v", err)
 		}
-		if u.Scheme != "redis" && u.Scheme != "rediss" {
-			return bad("REDIS_URL", "scheme must be redis:// or rediss://, not %q", u.Scheme)
+		if !oneOf(u.Scheme, "redis", "rediss", "redis+cluster", "rediss+cluster") {
+			return bad("REDIS_URL", "scheme must be redis://, rediss://, redis+cluster:// or rediss+cluster://, not %q", u.Scheme)
+		}
+		if strings.HasSuffix(u.Scheme, "+cluster") {
+			if p := strings.TrimPrefix(u.Path, "/"); p != "" && p != "0" {
+				return bad("REDIS_URL", "a Redis Cluster has only database 0, not %q", p)
+			}
+			for _, node := range strings.Split(u.Host, ",") {
+				if _, port, err := net.SplitHostPort(strings.TrimSpace(node)); err != nil || port == "" {
+					return bad("REDIS_URL", "cluster node %q: want host:port", node)
+				}
+			}
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {

@@ -72,7 +72,11 @@ func (s *Store) Audit(ctx context.Context) (AuditReport, error) {
 	}
 
 	// Owner loads: each owner's open set must be exactly their open complaints.
-	iter := s.rdb.Scan(ctx, 0, s.keys.OwnerOpen("*"), 1000).Iterator()
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return rep, err
+	}
+	iter := scan.Scan(ctx, 0, s.keys.OwnerOpen("*"), 1000).Iterator()
 	seenOwners := map[string]bool{}
 	for iter.Next(ctx) {
 		key := iter.Val()

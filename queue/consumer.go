@@ -159,15 +159,62 @@ func (c *Consumer) readNew(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
+	readAt := time.Now()
 	for _, s := range res {
-		for _, m := range s.Messages {
-			if ctx.Err() != nil {
-				return nil // leave the rest pending for takeover
-			}
-			c.process(ctx, m, 1)
+		if err := c.handleBatch(ctx, name, s.Messages, nil, readAt); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// errBatchAborted stops a batch whose bookkeeping failed (Redis went away):
+// handling the rest now would do work that cannot be acknowledged and is
+// done again on redelivery (a second notification to staff). The rest stays
+// pending and is taken over after ReclaimIdle like a crashed consumer's.
+var errBatchAborted = errors.New("could not acknowledge an entry; the rest of the batch stays pending")
+
+// handleBatch processes entries read together at readAt. counts gives each
+// entry's delivery count (nil: first delivery). An entry held longer than
+// half the reclaim idle time may meanwhile have been taken over by another
+// consumer (this process was paused, or a long handler ran before it): it is
+// handled only if it is still pending with this consumer, so a process that
+// wakes up from SIGSTOP or a long GC pause does not redo its whole batch.
+func (c *Consumer) handleBatch(ctx context.Context, name string, msgs []redis.XMessage, counts map[string]int64, readAt time.Time) error {
+	for _, m := range msgs {
+		if ctx.Err() != nil {
+			return nil // leave the rest pending for takeover
+		}
+		if time.Since(readAt) >= c.cfg.ReclaimIdle/2 {
+			mine, err := c.stillMine(ctx, name, m.ID)
+			if err != nil {
+				return err
+			}
+			if !mine {
+				c.log.Info("entry was taken over by another consumer while this one held it; skipping", "consumer", name, "entry", m.ID)
+				continue
+			}
+		}
+		n := int64(1)
+		if counts != nil {
+			n = counts[m.ID]
+		}
+		if !c.process(ctx, m, n) {
+			return errBatchAborted
+		}
+	}
+	return nil
+}
+
+// stillMine tells whether entry id is still pending with consumer name.
+func (c *Consumer) stillMine(ctx context.Context, name, id string) (bool, error) {
+	p, err := c.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+		Stream: c.cfg.Stream, Group: c.cfg.Group, Start: id, End: id, Count: 1, Consumer: name,
+	}).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, err
+	}
+	return len(p) == 1, nil
 }
 
 // drainOwnPending handles entries this consumer name read before a restart.
@@ -190,12 +237,13 @@ func (c *Consumer) drainOwnPending(ctx context.Context, name string) error {
 			return nil
 		}
 		msgs := res[0].Messages
+		readAt := time.Now()
 		counts, err := c.deliveryCounts(ctx, name, msgs)
 		if err != nil {
 			return err
 		}
-		for _, m := range msgs {
-			c.process(ctx, m, counts[m.ID])
+		if err := c.handleBatch(ctx, name, msgs, counts, readAt); err != nil {
+			return err
 		}
 		start = msgs[len(msgs)-1].ID
 	}
@@ -264,13 +312,14 @@ func (c *Consumer) reclaim(ctx context.Context, name string) error {
 			return err
 		}
 		if len(msgs) > 0 {
+			readAt := time.Now()
 			c.log.Info("taking over entries left idle by another consumer", "consumer", name, "count", len(msgs))
 			counts, err := c.deliveryCounts(ctx, name, msgs)
 			if err != nil {
 				return err
 			}
-			for _, m := range msgs {
-				c.process(ctx, m, counts[m.ID])
+			if err := c.handleBatch(ctx, name, msgs, counts, readAt); err != nil {
+				return err
 			}
 		}
 		if next == "0-0" || next == "" {
@@ -309,23 +358,23 @@ func (c *Consumer) deliveryCounts(ctx context.Context, name string, msgs []redis
 // letter), which runs even while shutting down so in-flight work completes.
 const finishTimeout = 5 * time.Second
 
-func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int64) {
+// process handles one entry and reports whether its bookkeeping (ack, retry
+// or dead letter) reached Redis.
+func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int64) bool {
 	// In-flight work is finished even when shutdown begins; only new reads stop.
 	work := context.WithoutCancel(ctx)
 	d := &Delivery{Stream: c.cfg.Stream, Group: c.cfg.Group, ID: m.ID}
 	data, hasData := m.Values[fieldData].(string)
 	if !hasData {
 		// Deleted under us (already handled elsewhere): just clear it.
-		c.finish(work, d, func(t *tx) {})
-		return
+		return c.finish(work, d, func(t *tx) {})
 	}
 	d.Data = []byte(data)
 	prior, _ := strconv.Atoi(fmt.Sprint(m.Values[fieldAttempt]))
 	d.Attempt = prior + int(max(deliveries-1, 0))
 	log := c.log.With("entry", m.ID, "attempt", d.Attempt+1)
 	if d.Attempt >= c.cfg.MaxAttempts {
-		c.deadLetter(work, d, fmt.Errorf("gave up after %d deliveries that never finished (crash or timeout)", d.Attempt))
-		return
+		return c.deadLetter(work, d, fmt.Errorf("gave up after %d deliveries that never finished (crash or timeout)", d.Attempt))
 	}
 	hctx, cancel := context.WithTimeout(work, c.cfg.ReclaimIdle/2)
 	err := c.cfg.Handler(hctx, d)
@@ -333,14 +382,15 @@ func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int
 	switch {
 	case err == nil:
 		if !d.acked {
-			c.finish(work, d, func(t *tx) {})
+			return c.finish(work, d, func(t *tx) {})
 		}
+		return true
 	case router.IsPermanent(err):
 		log.Warn("handler failed permanently; dead-lettering", "err", err)
-		c.deadLetter(work, d, err)
+		return c.deadLetter(work, d, err)
 	case d.Attempt+1 >= c.cfg.MaxAttempts:
 		log.Warn("handler failed too often; dead-lettering", "err", err, "max_attempts", c.cfg.MaxAttempts)
-		c.deadLetter(work, d, err)
+		return c.deadLetter(work, d, err)
 	default:
 		delay := c.cfg.Backoff(d.Attempt)
 		var ra *router.RetryAfterError
@@ -348,7 +398,7 @@ func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int
 			delay = ra.After
 		}
 		log.Warn("handler failed; will retry", "err", err, "retry_in", delay)
-		c.retryLater(work, d, delay)
+		return c.retryLater(work, d, delay)
 	}
 }
 
@@ -374,15 +424,15 @@ type delayedEntry struct {
 	Data    string `json:"data"`
 }
 
-func (c *Consumer) retryLater(ctx context.Context, d *Delivery, delay time.Duration) {
+func (c *Consumer) retryLater(ctx context.Context, d *Delivery, delay time.Duration) bool {
 	member, _ := json.Marshal(delayedEntry{ID: d.ID, Attempt: strconv.Itoa(d.Attempt + 1), Data: string(d.Data)})
 	due := time.Now().Add(delay).UnixMilli()
-	c.finish(ctx, d, func(t *tx) {
+	return c.finish(ctx, d, func(t *tx) {
 		t.write("ZADD", c.keys.Delayed(c.cfg.Stream), msString(due), string(member))
 	})
 }
 
-func (c *Consumer) deadLetter(ctx context.Context, d *Delivery, cause error) {
+func (c *Consumer) deadLetter(ctx context.Context, d *Delivery, cause error) bool {
 	ok := c.finish(ctx, d, func(t *tx) {
 		t.write("XADD", c.keys.DeadLetters(), "*",
 			"stream", d.Stream, "group", d.Group, "entry", d.ID,
@@ -392,6 +442,7 @@ func (c *Consumer) deadLetter(ctx context.Context, d *Delivery, cause error) {
 	if ok && c.cfg.OnDeadLetter != nil {
 		c.cfg.OnDeadLetter(ctx, d, cause)
 	}
+	return ok
 }
 
 func (c *Consumer) ensureGroup(ctx context.Context) error {

@@ -169,7 +169,9 @@ func decode(raw []byte) (Request, string, error) {
 	if err := dec.Decode(&req); err != nil {
 		return req, jsonErrorField(err), fmt.Errorf("body is not a valid message: %s", jsonErrorText(err))
 	}
-	if dec.More() {
+	// Anything but white space after the object is refused. (dec.More is not
+	// enough: it reports false before a stray '}' or ']'.)
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return req, "", errors.New("body has data after the JSON object")
 	}
 	req.SourceID = strings.TrimSpace(req.SourceID)

@@ -129,6 +129,10 @@ func TestRefusedRequestsQueueNothing(t *testing.T) {
 		{"array", []byte(`[1,2]`), "", 400, "", "must be an object"},
 		{"missing source_id", []byte(`{"body":"hi"}`), "", 400, "source_id", "required"},
 		{"blank body", []byte(`{"source_id":"x","body":"  \n"}`), "", 400, "body", "required"},
+		// Found by the fault suite's fuzzing: json.Decoder.More reports no
+		// more data before a stray closing brace, so this was accepted.
+		{"stray closing brace after the object", []byte(`{"source_id":"x","body":"hi"}}`), "", 400, "", "after the JSON object"},
+		{"second object after the first", []byte(`{"source_id":"x","body":"hi"} {}`), "", 400, "", "after the JSON object"},
 		{"wrong type", []byte(`{"source_id":7,"body":"hi"}`), "", 400, "source_id", "must be a string"},
 		{"unknown field", []byte(`{"source_id":"x","body":"hi","sourceId":"y"}`), "", 400, "sourceId", "unknown field"},
 		{"bad email", []byte(`{"source_id":"x","body":"hi","customer":{"email":"not an address"}}`), "", 400, "customer.email", "not an e-mail"},

@@ -1,0 +1,558 @@
+package faults_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/channels/webhook"
+	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestBenchReport measures forgetmenot against raw Redis on this machine and
+// writes BENCHMARKS.md (scripts/bench runs it). It reports; it asserts
+// nothing about speed.
+func TestBenchReport(t *testing.T) {
+	if *benchFlag == "" {
+		t.Skip("benchmark report: run scripts/bench (or -faults.bench=FILE)")
+	}
+	ctx := context.Background()
+	rep := &benchReport{started: time.Now()}
+	h := newHarness(t, harnessOptions{direct: true, redisArgs: []string{"--appendonly", "yes", "--appendfsync", "everysec"}})
+	h.mu.Lock()
+	h.trackRouted = true
+	h.mu.Unlock()
+	raw := redis.NewClient(&redis.Options{Addr: h.redis.Addr(), PoolSize: 64})
+	defer raw.Close()
+
+	// Baselines: the floor any Redis queue pays, with as many concurrent
+	// clients as the webhook load below.
+	const clients = 32
+	payload := h.newSender("payload").body(1)
+	rep.xadd = rawRate(t, clients, 3*time.Second, func(i int) error {
+		return raw.XAdd(ctx, &redis.XAddArgs{Stream: "bench:xadd", Values: []string{"data", string(payload), "attempt", "0"}}).Err()
+	})
+	ingestLua := redis.NewScript(`
+if redis.call('SET', KEYS[1], ARGV[2], 'NX') then
+  redis.call('XADD', KEYS[2], '*', 'data', ARGV[1], 'attempt', '0')
+  return 1
+end
+return 0`)
+	var seq atomic.Int64
+	rep.lua = rawRate(t, clients, 3*time.Second, func(i int) error {
+		n := seq.Add(1)
+		return ingestLua.Run(ctx, raw, []string{"{bench}:dedup:" + strconv.FormatInt(n, 10), "{bench}:stream"}, payload, "M-"+strconv.FormatInt(n, 10)).Err()
+	})
+	if err := raw.FlushDB(ctx).Err(); err != nil { // the replicas' groups are recreated on their next read
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+
+	// Saturation: as fast as 32 concurrent senders get answers, every message
+	// a new complaint, until every complaint is assigned and notified.
+	statsBefore := commandStats(t, raw)
+	memBefore := usedMemory(t, raw)
+	const burst = 4000
+	sat := h.newSender("sat")
+	began := time.Now()
+	sendAll(sat, clients, burst, 0)
+	waitFor(t, 5*time.Minute, "the burst to be routed and notified", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return len(h.routed) >= burst && h.assignments >= burst
+	})
+	rep.saturation = float64(burst) / time.Since(began).Seconds()
+	statsAfter := commandStats(t, raw)
+	rep.commands = commandDelta(statsBefore, statsAfter)
+	rep.memPerComplaint = float64(usedMemory(t, raw)-memBefore) / burst
+	rep.burst = burst
+
+	// Latency at 10, 50 and 90 % of the saturation rate, open loop.
+	for _, pct := range []int{10, 50, 90} {
+		rate := rep.saturation * float64(pct) / 100
+		n := int(rate * 6) // six seconds at that rate
+		s := h.newSender(fmt.Sprintf("lat%d", pct))
+		sent := sendAll(s, 0, n, rate)
+		ids := s.acknowledged()
+		waitFor(t, 5*time.Minute, fmt.Sprintf("the %d%% run to be routed", pct), func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			for _, id := range ids {
+				if _, ok := h.routed[id]; !ok {
+					return false
+				}
+			}
+			return true
+		})
+		var e2e, ack []time.Duration
+		h.mu.Lock()
+		for src, id := range ids {
+			e2e = append(e2e, h.routed[id].Sub(sent[src].sent))
+			ack = append(ack, sent[src].got.Sub(sent[src].sent))
+		}
+		h.mu.Unlock()
+		rep.latency = append(rep.latency, latencyRow{pct: pct, rate: rate, n: n, e2e: percentiles(e2e), ack: percentiles(ack)})
+		time.Sleep(time.Second)
+	}
+	for _, r := range h.replicas {
+		r.kill()
+	}
+
+	// RSS with 100k open complaints: seed them through the real router (in
+	// this process, far faster than HTTP), then start a replica on them and
+	// put 1,000 more messages through it.
+	rep.seeded = 100_000
+	if testing.Short() {
+		rep.seeded = 10_000
+	}
+	ns := "bench100k"
+	memBefore = usedMemory(t, raw)
+	rep.seedRate = seed(t, h.redis.URL(), ns, rep.seeded)
+	rep.seedMemPerComplaint = float64(usedMemory(t, raw)-memBefore) / float64(rep.seeded)
+	big := newHarness(t, harnessOptions{direct: true, redisURL: h.redis.URL(), namespace: ns, replicas: 1})
+	rep.rssIdle = rssKB(t, big.replicas[0].pid())
+	bs := big.newSender("rss")
+	sendAll(bs, clients, 1000, 0)
+	waitFor(t, 5*time.Minute, "the 1,000 to be notified", func() bool {
+		big.mu.Lock()
+		defer big.mu.Unlock()
+		return big.assignments >= 1000
+	})
+	rep.rssBusy = rssKB(t, big.replicas[0].pid())
+	var list struct {
+		Count int `json:"count"`
+	}
+	if _, err := big.apiGet("/v1/complaints?status=open&limit=50", &list); err != nil {
+		t.Fatal(err)
+	}
+	rep.rssAfterList = rssKB(t, big.replicas[0].pid())
+	rep.redisVersion = redisInfoField(t, raw, "server", "redis_version")
+
+	// The in-process figures of queue/bench_test.go, on the same Redis.
+	rep.microbench = microbench(t, h.redis.URL())
+
+	out := rep.markdown()
+	if err := os.WriteFile(*benchFlag, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %s:\n%s", *benchFlag, out)
+}
+
+// rawRate runs op from n goroutines for d and returns operations per second.
+func rawRate(t *testing.T, n int, d time.Duration, op func(int) error) float64 {
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	began := time.Now()
+	for i := range n {
+		wg.Go(func() {
+			for time.Now().Before(stop) {
+				if err := op(i); err != nil {
+					t.Error(err)
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	return float64(done.Load()) / time.Since(began).Seconds()
+}
+
+// sendAll delivers n new-complaint messages, either from `workers` senders
+// as fast as answers come (rate 0) or paced at rate per second. It returns
+// the first successful attempt of each source id.
+func sendAll(s *sender, workers, n int, rate float64) map[string]answer {
+	var mu sync.Mutex
+	out := map[string]answer{}
+	one := func(i int) {
+		src := fmt.Sprintf("%s-%d", s.prefix, i)
+		body, _ := json.Marshal(webhook.Request{
+			SourceID: src,
+			Customer: webhook.CustomerJSON{Name: "Bench Customer", Email: fmt.Sprintf("%s-%d@example.com", s.prefix, i)},
+			Subject:  "Order " + strconv.Itoa(i),
+			Body:     []string{"The kettle I ordered arrived with a cracked lid, please help.", "Mijn pakket is nog steeds niet bezorgd.", "I was charged twice on my invoice."}[i%3],
+		})
+		for attempt := 0; attempt < 20; attempt++ {
+			r := s.h.replicas[(i+attempt)%len(s.h.replicas)]
+			req, _ := http.NewRequest(http.MethodPost, r.base()+"/v1/messages", bytes.NewReader(body))
+			req.Header.Set(webhook.SignatureHeader, webhook.Sign(body, time.Now(), testSecret))
+			a := answer{sent: time.Now()}
+			resp, err := s.client.Do(req)
+			a.got = time.Now()
+			if err != nil {
+				continue
+			}
+			var res webhook.Response
+			_ = json.NewDecoder(resp.Body).Decode(&res)
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 {
+				s.mu.Lock()
+				s.accepted[src] = res.MessageID
+				s.mu.Unlock()
+				mu.Lock()
+				out[src] = a
+				mu.Unlock()
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		s.h.t.Errorf("message %s was never accepted", src)
+	}
+	var wg sync.WaitGroup
+	if rate > 0 {
+		interval := time.Duration(float64(time.Second) / rate)
+		next := time.Now()
+		for i := range n {
+			time.Sleep(time.Until(next))
+			next = next.Add(interval)
+			wg.Go(func() { one(i) })
+		}
+	} else {
+		var idx atomic.Int64
+		for range workers {
+			wg.Go(func() {
+				for {
+					i := int(idx.Add(1)) - 1
+					if i >= n {
+						return
+					}
+					one(i)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return out
+}
+
+// seed opens n complaints through the real router and returns the rate.
+func seed(t *testing.T, url, ns string, n int) float64 {
+	ctx := context.Background()
+	rdb, err := queue.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, _ := queue.NewKeys(ns)
+	store := queue.NewStore(rdb, keys, 0)
+	root := repoRoot(t)
+	roster, err := configs.LoadRoster(filepath.Join(root, "configs", "owners.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules, err := configs.LoadRouting(filepath.Join(root, "configs", "routing.yaml"), roster)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx atomic.Int64
+	var wg sync.WaitGroup
+	began := time.Now()
+	for range 8 {
+		wg.Go(func() {
+			for {
+				i := int(idx.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				msg := router.Message{
+					ID: queue.NewMessageID(time.Now()), Channel: router.ChannelWebhook, SourceID: "seed-" + strconv.Itoa(i),
+					Customer: router.Customer{Name: "Seeded Customer", Email: fmt.Sprintf("seed-%d@example.com", i)},
+					Subject:  "Order " + strconv.Itoa(i), Body: "The kettle I ordered arrived with a cracked lid, please help.",
+					ReceivedAt: time.Now(),
+				}
+				if _, err := r.Route(ctx, msg, nil); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rate := float64(n) / time.Since(began).Seconds()
+	// No daemon has read this namespace yet: drop the notifications the
+	// seeding queued, which a real deployment would long have delivered.
+	if err := rdb.Del(ctx, keys.Outbox()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	return rate
+}
+
+func commandStats(t *testing.T, rdb *redis.Client) map[string]int64 {
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, line := range strings.Split(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for _, kv := range strings.Split(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+	}
+	return out
+}
+
+func commandDelta(before, after map[string]int64) map[string]int64 {
+	out := map[string]int64{}
+	for k, v := range after {
+		if d := v - before[k]; d > 0 && k != "info" {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+func usedMemory(t *testing.T, rdb *redis.Client) int64 {
+	v, _ := strconv.ParseInt(redisInfoField(t, rdb, "memory", "used_memory"), 10, 64)
+	return v
+}
+
+func redisInfoField(t *testing.T, rdb *redis.Client, section, field string) string {
+	info, err := rdb.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func rssKB(t *testing.T, pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// microbench runs queue's own benchmark on the same Redis and returns its
+// result lines.
+func microbench(t *testing.T, url string) string {
+	cmd := exec.Command("go", "test", "./queue", "-run", "^$", "-bench", "IngestToAssigned", "-benchtime", "2000x", "-count", "1")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "FORGETMENOT_TEST_REDIS_URL="+url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("queue benchmark: %v\n%s", err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "Benchmark") {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+type pcts struct{ p50, p99 time.Duration }
+
+func percentiles(ds []time.Duration) pcts {
+	if len(ds) == 0 {
+		return pcts{}
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[min(int(q*float64(len(ds))), len(ds)-1)] }
+	return pcts{at(0.50), at(0.99)}
+}
+
+type latencyRow struct {
+	pct      int
+	rate     float64
+	n        int
+	e2e, ack pcts
+}
+
+type benchReport struct {
+	started                              time.Time
+	xadd, lua, saturation                float64
+	burst                                int
+	commands                             map[string]int64
+	memPerComplaint, seedMemPerComplaint float64
+	latency                              []latencyRow
+	seeded                               int
+	seedRate                             float64
+	rssIdle, rssBusy, rssAfterList       int64
+	redisVersion, microbench             string
+}
+
+func (r *benchReport) markdown() string {
+	var b strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
+	total := int64(0)
+	for _, v := range r.commands {
+		total += v
+	}
+	type kv struct {
+		k string
+		v int64
+	}
+	var cmds []kv
+	for k, v := range r.commands {
+		cmds = append(cmds, kv{k, v})
+	}
+	slices.SortFunc(cmds, func(a, b kv) int { return int(b.v - a.v) })
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+	w("# forgetmenot benchmarks")
+	w("")
+	w("Measured by `scripts/bench` on %s. Everything ran on this one machine at", r.started.UTC().Format("2006-01-02 15:04 UTC"))
+	w("once: Redis, the forgetmenot replicas and the load generator share its")
+	w("cores, so the absolute figures are a floor for a real deployment, where")
+	w("Redis has a machine of its own. The ratios are the point. Performance is")
+	w("reported here, never asserted in tests.")
+	w("")
+	w("## Machine")
+	w("")
+	w("| | |")
+	w("|---|---|")
+	w("| CPU | %s, %d cores visible to Go |", cpuModel(), runtime.NumCPU())
+	w("| memory | %s |", memTotal())
+	w("| load average when the run began | %s |", loadAvg())
+	w("| OS | %s/%s, kernel %s |", runtime.GOOS, runtime.GOARCH, kernel())
+	w("| Go | %s |", runtime.Version())
+	w("| Redis | %s, `appendonly yes`, `appendfsync everysec`, on loopback |", r.redisVersion)
+	w("| forgetmenot | 2 `serve` replicas (4 router and 2 delivery workers each), console notifier, JSON logs |")
+	w("")
+	w("## Throughput: webhook to owner assigned")
+	w("")
+	w("| what | per second | ratio to raw XADD |")
+	w("|---|---:|---:|")
+	w("| raw Redis `XADD` of a typical message (32 clients) | %.0f | 1 |", r.xadd)
+	w("| the equivalent Lua script: dedup `SET NX` + `XADD` (32 clients) | %.0f | %.2f |", r.lua, r.lua/r.xadd)
+	w("| forgetmenot: signed webhook → stored → routed → owner assigned → notified (32 HTTP senders, %d new complaints) | %.0f | %.3f |", r.burst, r.saturation, r.saturation/r.xadd)
+	w("")
+	w("Each forgetmenot complaint costs an HTTP request with an HMAC check, the")
+	w("idempotent ingest script, a stream read, the routing reads (thread keys,")
+	w("customer history, owner loads), one guarded commit script, and the")
+	w("delivery of its notification from the outbox stream.")
+	w("")
+	w("## Latency at 10, 50 and 90 %% of the saturation rate")
+	w("")
+	w("Open loop (messages sent at a fixed rate whatever the answers), six")
+	w("seconds per step. *Acknowledged* is the webhook's 202 (the message is")
+	w("durably queued); *assigned* is until the routing commit gave the")
+	w("complaint its owner (the daemon's \"message routed\" log time). Near")
+	w("saturation this is sensitive to anything else running on the machine: when")
+	w("capacity dips below the offered rate, messages wait in the inbound stream,")
+	w("and the assigned latency is mostly that wait.")
+	w("")
+	w("| load | rate /s | messages | acknowledged p50 | p99 | assigned p50 | p99 |")
+	w("|---|---:|---:|---:|---:|---:|---:|")
+	for _, l := range r.latency {
+		w("| %d %% | %.0f | %d | %s | %s | %s | %s |", l.pct, l.rate, l.n, ms(l.ack.p50), ms(l.ack.p99), ms(l.e2e.p50), ms(l.e2e.p99))
+	}
+	w("")
+	w("## Redis cost per complaint")
+	w("")
+	w("From `INFO commandstats` and `used_memory` around the %d-complaint burst", r.burst)
+	w("(including the replicas' idle polling during it):")
+	w("")
+	w("- **%.1f Redis commands per complaint** (Lua-internal calls counted once per command they run):", float64(total)/float64(r.burst))
+	w("")
+	w("| command | calls per complaint |")
+	w("|---|---:|")
+	for _, c := range cmds {
+		w("| %s | %.2f |", c.k, float64(c.v)/float64(r.burst))
+	}
+	w("")
+	w("- **%.0f bytes of Redis memory per complaint** in the burst (one message, its", r.memPerComplaint)
+	w("  timeline, indexes and dedup key); **%.0f bytes** over %d seeded complaints.", r.seedMemPerComplaint, r.seeded)
+	w("")
+	w("## Daemon memory with %d open complaints", r.seeded)
+	w("")
+	w("%d complaints were opened through the real router (%.0f/s from 8", r.seeded, r.seedRate)
+	w("in-process workers), then one replica was started on them.")
+	w("")
+	w("| when | RSS |")
+	w("|---|---:|")
+	w("| started, idle | %.1f MiB |", float64(r.rssIdle)/1024)
+	w("| after routing 1,000 more messages | %.1f MiB |", float64(r.rssBusy)/1024)
+	w("| after listing open complaints via the API | %.1f MiB |", float64(r.rssAfterList)/1024)
+	w("")
+	w("The daemon keeps no complaint state in memory: its size does not grow with")
+	w("the number of open complaints; Redis's does (see above).")
+	w("")
+	w("## In-process figures (`queue/bench_test.go`, same Redis)")
+	w("")
+	w("One client, sequential, no HTTP: the cost of each layer on its own.")
+	w("")
+	w("```")
+	w("%s", r.microbench)
+	w("```")
+	w("")
+	w("## Not measured here")
+	w("")
+	w("- The 10k-mail IMAP backlog drain belongs to the e-mail channel, which is")
+	w("  built separately; its figure is added with it.")
+	return b.String()
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "model name"); ok {
+			return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+		}
+	}
+	return "unknown CPU"
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "MemTotal:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return fmt.Sprintf("%.1f GiB", float64(kb)/1024/1024)
+		}
+	}
+	return "unknown"
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}

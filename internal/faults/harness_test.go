@@ -1,0 +1,422 @@
+package faults_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/redis/go-redis/v9"
+)
+
+var (
+	cyclesFlag = flag.Int("faults.cycles", 0, "kill -9 cycles in the kill scenario (0: 3, or 2 with -short)")
+	benchFlag  = flag.String("faults.bench", "", "run the benchmark report and write it to this file (scripts/bench)")
+)
+
+// binPath is the forgetmenot binary built once for the whole suite.
+var binPath string
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "forgetmenot-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath = filepath.Join(dir, "forgetmenot")
+	args := []string{"build", "-o", binPath}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/forgetmenot/forgetmenot/cmd/forgetmenot")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building forgetmenot: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// repoRoot is where configs/ lives.
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// needRedis skips (or, under CI, fails) when redis-server is missing.
+func needRedis(t testing.TB, bins ...string) {
+	t.Helper()
+	for _, b := range append([]string{"redis-server"}, bins...) {
+		if _, err := exec.LookPath(b); err != nil {
+			if os.Getenv("CI") != "" {
+				t.Fatalf("%s is required: %v", b, err)
+			}
+			t.Skipf("%s is not installed: %v", b, err)
+		}
+	}
+}
+
+const testSecret = "faults-secret-0123456789abcdef"
+
+// Settings of the replicas under test: a short reclaim idle so takeovers
+// happen within a scenario, few attempts so poison reaches the dead letters
+// quickly, and JSON logs the harness reads notifications from.
+const (
+	reclaimIdle     = 3 * time.Second
+	maxAttempts     = 3
+	deliveryWorkers = 2
+	maxMessageBytes = 8192
+)
+
+type harnessOptions struct {
+	replicas int
+	// redisArgs are extra redis-server arguments (persistence).
+	redisArgs []string
+	// redisURL, when set, is used instead of a private redis-server (a
+	// cluster); no proxy is put in front of it.
+	redisURL string
+	// direct connects the replicas to Redis without the fault proxy (for
+	// benchmarks).
+	direct bool
+	// namespace, when set, replaces the fresh random one.
+	namespace string
+	env       []string
+}
+
+// harness is one scenario's world: a redis-server, a proxy per replica, the
+// replicas, and what their logs told.
+type harness struct {
+	t        testing.TB
+	dir      string
+	redis    *testredis.Server
+	ns       string
+	rdb      redis.UniversalClient
+	store    *queue.Store
+	replicas []*replica
+	opts     harnessOptions
+
+	mu sync.Mutex
+	// notified counts how often each notification id was logged as
+	// "complaint assigned", over all replicas and restarts.
+	notified map[string]int
+	// routed records when each message was routed ("message routed" log
+	// lines), when trackRouted is set.
+	trackRouted bool
+	routed      map[string]time.Time
+	assignments int
+	races       int
+	log         *os.File
+	logLines    int
+}
+
+func newHarness(t testing.TB, opts harnessOptions) *harness {
+	t.Helper()
+	needRedis(t)
+	if opts.replicas == 0 {
+		opts.replicas = 2
+	}
+	h := &harness{t: t, dir: t.TempDir(), ns: testredis.Namespace(), notified: map[string]int{}, routed: map[string]time.Time{}, opts: opts}
+	if opts.namespace != "" {
+		h.ns = opts.namespace
+	}
+	var err error
+	h.log, err = os.Create(filepath.Join(h.dir, "replicas.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := opts.redisURL
+	if url == "" {
+		h.redis, err = testredis.StartServer(h.dir, opts.redisArgs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(h.redis.Cleanup)
+		url = h.redis.URL()
+	}
+	h.rdb, err = queue.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = h.rdb.Close() })
+	keys, err := queue.NewKeys(h.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store = queue.NewStore(h.rdb, keys, 0)
+	for i := range opts.replicas {
+		r := &replica{h: h, name: fmt.Sprintf("replica-%c", 'a'+i)}
+		port, err := testredis.FreePort()
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.port = port
+		r.redisURL = url
+		if opts.redisURL == "" && !opts.direct {
+			r.proxy = startProxy(t, h.redis.Addr())
+			r.redisURL = "redis://" + r.proxy.Addr()
+		}
+		h.replicas = append(h.replicas, r)
+	}
+	t.Cleanup(func() {
+		for _, r := range h.replicas {
+			r.kill()
+		}
+		_ = h.log.Close()
+		if t.Failed() {
+			t.Logf("replica logs kept in %s", h.log.Name())
+			if b, err := os.ReadFile(h.log.Name()); err == nil {
+				lines := strings.Split(string(b), "\n")
+				if len(lines) > 60 {
+					lines = lines[len(lines)-60:]
+				}
+				t.Logf("last replica log lines:\n%s", strings.Join(lines, "\n"))
+			}
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.races > 0 {
+			t.Errorf("the race detector reported %d data race(s) in the replicas (see the log)", h.races)
+		}
+	})
+	for _, r := range h.replicas {
+		r.start()
+	}
+	for _, r := range h.replicas {
+		r.waitReady()
+	}
+	return h
+}
+
+// observe reads one log line of a replica.
+func (h *harness) observe(name, line string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	fmt.Fprintf(h.log, "%s %s\n", name, line)
+	h.logLines++
+	if strings.Contains(line, "WARNING: DATA RACE") {
+		h.races++
+	}
+	if !strings.HasPrefix(line, "{") {
+		return
+	}
+	var rec struct {
+		Time         time.Time `json:"time"`
+		Msg          string    `json:"msg"`
+		Notification string    `json:"notification"`
+		Message      string    `json:"message"`
+	}
+	if json.Unmarshal([]byte(line), &rec) != nil {
+		return
+	}
+	switch rec.Msg {
+	case "complaint assigned":
+		h.notified[rec.Notification]++
+		h.assignments++
+	case "message routed":
+		if _, seen := h.routed[rec.Message]; h.trackRouted && !seen {
+			h.routed[rec.Message] = rec.Time
+		}
+	}
+}
+
+func (h *harness) notifiedCount(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.notified[id]
+}
+
+// replica is one `forgetmenot serve` process; it keeps its port and consumer
+// name across restarts, as a StatefulSet pod would.
+type replica struct {
+	h        *harness
+	name     string
+	port     int
+	redisURL string
+	proxy    *proxy
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	starts  int
+	stopped bool
+}
+
+func (r *replica) base() string { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
+
+func (r *replica) env() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FORGETMENOT_") {
+			env = append(env, kv)
+		}
+	}
+	root := repoRoot(r.h.t)
+	env = append(env,
+		"FORGETMENOT_REDIS_URL="+r.redisURL,
+		"FORGETMENOT_NAMESPACE="+r.h.ns,
+		"FORGETMENOT_HTTP_ADDR=127.0.0.1:"+strconv.Itoa(r.port),
+		"FORGETMENOT_OWNERS_FILE="+filepath.Join(root, "configs", "owners.yaml"),
+		"FORGETMENOT_ROUTING_FILE="+filepath.Join(root, "configs", "routing.yaml"),
+		"FORGETMENOT_WEBHOOK_SECRET="+testSecret,
+		"FORGETMENOT_CONSUMER_NAME="+r.name,
+		"FORGETMENOT_RECLAIM_IDLE="+reclaimIdle.String(),
+		"FORGETMENOT_MAX_ATTEMPTS="+strconv.Itoa(maxAttempts),
+		"FORGETMENOT_ROUTER_WORKERS=4",
+		"FORGETMENOT_DELIVERY_WORKERS="+strconv.Itoa(deliveryWorkers),
+		"FORGETMENOT_MAX_MESSAGE_BYTES="+strconv.Itoa(maxMessageBytes),
+		"FORGETMENOT_SHUTDOWN_TIMEOUT=5s",
+		"FORGETMENOT_LOG_FORMAT=json",
+	)
+	return append(env, r.h.opts.env...)
+}
+
+// start launches the process; its output goes to the harness line by line.
+func (r *replica) start() {
+	r.h.t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	cmd := exec.Command(binPath, "serve")
+	cmd.Env = r.env()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		r.h.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		r.h.t.Fatalf("starting %s: %v", r.name, err)
+	}
+	_ = pw.Close()
+	r.starts++
+	name := fmt.Sprintf("%s#%d", r.name, r.starts)
+	exited := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 4<<20)
+		for sc.Scan() {
+			r.h.observe(name, sc.Text())
+		}
+		_, _ = io.Copy(io.Discard, pr)
+		_ = pr.Close()
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	r.cmd, r.exited, r.stopped = cmd, exited, false
+}
+
+// waitReady waits until /readyz answers 200 (Redis reachable).
+func (r *replica) waitReady() time.Duration {
+	r.h.t.Helper()
+	began := time.Now()
+	waitFor(r.h.t, 30*time.Second, r.name+" to be ready", func() bool {
+		resp, err := http.Get(r.base() + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return time.Since(began)
+}
+
+// kill sends SIGKILL (kill -9) and waits until the process is gone.
+func (r *replica) kill() {
+	r.mu.Lock()
+	cmd, exited := r.cmd, r.exited
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGCONT) // a stopped process must run to die cleanly in tests
+	_ = cmd.Process.Kill()
+	<-exited
+}
+
+func (r *replica) signal(sig syscall.Signal) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		if err := r.cmd.Process.Signal(sig); err != nil {
+			r.h.t.Errorf("signalling %s: %v", r.name, err)
+		}
+	}
+}
+
+func (r *replica) pid() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
+// waitFor polls cond until it holds or limit passes. Limits are generous
+// bounds on "eventually", never measurements.
+func waitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// apiGet reads a JSON API answer from the first replica that answers.
+func (h *harness) apiGet(path string, out any) (int, error) {
+	var lastErr error
+	for _, r := range h.replicas {
+		resp, err := http.Get(r.base() + path)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			if err := json.NewDecoder(resp.Body).Decode(out); err != nil && resp.StatusCode == http.StatusOK {
+				return resp.StatusCode, err
+			}
+		}
+		return resp.StatusCode, nil
+	}
+	return 0, lastErr
+}
+
+func (h *harness) apiPost(path string, body any) (int, error) {
+	b, _ := json.Marshal(body)
+	var lastErr error
+	for _, r := range h.replicas {
+		resp, err := http.Post(r.base()+path, "application/json", strings.NewReader(string(b)))
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	return 0, lastErr
+}
+
+func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}
