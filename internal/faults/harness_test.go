@@ -293,6 +293,9 @@ func (r *replica) start() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	cmd := exec.Command(binPath, "serve")
+	// From the repository root, like the quick start: every configs/ default
+	// resolves, including files added after this harness was written.
+	cmd.Dir = repoRoot(r.h.t)
 	cmd.Env = r.env()
 	pr, pw, err := os.Pipe()
 	if err != nil {
@@ -324,7 +327,15 @@ func (r *replica) start() {
 func (r *replica) waitReady() time.Duration {
 	r.h.t.Helper()
 	began := time.Now()
+	r.mu.Lock()
+	exited := r.exited
+	r.mu.Unlock()
 	waitFor(r.h.t, 30*time.Second, r.name+" to be ready", func() bool {
+		select {
+		case <-exited:
+			r.h.t.Fatalf("%s exited before it was ready (see its log lines below)", r.name)
+		default:
+		}
 		resp, err := http.Get(r.base() + "/readyz")
 		if err != nil {
 			return false
