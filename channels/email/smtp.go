@@ -15,8 +15,8 @@ import (
 	"text/template"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/forgetmenot/forgetmenot/router"
 )
