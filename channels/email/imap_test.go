@@ -19,9 +19,9 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/forgetmenot/forgetmenot/channels/email"
+	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/queue"
@@ -33,46 +33,21 @@ func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
 
 // imapPeer is a real IMAP server (go-imap's in-memory backend) on loopback.
 type imapPeer struct {
+	*emailtest.IMAP
 	addr string
 	user *imapmemserver.User
 }
 
 func startIMAP(t testing.TB, caps imap.CapSet) *imapPeer {
 	t.Helper()
-	mem := imapmemserver.New()
-	user := imapmemserver.NewUser("support", "hunter2")
-	if err := user.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(user)
-	if caps == nil {
-		caps = imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
-	}
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		Caps: caps, InsecureAuth: true, Logger: quietLogger{},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return &imapPeer{addr: ln.Addr().String(), user: user}
+	s := emailtest.StartIMAP(t, caps)
+	return &imapPeer{IMAP: s, addr: s.Addr, user: s.User}
 }
-
-type quietLogger struct{}
-
-func (quietLogger) Printf(string, ...any) {}
 
 // deliver puts a mail in the folder, as an MTA would.
 func (p *imapPeer) deliver(t testing.TB, folder string, raw []byte, flags ...imap.Flag) {
 	t.Helper()
-	if _, err := p.user.Append(folder, bytes.NewReader(raw), &imap.AppendOptions{Flags: flags}); err != nil {
-		t.Fatal(err)
-	}
+	p.Deliver(t, folder, raw, flags...)
 }
 
 // peek opens a separate client, as a human's mail program would.

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net/mail"
 	"regexp"
 	"slices"
 	"strconv"
@@ -553,18 +552,4 @@ func humanSize(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%d bytes", n)
-}
-
-// ownAddress reports whether addr (any case) parses to one of the addresses.
-func ownAddress(addr string, own []string) bool {
-	a, err := mail.ParseAddress(addr)
-	if err == nil {
-		addr = a.Address
-	}
-	for _, o := range own {
-		if strings.EqualFold(strings.TrimSpace(o), strings.TrimSpace(addr)) {
-			return true
-		}
-	}
-	return false
 }
