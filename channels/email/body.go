@@ -45,10 +45,10 @@ func (p *parser) body(h gomail.Header, br *bufio.Reader) extracted {
 	w := &walk{}
 	p.walk(e, err, 0, w)
 	out := extracted{attachments: w.attachments, forwarded: w.forwarded}
-	switch {
-	case len(w.plain) > 0:
-		out.text = strings.Join(w.plain, "\n\n")
-	case len(w.html) > 0:
+	// text/plain is preferred, unless it is empty (some mailers send an empty
+	// plain alternative beside the real HTML).
+	out.text = strings.Join(w.plain, "\n\n")
+	if strings.TrimSpace(out.text) == "" {
 		out.text = strings.Join(w.html, "\n\n")
 	}
 	out.text = normalizeText(out.text)

@@ -350,3 +350,33 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestHTMLToText(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"paragraphs and breaks", "<p>Hallo,</p><p>regel 1<br>regel 2</p>", "Hallo,\n\nregel 1\nregel 2"},
+		{"script, style and head dropped", "<html><head><title>x</title><style>p{}</style></head><body><script>alert(1)</script>Tekst</body></html>", "Tekst"},
+		{"entities", "Prijs &euro;&nbsp;10 &amp; meer", "Prijs € 10 & meer"},
+		{"link with its target", `Zie <a href="https://x.example/o/1">uw order</a>.`, "Zie uw order (https://x.example/o/1)."},
+		{"mailto link shows its text", `Mail <a href="mailto:a@b.example">a@b.example</a>`, "Mail a@b.example"},
+		{"list", "<ul><li>een</li><li>twee</li></ul>", "- een\n- twee"},
+		{"gmail quote", `<div>Prima!</div><div class="gmail_quote"><div>On Mon, 3 Nov 2025 at 10:12 S &lt;s@x&gt; wrote:</div><blockquote>Oude tekst</blockquote></div>`, "Prima!\nOn Mon, 3 Nov 2025 at 10:12 S <s@x> wrote:\n> Oude tekst"},
+		{"image alt", `<img src="cid:1" alt="foto.jpg">`, "[foto.jpg]"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := normalizeText(htmlToText(tc.in)); got != tc.want {
+				t.Errorf("got\n%q\nwant\n%q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestEmptyPlainAlternativeFallsBackToHTML: an empty text/plain beside real
+// HTML must not lose the customer's text.
+func TestEmptyPlainAlternativeFallsBackToHTML(t *testing.T) {
+	raw := "From: a@b.example\r\nSubject: x\r\nMessage-ID: <e@b>\r\nContent-Type: multipart/alternative; boundary=A\r\n\r\n--A\r\nContent-Type: text/plain\r\n\r\n\r\n--A\r\nContent-Type: text/html\r\n\r\n<p>Mijn stoel is kapot.</p>\r\n--A--\r\n"
+	m, err := Parse([]byte(raw), ParseOptions{})
+	if err != nil || m.Body != "Mijn stoel is kapot." {
+		t.Errorf("body %q, err %v", m.Body, err)
+	}
+}

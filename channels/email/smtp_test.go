@@ -190,3 +190,34 @@ func TestTemplatesMustBeComplete(t *testing.T) {
 		t.Error("an empty template directory was accepted")
 	}
 }
+
+// TestPromiseAndReplyWording: a reply is signed by its author (also when a
+// colleague answers) and threads as "Re:"; a promise says by when.
+func TestPromiseAndReplyWording(t *testing.T) {
+	srv := emailtest.StartSMTP(t, map[string]string{"mailer": "s3cret"})
+	s := newSender(t, srv, newWorld(t))
+	reply := ack("C-5", "nl")
+	reply.ID, reply.Kind, reply.Body, reply.AuthorName = "C-5:v4:reply", router.ToCustomerReply, "De monteur komt donderdag.", "Bas Jansen for Anna de Vries"
+	if _, err := s.Send(context.Background(), reply); err != nil {
+		t.Fatal(err)
+	}
+	promise := ack("C-5", "en")
+	promise.ID, promise.Kind, promise.Body = "C-5:v5:promise", router.ToCustomerPromise, "We are checking with the carrier."
+	promise.Complaint.PromisedBy = time.Date(2025, 11, 14, 16, 0, 0, 0, time.UTC)
+	if _, err := s.Send(context.Background(), promise); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.To("jan@voorbeeld.nl")
+	if len(got) != 2 {
+		t.Fatalf("%d mails, want 2", len(got))
+	}
+	h, body := parseSent(t, got[0])
+	subject, _ := h.Subject()
+	if subject != "Re: Pakket kwijt [#C-5]" || !strings.Contains(body, "De monteur komt donderdag.") || !strings.Contains(body, "Bas Jansen for Anna de Vries") || h.Get("Auto-Submitted") != "" {
+		t.Errorf("reply: subject %q\n%s", subject, body)
+	}
+	_, body = parseSent(t, got[1])
+	if !strings.Contains(body, "We are checking with the carrier.") || !strings.Contains(body, "by Friday 14 November 16:00") {
+		t.Errorf("promise:\n%s", body)
+	}
+}
