@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,7 +87,7 @@ func BenchmarkNewMailToQueueWithIdle(b *testing.B) {
 		srv.Deliver(b, "INBOX", mailN(i, ""))
 		select {
 		case id := <-arrived:
-			if id != fmt.Sprintf("vraag-%d@voorbeeld.nl", i) {
+			if !strings.HasPrefix(id, fmt.Sprintf("vraag-%d@voorbeeld.nl#", i)) {
 				b.Fatalf("got %s for mail %d", id, i)
 			}
 		case <-time.After(time.Minute):

@@ -159,7 +159,7 @@ func assertOnce(t testing.TB, msgs []router.Message, want ...string) {
 	t.Helper()
 	seen := map[string]int{}
 	for _, m := range msgs {
-		seen[m.SourceID]++
+		seen[m.Metadata[email.MetaMessageID]]++
 	}
 	for _, id := range want {
 		if seen[id] != 1 {
@@ -305,7 +305,7 @@ func TestUIDValidityChangeResyncsWithoutDoubles(t *testing.T) {
 	stop()
 
 	// Recreate the mailbox (new UIDVALIDITY), with the same mail in a new
-	// order plus one new one.
+	// order plus one new one (the server keeps the mail byte for byte).
 	if err := peer.user.Delete("INBOX"); err != nil {
 		t.Fatal(err)
 	}

@@ -281,10 +281,14 @@ func (p *parser) headerMessage(h gomail.Header) router.Message {
 
 	id := messageID(h, "Message-Id")
 	if id != "" {
-		msg.SourceID = id
+		// The Message-ID alone is not trusted as the idempotency key: badly
+		// written mailers reuse one id for different mails, which would then
+		// be taken for duplicates and lost. The same mail read again (or
+		// delivered to two mailboxes) has the same sender, date and subject.
+		msg.SourceID = id + "#" + headerHash(h, "From", "Date", "Subject")[:12]
 		msg.Metadata[MetaMessageID] = id
 	} else {
-		msg.SourceID = "sha256:" + headerHash(h)
+		msg.SourceID = "sha256:" + headerHash(h, "From", "To", "Cc", "Date", "Subject", "Received")
 		p.note("no Message-ID: identified by a hash of its headers")
 	}
 	msg.ThreadKeys = threadKeys(h, id)
@@ -451,9 +455,9 @@ func threadKeys(h gomail.Header, own string) []string {
 
 // headerHash identifies a mail without a Message-ID: the same delivery read
 // again (after a restart or a UIDVALIDITY change) hashes the same.
-func headerHash(h gomail.Header) string {
+func headerHash(h gomail.Header, keys ...string) string {
 	s := sha256.New()
-	for _, k := range []string{"From", "To", "Cc", "Date", "Subject", "Received"} {
+	for _, k := range keys {
 		for _, v := range h.Values(k) {
 			io.WriteString(s, k+":"+strings.Join(strings.Fields(v), " ")+"\n")
 		}

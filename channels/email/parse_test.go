@@ -140,8 +140,8 @@ func TestParseRealWorldMail(t *testing.T) {
 				t.Error("no source id: the message could not be deduplicated")
 			case strings.HasSuffix(tc.sourceID, ":") && !strings.HasPrefix(m.SourceID, tc.sourceID):
 				t.Errorf("source id %q, want prefix %q", m.SourceID, tc.sourceID)
-			case tc.sourceID != "" && !strings.HasSuffix(tc.sourceID, ":") && m.SourceID != tc.sourceID:
-				t.Errorf("source id %q, want %q", m.SourceID, tc.sourceID)
+			case tc.sourceID != "" && !strings.HasSuffix(tc.sourceID, ":") && (!strings.HasPrefix(m.SourceID, tc.sourceID+"#") || m.Metadata[MetaMessageID] != tc.sourceID):
+				t.Errorf("source id %q (message id %q), want the Message-ID %q and a header hash", m.SourceID, m.Metadata[MetaMessageID], tc.sourceID)
 			}
 			if tc.threadKeys != nil && strings.Join(m.ThreadKeys, " ") != strings.Join(tc.threadKeys, " ") {
 				t.Errorf("thread keys %v, want %v", m.ThreadKeys, tc.threadKeys)
@@ -175,6 +175,19 @@ func TestParseRealWorldMail(t *testing.T) {
 				t.Errorf("notes %q lack %q", m.Metadata[MetaNotes], tc.notesHas)
 			}
 		})
+	}
+}
+
+// TestReusedMessageIDIsNotADuplicate: a mailer that gives every mail the
+// same Message-ID must not make the second mail look like a duplicate.
+func TestReusedMessageIDIsNotADuplicate(t *testing.T) {
+	a, _ := Parse([]byte("From: form@shop.example\r\nSubject: Contact form\r\nDate: Mon, 10 Nov 2025 10:00:00 +0100\r\nMessage-ID: <contact@shop.example>\r\n\r\nVraag 1\r\n"), ParseOptions{})
+	b, _ := Parse([]byte("From: form@shop.example\r\nSubject: Contact form\r\nDate: Mon, 10 Nov 2025 11:30:00 +0100\r\nMessage-ID: <contact@shop.example>\r\n\r\nVraag 2\r\n"), ParseOptions{})
+	if a.SourceID == b.SourceID {
+		t.Errorf("two different mails share source id %q: the second would be dropped as a duplicate", a.SourceID)
+	}
+	if a.ThreadKeys[0] != b.ThreadKeys[0] {
+		t.Errorf("the thread keys still follow the Message-ID: %v %v", a.ThreadKeys, b.ThreadKeys)
 	}
 }
 
