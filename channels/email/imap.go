@@ -570,9 +570,9 @@ func (in *Ingester) ingest(ctx context.Context, validity uint32, p pending, raw 
 		return false, fmt.Errorf("storing UID %d (%s): %w", p.uid, msg.SourceID, err)
 	}
 	if dup {
-		in.log.Info("mail already ingested", "uid", p.uid, "message_id", msg.SourceID)
+		in.log.Info("mail already ingested", "uid", p.uid, "message_id", msg.Metadata[MetaMessageID], "source_id", msg.SourceID)
 	} else {
-		in.log.Info("mail ingested", "uid", p.uid, "message_id", msg.SourceID, "from", msg.Customer.Email)
+		in.log.Info("mail ingested", "uid", p.uid, "message_id", msg.Metadata[MetaMessageID], "source_id", msg.SourceID, "from", msg.Customer.Email)
 	}
 	if in.cfg.OnIngested != nil {
 		in.cfg.OnIngested(msg, dup)
