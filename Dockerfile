@@ -12,6 +12,7 @@ FROM gcr.io/distroless/static-debian12:nonroot
 WORKDIR /app
 COPY --from=build /out/forgetmenot /usr/local/bin/forgetmenot
 COPY configs/*.yaml /app/configs/
+COPY configs/email-templates /app/configs/email-templates
 ENV FORGETMENOT_LOG_FORMAT=json \
     FORGETMENOT_HTTP_ADDR=:8080
 EXPOSE 8080

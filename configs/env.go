@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/mail"
 	"net/url"
 	"os"
 	"reflect"
@@ -74,6 +75,18 @@ type Config struct {
 	TimerPoll   Duration `envconfig:"TIMER_POLL" default:"15s" desc:"How often each replica looks for due reminders and breaches (each fires once, whichever replica finds it)."`
 	PublicURL   string   `envconfig:"PUBLIC_URL" desc:"The daemon's address as customers reach it (https://support.example.com), for the satisfaction links. Empty: no satisfaction question."`
 	CSATSecret  string   `envconfig:"CSAT_SECRET" desc:"Secret (16+ characters) that signs the satisfaction links; needed with PUBLIC_URL."`
+	// E-mail channel: IMAP intake from the mailboxes file, SMTP for
+	// acknowledgements and replies. Both off when unset.
+	MailboxesFile       string `envconfig:"MAILBOXES_FILE" desc:"IMAP mailboxes to read customer mail from (see configs/mailboxes.yaml). Empty: no e-mail intake."`
+	SMTPHost            string `envconfig:"SMTP_HOST" desc:"SMTP server for mail to customers (acknowledgements, replies). Empty: no outbound e-mail."`
+	SMTPPort            int    `envconfig:"SMTP_PORT" default:"587" desc:"SMTP port: 587 for STARTTLS, 465 for implicit TLS."`
+	SMTPTLS             string `envconfig:"SMTP_TLS" default:"starttls" desc:"starttls, implicit or none (local servers only)."`
+	SMTPUsername        string `envconfig:"SMTP_USERNAME" desc:"SMTP login (AUTH PLAIN); empty: no login."`
+	SMTPPassword        string `envconfig:"SMTP_PASSWORD" desc:"SMTP password (or use SMTP_PASSWORD_FILE)."`
+	SMTPPasswordFile    string `envconfig:"SMTP_PASSWORD_FILE" desc:"File holding the SMTP password (a Docker or Kubernetes secret)."`
+	SMTPFrom            string `envconfig:"SMTP_FROM" desc:"From address of mail to customers, e.g. 'Klantenservice <support@example.nl>'. Required with SMTP_HOST."`
+	EmailPlusAddressing bool   `envconfig:"EMAIL_PLUS_ADDRESSING" default:"false" desc:"Reply-To support+c-1042@… on mail to customers, so answers find their complaint even without threading headers (the mail server must deliver plus-addresses to the mailbox)."`
+	EmailTemplates      string `envconfig:"EMAIL_TEMPLATES" default:"configs/email-templates" desc:"Directory of the editable acknowledgement, reply and promise templates (<kind>.<lang>.tmpl; en is the fallback)."`
 }
 
 // FromEnv reads and validates the configuration from the environment.
@@ -152,6 +165,9 @@ func (c Config) Validate() error {
 	if err := c.validateSlack(bad); err != nil {
 		return err
 	}
+	if err := c.validateEmail(bad); err != nil {
+		return err
+	}
 	checks := []struct {
 		key string
 		ok  bool
@@ -198,6 +214,27 @@ func (c Config) validateSlack(bad func(key, format string, args ...any) error) e
 		if u, err := url.Parse(c.SlackAPIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 			return bad("SLACK_API_URL", "want an http:// or https:// URL, got %q", c.SlackAPIURL)
 		}
+	}
+	return nil
+}
+
+// validateEmail checks the e-mail channel's variables.
+func (c Config) validateEmail(bad func(key, format string, args ...any) error) error {
+	if c.SMTPHost == "" {
+		return nil
+	}
+	switch {
+	case c.SMTPFrom == "":
+		return bad("SMTP_FROM", "is required with SMTP_HOST: the address customers see and answer to")
+	case c.SMTPPort < 1 || c.SMTPPort > 65535:
+		return bad("SMTP_PORT", "%d is not a port", c.SMTPPort)
+	case !oneOf(c.SMTPTLS, "starttls", "implicit", "none"):
+		return bad("SMTP_TLS", "use starttls, implicit or none, not %q", c.SMTPTLS)
+	case c.SMTPPassword != "" && c.SMTPPasswordFile != "":
+		return bad("SMTP_PASSWORD_FILE", "set either SMTP_PASSWORD or SMTP_PASSWORD_FILE, not both")
+	}
+	if a, err := mail.ParseAddress(c.SMTPFrom); err != nil || !strings.Contains(a.Address, "@") {
+		return bad("SMTP_FROM", "%q is not an e-mail address", c.SMTPFrom)
 	}
 	return nil
 }

@@ -42,6 +42,7 @@ Usage:
   forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv]
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
+  forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
   forgetmenot config                                  every environment variable, its default and meaning
 
 Every command takes --help. Client commands reach the daemon at FORGETMENOT_API_URL
@@ -66,7 +67,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(args[1:], stdout, stderr)
 	case "report":
 		return reportCmd(ctx, args[1:], stdout, stderr)
-	case "complaints", "owners", "deadletters":
+	case "complaints", "owners", "deadletters", "email":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
