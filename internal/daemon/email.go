@@ -64,10 +64,16 @@ func buildEmail(d Deps) (*Component, error) {
 		}
 		ingesters = append(ingesters, in)
 	}
+	// Of several replicas, one at a time reads each mailbox: the lease runs
+	// out RECLAIM_IDLE after its holder died, like the queues' pending work.
+	holder, leaseTTL := cfg.ConsumerNameOrDefault(), cfg.ReclaimIdle.D()
 	c.Run = func(ctx context.Context) error {
 		var wg sync.WaitGroup
 		for _, in := range ingesters {
-			wg.Go(func() { _ = in.Run(ctx) })
+			wg.Go(func() {
+				runLeased(ctx, state, "lease:mailbox:"+in.Name(), holder, leaseTTL, d.Log.With("component", "email", "mailbox", in.Name()),
+					func(ctx context.Context) { _ = in.Run(ctx) })
+			})
 		}
 		wg.Wait()
 		return nil
