@@ -145,7 +145,10 @@ return 0`)
 	rep.redisVersion = redisInfoField(t, raw, "server", "redis_version")
 
 	// The in-process figures of queue/bench_test.go, on the same Redis.
-	rep.microbench = microbench(t, h.redis.URL())
+	rep.microbench = goBench(t, h.redis.URL(), "./queue", "IngestToAssigned", "2000x")
+	// The e-mail channel against the real in-memory IMAP server: a
+	// 10,000-mail backlog drained, and a new mail's way in with IDLE.
+	rep.mailBench = goBench(t, h.redis.URL(), "./channels/email", "DrainMailbox|NewMailToQueueWithIdle", "5x")
 
 	out := rep.markdown()
 	if err := os.WriteFile(*benchFlag, []byte(out), 0o644); err != nil {
@@ -360,15 +363,15 @@ func rssKB(t *testing.T, pid int) int64 {
 	return 0
 }
 
-// microbench runs queue's own benchmark on the same Redis and returns its
-// result lines.
-func microbench(t *testing.T, url string) string {
-	cmd := exec.Command("go", "test", "./queue", "-run", "^$", "-bench", "IngestToAssigned", "-benchtime", "2000x", "-count", "1")
+// goBench runs a package's Go benchmarks on the report's Redis and returns
+// their result lines.
+func goBench(t *testing.T, url, pkg, pattern, benchtime string) string {
+	cmd := exec.Command("go", "test", pkg, "-run", "^$", "-bench", pattern, "-benchtime", benchtime, "-count", "1")
 	cmd.Dir = repoRoot(t)
 	cmd.Env = append(os.Environ(), "FORGETMENOT_TEST_REDIS_URL="+url)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Errorf("queue benchmark: %v\n%s", err, out)
+		t.Errorf("benchmarks of %s: %v\n%s", pkg, err, out)
 	}
 	var lines []string
 	for _, l := range strings.Split(string(out), "\n") {
@@ -407,7 +410,7 @@ type benchReport struct {
 	seeded                               int
 	seedRate                             float64
 	rssIdle, rssBusy, rssAfterList       int64
-	redisVersion, microbench             string
+	redisVersion, microbench, mailBench  string
 }
 
 func (r *benchReport) markdown() string {
@@ -515,10 +518,15 @@ func (r *benchReport) markdown() string {
 	w("%s", r.microbench)
 	w("```")
 	w("")
-	w("## Not measured here")
+	w("## E-mail intake (`channels/email/bench_test.go`, same Redis)")
 	w("")
-	w("- The 10k-mail IMAP backlog drain belongs to the e-mail channel, which is")
-	w("  built separately; its figure is added with it.")
+	w("A 10,000-mail backlog read from go-imap's in-memory IMAP server into the")
+	w("inbound stream (`DrainMailbox`, messages/s), and one new mail from delivery")
+	w("to the queue while the mailbox is in IDLE (`NewMailToQueueWithIdle`, ns/op).")
+	w("")
+	w("```")
+	w("%s", r.mailBench)
+	w("```")
 	return b.String()
 }
 
