@@ -6,6 +6,7 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -103,6 +104,11 @@ func FromEnv() (Config, error) {
 	}
 	var c Config
 	if err := envconfig.Process(Prefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			// envconfig names Go types; say it in the operator's words.
+			return Config{}, fmt.Errorf("configuration: %s: %q is not valid: %w", pe.KeyName, pe.Value, pe.Err)
+		}
 		return Config{}, fmt.Errorf("configuration: %w", err)
 	}
 	if err := c.Validate(); err != nil {

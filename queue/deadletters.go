@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"strconv"
 	"time"
 
@@ -65,10 +66,17 @@ return 1
 // ErrNoDeadLetter means there is no dead letter with that id.
 var ErrNoDeadLetter = errors.New("no such dead letter")
 
+// streamIDPattern is the shape of a Redis stream entry id.
+var streamIDPattern = regexp.MustCompile(`^[0-9]{1,20}-[0-9]{1,20}$`)
+
 // RetryDeadLetter puts a dead letter back on its stream for a fresh round of
 // attempts. Handlers are idempotent, so retrying something that partly
 // succeeded does nothing twice.
 func (s *Store) RetryDeadLetter(ctx context.Context, id string) error {
+	if !streamIDPattern.MatchString(id) {
+		// Not an id Redis could have given: it names no dead letter.
+		return fmt.Errorf("dead letter %q (ids look like 1732361000000-0): %w", id, ErrNoDeadLetter)
+	}
 	msgs, err := s.rdb.XRange(ctx, s.keys.DeadLetters(), id, id).Result()
 	if err != nil {
 		return fmt.Errorf("reading dead letter %s: %w", id, err)

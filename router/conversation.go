@@ -98,7 +98,10 @@ func (r *Router) Reply(ctx context.Context, id, actor, body string) (Complaint, 
 	case len(body) > maxReplyLen:
 		return Complaint{}, invalid("body", "is longer than %d bytes", maxReplyLen)
 	}
-	actor = actorOrDefault(actor)
+	actor, err := r.actor(actor)
+	if err != nil {
+		return Complaint{}, err
+	}
 	return r.updateWithTimeline(ctx, id, func(c Complaint, tl []Entry, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed; reopen it by the customer writing, or open a new one: %w", id, ErrInvalidState)
@@ -130,7 +133,10 @@ func (r *Router) Reply(ctx context.Context, id, actor, body string) (Complaint, 
 // Acknowledge records that the owner has taken the complaint in hand. Doing
 // it again changes nothing.
 func (r *Router) Acknowledge(ctx context.Context, id, actor string) (Complaint, error) {
-	actor = actorOrDefault(actor)
+	actor, err := r.actor(actor)
+	if err != nil {
+		return Complaint{}, err
+	}
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed: %w", id, ErrInvalidState)
@@ -159,7 +165,10 @@ func (r *Router) AddNote(ctx context.Context, id, actor, text, key string) (Comp
 	case len(text) > maxNoteLen:
 		return Complaint{}, invalid("text", "is longer than %d bytes", maxNoteLen)
 	}
-	actor = actorOrDefault(actor)
+	actor, err := r.actor(actor)
+	if err != nil {
+		return Complaint{}, err
+	}
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
 		after := c
 		after.UpdatedAt = now
@@ -185,7 +194,10 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 	case tellCustomer && note == "":
 		return Complaint{}, invalid("note", "is required to tell the customer: write what you promise them")
 	}
-	actor = actorOrDefault(actor)
+	actor, err := r.actor(actor)
+	if err != nil {
+		return Complaint{}, err
+	}
 	return r.updateWithTimeline(ctx, id, func(c Complaint, tl []Entry, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed: %w", id, ErrInvalidState)

@@ -28,7 +28,10 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 	case len(category) > maxCategoryLen:
 		return Complaint{}, invalid("category", "is longer than %d bytes", maxCategoryLen)
 	}
-	actor = actorOrDefault(actor)
+	actor, err := r.actor(actor)
+	if err != nil {
+		return Complaint{}, err
+	}
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is already closed: %w", id, ErrInvalidState)
@@ -74,7 +77,10 @@ func (r *Router) Reassign(ctx context.Context, id, actor, to, reason string) (Co
 	if !owner.Active {
 		return Complaint{}, invalid("owner", "%s is not active", to)
 	}
-	actor = actorOrDefault(actor)
+	actor, err := r.actor(actor)
+	if err != nil {
+		return Complaint{}, err
+	}
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed; only open complaints can be reassigned: %w", id, ErrInvalidState)
@@ -152,6 +158,22 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 			return Complaint{}, fmt.Errorf("updating complaint %s: %w", id, err)
 		}
 	}
+}
+
+// actor checks who is acting on a complaint, so the timeline never records a
+// name that is no one: an owner id from the roster, or a system actor — a
+// name with a source prefix ("cli:alice", "slack:U024BE7LH"), "api" or "cli".
+// Empty means "api".
+func (r *Router) actor(actor string) (string, error) {
+	actor = actorOrDefault(actor)
+	if _, ok := r.dir.Owner(actor); ok || actor == "api" || actor == "cli" || actor == ActorRouter || strings.Contains(actor, ":") {
+		return actor, nil
+	}
+	ids := make([]string, 0, 8)
+	for _, o := range r.dir.Owners() {
+		ids = append(ids, o.ID)
+	}
+	return "", invalid("actor", "unknown owner %q (known: %s); act as an owner id, or leave it empty", actor, strings.Join(ids, ", "))
 }
 
 func actorOrDefault(actor string) string {

@@ -258,19 +258,19 @@ func TestCloseAndReassignAreAuditedAndGuarded(t *testing.T) {
 	out := d.route(d.msg("jane@example.com", "Broken blender"))
 	id := out.ComplaintID
 
-	if _, err := d.router.Reassign(ctx, id, "lead", "bas", ""); !isField(err, "reason") {
+	if _, err := d.router.Reassign(ctx, id, "api", "bas", ""); !isField(err, "reason") {
 		t.Errorf("reassign without reason: %v, want a validation error on reason", err)
 	}
-	if _, err := d.router.Reassign(ctx, id, "lead", "nobody", "x"); !isField(err, "owner") {
+	if _, err := d.router.Reassign(ctx, id, "api", "nobody", "x"); !isField(err, "owner") {
 		t.Errorf("reassign to unknown owner: %v, want a validation error on owner", err)
 	}
-	if _, err := d.router.Reassign(ctx, id, "lead", "emma", "x"); !isField(err, "owner") {
+	if _, err := d.router.Reassign(ctx, id, "api", "emma", "x"); !isField(err, "owner") {
 		t.Errorf("reassign to inactive owner: %v, want a validation error on owner", err)
 	}
-	if _, err := d.router.Reassign(ctx, id, "lead", out.Owner, "x"); !errors.Is(err, router.ErrInvalidState) {
+	if _, err := d.router.Reassign(ctx, id, "api", out.Owner, "x"); !errors.Is(err, router.ErrInvalidState) {
 		t.Errorf("reassign to current owner: %v, want ErrInvalidState", err)
 	}
-	c, err := d.router.Reassign(ctx, id, "lead", "chloe", "customer asked for an English speaker")
+	c, err := d.router.Reassign(ctx, id, "api", "chloe", "customer asked for an English speaker")
 	if err != nil || c.Owner != "chloe" {
 		t.Fatalf("reassign: %v, owner %s", err, c.Owner)
 	}
@@ -286,7 +286,7 @@ func TestCloseAndReassignAreAuditedAndGuarded(t *testing.T) {
 	if _, err := d.router.Close(ctx, id, "chloe", "Again", ""); !errors.Is(err, router.ErrInvalidState) {
 		t.Errorf("second close: %v, want ErrInvalidState", err)
 	}
-	if _, err := d.router.Reassign(ctx, id, "lead", "anna", "x"); !errors.Is(err, router.ErrInvalidState) {
+	if _, err := d.router.Reassign(ctx, id, "api", "anna", "x"); !errors.Is(err, router.ErrInvalidState) {
 		t.Errorf("reassigning a closed complaint: %v, want ErrInvalidState", err)
 	}
 	c, tl := d.complaint(id)
@@ -294,14 +294,47 @@ func TestCloseAndReassignAreAuditedAndGuarded(t *testing.T) {
 		t.Errorf("closed complaint = %+v, chloe load %d", c, d.load("chloe"))
 	}
 	re := events(tl, router.EventReassigned)
-	if len(re) != 1 || re[0].Actor != "lead" || re[0].PreviousOwner != out.Owner || re[0].Reason == "" {
+	if len(re) != 1 || re[0].Actor != "api" || re[0].PreviousOwner != out.Owner || re[0].Reason == "" {
 		t.Errorf("reassigned events = %+v, want one with actor, previous owner and reason", re)
 	}
 	if cl := events(tl, router.EventClosed); len(cl) != 1 || cl[0].Details["category"] != "product-quality" {
 		t.Errorf("closed events = %+v", cl)
 	}
-	if _, err := d.router.Close(ctx, "C-404", "x", "y", ""); !errors.Is(err, router.ErrNotFound) {
+	if _, err := d.router.Close(ctx, "C-404", "anna", "y", ""); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("close unknown: %v, want ErrNotFound", err)
+	}
+}
+
+// The timeline must never record an actor who is no one, and a reply must
+// never be signed by someone other than who the timeline says wrote it.
+func TestActorMustBeAnOwnerOrASystemActor(t *testing.T) {
+	ctx := context.Background()
+	d := newDeskWith(t, byEmail{})
+	id := d.route(d.msg("klant@voorbeeld.nl", "Broken lid.")).ComplaintID
+	before := len(d.outbox())
+	steps := map[string]func(actor string) error{
+		"reply":       func(a string) error { _, err := d.router.Reply(ctx, id, a, "On its way."); return err },
+		"acknowledge": func(a string) error { _, err := d.router.Acknowledge(ctx, id, a); return err },
+		"note":        func(a string) error { _, err := d.router.AddNote(ctx, id, a, "Called.", ""); return err },
+		"promise": func(a string) error {
+			_, err := d.router.Promise(ctx, id, a, d.clock.Now().Add(time.Hour), "Call back", false)
+			return err
+		},
+		"close":    func(a string) error { _, err := d.router.Close(ctx, id, a, "Replaced", ""); return err },
+		"reassign": func(a string) error { _, err := d.router.Reassign(ctx, id, a, "bas", "Dutch speaker"); return err },
+	}
+	for name, step := range steps {
+		if err := step("zed"); !isField(err, "actor") {
+			t.Errorf("%s as unknown actor zed: %v, want an actor error", name, err)
+		}
+	}
+	if len(d.outbox()) != before {
+		t.Error("a refused step must queue nothing")
+	}
+	for _, actor := range []string{"", "api", "cli", "cli:alice", "slack:U024BE7LH", "bas"} {
+		if _, err := d.router.AddNote(ctx, id, actor, "Called.", ""); err != nil {
+			t.Errorf("note as %q: %v, want accepted", actor, err)
+		}
 	}
 }
 

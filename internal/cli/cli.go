@@ -166,13 +166,14 @@ var commands = map[string]map[string]command{
 			},
 		},
 		"close": {
-			usage: "forgetmenot complaints close ID --resolution TEXT [--category C] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer.", positional: "ID",
+			usage: "forgetmenot complaints close ID --resolution TEXT [--category C] [--as OWNER] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer.", positional: "ID",
 			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
 				resolution := fs.String("resolution", "", "how the complaint was resolved (required)")
 				category := fs.String("category", "", "root-cause category, e.g. shipping-damage")
+				as := fs.String("as", "", "the owner id closing it (recorded on the timeline)")
 				return func(ctx context.Context, c *client, id string, out *output) error {
 					var res router.Complaint
-					req := api.CloseRequest{Resolution: *resolution, Category: *category, Actor: actor()}
+					req := api.CloseRequest{Resolution: *resolution, Category: *category, Actor: actorOr(*as)}
 					if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/close", nil, req, &res); err != nil {
 						return err
 					}
@@ -181,13 +182,14 @@ var commands = map[string]map[string]command{
 			},
 		},
 		"reassign": {
-			usage: "forgetmenot complaints reassign ID --to OWNER --reason TEXT [--json]\n\nGives an open complaint to another owner. Rare and audited: the reason is required.", positional: "ID",
+			usage: "forgetmenot complaints reassign ID --to OWNER --reason TEXT [--as OWNER] [--json]\n\nGives an open complaint to another owner. Rare and audited: the reason is required.", positional: "ID",
 			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
 				to := fs.String("to", "", "the new owner's id (required)")
 				reason := fs.String("reason", "", "why the owner changes (required)")
+				as := fs.String("as", "", "the owner id (a lead) reassigning it (recorded on the timeline)")
 				return func(ctx context.Context, c *client, id string, out *output) error {
 					var res router.Complaint
-					req := api.ReassignRequest{Owner: *to, Reason: *reason, Actor: actor()}
+					req := api.ReassignRequest{Owner: *to, Reason: *reason, Actor: actorOr(*as)}
 					if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/reassign", nil, req, &res); err != nil {
 						return err
 					}
@@ -359,7 +361,11 @@ func newFlagSet(name, usage string, stdout io.Writer) *flag.FlagSet {
 		fs.VisitAll(func(*flag.Flag) { any = true })
 		if any {
 			fmt.Fprintln(stdout, "\nFlags:")
+			// All of the help on one stream, so `--help | less` shows it whole.
+			out := fs.Output()
+			fs.SetOutput(stdout)
 			fs.PrintDefaults()
+			fs.SetOutput(out)
 		}
 	}
 	return fs
@@ -471,6 +477,27 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 	if c.FollowUpOf != "" {
 		fmt.Fprintf(w, "Follows:   %s\n", c.FollowUpOf)
 	}
+	if c.Priority != "" {
+		fmt.Fprintf(w, "Priority:  %s\n", c.Priority)
+	}
+	stamp := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") }
+	if c.Status == router.StatusOpen {
+		switch {
+		case !c.FirstResponseAt.IsZero():
+			fmt.Fprintf(w, "Answered:  %s\n", stamp(c.FirstResponseAt))
+		case !c.RespondBy.IsZero():
+			fmt.Fprintf(w, "Respond by: %s\n", stamp(c.RespondBy))
+		}
+		if !c.ResolveBy.IsZero() {
+			fmt.Fprintf(w, "Resolve by: %s\n", stamp(c.ResolveBy))
+		}
+		if !c.PromisedBy.IsZero() {
+			fmt.Fprintf(w, "Promised:  by %s — %s\n", stamp(c.PromisedBy), c.PromiseNote)
+		}
+		if !c.WaitingSince.IsZero() {
+			fmt.Fprintf(w, "Waiting on the customer since %s\n", stamp(c.WaitingSince))
+		}
+	}
 	if c.Status == router.StatusClosed {
 		fmt.Fprintf(w, "Closed:    %s — %s", c.ClosedAt.Local().Format("2006-01-02 15:04:05"), c.Resolution)
 		if c.Category != "" {
@@ -492,17 +519,8 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 				fmt.Fprintf(w, "      %s\n", line)
 			}
 		case e.Event != nil:
+			fmt.Fprintf(w, "  %s  %s\n", at, eventLine(e.Event))
 			ev := e.Event
-			line := fmt.Sprintf("  %s  %s by %s", at, ev.Type, ev.Actor)
-			if ev.PreviousOwner != "" {
-				line += fmt.Sprintf(": %s → %s", ev.PreviousOwner, ev.Owner)
-			} else if ev.Owner != "" && ev.Type != router.EventClosed {
-				line += " → " + ev.Owner
-			}
-			if ev.Reason != "" {
-				line += " — " + ev.Reason
-			}
-			fmt.Fprintln(w, line)
 			for _, l := range strings.Split(ev.Text, "\n") {
 				if ev.Text != "" {
 					fmt.Fprintf(w, "      %s\n", l)
@@ -510,6 +528,51 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 			}
 		}
 	}
+}
+
+// eventLine says in words what an event on the timeline was.
+func eventLine(ev *router.Event) string {
+	d := ev.Details
+	switch ev.Type {
+	case router.EventSent:
+		if d["via"] == "" { // held back before it was queued
+			return fmt.Sprintf("%s not sent — %s", d["kind"], strings.TrimPrefix(ev.Reason, d["kind"]+" "))
+		}
+		if ev.Reason != "" {
+			return fmt.Sprintf("%s not sent via %s — %s", d["kind"], d["via"], strings.TrimPrefix(ev.Reason, "not sent: "))
+		}
+		line := fmt.Sprintf("%s sent to the customer via %s", d["kind"], d["via"])
+		if d["ref"] != "" {
+			line += " (" + d["ref"] + ")"
+		}
+		return line
+	case router.EventDeliveryFailed:
+		return "NOT DELIVERED — " + ev.Reason
+	case router.EventPromised:
+		line := fmt.Sprintf("promised by %s: follow-up by %s", ev.Actor, d["by"])
+		if d["via"] != "" {
+			line += ", told to the customer via " + d["via"]
+		}
+		return line
+	case router.EventReplied:
+		return fmt.Sprintf("replied by %s via %s", ev.Actor, d["via"])
+	case router.EventClosed:
+		line := fmt.Sprintf("closed by %s — %s", ev.Actor, ev.Reason)
+		if d["category"] != "" {
+			line += " [" + d["category"] + "]"
+		}
+		return line
+	}
+	line := fmt.Sprintf("%s by %s", ev.Type, ev.Actor)
+	if ev.PreviousOwner != "" {
+		line += fmt.Sprintf(": %s → %s", ev.PreviousOwner, ev.Owner)
+	} else if ev.Owner != "" {
+		line += " → " + ev.Owner
+	}
+	if ev.Reason != "" {
+		line += " — " + ev.Reason
+	}
+	return line
 }
 
 func printOwners(w io.Writer, owners []router.OwnerStatus) {

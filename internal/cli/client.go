@@ -69,7 +69,13 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	if resp.StatusCode >= 300 {
 		e := &apiError{status: resp.StatusCode}
-		if json.Unmarshal(raw, &e.body) != nil || e.body.Error == "" {
+		switch {
+		case json.Unmarshal(raw, &e.body) == nil && e.body.Error != "":
+		case resp.StatusCode == http.StatusNotFound:
+			// Not our JSON 404 (unknown complaint, …) but the router's: the
+			// endpoint itself is missing.
+			e.body.Error = fmt.Sprintf("the daemon does not serve %s %s: that feature is not configured on it, or it is older than this CLI", method, path)
+		default:
 			e.body.Error = http.StatusText(resp.StatusCode)
 		}
 		return e

@@ -2,9 +2,11 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -21,7 +23,12 @@ func init() {
 				limit := fs.Int("limit", 50, "at most this many")
 				return func(ctx context.Context, c *client, _ string, out *output) error {
 					var res daemon.QuarantineList
-					if err := c.do(ctx, "GET", "/v1/email/quarantine", url.Values{"limit": {strconv.Itoa(*limit)}}, nil, &res); err != nil {
+					err := c.do(ctx, "GET", "/v1/email/quarantine", url.Values{"limit": {strconv.Itoa(*limit)}}, nil, &res)
+					var ae *apiError
+					if errors.As(err, &ae) && ae.status == http.StatusNotFound {
+						return fmt.Errorf("e-mail intake is not configured on this daemon (set FORGETMENOT_MAILBOXES_FILE), so nothing is quarantined")
+					}
+					if err != nil {
 						return err
 					}
 					return out.print(res, func(w io.Writer) { printQuarantine(w, res) })
