@@ -180,35 +180,57 @@ func (a *acct) back(w http.ResponseWriter, r *http.Request) {
 
 // csat records a one-click satisfaction answer and thanks the customer. A
 // repeated click changes nothing; a different answer replaces the first.
+// csat serves the customers' one-click satisfaction links. A GET only shows
+// a page that submits the answer itself (a POST to the same signed URL):
+// mail security scanners fetch every link in a mail, and must not answer
+// five times for the customer; a person's click still needs nothing more.
 func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	page := func(status int, title, body string) {
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>%s</title><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>%s</h1>%s</body></html>\n",
+			html.EscapeString(title), html.EscapeString(title), body)
+	}
+	para := func(text string) string { return "<p>" + html.EscapeString(text) + "</p>" }
 	score, err := strconv.Atoi(r.PathValue("score"))
 	if err != nil {
 		score = 0
 	}
-	_, err = a.svc.RecordCSAT(r.Context(), r.PathValue("id"), score, r.URL.Query().Get("sig"))
-	page := func(status int, title, text string) {
-		w.WriteHeader(status)
-		fmt.Fprintf(w, "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>%s</title><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>%s</h1><p>%s</p></body></html>\n",
-			html.EscapeString(title), html.EscapeString(title), html.EscapeString(text))
+	if r.Method == http.MethodGet {
+		label := ""
+		for _, s := range router.CSATScores {
+			if s.Score == score {
+				label = s.Label
+			}
+		}
+		if label == "" {
+			page(http.StatusBadRequest, "This link is not valid", para("Please use the link from our message exactly as it was sent."))
+			return
+		}
+		page(http.StatusOK, "Your answer: "+label,
+			`<form id="answer" method="post" action="`+html.EscapeString(r.URL.RequestURI())+`"><button type="submit">Record my answer</button></form>`+
+				`<script>document.getElementById("answer").submit()</script>`)
+		return
 	}
+	_, err = a.svc.RecordCSAT(r.Context(), r.PathValue("id"), score, r.URL.Query().Get("sig"))
 	if err != nil {
 		var v *router.ValidationError
 		if errors.As(err, &v) {
-			page(http.StatusBadRequest, "This link is not valid", "Please use the link from our message exactly as it was sent.")
+			page(http.StatusBadRequest, "This link is not valid", para("Please use the link from our message exactly as it was sent."))
 			return
 		}
 		if errors.Is(err, router.ErrNotFound) {
-			page(http.StatusNotFound, "Not found", "We could not find this complaint.")
+			page(http.StatusNotFound, "Not found", para("We could not find this complaint."))
 			return
 		}
 		a.s.log.Error("api: recording a satisfaction answer failed", "err", err)
-		page(http.StatusServiceUnavailable, "Please try again", "We could not record your answer just now; please click the link again in a minute.")
+		page(http.StatusServiceUnavailable, "Please try again", para("We could not record your answer just now; please click the link again in a minute."))
 		return
 	}
-	page(http.StatusOK, "Thank you", "Your answer has been recorded. Thank you for letting us know.")
+	page(http.StatusOK, "Thank you", para("Your answer has been recorded. Thank you for letting us know."))
 }
 
 // WriteReportText renders the report for people.

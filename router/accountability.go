@@ -222,7 +222,10 @@ func (r *Router) resume(c *Complaint, now time.Time, why string) *Event {
 	waited := cal.Between(c.WaitingSince, now)
 	ev := &Event{Type: EventResumed, Actor: ActorRouter, Owner: c.Owner,
 		Reason: fmt.Sprintf("%s after %s of working time; the resolution clock runs again", why, roundDuration(waited))}
-	if !c.ResolveBy.IsZero() && !c.breached(BreachResolution) {
+	// Re-arm unless the deadline had already passed when the wait began (its
+	// breach fired then). Not "never breached": a reopened complaint keeps
+	// its old breaches but has a fresh deadline.
+	if !c.ResolveBy.IsZero() && c.WaitingSince.Before(c.ResolveBy) {
 		c.ResolveBy = cal.Add(c.ResolveBy, waited).UTC()
 		r.setClock(c, clockResolve, now, c.ResolveBy, now)
 		ev.Details = map[string]string{"resolve_by": c.ResolveBy.Format(time.RFC3339)}

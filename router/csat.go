@@ -56,21 +56,37 @@ func (c *CSAT) Link(complaintID string, score int) string {
 }
 
 // csatQuestion is the question queued with the close, when CSAT is on and
-// the customer can be written to.
-func (r *Router) csatQuestion(c Complaint, now time.Time) []CustomerMessage {
+// the customer can be written to. tl places it in the customer's
+// conversation, like a reply.
+func (r *Router) csatQuestion(c Complaint, tl []Entry, now time.Time) []CustomerMessage {
 	if r.csat == nil || r.reachability == nil {
 		return nil
 	}
 	if _, err := r.reachability.Reach(c); err != nil {
 		return nil
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "Your complaint %s is resolved. How satisfied are you with how we handled it? One click answers:\n\n", c.ID)
-	for _, s := range CSATScores {
-		fmt.Fprintf(&b, "%d - %s: %s\n", s.Score, s.Label, r.csat.Link(c.ID, s.Score))
+	words := csatWords["en"]
+	if w, ok := csatWords[c.Language]; ok {
+		words = w
 	}
-	m := r.customerMessage(ToCustomerCSAT, c, nil, ActorRouter, strings.TrimSpace(b.String()), now)
+	var b strings.Builder
+	fmt.Fprintf(&b, words.question+"\n\n", c.ID)
+	for i, s := range CSATScores {
+		fmt.Fprintf(&b, "%d - %s: %s\n", s.Score, words.labels[i], r.csat.Link(c.ID, s.Score))
+	}
+	m := r.customerMessage(ToCustomerCSAT, c, tl, ActorRouter, strings.TrimSpace(b.String()), now)
 	return []CustomerMessage{m}
+}
+
+// csatWords words the question per language, labels in CSATScores' order.
+var csatWords = map[string]struct {
+	question string
+	labels   [5]string
+}{
+	"en": {"Your complaint %s is resolved. How satisfied are you with how we handled it? One click answers:",
+		[5]string{"Very satisfied", "Satisfied", "Neutral", "Dissatisfied", "Very dissatisfied"}},
+	"nl": {"Uw klacht %s is afgehandeld. Hoe tevreden bent u over hoe wij die hebben behandeld? Eén klik is genoeg:",
+		[5]string{"Zeer tevreden", "Tevreden", "Neutraal", "Ontevreden", "Zeer ontevreden"}},
 }
 
 // RecordCSAT records the customer's answer from a signed link. The same

@@ -32,7 +32,7 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 	if err != nil {
 		return Complaint{}, err
 	}
-	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
+	return r.updateWithTimeline(ctx, id, func(c Complaint, tl []Entry, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is already closed: %w", id, ErrInvalidState)
 		}
@@ -53,7 +53,7 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 		}
 		ch.Entries = append(ch.Entries, Entry{At: now, Event: &ev})
 		ch.Notifications = []Notification{notification(NotifyClosed, ch.After, c.Owner, now, &ev, nil)}
-		ch.CustomerMessages = r.csatQuestion(ch.After, now)
+		ch.CustomerMessages = r.csatQuestion(ch.After, tl, now)
 		return ch, nil
 	})
 }

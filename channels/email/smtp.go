@@ -222,6 +222,11 @@ func (s *Sender) compose(m router.CustomerMessage, to, id string) ([]byte, error
 		h.Set("Auto-Submitted", "auto-replied")
 		h.Set("X-Auto-Response-Suppress", "All")
 	}
+	if m.Kind == router.ToCustomerCSAT {
+		// Automatic too, but not an answer to the customer's mail.
+		h.Set("Auto-Submitted", "auto-generated")
+		h.Set("X-Auto-Response-Suppress", "All")
+	}
 	h.Set("Content-Language", lang)
 	h.Set("X-Forgetmenot-Complaint", m.Complaint.ID)
 	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
@@ -339,7 +344,7 @@ var templateFuncs = template.FuncMap{
 	"date": func(t time.Time, layout string) string { return t.Format(layout) },
 }
 
-var templateKinds = []router.CustomerMessageKind{router.ToCustomerAcknowledgement, router.ToCustomerReply, router.ToCustomerPromise}
+var templateKinds = []router.CustomerMessageKind{router.ToCustomerAcknowledgement, router.ToCustomerReply, router.ToCustomerPromise, router.ToCustomerCSAT}
 
 // LoadTemplates reads every template in dir; fallback ("en") is the language
 // used when the customer's has no templates, and must be complete.

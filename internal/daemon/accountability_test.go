@@ -138,13 +138,31 @@ func TestAccountabilityAPI(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, page := get(u.RequestURI()); code != 200 || !strings.Contains(page, "Thank you") {
+	post := func(path string) (int, string) {
+		resp, err := http.Post(r.base+path, "application/x-www-form-urlencoded", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	// A mail scanner fetching the link records nothing; the page it gets
+	// submits the answer itself in a person's browser.
+	if code, page := get(u.RequestURI()); code != 200 || !strings.Contains(page, `method="post"`) || !strings.Contains(page, "Satisfied") {
 		t.Fatalf("csat link: %d %s", code, page)
 	}
-	if code, _ := get(u.RequestURI()); code != 200 { // a second click is fine and changes nothing
+	_, detail = r.call("GET", "/v1/complaints/"+id, nil, token)
+	if c := detail["complaint"].(map[string]any); c["csat"] != nil && c["csat"] != 0.0 {
+		t.Fatalf("fetching the link recorded csat = %v; only the submitted answer may", c["csat"])
+	}
+	if code, page := post(u.RequestURI()); code != 200 || !strings.Contains(page, "Thank you") {
+		t.Fatalf("csat answer: %d %s", code, page)
+	}
+	if code, _ := post(u.RequestURI()); code != 200 { // a second click is fine and changes nothing
 		t.Fatalf("second click: %d", code)
 	}
-	if code, _ := get(strings.Replace(u.RequestURI(), "/4?", "/5?", 1)); code != 400 {
+	if code, _ := post(strings.Replace(u.RequestURI(), "/4?", "/5?", 1)); code != 400 {
 		t.Fatalf("a link with its score changed must be refused: %d", code)
 	}
 	_, detail = r.call("GET", "/v1/complaints/"+id, nil, token)

@@ -46,6 +46,7 @@ func startWithEmail(t *testing.T) (*running, *emailtest.IMAP, *emailtest.SMTP) {
 		c.SMTPUsername, c.SMTPPassword = "mailer", "s3cret"
 		c.SMTPFrom = "Klantenservice <support@winkel.example>"
 		c.EmailPlusAddressing = true
+		c.PublicURL, c.CSATSecret = "https://support.winkel.example", "csat-secret-for-the-tests"
 		c.EmailTemplates = "../../configs/email-templates"
 	})
 	return r, imapSrv, smtpSrv
@@ -194,6 +195,27 @@ func TestEmailEndToEnd(t *testing.T) {
 	_, tl := r.complaint(piet["id"].(string))
 	if !strings.Contains(fmt.Sprint(tl), "belongs to another customer") {
 		t.Errorf("the stranger's complaint must record why it did not thread: %v", tl)
+	}
+
+	// Closing asks the customer, by e-mail in their language, how satisfied
+	// they are: the question really arrives, it does not fail as undeliverable.
+	if code, out := r.call("POST", "/v1/complaints/"+id+"/close", map[string]string{"resolution": "Pakket bezorgd", "actor": owner}, emailToken); code != 200 {
+		t.Fatalf("close: %d %v", code, out)
+	}
+	testkit.WaitFor(t, "the satisfaction question", func() bool { return len(smtpSrv.To("jan@voorbeeld.nl")) == 3 })
+	csatHeader, csatBody := headerOf(t, smtpSrv.To("jan@voorbeeld.nl")[2].Data)
+	if !strings.Contains(csatBody, "Zeer tevreden: https://support.winkel.example/v1/csat/"+id+"/5?sig=") || csatHeader.Get("Auto-Submitted") != "auto-generated" {
+		t.Errorf("satisfaction question: Auto-Submitted %q, body:\n%s", csatHeader.Get("Auto-Submitted"), csatBody)
+	}
+	if irt, _ := csatHeader.MsgIDList("In-Reply-To"); len(irt) != 1 {
+		t.Errorf("the satisfaction question must thread into the customer's conversation: In-Reply-To %v", irt)
+	}
+	testkit.WaitFor(t, "the question recorded as sent", func() bool {
+		_, tl := r.complaint(id)
+		return strings.Contains(fmt.Sprint(tl), "kind:csat")
+	})
+	if _, tl := r.complaint(id); strings.Contains(fmt.Sprint(tl), "delivery_failed") {
+		t.Errorf("a delivery failed: %v", tl)
 	}
 
 	code, q := r.call("GET", "/v1/email/quarantine", nil, emailToken)
