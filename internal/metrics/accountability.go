@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
@@ -16,16 +17,32 @@ var (
 )
 
 // WatchAccountability adds gauges read from the open complaints at scrape
-// time: open and overdue per owner (every roster owner, zero included, so
+// time, at most every 30 seconds: open and overdue per owner (every roster owner, zero included, so
 // alerts see a value), promises pending and broken.
 func (m *Metrics) WatchAccountability(open func(context.Context) ([]router.Complaint, error), owners []string, now func() time.Time) {
 	m.Registry.MustRegister(&accountabilityCollector{open: open, owners: owners, now: now})
 }
 
+// accountabilityRefresh bounds how often a scrape reads every open
+// complaint: with many open complaints, several scrapers and replicas, a
+// read per scrape would load Redis and the daemon for figures that move
+// slowly anyway.
+const accountabilityRefresh = 30 * time.Second
+
 type accountabilityCollector struct {
 	open   func(context.Context) ([]router.Complaint, error)
 	owners []string
 	now    func() time.Time
+
+	mu       sync.Mutex
+	readAt   time.Time
+	figures  accountabilityFigures
+	hasFresh bool
+}
+
+type accountabilityFigures struct {
+	open, overdue   map[string]int
+	pending, broken int
 }
 
 func (a *accountabilityCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -35,11 +52,30 @@ func (a *accountabilityCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (a *accountabilityCollector) Collect(ch chan<- prometheus.Metric) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.hasFresh || time.Since(a.readAt) >= accountabilityRefresh {
+		f, err := a.read()
+		if err != nil {
+			return // forgetmenot_redis_up reports the outage
+		}
+		a.figures, a.readAt, a.hasFresh = f, time.Now(), true
+	}
+	f := a.figures
+	for o, n := range f.open {
+		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(n), o)
+		ch <- prometheus.MustNewConstMetric(overdueDesc, prometheus.GaugeValue, float64(f.overdue[o]), o)
+	}
+	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(f.pending))
+	ch <- prometheus.MustNewConstMetric(brokenDesc, prometheus.GaugeValue, float64(f.broken))
+}
+
+func (a *accountabilityCollector) read() (accountabilityFigures, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	cs, err := a.open(ctx)
 	if err != nil {
-		return // forgetmenot_redis_up reports the outage
+		return accountabilityFigures{}, err
 	}
 	open, overdue := map[string]int{}, map[string]int{}
 	for _, o := range a.owners {
@@ -57,10 +93,5 @@ func (a *accountabilityCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		broken += c.PromisesBroken
 	}
-	for o, n := range open {
-		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(n), o)
-		ch <- prometheus.MustNewConstMetric(overdueDesc, prometheus.GaugeValue, float64(overdue[o]), o)
-	}
-	ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending))
-	ch <- prometheus.MustNewConstMetric(brokenDesc, prometheus.GaugeValue, float64(broken))
+	return accountabilityFigures{open: open, overdue: overdue, pending: pending, broken: broken}, nil
 }
