@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -87,7 +88,7 @@ func LoadMailboxes(path string, dir router.Directory) ([]Mailbox, error) {
 			return nil, errAt(line, "%s: port %d is not a port", who, m.Port)
 		case m.MaxSizeMB < 0:
 			return nil, errAt(line, "%s: max_size_mb must not be negative", who)
-		case m.Address != "" && !validEmail(m.Address):
+		case m.Address != "" && !mailaddr.Valid(m.Address):
 			return nil, errAt(line, "%s: address %q is not a valid e-mail address", who, m.Address)
 		case m.DefaultTeam == "":
 			return nil, errAt(line, "%s: default_team is required: the team for mail no routing rule claims", who)

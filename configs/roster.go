@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net/mail"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 
+	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
 	"go.yaml.in/yaml/v3"
 )
@@ -165,7 +165,7 @@ func LoadRoster(path string) (*router.Roster, error) {
 			return nil, errAt(line, "%s is declared twice (first on line %d)", who, ownerLine[o.ID])
 		case strings.TrimSpace(o.Name) == "":
 			return nil, errAt(line, "%s: name is required", who)
-		case !validEmail(o.Email):
+		case !mailaddr.Valid(o.Email):
 			return nil, errAt(line, "%s: email %q is not a valid address", who, o.Email)
 		case o.SlackUserID != "" && !slackUserID.MatchString(o.SlackUserID):
 			return nil, errAt(line, "%s: slack_user_id %q is not a Slack user id (like U012AB3CD)", who, o.SlackUserID)
@@ -205,9 +205,4 @@ func LoadRoster(path string) (*router.Roster, error) {
 		return nil, &fileError{path: path, msg: err.Error()}
 	}
 	return roster, nil
-}
-
-func validEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s
 }

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/mail"
 	"regexp"
 	"strings"
 	"sync"
@@ -29,6 +28,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -313,7 +313,7 @@ func (s *Server) message(ctx context.Context, c *client, f inFrame) outFrame {
 		return fail("bad_frame", "the text is not valid UTF-8")
 	case len(name) > maxNameLen:
 		return fail("bad_name", "the name is longer than %d bytes", maxNameLen)
-	case email != "" && !validEmail(email):
+	case email != "" && !mailaddr.Valid(email):
 		return fail("bad_email", "%q is not an e-mail address", email)
 	}
 	for _, lim := range []struct {
@@ -361,11 +361,6 @@ func subject(text string) string {
 		line = strings.TrimSpace(string(r[:60])) + "…"
 	}
 	return "Chat: " + line
-}
-
-func validEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s
 }
 
 func (c *client) send(f outFrame) {

@@ -202,7 +202,9 @@ func (s *Sender) compose(m router.CustomerMessage, to, id string) ([]byte, error
 			refs = append(refs, rest)
 		}
 	}
-	if m.InReplyTo != nil {
+	// Only an e-mail's Message-ID is one: other channels' metadata is theirs
+	// (a webhook's is free-form, and may hold anything, line breaks too).
+	if m.InReplyTo != nil && m.InReplyTo.Channel == router.ChannelEmail {
 		if irt := m.InReplyTo.Metadata[MetaMessageID]; irt != "" {
 			h.SetMsgIDList("In-Reply-To", []string{irt})
 			if len(refs) == 0 || refs[len(refs)-1] != irt {

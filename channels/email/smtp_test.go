@@ -221,3 +221,33 @@ func TestPromiseAndReplyWording(t *testing.T) {
 		t.Errorf("promise:\n%s", body)
 	}
 }
+
+// TestAcknowledgementOfAWebhookComplaintIgnoresItsMetadata: a complaint that
+// came in by webhook and is acknowledged by e-mail does not thread under its
+// free-form metadata; a message_id there with a line break neither injects a
+// header nor makes the mail undeliverable.
+func TestAcknowledgementOfAWebhookComplaintIgnoresItsMetadata(t *testing.T) {
+	srv := emailtest.StartSMTP(t, map[string]string{"mailer": "s3cret"})
+	s := newSender(t, srv, newWorld(t))
+	m := ack("C-88", "en")
+	m.InReplyTo = &router.Message{
+		ID: "M-9", Channel: router.ChannelWebhook, SourceID: "order-123",
+		Customer:   router.Customer{Name: "Jan de Boer", Email: "jan@voorbeeld.nl"},
+		ThreadKeys: []string{"webhook:order-123"},
+		Metadata:   map[string]string{email.MetaMessageID: "bad\r\nX: y"},
+	}
+	m.References = m.InReplyTo.ThreadKeys
+	if _, err := s.Send(context.Background(), m); err != nil {
+		t.Fatalf("acknowledgement not sent: %v", err)
+	}
+	got := srv.To("jan@voorbeeld.nl")
+	if len(got) != 1 {
+		t.Fatalf("%d mails to the customer, want 1", len(got))
+	}
+	h, _ := parseSent(t, got[0])
+	for _, k := range []string{"In-Reply-To", "References", "X"} {
+		if v := h.Get(k); v != "" {
+			t.Errorf("%s = %q, want none from the webhook's metadata or thread keys", k, v)
+		}
+	}
+}

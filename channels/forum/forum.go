@@ -323,7 +323,29 @@ func (h *Handler) postCreated(ctx context.Context, p Post) (Response, error) {
 		if err := h.cfg.State.Set(ctx, waitingKey(p.TopicID), string(raw), waitingTTL); err != nil {
 			return Response{}, err
 		}
-		return Response{Ignored: "first post kept until topic_created tells its tags"}, nil
+		// topic_created may have decided between our read and our write, and
+		// then found nothing waiting. Each handler writes its key before
+		// reading the other's, so reading the decision again here means
+		// whichever runs second sees the other; queuing the post twice is
+		// harmless (deduplicated on the post id).
+		decision, found, err := h.cfg.State.Get(ctx, topicKey(p.TopicID))
+		if err != nil {
+			return Response{}, err
+		}
+		if !found {
+			return Response{Ignored: "first post kept until topic_created tells its tags"}, nil
+		}
+		res := Response{Ignored: "topic is not in a complaint category and has no complaint tag"}
+		if decision == "yes" {
+			if res, err = h.enqueue(ctx, p); err != nil {
+				return Response{}, err
+			}
+		}
+		// Deleted only after the post is queued, as in topicCreated.
+		if err := h.cfg.State.Delete(ctx, waitingKey(p.TopicID)); err != nil {
+			h.log.Warn("forum: could not delete a handled waiting post", "topic", p.TopicID, "err", err)
+		}
+		return res, nil
 	}
 	return Response{Ignored: "topic is unknown (created before forgetmenot listened) and not in a complaint category"}, nil
 }

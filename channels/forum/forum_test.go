@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/forgetmenot/forgetmenot/channels/forum"
@@ -257,5 +258,66 @@ func TestRedisDownAnswers503NeverSuccess(t *testing.T) {
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("%s: status %d, want 503 with Retry-After so Discourse retries", ev[0], resp.StatusCode)
 		}
+	}
+}
+
+// racingState runs topic_created at the worst moment for post_created: after
+// post_created has read the topic decision (none yet) and before it writes the
+// waiting first post.
+type racingState struct {
+	forum.State
+	once      sync.Once
+	interpose func()
+}
+
+func (s *racingState) Get(ctx context.Context, k string) (string, bool, error) {
+	v, found, err := s.State.Get(ctx, k)
+	if k == "topic:4711" {
+		s.once.Do(s.interpose)
+	}
+	return v, found, err
+}
+
+func TestFirstPostIsQueuedWhenTopicCreatedRunsBetweenItsReadAndWrite(t *testing.T) {
+	// Every acknowledged message is stored: a tagged topic's first post that
+	// loses the race with topic_created is still queued exactly once (and the
+	// first post of a topic that is no complaint is not), and no waiting
+	// record is left behind to expire unseen.
+	for _, tc := range []struct {
+		name   string
+		tags   []string
+		queued int
+	}{
+		{"complaint tag", []string{"complaint"}, 1},
+		{"no complaint tag", []string{"warranty"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rdb, keys := testredis.Client(t)
+			store := queue.NewStore(rdb, keys, 0)
+			state := &racingState{State: store.State("forum")}
+			h := forum.New(forum.Config{Queue: store, State: state, Secret: secret, Filter: forum.Filter{Tags: tc.tags}})
+			deliver := func(event, fixtureName string) {
+				body := load(t, fixtureName)
+				req := httptest.NewRequest("POST", "/", bytes.NewReader(body))
+				req.Header.Set(forum.EventHeader, event)
+				req.Header.Set(forum.SignatureHeader, forum.Sign(body, secret))
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code/100 != 2 {
+					t.Errorf("%s: %d %s", event, rec.Code, rec.Body)
+				}
+			}
+			state.interpose = func() { deliver("topic_created", "topic_created.json") }
+			deliver("post_created", "post_created_first.json")
+
+			f := &fixture{t: t, rdb: rdb, keys: keys}
+			got := f.queued()
+			if len(got) != tc.queued || (len(got) == 1 && got[0].SourceID != "post:90211") {
+				t.Fatalf("queued %+v, want %d message(s) for the first post", got, tc.queued)
+			}
+			if v, found, err := state.Get(context.Background(), "waiting:4711"); err != nil || found {
+				t.Fatalf("waiting record %q found=%v err=%v, want none", v, found, err)
+			}
+		})
 	}
 }

@@ -13,12 +13,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/mail"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
+	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -186,7 +186,7 @@ func decode(raw []byte) (Request, string, error) {
 		{"body", strings.TrimSpace(req.Body) == "", "is required: the customer's words"},
 		{"subject", len(req.Subject) > maxSubjectLen, fmt.Sprintf("is longer than %d bytes", maxSubjectLen)},
 		{"subject", strings.ContainsAny(req.Subject, "\r\n"), "must be one line"},
-		{"customer.email", req.Customer.Email != "" && !validEmail(req.Customer.Email), "is not an e-mail address"},
+		{"customer.email", req.Customer.Email != "" && !mailaddr.Valid(req.Customer.Email), "is not an e-mail address"},
 		{"customer.name", len(req.Customer.Name) > maxNameLen, fmt.Sprintf("is longer than %d bytes", maxNameLen)},
 		{"customer.id", len(req.Customer.ID) > maxIDLen, fmt.Sprintf("is longer than %d bytes", maxIDLen)},
 		{"thread_key", len(req.ThreadKey) > maxIDLen, fmt.Sprintf("is longer than %d bytes", maxIDLen)},
@@ -219,11 +219,6 @@ func (req Request) message(now time.Time) router.Message {
 		msg.ThreadKeys = []string{"webhook:" + req.ThreadKey}
 	}
 	return msg
-}
-
-func validEmail(s string) bool {
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s
 }
 
 var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)

@@ -1,0 +1,31 @@
+package mailaddr_test
+
+import (
+	"testing"
+
+	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
+)
+
+// TestValid: only a bare address is valid; anything a mail header would need
+// to interpret (a name, brackets, line breaks) is refused.
+func TestValid(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want bool
+	}{
+		{"jan@voorbeeld.nl", true},
+		{"jan.de.boer+shop@sub.voorbeeld.nl", true},
+		{"", false},
+		{"jan", false},
+		{"jan@", false},
+		{"Jan <jan@voorbeeld.nl>", false},
+		{"<jan@voorbeeld.nl>", false},
+		{" jan@voorbeeld.nl", false},
+		{"jan@voorbeeld.nl\r\nBcc: x@y.z", false},
+		{"jan@voorbeeld.nl, piet@voorbeeld.nl", false},
+	} {
+		if got := mailaddr.Valid(tc.in); got != tc.want {
+			t.Errorf("Valid(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
