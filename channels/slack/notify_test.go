@@ -278,3 +278,30 @@ func (f *fixture) leadPosts() []testslack.Post {
 	}
 	return out
 }
+
+// What must hold: an alert about no one complaint (the complaint rate) still
+// reaches its recipient, as a DM of its own, once however often it is
+// delivered; it is not a permanent failure.
+func TestComplaintRateAlertIsADirectMessage(t *testing.T) {
+	f := newFixture(t)
+	ev := router.Event{Type: router.EventBreached, Actor: router.ActorRouter,
+		Reason:  "complaint rate 2026-W10: 12 complaints on 400 (3.00%) reached the threshold of 2.00%",
+		Details: map[string]string{"period": "2026-W10", "complaints": "12", "volume": "400"}}
+	n := router.Notification{ID: "complaint-rate:2026-W10:sanne", Kind: router.NotifyComplaintRate, Recipient: "sanne", At: time.Now(), Event: &ev}
+	for range 2 { // the delivery, and a redelivery after a crash
+		if err := f.slack.Notify(f.ctx, n); err != nil {
+			t.Fatalf("notify the complaint-rate alert: %v", err)
+		}
+	}
+	posts := f.ws.Posts("chat.postMessage")
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want exactly one alert: %+v", len(posts), posts)
+	}
+	p := posts[0]
+	if p.Channel != "D"+f.slackUserOf("sanne") || p.ThreadTS != "" {
+		t.Errorf("alert posted to %s (thread %q), want a top-level message in sanne's DM", p.Channel, p.ThreadTS)
+	}
+	if !blocksContain(p, "Complaint rate alert") || !blocksContain(p, "3.00%") {
+		t.Errorf("alert does not say what happened: %s", p.Blocks)
+	}
+}

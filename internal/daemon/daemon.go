@@ -377,6 +377,12 @@ func (d *Daemon) outboxDeadLetter(ctx context.Context, del *queue.Delivery, caus
 		return
 	}
 	n := out.Notification
+	if n.Complaint.ID == "" {
+		// About no one complaint (the complaint-rate alert): there is no
+		// timeline to record it on; the log and the dead letter are its record.
+		d.log.Error("alert moved to the dead letters", "notification", n.ID, "kind", n.Kind, "recipient", n.Recipient, "err", cause)
+		return
+	}
 	d.log.Error("notification moved to the dead letters", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "err", cause)
 	what := fmt.Sprintf("%s notification to %s", n.Kind, n.Recipient)
 	if err := d.router.RecordDeliveryFailure(ctx, n.Complaint.ID, what, cause); err != nil {
