@@ -2,11 +2,14 @@ package slack_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack"
+	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testslack"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -303,5 +306,39 @@ func TestComplaintRateAlertIsADirectMessage(t *testing.T) {
 	}
 	if !blocksContain(p, "Complaint rate alert") || !blocksContain(p, "3.00%") {
 		t.Errorf("alert does not say what happened: %s", p.Blocks)
+	}
+}
+
+// What must hold: a Slack that takes the request and never answers fails the
+// call (the outbox retries it later) instead of holding the worker forever.
+func TestUnansweredSlackCallFails(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(release) }) // runs first: lets the server close
+	f := newFixture(t, func(c *slack.Config) { c.APIURL, c.HTTPTimeout = hung.URL, 200*time.Millisecond })
+	f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "h1", Customer: mila, Body: "Where is my order?"})
+	ns := f.pending()
+	if len(ns) == 0 {
+		t.Fatal("no notification to deliver")
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.slack.Notify(context.Background(), ns[0]) }()
+	var err error
+	testkit.WaitFor(t, "Notify to give up on the silent Slack", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if err == nil || router.IsPermanent(err) {
+		t.Errorf("Notify against a silent Slack = %v, want an error the outbox retries", err)
 	}
 }
