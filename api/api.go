@@ -65,10 +65,7 @@ type Config struct {
 	// Checks report problems of components for /readyz details. A failing
 	// check does not make the daemon unready: it still takes in complaints.
 	Checks map[string]func(context.Context) error
-	// Closed and Reassigned are told about successful lifecycle changes (metrics).
-	OnClosed     func()
-	OnReassigned func()
-	Logger       *slog.Logger
+	Logger *slog.Logger
 }
 
 type server struct {
@@ -81,12 +78,6 @@ func New(cfg Config) http.Handler {
 	s := &server{cfg: cfg, log: cfg.Logger}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	if s.cfg.OnClosed == nil {
-		s.cfg.OnClosed = func() {}
-	}
-	if s.cfg.OnReassigned == nil {
-		s.cfg.OnReassigned = func() {}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +233,6 @@ func (s *server) close(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.cfg.OnClosed()
 	httpx.WriteJSON(w, http.StatusOK, c)
 }
 
@@ -263,7 +253,6 @@ func (s *server) reassign(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	s.cfg.OnReassigned()
 	httpx.WriteJSON(w, http.StatusOK, c)
 }
 

@@ -146,6 +146,11 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 		err = r.commit(ctx, ch)
 		switch {
 		case err == nil:
+			for _, e := range ch.Entries {
+				if e.Event != nil {
+					r.onEvent(e.Event.Type)
+				}
+			}
 			return ch.After, nil
 		case errors.Is(err, ErrDuplicate):
 			// The change carried a once key that was applied before: done.

@@ -35,9 +35,14 @@ type Config struct {
 	// also an AccountabilityStore.
 	Policy *Policy
 	// CSAT, when set, asks customers after the close how satisfied they are.
-	CSAT   *CSAT
-	Clock  func() time.Time
-	Logger *slog.Logger
+	CSAT *CSAT
+	// OnEvent, when set, is told the type of every event a lifecycle step
+	// (Close, Reassign, Acknowledge, …) committed, whoever asked for it (API,
+	// Slack, …): for metrics. Routing reports through its Outcome instead.
+	// It is called after the commit and must not block.
+	OnEvent func(EventType)
+	Clock   func() time.Time
+	Logger  *slog.Logger
 }
 
 // Router threads and assigns inbound messages and carries out the complaint
@@ -53,6 +58,7 @@ type Router struct {
 	acct         AccountabilityStore
 	csat         *CSAT
 	snapshot     atomic.Pointer[awaySnapshot]
+	onEvent      func(EventType)
 	clock        func() time.Time
 	log          *slog.Logger
 }
@@ -69,7 +75,7 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router: reopen window must not be negative")
 	}
 	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability,
-		policy: cfg.Policy, csat: cfg.CSAT, clock: cfg.Clock, log: cfg.Logger}
+		policy: cfg.Policy, csat: cfg.CSAT, onEvent: cfg.OnEvent, clock: cfg.Clock, log: cfg.Logger}
 	r.acct, _ = cfg.Store.(AccountabilityStore)
 	if r.policy == nil {
 		r.policy = &Policy{}
@@ -79,6 +85,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if r.clock == nil {
 		r.clock = time.Now
+	}
+	if r.onEvent == nil {
+		r.onEvent = func(EventType) {}
 	}
 	if r.log == nil {
 		r.log = slog.Default()

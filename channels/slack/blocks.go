@@ -384,6 +384,13 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 			lines = append(lines, q)
 		}
 		text = n.Complaint.ID + ": the customer was NOT reached"
+	case router.NotifyComplaintRate:
+		lines = append(lines, ":chart_with_upwards_trend: *Complaint rate alert*: "+escape(orDefault(ev.Reason, "the complaint rate reached its threshold")),
+			"_Complaints per period: `forgetmenot report`_")
+		text = "Complaint rate alert"
+		if p := ev.Details["period"]; p != "" {
+			text += " for " + p
+		}
 	default:
 		lines = append(lines, "*"+escape(string(n.Kind))+"*")
 		if ev.Reason != "" {

@@ -56,6 +56,15 @@ func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) erro
 		}
 		return s.classify(what, fmt.Errorf("users.lookupByEmail: %w", err))
 	}
+	if n.Complaint.ID == "" {
+		// About no one complaint (the complaint-rate alert): there is no
+		// thread to put it in, so it is a message of its own in the DM.
+		if err := s.postAlone(ctx, n, user); err != nil {
+			return s.classify(what, err)
+		}
+		s.health.ok(what)
+		return nil
+	}
 	c, tl, err := s.cfg.Complaints.Complaint(ctx, n.Complaint.ID)
 	if errors.Is(err, router.ErrNotFound) {
 		return router.Permanent(err)
@@ -170,6 +179,33 @@ func (s *Slack) postInThread(ctx context.Context, n router.Notification, th thre
 	blocks, text := eventBlocks(n, s.people.name)
 	_, ts, err := s.api.PostMessageContext(ctx, th.Channel,
 		slackgo.MsgOptionTS(th.TS), slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.State.Set(ctx, postedKey(n.ID), ts, postedTTL); err != nil {
+		return fmt.Errorf("slack: recording that %s was posted: %w", n.ID, err)
+	}
+	return nil
+}
+
+// postAlone posts n on its own in the recipient's DM, once: like a thread
+// reply, its timestamp is recorded under the notification id.
+func (s *Slack) postAlone(ctx context.Context, n router.Notification, user string) error {
+	if _, done, err := s.cfg.State.Get(ctx, postedKey(n.ID)); err != nil || done {
+		return err
+	}
+	ch, _, _, err := s.api.OpenConversationContext(ctx, &slackgo.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
+	if err != nil {
+		return fmt.Errorf("conversations.open: %w", err)
+	}
+	if ch == nil || ch.ID == "" {
+		return errors.New("conversations.open returned no channel")
+	}
+	if err := s.pace.wait(ctx, ch.ID); err != nil {
+		return err
+	}
+	blocks, text := eventBlocks(n, s.people.name)
+	_, ts, err := s.api.PostMessageContext(ctx, ch.ID, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
 	if err != nil {
 		return err
 	}

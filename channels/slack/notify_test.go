@@ -2,11 +2,14 @@ package slack_test
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack"
+	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testslack"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -277,4 +280,65 @@ func (f *fixture) leadPosts() []testslack.Post {
 		}
 	}
 	return out
+}
+
+// What must hold: an alert about no one complaint (the complaint rate) still
+// reaches its recipient, as a DM of its own, once however often it is
+// delivered; it is not a permanent failure.
+func TestComplaintRateAlertIsADirectMessage(t *testing.T) {
+	f := newFixture(t)
+	ev := router.Event{Type: router.EventBreached, Actor: router.ActorRouter,
+		Reason:  "complaint rate 2026-W10: 12 complaints on 400 (3.00%) reached the threshold of 2.00%",
+		Details: map[string]string{"period": "2026-W10", "complaints": "12", "volume": "400"}}
+	n := router.Notification{ID: "complaint-rate:2026-W10:sanne", Kind: router.NotifyComplaintRate, Recipient: "sanne", At: time.Now(), Event: &ev}
+	for range 2 { // the delivery, and a redelivery after a crash
+		if err := f.slack.Notify(f.ctx, n); err != nil {
+			t.Fatalf("notify the complaint-rate alert: %v", err)
+		}
+	}
+	posts := f.ws.Posts("chat.postMessage")
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want exactly one alert: %+v", len(posts), posts)
+	}
+	p := posts[0]
+	if p.Channel != "D"+f.slackUserOf("sanne") || p.ThreadTS != "" {
+		t.Errorf("alert posted to %s (thread %q), want a top-level message in sanne's DM", p.Channel, p.ThreadTS)
+	}
+	if !blocksContain(p, "Complaint rate alert") || !blocksContain(p, "3.00%") {
+		t.Errorf("alert does not say what happened: %s", p.Blocks)
+	}
+}
+
+// What must hold: a Slack that takes the request and never answers fails the
+// call (the outbox retries it later) instead of holding the worker forever.
+func TestUnansweredSlackCallFails(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(release) }) // runs first: lets the server close
+	f := newFixture(t, func(c *slack.Config) { c.APIURL, c.HTTPTimeout = hung.URL, 200*time.Millisecond })
+	f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "h1", Customer: mila, Body: "Where is my order?"})
+	ns := f.pending()
+	if len(ns) == 0 {
+		t.Fatal("no notification to deliver")
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.slack.Notify(context.Background(), ns[0]) }()
+	var err error
+	testkit.WaitFor(t, "Notify to give up on the silent Slack", func() bool {
+		select {
+		case err = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if err == nil || router.IsPermanent(err) {
+		t.Errorf("Notify against a silent Slack = %v, want an error the outbox retries", err)
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"time"
 
@@ -71,6 +72,10 @@ type Config struct {
 	Categories []string
 	// Clock is for tests; default time.Now.
 	Clock func() time.Time
+	// HTTPTimeout bounds every Slack Web API call (default 20s), so a Slack
+	// that does not answer fails the call, and the outbox retries, instead
+	// of holding a worker forever.
+	HTTPTimeout time.Duration
 }
 
 // Slack is the channel: a Notifier for the outbox and the handlers for what
@@ -94,7 +99,10 @@ func New(cfg Config) (*Slack, error) {
 	case cfg.Complaints == nil || cfg.State == nil:
 		return nil, errors.New("slack: complaints and state are required")
 	}
-	opts := []slackgo.Option{}
+	if cfg.HTTPTimeout <= 0 {
+		cfg.HTTPTimeout = 20 * time.Second
+	}
+	opts := []slackgo.Option{slackgo.OptionHTTPClient(&http.Client{Timeout: cfg.HTTPTimeout})}
 	if cfg.AppToken != "" {
 		opts = append(opts, slackgo.OptionAppLevelToken(cfg.AppToken))
 	}

@@ -66,7 +66,14 @@ func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
 	}
 }
 
+// socketEventTimeout bounds the handling of one Socket Mode event: events are
+// handled one after the other, so one that hangs (Redis or Slack not
+// answering) must not stop all that follow.
+const socketEventTimeout = 30 * time.Second
+
 func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
+	ctx, cancel := context.WithTimeout(ctx, socketEventTimeout)
+	defer cancel()
 	ack := func(payload any) {
 		if evt.Request == nil {
 			return

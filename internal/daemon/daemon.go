@@ -90,15 +90,25 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.redis = rdb
 	d.store = queue.NewStore(rdb, keys, cfg.DedupRetention.D())
+	d.metrics = metrics.New(d.store.Stats)
 	d.router, err = router.New(router.Config{
 		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
 		Reachability: d.senders, Policy: policy, CSAT: csat, Logger: log,
+		// Counted in the router, so closes and reassignments from every
+		// surface (API, CLI, Slack) are counted.
+		OnEvent: func(t router.EventType) {
+			switch t {
+			case router.EventClosed:
+				d.metrics.Closed.Inc()
+			case router.EventReassigned:
+				d.metrics.Reassigned.Inc()
+			}
+		},
 	})
 	if err != nil {
 		d.close()
 		return nil, err
 	}
-	d.metrics = metrics.New(d.store.Stats)
 	var ownerIDs []string
 	for _, o := range roster.Owners() {
 		ownerIDs = append(ownerIDs, o.ID)
@@ -140,7 +150,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		Complaints: d.router, DeadLetters: d.store, Store: d.store, Token: cfg.APIToken,
 		Ingest: ingest, Metrics: promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}),
 		Routes: routes, Checks: checks,
-		OnClosed: d.metrics.Closed.Inc, OnReassigned: d.metrics.Reassigned.Inc, Logger: log,
+		Logger: log,
 	})
 	d.server = &http.Server{
 		Handler:           handler,
@@ -377,6 +387,12 @@ func (d *Daemon) outboxDeadLetter(ctx context.Context, del *queue.Delivery, caus
 		return
 	}
 	n := out.Notification
+	if n.Complaint.ID == "" {
+		// About no one complaint (the complaint-rate alert): there is no
+		// timeline to record it on; the log and the dead letter are its record.
+		d.log.Error("alert moved to the dead letters", "notification", n.ID, "kind", n.Kind, "recipient", n.Recipient, "err", cause)
+		return
+	}
 	d.log.Error("notification moved to the dead letters", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "err", cause)
 	what := fmt.Sprintf("%s notification to %s", n.Kind, n.Recipient)
 	if err := d.router.RecordDeliveryFailure(ctx, n.Complaint.ID, what, cause); err != nil {

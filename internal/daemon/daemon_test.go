@@ -373,3 +373,28 @@ func TestFailedNotificationIsKeptAndShownOnTheComplaint(t *testing.T) {
 		t.Fatalf("dead letters = %v, want the notification for %s", dl, id)
 	}
 }
+
+// What must hold: an alert about no one complaint (the complaint rate) that
+// cannot be delivered waits in the dead letters, and the daemon does not try
+// to record the failure on a complaint that does not exist.
+func TestFailedComplaintRateAlertIsKept(t *testing.T) {
+	r := start(t, testredis.URL(t), daemon.Notifier(failingNotifier{}), func(c *configs.Config) {
+		c.TargetsFile = "../../configs/targets.yaml"
+	})
+	_, out := r.post(`{"source_id":"rate-1","body":"My parcel arrived damaged."}`, "")
+	r.routed(out["message_id"].(string), "")
+	// 1 complaint on 50 orders is 2 %, over the shipped 1 % threshold.
+	if code, out := r.call("POST", "/v1/volume", map[string]any{"period": router.ISOWeek(time.Now()), "count": 50}, ""); code != 200 {
+		t.Fatalf("volume: %d %v", code, out)
+	}
+	testkit.WaitFor(t, "the alert in the dead letters", func() bool {
+		return strings.Contains(r.log.String(), "alert moved to the dead letters")
+	})
+	if strings.Contains(r.log.String(), "could not record the failed notification") {
+		t.Errorf("the daemon tried to record the alert's failure on a complaint:\n%s", r.log)
+	}
+	_, dl := r.call("GET", "/v1/deadletters", nil, "")
+	if !strings.Contains(fmt.Sprint(dl["dead_letters"]), "complaint-rate:") {
+		t.Errorf("dead letters = %v, want the complaint-rate alert kept", dl)
+	}
+}

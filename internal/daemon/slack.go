@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack"
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,9 +41,11 @@ func buildSlack(d Deps) (*Component, error) {
 	run := func(ctx context.Context) error {
 		// A bad token shows in the log and /readyz at start, not at the first
 		// complaint.
-		if err := s.Verify(ctx); err != nil {
+		verifyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := s.Verify(verifyCtx); err != nil {
 			d.Log.Error("slack: the bot token does not work", "err", err)
 		}
+		cancel()
 		var err error
 		if cfg.SlackMode == "socket" {
 			err = s.RunSocket(ctx)

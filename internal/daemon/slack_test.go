@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -116,6 +117,16 @@ func TestSlackEndToEnd(t *testing.T) {
 		return cm != nil && cm["status"] == "closed" && cm["resolution"] == "Replaced the lamp"
 	})
 	testkit.WaitFor(t, "the closing in the thread", func() bool { return inThread("Closed") })
+	// A close from Slack counts like one from the API.
+	testkit.WaitFor(t, "the close from Slack counted in forgetmenot_complaints_closed_total", func() bool {
+		resp, err := http.Get(r.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		metrics, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(metrics), "\nforgetmenot_complaints_closed_total 1\n")
+	})
 	if _, ready := r.call("GET", "/readyz", nil, ""); ready["slack"] != "ok" {
 		t.Errorf("readyz %v, want slack ok", ready)
 	}
