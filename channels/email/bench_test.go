@@ -66,7 +66,7 @@ func BenchmarkNewMailToQueueWithIdle(b *testing.B) {
 	idling := make(chan struct{}, 1)
 	in, err := email.NewIngester(email.IngesterConfig{
 		Mailbox: email.Mailbox{Name: "bench", Host: srv.Host, Port: srv.Port, TLS: email.TLSNone, Username: srv.Username, Password: srv.Password, PollInterval: time.Hour},
-		Queue:   w.store, State: w.state, Logger: slog.New(idleSignal{idling}),
+		Queue:   w.store, State: w.state, Logger: slog.New(emailtest.IdleSignal(idling)),
 		OnIngested: func(m router.Message, _ bool) { arrived <- m.SourceID },
 	})
 	if err != nil {
@@ -95,19 +95,3 @@ func BenchmarkNewMailToQueueWithIdle(b *testing.B) {
 		}
 	}
 }
-
-// idleSignal is a log handler that says when the ingester went into IDLE.
-type idleSignal struct{ ch chan struct{} }
-
-func (h idleSignal) Enabled(context.Context, slog.Level) bool { return true }
-func (h idleSignal) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "idling" {
-		select {
-		case h.ch <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-func (h idleSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h idleSignal) WithGroup(string) slog.Handler      { return h }

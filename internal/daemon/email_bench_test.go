@@ -34,7 +34,7 @@ func BenchmarkEmailNewMailToComplaint(b *testing.B) {
 		LogLevel: "error", LogFormat: "text", MailboxesFile: boxes,
 	}
 	idling := make(chan struct{}, 1)
-	d, err := daemon.New(cfg, slog.New(idleSignal{idling}))
+	d, err := daemon.New(cfg, slog.New(emailtest.IdleSignal(idling)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -67,19 +67,3 @@ func BenchmarkEmailNewMailToComplaint(b *testing.B) {
 		}
 	}
 }
-
-// idleSignal is a log handler that says when the mailbox went into IDLE.
-type idleSignal struct{ ch chan struct{} }
-
-func (h idleSignal) Enabled(context.Context, slog.Level) bool { return true }
-func (h idleSignal) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "idling" {
-		select {
-		case h.ch <- struct{}{}:
-		default:
-		}
-	}
-	return nil
-}
-func (h idleSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h idleSignal) WithGroup(string) slog.Handler      { return h }

@@ -4,8 +4,10 @@ package emailtest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -204,3 +206,23 @@ func splitAddr(addr string) (string, int) {
 	n, _ := strconv.Atoi(port)
 	return host, n
 }
+
+// IdleSignal is a log handler that signals on its channel each time a
+// mailbox goes into IDLE (the ingester logs "idling"), so a test or benchmark
+// delivers new mail only once the mailbox is listening.
+type IdleSignal chan struct{}
+
+func (h IdleSignal) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h IdleSignal) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == "idling" {
+		select {
+		case h <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+func (h IdleSignal) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h IdleSignal) WithGroup(string) slog.Handler      { return h }
