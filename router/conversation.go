@@ -30,6 +30,14 @@ const (
 // a bounce); its value says why, and is recorded on the timeline.
 const MetaNoAutoReply = "no_auto_reply"
 
+// MetaDeliveryReportFor marks a message as a report that something we sent
+// did not arrive (an e-mail bounce); its value is the thread key of what we
+// sent, which leads to the complaint. MetaDeliveryStatus says what failed.
+const (
+	MetaDeliveryReportFor = "delivery_report_for"
+	MetaDeliveryStatus    = "delivery_status"
+)
+
 // CustomerMessage is queued in the outbox in the same atomic step as the
 // change that says it, and delivered through the complaint's channel.
 type CustomerMessage struct {

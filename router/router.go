@@ -104,6 +104,9 @@ const (
 	OutcomeAttached  OutcomeKind = "attached"
 	OutcomeReopened  OutcomeKind = "reopened"
 	OutcomeDuplicate OutcomeKind = "duplicate"
+	// OutcomeDeliveryReport: the message reported that something we sent
+	// did not arrive, and was recorded on that complaint.
+	OutcomeDeliveryReport OutcomeKind = "delivery_report"
 )
 
 // Outcome reports where a message landed.
@@ -171,6 +174,16 @@ func (r *Router) planRoute(ctx context.Context, msg Message, reserved *string) (
 	now := r.clock()
 	if msg.Language == "" {
 		msg.Language = DetectLanguage(msg.Subject + "\n" + msg.Body)
+	}
+	if key := msg.Metadata[MetaDeliveryReportFor]; key != "" {
+		c, found, err := r.complaintByThreadKey(ctx, key)
+		if err != nil {
+			return routePlan{}, err
+		}
+		if found {
+			return r.planDeliveryReport(msg, now, c), nil
+		}
+		// Not about anything we sent: an ordinary message (a stray bounce).
 	}
 	th, err := r.thread(ctx, msg)
 	if err != nil {
@@ -284,6 +297,43 @@ func (th threading) claims(msg Message, complaintID string) []ThreadClaim {
 		}
 	}
 	return out
+}
+
+// complaintByThreadKey finds the complaint a thread key points at.
+func (r *Router) complaintByThreadKey(ctx context.Context, key string) (Complaint, bool, error) {
+	m, err := r.store.ThreadComplaints(ctx, []string{key})
+	if err != nil {
+		return Complaint{}, false, fmt.Errorf("looking up thread key %s: %w", key, err)
+	}
+	id := m[key]
+	if id == "" {
+		return Complaint{}, false, nil
+	}
+	c, err := r.store.Complaint(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Complaint{}, false, nil
+	}
+	if err != nil {
+		return Complaint{}, false, fmt.Errorf("loading complaint %s: %w", id, err)
+	}
+	return c, true, nil
+}
+
+// planDeliveryReport records a report that something we sent to the
+// customer did not arrive (an e-mail bounce) on its complaint and tells the
+// owner, who must reach the customer another way. It is not the customer
+// writing: the complaint is neither reopened nor are its clocks touched.
+func (r *Router) planDeliveryReport(msg Message, now time.Time, c Complaint) routePlan {
+	after := c
+	after.Messages++
+	after.UpdatedAt = now
+	ev := Event{Type: EventDeliveryFailed, Actor: ActorRouter, Owner: c.Owner,
+		Reason:  "the customer did not get our message: " + msg.Metadata[MetaDeliveryStatus],
+		Details: map[string]string{"report_for": msg.Metadata[MetaDeliveryReportFor], "report": msg.ID}}
+	ch := newChange(&c, after)
+	ch.Entries = []Entry{{At: now, Message: &msg}, {At: now, Event: &ev}}
+	ch.Notifications = []Notification{notification(NotifyDeliveryFailed, ch.After, c.Owner, now, &ev, &msg)}
+	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeDeliveryReport, ComplaintID: c.ID, Owner: c.Owner}}
 }
 
 func (r *Router) planAttach(msg Message, now time.Time, th threading) routePlan {

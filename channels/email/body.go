@@ -2,6 +2,7 @@ package email
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"mime"
 	"strings"
@@ -26,12 +27,69 @@ type extracted struct {
 	text        string
 	forwarded   bool
 	attachments []Attachment
+	report      deliveryReport
 }
 
 type walk struct {
 	plain, html []string
 	attachments []Attachment
 	forwarded   bool
+	report      deliveryReport
+}
+
+// deliveryReport is what a bounce (RFC 3464 delivery status notification)
+// says about a mail that could not be delivered.
+type deliveryReport struct {
+	seen                bool
+	action, status      string
+	recipient, diagnose string
+	// original is the Message-ID of the mail that bounced.
+	original string
+}
+
+// failed reports whether the report says the mail was not delivered (not a
+// "delayed" warning or a "delivered" receipt).
+func (d deliveryReport) failed() bool {
+	return d.seen && d.original != "" && (strings.EqualFold(d.action, "failed") || (d.action == "" && strings.HasPrefix(d.status, "5")))
+}
+
+// readReportPart reads the parts of a delivery report that matter: the
+// status fields, and the headers of the mail that bounced.
+func (w *walk) readReportPart(mediaType string, body []byte) {
+	switch mediaType {
+	case "message/delivery-status":
+		w.report.seen = true
+		for _, line := range strings.Split(string(body), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if !ok {
+				continue
+			}
+			v = strings.TrimSpace(v)
+			switch strings.ToLower(strings.TrimSpace(k)) {
+			case "action":
+				w.report.action = v
+			case "status":
+				w.report.status = v
+			case "final-recipient", "original-recipient":
+				if w.report.recipient == "" {
+					_, addr, _ := strings.Cut(v, ";")
+					w.report.recipient = strings.TrimSpace(addr)
+				}
+			case "diagnostic-code":
+				_, diag, _ := strings.Cut(v, ";")
+				w.report.diagnose = cleanLine(strings.TrimSpace(diag))
+			}
+		}
+	case "text/rfc822-headers", "message/rfc822", "message/rfc822-headers":
+		// The headers part often ends without the blank line that ends a
+		// header block.
+		h, err := readHeaderBlock(bufio.NewReader(bytes.NewReader(append(body, "\r\n\r\n"...))))
+		if err == nil {
+			if id := messageID(gomail.Header{Header: message.Header{Header: h}}, "Message-Id"); id != "" {
+				w.report.original = id
+			}
+		}
+	}
 }
 
 // body walks the MIME tree (bounded in parts and depth) and picks the text:
@@ -44,7 +102,7 @@ func (p *parser) body(h gomail.Header, br *bufio.Reader) extracted {
 	}
 	w := &walk{}
 	p.walk(e, err, 0, w)
-	out := extracted{attachments: w.attachments, forwarded: w.forwarded}
+	out := extracted{attachments: w.attachments, forwarded: w.forwarded, report: w.report}
 	// text/plain is preferred, unless it is empty (some mailers send an empty
 	// plain alternative beside the real HTML).
 	out.text = strings.Join(w.plain, "\n\n")
@@ -98,7 +156,15 @@ func (p *parser) walk(e *message.Entity, entErr error, depth int, w *walk) {
 	isText := mediaType == "text/plain" || mediaType == "text/html"
 
 	if !isText || isAttachment || (name != "" && strings.EqualFold(disp, "attachment")) {
-		n, _ := io.Copy(io.Discard, io.LimitReader(e.Body, 1<<31))
+		var n int64
+		if isReportPart(mediaType) {
+			b, _ := io.ReadAll(io.LimitReader(e.Body, maxReportPartBytes))
+			w.readReportPart(mediaType, b)
+			m, _ := io.Copy(io.Discard, io.LimitReader(e.Body, 1<<31))
+			n = int64(len(b)) + m
+		} else {
+			n, _ = io.Copy(io.Discard, io.LimitReader(e.Body, 1<<31))
+		}
 		if name == "" {
 			name = defaultName(mediaType, e)
 		}
@@ -135,6 +201,18 @@ func (p *parser) walk(e *message.Entity, entErr error, depth int, w *walk) {
 	} else {
 		w.plain = append(w.plain, text)
 	}
+}
+
+// maxReportPartBytes bounds what is read of a delivery report's parts: the
+// status fields and the bounced mail's headers are at the start.
+const maxReportPartBytes = 64 << 10
+
+func isReportPart(mediaType string) bool {
+	switch mediaType {
+	case "message/delivery-status", "text/rfc822-headers", "message/rfc822", "message/rfc822-headers":
+		return true
+	}
+	return false
 }
 
 // decodeParamWords decodes RFC 2047 words that some mailers put in file names.

@@ -327,6 +327,16 @@ func (p *parser) finish(msg *router.Message, h gomail.Header, text extracted) {
 		b, _ := json.Marshal(text.attachments)
 		msg.Metadata[MetaAttachments] = string(b)
 	}
+	if r := text.report; r.failed() {
+		// A bounce of a mail we may have sent: the router puts it on the
+		// complaint that mail belongs to, as a failed delivery.
+		msg.Metadata[router.MetaDeliveryReportFor] = ThreadKey(r.original)
+		what := strings.TrimSpace(r.status + " " + r.diagnose)
+		if r.recipient != "" {
+			what = r.recipient + ": " + what
+		}
+		msg.Metadata[router.MetaDeliveryStatus] = p.clip(strings.TrimSpace(what), "delivery status")
+	}
 	if why := autoReplyReason(h, msg.Customer.Email, p.opts); why != "" {
 		msg.Metadata[router.MetaNoAutoReply] = why
 	}

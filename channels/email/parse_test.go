@@ -393,3 +393,32 @@ func TestEmptyPlainAlternativeFallsBackToHTML(t *testing.T) {
 		t.Errorf("body %q, err %v", m.Body, err)
 	}
 }
+
+// A bounce of one of our mails names, for the router, the mail that did not
+// arrive and why; a delay warning or a bounce without the original's headers
+// does not.
+func TestDeliveryReportNamesTheMailThatBounced(t *testing.T) {
+	raw, err := os.ReadFile("testdata/bounce_dsn.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Parse(raw, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Metadata[router.MetaDeliveryReportFor]; got != "email:fmn.C-1002.v1.acknowledgement@winkel.example" {
+		t.Errorf("delivery report for %q, want the bounced acknowledgement's thread key", got)
+	}
+	if got := m.Metadata[router.MetaDeliveryStatus]; !strings.Contains(got, "weg@voorbeeld.nl") || !strings.Contains(got, "5.1.1") {
+		t.Errorf("delivery status %q, want the recipient and the status", got)
+	}
+
+	delayed := strings.Replace(string(raw), "Action: failed", "Action: delayed", 1)
+	if m, _ := Parse([]byte(delayed), testOpts); m.Metadata[router.MetaDeliveryReportFor] != "" {
+		t.Error("a delay warning is not a failed delivery")
+	}
+	headless := strings.Replace(string(raw), "Message-ID: <fmn.C-1002.v1.acknowledgement@winkel.example>\r\n", "", 1)
+	if m, _ := Parse([]byte(headless), testOpts); m.Metadata[router.MetaDeliveryReportFor] != "" {
+		t.Error("without the original's Message-ID there is nothing to report on")
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/router"
 )
 
 const emailToken = "api-token-for-email-tests"
@@ -241,5 +242,53 @@ func TestEmailQuarantineVisibleInAPI(t *testing.T) {
 	entry := q["quarantine"].([]any)[0].(map[string]any)
 	if entry["mailbox"] != "support" || entry["uid"].(float64) != 1 || !strings.Contains(entry["error"].(string), "unparseable") {
 		t.Errorf("quarantine entry = %v", entry)
+	}
+}
+
+// TestBounceOfOurMailIsRecordedOnItsComplaint: the customer's mail server
+// accepts nothing from us (the relay took the mail, then it bounced). The
+// bounce lands on the complaint as a failed delivery and the owner is told;
+// it opens no complaint of its own, and nothing is answered to it.
+func TestBounceOfOurMailIsRecordedOnItsComplaint(t *testing.T) {
+	r, imapSrv, smtpSrv := startWithEmail(t)
+	imapSrv.Deliver(t, "INBOX", []byte("From: Wim <weg@voorbeeld.nl>\r\nTo: support@winkel.example\r\nSubject: Verkeerde maat geleverd\r\nMessage-ID: <w1@voorbeeld.nl>\r\n\r\nIk kreeg maat 38 in plaats van 42.\r\n"))
+	var id string
+	testkit.WaitFor(t, "the complaint", func() bool {
+		cs := r.complaintsOf("weg@voorbeeld.nl")
+		if len(cs) == 1 {
+			id = cs[0]["id"].(string)
+		}
+		return id != ""
+	})
+	testkit.WaitFor(t, "the acknowledgement sent and recorded", func() bool {
+		_, tl := r.complaint(id)
+		return len(smtpSrv.To("weg@voorbeeld.nl")) == 1 && strings.Contains(fmt.Sprint(tl), "kind:acknowledgement")
+	})
+	ackHeader, _ := headerOf(t, smtpSrv.To("weg@voorbeeld.nl")[0].Data)
+	ackID, _ := ackHeader.MessageID()
+
+	bounce, err := os.ReadFile("../../channels/email/testdata/bounce_dsn.eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	imapSrv.Deliver(t, "INBOX", []byte(strings.Replace(string(bounce), "fmn.C-1002.v1.acknowledgement@winkel.example", ackID, 1)))
+
+	testkit.WaitFor(t, "the bounce recorded as a failed delivery", func() bool {
+		_, tl := r.complaint(id)
+		return strings.Contains(fmt.Sprint(tl), "delivery_failed")
+	})
+	c, tl := r.complaint(id)
+	if c["status"] != "open" || c["messages"].(float64) != 2 {
+		t.Errorf("complaint after the bounce: %v", c)
+	}
+	if !strings.Contains(fmt.Sprint(tl), "5.1.1") {
+		t.Errorf("the failure must say why: %v", tl)
+	}
+	testkit.WaitFor(t, "the owner told", func() bool { return r.notes.count(router.NotifyDeliveryFailed) == 1 })
+	if cs := r.complaintsOf("mailer-daemon@mail.winkel.example"); len(cs) != 0 {
+		t.Errorf("the bounce opened complaints of its own: %v", cs)
+	}
+	if n := len(smtpSrv.To("weg@voorbeeld.nl")) + len(smtpSrv.To("mailer-daemon@mail.winkel.example")); n != 1 {
+		t.Errorf("%d mails sent after the bounce arrived, want only the first acknowledgement", n)
 	}
 }

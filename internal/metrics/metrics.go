@@ -43,7 +43,7 @@ func New(stats func(context.Context) (queue.Stats, error)) *Metrics {
 			Name: "forgetmenot_messages_duplicate_total", Help: "Inbound messages refused as already queued (same channel and source id).",
 		}, []string{"channel"}),
 		Routed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "forgetmenot_messages_routed_total", Help: "Messages routed, by outcome: opened, attached, reopened, duplicate.",
+			Name: "forgetmenot_messages_routed_total", Help: "Messages routed, by outcome: opened, attached, reopened, delivery_report (a bounce recorded on its complaint), duplicate.",
 		}, []string{"outcome"}),
 		Opened: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "forgetmenot_complaints_opened_total", Help: "Complaints opened (each with an owner).",
