@@ -228,12 +228,7 @@ func (s *server) close(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	c, err := s.cfg.Complaints.Close(r.Context(), r.PathValue("id"), req.Actor, req.Resolution, req.Category)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	s.respond(w)(s.cfg.Complaints.Close(r.Context(), r.PathValue("id"), req.Actor, req.Resolution, req.Category))
 }
 
 // ReassignRequest is the body of POST /v1/complaints/{id}/reassign.
@@ -248,12 +243,7 @@ func (s *server) reassign(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	c, err := s.cfg.Complaints.Reassign(r.Context(), r.PathValue("id"), req.Actor, req.Owner, req.Reason)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	httpx.WriteJSON(w, http.StatusOK, c)
+	s.respond(w)(s.cfg.Complaints.Reassign(r.Context(), r.PathValue("id"), req.Actor, req.Owner, req.Reason))
 }
 
 // ReplyRequest is the body of POST /v1/complaints/{id}/reply.

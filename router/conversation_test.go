@@ -156,12 +156,7 @@ func TestRecordSentThreadsTheCustomersAnswerBack(t *testing.T) {
 	if _, err := d.router.Reply(ctx, out.ComplaintID, "anna", "It left today."); err != nil {
 		t.Fatal(err)
 	}
-	var reply router.CustomerMessage
-	for _, m := range d.toCustomer() {
-		if m.Kind == router.ToCustomerReply {
-			reply = m
-		}
-	}
+	reply := d.queued(router.ToCustomerReply)
 	sent := router.Sent{Via: "email", Ref: "<r1@support.example>", ThreadKeys: []string{"email:<r1@support.example>"}}
 	for range 2 { // a redelivered report records once
 		if err := d.router.RecordSent(ctx, reply, sent); err != nil {
@@ -195,12 +190,7 @@ func TestUndeliverableMessageIsRecordedAndToldToTheOwner(t *testing.T) {
 	if _, err := d.router.Reply(ctx, out.ComplaintID, "anna", "It left today."); err != nil {
 		t.Fatal(err)
 	}
-	var reply router.CustomerMessage
-	for _, m := range d.toCustomer() {
-		if m.Kind == router.ToCustomerReply {
-			reply = m
-		}
-	}
+	reply := d.queued(router.ToCustomerReply)
 	cause := errors.New("550 5.1.1 mailbox unknown")
 	for range 2 {
 		if err := d.router.RecordUndeliverable(ctx, reply, cause); err != nil {
@@ -283,4 +273,19 @@ func TestMayActOwnerOrLeadOnly(t *testing.T) {
 			t.Errorf("MayAct(%q) = %v, want %v (owner anna, lead chloe)", who, got, want)
 		}
 	}
+}
+
+// queued returns the last customer message of the kind in the outbox.
+func (d *desk) queued(kind router.CustomerMessageKind) router.CustomerMessage {
+	d.t.Helper()
+	var last *router.CustomerMessage
+	for _, m := range d.toCustomer() {
+		if m.Kind == kind {
+			last = &m
+		}
+	}
+	if last == nil {
+		d.t.Fatalf("no %s queued for the customer", kind)
+	}
+	return *last
 }
