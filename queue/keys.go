@@ -79,6 +79,10 @@ func (k Keys) OwnerLastAssigned() string { return k.tag + ":owners:last-assigned
 // Threads is a hash of thread key → complaint id.
 func (k Keys) Threads() string { return k.tag + ":threads" }
 
+// State is the prefix of a scope's channel state (IMAP checkpoints, Slack
+// timestamps, leases): "<prefix><key>" for each of its keys.
+func (k Keys) State(scope string) string { return k.tag + ":state:" + scope + ":" }
+
 // Once is a hash of the once-keys of applied changes that no inbound message
 // caused (delivery reports, notes) → their complaint.
 func (k Keys) Once() string { return k.tag + ":once" }

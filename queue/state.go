@@ -21,7 +21,7 @@ type State struct {
 
 // State returns the state of one scope ("email", "slack", …).
 func (s *Store) State(scope string) *State {
-	return &State{rdb: s.rdb, prefix: s.keys.tag + ":state:" + scope + ":"}
+	return &State{rdb: s.rdb, prefix: s.keys.State(scope)}
 }
 
 func (st *State) key(k string) string { return st.prefix + k }

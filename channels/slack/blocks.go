@@ -89,6 +89,16 @@ func excerpt(s string, n int) (string, bool) {
 }
 
 // quote renders customer or staff text as a mrkdwn block quote.
+// appendQuote adds staff's text, quoted and trimmed for a thread, when there
+// is any.
+func appendQuote(lines []string, text string) []string {
+	if text == "" {
+		return lines
+	}
+	q, _ := quote(text, threadExcerpt)
+	return append(lines, q)
+}
+
 func quote(s string, n int) (string, bool) {
 	s, cut := excerpt(s, n)
 	lines := strings.Split(escape(s), "\n")
@@ -358,31 +368,19 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 			line += " · internal only"
 		}
 		lines = append(lines, line)
-		if ev.Text != "" {
-			q, _ := quote(ev.Text, threadExcerpt)
-			lines = append(lines, q)
-		}
+		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": follow-up promised"
 	case router.NotifyReminder:
 		lines = append(lines, ":alarm_clock: *Reminder*: "+escape(orDefault(ev.Reason, "a deadline of this complaint is near")))
-		if ev.Text != "" {
-			q, _ := quote(ev.Text, threadExcerpt)
-			lines = append(lines, q)
-		}
+		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": reminder"
 	case router.NotifyEscalation:
 		lines = append(lines, ":rotating_light: *Escalation*: "+escape(orDefault(ev.Reason, "a deadline of this complaint was missed")))
-		if ev.Text != "" {
-			q, _ := quote(ev.Text, threadExcerpt)
-			lines = append(lines, q)
-		}
+		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": escalation"
 	case router.NotifyDeliveryFailed:
 		lines = append(lines, ":warning: *The customer did not get this.* Find another way to reach them.", "_"+escape(ev.Reason)+"_")
-		if ev.Text != "" {
-			q, _ := quote(ev.Text, threadExcerpt)
-			lines = append(lines, q)
-		}
+		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": the customer was NOT reached"
 	case router.NotifyComplaintRate:
 		lines = append(lines, ":chart_with_upwards_trend: *Complaint rate alert*: "+escape(orDefault(ev.Reason, "the complaint rate reached its threshold")),
