@@ -219,7 +219,7 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var v *router.ValidationError
 		if errors.As(err, &v) {
-			page(http.StatusBadRequest, "This link is not valid", para("Please use the link from our message exactly as it was sent."))
+			page(http.StatusBadRequest, "This link cannot record an answer", para("Sorry: "+v.Problem+".")+para("If you want to tell us more, simply answer our message."))
 			return
 		}
 		if errors.Is(err, router.ErrNotFound) {

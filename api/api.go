@@ -29,6 +29,7 @@ type Complaints interface {
 	Complaints(ctx context.Context, f router.Filter) ([]router.Complaint, error)
 	Close(ctx context.Context, id, actor, resolution, category string) (router.Complaint, error)
 	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
+	Merge(ctx context.Context, fromID, intoID, actor, reason string) (router.Complaint, error)
 	Reply(ctx context.Context, id, actor, body string) (router.Complaint, error)
 	Acknowledge(ctx context.Context, id, actor string) (router.Complaint, error)
 	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
@@ -95,6 +96,7 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /v1/complaints/{id}", s.auth(s.show))
 	mux.Handle("POST /v1/complaints/{id}/close", s.auth(s.close))
 	mux.Handle("POST /v1/complaints/{id}/reassign", s.auth(s.reassign))
+	mux.Handle("POST /v1/complaints/{id}/merge", s.auth(s.merge))
 	mux.Handle("POST /v1/complaints/{id}/reply", s.auth(s.reply))
 	mux.Handle("POST /v1/complaints/{id}/acknowledge", s.auth(s.acknowledge))
 	mux.Handle("POST /v1/complaints/{id}/notes", s.auth(s.note))
@@ -244,6 +246,22 @@ func (s *server) reassign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.respond(w)(s.cfg.Complaints.Reassign(r.Context(), r.PathValue("id"), req.Actor, req.Owner, req.Reason))
+}
+
+// MergeRequest is the body of POST /v1/complaints/{id}/merge: the complaint
+// in the path is merged into Into.
+type MergeRequest struct {
+	Into   string `json:"into"`
+	Reason string `json:"reason"`
+	Actor  string `json:"actor"`
+}
+
+func (s *server) merge(w http.ResponseWriter, r *http.Request) {
+	var req MergeRequest
+	if !decodeBody(w, r, &req) {
+		return
+	}
+	s.respond(w)(s.cfg.Complaints.Merge(r.Context(), r.PathValue("id"), req.Into, req.Actor, req.Reason))
 }
 
 // ReplyRequest is the body of POST /v1/complaints/{id}/reply.

@@ -76,6 +76,7 @@ type Config struct {
 	TimerPoll   Duration `envconfig:"TIMER_POLL" default:"15s" desc:"How often each replica looks for due reminders and breaches (each fires once, whichever replica finds it)."`
 	PublicURL   string   `envconfig:"PUBLIC_URL" desc:"The daemon's address as customers reach it (https://support.example.com), for the satisfaction links. Empty: no satisfaction question."`
 	CSATSecret  string   `envconfig:"CSAT_SECRET" desc:"Secret (16+ characters) that signs the satisfaction links; needed with PUBLIC_URL."`
+	CSATLinkTTL Duration `envconfig:"CSAT_LINK_TTL" default:"30d" desc:"How long after the close a satisfaction link still records an answer (the answer may be changed 3 times)."`
 	// E-mail channel: IMAP intake from the mailboxes file, SMTP for
 	// acknowledgements and replies. Both off when unset.
 	MailboxesFile       string `envconfig:"MAILBOXES_FILE" desc:"IMAP mailboxes to read customer mail from (see configs/mailboxes.yaml). Empty: no e-mail intake."`

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"strings"
 )
 
 // Keys builds every Redis key forgetmenot uses; no other code spells a key.
@@ -45,14 +46,18 @@ func (k Keys) DeadLetters() string { return k.tag + ":stream:deadletters" }
 func (k Keys) Delayed(stream string) string { return stream + ":delayed" }
 
 // Dedup remembers which message a (channel, source id) pair became. Long
-// source ids are hashed so keys stay small.
+// source ids are hashed so keys stay small; so is any id that looks like a
+// hashed one, so that a literal "sha256:<hex>" cannot name the key of
+// another, long id (and be taken for its duplicate).
 func (k Keys) Dedup(channel, sourceID string) string {
-	if len(sourceID) > 128 {
+	if len(sourceID) > 128 || strings.HasPrefix(sourceID, hashedPrefix) {
 		sum := sha256.Sum256([]byte(sourceID))
-		sourceID = "sha256:" + hex.EncodeToString(sum[:])
+		sourceID = hashedPrefix + hex.EncodeToString(sum[:])
 	}
 	return k.tag + ":dedup:" + channel + ":" + sourceID
 }
+
+const hashedPrefix = "sha256:"
 
 // ComplaintSeq is the counter behind complaint ids.
 func (k Keys) ComplaintSeq() string { return k.tag + ":seq:complaint" }

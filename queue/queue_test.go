@@ -2,6 +2,8 @@ package queue_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,9 +41,16 @@ func TestEnqueueIsIdempotentPerChannelAndSource(t *testing.T) {
 	if _, dup, _ := e.store.Enqueue(ctx, long); !dup {
 		t.Fatal("long source ids must deduplicate too")
 	}
-	// What must hold: no inbound message is duplicated.
-	if n := e.xlen(e.keys.Inbound()); n != 3 {
-		t.Fatalf("inbound stream holds %d entries, want 3", n)
+	// A literal id spelling the hashed form of the long one is another
+	// message, not its duplicate.
+	sum := sha256.Sum256([]byte(long.SourceID))
+	lookalike := webhookMsg("sha256:"+hex.EncodeToString(sum[:]), "", "an id that looks hashed")
+	if _, dup, _ := e.store.Enqueue(ctx, lookalike); dup {
+		t.Fatal("a literal sha256:<hex> source id was taken for the duplicate of a long id")
+	}
+	// What must hold: no inbound message is duplicated or lost.
+	if n := e.xlen(e.keys.Inbound()); n != 4 {
+		t.Fatalf("inbound stream holds %d entries, want 4", n)
 	}
 }
 

@@ -326,12 +326,7 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 }
 
 func (s *Store) changeTx(ch router.Change) (*tx, error) {
-	after := ch.After
-	if after.ID == "" || after.Owner == "" {
-		return nil, errors.New("commit: a complaint needs an id and an owner")
-	}
 	k := s.keys
-	ckey := k.Complaint(after.ID)
 	t := &tx{}
 	switch {
 	case ch.MessageID != "" && ch.OnceKey != "":
@@ -341,11 +336,64 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case ch.OnceKey != "":
 		t.once(k.Once(), ch.OnceKey)
 	}
+	if err := s.complaintChange(t, ch); err != nil {
+		return nil, err
+	}
+	for _, rel := range ch.Related {
+		if rel.MessageID != "" || rel.OnceKey != "" || rel.Receipt != nil || len(rel.Related) > 0 {
+			return nil, errors.New("commit: a related change carries no message id, once key, receipt or further changes")
+		}
+		if err := s.complaintChange(t, rel); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range ch.Mentions {
+		b, err := json.Marshal(m.Entry)
+		if err != nil {
+			return nil, fmt.Errorf("encoding timeline entry: %w", err)
+		}
+		t.write("RPUSH", k.Timeline(m.ComplaintID), string(b))
+	}
+	for _, n := range ch.Notifications {
+		b, err := json.Marshal(router.Outgoing{Notification: &n})
+		if err != nil {
+			return nil, fmt.Errorf("encoding notification: %w", err)
+		}
+		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
+	}
+	for _, m := range ch.CustomerMessages {
+		b, err := json.Marshal(router.Outgoing{Customer: &m})
+		if err != nil {
+			return nil, fmt.Errorf("encoding customer message: %w", err)
+		}
+		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
+	}
+	if ch.MessageID != "" {
+		t.write("HSET", k.MessageComplaints(), ch.MessageID, ch.After.ID)
+	}
+	if ch.OnceKey != "" {
+		t.write("HSET", k.Once(), ch.OnceKey, ch.After.ID)
+	}
+	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
+		t.ack(d)
+	}
+	return t, nil
+}
+
+// complaintChange adds one complaint's guarded change to t: its state,
+// indexes, owner load, timers, thread keys and timeline.
+func (s *Store) complaintChange(t *tx, ch router.Change) error {
+	after := ch.After
+	if after.ID == "" || after.Owner == "" {
+		return errors.New("commit: a complaint needs an id and an owner")
+	}
+	k := s.keys
+	ckey := k.Complaint(after.ID)
 	before := ch.Before
 	if before == nil {
 		t.fieldEquals("new complaint "+after.ID, ckey, "version", "")
 	} else {
-		t.fieldEquals("version", ckey, "version", strconv.FormatInt(before.Version, 10))
+		t.fieldEquals("version of "+after.ID, ckey, "version", strconv.FormatInt(before.Version, 10))
 	}
 	for _, c := range ch.ThreadKeys {
 		t.fieldEquals("thread key "+c.Key, k.Threads(), c.Key, c.Expect)
@@ -356,7 +404,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 
 	data, err := json.Marshal(after)
 	if err != nil {
-		return nil, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+		return fmt.Errorf("encoding complaint %s: %w", after.ID, err)
 	}
 	t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
 	if before == nil {
@@ -389,32 +437,9 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	for _, e := range ch.Entries {
 		b, err := json.Marshal(e)
 		if err != nil {
-			return nil, fmt.Errorf("encoding timeline entry: %w", err)
+			return fmt.Errorf("encoding timeline entry: %w", err)
 		}
 		t.write("RPUSH", k.Timeline(after.ID), string(b))
 	}
-	for _, n := range ch.Notifications {
-		b, err := json.Marshal(router.Outgoing{Notification: &n})
-		if err != nil {
-			return nil, fmt.Errorf("encoding notification: %w", err)
-		}
-		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
-	}
-	for _, m := range ch.CustomerMessages {
-		b, err := json.Marshal(router.Outgoing{Customer: &m})
-		if err != nil {
-			return nil, fmt.Errorf("encoding customer message: %w", err)
-		}
-		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
-	}
-	if ch.MessageID != "" {
-		t.write("HSET", k.MessageComplaints(), ch.MessageID, after.ID)
-	}
-	if ch.OnceKey != "" {
-		t.write("HSET", k.Once(), ch.OnceKey, after.ID)
-	}
-	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
-		t.ack(d)
-	}
-	return t, nil
+	return nil
 }

@@ -447,4 +447,44 @@ func TestCSATLinksAreSignedAndAnswersRecordedOnce(t *testing.T) {
 	if c.CSAT != 4 || len(events(tl, router.EventCSAT)) != 1 {
 		t.Errorf("csat = %d with %d events, want 4 recorded once", c.CSAT, len(events(tl, router.EventCSAT)))
 	}
+
+	// A held link cannot grow the timeline for ever: the answer can be
+	// changed MaxCSATChanges times, then no more.
+	scores := []int{1, 5, 1, 5, 2} // each differs from the answer recorded before it
+	for i, score := range scores[:router.MaxCSATChanges+2] {
+		_, err := d.router.RecordCSAT(ctx, id, score, csat.Sign(id, score))
+		if i < router.MaxCSATChanges && err != nil {
+			t.Fatalf("change %d: %v", i+1, err)
+		}
+		if i >= router.MaxCSATChanges && !isField(err, "score") {
+			t.Errorf("change %d accepted (%v)", i+1, err)
+		}
+	}
+	_, tl = d.complaint(id)
+	if n := len(events(tl, router.EventCSAT)); n != 1+router.MaxCSATChanges {
+		t.Errorf("%d csat lines, want %d", n, 1+router.MaxCSATChanges)
+	}
+}
+
+// TestCSATLinksWorkOnlyAfterTheCloseAndExpire: a link answers for a closed
+// complaint within its validity; on an open (reopened) complaint and after
+// expiry it records nothing.
+func TestCSATLinksWorkOnlyAfterTheCloseAndExpire(t *testing.T) {
+	csat := &router.CSAT{BaseURL: "https://support.example.nl", Secret: []byte("csat-secret-0123456789"), ValidFor: 10 * 24 * time.Hour}
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), csat)
+	ctx := context.Background()
+	id := d.route(d.msg("klant@voorbeeld.nl", "Klacht over de bezorger.")).ComplaintID
+	if _, err := d.router.RecordCSAT(ctx, id, 5, csat.Sign(id, 5)); !isField(err, "complaint") {
+		t.Errorf("answer on an open complaint: %v, want refused", err)
+	}
+	if _, err := d.router.Close(ctx, id, "anna", "Excuses aangeboden", "courier"); err != nil {
+		t.Fatal(err)
+	}
+	d.clock.Advance(11 * 24 * time.Hour)
+	if _, err := d.router.RecordCSAT(ctx, id, 5, csat.Sign(id, 5)); !isField(err, "sig") {
+		t.Errorf("answer after expiry: %v, want refused as an expired link", err)
+	}
+	if c, _ := d.complaint(id); c.CSAT != 0 {
+		t.Errorf("csat = %d recorded from refused links", c.CSAT)
+	}
 }

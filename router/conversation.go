@@ -25,19 +25,6 @@ const (
 	ToCustomerCSAT CustomerMessageKind = "csat"
 )
 
-// MetaNoAutoReply is the message metadata a channel sets when automatic
-// replies to the message must not be sent (an autoresponder, a mailing list,
-// a bounce); its value says why, and is recorded on the timeline.
-const MetaNoAutoReply = "no_auto_reply"
-
-// MetaDeliveryReportFor marks a message as a report that something we sent
-// did not arrive (an e-mail bounce); its value is the thread key of what we
-// sent, which leads to the complaint. MetaDeliveryStatus says what failed.
-const (
-	MetaDeliveryReportFor = "delivery_report_for"
-	MetaDeliveryStatus    = "delivery_status"
-)
-
 // CustomerMessage is queued in the outbox in the same atomic step as the
 // change that says it, and delivered through the complaint's channel.
 type CustomerMessage struct {
@@ -78,6 +65,10 @@ type Sent struct {
 	// Skipped, when set, says why the message was deliberately not sent (an
 	// autoresponder loop guard, a rate limit); it is recorded, not retried.
 	Skipped string `json:"skipped,omitempty"`
+	// Address is the e-mail address the message went to. Having written to
+	// it for this complaint proves it is the customer's (an acknowledgement
+	// sent to a Reply-To address): mail from it may join the complaint.
+	Address string `json:"address,omitempty"`
 }
 
 // Reachability tells whether a complaint's customer can be written to, and
@@ -270,6 +261,12 @@ func (r *Router) RecordSent(ctx context.Context, m CustomerMessage, sent Sent) e
 		}
 		if sent.Skipped != "" {
 			ev.Reason = "not sent: " + sent.Skipped
+		}
+		if sent.Skipped == "" && sent.Address != "" {
+			// Having written to this address for the complaint proves it is
+			// its customer's: their answer from there joins the complaint.
+			ev.Details["to"] = sent.Address
+			after.addIdentity(EmailIdentity(sent.Address))
 		}
 		ch := newChange(&c, after)
 		ch.OnceKey = "sent:" + m.ID

@@ -49,7 +49,7 @@ func TestNewComplaintQueuesAnAcknowledgementNamingTheOwner(t *testing.T) {
 func TestNoAcknowledgementWhereItWouldLoopOrCannotArrive(t *testing.T) {
 	d := newDeskWith(t, byEmail{})
 	auto := d.msg("mailer@shop.example", "I am out of the office until Monday.")
-	auto.Metadata = map[string]string{router.MetaNoAutoReply: "Auto-Submitted: auto-replied"}
+	auto.NoAutoReply = "Auto-Submitted: auto-replied"
 	out := d.route(auto)
 	anon := d.msg("", "Your website is broken.")
 	d.route(anon)

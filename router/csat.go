@@ -21,6 +21,24 @@ type CSAT struct {
 	BaseURL string
 	// Secret signs the links; keep it long and private.
 	Secret []byte
+	// ValidFor is how long after the close a link still records an answer;
+	// 0 means DefaultCSATValidity.
+	ValidFor time.Duration
+}
+
+// DefaultCSATValidity is how long satisfaction links work after the close.
+const DefaultCSATValidity = 30 * 24 * time.Hour
+
+// MaxCSATChanges bounds how often a customer may change their answer (a
+// misclick corrected): each change is a timeline line, and a link held for
+// ever must not grow a timeline for ever.
+const MaxCSATChanges = 3
+
+func (c *CSAT) validity() time.Duration {
+	if c.ValidFor > 0 {
+		return c.ValidFor
+	}
+	return DefaultCSATValidity
 }
 
 // CSATScores are the answers, best first, with their wording.
@@ -103,10 +121,20 @@ func (r *Router) RecordCSAT(ctx context.Context, id string, score int, sig strin
 		return Complaint{}, invalid("sig", "the link is not valid (signature mismatch)")
 	}
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
-		if c.CSAT == score {
+		switch {
+		case c.Status != StatusClosed:
+			return Change{}, invalid("complaint", "%s is not closed; satisfaction is asked after the close", id)
+		case now.Sub(c.ClosedAt) > r.csat.validity():
+			return Change{}, invalid("sig", "the link expired %s after the close", roundDuration(r.csat.validity()))
+		case c.CSAT == score:
 			return Change{}, errUnchanged
+		case c.CSAT != 0 && c.CSATChanges >= MaxCSATChanges:
+			return Change{}, invalid("score", "the answer was already changed %d times", MaxCSATChanges)
 		}
 		after := c
+		if c.CSAT != 0 {
+			after.CSATChanges++
+		}
 		after.CSAT, after.CSATAt, after.UpdatedAt = score, now, now
 		ev := Event{Type: EventCSAT, Actor: "customer", Owner: c.Owner, Details: map[string]string{"score": strconv.Itoa(score)}}
 		if c.CSAT != 0 {

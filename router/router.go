@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -175,8 +176,8 @@ func (r *Router) planRoute(ctx context.Context, msg Message, reserved *string) (
 	if msg.Language == "" {
 		msg.Language = DetectLanguage(msg.Subject + "\n" + msg.Body)
 	}
-	if key := msg.Metadata[MetaDeliveryReportFor]; key != "" {
-		c, found, err := r.complaintByThreadKey(ctx, key)
+	if rep := msg.DeliveryReport; rep != nil && rep.For != "" {
+		c, found, err := r.complaintByThreadKey(ctx, rep.For)
 		if err != nil {
 			return routePlan{}, err
 		}
@@ -213,12 +214,20 @@ type threading struct {
 	notes []string
 	// unknown holds complaint ids that keys pointed to but that do not exist.
 	unknown map[string]bool
+	// mentioned are the complaints the message referred to but could not
+	// join, because its sender is not proven to be their customer; each
+	// gets a line saying which complaint the message opened instead.
+	mentioned []string
 }
 
 // scopedThreadKey is the variant of a thread key claimed when the plain key
 // belongs to another customer's complaint, so the second customer's
 // conversation still threads.
 func scopedThreadKey(key, customerKey string) string { return key + "|" + customerKey }
+
+// maxMergeHops bounds how far a reference follows complaints merged into
+// others (a merged complaint's survivor may itself have been merged).
+const maxMergeHops = 8
 
 func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 	var th threading
@@ -238,6 +247,11 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 	}
 	follow := func(id, via string) (bool, error) {
 		c, err := r.store.Complaint(ctx, id)
+		// A reference to a merged complaint continues on the one it was
+		// merged into.
+		for hops := 0; err == nil && c.MergedInto != "" && hops < maxMergeHops; hops++ {
+			c, err = r.store.Complaint(ctx, c.MergedInto)
+		}
 		if errors.Is(err, ErrNotFound) {
 			th.notes = append(th.notes, fmt.Sprintf("%s refers to unknown complaint %s", via, id))
 			if th.unknown == nil {
@@ -249,8 +263,11 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		if err != nil {
 			return false, fmt.Errorf("loading complaint %s: %w", id, err)
 		}
-		if c.Customer.conflictsWith(msg.Customer, c.Channel == msg.Channel) {
-			th.notes = append(th.notes, fmt.Sprintf("%s refers to %s, which belongs to another customer (%s)", via, id, c.Customer.Label()))
+		if !provenSender(c, msg) {
+			if !slices.Contains(th.mentioned, c.ID) {
+				th.notes = append(th.notes, fmt.Sprintf("mentions %s (by %s), sender not verified as its customer", c.ID, via))
+				th.mentioned = append(th.mentioned, c.ID)
+			}
 			return false, nil
 		}
 		th.complaint, th.via = &c, via
@@ -275,6 +292,20 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		}
 	}
 	return th, nil
+}
+
+// mentions are the lines for the complaints a message named but could not
+// join, saying which complaint it opened instead, so their owners can merge
+// by hand if it is the same customer after all.
+func (th threading) mentions(msg Message, opened string, now time.Time) []Mention {
+	out := make([]Mention, 0, len(th.mentioned))
+	for _, id := range th.mentioned {
+		ev := Event{Type: EventMentioned, Actor: ActorRouter,
+			Reason:  fmt.Sprintf("%s mentions this complaint, sender not verified as its customer (%s via %s)", opened, msg.Customer.Label(), msg.Channel),
+			Details: map[string]string{"complaint": opened, "message": msg.ID}}
+		out = append(out, Mention{ComplaintID: id, Entry: Entry{At: now, Event: &ev}})
+	}
+	return out
 }
 
 // claims points the message's thread keys at complaintID where they are free,
@@ -328,8 +359,8 @@ func (r *Router) planDeliveryReport(msg Message, now time.Time, c Complaint) rou
 	after.Messages++
 	after.UpdatedAt = now
 	ev := Event{Type: EventDeliveryFailed, Actor: ActorRouter, Owner: c.Owner,
-		Reason:  "the customer did not get our message: " + msg.Metadata[MetaDeliveryStatus],
-		Details: map[string]string{"report_for": msg.Metadata[MetaDeliveryReportFor], "report": msg.ID}}
+		Reason:  "the customer did not get our message: " + msg.DeliveryReport.Status,
+		Details: map[string]string{"report_for": msg.DeliveryReport.For, "report": msg.ID}}
 	ch := newChange(&c, after)
 	ch.Entries = []Entry{{At: now, Message: &msg}, {At: now, Event: &ev}}
 	ch.Notifications = []Notification{notification(NotifyDeliveryFailed, ch.After, c.Owner, now, &ev, &msg)}
@@ -342,7 +373,7 @@ func (r *Router) planAttach(msg Message, now time.Time, th threading) routePlan 
 	after.Messages++
 	after.LastMessageAt = msg.ReceivedAt
 	after.UpdatedAt = now
-	after.Customer = mergeCustomer(after.Customer, msg.Customer)
+	after.Customer = completeCustomer(after.Customer, after.Channel, msg.Customer, msg.Channel)
 	resumed := r.customerWrote(&after, now)
 	ch := newChange(&before, after)
 	ch.ThreadKeys = th.claims(msg, after.ID)
@@ -364,7 +395,7 @@ func (r *Router) planReopen(ctx context.Context, msg Message, now time.Time, th 
 	after.Messages++
 	after.LastMessageAt = msg.ReceivedAt
 	after.UpdatedAt = now
-	after.Customer = mergeCustomer(after.Customer, msg.Customer)
+	after.Customer = completeCustomer(after.Customer, after.Channel, msg.Customer, msg.Channel)
 	reopened := Event{
 		Type:   EventReopened,
 		Actor:  ActorRouter,
@@ -443,6 +474,7 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 	ch.Entries = []Entry{{At: now, Message: &msg}, {At: now, Event: &opened}, {At: now, Event: &assigned}}
 	ch.Notifications = []Notification{notification(NotifyAssigned, ch.After, c.Owner, now, &assigned, &msg)}
 	ch.Entries, ch.CustomerMessages = r.acknowledge(ch.After, msg, ch.Entries, now)
+	ch.Mentions = th.mentions(msg, c.ID, now)
 	return routePlan{change: ch, outcome: Outcome{Kind: OutcomeOpened, ComplaintID: c.ID, Owner: c.Owner, OverCapacity: a.overCapacity}}, nil
 }
 
@@ -461,21 +493,6 @@ func notification(kind NotificationKind, c Complaint, recipient string, at time.
 		ID:   c.ID + ":v" + strconv.FormatInt(c.Version, 10) + ":" + string(kind) + ":" + recipient,
 		Kind: kind, Recipient: recipient, At: at, Complaint: c, Event: ev, Message: msg,
 	}
-}
-
-// mergeCustomer fills what the complaint did not know yet about its customer;
-// it never overwrites.
-func mergeCustomer(known, seen Customer) Customer {
-	if known.Name == "" {
-		known.Name = seen.Name
-	}
-	if known.Email == "" {
-		known.Email = seen.Email
-	}
-	if known.ID == "" {
-		known.ID = seen.ID
-	}
-	return known
 }
 
 func roundDuration(d time.Duration) string {
@@ -513,7 +530,7 @@ func (r *Router) acknowledge(c Complaint, msg Message, entries []Entry, now time
 	if _, err := r.reachability.Reach(c); err != nil {
 		return entries, nil
 	}
-	if why := msg.Metadata[MetaNoAutoReply]; why != "" {
+	if why := msg.NoAutoReply; why != "" {
 		ev := Event{Type: EventSent, Actor: ActorRouter, Owner: c.Owner, Reason: "acknowledgement not sent: " + why,
 			Details: map[string]string{"kind": string(ToCustomerAcknowledgement)}}
 		return append(entries, Entry{At: now, Event: &ev}), nil

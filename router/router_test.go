@@ -56,7 +56,7 @@ func TestThreadingAttachesToTheSameComplaint(t *testing.T) {
 			m := d.msg("", "Any news?")
 			m.ComplaintID = id
 			return m
-		}, true},
+		}, false},
 		{"thread key from another customer", func(d *desk, first router.Message, _ string) router.Message {
 			m := d.msg("stranger@example.org", "I have the same problem")
 			m.ThreadKeys = first.ThreadKeys
@@ -89,7 +89,7 @@ func TestThreadingAttachesToTheSameComplaint(t *testing.T) {
 				t.Fatalf("second message: %+v, want a new complaint", out)
 			}
 			_, tl := d.complaint(out.ComplaintID)
-			if why := events(tl, router.EventOpened)[0].Reason; !strings.Contains(why, "belongs to another customer") && !strings.Contains(why, "unknown complaint") {
+			if why := events(tl, router.EventOpened)[0].Reason; !strings.Contains(why, "sender not verified") && !strings.Contains(why, "unknown complaint") {
 				t.Errorf("opened reason %q does not say why the reference was not followed", why)
 			}
 		})

@@ -63,22 +63,36 @@ func TestDetectLanguage(t *testing.T) {
 	}
 }
 
-func TestCustomerIdentity(t *testing.T) {
+func TestProvenSenderRule(t *testing.T) {
+	chat := Complaint{Channel: ChannelChat, Customer: Customer{ID: "sess-1"}, CustomerKey: "chat:sess-1"}
+	mail := Complaint{Channel: ChannelEmail, Customer: Customer{Email: "Jan@Example.nl"}, CustomerKey: "email:jan@example.nl",
+		Identities: []string{"email:partner@example.nl"}}
+	shop := Complaint{Channel: ChannelWebhook, Customer: Customer{ID: "88", Email: "jan@example.nl"}, CustomerKey: "email:jan@example.nl"}
 	tests := []struct {
-		a, b        Customer
-		sameChannel bool
-		conflict    bool
+		name   string
+		c      Complaint
+		msg    Message
+		proven bool
 	}{
-		{Customer{Email: "Jan@Example.nl"}, Customer{Email: "jan@example.nl"}, true, false},
-		{Customer{Email: "jan@example.nl"}, Customer{Email: "piet@example.nl"}, true, true},
-		{Customer{ID: "1"}, Customer{ID: "2"}, true, true},
-		{Customer{ID: "1"}, Customer{ID: "2"}, false, false},
-		{Customer{Email: "jan@example.nl", ID: "1"}, Customer{Email: "jan@example.nl", ID: "2"}, true, false},
-		{Customer{}, Customer{Email: "x@example.nl"}, true, false},
+		{"same chat session", chat, Message{Channel: ChannelChat, Customer: Customer{ID: "sess-1"}}, true},
+		{"other chat session", chat, Message{Channel: ChannelChat, Customer: Customer{ID: "sess-2"}}, false},
+		{"stranger's e-mail on an anonymous chat complaint", chat, Message{Channel: ChannelWebhook, Customer: Customer{Email: "attacker@evil.example"}}, false},
+		{"webhook id equal to the chat session id", chat, Message{Channel: ChannelWebhook, Customer: Customer{ID: "sess-1"}}, false},
+		{"no identity at all", chat, Message{Channel: ChannelEmail}, false},
+		{"same address, any case", mail, Message{Channel: ChannelEmail, Customer: Customer{Email: " JAN@example.NL"}}, true},
+		{"same address from another channel", mail, Message{Channel: ChannelWebhook, Customer: Customer{Email: "jan@example.nl"}}, true},
+		{"address we wrote to for it", mail, Message{Channel: ChannelEmail, Customer: Customer{Email: "partner@example.nl"}}, true},
+		{"other address", mail, Message{Channel: ChannelEmail, Customer: Customer{Email: "piet@example.nl"}}, false},
+		{"mail without a From", mail, Message{Channel: ChannelEmail, Customer: Customer{Name: "Jan"}}, false},
+		{"e-mail channel never compares ids", mail, Message{Channel: ChannelEmail, Customer: Customer{ID: "jan@example.nl"}}, false},
+		{"shop's customer id", shop, Message{Channel: ChannelWebhook, Customer: Customer{ID: "88"}}, true},
+		{"shop's customer id from chat", shop, Message{Channel: ChannelChat, Customer: Customer{ID: "88"}}, false},
+		{"other id, same address", shop, Message{Channel: ChannelWebhook, Customer: Customer{ID: "89", Email: "jan@example.nl"}}, true},
+		{"name only", shop, Message{Channel: ChannelWebhook, Customer: Customer{Name: "Jan"}}, false},
 	}
 	for _, tc := range tests {
-		if got := tc.a.conflictsWith(tc.b, tc.sameChannel); got != tc.conflict {
-			t.Errorf("%+v vs %+v (same channel %v): conflict = %v, want %v", tc.a, tc.b, tc.sameChannel, got, tc.conflict)
+		if got := provenSender(tc.c, tc.msg); got != tc.proven {
+			t.Errorf("%s: proven = %v, want %v", tc.name, got, tc.proven)
 		}
 	}
 	if k := (Customer{Email: " Jan@Example.NL "}).Key(ChannelChat); k != "email:jan@example.nl" {

@@ -69,4 +69,18 @@ type Change struct {
 	// AssignedAt, when set, records the time After.Owner received this
 	// complaint (the least-loaded tie-breaker).
 	AssignedAt time.Time
+	// Mentions are timeline entries for other complaints that this change
+	// names (a message that referred to a complaint it could not join):
+	// appended to their timelines, which they do not otherwise change.
+	Mentions []Mention
+	// Related are changes to further complaints that must happen in the same
+	// atomic step, each guarded like the main one (a merge closes one
+	// complaint into another). They carry no message id, once key or receipt.
+	Related []Change
+}
+
+// Mention is a timeline entry for another complaint.
+type Mention struct {
+	ComplaintID string
+	Entry       Entry
 }

@@ -41,19 +41,6 @@ func (c Customer) Key(ch Channel) string {
 	return ""
 }
 
-// conflictsWith reports whether two customer records certainly belong to
-// different people. Missing data never conflicts; ids are only comparable
-// within one channel.
-func (c Customer) conflictsWith(other Customer, sameChannel bool) bool {
-	if c.Email != "" && other.Email != "" {
-		return !strings.EqualFold(strings.TrimSpace(c.Email), strings.TrimSpace(other.Email))
-	}
-	if sameChannel && c.ID != "" && other.ID != "" {
-		return c.ID != other.ID
-	}
-	return false
-}
-
 // Label is a human description of the customer for logs and notifications.
 func (c Customer) Label() string {
 	switch {
@@ -90,9 +77,31 @@ type Message struct {
 	ComplaintID string `json:"complaint_id,omitempty"`
 	// DefaultTeam is the channel's team for mail that no routing rule claims
 	// (for example the team of the mailbox it arrived in).
-	DefaultTeam string            `json:"default_team,omitempty"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
-	ReceivedAt  time.Time         `json:"received_at"`
+	DefaultTeam string `json:"default_team,omitempty"`
+	// Metadata is what the sender supplied or the channel read from the
+	// message for staff to see (an order number, mail headers). The router
+	// gives none of it meaning: facts it acts on travel in the typed fields
+	// below, which only channel code sets.
+	Metadata map[string]string `json:"metadata,omitempty"`
+	// NoAutoReply, set by a channel, says why no automatic reply may be sent
+	// to this message (an autoresponder, a mailing list, a bounce).
+	NoAutoReply string `json:"no_auto_reply,omitempty"`
+	// DeliveryReport, set by a channel, marks the message as a report that
+	// something we sent did not arrive (an e-mail bounce).
+	DeliveryReport *DeliveryReport `json:"delivery_report,omitempty"`
+	// Notes say what the channel changed while taking the message in (a name
+	// cut to length, control characters removed), for staff.
+	Notes      []string  `json:"notes,omitempty"`
+	ReceivedAt time.Time `json:"received_at"`
+}
+
+// DeliveryReport is a report that something we sent did not arrive.
+type DeliveryReport struct {
+	// For is the thread key of what we sent (its e-mail Message-ID), which
+	// leads to the complaint.
+	For string `json:"for"`
+	// Status says what failed, in the reporting system's words.
+	Status string `json:"status,omitempty"`
 }
 
 // Status is where a complaint is in its lifecycle.
@@ -116,6 +125,12 @@ type Complaint struct {
 	Language    string   `json:"language,omitempty"`
 	Customer    Customer `json:"customer"`
 	CustomerKey string   `json:"customer_key,omitempty"`
+	// Identities are further proofs of who the customer is, beyond what
+	// Customer says: addresses we wrote to for this complaint (a Reply-To),
+	// and identities staff joined to it by a merge. See provenSender.
+	Identities []string `json:"identities,omitempty"`
+	// MergedInto names the complaint this one was merged into by staff.
+	MergedInto string `json:"merged_into,omitempty"`
 	// RoutingReason explains the original assignment: rule → team → owner.
 	RoutingReason string    `json:"routing_reason"`
 	FollowUpOf    string    `json:"follow_up_of,omitempty"`
@@ -158,6 +173,8 @@ type Complaint struct {
 	// CSAT is the customer's satisfaction answer (1-5) after the close.
 	CSAT   int       `json:"csat,omitempty"`
 	CSATAt time.Time `json:"csat_at,omitzero"`
+	// CSATChanges counts how often the customer changed their answer.
+	CSATChanges int `json:"csat_changes,omitempty"`
 	// Version increases with every change; the store refuses a change computed
 	// from an older version (optimistic locking).
 	Version int64 `json:"version"`
@@ -199,6 +216,14 @@ const (
 	EventResumed EventType = "resumed"
 	// EventCSAT records the customer's satisfaction answer.
 	EventCSAT EventType = "csat"
+	// EventMentioned records that a message which named this complaint could
+	// not join it, because its sender was not proven to be the customer; the
+	// message opened the complaint in Details["complaint"] instead.
+	EventMentioned EventType = "mentioned"
+	// EventMerged records that staff merged one complaint into another: on
+	// the surviving complaint Details["from"] names the merged one, on the
+	// merged one Details["into"] names the survivor.
+	EventMerged EventType = "merged"
 )
 
 // Event is one audited change: who did what, when and why.
@@ -244,6 +269,8 @@ const (
 	// NotifyComplaintRate alerts the lead that complaints per order (or
 	// contact) crossed the configured threshold; it has no complaint.
 	NotifyComplaintRate NotificationKind = "complaint_rate"
+	// NotifyMerged tells owners that staff merged one complaint into another.
+	NotifyMerged NotificationKind = "merged"
 )
 
 // Notification is queued in the same atomic step as the change it reports and

@@ -74,6 +74,8 @@ func title(k router.NotificationKind) string {
 		return "ESCALATION: a deadline was missed"
 	case router.NotifyComplaintRate:
 		return "ALERT: complaint rate threshold reached"
+	case router.NotifyMerged:
+		return "complaints merged"
 	}
 	return "complaint notification: " + string(k)
 }

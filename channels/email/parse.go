@@ -330,16 +330,13 @@ func (p *parser) finish(msg *router.Message, h gomail.Header, text extracted) {
 	if r := text.report; r.failed() {
 		// A bounce of a mail we may have sent: the router puts it on the
 		// complaint that mail belongs to, as a failed delivery.
-		msg.Metadata[router.MetaDeliveryReportFor] = ThreadKey(r.original)
 		what := strings.TrimSpace(r.status + " " + r.diagnose)
 		if r.recipient != "" {
 			what = r.recipient + ": " + what
 		}
-		msg.Metadata[router.MetaDeliveryStatus] = p.clip(strings.TrimSpace(what), "delivery status")
+		msg.DeliveryReport = &router.DeliveryReport{For: ThreadKey(r.original), Status: p.clip(strings.TrimSpace(what), "delivery status")}
 	}
-	if why := autoReplyReason(h, msg.Customer.Email, p.opts); why != "" {
-		msg.Metadata[router.MetaNoAutoReply] = why
-	}
+	msg.NoAutoReply = autoReplyReason(h, msg.Customer.Email, p.opts)
 	if len(p.notes) > 0 {
 		msg.Metadata[MetaNotes] = strings.Join(p.notes, "; ")
 	}

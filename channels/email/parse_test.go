@@ -152,7 +152,7 @@ func TestParseRealWorldMail(t *testing.T) {
 			if m.Language != tc.language {
 				t.Errorf("language %q, want %q", m.Language, tc.language)
 			}
-			why := m.Metadata[router.MetaNoAutoReply]
+			why := m.NoAutoReply
 			if (tc.noAutoReply == "") != (why == "") || !strings.Contains(why, tc.noAutoReply) {
 				t.Errorf("no_auto_reply = %q, want %q", why, tc.noAutoReply)
 			}
@@ -255,7 +255,7 @@ func TestLoopGuard(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := m.Metadata[router.MetaNoAutoReply]
+			got := m.NoAutoReply
 			if (tc.want == "") != (got == "") || !strings.Contains(got, tc.want) {
 				t.Errorf("no_auto_reply = %q, want %q", got, tc.want)
 			}
@@ -406,19 +406,26 @@ func TestDeliveryReportNamesTheMailThatBounced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := m.Metadata[router.MetaDeliveryReportFor]; got != "email:fmn.C-1002.v1.acknowledgement@winkel.example" {
+	if got := deliveryReportFor(m); got != "email:fmn.C-1002.v1.acknowledgement@winkel.example" {
 		t.Errorf("delivery report for %q, want the bounced acknowledgement's thread key", got)
 	}
-	if got := m.Metadata[router.MetaDeliveryStatus]; !strings.Contains(got, "weg@voorbeeld.nl") || !strings.Contains(got, "5.1.1") {
+	if got := m.DeliveryReport.Status; !strings.Contains(got, "weg@voorbeeld.nl") || !strings.Contains(got, "5.1.1") {
 		t.Errorf("delivery status %q, want the recipient and the status", got)
 	}
 
 	delayed := strings.Replace(string(raw), "Action: failed", "Action: delayed", 1)
-	if m, _ := Parse([]byte(delayed), testOpts); m.Metadata[router.MetaDeliveryReportFor] != "" {
+	if m, _ := Parse([]byte(delayed), testOpts); deliveryReportFor(m) != "" {
 		t.Error("a delay warning is not a failed delivery")
 	}
 	headless := strings.Replace(string(raw), "Message-ID: <fmn.C-1002.v1.acknowledgement@winkel.example>\r\n", "", 1)
-	if m, _ := Parse([]byte(headless), testOpts); m.Metadata[router.MetaDeliveryReportFor] != "" {
+	if m, _ := Parse([]byte(headless), testOpts); deliveryReportFor(m) != "" {
 		t.Error("without the original's Message-ID there is nothing to report on")
 	}
+}
+
+func deliveryReportFor(m router.Message) string {
+	if m.DeliveryReport == nil {
+		return ""
+	}
+	return m.DeliveryReport.For
 }

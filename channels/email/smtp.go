@@ -111,8 +111,8 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s has no e-mail address to write to", m.Complaint.ID))
 	}
 	if m.Kind == router.ToCustomerAcknowledgement {
-		if m.InReplyTo != nil && m.InReplyTo.Metadata[router.MetaNoAutoReply] != "" {
-			return router.Sent{Via: string(router.ChannelEmail), Skipped: m.InReplyTo.Metadata[router.MetaNoAutoReply]}, nil
+		if m.InReplyTo != nil && m.InReplyTo.NoAutoReply != "" {
+			return router.Sent{Via: string(router.ChannelEmail), Skipped: m.InReplyTo.NoAutoReply}, nil
 		}
 		if strings.EqualFold(to, s.from.Address) {
 			return router.Sent{Via: string(router.ChannelEmail), Skipped: "the customer address is our own"}, nil
@@ -134,7 +134,7 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 		return router.Sent{}, err
 	}
 	s.log.Info("e-mail sent", "complaint", m.Complaint.ID, "kind", m.Kind, "to", to, "message_id", id)
-	return router.Sent{Via: string(router.ChannelEmail), Ref: "<" + id + ">", ThreadKeys: []string{ThreadKey(id)}}, nil
+	return router.Sent{Via: string(router.ChannelEmail), Ref: "<" + id + ">", ThreadKeys: []string{ThreadKey(id)}, Address: to}, nil
 }
 
 // claimAck allows one acknowledgement per sender per hour; a retry of the

@@ -14,9 +14,11 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/cleantext"
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -190,6 +192,9 @@ func decode(raw []byte) (Request, string, error) {
 		{"customer.name", len(req.Customer.Name) > maxNameLen, fmt.Sprintf("is longer than %d bytes", maxNameLen)},
 		{"customer.id", len(req.Customer.ID) > maxIDLen, fmt.Sprintf("is longer than %d bytes", maxIDLen)},
 		{"thread_key", len(req.ThreadKey) > maxIDLen, fmt.Sprintf("is longer than %d bytes", maxIDLen)},
+		{"source_id", !cleantext.Printable(req.SourceID), "must not contain control or bidi formatting characters"},
+		{"customer.id", !cleantext.Printable(req.Customer.ID), "must not contain control or bidi formatting characters"},
+		{"thread_key", !cleantext.Printable(req.ThreadKey), "must not contain control or bidi formatting characters"},
 		{"complaint_id", req.ComplaintID != "" && !complaintIDPattern.MatchString(req.ComplaintID), "must look like C-1042"},
 		{"language", req.Language != "" && !languagePattern.MatchString(req.Language), "must be a two-letter ISO 639-1 code like nl"},
 		{"metadata", len(req.Metadata) > maxMetadata, fmt.Sprintf("has more than %d entries", maxMetadata)},
@@ -203,8 +208,27 @@ func decode(raw []byte) (Request, string, error) {
 		if k == "" || len(k) > maxMetaKeyLen || len(v) > maxMetaValueLn {
 			return req, "metadata", fmt.Errorf("metadata key %q: keys must be 1-%d bytes and values at most %d", k, maxMetaKeyLen, maxMetaValueLn)
 		}
+		if ReservedMetadataKey(k) {
+			return req, "metadata." + k, fmt.Errorf("metadata key %q is reserved for forgetmenot's own use (keys starting with %q, and %s); choose another name",
+				k, reservedPrefix, strings.Join(reservedKeys, ", "))
+		}
 	}
 	return req, "", nil
+}
+
+// reservedPrefix starts every metadata key forgetmenot may give meaning to,
+// now or later; reservedKeys are the names it used for its own facts before
+// they moved to typed fields. A sender setting either is refused, so nothing
+// from outside can pass for one of forgetmenot's own facts.
+const reservedPrefix = "fmn"
+
+var reservedKeys = []string{"no_auto_reply", "delivery_report_for", "delivery_status", "chat_session",
+	"forum_topic_id", "forum_post_number", "forum_post_id", "forum_category"}
+
+// ReservedMetadataKey reports whether a metadata key is forgetmenot's own.
+func ReservedMetadataKey(k string) bool {
+	k = strings.ToLower(strings.TrimSpace(k))
+	return strings.HasPrefix(k, reservedPrefix) || slices.Contains(reservedKeys, k)
 }
 
 func (req Request) message(now time.Time) router.Message {

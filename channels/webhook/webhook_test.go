@@ -139,6 +139,15 @@ func TestRefusedRequestsQueueNothing(t *testing.T) {
 		{"bad complaint id", []byte(`{"source_id":"x","body":"hi","complaint_id":"1042"}`), "", 400, "complaint_id", "C-1042"},
 		{"multi-line subject", []byte(`{"source_id":"x","body":"hi","subject":"a\nBcc: x"}`), "", 400, "subject", "one line"},
 		{"trailing data", []byte(`{"source_id":"x","body":"hi"} {"source_id":"y","body":"hi"}`), "", 400, "", "after the JSON"},
+		// Trust boundary: nothing from outside may pass for one of
+		// forgetmenot's own facts, or smuggle control characters into ids.
+		{"bounce report in metadata", []byte(`{"source_id":"x","body":"hi","metadata":{"delivery_report_for":"email:fmn.C-1001.v1.acknowledgement@shop.example"}}`), "", 400, "metadata.delivery_report_for", "reserved"},
+		{"no-auto-reply in metadata", []byte(`{"source_id":"x","body":"hi","metadata":{"no_auto_reply":"yes"}}`), "", 400, "metadata.no_auto_reply", "reserved"},
+		{"reserved namespace", []byte(`{"source_id":"x","body":"hi","metadata":{"FMN.staff":"anna"}}`), "", 400, "metadata.FMN.staff", "reserved"},
+		{"address longer than SMTP allows", []byte(`{"source_id":"x","body":"hi","customer":{"email":"` + strings.Repeat("a", 900) + `@evil.example"}}`), "", 400, "customer.email", "not an e-mail"},
+		{"NUL in the source id", []byte(`{"source_id":"x\u0000y","body":"hi"}`), "", 400, "source_id", "control"},
+		{"bidi override in the customer id", []byte(`{"source_id":"x","body":"hi","customer":{"id":"88\u202e"}}`), "", 400, "customer.id", "control"},
+		{"escape in the thread key", []byte(`{"source_id":"x","body":"hi","thread_key":"order\u001b[2J"}`), "", 400, "thread_key", "control"},
 		{"too large", append(append([]byte(`{"source_id":"x","body":"`), bytes.Repeat([]byte("a"), 1<<20)...), []byte(`"}`)...), "", 413, "", "larger than"},
 	}
 	for _, tc := range tests {

@@ -32,6 +32,7 @@ Usage:
   forgetmenot complaints show ID
   forgetmenot complaints close ID --resolution TEXT [--category C]
   forgetmenot complaints reassign ID --to OWNER --reason TEXT
+  forgetmenot complaints merge ID --into ID --reason TEXT   the same customer's: one complaint, one owner
   forgetmenot complaints reply ID --body TEXT         answer the customer through their channel
   forgetmenot complaints ack ID                       acknowledge: you have it in hand
   forgetmenot complaints note ID --text TEXT          internal note, never sent to the customer
@@ -194,6 +195,24 @@ var commands = map[string]map[string]command{
 						return err
 					}
 					return out.print(res, func(w io.Writer) { fmt.Fprintf(w, "%s is now owned by %s.\n", res.ID, res.Owner) })
+				}
+			},
+		},
+		"merge": {
+			usage: "forgetmenot complaints merge ID --into ID --reason TEXT [--as OWNER] [--json]\n\nMerges complaint ID into the --into complaint once you know both are the same\ncustomer's (a message that named a complaint without being from its customer opens\none of its own and says so). The messages and the customer's addresses join the\n--into complaint, whose owner stays; ID is closed as merged. Audited: the reason is\nrequired.", positional: "ID",
+			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
+				into := fs.String("into", "", "the complaint that carries on (required)")
+				reason := fs.String("reason", "", "how you know both are the same customer's (required)")
+				as := fs.String("as", "", "the owner id merging (recorded on both timelines)")
+				return func(ctx context.Context, c *client, id string, out *output) error {
+					var res router.Complaint
+					req := api.MergeRequest{Into: *into, Reason: *reason, Actor: actorOr(*as)}
+					if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/merge", nil, req, &res); err != nil {
+						return err
+					}
+					return out.print(res, func(w io.Writer) {
+						fmt.Fprintf(w, "%s merged into %s (owner %s, %d messages).\n", id, res.ID, res.Owner, res.Messages)
+					})
 				}
 			},
 		},
@@ -477,6 +496,9 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 	if c.FollowUpOf != "" {
 		fmt.Fprintf(w, "Follows:   %s\n", c.FollowUpOf)
 	}
+	if c.MergedInto != "" {
+		fmt.Fprintf(w, "Merged into: %s\n", c.MergedInto)
+	}
 	if c.Priority != "" {
 		fmt.Fprintf(w, "Priority:  %s\n", c.Priority)
 	}
@@ -556,6 +578,13 @@ func eventLine(ev *router.Event) string {
 		return line
 	case router.EventReplied:
 		return fmt.Sprintf("replied by %s via %s", ev.Actor, d["via"])
+	case router.EventMentioned:
+		return "mentioned by " + d["complaint"] + " — " + ev.Reason
+	case router.EventMerged:
+		if d["into"] != "" {
+			return fmt.Sprintf("merged into %s by %s — %s", d["into"], ev.Actor, ev.Reason)
+		}
+		return fmt.Sprintf("merged %s into this complaint by %s (%s messages) — %s", d["from"], ev.Actor, d["messages"], ev.Reason)
 	case router.EventClosed:
 		line := fmt.Sprintf("closed by %s — %s", ev.Actor, ev.Reason)
 		if d["category"] != "" {

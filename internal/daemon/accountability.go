@@ -79,7 +79,7 @@ func loadPolicy(cfg configs.Config, roster *router.Roster) (*router.Policy, *rou
 	}
 	var csat *router.CSAT
 	if cfg.PublicURL != "" {
-		csat = &router.CSAT{BaseURL: cfg.PublicURL, Secret: []byte(cfg.CSATSecret)}
+		csat = &router.CSAT{BaseURL: cfg.PublicURL, Secret: []byte(cfg.CSATSecret), ValidFor: cfg.CSATLinkTTL.D()}
 	}
 	return policy, csat, nil
 }

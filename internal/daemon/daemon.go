@@ -20,6 +20,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/channels/console"
 	"github.com/forgetmenot/forgetmenot/channels/webhook"
 	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/cleantext"
 	"github.com/forgetmenot/forgetmenot/internal/metrics"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -406,7 +407,10 @@ type countingQueue struct {
 	metrics *metrics.Metrics
 }
 
+// Every channel's messages pass here, so this is where customer text is
+// cleaned once (cleantext) before anything stores or shows it.
 func (c countingQueue) Enqueue(ctx context.Context, msg router.Message) (string, bool, error) {
+	cleantext.Message(&msg)
 	id, dup, err := c.store.Enqueue(ctx, msg)
 	if err == nil {
 		if dup {

@@ -1,6 +1,7 @@
 package mailaddr_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
@@ -23,6 +24,11 @@ func TestValid(t *testing.T) {
 		{" jan@voorbeeld.nl", false},
 		{"jan@voorbeeld.nl\r\nBcc: x@y.z", false},
 		{"jan@voorbeeld.nl, piet@voorbeeld.nl", false},
+		{strings.Repeat("a", 64) + "@voorbeeld.nl", true},
+		{strings.Repeat("a", 65) + "@voorbeeld.nl", false},
+		{"jan@" + strings.Repeat("a", 240) + ".nl", true},
+		{"jan@" + strings.Repeat("a", 248) + ".nl", false},
+		{"jan@" + strings.Repeat("sub.", 225000) + "nl", false},
 	} {
 		if got := mailaddr.Valid(tc.in); got != tc.want {
 			t.Errorf("Valid(%q) = %v, want %v", tc.in, got, tc.want)
