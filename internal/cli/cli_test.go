@@ -205,3 +205,27 @@ func TestAwayBackAndReportFromTheCommandLine(t *testing.T) {
 		t.Fatalf("bad date: %d %q", code, errOut)
 	}
 }
+
+// TestMergeFromTheCommandLine: a colleague's message that named the
+// complaint opened its own; staff merge it, and show says so on both.
+func TestMergeFromTheCommandLine(t *testing.T) {
+	base := startDaemon(t)
+	orig := ingest(t, base, `{"source_id":"cli-m1","customer":{"email":"jan@voorbeeld.nl"},"body":"De kan is gebroken."}`)
+	other := ingest(t, base, `{"source_id":"cli-m2","customer":{"email":"piet@voorbeeld.nl"},"complaint_id":"`+orig+`","body":"Ik ben Jans collega, over de kan."}`)
+	if code, out, _ := run("complaints", "show", other); code != 0 || !strings.Contains(out, "mentions "+orig) {
+		t.Fatalf("the colleague's complaint must say it names %s: %d\n%s", orig, code, out)
+	}
+	if code, _, errOut := run("complaints", "merge", other, "--into", orig); code != 1 || !strings.Contains(errOut, "reason") {
+		t.Errorf("merge without a reason: %d %q, want exit 1 naming the reason", code, errOut)
+	}
+	code, out, errOut := run("complaints", "merge", other, "--into", orig, "--reason", "Piet is Jans collega", "--as", "anna")
+	if code != 0 || !strings.Contains(out, other+" merged into "+orig) {
+		t.Fatalf("merge: %d %s %s", code, out, errOut)
+	}
+	if _, out, _ := run("complaints", "show", other); !strings.Contains(out, "Merged into: "+orig) || !strings.Contains(out, "merged into "+orig+" by anna") {
+		t.Errorf("show of the merged complaint:\n%s", out)
+	}
+	if _, out, _ := run("complaints", "show", orig); !strings.Contains(out, "merged "+other+" into this complaint by anna") || !strings.Contains(out, "Ik ben Jans collega") {
+		t.Errorf("show of the survivor:\n%s", out)
+	}
+}

@@ -3,11 +3,15 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
+	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/router"
 )
 
 // TestNoStrangerTakesOverAnAnonymousChatComplaint replays the takeover found
@@ -117,5 +121,72 @@ func TestWebhookCannotSetForgetmenotsOwnFacts(t *testing.T) {
 	_, tl := r.call("GET", "/v1/complaints/"+victim, nil, "")
 	if s := fmt.Sprint(tl); strings.Contains(s, "delivery_failed") || strings.Contains(s, "Mail delivery failed") {
 		t.Errorf("the victim's timeline holds the injected report: %s", s)
+	}
+}
+
+// TestMergeThroughTheAPI: staff join a complaint opened by the customer's
+// colleague to the customer's own; the colleague's next message, naming
+// either complaint, lands on the survivor, and a repeat or a merge without
+// a reason is refused.
+func TestMergeThroughTheAPI(t *testing.T) {
+	r := start(t, testredis.URL(t))
+	post := func(source, email, extra string) string {
+		code, res := r.post(fmt.Sprintf(`{"source_id":%q,"customer":{"email":%q},"body":"About the broken jug."%s}`, source, email, extra), "")
+		if code != 202 {
+			t.Fatalf("webhook: %d %v", code, res)
+		}
+		return r.routed(res["message_id"].(string), "")["complaint_id"].(string)
+	}
+	orig := post("m-1", "jan@voorbeeld.nl", "")
+	other := post("m-2", "piet@voorbeeld.nl", fmt.Sprintf(`,"complaint_id":%q`, orig))
+	if other == orig {
+		t.Fatal("an unproven sender joined the complaint")
+	}
+	if code, res := r.call("POST", "/v1/complaints/"+other+"/merge", map[string]string{"into": orig}, ""); code != 400 || res["field"] != "reason" {
+		t.Errorf("merge without a reason: %d %v", code, res)
+	}
+	code, res := r.call("POST", "/v1/complaints/"+other+"/merge", map[string]string{"into": orig, "reason": "Piet is Jan's colleague", "actor": "anna"}, "")
+	if code != 200 || res["id"] != orig || res["messages"] != float64(2) {
+		t.Fatalf("merge: %d %v", code, res)
+	}
+	if code, res := r.call("POST", "/v1/complaints/"+other+"/merge", map[string]string{"into": orig, "reason": "again"}, ""); code != 409 {
+		t.Errorf("second merge: %d %v, want 409", code, res)
+	}
+	_, gone := r.call("GET", "/v1/complaints/"+other, nil, "")
+	if c := gone["complaint"].(map[string]any); c["status"] != "closed" || c["merged_into"] != orig {
+		t.Errorf("merged complaint: %v", c)
+	}
+	if got := post("m-3", "piet@voorbeeld.nl", fmt.Sprintf(`,"complaint_id":%q`, other)); got != orig {
+		t.Errorf("Piet's next message naming %s landed on %s, want %s", other, got, orig)
+	}
+}
+
+// TestCSATLinkFetchedByAScannerRecordsNothing: a GET (a mail scanner, a
+// link preview) only shows the page; the page's own POST records; a link for
+// an open complaint records nothing.
+func TestCSATLinkFetchedByAScannerRecordsNothing(t *testing.T) {
+	const secret = "csat-secret-for-the-tests"
+	r := start(t, testredis.URL(t), func(c *configs.Config) { c.PublicURL, c.CSATSecret = "https://support.example", secret })
+	code, res := r.post(`{"source_id":"c-1","customer":{"email":"jan@voorbeeld.nl"},"body":"The jug is broken."}`, "")
+	if code != 202 {
+		t.Fatalf("webhook: %d %v", code, res)
+	}
+	id := r.routed(res["message_id"].(string), "")["complaint_id"].(string)
+	link := "/v1/csat/" + id + "/5?sig=" + (&router.CSAT{Secret: []byte(secret)}).Sign(id, 5)
+	csat := func() any {
+		_, d := r.call("GET", "/v1/complaints/"+id, nil, "")
+		return d["complaint"].(map[string]any)["csat"]
+	}
+	if code, _ := r.do("POST", link, nil, http.Header{}); code != 400 || csat() != nil {
+		t.Errorf("answer on an open complaint: %d, csat %v; want refused", code, csat())
+	}
+	if code, _ := r.call("POST", "/v1/complaints/"+id+"/close", map[string]string{"resolution": "New jug sent", "actor": "anna"}, ""); code != 200 {
+		t.Fatalf("close: %d", code)
+	}
+	if code, _ := r.do("GET", link, nil, http.Header{}); code != 200 || csat() != nil {
+		t.Errorf("a GET recorded an answer (status %d, csat %v)", code, csat())
+	}
+	if code, _ := r.do("POST", link, nil, http.Header{}); code != 200 || csat() != float64(5) {
+		t.Errorf("the page's POST: %d, csat %v; want 5 recorded", code, csat())
 	}
 }
