@@ -63,6 +63,10 @@ type CustomerMessage struct {
 	// References are the thread keys of every customer message on the
 	// complaint, oldest first.
 	References []string `json:"references,omitempty"`
+	// Fallback, when set, says the message was delivered live before but
+	// not seen there in time: the complaint's channel sends it through this
+	// channel instead (the chat through e-mail).
+	Fallback Channel `json:"fallback,omitempty"`
 }
 
 // Sent is what a channel reports after delivering a CustomerMessage.
@@ -78,6 +82,10 @@ type Sent struct {
 	// Skipped, when set, says why the message was deliberately not sent (an
 	// autoresponder loop guard, a rate limit); it is recorded, not retried.
 	Skipped string `json:"skipped,omitempty"`
+	// Unseen, when set by a channel that delivered live but cannot know the
+	// customer read it (the web chat), sends the message again by another
+	// channel unless RecordSeen confirms it was seen in time.
+	Unseen *UnseenFallback `json:"unseen,omitempty"`
 }
 
 // Reachability tells whether a complaint's customer can be written to, and
@@ -271,6 +279,7 @@ func (r *Router) RecordSent(ctx context.Context, m CustomerMessage, sent Sent) e
 		if sent.Skipped != "" {
 			ev.Reason = "not sent: " + sent.Skipped
 		}
+		watchUnseen(&after, m, sent, now)
 		ch := newChange(&c, after)
 		ch.OnceKey = "sent:" + m.ID
 		ch.Entries = []Entry{{At: now, Event: &ev}}
