@@ -121,13 +121,13 @@ const (
 
 // Server serves the widget, the demo page and the WebSocket.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	hub     *hub
-	origins origins
-	limits  *limiter
-	metrics *socketMetrics
-	refused *onceEvery
+	cfg      Config
+	log      *slog.Logger
+	hub      *hub
+	origins  origins
+	limits   *limiter
+	metrics  *socketMetrics
+	refused  *onceEvery
 	widgetJS []byte
 }
 
