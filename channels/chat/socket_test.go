@@ -333,3 +333,25 @@ func TestWidgetCarriesTheTextsOfEveryLanguage(t *testing.T) {
 		}
 	}
 }
+
+func TestGreetingSaysWhenTheTeamIsBackInTheVisitorsZone(t *testing.T) {
+	back := time.Date(2026, 11, 30, 8, 0, 0, 0, time.UTC) // Monday 09:00 in Amsterdam
+	f := newFixture(t, func(c *chat.Config) {
+		c.Expect = func() router.Expectation { return router.Expectation{Working: false, Back: back} }
+	})
+	for _, tc := range []struct{ lang, zone, want string }{
+		{"nl", "Europe/Amsterdam", "terug op maandag 09:00"},
+		{"de", "Europe/Berlin", "ab Montag, 09:00 Uhr"},
+		{"en", "America/New_York", "back Monday 03:00"},
+		{"fr", "Europe/Paris", "de retour lundi à 09:00"},
+	} {
+		c, _, err := f.dial(f.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.send(map[string]any{"type": "hello", "lang": tc.lang, "zone": tc.zone})
+		if w := c.read(); !strings.Contains(w["expect"].(string), tc.want) {
+			t.Errorf("%s: greeting %q, want %q", tc.lang, w["expect"], tc.want)
+		}
+	}
+}
