@@ -62,6 +62,14 @@ type Config struct {
 	ChatMaxMessageBytes    int     `envconfig:"CHAT_MAX_MESSAGE_BYTES" default:"4000" desc:"Web chat: longest chat message accepted."`
 	ChatRatePerMinute      int     `envconfig:"CHAT_RATE_PER_MINUTE" default:"20" desc:"Web chat: messages per minute per chat session."`
 	ChatIPRatePerMinute    int     `envconfig:"CHAT_IP_RATE_PER_MINUTE" default:"60" desc:"Web chat: messages per minute per client IP address (the connection's peer: behind a proxy, all visitors share it)."`
+	// Web chat: socket limits, the unseen-reply e-mail and the texts.
+	ChatMaxConnections         int      `envconfig:"CHAT_MAX_CONNECTIONS" default:"10000" desc:"Web chat: open chat sockets this replica accepts in all; more get 503 and the widget says the chat is busy."`
+	ChatMaxConnectionsPerIP    int      `envconfig:"CHAT_MAX_CONNECTIONS_PER_IP" default:"20" desc:"Web chat: open chat sockets per client IP address on this replica; more get 429 and the widget says the chat is busy."`
+	ChatSessionsPerIPPerMinute int      `envconfig:"CHAT_SESSIONS_PER_IP_PER_MINUTE" default:"10" desc:"Web chat: new chat sessions a client IP address may start per minute (returning visitors are not counted)."`
+	ChatHelloTimeout           Duration `envconfig:"CHAT_HELLO_TIMEOUT" default:"10s" desc:"Web chat: a socket that does not say hello this long after the upgrade is closed."`
+	ChatIdleTimeout            Duration `envconfig:"CHAT_IDLE_TIMEOUT" default:"10m" desc:"Web chat: a socket that sends nothing this long is closed with a reason the widget shows (the widget pings every 50 s while its page is open)."`
+	ChatUnseenEmailAfter       Duration `envconfig:"CHAT_UNSEEN_EMAIL_AFTER" default:"10m" desc:"Web chat: a staff reply or promise delivered live but not seen in the widget this long is e-mailed, when the visitor left an address and e-mail is configured. 0: never."`
+	ChatTemplates              string   `envconfig:"CHAT_TEMPLATES" desc:"Web chat: directory of the editable chat texts (<lang>.tmpl, en the fallback; copy configs/chat-templates to start). Empty: the shipped texts (nl, en, de, fr)."`
 	// Slack: staff notifications and actions. Without a bot token Slack is
 	// off and notifications go to the log.
 	SlackBotToken      string   `envconfig:"SLACK_BOT_TOKEN" desc:"Slack bot token (xoxb-…). Set: owners are told in Slack and act from there. Empty: notifications go to the log."`

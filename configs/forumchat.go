@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // validateForumChat checks the forum and chat variables.
@@ -39,6 +40,18 @@ func (c Config) validateForumChat() error {
 			return bad("CHAT_RATE_PER_MINUTE", "must be at least 1")
 		case c.ChatIPRatePerMinute < 1:
 			return bad("CHAT_IP_RATE_PER_MINUTE", "must be at least 1")
+		case c.ChatMaxConnections < 0:
+			return bad("CHAT_MAX_CONNECTIONS", "must not be negative (0: the default)")
+		case c.ChatMaxConnectionsPerIP < 0:
+			return bad("CHAT_MAX_CONNECTIONS_PER_IP", "must not be negative (0: the default)")
+		case c.ChatSessionsPerIPPerMinute < 0:
+			return bad("CHAT_SESSIONS_PER_IP_PER_MINUTE", "must not be negative (0: the default)")
+		case c.ChatHelloTimeout != 0 && (c.ChatHelloTimeout.D() < 100*time.Millisecond || c.ChatHelloTimeout.D() > time.Minute):
+			return bad("CHAT_HELLO_TIMEOUT", "must be 100ms-1m")
+		case c.ChatIdleTimeout != 0 && c.ChatIdleTimeout.D() < time.Second:
+			return bad("CHAT_IDLE_TIMEOUT", "must be at least 1s")
+		case c.ChatUnseenEmailAfter < 0:
+			return bad("CHAT_UNSEEN_EMAIL_AFTER", "must not be negative (0: never)")
 		}
 	}
 	return nil

@@ -43,6 +43,10 @@ const (
 type Timer struct {
 	Kind TimerKind `json:"kind"`
 	Due  time.Time `json:"due"`
+	// Ref and Via belong to TimerUnseen: the message (a SaidRef) and the
+	// channel to send it again by.
+	Ref string  `json:"ref,omitempty"`
+	Via Channel `json:"via,omitempty"`
 }
 
 // newTimer keeps due times to the millisecond, the precision of the store's
@@ -292,6 +296,9 @@ type FireResult struct {
 // so with several replicas each timer fires exactly once. The owner never
 // changes because of a breach.
 func (r *Router) FireTimer(ctx context.Context, complaintID string, t Timer) (FireResult, error) {
+	if t.Kind == TimerUnseen {
+		return r.fireUnseen(ctx, complaintID, t)
+	}
 	var res FireResult
 	_, err := r.update(ctx, complaintID, func(c Complaint, now time.Time) (Change, error) {
 		res = FireResult{}

@@ -50,6 +50,10 @@ type CustomerMessage struct {
 	// References are the thread keys of every customer message on the
 	// complaint, oldest first.
 	References []string `json:"references,omitempty"`
+	// Fallback, when set, says the message was delivered live before but
+	// not seen there in time: the complaint's channel sends it through this
+	// channel instead (the chat through e-mail).
+	Fallback Channel `json:"fallback,omitempty"`
 }
 
 // Sent is what a channel reports after delivering a CustomerMessage.
@@ -69,6 +73,10 @@ type Sent struct {
 	// it for this complaint proves it is the customer's (an acknowledgement
 	// sent to a Reply-To address): mail from it may join the complaint.
 	Address string `json:"address,omitempty"`
+	// Unseen, when set by a channel that delivered live but cannot know the
+	// customer read it (the web chat), sends the message again by another
+	// channel unless RecordSeen confirms it was seen in time.
+	Unseen *UnseenFallback `json:"unseen,omitempty"`
 }
 
 // Reachability tells whether a complaint's customer can be written to, and
@@ -268,6 +276,7 @@ func (r *Router) RecordSent(ctx context.Context, m CustomerMessage, sent Sent) e
 			ev.Details["to"] = sent.Address
 			after.addIdentity(EmailIdentity(sent.Address))
 		}
+		watchUnseen(&after, m, sent, now)
 		ch := newChange(&c, after)
 		ch.OnceKey = "sent:" + m.ID
 		ch.Entries = []Entry{{At: now, Event: &ev}}

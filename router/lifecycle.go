@@ -40,9 +40,10 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 		after.Status, after.ClosedAt, after.UpdatedAt = StatusClosed, now, now
 		after.Resolution, after.Category = resolution, category
 		// Closing settles the clocks: a pending promise is kept by the close,
-		// every timer is cancelled in the same commit.
+		// every timer is cancelled in the same commit (but a reply's unseen
+		// fallback: the customer must still get it).
 		kept := r.keepPromise(&after, now, actor)
-		after.Timers, after.WaitingSince = nil, time.Time{}
+		after.Timers, after.WaitingSince = keepUnseen(c.Timers), time.Time{}
 		ev := Event{Type: EventClosed, Actor: actor, Owner: c.Owner, Reason: resolution}
 		if category != "" {
 			ev.Details = map[string]string{"category": category}

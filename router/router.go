@@ -422,7 +422,12 @@ func (r *Router) planReopen(ctx context.Context, msg Message, now time.Time, th 
 		capacity, assignedAt = a.guard(), now
 	}
 	// Reopened means not resolved: the clocks start again.
-	after.WaitingSince, after.Timers, after.RespondBy, after.ResolveBy = time.Time{}, nil, time.Time{}, time.Time{}
+	// A reply still waiting to be seen in chat keeps its e-mail fallback.
+	after.Timers = slices.DeleteFunc(slices.Clone(after.Timers), func(t Timer) bool { return t.Kind != TimerUnseen })
+	if len(after.Timers) == 0 {
+		after.Timers = nil
+	}
+	after.WaitingSince, after.RespondBy, after.ResolveBy = time.Time{}, time.Time{}, time.Time{}
 	r.armNew(&after, now)
 	ch := newChange(&before, after)
 	ch.ThreadKeys = th.claims(msg, after.ID)

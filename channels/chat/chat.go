@@ -9,6 +9,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,17 +20,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
-	"unicode/utf8"
 
-	"github.com/coder/websocket"
-	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
+	"github.com/forgetmenot/forgetmenot/internal/texts"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // MetaSession is the message metadata naming the chat session.
@@ -62,36 +61,82 @@ type History interface {
 	Conversations(ctx context.Context, threadKey string) ([]Conversation, error)
 }
 
+// Receipts records that the visitor saw a staff line (router.RecordSeen).
+type Receipts interface {
+	RecordSeen(ctx context.Context, complaintID, ref string, via router.Channel) error
+}
+
 // Config configures the chat server.
 type Config struct {
 	Queue   Enqueuer
 	State   State
 	History History
+	// Receipts records seen receipts; nil ignores them.
+	Receipts Receipts
+	// Texts word everything the visitor reads (internal/texts; the shipped
+	// configs/chat-templates). Required.
+	Texts *texts.Set
+	// Expect tells the greeting what a visitor can expect now (answer time,
+	// or when the team is back); nil: the greeting alone.
+	Expect func() router.Expectation
 	// OwnerName gives an owner's display name.
 	OwnerName func(id string) string
 	// AllowedOrigins are the pages allowed to open the WebSocket: origins
-	// (https://shop.example.com) or host patterns (*.example.com). Empty: the
-	// daemon's own host only.
+	// (https://shop.example.com, normalised: a trailing slash and a default
+	// port are ignored, a path is refused) or host patterns (*.example.com).
+	// The daemon's own host is always allowed.
 	AllowedOrigins  []string
 	MaxMessageBytes int
 	// RatePerMinute limits messages per session; IPRatePerMinute per client IP.
 	RatePerMinute   int
 	IPRatePerMinute int
+	// MaxConnections and MaxConnectionsPerIP cap this replica's open
+	// sockets; SessionsPerIPPerMinute caps new sessions per client IP.
+	MaxConnections         int
+	MaxConnectionsPerIP    int
+	SessionsPerIPPerMinute int
+	// HelloTimeout closes a socket that does not say hello in time;
+	// IdleTimeout one that sends nothing (the widget pings) for this long.
+	HelloTimeout time.Duration
+	IdleTimeout  time.Duration
+	// UnseenAfter: a reply delivered live but not seen this long is
+	// e-mailed (when an address is known); 0: never.
+	UnseenAfter time.Duration
 	// PresenceTTL is how long a session counts as connected after its last
 	// sign of life; 0 means 45s.
 	PresenceTTL time.Duration
-	Logger      *slog.Logger
+	// Metrics registers the chat's collectors; nil: not exported.
+	Metrics prometheus.Registerer
+	Logger  *slog.Logger
 }
+
+// Defaults of the socket limits.
+const (
+	DefaultMaxConnections         = 10000
+	DefaultMaxConnectionsPerIP    = 20
+	DefaultSessionsPerIPPerMinute = 10
+	DefaultHelloTimeout           = 10 * time.Second
+	DefaultIdleTimeout            = 10 * time.Minute
+)
 
 // Server serves the widget, the demo page and the WebSocket.
 type Server struct {
-	cfg Config
-	log *slog.Logger
-	hub *hub
+	cfg      Config
+	log      *slog.Logger
+	hub      *hub
+	origins  origins
+	limits   *limiter
+	metrics  *socketMetrics
+	refused  *onceEvery
+	widgetJS []byte
 }
 
-// New builds the chat server; call Run to receive live replies.
-func New(cfg Config) *Server {
+// New checks the configuration and builds the chat server; call Run to
+// receive live replies.
+func New(cfg Config) (*Server, error) {
+	if cfg.Texts == nil {
+		return nil, errors.New("chat: texts are required")
+	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = 4000
 	}
@@ -101,6 +146,11 @@ func New(cfg Config) *Server {
 	if cfg.IPRatePerMinute <= 0 {
 		cfg.IPRatePerMinute = 60
 	}
+	cfg.MaxConnections = orDefault(cfg.MaxConnections, DefaultMaxConnections)
+	cfg.MaxConnectionsPerIP = orDefault(cfg.MaxConnectionsPerIP, DefaultMaxConnectionsPerIP)
+	cfg.SessionsPerIPPerMinute = orDefault(cfg.SessionsPerIPPerMinute, DefaultSessionsPerIPPerMinute)
+	cfg.HelloTimeout = orDefault(cfg.HelloTimeout, DefaultHelloTimeout)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, DefaultIdleTimeout)
 	if cfg.PresenceTTL <= 0 {
 		cfg.PresenceTTL = 45 * time.Second
 	}
@@ -110,9 +160,25 @@ func New(cfg Config) *Server {
 	if cfg.OwnerName == nil {
 		cfg.OwnerName = func(id string) string { return id }
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger}
-	s.hub = newHub(cfg.State, cfg.PresenceTTL, cfg.Logger)
-	return s
+	o, err := parseOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, origins: o, refused: newOnceEvery(time.Minute, 1000)}
+	s.limits = &limiter{maxTotal: cfg.MaxConnections, maxPerIP: cfg.MaxConnectionsPerIP, perIP: map[string]int{}}
+	s.metrics = newSocketMetrics(cfg.Metrics)
+	s.hub = newHub(cfg.State, cfg.PresenceTTL, cfg.Logger, s.deliver)
+	if s.widgetJS, err = s.buildWidget(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func orDefault[T int | time.Duration](v, d T) T {
+	if v <= 0 {
+		return d
+	}
+	return v
 }
 
 // Routes are the HTTP routes to mount.
@@ -120,6 +186,7 @@ func (s *Server) Routes() map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET /chat/widget.js": http.HandlerFunc(s.widget),
 		"GET /chat/demo":      http.HandlerFunc(s.demo),
+		"GET /chat/status":    http.HandlerFunc(s.status),
 		"GET /chat/ws":        http.HandlerFunc(s.socket),
 	}
 }
@@ -134,32 +201,80 @@ func (s *Server) Ready() <-chan struct{} { return s.hub.ready }
 //go:embed static
 var static embed.FS
 
+// buildWidget puts the widget's texts in every language, and the message
+// limit, into the script, so it speaks the page's language from the first
+// paint (before any socket).
+func (s *Server) buildWidget() ([]byte, error) {
+	src, err := static.ReadFile("static/widget.js")
+	if err != nil {
+		return nil, err
+	}
+	labels := map[string]map[string]string{}
+	for _, lang := range s.cfg.Texts.Languages() {
+		labels[lang] = map[string]string{}
+		for _, name := range s.cfg.Texts.Names(lang) {
+			key, ok := strings.CutPrefix(name, "widget.")
+			if !ok && strings.HasPrefix(name, "error.") {
+				key, ok = name, true
+			}
+			if !ok {
+				continue
+			}
+			text, err := s.cfg.Texts.Render(name, lang, TextData{Max: s.cfg.MaxMessageBytes})
+			if err != nil {
+				return nil, fmt.Errorf("chat text %s (%s): %w", name, lang, err)
+			}
+			labels[lang][key] = text
+		}
+	}
+	// json.Marshal escapes <, > and &, so no text can end the script.
+	raw, err := json.Marshal(labels)
+	if err != nil {
+		return nil, err
+	}
+	out := bytes.Replace(src, []byte("/*TEXTS*/{}"), raw, 1)
+	out = bytes.Replace(out, []byte("/*MAX_BYTES*/4000"), []byte(strconv.Itoa(s.cfg.MaxMessageBytes)), 1)
+	if bytes.Equal(out, src) {
+		return nil, errors.New("chat: the widget script lost its /*TEXTS*/ placeholder")
+	}
+	return out, nil
+}
+
 func (s *Server) widget(w http.ResponseWriter, r *http.Request) {
-	b, _ := static.ReadFile("static/widget.js")
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	_, _ = w.Write(b)
+	_, _ = w.Write(s.widgetJS)
 }
 
 func (s *Server) demo(w http.ResponseWriter, r *http.Request) {
 	b, _ := static.ReadFile("static/demo.html")
+	// ?lang=nl shows the demo as a page in that language would.
+	if l := texts.Primary(r.URL.Query().Get("lang")); l != "" && s.cfg.Texts.Lang(l) == l {
+		b = bytes.Replace(b, []byte(`<html lang="en">`), []byte(`<html lang="`+l+`">`), 1)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; frame-ancestors 'none'")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	_, _ = w.Write(b)
 }
 
-// Frames. The browser sends hello once, then messages; the server answers
-// welcome (with the history), ack per message, line for live staff lines, and
-// error frames that say what went wrong.
+// Frames. The browser sends hello once, then messages, pings and seen
+// receipts; the server answers welcome (with the history and the greeting),
+// ack per message, line for live lines, and error frames that say what went
+// wrong.
 type inFrame struct {
 	Type  string `json:"type"`
 	Token string `json:"token,omitempty"`
-	ID    string `json:"id,omitempty"`
-	Text  string `json:"text,omitempty"`
-	Name  string `json:"name,omitempty"`
-	Email string `json:"email,omitempty"`
+	// Lang and Zone come with hello: the page's language and the browser's
+	// IANA time zone, for the texts and the times in them.
+	Lang  string   `json:"lang,omitempty"`
+	Zone  string   `json:"zone,omitempty"`
+	ID    string   `json:"id,omitempty"`
+	Text  string   `json:"text,omitempty"`
+	Name  string   `json:"name,omitempty"`
+	Email string   `json:"email,omitempty"`
+	IDs   []string `json:"ids,omitempty"` // seen: the staff lines on screen
 }
 
 // Line is one line of the conversation as the widget shows it.
@@ -176,6 +291,9 @@ type Line struct {
 type outFrame struct {
 	Type      string `json:"type"`
 	Token     string `json:"token,omitempty"`
+	Lang      string `json:"lang,omitempty"`
+	Greeting  string `json:"greeting,omitempty"`
+	Expect    string `json:"expect,omitempty"`
 	History   []Line `json:"history,omitempty"`
 	ID        string `json:"id,omitempty"`
 	MessageID string `json:"message_id,omitempty"`
@@ -204,337 +322,4 @@ func newToken() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-const (
-	writeTimeout = 10 * time.Second
-	pingEvery    = 30 * time.Second
-	helloTimeout = 30 * time.Second
-	maxNameLen   = 200
-)
-
-func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
-	// The daemon's server read and write timeouts would cut a long-lived
-	// socket after 30 s: lift them for this connection before hijacking.
-	rc := http.NewResponseController(w)
-	_ = rc.SetReadDeadline(time.Time{})
-	_ = rc.SetWriteDeadline(time.Time{})
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
-	if err != nil {
-		s.log.Warn("chat: refused WebSocket", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
-		return
-	}
-	conn.SetReadLimit(int64(2*s.cfg.MaxMessageBytes + 4096))
-	ctx, cancel := context.WithCancel(s.hub.context(r.Context()))
-	defer cancel()
-	defer conn.CloseNow()
-
-	c := &client{conn: conn, out: make(chan outFrame, 32), ip: clientIP(r)}
-	status, reason := s.serve(ctx, c)
-	_ = conn.Close(status, reason)
-}
-
-type client struct {
-	conn    *websocket.Conn
-	out     chan outFrame
-	ip      string
-	session string
-}
-
-// serve runs one connection until it ends; it returns the close status.
-func (s *Server) serve(ctx context.Context, c *client) (websocket.StatusCode, string) {
-	helloCtx, cancel := context.WithTimeout(ctx, helloTimeout)
-	var hello inFrame
-	err := readJSON(helloCtx, c.conn, &hello)
-	cancel()
-	if err != nil || hello.Type != "hello" {
-		return websocket.StatusPolicyViolation, "the first frame must be {\"type\":\"hello\"}"
-	}
-	token := hello.Token
-	if !tokenPattern.MatchString(token) {
-		token = newToken()
-	}
-	c.session = SessionID(token)
-	// Register before loading the history: a reply sent meanwhile is then
-	// both in the history and delivered live, never in neither (the widget
-	// shows a line once).
-	s.hub.add(ctx, c)
-	defer s.hub.remove(c)
-	history, err := s.history(ctx, c.session)
-	if err != nil {
-		s.log.Warn("chat: could not load history", "session", c.session, "err", err)
-		_ = writeJSON(ctx, c.conn, outFrame{Type: "error", Code: "history_unavailable", Error: "your earlier messages cannot be shown right now; new ones still reach us"})
-	}
-	if err := writeJSON(ctx, c.conn, outFrame{Type: "welcome", Token: token, History: history}); err != nil {
-		return websocket.StatusGoingAway, ""
-	}
-
-	go s.writer(ctx, c)
-	for {
-		var f inFrame
-		if err := readJSON(ctx, c.conn, &f); err != nil {
-			var ce websocket.CloseError
-			if errors.As(err, &ce) || ctx.Err() != nil {
-				return websocket.StatusNormalClosure, ""
-			}
-			if errors.Is(err, errBadFrame) {
-				c.send(outFrame{Type: "error", Code: "bad_frame", Error: err.Error()})
-				continue
-			}
-			return websocket.StatusMessageTooBig, "frame too large or unreadable"
-		}
-		switch f.Type {
-		case "message":
-			c.send(s.message(ctx, c, f))
-		case "ping":
-			c.send(outFrame{Type: "pong"})
-		default:
-			c.send(outFrame{Type: "error", Code: "bad_frame", Error: fmt.Sprintf("unknown frame type %q", f.Type)})
-		}
-	}
-}
-
-// message queues one visitor message and says how it went.
-func (s *Server) message(ctx context.Context, c *client, f inFrame) outFrame {
-	fail := func(code, format string, args ...any) outFrame {
-		return outFrame{Type: "error", ID: f.ID, Code: code, Error: fmt.Sprintf(format, args...)}
-	}
-	text := strings.TrimSpace(f.Text)
-	name := strings.TrimSpace(f.Name)
-	email := strings.TrimSpace(f.Email)
-	switch {
-	case !clientIDPattern.MatchString(f.ID):
-		return fail("bad_frame", "a message needs an id of 1-64 letters, digits, '-' or '_'")
-	case text == "":
-		return fail("empty", "the message is empty")
-	case len(text) > s.cfg.MaxMessageBytes:
-		return fail("too_long", "the message is longer than %d bytes; split it up", s.cfg.MaxMessageBytes)
-	case !utf8.ValidString(text) || !utf8.ValidString(name):
-		return fail("bad_frame", "the text is not valid UTF-8")
-	case len(name) > maxNameLen:
-		return fail("bad_name", "the name is longer than %d bytes", maxNameLen)
-	case email != "" && !mailaddr.Valid(email):
-		return fail("bad_email", "%q is not an e-mail address", email)
-	}
-	for _, lim := range []struct {
-		key   string
-		limit int
-		who   string
-	}{
-		{"rate:session:" + c.session, s.cfg.RatePerMinute, "this chat"},
-		{"rate:ip:" + c.ip, s.cfg.IPRatePerMinute, "your network address"},
-	} {
-		n, err := s.cfg.State.CountWithin(ctx, lim.key, time.Minute)
-		if err != nil {
-			return fail("unavailable", "we cannot take messages right now; it will be sent again shortly")
-		}
-		if n > int64(lim.limit) {
-			return fail("rate_limited", "too many messages from %s (at most %d a minute); wait a moment and send it again", lim.who, lim.limit)
-		}
-	}
-	msg := router.Message{
-		Channel:    router.ChannelChat,
-		SourceID:   c.session + ":" + f.ID,
-		Customer:   router.Customer{ID: c.session, Name: name, Email: email},
-		Subject:    subject(text),
-		Body:       text,
-		ThreadKeys: []string{ThreadKey(c.session)},
-		Metadata:   map[string]string{MetaSession: c.session},
-		ReceivedAt: time.Now().UTC(),
-	}
-	qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	id, dup, err := s.cfg.Queue.Enqueue(qctx, msg)
-	if err != nil {
-		s.log.Error("chat: could not queue message; the widget keeps it and sends it again", "session", c.session, "err", err)
-		return fail("unavailable", "we cannot take messages right now; it will be sent again shortly")
-	}
-	return outFrame{Type: "ack", ID: f.ID, MessageID: id, Duplicate: dup}
-}
-
-// subject names a chat complaint in lists by its first words.
-func subject(text string) string {
-	line, _, _ := strings.Cut(text, "\n")
-	line = strings.TrimSpace(line)
-	if utf8.RuneCountInString(line) > 60 {
-		r := []rune(line)
-		line = strings.TrimSpace(string(r[:60])) + "…"
-	}
-	return "Chat: " + line
-}
-
-func (c *client) send(f outFrame) {
-	select {
-	case c.out <- f:
-	default:
-		// A socket that does not read is dropped by the writer's timeout;
-		// what it misses is in the history on reconnect.
-	}
-}
-
-func (s *Server) writer(ctx context.Context, c *client) {
-	t := time.NewTicker(pingEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case f := <-c.out:
-			if err := writeJSON(ctx, c.conn, f); err != nil {
-				c.conn.CloseNow()
-				return
-			}
-		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, writeTimeout)
-			err := c.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				c.conn.CloseNow()
-				return
-			}
-		}
-	}
-}
-
-var errBadFrame = errors.New("frame is not a JSON object with a type")
-
-func readJSON(ctx context.Context, conn *websocket.Conn, v *inFrame) error {
-	typ, b, err := conn.Read(ctx)
-	if err != nil {
-		return err
-	}
-	if typ != websocket.MessageText || json.Unmarshal(b, v) != nil {
-		return errBadFrame
-	}
-	return nil
-}
-
-func writeJSON(ctx context.Context, conn *websocket.Conn, f outFrame) error {
-	b, err := json.Marshal(f)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, writeTimeout)
-	defer cancel()
-	return conn.Write(ctx, websocket.MessageText, b)
-}
-
-// clientIP is the connection's peer address; forwarding headers are set by
-// the caller and prove nothing.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// hub knows this replica's open sockets per session, fans live lines out to
-// them, and keeps their sessions marked present for the senders of every
-// replica.
-type hub struct {
-	state    State
-	ttl      time.Duration
-	log      *slog.Logger
-	mu       sync.Mutex
-	sessions map[string]map[*client]bool
-	ctx      context.Context // ends when the daemon stops
-	stop     context.CancelFunc
-	ready    chan struct{} // closed once live lines are subscribed to
-}
-
-func newHub(state State, ttl time.Duration, log *slog.Logger) *hub {
-	ctx, stop := context.WithCancel(context.Background())
-	return &hub{state: state, ttl: ttl, log: log, sessions: map[string]map[*client]bool{}, ctx: ctx, stop: stop, ready: make(chan struct{})}
-}
-
-// context ties a socket to both its request and the hub's life, so sockets
-// close on shutdown (the HTTP server does not track hijacked connections).
-func (h *hub) context(req context.Context) context.Context {
-	ctx, cancel := context.WithCancel(req)
-	stop := context.AfterFunc(h.ctx, cancel)
-	go func() { <-ctx.Done(); stop() }()
-	return ctx
-}
-
-// liveTopic carries every live line of every session to every replica.
-const liveTopic = "live"
-
-type liveLine struct {
-	Session string `json:"session"`
-	Line    Line   `json:"line"`
-}
-
-func (h *hub) run(ctx context.Context) error {
-	defer h.stop()
-	lines := h.state.Subscribe(ctx, liveTopic)
-	close(h.ready)
-	t := time.NewTicker(h.ttl / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case raw, ok := <-lines:
-			if !ok {
-				return nil
-			}
-			var l liveLine
-			if err := json.Unmarshal([]byte(raw), &l); err != nil {
-				h.log.Warn("chat: undecodable live line", "err", err)
-				continue
-			}
-			h.mu.Lock()
-			for c := range h.sessions[l.Session] {
-				line := l.Line
-				c.send(outFrame{Type: "line", Line: &line})
-			}
-			h.mu.Unlock()
-		case <-t.C:
-			h.mu.Lock()
-			ids := make([]string, 0, len(h.sessions))
-			for id := range h.sessions {
-				ids = append(ids, id)
-			}
-			h.mu.Unlock()
-			for _, id := range ids {
-				if err := h.state.Set(ctx, presenceKey(id), "1", h.ttl); err != nil {
-					h.log.Warn("chat: could not refresh presence", "err", err)
-					break
-				}
-			}
-		}
-	}
-}
-
-func presenceKey(session string) string { return "online:" + session }
-
-func (h *hub) add(ctx context.Context, c *client) {
-	h.mu.Lock()
-	if h.sessions[c.session] == nil {
-		h.sessions[c.session] = map[*client]bool{}
-	}
-	h.sessions[c.session][c] = true
-	h.mu.Unlock()
-	if err := h.state.Set(ctx, presenceKey(c.session), "1", h.ttl); err != nil {
-		h.log.Warn("chat: could not mark the session present", "err", err)
-	}
-}
-
-func (h *hub) remove(c *client) {
-	h.mu.Lock()
-	delete(h.sessions[c.session], c)
-	last := len(h.sessions[c.session]) == 0
-	if last {
-		delete(h.sessions, c.session)
-	}
-	h.mu.Unlock()
-	if last {
-		// Another replica holding a socket of this session marks it present
-		// again within a third of the TTL; until then a reply also goes by
-		// e-mail, which is the safe side.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = h.state.Delete(ctx, presenceKey(c.session))
-	}
 }

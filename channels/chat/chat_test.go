@@ -13,14 +13,26 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/forgetmenot/forgetmenot/channels/chat"
+	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/internal/texts"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
+
+// shippedTexts are the texts in configs/chat-templates.
+func shippedTexts(t testing.TB) *texts.Set {
+	t.Helper()
+	tx, err := texts.Load(configs.ShippedChatTemplates(), texts.Options{Fallback: "en", Required: chat.RequiredTexts, Sample: chat.SampleTextData})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
 
 type history struct {
 	mu    sync.Mutex
@@ -48,12 +60,15 @@ func newFixture(t *testing.T, mutate func(*chat.Config)) *fixture {
 	rdb, keys := testredis.Client(t)
 	store := queue.NewStore(rdb, keys, 0)
 	h := &history{convs: map[string][]chat.Conversation{}}
-	cfg := chat.Config{Queue: store, State: store.State("chat"), History: h, MaxMessageBytes: 200, RatePerMinute: 5, IPRatePerMinute: 50,
+	cfg := chat.Config{Queue: store, State: store.State("chat"), History: h, Texts: shippedTexts(t), MaxMessageBytes: 200, RatePerMinute: 5, IPRatePerMinute: 50,
 		OwnerName: func(id string) string { return map[string]string{"anna": "Anna de Vries", "bas": "Bas Jansen"}[id] }}
 	if mutate != nil {
 		mutate(&cfg)
 	}
-	s := chat.New(cfg)
+	s, err := chat.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := http.NewServeMux()
 	for p, hd := range s.Routes() {
 		mux.Handle(p, hd)

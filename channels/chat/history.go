@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -12,26 +11,38 @@ import (
 // history is what the visitor of a session sees again on return: their own
 // messages, staff replies and promises told to them, and who owns each
 // complaint. Internal notes and routing details stay with staff.
-func (s *Server) history(ctx context.Context, session string) ([]Line, error) {
+func (s *Server) history(ctx context.Context, c *client) ([]Line, error) {
 	if s.cfg.History == nil {
 		return nil, nil
 	}
-	convs, err := s.cfg.History.Conversations(ctx, ThreadKey(session))
+	convs, err := s.cfg.History.Conversations(ctx, ThreadKey(c.session))
 	if err != nil {
 		return nil, err
 	}
 	var out []Line
 	for _, conv := range convs {
-		out = append(out, s.lines(conv)...)
+		out = append(out, s.lines(c, conv)...)
 	}
 	return out, nil
 }
 
-func (s *Server) lines(conv Conversation) []Line {
+func (s *Server) lines(c *client, conv Conversation) []Line {
 	var out []Line
 	acknowledged := false
+	cp := conv.Complaint
+	add := func(sd said) {
+		sd.Complaint, sd.Language, sd.CustomerName = cp.ID, cp.Language, cp.Customer.Name
+		l := s.line(c, sd)
+		if watched(sd.Kind) {
+			c.watchLine(l.ID, cp.ID)
+		}
+		out = append(out, l)
+	}
 	for _, e := range conv.Timeline {
 		switch {
+		case e.Message != nil && e.Message.DeliveryReport != nil:
+			// A mail system's report that something did not arrive: for
+			// staff, not a line the visitor wrote.
 		case e.Message != nil:
 			id := e.Message.ID
 			if e.Message.Channel == router.ChannelChat {
@@ -46,15 +57,14 @@ func (s *Server) lines(conv Conversation) []Line {
 			// The first assignment is the one the acknowledgement announced
 			// (same moment, so the live line and this one share their id).
 			acknowledged = true
-			out = append(out, Line{ID: lineID(router.ToCustomerAcknowledgement, e.At), From: "system",
-				Text: acknowledgement(s.cfg.OwnerName(e.Event.Owner), conv.Complaint.ID), At: e.At})
+			add(said{Kind: router.ToCustomerAcknowledgement, At: e.At, Owner: s.cfg.OwnerName(e.Event.Owner)})
 		case e.Event.Type == router.EventReplied:
-			out = append(out, Line{ID: lineID(router.ToCustomerReply, e.At), From: "staff", Text: e.Event.Text,
-				Author: s.signature(e.Event.Actor, e.Event.Owner), At: e.At})
+			add(said{Kind: router.ToCustomerReply, At: e.At, Body: e.Event.Text, Owner: s.cfg.OwnerName(e.Event.Owner),
+				Author: s.signature(e.Event.Actor, e.Event.Owner)})
 		case e.Event.Type == router.EventPromised && e.Event.Details["via"] != "":
 			by, _ := time.Parse(time.RFC3339, e.Event.Details["by"])
-			out = append(out, Line{ID: lineID(router.ToCustomerPromise, e.At), From: "staff", Text: promise(e.Event.Text, by),
-				Author: s.signature(e.Event.Actor, e.Event.Owner), At: e.At})
+			add(said{Kind: router.ToCustomerPromise, At: e.At, Body: e.Event.Text, PromisedBy: by, Owner: s.cfg.OwnerName(e.Event.Owner),
+				Author: s.signature(e.Event.Actor, e.Event.Owner)})
 		}
 	}
 	return out
@@ -70,22 +80,4 @@ func (s *Server) signature(actor, owner string) string {
 		}
 	}
 	return name
-}
-
-// lineID identifies what was said to the visitor by its kind and moment: the
-// outbox's CustomerMessage and the timeline entry of the same change share
-// the moment.
-func lineID(kind router.CustomerMessageKind, at time.Time) string {
-	return string(kind) + "@" + at.UTC().Format(time.RFC3339Nano)
-}
-
-func acknowledgement(owner, complaintID string) string {
-	return fmt.Sprintf("%s is now handling your question (reference %s) and will answer here.", owner, complaintID)
-}
-
-func promise(note string, by time.Time) string {
-	if by.IsZero() {
-		return note
-	}
-	return fmt.Sprintf("%s\nYou will hear from us by %s.", note, by.UTC().Format("Monday 2 January 15:04 MST"))
 }

@@ -10,14 +10,16 @@ import (
 )
 
 // CustomerSender is another channel's sender (e-mail) the chat falls back on
-// when the visitor has left.
+// when the visitor has left, or did not see a reply in time.
 type CustomerSender interface {
 	Send(ctx context.Context, m router.CustomerMessage) (router.Sent, error)
 }
 
 // Sender delivers what staff say to the chat visitor: live to every open
 // window of the session, by e-mail when none is open and the visitor left an
-// address, and otherwise into the history they see on their next visit.
+// address, and otherwise into the history they see on their next visit. A
+// reply delivered live is watched: unless the widget reports it seen within
+// UnseenAfter, the router queues it again and it is e-mailed.
 type Sender struct {
 	server *Server
 	// Email returns the e-mail sender, or nil when e-mail is not configured;
@@ -30,6 +32,13 @@ func (s *Server) Sender(email func() CustomerSender) *Sender {
 	return &Sender{server: s, Email: email}
 }
 
+func (snd *Sender) mailer() CustomerSender {
+	if snd.Email == nil {
+		return nil
+	}
+	return snd.Email()
+}
+
 // Send implements the daemon's CustomerSender.
 func (snd *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sent, error) {
 	s := snd.server
@@ -37,14 +46,18 @@ func (snd *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.S
 	if session == "" {
 		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s has no chat session to answer in", m.Complaint.ID))
 	}
-	line := Line{ID: lineID(m.Kind, m.At), From: "staff", Text: m.Body, Author: m.AuthorName, At: m.At}
-	switch m.Kind {
-	case router.ToCustomerAcknowledgement:
-		line.From, line.Author, line.Text = "system", "", acknowledgement(m.OwnerName, m.Complaint.ID)
-	case router.ToCustomerPromise:
-		line.Text = promise(m.Body, m.Complaint.PromisedBy)
+	email := m.Complaint.Customer.Email
+	mailer := snd.mailer()
+	if m.Fallback != "" {
+		// Delivered live before but not seen in time.
+		if m.Fallback != router.ChannelEmail || mailer == nil || email == "" {
+			return router.Sent{}, router.Permanent(fmt.Errorf("the %s was not seen in the chat, and it cannot be sent by %s (e-mail configured: %v, address known: %v)", m.Kind, m.Fallback, mailer != nil, email != ""))
+		}
+		return snd.email(ctx, mailer, m, "the reply was not seen in the chat")
 	}
-	raw, err := json.Marshal(liveLine{Session: session, Line: line})
+	sd := said{Kind: m.Kind, At: m.At, Complaint: m.Complaint.ID, Language: m.Complaint.Language, Owner: m.OwnerName,
+		Author: m.AuthorName, CustomerName: m.Complaint.Customer.Name, Body: m.Body, PromisedBy: m.Complaint.PromisedBy}
+	raw, err := json.Marshal(liveLine{Session: session, Said: sd})
 	if err != nil {
 		return router.Sent{}, router.Permanent(err)
 	}
@@ -58,31 +71,35 @@ func (snd *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.S
 		return router.Sent{}, fmt.Errorf("checking whether the visitor is connected: %w", err)
 	}
 	if online {
-		return router.Sent{Via: string(router.ChannelChat), Ref: "live"}, nil
-	}
-	email := m.Complaint.Customer.Email
-	var mailer CustomerSender
-	if snd.Email != nil {
-		mailer = snd.Email()
+		sent := router.Sent{Via: string(router.ChannelChat), Ref: "live"}
+		if watched(m.Kind) && email != "" && mailer != nil && s.cfg.UnseenAfter > 0 {
+			sent.Unseen = &router.UnseenFallback{After: s.cfg.UnseenAfter, Via: router.ChannelEmail}
+		}
+		return sent, nil
 	}
 	switch {
 	case email != "" && mailer != nil:
-		sent, err := mailer.Send(ctx, m)
-		if err != nil {
-			return router.Sent{}, fmt.Errorf("the visitor left the chat; e-mailing %s: %w", email, err)
-		}
-		if sent.Via == "" {
-			sent.Via = string(router.ChannelEmail)
-		}
-		return sent, nil
+		return snd.email(ctx, mailer, m, "the visitor left the chat")
 	case email != "":
 		return router.Sent{Via: string(router.ChannelChat), Skipped: "the visitor left the chat and e-mail is not configured; it is shown in the chat history on their next visit"}, nil
 	}
 	return router.Sent{Via: string(router.ChannelChat), Skipped: "the visitor left the chat and gave no e-mail address; it is shown in the chat history on their next visit"}, nil
 }
 
+func (snd *Sender) email(ctx context.Context, mailer CustomerSender, m router.CustomerMessage, why string) (router.Sent, error) {
+	sent, err := mailer.Send(ctx, m)
+	if err != nil {
+		return router.Sent{}, fmt.Errorf("%s; e-mailing %s: %w", why, m.Complaint.Customer.Email, err)
+	}
+	if sent.Via == "" {
+		sent.Via = string(router.ChannelEmail)
+	}
+	return sent, nil
+}
+
 // sessionOf finds the chat session to answer in: the customer's latest
-// message when it came by chat, otherwise the complaint's latest chat thread.
+// message when it came by chat, otherwise the complaint's latest chat
+// thread. (The one place that reads the session off a message.)
 func sessionOf(m router.CustomerMessage) string {
 	if in := m.InReplyTo; in != nil && in.Channel == router.ChannelChat && in.Metadata[MetaSession] != "" {
 		return in.Metadata[MetaSession]

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/forgetmenot/forgetmenot/channels/chat"
+	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/texts"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -18,10 +20,16 @@ func buildChat(d Deps) (*Component, error) {
 	if !cfg.ChatEnabled {
 		return nil, nil
 	}
+	tx, err := loadChatTexts(cfg.ChatTemplates)
+	if err != nil {
+		return nil, err
+	}
 	dir := d.Router.Directory()
-	s := chat.New(chat.Config{
+	s, err := chat.New(chat.Config{
 		Queue: d.Ingest, State: d.Store.State("chat"),
-		History: chatHistory{store: d.Store, router: d.Router},
+		History:  chatHistory{store: d.Store, router: d.Router},
+		Receipts: d.Router, Texts: tx,
+		Expect: func() router.Expectation { return d.Router.Expect(router.ChannelChat) },
 		OwnerName: func(id string) string {
 			if o, ok := dir.Owner(id); ok && o.Name != "" {
 				return o.Name
@@ -30,8 +38,16 @@ func buildChat(d Deps) (*Component, error) {
 		},
 		AllowedOrigins: cfg.ChatAllowedOrigins, MaxMessageBytes: cfg.ChatMaxMessageBytes,
 		RatePerMinute: cfg.ChatRatePerMinute, IPRatePerMinute: cfg.ChatIPRatePerMinute,
-		Logger: d.Log.With("component", "chat"),
+		MaxConnections: cfg.ChatMaxConnections, MaxConnectionsPerIP: cfg.ChatMaxConnectionsPerIP,
+		SessionsPerIPPerMinute: cfg.ChatSessionsPerIPPerMinute,
+		HelloTimeout:           cfg.ChatHelloTimeout.D(), IdleTimeout: cfg.ChatIdleTimeout.D(),
+		UnseenAfter: cfg.ChatUnseenEmailAfter.D(),
+		Metrics:     d.Metrics,
+		Logger:      d.Log.With("component", "chat"),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("web chat: %w", err)
+	}
 	email := func() chat.CustomerSender {
 		if snd := d.Sender(router.ChannelEmail); snd != nil {
 			return snd
@@ -42,6 +58,23 @@ func buildChat(d Deps) (*Component, error) {
 		Name: "chat", Channel: router.ChannelChat, Sender: s.Sender(email),
 		Routes: s.Routes(), Run: s.Run,
 	}, nil
+}
+
+// loadChatTexts reads the chat texts from dir, or the shipped ones.
+func loadChatTexts(dir string) (*texts.Set, error) {
+	opts := texts.Options{Fallback: "en", Required: chat.RequiredTexts, Sample: chat.SampleTextData}
+	if dir == "" {
+		tx, err := texts.Load(configs.ShippedChatTemplates(), opts)
+		if err != nil {
+			return nil, fmt.Errorf("the shipped chat texts: %w", err)
+		}
+		return tx, nil
+	}
+	tx, err := texts.LoadDir(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", configs.Var("CHAT_TEMPLATES"), err)
+	}
+	return tx, nil
 }
 
 // chatHistory finds a chat session's complaints: the one its thread key

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
@@ -141,77 +140,4 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Skip("chromium is not installed; set CI=1 to make this a failure")
 	return ""
-}
-
-// TestChatWidgetInRealChromium opens the demo page in headless Chromium,
-// complains through the widget, sees the owner named, gets the owner's reply
-// live, and sees the conversation again after a reload.
-func TestChatWidgetInRealChromium(t *testing.T) {
-	browser := chromiumPath(t)
-	r := start(t, testredis.URL(t), withChat)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox, chromedp.DisableGPU)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancelCtx := chromedp.NewContext(allocCtx)
-	defer cancelCtx()
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
-
-	const root = `document.querySelector('#forgetmenot-chat').shadowRoot`
-	lineText := func(class string) string {
-		return `Array.from(` + root + `.querySelectorAll('.line.` + class + ` .text')).map(e => e.textContent).join('\n')`
-	}
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(r.base+"/chat/demo"),
-		chromedp.Poll[chromedp.Void](`(() => { const h = document.querySelector('#forgetmenot-chat'); return !!h && !h.shadowRoot.querySelector('.panel').hidden && h.shadowRoot.querySelector('.status').textContent === '' })()`),
-		chromedp.SendKeys(chromedp.JSPath(root+`.querySelector('input[name=name]')`), "Sam Visitor"),
-		chromedp.SendKeys(chromedp.JSPath(root+`.querySelector('textarea')`), "My new <i>lamp</i> flickers & buzzes."),
-		chromedp.Click(chromedp.JSPath(root+`.querySelector('form.send button')`)),
-	); err != nil {
-		t.Fatalf("opening the demo and sending: %v\nlog:\n%s", err, r.log)
-	}
-
-	system, err := chromedp.Run(ctx, chromedp.Poll[string](lineText("system")+` || false`))
-	if err != nil {
-		t.Fatalf("waiting for the assignment line: %v\nlog:\n%s", err, r.log)
-	}
-	id := openComplaint(t, r)
-	_, name := ownerName(t, r, id)
-	if !strings.Contains(system, name) || !strings.Contains(system, id) {
-		t.Fatalf("system line %q, want it to name owner %s and %s", system, name, id)
-	}
-	_, detail := r.call("GET", "/v1/complaints/"+id, nil, "")
-	if c := detail["complaint"].(map[string]any); c["channel"] != "chat" || c["customer"].(map[string]any)["name"] != "Sam Visitor" {
-		t.Fatalf("complaint %v", c)
-	}
-
-	const answer = "Sorry, Sam! <b>A new lamp</b> ships today."
-	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": answer}, ""); code != 200 {
-		t.Fatalf("reply: %d %v", code, res)
-	}
-	staff, err := chromedp.Run(ctx, chromedp.Poll[string](lineText("staff")+` || false`))
-	if err != nil {
-		t.Fatalf("waiting for the reply: %v", err)
-	}
-	injected, err := chromedp.Run(ctx, chromedp.Evaluate[bool](root+`.querySelector('.log b, .log i') !== null`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if staff != answer || injected {
-		t.Fatalf("reply shown as %q (markup injected: %v), want the text exactly as written", staff, injected)
-	}
-
-	// Reload: the session token in localStorage brings the conversation back.
-	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
-		t.Fatal(err)
-	}
-	lines, err := chromedp.Run(ctx, chromedp.Poll[[]string](`(() => { const h = document.querySelector('#forgetmenot-chat'); if (!h) return false; const ls = Array.from(h.shadowRoot.querySelectorAll('.line')); return ls.length >= 3 && h.shadowRoot.querySelector('.status').textContent === '' && ls.map(e => e.className + ': ' + e.querySelector('.text').textContent) })()`))
-	if err != nil {
-		t.Fatalf("waiting for the history after a reload: %v", err)
-	}
-	want := []string{"line visitor: My new <i>lamp</i> flickers & buzzes.", "line system: " + system, "line staff: " + answer}
-	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
-		t.Fatalf("after reload:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
-	}
 }

@@ -51,7 +51,7 @@ func (r *recorder) count(kind router.NotificationKind) int {
 }
 
 type running struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	cfg   configs.Config
 	notes *recorder
@@ -66,7 +66,7 @@ type componentNotifier struct{}
 // start runs a daemon with the shipped example configuration on a free port.
 // Options adjust the configuration (func(*configs.Config)) or replace the
 // recording notifier (daemon.Notifier).
-func start(t *testing.T, redisURL string, options ...any) *running {
+func start(t testing.TB, redisURL string, options ...any) *running {
 	t.Helper()
 	cfg := configs.Config{
 		RedisURL: redisURL, Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
