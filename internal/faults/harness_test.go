@@ -182,11 +182,22 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		if t.Failed() {
 			t.Logf("replica logs kept in %s", h.log.Name())
 			if b, err := os.ReadFile(h.log.Name()); err == nil {
-				lines := strings.Split(string(b), "\n")
-				if len(lines) > 60 {
-					lines = lines[len(lines)-60:]
+				// The last lines of each replica, so a busy replica's lines
+				// do not hide why another one died.
+				per := map[string][]string{}
+				var names []string
+				for _, l := range strings.Split(string(b), "\n") {
+					name, _, _ := strings.Cut(l, "#")
+					if _, seen := per[name]; !seen {
+						names = append(names, name)
+					}
+					if per[name] = append(per[name], l); len(per[name]) > 40 {
+						per[name] = per[name][1:]
+					}
 				}
-				t.Logf("last replica log lines:\n%s", strings.Join(lines, "\n"))
+				for _, name := range names {
+					t.Logf("last log lines of %s:\n%s", name, strings.Join(per[name], "\n"))
+				}
 			}
 		}
 		h.mu.Lock()
