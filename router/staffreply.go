@@ -14,6 +14,11 @@ type ExternalReply struct {
 	// ThreadKey is the conversation it was said in ("forum:topic:4711"); it
 	// leads to the complaint.
 	ThreadKey string
+	// CustomerKey, when the channel knows whom the answer addresses (the
+	// author of the post it replies to), picks that customer's complaint in
+	// a conversation several customers take part in; an answer to someone
+	// else never settles another customer's clock.
+	CustomerKey string
 	// Key is unique per answer and stable across redeliveries
 	// ("forum:post:90212"): recording the same answer twice records it once.
 	Key string
@@ -49,12 +54,16 @@ func (r *Router) RecordStaffReply(ctx context.Context, rep ExternalReply) (Compl
 	if err != nil {
 		return Complaint{}, err
 	}
-	c, found, err := r.complaintByThreadKey(ctx, rep.ThreadKey)
+	c, found, err := r.answeredComplaint(ctx, rep)
 	if err != nil {
 		return Complaint{}, err
 	}
 	if !found {
-		return Complaint{}, fmt.Errorf("no complaint is threaded on %s: %w", rep.ThreadKey, ErrNotFound)
+		who := ""
+		if rep.CustomerKey != "" {
+			who = " for " + rep.CustomerKey
+		}
+		return Complaint{}, fmt.Errorf("no complaint%s is threaded on %s: %w", who, rep.ThreadKey, ErrNotFound)
 	}
 	return r.update(ctx, c.ID, func(c Complaint, now time.Time) (Change, error) {
 		after := c
@@ -84,6 +93,22 @@ func (r *Router) RecordStaffReply(ctx context.Context, rep ExternalReply) (Compl
 		ch.Notifications = []Notification{notification(NotifyReplied, ch.After, c.Owner, now, &ev, nil)}
 		return ch, nil
 	})
+}
+
+// answeredComplaint finds the complaint an external answer belongs to: the
+// addressed customer's in the conversation when the channel names them,
+// else the conversation's.
+func (r *Router) answeredComplaint(ctx context.Context, rep ExternalReply) (Complaint, bool, error) {
+	if rep.CustomerKey == "" {
+		return r.complaintByThreadKey(ctx, rep.ThreadKey)
+	}
+	for _, key := range []string{scopedThreadKey(rep.ThreadKey, rep.CustomerKey), rep.ThreadKey} {
+		c, found, err := r.complaintByThreadKey(ctx, key)
+		if err != nil || (found && c.CustomerKey == rep.CustomerKey) {
+			return c, found, err
+		}
+	}
+	return Complaint{}, false, nil
 }
 
 // TimeZone is where times told to the complaint's customer are given: the

@@ -65,3 +65,31 @@ func TestStaffAnswerGivenOnTheForumSettlesTheResponseClockAndIsNeverSent(t *test
 		t.Errorf("topic without a complaint: err %v, want not found", err)
 	}
 }
+
+func TestStaffAnswerToAnotherCustomerInTheTopicSettlesOnlyTheirComplaint(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	ctx := context.Background()
+	post := func(user, body string) string {
+		m := d.msg("", body)
+		m.Channel, m.Customer, m.ThreadKeys = router.ChannelForum, router.Customer{ID: user, Name: user}, []string{"forum:topic:4711"}
+		return d.route(m).ComplaintID
+	}
+	marloes := post("233", "The jug arrived broken.")
+	pieter := post("666", "Mine too, order 104-2301.")
+	if marloes == pieter {
+		t.Fatal("two members of one topic must have two complaints")
+	}
+	answer := router.ExternalReply{ThreadKey: "forum:topic:4711", Key: "forum:post:1", Actor: "bas", Text: "Pieter, we send a new one.",
+		Via: router.ChannelForum, CustomerKey: "forum:666"}
+	if c, err := d.router.RecordStaffReply(ctx, answer); err != nil || c.ID != pieter {
+		t.Fatalf("answer to Pieter recorded on %v (%v), want %s", c.ID, err, pieter)
+	}
+	if c, _ := d.complaint(marloes); c.RespondBy.IsZero() || !c.FirstResponseAt.IsZero() {
+		t.Errorf("Marloes was not answered, yet her clock stopped: %+v", c)
+	}
+	// Addressed to someone without a complaint in the topic: nobody's.
+	answer.Key, answer.CustomerKey = "forum:post:2", "forum:999"
+	if _, err := d.router.RecordStaffReply(ctx, answer); !errors.Is(err, router.ErrNotFound) {
+		t.Errorf("answer to a stranger: err %v, want not found", err)
+	}
+}

@@ -323,3 +323,21 @@ func TestReplayedSignedPayloadIsStoredOnce(t *testing.T) {
 		t.Fatalf("%d messages after 5 replays, want 1", n)
 	}
 }
+
+func TestStaffAnswerToAnotherMembersPostNamesThatMember(t *testing.T) {
+	staff := &staffLog{topics: map[string]string{"forum:topic:4711": "C-1001"}}
+	f := newFixture(t, forum.Filter{Categories: []string{"support"}}, func(c *forum.Config) { c.Staff = staff })
+	f.send("post_created", "post_created_first.json")
+	f.send("post_created", "post_created_other_member.json") // Pieter, post 4
+	var p map[string]map[string]any
+	_ = json.Unmarshal(load(t, "post_created_staff_answer.json"), &p)
+	p["post"]["reply_to_post_number"], p["post"]["id"] = 4, 90230
+	body, _ := json.Marshal(p)
+	if code, out := f.deliver("post_created", body, forum.Sign(body, secret)); code != http.StatusAccepted {
+		t.Fatalf("%d %v", code, out)
+	}
+	f.send("post_created", "post_created_staff_answer.json") // replies to Marloes's post 1
+	if len(staff.answers) != 2 || staff.answers[0].CustomerKey != "forum:666" || staff.answers[1].CustomerKey != "forum:233" {
+		t.Fatalf("answers %+v: each must name the customer whose post it answers", staff.answers)
+	}
+}

@@ -546,10 +546,22 @@ func (h *Handler) staffPost(ctx context.Context, p Post) (Response, error) {
 	if actor == "" {
 		actor = "forum:" + clip(p.Username, 60)
 	}
-	c, err := h.cfg.Staff.RecordStaffReply(ctx, router.ExternalReply{
+	rep := router.ExternalReply{
 		ThreadKey: TopicKey(p.TopicID), Key: "forum:post:" + postID, Actor: actor,
 		Text: p.Raw, Via: router.ChannelForum, Ref: "post:" + postID,
-	})
+	}
+	// An answer to a customer's post belongs to that customer's complaint,
+	// which is not always the topic owner's.
+	if p.ReplyToPostNumber != nil && *p.ReplyToPostNumber > 0 {
+		key, found, err := h.cfg.State.Get(ctx, authorKey(p.TopicID, *p.ReplyToPostNumber))
+		if err != nil {
+			return Response{}, err
+		}
+		if found {
+			rep.CustomerKey = key
+		}
+	}
+	c, err := h.cfg.Staff.RecordStaffReply(ctx, rep)
 	var invalid *router.ValidationError
 	switch {
 	case errors.Is(err, router.ErrNotFound):
@@ -570,7 +582,13 @@ func (h *Handler) staffPost(ctx context.Context, p Post) (Response, error) {
 }
 
 func (h *Handler) enqueue(ctx context.Context, p Post) (Response, error) {
-	id, dup, err := h.cfg.Queue.Enqueue(ctx, Message(p, h.cfg.Clock()))
+	msg := Message(p, h.cfg.Clock())
+	// Who wrote which post, for the staff answers that reply to it; written
+	// before the post is queued, so an answer never finds the post without.
+	if err := h.cfg.State.Set(ctx, authorKey(p.TopicID, p.PostNumber), msg.Customer.Key(router.ChannelForum), topicTTL); err != nil {
+		return Response{}, err
+	}
+	id, dup, err := h.cfg.Queue.Enqueue(ctx, msg)
 	if err != nil {
 		return Response{}, err
 	}
@@ -637,6 +655,9 @@ func TopicKey(topicID int64) string { return "forum:topic:" + strconv.FormatInt(
 func topicKey(id int64) string   { return "topic:" + strconv.FormatInt(id, 10) }
 func waitingKey(id int64) string { return "waiting:" + strconv.FormatInt(id, 10) }
 func queuedKey(id int64) string  { return "queued:" + strconv.FormatInt(id, 10) }
+func authorKey(topic int64, postNumber int) string {
+	return "author:" + strconv.FormatInt(topic, 10) + ":" + strconv.Itoa(postNumber)
+}
 
 // notMessage says why a post is nobody's message to anyone, or "".
 func (h *Handler) notMessage(p Post) string {

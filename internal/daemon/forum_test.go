@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"strings"
@@ -88,9 +89,25 @@ func TestForumTopicBecomesOneComplaintAndTheOwnerAnswersInTheTopic(t *testing.T)
 	if got := r.routed(other["message_id"].(string), "")["complaint_id"]; got == id {
 		t.Fatalf("another member's post joined %s", id)
 	}
+	otherID := r.routed(other["message_id"].(string), "")["complaint_id"].(string)
 	complaint, _ = r.complaint(id)
 	if complaint["messages"] != float64(2) || complaint["customer_key"] != "forum:233" {
 		t.Fatalf("complaint %v: want Marloes's 2 posts only, and her still its customer", complaint)
+	}
+	// A moderator answers Pieter's post: that is Pieter's answer, not Marloes's.
+	body, _ := os.ReadFile("../../channels/forum/testdata/post_created_staff_answer.json")
+	var answer map[string]map[string]any
+	_ = json.Unmarshal(body, &answer)
+	answer["post"]["id"], answer["post"]["reply_to_post_number"], answer["post"]["username"] = 90216, 4, "mia"
+	body, _ = json.Marshal(answer)
+	h := http.Header{}
+	h.Set(forum.EventHeader, "post_created")
+	h.Set(forum.SignatureHeader, forum.Sign(body, secret))
+	if code, out := r.do("POST", "/v1/forum/discourse", body, h); code != http.StatusAccepted || out["staff_reply_on"] != otherID {
+		t.Fatalf("answer to Pieter: %d %v, want it on %s", code, out, otherID)
+	}
+	if n := len(timelineEvents(r, id, "replied")); n != 1 {
+		t.Errorf("%d replies on Marloes's complaint after an answer to Pieter, want 1", n)
 	}
 	testkit.WaitFor(t, "the other member's acknowledgement", func() bool { return len(api.Posts()) == 2 })
 	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": "Please send the photos here."}, ""); code != 200 {
