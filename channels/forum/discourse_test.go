@@ -114,12 +114,18 @@ func TestCategoryTreeIsRefreshedAndSurvivesDiscourseBeingDown(t *testing.T) {
 	if _, out := deliver(topicIn(20)); strings.Contains(fmt.Sprint(out["ignored"]), "not in a complaint") {
 		t.Fatalf("a new subcategory must be found by a refresh on the miss: %v", out)
 	}
-	// Discourse refuses every read from now on (wrong key): the tree known
-	// stays in use.
+	// Discourse goes down past the refresh period: the tree known stays in use.
+	d.Down(true)
+	clock.Advance(15 * time.Minute)
+	if code, out := deliver(topicIn(20)); code != http.StatusOK || strings.Contains(fmt.Sprint(out["ignored"]), "not in a complaint") {
+		t.Fatalf("with Discourse down after a good read: %d %v, want the known tree used", code, out)
+	}
+	d.Down(false)
+	// Never readable (a revoked key): nothing is decided blindly.
 	broken := newFixture(t, forum.Filter{Categories: []string{"support"}}, withAPI(d, "revoked-key"))
 	code, out := broken.deliver("topic_created", topicIn(15), forum.Sign(topicIn(15), secret))
-	if code != http.StatusServiceUnavailable {
-		t.Fatalf("categories never readable: %d %v, want 503 so Discourse retries (nothing decided blindly)", code, out)
+	if code != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(out["error"]), "API username or key is invalid") {
+		t.Fatalf("categories never readable: %d %v, want 503 naming Discourse's refusal, so Discourse retries", code, out)
 	}
 	if n := len(broken.queued()); n != 0 {
 		t.Fatalf("%d queued without knowing the categories", n)

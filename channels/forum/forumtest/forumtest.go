@@ -73,6 +73,7 @@ type Discourse struct {
 	nextPostID int64
 	created    []Created
 	script     []int
+	down       bool
 	requests   []string
 	window     []time.Time
 }
@@ -113,6 +114,9 @@ func (d *Discourse) Script(statuses ...int) {
 	d.script = append(d.script, statuses...)
 }
 
+// Down makes every request fail as a Discourse in maintenance does (503).
+func (d *Discourse) Down(on bool) { d.mu.Lock(); d.down = on; d.mu.Unlock() }
+
 // Posts lists what was posted through the API, oldest first.
 func (d *Discourse) Posts() []Created {
 	d.mu.Lock()
@@ -152,6 +156,11 @@ func (d *Discourse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.requests = append(d.requests, r.Method+" "+r.URL.Path)
+	if d.down {
+		w.Header().Set("Retry-After", "30")
+		http.Error(w, "Discourse is being upgraded", http.StatusServiceUnavailable)
+		return
+	}
 	key, user := r.Header.Get("Api-Key"), r.Header.Get("Api-Username")
 	authed := false
 	if key != "" || user != "" {
