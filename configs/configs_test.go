@@ -25,6 +25,9 @@ func TestShippedExamplesLoad(t *testing.T) {
 	if o, _ := roster.Owner("ruben"); o.Active {
 		t.Error("the example's inactive owner should load as inactive")
 	}
+	if o, _ := roster.Owner("bas"); o.DiscourseUsername != "bas.jansen" {
+		t.Errorf("bas's forum account = %q, want the example's bas.jansen", o.DiscourseUsername)
+	}
 	if o, _ := roster.Owner("anna"); !o.Active || o.Capacity != 25 {
 		t.Errorf("anna = %+v", o)
 	}
@@ -41,6 +44,8 @@ func TestBadConfigsNameFileAndLine(t *testing.T) {
 		{"bad/owner_duplicate.yaml", `bad/owner_duplicate.yaml:9: owner "anna" is declared twice (first on line 4)`},
 		{"bad/owner_zero_capacity.yaml", `bad/owner_zero_capacity.yaml:4: owner "anna": capacity must be at least 1`},
 		{"bad/owner_bad_language.yaml", `bad/owner_bad_language.yaml:4: owner "anna": language "dutch" is not a two-letter`},
+		{"bad/owner_bad_discourse_username.yaml", `bad/owner_bad_discourse_username.yaml:4: owner "anna": discourse_username "@anna de vries" is not a Discourse username`},
+		{"bad/owner_duplicate_discourse_username.yaml", `bad/owner_duplicate_discourse_username.yaml:10: owner "bas": discourse_username "Anna_DV" is already owner "anna"'s`},
 		{"bad/team_unknown_lead.yaml", `bad/team_unknown_lead.yaml:2: team "support": lead "boss" is not an owner`},
 		{"bad/team_without_owners.yaml", `bad/team_without_owners.yaml:3: team "billing" has no owners`},
 		{"bad/missing.yaml", `no such file`},

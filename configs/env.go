@@ -51,11 +51,11 @@ type Config struct {
 	// Forum (Discourse) and web chat channels.
 	DiscourseURL           string  `envconfig:"DISCOURSE_URL" desc:"Forum: the Discourse base URL (https://forum.example.com). Set it to take complaints from POST /v1/forum/discourse."`
 	DiscourseWebhookSecret string  `envconfig:"DISCOURSE_WEBHOOK_SECRET" desc:"Forum: the secret of the Discourse webhook (X-Discourse-Event-Signature); required with DISCOURSE_URL."`
-	DiscourseAPIKey        string  `envconfig:"DISCOURSE_API_KEY" desc:"Forum: API key for posting replies. Empty: forum complaints are answered by e-mail when the customer's address is known."`
+	DiscourseAPIKey        string  `envconfig:"DISCOURSE_API_KEY" desc:"Forum: API key for posting replies (and reading private categories and topics). Empty: replies cannot be posted in the forum; stock Discourse sends no e-mail addresses, so only a customer whose address a plugin supplied gets them by e-mail."`
 	DiscourseAPIUsername   string  `envconfig:"DISCOURSE_API_USERNAME" desc:"Forum: the support account replies are posted as (required with DISCOURSE_API_KEY); its posts are never customer messages."`
 	DiscourseCategories    Secrets `envconfig:"DISCOURSE_CATEGORIES" desc:"Forum: comma-separated category slugs or ids whose topics are complaints. Empty: every category (unless DISCOURSE_TAGS narrows it)."`
 	DiscourseTags          Secrets `envconfig:"DISCOURSE_TAGS" desc:"Forum: comma-separated tags; a topic carrying one is a complaint whatever its category."`
-	DiscourseStaff         Secrets `envconfig:"DISCOURSE_STAFF" desc:"Forum: comma-separated usernames whose posts are not customer messages (Discourse's staff, admins and moderators are recognised anyway)."`
+	DiscourseStaff         Secrets `envconfig:"DISCOURSE_STAFF" desc:"Forum: comma-separated usernames whose posts are staff answers, recorded as replies, never customer messages (Discourse's staff, admins and moderators are recognised anyway)."`
 	DiscourseAcknowledge   bool    `envconfig:"DISCOURSE_ACKNOWLEDGE" default:"true" desc:"Forum: answer a new complaint's topic with a short public post naming its owner."`
 	ChatEnabled            bool    `envconfig:"CHAT_ENABLED" default:"true" desc:"Web chat: serve /chat/widget.js, /chat/demo and the WebSocket /chat/ws."`
 	ChatAllowedOrigins     Secrets `envconfig:"CHAT_ALLOWED_ORIGINS" desc:"Web chat: comma-separated origins of the sites embedding the widget (https://shop.example.com, or host patterns like *.example.com). Empty: this daemon's own host only."`
@@ -69,7 +69,11 @@ type Config struct {
 	ChatHelloTimeout           Duration `envconfig:"CHAT_HELLO_TIMEOUT" default:"10s" desc:"Web chat: a socket that does not say hello this long after the upgrade is closed."`
 	ChatIdleTimeout            Duration `envconfig:"CHAT_IDLE_TIMEOUT" default:"10m" desc:"Web chat: a socket that sends nothing this long is closed with a reason the widget shows (the widget pings every 50 s while its page is open)."`
 	ChatUnseenEmailAfter       Duration `envconfig:"CHAT_UNSEEN_EMAIL_AFTER" default:"10m" desc:"Web chat: a staff reply or promise delivered live but not seen in the widget this long is e-mailed, when the visitor left an address and e-mail is configured. 0: never."`
-	ChatTemplates              string   `envconfig:"CHAT_TEMPLATES" desc:"Web chat: directory of the editable chat texts (<lang>.tmpl, en the fallback; copy configs/chat-templates to start). Empty: the shipped texts (nl, en, de, fr)."`
+	ChatTemplates              string   `envconfig:"CHAT_TEMPLATES" desc:"Web chat: directory of chat texts (<lang>.tmpl or <name>.<lang>.tmpl) that replace the shipped ones file by file (en is the fallback; copy from configs/chat-templates). Empty: the shipped texts (nl, en, de, fr)."`
+	// Forum: staff groups, editable texts, category refresh.
+	DiscourseStaffGroups     Secrets  `envconfig:"DISCOURSE_STAFF_GROUPS" desc:"Forum: comma-separated Discourse groups whose members' posts are staff answers (matched on the post's primary or flair group)."`
+	DiscourseTemplates       string   `envconfig:"DISCOURSE_TEMPLATES" desc:"Forum: directory of <kind>.<lang>.tmpl files that replace the shipped forum texts one by one (acknowledgement, reply, promise, csat; en is the fallback). Empty: the shipped nl, en, de and fr texts."`
+	DiscourseCategoryRefresh Duration `envconfig:"DISCOURSE_CATEGORY_REFRESH" default:"10m" desc:"Forum: how long the category tree read from /categories.json (slugs, subcategories) is trusted before it is read again."`
 	// Slack: staff notifications and actions. Without a bot token Slack is
 	// off and notifications go to the log.
 	SlackBotToken      string   `envconfig:"SLACK_BOT_TOKEN" desc:"Slack bot token (xoxb-…). Set: owners are told in Slack and act from there. Empty: notifications go to the log."`

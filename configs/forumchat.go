@@ -22,6 +22,9 @@ func (c Config) validateForumChat() error {
 	} else if c.DiscourseWebhookSecret != "" || c.DiscourseAPIKey != "" {
 		return bad("DISCOURSE_URL", "is required when other DISCOURSE_ variables are set")
 	}
+	if c.DiscourseURL != "" && c.DiscourseCategoryRefresh.D() < time.Minute {
+		return bad("DISCOURSE_CATEGORY_REFRESH", "must be at least 1m (the category tree is read from Discourse this often)")
+	}
 	if (c.DiscourseAPIKey == "") != (c.DiscourseAPIUsername == "") {
 		return bad("DISCOURSE_API_USERNAME", "%s and %s go together: the key and the support account it posts as", Var("DISCOURSE_API_KEY"), Var("DISCOURSE_API_USERNAME"))
 	}

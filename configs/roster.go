@@ -20,6 +20,9 @@ var (
 	idPattern       = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
 	slackUserID     = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
 	languagePattern = regexp.MustCompile(`^[a-z]{2}$`)
+	// discourseUsername: Discourse allows letters (any script), digits, '_',
+	// '.' and '-', at most 60 characters.
+	discourseUsername = regexp.MustCompile(`^[\p{L}\p{N}_.-]{1,60}$`)
 )
 
 type ownersFile struct {
@@ -34,14 +37,16 @@ type teamYAML struct {
 }
 
 type ownerYAML struct {
-	ID          string   `yaml:"id"`
-	Name        string   `yaml:"name"`
-	Email       string   `yaml:"email"`
-	SlackUserID string   `yaml:"slack_user_id"`
-	Teams       []string `yaml:"teams"`
-	Languages   []string `yaml:"languages"`
-	Capacity    int      `yaml:"capacity"`
-	Active      *bool    `yaml:"active"`
+	ID          string `yaml:"id"`
+	Name        string `yaml:"name"`
+	Email       string `yaml:"email"`
+	SlackUserID string `yaml:"slack_user_id"`
+	// DiscourseUsername links the owner to their forum account (optional).
+	DiscourseUsername string   `yaml:"discourse_username"`
+	Teams             []string `yaml:"teams"`
+	Languages         []string `yaml:"languages"`
+	Capacity          int      `yaml:"capacity"`
+	Active            *bool    `yaml:"active"`
 	// Calendar and Away are read by LoadTargets (accountability).
 	Calendar string     `yaml:"calendar"`
 	Away     []awayYAML `yaml:"away"`
@@ -155,6 +160,7 @@ func LoadRoster(path string) (*router.Roster, error) {
 	owners := make([]router.Owner, 0, len(f.Owners))
 	ownerLine := map[string]int{}
 	members := map[string]int{}
+	forumUser := map[string]string{}
 	for i, o := range f.Owners {
 		line := lineAt(ownerLines, i)
 		who := fmt.Sprintf("owner %q", o.ID)
@@ -169,6 +175,10 @@ func LoadRoster(path string) (*router.Roster, error) {
 			return nil, errAt(line, "%s: email %q is not a valid address", who, o.Email)
 		case o.SlackUserID != "" && !slackUserID.MatchString(o.SlackUserID):
 			return nil, errAt(line, "%s: slack_user_id %q is not a Slack user id (like U012AB3CD)", who, o.SlackUserID)
+		case o.DiscourseUsername != "" && !discourseUsername.MatchString(o.DiscourseUsername):
+			return nil, errAt(line, "%s: discourse_username %q is not a Discourse username (letters, digits, '_', '.', '-', at most 60; without the @)", who, o.DiscourseUsername)
+		case o.DiscourseUsername != "" && forumUser[strings.ToLower(o.DiscourseUsername)] != "":
+			return nil, errAt(line, "%s: discourse_username %q is already owner %q's (Discourse usernames ignore case)", who, o.DiscourseUsername, forumUser[strings.ToLower(o.DiscourseUsername)])
 		case len(o.Teams) == 0:
 			return nil, errAt(line, "%s: belongs to no team (teams: [...])", who)
 		case o.Capacity < 1:
@@ -185,10 +195,13 @@ func LoadRoster(path string) (*router.Roster, error) {
 				return nil, errAt(line, "%s: language %q is not a two-letter ISO 639-1 code (like nl or en)", who, l)
 			}
 		}
+		if o.DiscourseUsername != "" {
+			forumUser[strings.ToLower(o.DiscourseUsername)] = o.ID
+		}
 		ownerLine[o.ID] = line
 		active := o.Active == nil || *o.Active
 		owners = append(owners, router.Owner{
-			ID: o.ID, Name: strings.TrimSpace(o.Name), Email: o.Email, SlackUserID: o.SlackUserID,
+			ID: o.ID, Name: strings.TrimSpace(o.Name), Email: o.Email, SlackUserID: o.SlackUserID, DiscourseUsername: o.DiscourseUsername,
 			Teams: o.Teams, Languages: o.Languages, Capacity: o.Capacity, Active: active,
 		})
 	}

@@ -289,12 +289,15 @@ type Notification struct {
 
 // Owner is a member of staff who can own complaints.
 type Owner struct {
-	ID          string   `json:"id"`
-	Name        string   `json:"name"`
-	Email       string   `json:"email"`
-	SlackUserID string   `json:"slack_user_id,omitempty"`
-	Teams       []string `json:"teams"`
-	Languages   []string `json:"languages,omitempty"`
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Email       string `json:"email"`
+	SlackUserID string `json:"slack_user_id,omitempty"`
+	// DiscourseUsername is the owner's forum account: their posts in a
+	// complaint topic are recorded as their replies.
+	DiscourseUsername string   `json:"discourse_username,omitempty"`
+	Teams             []string `json:"teams"`
+	Languages         []string `json:"languages,omitempty"`
 	// Capacity is the number of open complaints the owner is expected to carry.
 	Capacity int  `json:"capacity"`
 	Active   bool `json:"active"`

@@ -6,7 +6,13 @@
 // "forum:topic:<id>", so it lands on the complaint of that topic. Deduplication
 // is by post: Discourse gives every retry a new event id, and the first post
 // of a topic is announced twice (topic_created, post_created), so the post id
-// is the only stable key.
+// is the only stable key. Discourse signs its payloads without a timestamp,
+// so a replayed request is caught by the same deduplication and nothing else.
+//
+// Who wrote a post decides what it is: the customer is the poster's Discourse
+// user id (customer key forum:<user_id>; Discourse never sends e-mail
+// addresses), a staff member's post in a complaint topic is recorded as their
+// reply, and the support account's own posts are what forgetmenot sent.
 package forum
 
 import (
@@ -42,6 +48,8 @@ const (
 	MetaPostNumber = "forum_post_number"
 	MetaPostID     = "forum_post_id"
 	MetaCategory   = "forum_category"
+	// MetaUsername is the poster's username, for the @mention of answers.
+	MetaUsername = "forum_username"
 )
 
 // Enqueuer stores an inbound message durably, once per (channel, source id).
@@ -57,32 +65,56 @@ type State interface {
 	Delete(ctx context.Context, k string) error
 }
 
-// Filter decides which topics are complaints.
+// StaffRecorder records an answer staff gave in the forum on the complaint
+// of its topic (the router's RecordStaffReply).
+type StaffRecorder interface {
+	RecordStaffReply(ctx context.Context, rep router.ExternalReply) (router.Complaint, error)
+}
+
+// Filter decides which topics are complaints, and whose posts are staff's.
 type Filter struct {
-	// Categories are category ids or slugs; empty means every category.
+	// Categories are category ids or slugs, each with its subcategories;
+	// empty means every category.
 	Categories []string
 	// Tags: a topic carrying one of them is a complaint, whatever its category.
 	Tags []string
-	// Staff are usernames whose posts are never customer messages (the
-	// support account is always one of them).
+	// Staff are usernames whose posts are staff answers, never customer
+	// messages (Discourse's staff, admins and moderators are recognised by
+	// their flags).
 	Staff []string
+	// StaffGroups are groups whose members' posts are staff answers; a post
+	// names its author's primary group and flair group only.
+	StaffGroups []string
 }
 
 // Config configures the webhook handler.
 type Config struct {
-	Queue    Enqueuer
-	State    State
-	Secret   string
-	Filter   Filter
-	MaxBytes int64
-	Clock    func() time.Time
-	Logger   *slog.Logger
+	Queue  Enqueuer
+	State  State
+	Secret string
+	Filter Filter
+	// API reads what webhooks do not carry: the category tree (slugs,
+	// subcategories) and the first post of a topic that becomes a complaint
+	// later. Its username is the support account, whose posts are ours.
+	API *API
+	// Staff records staff answers; nil ignores them.
+	Staff StaffRecorder
+	// Owners maps Discourse usernames (lower case) to owner ids, so a staff
+	// answer is recorded as that owner's.
+	Owners map[string]string
+	// CategoryRefresh is how long a read of the category tree is trusted.
+	CategoryRefresh time.Duration
+	MaxBytes        int64
+	Clock           func() time.Time
+	Logger          *slog.Logger
 }
 
 // Handler serves POST /v1/forum/discourse.
 type Handler struct {
-	cfg Config
-	log *slog.Logger
+	cfg        Config
+	log        *slog.Logger
+	categories *categoryFilter
+	ourselves  string
 }
 
 // New builds the webhook handler.
@@ -96,13 +128,25 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	for i, s := range cfg.Filter.Staff {
-		cfg.Filter.Staff[i] = strings.ToLower(s)
+	if cfg.CategoryRefresh <= 0 {
+		cfg.CategoryRefresh = 10 * time.Minute
 	}
-	for i, s := range cfg.Filter.Tags {
-		cfg.Filter.Tags[i] = strings.ToLower(s)
+	lower := func(list []string) []string {
+		out := make([]string, 0, len(list))
+		for _, s := range list {
+			if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
 	}
-	return &Handler{cfg: cfg, log: cfg.Logger}
+	cfg.Filter.Staff, cfg.Filter.Tags, cfg.Filter.StaffGroups = lower(cfg.Filter.Staff), lower(cfg.Filter.Tags), lower(cfg.Filter.StaffGroups)
+	h := &Handler{cfg: cfg, log: cfg.Logger,
+		categories: newCategoryFilter(cfg.Filter.Categories, cfg.API, cfg.CategoryRefresh, cfg.Clock, cfg.Logger)}
+	if cfg.API != nil {
+		h.ourselves = strings.ToLower(cfg.API.Username())
+	}
+	return h
 }
 
 // Post is the part of Discourse's webhook post that matters here
@@ -126,19 +170,48 @@ type Post struct {
 	Admin             bool   `json:"admin"`
 	Moderator         bool   `json:"moderator"`
 	ReplyToPostNumber *int   `json:"reply_to_post_number"`
+	PrimaryGroupName  string `json:"primary_group_name"`
+	FlairName         string `json:"flair_name"`
 }
 
 // Topic is the part of Discourse's webhook topic that matters here. It has no
 // text: the first post arrives separately as post_created.
 type Topic struct {
-	ID         int64    `json:"id"`
-	Title      string   `json:"title"`
-	CategoryID int64    `json:"category_id"`
-	Archetype  string   `json:"archetype"`
-	Tags       []string `json:"tags"`
+	ID         int64   `json:"id"`
+	Title      string  `json:"title"`
+	CategoryID int64   `json:"category_id"`
+	Archetype  string  `json:"archetype"`
+	Tags       tagList `json:"tags"`
 	CreatedBy  struct {
 		Username string `json:"username"`
 	} `json:"created_by"`
+}
+
+// tagList reads tags as names (["complaint"]) or as the tag objects newer
+// Discourse versions use ([{"id": 3, "name": "complaint"}]).
+type tagList []string
+
+func (t *tagList) UnmarshalJSON(b []byte) error {
+	var raw []json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return fmt.Errorf("tags: %w", err)
+	}
+	out := make(tagList, 0, len(raw))
+	for _, r := range raw {
+		var name string
+		if json.Unmarshal(r, &name) != nil {
+			var obj struct {
+				Name string `json:"name"`
+			}
+			if err := json.Unmarshal(r, &obj); err != nil {
+				return fmt.Errorf("tags: want names or {\"name\": …} objects: %w", err)
+			}
+			name = obj.Name
+		}
+		out = append(out, name)
+	}
+	*t = out
+	return nil
 }
 
 type payload struct {
@@ -151,6 +224,8 @@ type payload struct {
 type Response struct {
 	MessageID string `json:"message_id,omitempty"`
 	Duplicate bool   `json:"duplicate,omitempty"`
+	// StaffReplyOn names the complaint a staff post was recorded on as a reply.
+	StaffReplyOn string `json:"staff_reply_on,omitempty"`
 	// Ignored says why an event was accepted but is not a customer message.
 	Ignored string `json:"ignored,omitempty"`
 }
@@ -208,15 +283,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res.Ignored = "ping"
 	case event == "topic_created" && p.Topic != nil:
 		res, err = h.topicCreated(ctx, *p.Topic)
+	case event == "topic_edited" && p.Topic != nil:
+		res, err = h.topicEdited(ctx, *p.Topic)
 	case event == "post_created" && p.Post != nil:
 		res, err = h.postCreated(ctx, *p.Post)
-	case event == "topic_created" || event == "post_created":
-		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s event without a %s object", event, strings.TrimSuffix(event, "_created")), "")
+	case event == "topic_created" || event == "topic_edited" || event == "post_created":
+		object, _, _ := strings.Cut(event, "_")
+		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s event without a %s object", event, object), "")
 		return
 	default:
 		// Answer 200 so Discourse does not retry events it was told to send
-		// but that mean nothing here (edits, likes, user events).
-		res.Ignored = fmt.Sprintf("event %q is not handled (only topic_created and post_created)", event)
+		// but that mean nothing here (post edits, likes, user events).
+		res.Ignored = fmt.Sprintf("event %q is not handled (only topic_created, topic_edited and post_created)", event)
 	}
 	if err != nil {
 		var bad badPayload
@@ -224,13 +302,34 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			httpx.WriteError(w, http.StatusBadRequest, err.Error(), bad.field)
 			return
 		}
-		h.log.Error("forum: could not store the event; Discourse must retry", "event", event, "err", err)
-		w.Header().Set("Retry-After", "5")
-		httpx.WriteError(w, http.StatusServiceUnavailable, "the queue is unavailable; nothing was stored, retry later", "")
+		var up upstreamError
+		if errors.As(err, &up) {
+			// Discourse refused what only it can tell (a topic the API user
+			// may not read): nothing was stored, and the event shows as
+			// failed in Discourse's webhook log with this reason.
+			h.log.Error("forum: Discourse refused a read the event needs", "event", event, "err", err)
+			httpx.WriteError(w, http.StatusBadGateway, err.Error(), "")
+			return
+		}
+		msg, after := "the queue is unavailable; nothing was stored, retry later", "5"
+		var later retryLater
+		var api *APIError
+		switch {
+		case errors.As(err, &later):
+			msg, after = later.why, "30"
+			h.log.Info("forum: event cannot be handled yet; Discourse will retry it", "event", event, "why", later.why)
+		case errors.As(err, &api):
+			msg = "Discourse could not be asked what this event needs (" + api.Error() + "); nothing was stored, retry later"
+			h.log.Error("forum: could not handle the event; Discourse must retry", "event", event, "err", err)
+		default:
+			h.log.Error("forum: could not store the event; Discourse must retry", "event", event, "err", err)
+		}
+		w.Header().Set("Retry-After", after)
+		httpx.WriteError(w, http.StatusServiceUnavailable, msg, "")
 		return
 	}
 	status := http.StatusOK
-	if res.MessageID != "" && !res.Duplicate {
+	if (res.MessageID != "" && !res.Duplicate) || res.StaffReplyOn != "" {
 		status = http.StatusAccepted
 	}
 	if res.Ignored != "" {
@@ -243,43 +342,125 @@ type badPayload struct{ field, problem string }
 
 func (b badPayload) Error() string { return b.field + " " + b.problem }
 
+// upstreamError is a refusal by Discourse that no retry fixes.
+type upstreamError struct{ err error }
+
+func (u upstreamError) Error() string { return u.err.Error() }
+func (u upstreamError) Unwrap() error { return u.err }
+
+// retryLater is an event that cannot be handled yet (its complaint is still
+// being routed); Discourse is asked to retry it.
+type retryLater struct{ why string }
+
+func (r retryLater) Error() string { return r.why }
+
 // topicCreated records whether the topic is a complaint, and queues the first
 // post if it arrived before the topic and was waiting for this decision.
 func (h *Handler) topicCreated(ctx context.Context, t Topic) (Response, error) {
 	if t.ID <= 0 {
 		return Response{}, badPayload{"topic.id", "is missing"}
 	}
-	decision := "no"
-	if t.Archetype != "private_message" && h.cfg.Filter.topicMatches(t) {
-		decision = "yes"
-	}
-	if err := h.cfg.State.Set(ctx, topicKey(t.ID), decision, topicTTL); err != nil {
+	complaint, err := h.topicMatches(ctx, t)
+	if err != nil {
 		return Response{}, err
 	}
-	waiting, found, err := h.cfg.State.Get(ctx, waitingKey(t.ID))
+	return h.decide(ctx, t.ID, complaint)
+}
+
+// decide records whether a topic is a complaint and settles its first post if
+// it is waiting for that decision.
+func (h *Handler) decide(ctx context.Context, topicID int64, complaint bool) (Response, error) {
+	decision := "no"
+	if complaint {
+		decision = "yes"
+	}
+	if err := h.cfg.State.Set(ctx, topicKey(topicID), decision, topicTTL); err != nil {
+		return Response{}, err
+	}
+	waiting, found, err := h.cfg.State.Get(ctx, waitingKey(topicID))
 	if err != nil {
 		return Response{}, err
 	}
 	if !found {
-		if decision == "no" {
+		if !complaint {
 			return Response{Ignored: "topic is not in a complaint category and has no complaint tag"}, nil
 		}
 		return Response{Ignored: "topic recorded; its first post arrives as post_created"}, nil
 	}
 	var p Post
 	if err := json.Unmarshal([]byte(waiting), &p); err != nil {
-		return Response{}, fmt.Errorf("decoding the waiting first post of topic %d: %w", t.ID, err)
+		return Response{}, fmt.Errorf("decoding the waiting first post of topic %d: %w", topicID, err)
 	}
 	res := Response{Ignored: "topic is not a complaint; its waiting first post is dropped"}
-	if decision == "yes" {
+	if complaint {
 		if res, err = h.enqueue(ctx, p); err != nil {
 			return Response{}, err
 		}
 	}
 	// Deleted only after the post is queued: a crash in between leaves it
 	// waiting, and a retried event queues it again without a duplicate.
-	if err := h.cfg.State.Delete(ctx, waitingKey(t.ID)); err != nil {
-		h.log.Warn("forum: could not delete a handled waiting post", "topic", t.ID, "err", err)
+	if err := h.cfg.State.Delete(ctx, waitingKey(topicID)); err != nil {
+		h.log.Warn("forum: could not delete a handled waiting post", "topic", topicID, "err", err)
+	}
+	return res, nil
+}
+
+// topicEdited turns a topic into a complaint when an edit gave it a complaint
+// tag or moved it into a complaint category: its first post becomes the
+// customer's message, read through the API because the topic event carries
+// no text. Nothing is turned back: a complaint stays one until it is closed.
+func (h *Handler) topicEdited(ctx context.Context, t Topic) (Response, error) {
+	if t.ID <= 0 {
+		return Response{}, badPayload{"topic.id", "is missing"}
+	}
+	decision, decided, err := h.cfg.State.Get(ctx, topicKey(t.ID))
+	if err != nil {
+		return Response{}, err
+	}
+	if decided && decision == "yes" {
+		return Response{Ignored: "topic is already a complaint"}, nil
+	}
+	inCategory, err := h.categoryMatch(ctx, t.CategoryID, "")
+	if err != nil {
+		return Response{}, err
+	}
+	tagged := h.cfg.Filter.tagged(t.Tags)
+	if t.Archetype == "private_message" || (!inCategory && !tagged) {
+		// Not recorded: a topic_created still on its way decides.
+		return Response{Ignored: "topic is not in a complaint category and has no complaint tag"}, nil
+	}
+	if _, waiting, err := h.cfg.State.Get(ctx, waitingKey(t.ID)); err != nil {
+		return Response{}, err
+	} else if waiting {
+		return h.decide(ctx, t.ID, true)
+	}
+	if !decided && !tagged {
+		// In a complaint category since before forgetmenot kept records of
+		// it: an edit (a typo fixed) is no reason to open a complaint from
+		// an old post. Its next customer post opens one.
+		return Response{Ignored: "topic predates forgetmenot's records; its next customer post is a complaint"}, nil
+	}
+	if h.cfg.API == nil {
+		return Response{}, upstreamError{fmt.Errorf("topic %d became a complaint, but no Discourse API is configured to read its first post", t.ID)}
+	}
+	p, err := h.cfg.API.firstPost(ctx, t.ID)
+	if err != nil {
+		err = fmt.Errorf("reading the first post of topic %d, which became a complaint: %w", t.ID, err)
+		if isTemporary(err) {
+			return Response{}, err
+		}
+		return Response{}, upstreamError{err}
+	}
+	res := Response{Ignored: "topic is a complaint now; its first post is not a customer's"}
+	if why := h.notCustomer(p); why == "" && strings.TrimSpace(p.Raw) != "" {
+		if res, err = h.enqueue(ctx, p); err != nil {
+			return Response{}, err
+		}
+	}
+	// Recorded after the first post is queued, so a failure in between
+	// leaves the edit to be retried rather than a complaint without its start.
+	if err := h.cfg.State.Set(ctx, topicKey(t.ID), "yes", topicTTL); err != nil {
+		return Response{}, err
 	}
 	return res, nil
 }
@@ -291,19 +472,29 @@ func (h *Handler) postCreated(ctx context.Context, p Post) (Response, error) {
 	case p.TopicID <= 0:
 		return Response{}, badPayload{"post.topic_id", "is missing"}
 	}
-	if why := h.cfg.Filter.notCustomer(p); why != "" {
+	if h.cfg.Filter.staff(p) || h.cfg.Owners[strings.ToLower(p.Username)] != "" {
+		if why := h.notMessage(p); why != "" {
+			return Response{Ignored: why}, nil
+		}
+		return h.staffPost(ctx, p)
+	}
+	if why := h.notCustomer(p); why != "" {
 		return Response{Ignored: why}, nil
 	}
 	if strings.TrimSpace(p.Raw) == "" {
 		return Response{Ignored: "post has no text"}, nil
 	}
-	if h.cfg.Filter.categoryMatches(p.CategoryID, p.CategorySlug) {
+	inCategory, err := h.categoryMatch(ctx, p.CategoryID, p.CategorySlug)
+	if err != nil {
+		return Response{}, err
+	}
+	if inCategory {
 		return h.enqueue(ctx, p)
 	}
 	if len(h.cfg.Filter.Tags) == 0 {
 		return Response{Ignored: "topic is not in a complaint category"}, nil
 	}
-	// The topic may still count by its tags, which only topic_created carries.
+	// The topic may still count by its tags, which only topic events carry.
 	decision, found, err := h.cfg.State.Get(ctx, topicKey(p.TopicID))
 	if err != nil {
 		return Response{}, err
@@ -335,30 +526,103 @@ func (h *Handler) postCreated(ctx context.Context, p Post) (Response, error) {
 		if !found {
 			return Response{Ignored: "first post kept until topic_created tells its tags"}, nil
 		}
-		res := Response{Ignored: "topic is not in a complaint category and has no complaint tag"}
-		if decision == "yes" {
-			if res, err = h.enqueue(ctx, p); err != nil {
-				return Response{}, err
-			}
-		}
-		// Deleted only after the post is queued, as in topicCreated.
-		if err := h.cfg.State.Delete(ctx, waitingKey(p.TopicID)); err != nil {
-			h.log.Warn("forum: could not delete a handled waiting post", "topic", p.TopicID, "err", err)
-		}
-		return res, nil
+		return h.decide(ctx, p.TopicID, decision == "yes")
 	}
 	return Response{Ignored: "topic is unknown (created before forgetmenot listened) and not in a complaint category"}, nil
 }
 
+// staffPost records a staff member's post in a complaint topic as their
+// reply: the customer was answered, in the forum, so the response clock
+// stops; nothing is posted back.
+func (h *Handler) staffPost(ctx context.Context, p Post) (Response, error) {
+	if h.cfg.Staff == nil {
+		return Response{Ignored: "post by staff (" + p.Username + ")"}, nil
+	}
+	if strings.TrimSpace(p.Raw) == "" {
+		return Response{Ignored: "staff post has no text"}, nil
+	}
+	postID := strconv.FormatInt(p.ID, 10)
+	actor := h.cfg.Owners[strings.ToLower(p.Username)]
+	if actor == "" {
+		actor = "forum:" + clip(p.Username, 60)
+	}
+	rep := router.ExternalReply{
+		ThreadKey: TopicKey(p.TopicID), Key: "forum:post:" + postID, Actor: actor,
+		Text: p.Raw, Via: router.ChannelForum, Ref: "post:" + postID,
+	}
+	// An answer to a customer's post belongs to that customer's complaint,
+	// which is not always the topic owner's.
+	if p.ReplyToPostNumber != nil && *p.ReplyToPostNumber > 0 {
+		key, found, err := h.cfg.State.Get(ctx, authorKey(p.TopicID, *p.ReplyToPostNumber))
+		if err != nil {
+			return Response{}, err
+		}
+		if found {
+			rep.CustomerKey = key
+		}
+	}
+	c, err := h.cfg.Staff.RecordStaffReply(ctx, rep)
+	var invalid *router.ValidationError
+	switch {
+	case errors.Is(err, router.ErrNotFound):
+		_, queued, err := h.cfg.State.Get(ctx, queuedKey(p.TopicID))
+		if err != nil {
+			return Response{}, err
+		}
+		if queued {
+			return Response{}, retryLater{fmt.Sprintf("the complaint of topic %d is still being opened; retry this staff post later", p.TopicID)}
+		}
+		return Response{Ignored: "post by staff (" + p.Username + ") in a topic that is not a complaint"}, nil
+	case errors.As(err, &invalid):
+		return Response{Ignored: "staff post cannot be recorded: " + invalid.Error()}, nil
+	case err != nil:
+		return Response{}, err
+	}
+	return Response{StaffReplyOn: c.ID}, nil
+}
+
 func (h *Handler) enqueue(ctx context.Context, p Post) (Response, error) {
-	id, dup, err := h.cfg.Queue.Enqueue(ctx, Message(p, h.cfg.Clock()))
+	msg := Message(p, h.cfg.Clock())
+	// Who wrote which post, for the staff answers that reply to it; written
+	// before the post is queued, so an answer never finds the post without.
+	if err := h.cfg.State.Set(ctx, authorKey(p.TopicID, p.PostNumber), msg.Customer.Key(router.ChannelForum), topicTTL); err != nil {
+		return Response{}, err
+	}
+	id, dup, err := h.cfg.Queue.Enqueue(ctx, msg)
 	if err != nil {
 		return Response{}, err
+	}
+	// Staff answers that arrive before this post is routed wait for it.
+	if err := h.cfg.State.Set(ctx, queuedKey(p.TopicID), "1", topicTTL); err != nil {
+		h.log.Warn("forum: could not mark the topic as having a queued customer post", "topic", p.TopicID, "err", err)
 	}
 	return Response{MessageID: id, Duplicate: dup}, nil
 }
 
-// Message turns a customer's post into an inbound message.
+// categoryMatch tells whether a category counts; with no categories
+// configured every category does, unless tags narrow it.
+func (h *Handler) categoryMatch(ctx context.Context, id int64, slug string) (bool, error) {
+	if h.categories.empty() {
+		return len(h.cfg.Filter.Tags) == 0, nil
+	}
+	return h.categories.match(ctx, id, slug)
+}
+
+func (h *Handler) topicMatches(ctx context.Context, t Topic) (bool, error) {
+	if t.Archetype == "private_message" {
+		return false, nil
+	}
+	inCategory, err := h.categoryMatch(ctx, t.CategoryID, "")
+	if err != nil || inCategory {
+		return inCategory, err
+	}
+	return h.cfg.Filter.tagged(t.Tags), nil
+}
+
+// Message turns a customer's post into an inbound message. The customer is
+// the poster's Discourse user id, never the topic's owner: another member
+// posting in a complaint topic is someone else. Stock Discourse sends no
+// e-mail address; a plugin may, and then the history links by it.
 func Message(p Post, now time.Time) router.Message {
 	name := strings.TrimSpace(p.Name)
 	if name == "" {
@@ -367,7 +631,7 @@ func Message(p Post, now time.Time) router.Message {
 	msg := router.Message{
 		Channel:    router.ChannelForum,
 		SourceID:   "post:" + strconv.FormatInt(p.ID, 10),
-		Customer:   router.Customer{ID: p.Username, Name: name, Email: strings.TrimSpace(p.Email)},
+		Customer:   router.Customer{ID: strconv.FormatInt(p.UserID, 10), Name: name, Email: strings.TrimSpace(p.Email)},
 		Subject:    strings.TrimSpace(p.TopicTitle),
 		Body:       p.Raw,
 		ThreadKeys: []string{TopicKey(p.TopicID)},
@@ -375,6 +639,7 @@ func Message(p Post, now time.Time) router.Message {
 			MetaTopicID:    strconv.FormatInt(p.TopicID, 10),
 			MetaPostNumber: strconv.Itoa(p.PostNumber),
 			MetaPostID:     strconv.FormatInt(p.ID, 10),
+			MetaUsername:   p.Username,
 		},
 		ReceivedAt: now.UTC(),
 	}
@@ -389,48 +654,63 @@ func TopicKey(topicID int64) string { return "forum:topic:" + strconv.FormatInt(
 
 func topicKey(id int64) string   { return "topic:" + strconv.FormatInt(id, 10) }
 func waitingKey(id int64) string { return "waiting:" + strconv.FormatInt(id, 10) }
+func queuedKey(id int64) string  { return "queued:" + strconv.FormatInt(id, 10) }
+func authorKey(topic int64, postNumber int) string {
+	return "author:" + strconv.FormatInt(topic, 10) + ":" + strconv.Itoa(postNumber)
+}
 
-// notCustomer says why a post is not a customer's message, or "".
-func (f Filter) notCustomer(p Post) string {
+// notMessage says why a post is nobody's message to anyone, or "".
+func (h *Handler) notMessage(p Post) string {
 	switch {
-	case p.Staff || p.Admin || p.Moderator:
-		return "post by staff (" + p.Username + ")"
-	case slices.Contains(f.Staff, strings.ToLower(p.Username)):
-		return "post by a support account (" + p.Username + ")"
 	case p.UserID < 0:
 		return "post by a system user (" + p.Username + ")"
 	case p.PostType != 0 && p.PostType != postTypeRegular:
 		return "not a regular post (moderator action, small action or whisper)"
 	case p.TopicArchetype == "private_message":
 		return "private message, not a forum topic"
+	case h.ourselves != "" && strings.ToLower(p.Username) == h.ourselves:
+		return "post by forgetmenot's own account (" + p.Username + "): already on the timeline"
 	}
 	return ""
 }
 
-func (f Filter) categoryMatches(id int64, slug string) bool {
-	if len(f.Categories) == 0 {
-		// Without categories, every topic counts unless tags narrow it.
-		return len(f.Tags) == 0
+// notCustomer says why a post is not a customer's message, or "".
+func (h *Handler) notCustomer(p Post) string {
+	if why := h.notMessage(p); why != "" {
+		return why
 	}
-	ids := strconv.FormatInt(id, 10)
-	for _, c := range f.Categories {
-		if c == ids || (slug != "" && strings.EqualFold(c, slug)) {
-			return true
-		}
+	switch {
+	case h.cfg.Filter.staff(p):
+		return "post by staff (" + p.Username + ")"
+	case p.UserID == 0:
+		return "post names no user_id, so who wrote it cannot be told"
 	}
-	return false
+	return ""
 }
 
-func (f Filter) topicMatches(t Topic) bool {
-	if f.categoryMatches(t.CategoryID, "") {
-		return true
-	}
-	for _, tag := range t.Tags {
+// staff reports whether the post's author answers for the shop: Discourse
+// staff, a listed username, or a member of a listed group.
+func (f Filter) staff(p Post) bool {
+	return p.Staff || p.Admin || p.Moderator ||
+		slices.Contains(f.Staff, strings.ToLower(p.Username)) ||
+		(p.PrimaryGroupName != "" && slices.Contains(f.StaffGroups, strings.ToLower(p.PrimaryGroupName))) ||
+		(p.FlairName != "" && slices.Contains(f.StaffGroups, strings.ToLower(p.FlairName)))
+}
+
+func (f Filter) tagged(tags []string) bool {
+	for _, tag := range tags {
 		if slices.Contains(f.Tags, strings.ToLower(tag)) {
 			return true
 		}
 	}
 	return false
+}
+
+func clip(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
 }
 
 // Sign returns the X-Discourse-Event-Signature Discourse sends for body.

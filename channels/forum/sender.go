@@ -1,33 +1,32 @@
 package forum
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/texts"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
 // SenderConfig configures the Discourse API client that posts replies.
 type SenderConfig struct {
-	// BaseURL is the forum's address, e.g. https://forum.example.com.
-	BaseURL string
-	// APIKey and APIUsername are of the support account that posts.
-	APIKey      string
-	APIUsername string
+	// API posts as the support account (it needs a key).
+	API *API
 	// Acknowledge: post a short public reply naming the owner when a topic
 	// becomes a complaint.
 	Acknowledge bool
+	// Templates word every post, by the complaint's language.
+	Templates *texts.Set
+	// Zone gives the time zone a complaint's promised time is told in (the
+	// owner's business calendar); nil tells it in UTC.
+	Zone func(router.Complaint) *time.Location
 	// State remembers which customer messages were posted, so a retried
 	// delivery does not post twice.
-	State  State
-	Client *http.Client
+	State State
 }
 
 // Sender posts what staff say to the customer into the topic.
@@ -36,12 +35,14 @@ type Sender struct {
 }
 
 // NewSender builds the sender.
-func NewSender(cfg SenderConfig) *Sender {
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
-	if cfg.Client == nil {
-		cfg.Client = &http.Client{Timeout: 20 * time.Second}
+func NewSender(cfg SenderConfig) (*Sender, error) {
+	if cfg.API == nil || cfg.Templates == nil || cfg.State == nil {
+		return nil, errors.New("forum: the sender needs the API, templates and state")
 	}
-	return &Sender{cfg: cfg}
+	if cfg.Zone == nil {
+		cfg.Zone = func(router.Complaint) *time.Location { return time.UTC }
+	}
+	return &Sender{cfg: cfg}, nil
 }
 
 // sentTTL keeps the record of a posted message longer than the outbox retries it.
@@ -57,19 +58,27 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 	if err != nil {
 		return router.Sent{}, router.Permanent(err)
 	}
+	raw, err := s.text(m)
+	if err != nil {
+		return router.Sent{}, router.Permanent(fmt.Errorf("wording the %s: %w", m.Kind, err))
+	}
 	doneKey := "sent:" + m.ID
 	if ref, found, err := s.cfg.State.Get(ctx, doneKey); err != nil {
 		return router.Sent{}, err
 	} else if found {
 		return router.Sent{Via: string(router.ChannelForum), Ref: ref}, nil
 	}
-	req := createPost{TopicID: topic, Raw: text(m)}
-	if replyTo > 0 {
-		req.ReplyToPostNumber = replyTo
-	}
-	id, err := s.post(ctx, req)
+	id, err := s.cfg.API.createPost(ctx, createPost{TopicID: topic, Raw: raw, ReplyToPostNumber: replyTo})
 	if err != nil {
-		return router.Sent{}, fmt.Errorf("posting the %s to topic %d on %s: %w", m.Kind, topic, s.cfg.BaseURL, err)
+		err = fmt.Errorf("posting the %s to topic %d on %s: %w", m.Kind, topic, s.cfg.API.BaseURL(), err)
+		var ae *APIError
+		switch {
+		case errors.As(err, &ae) && ae.RetryAfter > 0:
+			return router.Sent{}, router.RetryAfter(err, ae.RetryAfter)
+		case !isTemporary(err):
+			return router.Sent{}, router.Permanent(err)
+		}
+		return router.Sent{}, err
 	}
 	ref := "post"
 	if id > 0 {
@@ -101,96 +110,35 @@ func where(m router.CustomerMessage) (topic int64, replyTo int, err error) {
 	return 0, 0, fmt.Errorf("complaint %s has no forum topic to answer in", m.Complaint.ID)
 }
 
-// text words the post; the owner's name signs it so the customer knows who
-// answers.
-func text(m router.CustomerMessage) string {
-	mention := ""
-	if u := m.Complaint.Customer.ID; u != "" {
-		mention = "@" + u + " "
+// text words the post from the templates, in the complaint's language; the
+// owner's name signs it so the customer knows who answers, and a promised
+// time is given in the business calendar's zone.
+func (s *Sender) text(m router.CustomerMessage) (string, error) {
+	owner := m.OwnerName
+	if owner == "" {
+		owner = m.Complaint.Owner
 	}
-	switch m.Kind {
-	case router.ToCustomerAcknowledgement:
-		return fmt.Sprintf("%sThank you for reporting this. **%s** from our support team owns it now (reference %s) and will answer here.", mention, m.OwnerName, m.Complaint.ID)
-	case router.ToCustomerPromise:
-		by := m.Complaint.PromisedBy
-		return fmt.Sprintf("%s\n\nYou will hear from us by %s.\n\n— %s", strings.TrimSpace(m.Body), by.UTC().Format("Monday 2 January 15:04 MST"), m.AuthorName)
+	author := m.AuthorName
+	if author == "" {
+		author = owner
 	}
-	return strings.TrimSpace(m.Body) + "\n\n— " + m.AuthorName
+	lang := s.cfg.Templates.Lang(m.Complaint.Language)
+	d := TextData{
+		Reference: m.Complaint.ID, Owner: owner, OwnerFirstName: firstName(owner), Author: author,
+		CustomerName: m.Complaint.Customer.Name, Username: username(m), Subject: m.Complaint.Subject,
+		Body: strings.TrimSpace(m.Body),
+	}
+	if !m.Complaint.PromisedBy.IsZero() {
+		d.PromisedBy = texts.At(m.Complaint.PromisedBy, lang, s.cfg.Zone(m.Complaint))
+	}
+	return s.cfg.Templates.Render(string(m.Kind), lang, d)
 }
 
-type createPost struct {
-	TopicID           int64  `json:"topic_id"`
-	Raw               string `json:"raw"`
-	ReplyToPostNumber int    `json:"reply_to_post_number,omitempty"`
-}
-
-// post calls POST /posts.json and returns the new post's id. Rate limits and
-// server errors are retried by the outbox; other refusals are permanent.
-func (s *Sender) post(ctx context.Context, body createPost) (int64, error) {
-	raw, err := json.Marshal(body)
-	if err != nil {
-		return 0, router.Permanent(err)
+// username is the forum account to @mention: the author of the customer's
+// latest forum post on the complaint, who is the complaint's customer.
+func username(m router.CustomerMessage) string {
+	if in := m.InReplyTo; in != nil && in.Channel == router.ChannelForum {
+		return in.Metadata[MetaUsername]
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.BaseURL+"/posts.json", bytes.NewReader(raw))
-	if err != nil {
-		return 0, router.Permanent(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Api-Key", s.cfg.APIKey)
-	req.Header.Set("Api-Username", s.cfg.APIUsername)
-	resp, err := s.cfg.Client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests:
-		err := fmt.Errorf("Discourse rate limit (429): %s", discourseError(answer))
-		if after := retryAfter(resp.Header.Get("Retry-After")); after > 0 {
-			return 0, router.RetryAfter(err, after)
-		}
-		return 0, err
-	case resp.StatusCode >= 500:
-		return 0, fmt.Errorf("Discourse answered %d: %s", resp.StatusCode, discourseError(answer))
-	case resp.StatusCode >= 400:
-		return 0, router.Permanent(fmt.Errorf("Discourse refused the post (%d): %s", resp.StatusCode, discourseError(answer)))
-	case resp.StatusCode < 200 || resp.StatusCode > 299:
-		return 0, fmt.Errorf("Discourse answered %d", resp.StatusCode)
-	}
-	var created struct {
-		ID int64 `json:"id"`
-	}
-	if err := json.Unmarshal(answer, &created); err != nil || created.ID == 0 {
-		// It was posted; only its id is unknown.
-		return 0, nil
-	}
-	return created.ID, nil
-}
-
-// discourseError extracts Discourse's {"errors": [...]} text.
-func discourseError(body []byte) string {
-	var e struct {
-		Errors    []string `json:"errors"`
-		ErrorType string   `json:"error_type"`
-	}
-	if json.Unmarshal(body, &e) == nil && len(e.Errors) > 0 {
-		return strings.Join(e.Errors, "; ")
-	}
-	s := strings.TrimSpace(string(body))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	if s == "" {
-		return "(no details)"
-	}
-	return s
-}
-
-func retryAfter(v string) time.Duration {
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
-	}
-	return 0
+	return ""
 }

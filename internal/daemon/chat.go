@@ -60,17 +60,11 @@ func buildChat(d Deps) (*Component, error) {
 	}, nil
 }
 
-// loadChatTexts reads the chat texts from dir, or the shipped ones.
+// loadChatTexts reads the shipped chat texts with the operator's directory
+// (if any) laid over them.
 func loadChatTexts(dir string) (*texts.Set, error) {
-	opts := texts.Options{Fallback: "en", Required: chat.RequiredTexts, Sample: chat.SampleTextData}
-	if dir == "" {
-		tx, err := texts.Load(configs.ShippedChatTemplates(), opts)
-		if err != nil {
-			return nil, fmt.Errorf("the shipped chat texts: %w", err)
-		}
-		return tx, nil
-	}
-	tx, err := texts.LoadDir(dir, opts)
+	tx, err := texts.LoadWithOverrides(configs.ShippedChatTemplates(), dir,
+		texts.Options{Fallback: "en", Required: chat.RequiredTexts, Sample: chat.SampleTextData})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("CHAT_TEMPLATES"), err)
 	}

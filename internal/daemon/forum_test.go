@@ -3,59 +3,30 @@ package daemon_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/forgetmenot/forgetmenot/channels/forum"
+	"github.com/forgetmenot/forgetmenot/channels/forum/forumtest"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
 )
 
-// fakeDiscourse records the posts the daemon makes through the Discourse API.
-type fakeDiscourse struct {
-	mu    sync.Mutex
-	posts []map[string]any
-}
-
-func (f *fakeDiscourse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/posts.json" || r.Header.Get("Api-Key") != "k" || r.Header.Get("Api-Username") != "helpdesk" {
-		w.WriteHeader(http.StatusForbidden)
-		return
-	}
-	var p map[string]any
-	_ = json.NewDecoder(r.Body).Decode(&p)
-	f.mu.Lock()
-	f.posts = append(f.posts, p)
-	n := len(f.posts)
-	f.mu.Unlock()
-	_ = json.NewEncoder(w).Encode(map[string]any{"id": 95000 + n})
-}
-
-func (f *fakeDiscourse) raws() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for _, p := range f.posts {
-		out = append(out, p["raw"].(string))
-	}
-	return out
-}
-
 func TestForumTopicBecomesOneComplaintAndTheOwnerAnswersInTheTopic(t *testing.T) {
 	const secret = "discourse-secret-0123456789"
-	api := &fakeDiscourse{}
-	srv := httptest.NewServer(api)
-	defer srv.Close()
+	api := forumtest.New(t, "k", "helpdesk")
+	api.AddCategory(forumtest.Category{ID: 7, Slug: "support"})
+	api.AddTopic(4711, "Order 104-2233 arrived broken", 7, []string{"complaint"}, forum.Post{ID: 90211, PostNumber: 1, UserID: 233, Username: "marloes", Raw: "The jug inside is broken."})
 	r := start(t, testredis.URL(t), func(c *configs.Config) {
-		c.DiscourseURL, c.DiscourseWebhookSecret = srv.URL, secret
+		c.DiscourseURL, c.DiscourseWebhookSecret = api.URL, secret
 		c.DiscourseAPIKey, c.DiscourseAPIUsername, c.DiscourseAcknowledge = "k", "helpdesk", true
 		c.DiscourseCategories = configs.Secrets{"support"}
+		c.DiscourseCategoryRefresh = configs.Duration(10 * 60e9)
+		c.TargetsFile = "../../configs/targets.yaml" // deadlines: a first response is due
 	})
-	deliver := func(event, file string) map[string]any {
+	deliver := func(event, file string) (int, map[string]any) {
 		body, err := os.ReadFile("../../channels/forum/testdata/" + file)
 		if err != nil {
 			t.Fatal(err)
@@ -67,37 +38,84 @@ func TestForumTopicBecomesOneComplaintAndTheOwnerAnswersInTheTopic(t *testing.T)
 		if code/100 != 2 {
 			t.Fatalf("%s %s: %d %v", event, file, code, out)
 		}
-		return out
+		return code, out
 	}
 	deliver("topic_created", "topic_created.json")
-	first := deliver("post_created", "post_created_first.json")
+	_, first := deliver("post_created", "post_created_first.json")
 	deliver("post_created", "post_created_first.json") // Discourse retry
 	id := r.routed(first["message_id"].(string), "")["complaint_id"].(string)
-	testkit.WaitFor(t, "the acknowledgement posted in the topic", func() bool { return len(api.raws()) == 1 })
-	if ack := api.raws()[0]; !strings.Contains(ack, id) || !strings.HasPrefix(ack, "@marloes") {
+	testkit.WaitFor(t, "the acknowledgement posted in the topic", func() bool { return len(api.Posts()) == 1 })
+	if ack := api.Posts()[0].Raw; !strings.Contains(ack, id) || !strings.HasPrefix(ack, "@marloes ") {
 		t.Errorf("acknowledgement %q must address the customer and name the complaint", ack)
 	}
+	complaint, _ := r.complaint(id)
+	if complaint["respond_by"] == nil || complaint["customer_key"] != "forum:233" {
+		t.Fatalf("complaint %v: want a response deadline and the customer keyed by Discourse user id", complaint)
+	}
 
-	// The support account's own post comes back as post_created: not a message.
-	deliver("post_created", "post_created_staff.json")
-	reply := deliver("post_created", "post_created_reply.json")
+	// The support account's own post (the acknowledgement) comes back as
+	// post_created: not a message, not a staff reply.
+	if _, out := deliver("post_created", "post_created_staff.json"); !strings.Contains(out["ignored"].(string), "own account") {
+		t.Errorf("our own post: %v", out)
+	}
+	// Bas (discourse_username bas.jansen) answers directly in Discourse.
+	code, out := deliver("post_created", "post_created_staff_answer.json")
+	if code != http.StatusAccepted || out["staff_reply_on"] != id {
+		t.Fatalf("staff answer: %d %v, want it recorded on %s", code, out, id)
+	}
+	replies := timelineEvents(r, id, "replied")
+	if len(replies) != 1 || replies[0]["actor"] != "bas" || !strings.Contains(replies[0]["text"].(string), "photo of the box") {
+		t.Fatalf("timeline replies %v, want Bas's answer", replies)
+	}
+	complaint, _ = r.complaint(id)
+	if complaint["respond_by"] != nil || complaint["first_response_at"] == nil {
+		t.Errorf("after the staff answer: respond_by %v, first_response_at %v; the response clock must be satisfied", complaint["respond_by"], complaint["first_response_at"])
+	}
+	// Replays of signed payloads (no timestamp in Discourse's signature)
+	// change nothing: the post id is the only guard, and it holds.
+	deliver("post_created", "post_created_staff_answer.json")
+	deliver("post_created", "post_created_first.json")
+	if n := len(timelineEvents(r, id, "replied")); n != 1 {
+		t.Errorf("%d replies after a replayed staff post, want 1", n)
+	}
+
+	_, reply := deliver("post_created", "post_created_reply.json")
 	if got := r.routed(reply["message_id"].(string), "")["complaint_id"]; got != id {
 		t.Fatalf("the customer's next post landed on %v, want %s (threaded by topic)", got, id)
 	}
-	_, detail := r.call("GET", "/v1/complaints/"+id, nil, "")
-	if n := detail["complaint"].(map[string]any)["messages"]; n != float64(2) {
-		t.Fatalf("complaint has %v messages, want 2: one per customer post, none for staff", n)
+	// Another member posts in Marloes's topic: their own complaint, never
+	// Marloes's customer, never answered as her.
+	_, other := deliver("post_created", "post_created_other_member.json")
+	if got := r.routed(other["message_id"].(string), "")["complaint_id"]; got == id {
+		t.Fatalf("another member's post joined %s", id)
 	}
+	otherID := r.routed(other["message_id"].(string), "")["complaint_id"].(string)
+	complaint, _ = r.complaint(id)
+	if complaint["messages"] != float64(2) || complaint["customer_key"] != "forum:233" {
+		t.Fatalf("complaint %v: want Marloes's 2 posts only, and her still its customer", complaint)
+	}
+	// A moderator answers Pieter's post: that is Pieter's answer, not Marloes's.
+	body, _ := os.ReadFile("../../channels/forum/testdata/post_created_staff_answer.json")
+	var answer map[string]map[string]any
+	_ = json.Unmarshal(body, &answer)
+	answer["post"]["id"], answer["post"]["reply_to_post_number"], answer["post"]["username"] = 90216, 4, "mia"
+	body, _ = json.Marshal(answer)
+	h := http.Header{}
+	h.Set(forum.EventHeader, "post_created")
+	h.Set(forum.SignatureHeader, forum.Sign(body, secret))
+	if code, out := r.do("POST", "/v1/forum/discourse", body, h); code != http.StatusAccepted || out["staff_reply_on"] != otherID {
+		t.Fatalf("answer to Pieter: %d %v, want it on %s", code, out, otherID)
+	}
+	if n := len(timelineEvents(r, id, "replied")); n != 1 {
+		t.Errorf("%d replies on Marloes's complaint after an answer to Pieter, want 1", n)
+	}
+	testkit.WaitFor(t, "the other member's acknowledgement", func() bool { return len(api.Posts()) == 2 })
 	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": "Please send the photos here."}, ""); code != 200 {
 		t.Fatalf("reply: %d %v", code, res)
 	}
-	testkit.WaitFor(t, "the reply posted and recorded", func() bool {
-		return len(api.raws()) == 2 && len(timelineEvents(r, id, "sent")) == 2
-	})
-	api.mu.Lock()
-	p := api.posts[1]
-	api.mu.Unlock()
-	if p["topic_id"] != float64(4711) || p["reply_to_post_number"] != float64(3) || !strings.HasPrefix(p["raw"].(string), "Please send the photos here.\n\n— ") {
-		t.Errorf("reply posted as %v, want it in topic 4711 answering post 3, signed", p)
+	testkit.WaitFor(t, "the reply posted and recorded", func() bool { return len(api.Posts()) == 3 && len(timelineEvents(r, id, "sent")) == 2 })
+	p := api.Posts()[2]
+	if p.TopicID != 4711 || p.ReplyToPostNumber != 3 || !strings.HasPrefix(p.Raw, "Please send the photos here.\n\n— ") {
+		t.Errorf("reply posted as %+v, want it in topic 4711 answering Marloes's post 3, signed", p)
 	}
 }

@@ -45,8 +45,15 @@ type Options struct {
 	// must define every Required text.
 	Fallback string
 	Required []string
+	// Known, when set, lists every text a channel words: a file defining
+	// another (a misspelt "replay") fails at load instead of being ignored.
+	Known []string
 	// Sample returns data to try a text with at load (nil: no data).
 	Sample func(name string) any
+	// Overrides holds the operator's files; each replaces the shipped file of
+	// the same name, and new files add texts or languages, so a shop edits
+	// only what it wants different.
+	Overrides fs.FS
 }
 
 var (
@@ -63,7 +70,24 @@ func LoadDir(dir string, o Options) (*Set, error) {
 	return s, nil
 }
 
-// Load loads the *.tmpl texts at the root of fsys.
+// LoadWithOverrides loads the shipped texts with the operator's directory
+// (if any) laid over them file by file.
+func LoadWithOverrides(shipped fs.FS, overrideDir string, o Options) (*Set, error) {
+	if overrideDir != "" {
+		if st, err := os.Stat(overrideDir); err != nil || !st.IsDir() {
+			return nil, fmt.Errorf("%s: not a directory of *.tmpl texts", overrideDir)
+		}
+		o.Overrides = os.DirFS(overrideDir)
+	}
+	s, err := Load(shipped, o)
+	if err != nil && overrideDir != "" {
+		return nil, fmt.Errorf("%s: %w", overrideDir, err)
+	}
+	return s, err
+}
+
+// Load loads the *.tmpl texts at the root of fsys, and those of
+// o.Overrides in place of same-named files.
 func Load(fsys fs.FS, o Options) (*Set, error) {
 	if o.Fallback == "" {
 		o.Fallback = "en"
@@ -71,6 +95,23 @@ func Load(fsys fs.FS, o Options) (*Set, error) {
 	files, err := fs.Glob(fsys, "*.tmpl")
 	if err != nil {
 		return nil, err
+	}
+	source := map[string]fs.FS{}
+	for _, f := range files {
+		source[f] = fsys
+	}
+	if o.Overrides != nil {
+		over, err := fs.Glob(o.Overrides, "*.tmpl")
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range over {
+			if source[f] == nil {
+				files = append(files, f)
+			}
+			source[f] = o.Overrides
+		}
+		sort.Strings(files)
 	}
 	if len(files) == 0 {
 		return nil, errors.New("no *.tmpl texts found")
@@ -86,7 +127,7 @@ func Load(fsys fs.FS, o Options) (*Set, error) {
 		if !langPattern.MatchString(lang) || (name != "" && !namePattern.MatchString(name)) {
 			return nil, fmt.Errorf("%s: name a file <lang>.tmpl or <name>.<lang>.tmpl, with lang a lower-case language code such as nl", f)
 		}
-		raw, err := fs.ReadFile(fsys, f)
+		raw, err := fs.ReadFile(source[f], f)
 		if err != nil {
 			return nil, err
 		}
@@ -114,6 +155,9 @@ func Load(fsys fs.FS, o Options) (*Set, error) {
 			}
 			if t.Tree == nil || t.Tree.Root == nil {
 				continue
+			}
+			if len(o.Known) > 0 && !slices.Contains(o.Known, n) {
+				return nil, fmt.Errorf("%s: unknown text %q (known: %s)", f, n, strings.Join(o.Known, ", "))
 			}
 			if prev, dup := definedIn[lang+"/"+n]; dup {
 				return nil, fmt.Errorf("%s: text %q (%s) is also defined in %s", f, n, lang, prev)
