@@ -24,7 +24,7 @@ func handler(t *testing.T, token string) http.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return api.New(api.Config{Complaints: r, DeadLetters: store, Store: store, Token: token})
+	return api.New(api.Config{Complaints: r, DeadLetters: store, Store: store, Access: api.Access{Token: token}})
 }
 
 func TestAccessControl(t *testing.T) {

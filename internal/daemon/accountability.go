@@ -27,7 +27,7 @@ func buildAccountability(deps Deps) (*Component, error) {
 	}
 	return &Component{
 		Name:   "accountability",
-		Routes: api.AccountabilityRoutes(deps.Config.APIToken, deps.Router, nil, deps.Log),
+		Routes: api.AccountabilityRoutes(deps.APIAccess, deps.Router, nil, deps.Log),
 		Run:    func(ctx context.Context) error { return runScheduler(ctx, deps.Router, poll, deps.Log) },
 	}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/channels/console"
 	"github.com/forgetmenot/forgetmenot/channels/webhook"
 	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/forgetmenot/forgetmenot/internal/metrics"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -58,6 +59,14 @@ type Daemon struct {
 // one) and binds the HTTP listener. Configuration errors are returned here,
 // before anything runs.
 func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
+	if err := checkExposure(context.Background(), cfg); err != nil {
+		return nil, err
+	}
+	proxies, err := httpx.ParseTrustedProxies(cfg.TrustedProxies)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", configs.Var("TRUSTED_PROXIES"), err)
+	}
+	access := api.Access{Token: cfg.APIToken, Open: cfg.InsecureOpenAPI}
 	roster, err := configs.LoadRoster(cfg.OwnersFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("OWNERS_FILE"), err)
@@ -129,7 +138,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	})
 
 	intake := countingQueue{d.store, d.metrics}
-	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Sender: d.senders.get}); err != nil {
+	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Sender: d.senders.get, APIAccess: access}); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -144,11 +153,11 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	}
 	ingest := webhook.New(webhook.Config{
-		Queue: intake, Secrets: cfg.WebhookSecret, MaxBytes: cfg.MaxMessageBytes, Logger: log,
+		Queue: intake, Secrets: cfg.WebhookSecret, Open: cfg.InsecureOpenWebhook, MaxBytes: cfg.MaxMessageBytes, Logger: log,
 	})
 	handler := api.New(api.Config{
-		Complaints: d.router, DeadLetters: d.store, Store: d.store, Token: cfg.APIToken,
-		Ingest: ingest, Metrics: promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}),
+		Complaints: d.router, DeadLetters: d.store, Store: d.store, Access: access, TrustedProxies: proxies,
+		Ingest: ingest, Metrics: promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}), MetricsToken: cfg.MetricsToken,
 		Routes: routes, Checks: checks,
 		Logger: log,
 	})
@@ -166,6 +175,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("%s: %w", configs.Var("HTTP_ADDR"), err)
 	}
 
+	warnExposure(log, cfg, d.listener.Addr().String())
 	if d.embedded != nil {
 		log.Warn("IN-MEMORY MODE: " + configs.Var("REDIS_URL") + " is not set, so complaints live in an embedded Redis inside this process and are LOST when it stops. Set it (redis://host:6379/0) for real use.")
 	}
@@ -264,6 +274,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("shutdown timeout: unfinished entries stay pending and are taken over by another replica or the next start")
 	}
 	return runErr
+}
+
+// Close releases what New acquired (listener, Redis) for a Daemon that is
+// not going to Run.
+func (d *Daemon) Close() {
+	if d.listener != nil {
+		_ = d.listener.Close()
+	}
+	d.close()
 }
 
 func (d *Daemon) close() {
