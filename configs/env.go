@@ -62,7 +62,7 @@ type Config struct {
 	ChatAllowedOrigins     Secrets `envconfig:"CHAT_ALLOWED_ORIGINS" desc:"Web chat: comma-separated origins of the sites embedding the widget (https://shop.example.com, or host patterns like *.example.com). Empty: this daemon's own host only."`
 	ChatMaxMessageBytes    int     `envconfig:"CHAT_MAX_MESSAGE_BYTES" default:"4000" desc:"Web chat: longest chat message accepted."`
 	ChatRatePerMinute      int     `envconfig:"CHAT_RATE_PER_MINUTE" default:"20" desc:"Web chat: messages per minute per chat session."`
-	ChatIPRatePerMinute    int     `envconfig:"CHAT_IP_RATE_PER_MINUTE" default:"60" desc:"Web chat: messages per minute per client IP address (the connection's peer, or behind a proxy named in TRUSTED_PROXIES the client it names)."`
+	ChatIPRatePerMinute    int     `envconfig:"CHAT_IP_RATE_PER_MINUTE" default:"60" desc:"Web chat: messages per minute per client IP address (the connection's peer: behind a proxy, all visitors share it)."`
 	// Slack: staff notifications and actions. Without a bot token Slack is
 	// off and notifications go to the log.
 	SlackBotToken      string   `envconfig:"SLACK_BOT_TOKEN" desc:"Slack bot token (xoxb-…). Set: owners are told in Slack and act from there. Empty: notifications go to the log."`

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -27,7 +28,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
-	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -221,7 +221,7 @@ func (s *Server) socket(w http.ResponseWriter, r *http.Request) {
 	_ = rc.SetWriteDeadline(time.Time{})
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: s.cfg.AllowedOrigins})
 	if err != nil {
-		s.log.Warn("chat: refused WebSocket", "remote", clientIP(r), "origin", r.Header.Get("Origin"), "err", err)
+		s.log.Warn("chat: refused WebSocket", "remote", r.RemoteAddr, "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
 	conn.SetReadLimit(int64(2*s.cfg.MaxMessageBytes + 4096))
@@ -419,10 +419,15 @@ func writeJSON(ctx context.Context, conn *websocket.Conn, f outFrame) error {
 	return conn.Write(ctx, websocket.MessageText, b)
 }
 
-// clientIP is the real client's address: the connection's peer, or behind
-// a trusted proxy (FORGETMENOT_TRUSTED_PROXIES) the address it names.
-// Forwarding headers from anyone else prove nothing.
-func clientIP(r *http.Request) string { return httpx.ClientIP(r) }
+// clientIP is the connection's peer address; forwarding headers are set by
+// the caller and prove nothing.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
 
 // hub knows this replica's open sockets per session, fans live lines out to
 // them, and keeps their sessions marked present for the senders of every
