@@ -30,7 +30,7 @@ type Accountability interface {
 // AccountabilityRoutes are the /v1 routes of issue 6, mounted by the
 // daemon: every route needs the API token except the customers' one-click
 // satisfaction links, which carry their own signature.
-func AccountabilityRoutes(token string, svc Accountability, clock func() time.Time, log *slog.Logger) map[string]http.Handler {
+func AccountabilityRoutes(access Access, svc Accountability, clock func() time.Time, log *slog.Logger) map[string]http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -39,10 +39,10 @@ func AccountabilityRoutes(token string, svc Accountability, clock func() time.Ti
 	}
 	a := &acct{svc: svc, s: &server{log: log}, clock: clock}
 	return map[string]http.Handler{
-		"GET /v1/reports":            RequireToken(token, http.HandlerFunc(a.report)),
-		"POST /v1/volume":            RequireToken(token, http.HandlerFunc(a.volume)),
-		"POST /v1/owners/{id}/away":  RequireToken(token, http.HandlerFunc(a.away)),
-		"POST /v1/owners/{id}/back":  RequireToken(token, http.HandlerFunc(a.back)),
+		"GET /v1/reports":            access.Require(http.HandlerFunc(a.report)),
+		"POST /v1/volume":            access.Require(http.HandlerFunc(a.volume)),
+		"POST /v1/owners/{id}/away":  access.Require(http.HandlerFunc(a.away)),
+		"POST /v1/owners/{id}/back":  access.Require(http.HandlerFunc(a.back)),
 		"GET /v1/csat/{id}/{score}":  http.HandlerFunc(a.csat),
 		"POST /v1/csat/{id}/{score}": http.HandlerFunc(a.csat),
 	}

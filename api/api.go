@@ -54,12 +54,18 @@ type Config struct {
 	Complaints  Complaints
 	DeadLetters DeadLetters
 	Store       Pinger
-	// Token protects /v1 (except ingest, which has its own signature); empty
-	// allows loopback callers only.
-	Token string
+	// Access protects /v1 (except ingest, which has its own signature) and
+	// the details of /readyz.
+	Access Access
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For names the
+	// real client; nobody else's is believed.
+	TrustedProxies httpx.TrustedProxies
 	// Ingest serves POST /v1/messages; Metrics serves GET /metrics.
 	Ingest  http.Handler
 	Metrics http.Handler
+	// MetricsToken, when set, is the bearer token /metrics asks for
+	// (Prometheus: authorization.credentials).
+	MetricsToken string
 	// Routes are further handlers (channels, integrations) mounted as given;
 	// they carry their own authentication.
 	Routes map[string]http.Handler
@@ -86,7 +92,7 @@ func New(cfg Config) http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	if cfg.Metrics != nil {
-		mux.Handle("GET /metrics", cfg.Metrics)
+		mux.Handle("GET /metrics", requireBearer(cfg.MetricsToken, "forgetmenot-metrics", cfg.Metrics))
 	}
 	if cfg.Ingest != nil {
 		mux.Handle("/v1/messages", cfg.Ingest)
@@ -107,26 +113,57 @@ func New(cfg Config) http.Handler {
 	for pattern, h := range cfg.Routes {
 		mux.Handle(pattern, h)
 	}
-	return mux
+	return httpx.RealClient(cfg.TrustedProxies, mux)
 }
 
-func (s *server) auth(h http.HandlerFunc) http.Handler { return RequireToken(s.cfg.Token, h) }
+func (s *server) auth(h http.HandlerFunc) http.Handler { return s.cfg.Access.Require(h) }
 
-// RequireToken admits a request with the bearer token, or from loopback when
-// no token is configured. Components protect their management routes with it.
-func RequireToken(token string, h http.Handler) http.Handler {
+// Access decides who may use the management API.
+type Access struct {
+	// Token is the bearer token (FORGETMENOT_API_TOKEN); empty admits
+	// callers on this host only, judged on the real client (see httpx).
+	Token string
+	// Open admits everyone without a token (FORGETMENOT_INSECURE_OPEN_API):
+	// only for a network where something else guards the daemon.
+	Open bool
+}
+
+// Allows reports whether r may use the API.
+func (a Access) Allows(r *http.Request) bool {
+	switch {
+	case a.Token != "":
+		return bearerMatches(r, a.Token)
+	case a.Open:
+		return true
+	default:
+		return httpx.IsLoopback(r)
+	}
+}
+
+// Require admits the requests Access allows and answers the others with
+// what they lack. Components protect their management routes with it.
+func (a Access) Require(h http.Handler) http.Handler {
+	if a.Token != "" {
+		return requireBearer(a.Token, "forgetmenot", h)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if token == "" {
-			if !httpx.IsLoopback(r) {
-				httpx.WriteError(w, http.StatusForbidden, "no API token is configured, so the API answers loopback callers only; set FORGETMENOT_API_TOKEN", "")
-				return
-			}
-			h.ServeHTTP(w, r)
+		if !a.Allows(r) {
+			httpx.WriteError(w, http.StatusForbidden, "no API token is configured, so the API answers callers on this host only (a request relayed by a proxy is not local unless FORGETMENOT_TRUSTED_PROXIES names the proxy); set FORGETMENOT_API_TOKEN", "")
 			return
 		}
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="forgetmenot"`)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// requireBearer admits requests carrying "Authorization: Bearer <token>";
+// an empty token admits everyone.
+func requireBearer(token, realm string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !bearerMatches(r, token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
 			httpx.WriteError(w, http.StatusUnauthorized, "missing or wrong bearer token", "")
 			return
 		}
@@ -134,19 +171,40 @@ func RequireToken(token string, h http.Handler) http.Handler {
 	})
 }
 
+func bearerMatches(r *http.Request, token string) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+// ready answers the readiness probe: 200 while Redis answers, else 503, for
+// everyone. What is wrong (component errors, which may name owners or
+// servers) is shown only to callers the API admits.
 func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
+	details := s.cfg.Access.Allows(r)
 	if err := s.cfg.Store.Ping(ctx); err != nil {
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "redis": err.Error()})
+		res := map[string]string{"status": "unavailable"}
+		if details {
+			res["redis"] = err.Error()
+		}
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, res)
 		return
 	}
-	res := map[string]string{"status": "ready", "redis": "ok"}
+	res := map[string]string{"status": "ready"}
+	if details {
+		res["redis"] = "ok"
+	}
 	for name, check := range s.cfg.Checks {
-		if err := check(ctx); err != nil {
-			res[name], res["status"] = err.Error(), "degraded"
-		} else {
+		err := check(ctx)
+		if err != nil {
+			res["status"] = "degraded"
+		}
+		if details {
 			res[name] = "ok"
+			if err != nil {
+				res[name] = err.Error()
+			}
 		}
 	}
 	httpx.WriteJSON(w, http.StatusOK, res)

@@ -6,25 +6,15 @@ import (
 	"os"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
-	"github.com/forgetmenot/forgetmenot/queue"
-	"github.com/forgetmenot/forgetmenot/router"
 )
 
 func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
 
 func handler(t *testing.T, token string) http.Handler {
-	rdb, keys := testredis.Client(t)
-	store := queue.NewStore(rdb, keys, 0)
-	roster, _ := router.NewRoster([]router.Team{{ID: "s"}}, []router.Owner{{ID: "a", Name: "A", Email: "a@example.com", Teams: []string{"s"}, Capacity: 1, Active: true}})
-	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: &router.Rules{DefaultTeam: "s"}, ReopenWindow: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return api.New(api.Config{Complaints: r, DeadLetters: store, Store: store, Token: token})
+	return accessHandler(t, api.Config{Access: api.Access{Token: token}})
 }
 
 func TestAccessControl(t *testing.T) {

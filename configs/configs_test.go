@@ -97,7 +97,9 @@ func TestEnvironment(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c.HTTPAddr != ":8080" || c.OwnersFile != "configs/owners.yaml" || c.RoutingFile != "configs/routing.yaml" ||
+		// The default listens on this host only: with no token that is the
+		// only safe place (issue 10).
+		if c.HTTPAddr != "127.0.0.1:8080" || c.OwnersFile != "configs/owners.yaml" || c.RoutingFile != "configs/routing.yaml" ||
 			c.ReopenWindow.D() != 14*24*time.Hour || c.RedisURL != "" || c.Namespace != "fmn" {
 			t.Fatalf("defaults = %+v", c)
 		}
@@ -138,6 +140,9 @@ func TestEnvironment(t *testing.T) {
 		{"FORGETMENOT_LOG_FORMAT", "xml", "FORGETMENOT_LOG_FORMAT"},
 		{"FORGETMENOT_NAMESPACE", "a:b", "FORGETMENOT_NAMESPACE"},
 		{"FORGETMENOT_DEDUP_RETENTION", "10m", "FORGETMENOT_DEDUP_RETENTION"},
+		{"FORGETMENOT_TRUSTED_PROXIES", "10.0.0.0/8,nginx", `FORGETMENOT_TRUSTED_PROXIES: "nginx" is neither a CIDR`},
+		{"FORGETMENOT_CONSUMER_EXPIRY", "20s", "FORGETMENOT_CONSUMER_EXPIRY"},
+		{"FORGETMENOT_INSECURE_OPEN_API", "yes please", "FORGETMENOT_INSECURE_OPEN_API"},
 	}
 	for _, b := range bad {
 		t.Run(b.key+"="+b.value, func(t *testing.T) {
@@ -156,7 +161,7 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	if err := configs.PrintUsage(&buf); err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []string{"FORGETMENOT_REDIS_URL", "FORGETMENOT_HTTP_ADDR", ":8080", "FORGETMENOT_OWNERS_FILE", "FORGETMENOT_ROUTING_FILE",
+	for _, v := range []string{"FORGETMENOT_REDIS_URL", "FORGETMENOT_HTTP_ADDR", "127.0.0.1:8080", "FORGETMENOT_OWNERS_FILE", "FORGETMENOT_ROUTING_FILE",
 		"FORGETMENOT_WEBHOOK_SECRET", "FORGETMENOT_API_TOKEN", "FORGETMENOT_REOPEN_WINDOW", "14d", "embedded in-memory Redis"} {
 		if !strings.Contains(buf.String(), v) {
 			t.Errorf("usage lacks %q:\n%s", v, buf.String())
@@ -165,7 +170,8 @@ func TestUsageListsEveryVariable(t *testing.T) {
 }
 
 func clearEnv(t *testing.T) {
-	for _, v := range []string{"REDIS_URL", "REOPEN_WINDOW", "WEBHOOK_SECRET", "HTTP_ADDR", "ROUTER_WORKERS", "LOG_FORMAT", "NAMESPACE", "API_URL", "DEDUP_RETENTION"} {
+	for _, v := range []string{"REDIS_URL", "REOPEN_WINDOW", "WEBHOOK_SECRET", "HTTP_ADDR", "ROUTER_WORKERS", "LOG_FORMAT", "NAMESPACE", "API_URL", "DEDUP_RETENTION",
+		"TRUSTED_PROXIES", "CONSUMER_EXPIRY", "INSECURE_OPEN_API"} {
 		t.Setenv("FORGETMENOT_"+v, "")
 	}
 }

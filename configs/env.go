@@ -19,6 +19,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/kelseyhightower/envconfig"
 )
 
@@ -30,11 +31,11 @@ const Prefix = "FORGETMENOT"
 type Config struct {
 	RedisURL        string   `envconfig:"REDIS_URL" desc:"Redis URL: redis://[:password@]host:port/db or rediss:// for TLS; a Redis Cluster as redis+cluster://[:password@]host1:port1,host2:port2 (or rediss+cluster://). Empty: an embedded in-memory Redis whose data is lost on exit (for trying forgetmenot out)."`
 	Namespace       string   `envconfig:"NAMESPACE" default:"fmn" desc:"Key namespace in Redis (also the Redis Cluster hash tag). Deployments sharing one Redis need different ones."`
-	HTTPAddr        string   `envconfig:"HTTP_ADDR" default:":8080" desc:"Listen address of the HTTP server (webhook, API, health, metrics)."`
+	HTTPAddr        string   `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"Listen address of the HTTP server (webhook, API, health, metrics). The default answers this host only; :8080 listens on every interface and then needs API_TOKEN and WEBHOOK_SECRET (or the INSECURE_OPEN_ switches)."`
 	OwnersFile      string   `envconfig:"OWNERS_FILE" default:"configs/owners.yaml" desc:"The owners roster: teams and the people who own complaints."`
 	RoutingFile     string   `envconfig:"ROUTING_FILE" default:"configs/routing.yaml" desc:"Ordered routing rules and the default team."`
-	WebhookSecret   Secrets  `envconfig:"WEBHOOK_SECRET" desc:"HMAC-SHA256 secret for X-Forgetmenot-Signature on POST /v1/messages; several comma-separated while rotating. Empty: only loopback callers are accepted."`
-	APIToken        string   `envconfig:"API_TOKEN" desc:"Bearer token for the /v1 management API and the CLI. Empty: the API answers loopback callers only."`
+	WebhookSecret   Secrets  `envconfig:"WEBHOOK_SECRET" desc:"HMAC-SHA256 secret for X-Forgetmenot-Signature on POST /v1/messages; several comma-separated while rotating. Empty: only callers on this host are accepted (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_WEBHOOK is set."`
+	APIToken        string   `envconfig:"API_TOKEN" desc:"Bearer token for the /v1 management API and the CLI. Empty: the API answers callers on this host only (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_API is set."`
 	APIURL          string   `envconfig:"API_URL" desc:"CLI only: the daemon's base URL. Default: http://127.0.0.1 with the port of HTTP_ADDR."`
 	ReopenWindow    Duration `envconfig:"REOPEN_WINDOW" default:"14d" desc:"A customer message on a complaint closed less than this long ago reopens it with the same owner; later ones open a follow-up."`
 	DedupRetention  Duration `envconfig:"DEDUP_RETENTION" default:"0" desc:"How long ingest idempotency keys (channel + source id) are kept. 0 keeps them forever."`
@@ -101,6 +102,13 @@ type Config struct {
 	SMTPFrom            string `envconfig:"SMTP_FROM" desc:"From address of mail to customers, e.g. 'Klantenservice <support@example.nl>'. Required with SMTP_HOST."`
 	EmailPlusAddressing bool   `envconfig:"EMAIL_PLUS_ADDRESSING" default:"false" desc:"Reply-To support+c-1042@… on mail to customers, so answers find their complaint even without threading headers (the mail server must deliver plus-addresses to the mailbox)."`
 	EmailTemplates      string `envconfig:"EMAIL_TEMPLATES" default:"configs/email-templates" desc:"Directory of the editable acknowledgement, reply and promise templates (<kind>.<lang>.tmpl; en is the fallback)."`
+	// Exposure: whose word about the client address counts, and the
+	// explicit switches that open a surface without its secret.
+	TrustedProxies      []string `envconfig:"TRUSTED_PROXIES" desc:"Comma-separated CIDRs or addresses of the reverse proxies in front of the daemon (127.0.0.1/32 for nginx on this host, the ingress' pod network). Only their X-Forwarded-For is believed; the rightmost hop that is not a trusted proxy is the client. Empty: no forwarding header is believed, and a request carrying one is never local."`
+	InsecureOpenAPI     bool     `envconfig:"INSECURE_OPEN_API" default:"false" desc:"true: without API_TOKEN the /v1 management API answers EVERY caller, which can read and change every complaint. Only behind something else that guards the daemon; warned about at every start."`
+	InsecureOpenWebhook bool     `envconfig:"INSECURE_OPEN_WEBHOOK" default:"false" desc:"true: without WEBHOOK_SECRET POST /v1/messages accepts unsigned complaints from EVERY caller. Warned about at every start."`
+	MetricsToken        string   `envconfig:"METRICS_TOKEN" desc:"Bearer token /metrics asks for (Prometheus: authorization: {credentials: …}). Empty: /metrics answers everyone (warned about when HTTP_ADDR is not loopback)."`
+	ConsumerExpiry      Duration `envconfig:"CONSUMER_EXPIRY" default:"1h" desc:"A consumer in the Redis consumer groups idle this long with nothing pending (a replica that is gone) is removed. Entries still pending are never lost: such a consumer stays until they are taken over. 0 keeps them all."`
 }
 
 // FromEnv reads and validates the configuration from the environment.
@@ -172,6 +180,12 @@ func (c Config) Validate() error {
 		if len(c.CSATSecret) < 16 {
 			return bad("CSAT_SECRET", "set a secret of at least 16 characters to sign the satisfaction links for PUBLIC_URL")
 		}
+	}
+	if _, err := httpx.ParseTrustedProxies(c.TrustedProxies); err != nil {
+		return bad("TRUSTED_PROXIES", "%v", err)
+	}
+	if c.ConsumerExpiry != 0 && (c.ConsumerExpiry.D() < time.Minute || c.ConsumerExpiry.D() <= c.ReclaimIdle.D()) {
+		return bad("CONSUMER_EXPIRY", "0 (keep) or at least 1m and longer than RECLAIM_IDLE (%s)", c.ReclaimIdle)
 	}
 	for i, s := range c.WebhookSecret {
 		if len(s) < 16 {

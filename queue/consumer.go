@@ -57,6 +57,13 @@ type ConsumerConfig struct {
 	// Block is how long one read waits for new entries (default 1s); it also
 	// paces the promotion of delayed retries.
 	Block time.Duration
+	// ExpireIdle removes consumers of the group (of any replica) idle this
+	// long with no pending entries: replicas that are gone leave them
+	// behind. A consumer with pending entries is never removed: its entries
+	// are taken over first (ReclaimIdle). 0 keeps every consumer.
+	ExpireIdle time.Duration
+	// OnConsumerRemoved is told the name of every consumer removed.
+	OnConsumerRemoved func(name string)
 }
 
 // Consumer reads a stream in a consumer group: new entries, its own pending
@@ -109,8 +116,7 @@ const readBatch = 16
 // with capped backoff.
 func (c *Consumer) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for i := range c.cfg.Workers {
-		name := c.cfg.Name + "-" + strconv.Itoa(i)
+	for _, name := range c.workerNames() {
 		wg.Go(func() { c.readLoop(ctx, name) })
 	}
 	wg.Go(func() { c.maintenanceLoop(ctx, c.cfg.Name+"-0") })
@@ -255,12 +261,19 @@ func (c *Consumer) drainOwnPending(ctx context.Context, name string) error {
 func (c *Consumer) maintenanceLoop(ctx context.Context, name string) {
 	var failures int
 	nextReclaim := time.Now().Add(c.cfg.ReclaimIdle / 2)
+	nextExpiry := time.Now() // a new replica marks its consumers as seen at once
 	for ctx.Err() == nil {
 		err := c.promoteDue(ctx)
 		if err == nil && !time.Now().Before(nextReclaim) {
 			err = c.reclaim(ctx, name)
 			if err == nil {
 				nextReclaim = time.Now().Add(c.cfg.ReclaimIdle / 2)
+			}
+		}
+		if err == nil && c.cfg.ExpireIdle > 0 && !time.Now().Before(nextExpiry) {
+			_, err = c.RemoveGoneConsumers(ctx)
+			if err == nil {
+				nextExpiry = time.Now().Add(c.expiryEvery())
 			}
 		}
 		if err != nil && ctx.Err() == nil {
@@ -275,6 +288,82 @@ func (c *Consumer) maintenanceLoop(ctx context.Context, name string) {
 		failures = 0
 		sleep(ctx, c.cfg.Block)
 	}
+}
+
+// expiryEvery is how often this replica marks its consumers as seen and
+// looks for gone ones: several times within ExpireIdle, so a live replica
+// is never taken for gone, and at most every 5 minutes.
+func (c *Consumer) expiryEvery() time.Duration {
+	return min(c.cfg.ExpireIdle/4, 5*time.Minute)
+}
+
+// removeGoneScript marks this replica's consumers as seen, then removes the
+// group's consumers that have no pending entries and have been neither seen
+// by their replica nor active for ARGV[2] ms, in one step: no consumer can
+// read an entry between the check and the removal, so XGROUP DELCONSUMER
+// never drops pending work. Redis before 7.2 counts a consumer idle from its
+// last delivery, not its last read, so a quiet live replica would look gone
+// but for the seen marks. It returns the names removed.
+// KEYS[1]: the stream; KEYS[2]: the hash of consumer → last seen (unix ms).
+// ARGV[1]: the group; ARGV[2]: expiry in ms; ARGV[3]: now in unix ms;
+// ARGV[4..]: this replica's consumers.
+var removeGoneScript = redis.NewScript(`
+local expire, now = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 4, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], ARGV[3]) end
+local removed, present = {}, {}
+for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+  local f = {}
+  for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
+  local name, idle = f['name'], tonumber(f['idle'])
+  local seen = tonumber(redis.call('HGET', KEYS[2], name) or '0') or 0
+  if tonumber(f['pending']) == 0 and idle and idle >= expire and now - seen >= expire then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
+    redis.call('HDEL', KEYS[2], name)
+    removed[#removed + 1] = name
+  else
+    present[name] = true
+  end
+end
+local marks = redis.call('HGETALL', KEYS[2])
+for i = 1, #marks, 2 do
+  if not present[marks[i]] and now - tonumber(marks[i + 1]) >= expire then
+    redis.call('HDEL', KEYS[2], marks[i])
+  end
+end
+return removed
+`)
+
+// workerNames are this replica's consumer names in the group.
+func (c *Consumer) workerNames() []string {
+	names := make([]string, c.cfg.Workers)
+	for i := range names {
+		names[i] = c.cfg.Name + "-" + strconv.Itoa(i)
+	}
+	return names
+}
+
+// RemoveGoneConsumers marks this replica's consumers as seen and removes the
+// group's consumers that nobody has seen for ExpireIdle and that hold no
+// pending entries; it returns their names.
+func (c *Consumer) RemoveGoneConsumers(ctx context.Context) ([]string, error) {
+	if c.cfg.ExpireIdle <= 0 {
+		return nil, nil
+	}
+	args := []any{c.cfg.Group, c.cfg.ExpireIdle.Milliseconds(), time.Now().UnixMilli()}
+	for _, n := range c.workerNames() {
+		args = append(args, n)
+	}
+	names, err := removeGoneScript.Run(ctx, c.rdb, []string{c.cfg.Stream, c.keys.ConsumersSeen(c.cfg.Stream, c.cfg.Group)}, args...).StringSlice()
+	if err != nil {
+		return nil, fmt.Errorf("removing gone consumers of %s: %w", c.cfg.Group, err)
+	}
+	for _, n := range names {
+		c.log.Info("removed the consumer of a replica that is gone (not seen, nothing pending)", "consumer", n, "unseen_for_at_least", c.cfg.ExpireIdle)
+		if c.cfg.OnConsumerRemoved != nil {
+			c.cfg.OnConsumerRemoved(n)
+		}
+	}
+	return names, nil
 }
 
 // promoteDueScript moves delayed retries whose time has come back onto their

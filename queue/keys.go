@@ -45,6 +45,11 @@ func (k Keys) DeadLetters() string { return k.tag + ":stream:deadletters" }
 // Delayed holds entries of stream waiting for a retry, scored by due time.
 func (k Keys) Delayed(stream string) string { return stream + ":delayed" }
 
+// ConsumersSeen is a hash of a group's consumer → when its replica last said
+// it is alive (unix ms), so housekeeping removes only consumers of replicas
+// that are gone.
+func (k Keys) ConsumersSeen(stream, group string) string { return stream + ":group:" + group + ":seen" }
+
 // Dedup remembers which message a (channel, source id) pair became. Long
 // source ids are hashed so keys stay small; so is any id that looks like a
 // hashed one, so that a literal "sha256:<hex>" cannot name the key of

@@ -164,8 +164,8 @@ func (r *Router) setClock(c *Complaint, clock string, start, due time.Time, now 
 		return
 	}
 	reminder, breach := TimerKind(clock+"_reminder"), TimerKind(clock+"_breach")
-	if f := r.policy.ReminderAt; f > 0 && f < 1 {
-		cal := r.policy.CalendarOf(c.Owner)
+	if f := r.policy().ReminderAt; f > 0 && f < 1 {
+		cal := r.policy().CalendarOf(c.Owner)
 		at := cal.Add(start, time.Duration(float64(cal.Between(start, due))*f))
 		if cal.Between(start, due) == 0 { // no working time in between (a promise for Saturday)
 			at = start.Add(time.Duration(float64(due.Sub(start)) * f))
@@ -188,11 +188,11 @@ func (c Complaint) breached(kind string) bool { return slices.Contains(c.Breache
 
 // armNew sets a new (or reopened) complaint's deadlines from its target.
 func (r *Router) armNew(c *Complaint, now time.Time) {
-	t, ok := r.policy.target(*c)
+	t, ok := r.policy().target(*c)
 	if !ok {
 		return
 	}
-	cal := r.policy.CalendarOf(c.Owner)
+	cal := r.policy().CalendarOf(c.Owner)
 	if !t.FirstResponse.IsZero() {
 		c.RespondBy = t.FirstResponse.From(cal, now).UTC()
 		r.setClock(c, clockRespond, now, c.RespondBy, now)
@@ -208,8 +208,8 @@ func (r *Router) armNew(c *Complaint, now time.Time) {
 // due again.
 func (r *Router) customerWrote(c *Complaint, now time.Time) *Event {
 	ev := r.resume(c, now, "the customer answered")
-	if t, ok := r.policy.target(*c); ok && !t.FirstResponse.IsZero() && c.RespondBy.IsZero() {
-		c.RespondBy = t.FirstResponse.From(r.policy.CalendarOf(c.Owner), now).UTC()
+	if t, ok := r.policy().target(*c); ok && !t.FirstResponse.IsZero() && c.RespondBy.IsZero() {
+		c.RespondBy = t.FirstResponse.From(r.policy().CalendarOf(c.Owner), now).UTC()
 		r.setClock(c, clockRespond, now, c.RespondBy, now)
 	}
 	return ev
@@ -221,8 +221,8 @@ func (r *Router) resume(c *Complaint, now time.Time, why string) *Event {
 	if c.WaitingSince.IsZero() {
 		return nil
 	}
-	paused := !c.ResolveBy.IsZero() || !r.policy.WaitingNudge.IsZero()
-	cal := r.policy.CalendarOf(c.Owner)
+	paused := !c.ResolveBy.IsZero() || !r.policy().WaitingNudge.IsZero()
+	cal := r.policy().CalendarOf(c.Owner)
 	waited := cal.Between(c.WaitingSince, now)
 	ev := &Event{Type: EventResumed, Actor: ActorRouter, Owner: c.Owner,
 		Reason: fmt.Sprintf("%s after %s of working time; the resolution clock runs again", why, roundDuration(waited))}
@@ -256,10 +256,10 @@ func (r *Router) staffAnswered(c *Complaint, now time.Time, actor string, wait b
 		c.WaitingSince = now
 		c.dropClock(clockResolve)
 		ev := Event{Type: EventWaiting, Actor: ActorRouter, Owner: c.Owner, Reason: "answered; waiting on the customer, the resolution clock is paused"}
-		if !r.policy.WaitingNudge.IsZero() {
-			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now)))
+		if !r.policy().WaitingNudge.IsZero() {
+			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy().WaitingNudge.From(r.policy().CalendarOf(c.Owner), now)))
 		}
-		if !c.ResolveBy.IsZero() || !r.policy.WaitingNudge.IsZero() {
+		if !c.ResolveBy.IsZero() || !r.policy().WaitingNudge.IsZero() {
 			evs = append(evs, ev)
 		}
 	}
@@ -344,7 +344,7 @@ func (r *Router) fire(c *Complaint, t Timer, now time.Time) ([]Event, []recipien
 	details := map[string]string{"timer": string(t.Kind)}
 	remind := func(what string, due time.Time) ([]Event, []recipient) {
 		details["due"] = due.Format(time.RFC3339)
-		left := r.policy.CalendarOf(c.Owner).Between(now, due)
+		left := r.policy().CalendarOf(c.Owner).Between(now, due)
 		ev := Event{Type: EventReminder, Actor: ActorRouter, Owner: c.Owner, Details: details,
 			Reason: fmt.Sprintf("%s due %s (%s of working time left)", what, due.Format(time.RFC3339), roundDuration(left))}
 		return []Event{ev}, []recipient{{NotifyReminder, c.Owner}}
@@ -379,8 +379,8 @@ func (r *Router) fire(c *Complaint, t Timer, now time.Time) ([]Event, []recipien
 		ev := Event{Type: EventReminder, Actor: ActorRouter, Owner: c.Owner, Details: details,
 			Reason: fmt.Sprintf("waiting on the customer since %s (%s): close it if it is resolved, or follow up; forgetmenot never closes it by itself",
 				since.Format(time.DateOnly), roundDuration(now.Sub(since)))}
-		if !r.policy.WaitingNudge.IsZero() {
-			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy.WaitingNudge.From(r.policy.CalendarOf(c.Owner), now)))
+		if !r.policy().WaitingNudge.IsZero() {
+			c.Timers = append(c.Timers, newTimer(TimerWaitingNudge, r.policy().WaitingNudge.From(r.policy().CalendarOf(c.Owner), now)))
 		}
 		return []Event{ev}, []recipient{{NotifyReminder, c.Owner}}
 	}
@@ -484,12 +484,7 @@ func (r *Router) away(ctx context.Context, now time.Time) (map[string]Absence, e
 	return off, nil
 }
 
-func (r *Router) policyAbsences() []Absence {
-	if r.policy == nil {
-		return nil
-	}
-	return r.policy.Absences
-}
+func (r *Router) policyAbsences() []Absence { return r.policy().Absences }
 
 func effectiveAbsences(roster, stored []Absence, now time.Time) map[string]Absence {
 	latest := map[string]Absence{}

@@ -145,15 +145,15 @@ func (r *Router) candidates(team string, off map[string]Absence) (string, []Owne
 			if c := present(team); len(c) > 0 {
 				return team, c, ""
 			}
-			if c := present(r.rules.DefaultTeam); len(c) > 0 && len(pick(team, func(o Owner) bool { return o.Active })) > 0 {
-				return r.rules.DefaultTeam, c, fmt.Sprintf("everyone active in team %s is away; default team %s", team, r.rules.DefaultTeam)
+			if c := present(r.rules.defaultTeam()); len(c) > 0 && len(pick(team, func(o Owner) bool { return o.Active })) > 0 {
+				return r.rules.defaultTeam(), c, fmt.Sprintf("everyone active in team %s is away; default team %s", team, r.rules.defaultTeam())
 			}
 		}
 	}
 	active := func(t string) []Owner { return pick(t, func(o Owner) bool { return o.Active }) }
 	if _, ok := r.dir.Team(team); !ok {
-		note := fmt.Sprintf("team %q is not on the roster; default team %s", team, r.rules.DefaultTeam)
-		team = r.rules.DefaultTeam
+		note := fmt.Sprintf("team %q is not on the roster; default team %s", team, r.rules.defaultTeam())
+		team = r.rules.defaultTeam()
 		if c := active(team); len(c) > 0 {
 			return team, c, note
 		}
@@ -161,8 +161,8 @@ func (r *Router) candidates(team string, off map[string]Absence) (string, []Owne
 	if c := active(team); len(c) > 0 {
 		return team, c, ""
 	}
-	if c := active(r.rules.DefaultTeam); len(c) > 0 {
-		return r.rules.DefaultTeam, c, fmt.Sprintf("team %s has no active owner; default team %s", team, r.rules.DefaultTeam)
+	if c := active(r.rules.defaultTeam()); len(c) > 0 {
+		return r.rules.defaultTeam(), c, fmt.Sprintf("team %s has no active owner; default team %s", team, r.rules.defaultTeam())
 	}
 	return team, r.dir.Members(team), fmt.Sprintf("nobody in team %s is active", team)
 }

@@ -21,9 +21,9 @@ type Expectation struct {
 // speaks for the team.
 func (r *Router) Expect(ch Channel) Expectation {
 	now := r.clock()
-	cal := r.policy.DefaultCalendar
+	cal := r.policy().DefaultCalendar
 	e := Expectation{Working: cal.Working(now)}
-	if t, ok := r.policy.target(Complaint{Channel: ch, Status: StatusOpen}); ok {
+	if t, ok := r.policy().target(Complaint{Channel: ch, Status: StatusOpen}); ok {
 		e.FirstResponse = t.FirstResponse
 	}
 	if !e.Working {

@@ -279,7 +279,7 @@ func percent(part, whole int) float64 {
 
 // reportLocation is the zone in which weeks are counted.
 func (r *Router) reportLocation() *time.Location {
-	if c := r.policy.DefaultCalendar; c != nil {
+	if c := r.policy().DefaultCalendar; c != nil {
 		return c.Location
 	}
 	return time.UTC
@@ -337,7 +337,7 @@ func (r *Router) rates(ctx context.Context, since, until time.Time) ([]RateRepor
 			return nil, fmt.Errorf("counting complaints of %s: %w", v.Period, err)
 		}
 		rr := RateReport{Period: v.Period, Volume: v.Count, Complaints: n, Percent: math.Round(float64(n)/float64(v.Count)*10000) / 100}
-		rr.Alert = r.policy.RateThreshold > 0 && float64(n)/float64(v.Count) >= r.policy.RateThreshold
+		rr.Alert = r.policy().RateThreshold > 0 && float64(n)/float64(v.Count) >= r.policy().RateThreshold
 		out = append(out, rr)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Period < out[j].Period })
@@ -367,7 +367,7 @@ func (r *Router) SetVolume(ctx context.Context, v Volume) (Volume, error) {
 // CheckComplaintRate alerts RateAlert once per period whose complaint rate
 // reached the threshold; it returns how many periods alerted now.
 func (r *Router) CheckComplaintRate(ctx context.Context) (int, error) {
-	if r.acct == nil || r.policy.RateThreshold <= 0 || len(r.policy.RateAlert) == 0 {
+	if r.acct == nil || r.policy().RateThreshold <= 0 || len(r.policy().RateAlert) == 0 {
 		return 0, nil
 	}
 	// Only recent periods can still cross the threshold.
@@ -383,10 +383,10 @@ func (r *Router) CheckComplaintRate(ctx context.Context) (int, error) {
 		}
 		ev := Event{Type: EventBreached, Actor: ActorRouter,
 			Reason: fmt.Sprintf("complaint rate %s: %d complaints on %d (%.2f%%) reached the threshold of %.2f%%",
-				rr.Period, rr.Complaints, rr.Volume, rr.Percent, r.policy.RateThreshold*100),
+				rr.Period, rr.Complaints, rr.Volume, rr.Percent, r.policy().RateThreshold*100),
 			Details: map[string]string{"period": rr.Period, "complaints": strconv.Itoa(rr.Complaints), "volume": strconv.Itoa(rr.Volume)}}
 		var ns []Notification
-		for _, to := range r.policy.RateAlert {
+		for _, to := range r.policy().RateAlert {
 			ns = append(ns, Notification{ID: "complaint-rate:" + rr.Period + ":" + to, Kind: NotifyComplaintRate, Recipient: to, At: now, Event: &ev})
 		}
 		ok, err := r.acct.NotifyOnce(ctx, "complaint-rate:"+rr.Period, ns)

@@ -50,12 +50,13 @@ type Config struct {
 // lifecycle. It is safe for concurrent use, also across processes sharing one
 // Store: every change is guarded and retried on conflict.
 type Router struct {
-	store        Store
+	store Store
+	// dir and rules read the settings in force (live), which Reload swaps.
 	dir          Directory
-	rules        *Rules
+	rules        liveRules
+	live         liveSettings
 	reopenWindow time.Duration
 	reachability Reachability
-	policy       *Policy
 	acct         AccountabilityStore
 	csat         *CSAT
 	snapshot     atomic.Pointer[awaySnapshot]
@@ -75,12 +76,13 @@ func New(cfg Config) (*Router, error) {
 	if cfg.ReopenWindow < 0 {
 		return nil, errors.New("router: reopen window must not be negative")
 	}
-	r := &Router{store: cfg.Store, dir: cfg.Directory, rules: cfg.Rules, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability,
-		policy: cfg.Policy, csat: cfg.CSAT, onEvent: cfg.OnEvent, clock: cfg.Clock, log: cfg.Logger}
-	r.acct, _ = cfg.Store.(AccountabilityStore)
-	if r.policy == nil {
-		r.policy = &Policy{}
+	r := &Router{store: cfg.Store, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability,
+		csat: cfg.CSAT, onEvent: cfg.OnEvent, clock: cfg.Clock, log: cfg.Logger}
+	r.dir, r.rules = liveDirectory{&r.live}, liveRules{&r.live}
+	if err := r.Reload(cfg.Directory, cfg.Rules, cfg.Policy); err != nil {
+		return nil, err
 	}
+	r.acct, _ = cfg.Store.(AccountabilityStore)
 	if err := cfg.CSAT.validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}

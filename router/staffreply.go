@@ -115,7 +115,7 @@ func (r *Router) answeredComplaint(ctx context.Context, rep ExternalReply) (Comp
 // zone of its owner's business calendar, or UTC when deadlines run around
 // the clock.
 func (r *Router) TimeZone(c Complaint) *time.Location {
-	if cal := r.policy.CalendarOf(c.Owner); cal != nil && cal.Location != nil {
+	if cal := r.policy().CalendarOf(c.Owner); cal != nil && cal.Location != nil {
 		return cal.Location
 	}
 	return time.UTC

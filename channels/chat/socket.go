@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/internal/texts"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -405,13 +406,7 @@ func writeJSON(ctx context.Context, conn *websocket.Conn, f outFrame) error {
 	return conn.Write(ctx, websocket.MessageText, b)
 }
 
-// clientIP is the address the chat's per-address limits count. Today the
-// connection's peer: forwarding headers are set by the caller and prove
-// nothing. (The one place to switch to a trusted-proxy-aware helper.)
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// clientIP is the address the chat's per-address limits count: the real
+// client, which forwarding headers name only when a trusted proxy set them
+// (FORGETMENOT_TRUSTED_PROXIES).
+func clientIP(r *http.Request) string { return httpx.ClientIP(r) }

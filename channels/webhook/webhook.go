@@ -32,8 +32,12 @@ type Enqueuer interface {
 // Config configures the handler.
 type Config struct {
 	Queue Enqueuer
-	// Secrets verify X-Forgetmenot-Signature; none means loopback callers only.
-	Secrets  []string
+	// Secrets verify X-Forgetmenot-Signature; none means callers on this
+	// host only (the real client, see httpx.IsLoopback), unless Open.
+	Secrets []string
+	// Open accepts unsigned messages from everyone when there is no secret
+	// (FORGETMENOT_INSECURE_OPEN_WEBHOOK).
+	Open     bool
 	MaxBytes int64
 	Clock    func() time.Time
 	Logger   *slog.Logger
@@ -43,6 +47,7 @@ type Config struct {
 type Handler struct {
 	queue    Enqueuer
 	secrets  [][]byte
+	open     bool
 	maxBytes int64
 	clock    func() time.Time
 	log      *slog.Logger
@@ -50,7 +55,7 @@ type Handler struct {
 
 // New builds the handler.
 func New(cfg Config) *Handler {
-	h := &Handler{queue: cfg.Queue, maxBytes: cfg.MaxBytes, clock: cfg.Clock, log: cfg.Logger}
+	h := &Handler{queue: cfg.Queue, open: cfg.Open, maxBytes: cfg.MaxBytes, clock: cfg.Clock, log: cfg.Logger}
 	for _, s := range cfg.Secrets {
 		h.secrets = append(h.secrets, []byte(s))
 	}
@@ -100,8 +105,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusMethodNotAllowed, "use POST", "")
 		return
 	}
-	if len(h.secrets) == 0 && !httpx.IsLoopback(r) {
-		httpx.WriteError(w, http.StatusForbidden, "no webhook secret is configured, so only loopback callers are accepted; set FORGETMENOT_WEBHOOK_SECRET", "")
+	if len(h.secrets) == 0 && !h.open && !httpx.IsLoopback(r) {
+		httpx.WriteError(w, http.StatusForbidden, "no webhook secret is configured, so only callers on this host are accepted (a request relayed by a proxy is not local unless FORGETMENOT_TRUSTED_PROXIES names the proxy); set FORGETMENOT_WEBHOOK_SECRET", "")
 		return
 	}
 	if r.ContentLength > h.maxBytes {
@@ -120,7 +125,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(h.secrets) > 0 {
 		if err := verify(r.Header.Get(SignatureHeader), raw, h.clock(), h.secrets); err != nil {
-			h.log.Warn("webhook: refused signature", "remote", r.RemoteAddr, "err", err)
+			h.log.Warn("webhook: refused signature", "remote", httpx.ClientIP(r), "err", err)
 			httpx.WriteError(w, http.StatusUnauthorized, err.Error(), "")
 			return
 		}

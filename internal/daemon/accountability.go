@@ -9,6 +9,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Accountability: the scheduler that fires due reminders and breaches, the
@@ -25,10 +26,21 @@ func buildAccountability(deps Deps) (*Component, error) {
 	if poll <= 0 {
 		poll = defaultTimerPoll
 	}
+	rateAlerts := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "forgetmenot_complaint_rate_alerts_total",
+		Help: "Periods whose complaint rate (complaints / volume) reached the targets file's threshold; each alerts its recipients once.",
+	})
+	if deps.Metrics != nil {
+		if err := deps.Metrics.Register(rateAlerts); err != nil {
+			return nil, fmt.Errorf("accountability: registering metrics: %w", err)
+		}
+	}
 	return &Component{
 		Name:   "accountability",
-		Routes: api.AccountabilityRoutes(deps.Config.APIToken, deps.Router, nil, deps.Log),
-		Run:    func(ctx context.Context) error { return runScheduler(ctx, deps.Router, poll, deps.Log) },
+		Routes: api.AccountabilityRoutes(deps.APIAccess, deps.Router, nil, deps.Log),
+		Run: func(ctx context.Context) error {
+			return runScheduler(ctx, deps.Router, poll, deps.Log, func(n int) { rateAlerts.Add(float64(n)) })
+		},
 	}, nil
 }
 
@@ -38,7 +50,7 @@ const timerBatch = 200
 // runScheduler fires due timers every poll until ctx ends. Every replica
 // runs it: each timer's firing is one guarded commit that also removes it,
 // so a timer two replicas find at once fires once.
-func runScheduler(ctx context.Context, r *router.Router, poll time.Duration, log *slog.Logger) error {
+func runScheduler(ctx context.Context, r *router.Router, poll time.Duration, log *slog.Logger, rateAlerted func(int)) error {
 	t := time.NewTicker(poll)
 	defer t.Stop()
 	for {
@@ -55,7 +67,9 @@ func runScheduler(ctx context.Context, r *router.Router, poll time.Duration, log
 				break
 			}
 		}
-		if _, err := r.CheckComplaintRate(ctx); err != nil && ctx.Err() == nil {
+		n, err := r.CheckComplaintRate(ctx)
+		rateAlerted(n)
+		if err != nil && ctx.Err() == nil {
 			log.Error("checking the complaint rate", "err", err)
 		}
 		select {

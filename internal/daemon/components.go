@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -54,6 +55,8 @@ type Deps struct {
 	Store  *queue.Store
 	// Metrics registers a component's own collectors.
 	Metrics prometheus.Registerer
+	// APIAccess protects a component's management routes like the /v1 API.
+	APIAccess api.Access
 	// Sender returns the sender of another channel (e-mail, to reach a chat
 	// visitor who left), or nil.
 	Sender func(router.Channel) CustomerSender

@@ -10,9 +10,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/channels/webhook"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/cleantext"
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/forgetmenot/forgetmenot/internal/metrics"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -59,18 +62,19 @@ type Daemon struct {
 // one) and binds the HTTP listener. Configuration errors are returned here,
 // before anything runs.
 func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
-	roster, err := configs.LoadRoster(cfg.OwnersFile)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", configs.Var("OWNERS_FILE"), err)
+	if err := checkExposure(context.Background(), cfg); err != nil {
+		return nil, err
 	}
-	rules, err := configs.LoadRouting(cfg.RoutingFile, roster)
+	proxies, err := httpx.ParseTrustedProxies(cfg.TrustedProxies)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", configs.Var("ROUTING_FILE"), err)
+		return nil, fmt.Errorf("%s: %w", configs.Var("TRUSTED_PROXIES"), err)
 	}
-	policy, csat, err := loadPolicy(cfg, roster)
+	access := api.Access{Token: cfg.APIToken, Open: cfg.InsecureOpenAPI}
+	set, err := loadSettings(cfg)
 	if err != nil {
 		return nil, err
 	}
+	roster, rules := set.roster, set.rules
 	keys, err := queue.NewKeys(cfg.Namespace)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("NAMESPACE"), err)
@@ -94,7 +98,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	d.metrics = metrics.New(d.store.Stats)
 	d.router, err = router.New(router.Config{
 		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
-		Reachability: d.senders, Policy: policy, CSAT: csat, Logger: log,
+		Reachability: d.senders, Policy: set.policy, CSAT: set.csat, Logger: log,
 		// Counted in the router, so closes and reassignments from every
 		// surface (API, CLI, Slack) are counted.
 		OnEvent: func(t router.EventType) {
@@ -103,6 +107,10 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 				d.metrics.Closed.Inc()
 			case router.EventReassigned:
 				d.metrics.Reassigned.Inc()
+			case router.EventBreached:
+				d.metrics.Breaches.WithLabelValues(metrics.BreachDeadline).Inc()
+			case router.EventPromiseBroken:
+				d.metrics.Breaches.WithLabelValues(metrics.BreachPromise).Inc()
 			}
 		},
 	})
@@ -110,33 +118,33 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		d.close()
 		return nil, err
 	}
-	var ownerIDs []string
-	for _, o := range roster.Owners() {
-		ownerIDs = append(ownerIDs, o.ID)
-	}
-	d.metrics.WatchAccountability(d.store.OpenComplaints, ownerIDs, time.Now)
-	d.notifier = console.New(log, roster)
+	d.metrics.WatchAccountability(d.store.OpenComplaints, d.router.Directory(), time.Now)
+	d.notifier = console.New(log, d.router.Directory())
 
 	name := cfg.ConsumerNameOrDefault()
 	d.inbound = queue.NewConsumer(rdb, keys, queue.ConsumerConfig{
 		Stream: keys.Inbound(), Group: queue.RouterGroup, Name: name, Workers: cfg.RouterWorkers,
 		Handler: d.route, MaxAttempts: cfg.MaxAttempts, ReclaimIdle: cfg.ReclaimIdle.D(),
 		OnDeadLetter: d.inboundDeadLetter, Logger: log,
+		ExpireIdle: cfg.ConsumerExpiry.D(), OnConsumerRemoved: func(string) { d.metrics.ConsumersRemoved.WithLabelValues("inbound").Inc() },
 	})
 	d.outbox = queue.NewConsumer(rdb, keys, queue.ConsumerConfig{
 		Stream: keys.Outbox(), Group: queue.DeliveryGroup, Name: name, Workers: cfg.DeliveryWorkers,
 		Handler: d.deliver, MaxAttempts: cfg.MaxAttempts, ReclaimIdle: cfg.ReclaimIdle.D(),
 		OnDeadLetter: d.outboxDeadLetter, Logger: log,
+		ExpireIdle: cfg.ConsumerExpiry.D(), OnConsumerRemoved: func(string) { d.metrics.ConsumersRemoved.WithLabelValues("outbox").Inc() },
 	})
 
 	intake := countingQueue{d.store, d.metrics}
-	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Sender: d.senders.get}); err != nil {
+	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Sender: d.senders.get, APIAccess: access}); err != nil {
 		d.close()
 		return nil, err
 	}
 	routes := map[string]http.Handler{}
 	checks := map[string]func(context.Context) error{}
+	health := map[string]func(context.Context) error{} // every component, for forgetmenot_component_up
 	for _, c := range d.components {
+		health[c.Name] = c.Check
 		for pattern, h := range c.Routes {
 			routes[pattern] = h
 		}
@@ -144,12 +152,14 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 			checks[c.Name] = c.Check
 		}
 	}
+	d.metrics.WatchComponents(health)
+	d.metrics.Prepare(intakeChannels(cfg), slices.Sorted(maps.Keys(d.senders)))
 	ingest := webhook.New(webhook.Config{
-		Queue: intake, Secrets: cfg.WebhookSecret, MaxBytes: cfg.MaxMessageBytes, Logger: log,
+		Queue: intake, Secrets: cfg.WebhookSecret, Open: cfg.InsecureOpenWebhook, MaxBytes: cfg.MaxMessageBytes, Logger: log,
 	})
 	handler := api.New(api.Config{
-		Complaints: d.router, DeadLetters: d.store, Store: d.store, Token: cfg.APIToken,
-		Ingest: ingest, Metrics: promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}),
+		Complaints: d.router, DeadLetters: d.store, Store: d.store, Access: access, TrustedProxies: proxies,
+		Ingest: ingest, Metrics: promhttp.HandlerFor(d.metrics.Registry, promhttp.HandlerOpts{}), MetricsToken: cfg.MetricsToken,
 		Routes: routes, Checks: checks,
 		Logger: log,
 	})
@@ -167,6 +177,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, fmt.Errorf("%s: %w", configs.Var("HTTP_ADDR"), err)
 	}
 
+	warnExposure(log, cfg, d.listener.Addr().String())
 	if d.embedded != nil {
 		log.Warn("IN-MEMORY MODE: " + configs.Var("REDIS_URL") + " is not set, so complaints live in an embedded Redis inside this process and are LOST when it stops. Set it (redis://host:6379/0) for real use.")
 	}
@@ -228,6 +239,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var work sync.WaitGroup
 	work.Go(func() { _ = d.inbound.Run(workCtx) })
 	work.Go(func() { _ = d.outbox.Run(workCtx) })
+	work.Go(d.reloadOnHangup(workCtx))
 	for _, c := range d.components {
 		if c.Run != nil {
 			work.Go(func() {
@@ -265,6 +277,15 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.log.Warn("shutdown timeout: unfinished entries stay pending and are taken over by another replica or the next start")
 	}
 	return runErr
+}
+
+// Close releases what New acquired (listener, Redis) for a Daemon that is
+// not going to Run.
+func (d *Daemon) Close() {
+	if d.listener != nil {
+		_ = d.listener.Close()
+	}
+	d.close()
 }
 
 func (d *Daemon) close() {
@@ -420,6 +441,22 @@ func (c countingQueue) Enqueue(ctx context.Context, msg router.Message) (string,
 		}
 	}
 	return id, dup, err
+}
+
+// intakeChannels are the channels this configuration takes complaints in
+// by: the webhook always, the others when configured.
+func intakeChannels(cfg configs.Config) []router.Channel {
+	chs := []router.Channel{router.ChannelWebhook}
+	if cfg.MailboxesFile != "" {
+		chs = append(chs, router.ChannelEmail)
+	}
+	if cfg.DiscourseURL != "" {
+		chs = append(chs, router.ChannelForum)
+	}
+	if cfg.ChatEnabled {
+		chs = append(chs, router.ChannelChat)
+	}
+	return chs
 }
 
 // redactURL drops credentials from a URL before it is logged.

@@ -57,6 +57,8 @@ type running struct {
 	notes *recorder
 	log   *testkit.LockedBuffer
 	stop  func() error
+	// daemon is the running daemon, for what only its Go API offers.
+	daemon *daemon.Daemon
 }
 
 // componentNotifier, as an option of start, keeps the notifier a component
@@ -121,7 +123,7 @@ func start(t testing.TB, redisURL string, options ...any) *running {
 		return <-done
 	}
 	t.Cleanup(func() { _ = stop() })
-	return &running{t: t, base: "http://" + d.Addr(), cfg: cfg, notes: notes, log: logBuf, stop: stop}
+	return &running{t: t, base: "http://" + d.Addr(), cfg: cfg, notes: notes, log: logBuf, stop: stop, daemon: d}
 }
 
 func (r *running) call(method, path string, body any, token string) (int, map[string]any) {

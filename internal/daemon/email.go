@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/channels/email"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
@@ -88,7 +87,7 @@ func buildEmail(d Deps) (*Component, error) {
 		return errors.Join(errs...)
 	}
 	c.Routes = map[string]http.Handler{
-		"GET /v1/email/quarantine": api.RequireToken(cfg.APIToken, quarantineHandler(state)),
+		"GET /v1/email/quarantine": d.APIAccess.Require(quarantineHandler(state)),
 	}
 	return c, nil
 }

@@ -1,10 +1,10 @@
 // Package httpx holds the few HTTP helpers the API and the HTTP channels
-// share: JSON answers, JSON errors and the loopback check.
+// share: JSON answers, JSON errors, and who the real client of a request is
+// (behind trusted proxies) and whether it is on this host.
 package httpx
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
 )
 
@@ -26,16 +26,4 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // WriteError answers with an ErrorBody.
 func WriteError(w http.ResponseWriter, status int, msg, field string) {
 	WriteJSON(w, status, ErrorBody{Error: msg, Field: field})
-}
-
-// IsLoopback reports whether the request's peer address is a loopback
-// address. Forwarding headers are deliberately ignored: they are set by the
-// caller and prove nothing.
-func IsLoopback(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

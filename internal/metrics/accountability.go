@@ -14,13 +14,16 @@ var (
 	overdueDesc = prometheus.NewDesc("forgetmenot_overdue_complaints", "Open complaints past a running deadline (answer, resolution or promise), per owner.", []string{"owner"}, nil)
 	pendingDesc = prometheus.NewDesc("forgetmenot_promises_pending", "Promised follow-ups not yet kept or broken.", nil, nil)
 	brokenDesc  = prometheus.NewDesc("forgetmenot_promises_broken", "Broken promises on complaints that are still open.", nil, nil)
+	capDesc     = prometheus.NewDesc("forgetmenot_owner_capacity", "Open complaints each roster owner is expected to carry (the roster's capacity).", []string{"owner"}, nil)
 )
 
 // WatchAccountability adds gauges read from the open complaints at scrape
-// time, at most every 30 seconds: open and overdue per owner (every roster owner, zero included, so
-// alerts see a value), promises pending and broken.
-func (m *Metrics) WatchAccountability(open func(context.Context) ([]router.Complaint, error), owners []string, now func() time.Time) {
-	m.Registry.MustRegister(&accountabilityCollector{open: open, owners: owners, now: now})
+// time, at most every 30 seconds: open and overdue per owner (every owner
+// on the roster in force, zero included, so alerts see a value), each
+// owner's capacity, promises pending and broken. Owner ids are staff, never
+// customers: no label carries customer data.
+func (m *Metrics) WatchAccountability(open func(context.Context) ([]router.Complaint, error), dir router.Directory, now func() time.Time) {
+	m.Registry.MustRegister(&accountabilityCollector{open: open, dir: dir, now: now})
 }
 
 // accountabilityRefresh bounds how often a scrape reads every open
@@ -30,9 +33,9 @@ func (m *Metrics) WatchAccountability(open func(context.Context) ([]router.Compl
 const accountabilityRefresh = 30 * time.Second
 
 type accountabilityCollector struct {
-	open   func(context.Context) ([]router.Complaint, error)
-	owners []string
-	now    func() time.Time
+	open func(context.Context) ([]router.Complaint, error)
+	dir  router.Directory
+	now  func() time.Time
 
 	mu       sync.Mutex
 	readAt   time.Time
@@ -46,7 +49,7 @@ type accountabilityFigures struct {
 }
 
 func (a *accountabilityCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{openDesc, overdueDesc, pendingDesc, brokenDesc} {
+	for _, d := range []*prometheus.Desc{openDesc, overdueDesc, pendingDesc, brokenDesc, capDesc} {
 		ch <- d
 	}
 }
@@ -62,6 +65,9 @@ func (a *accountabilityCollector) Collect(ch chan<- prometheus.Metric) {
 		a.figures, a.readAt, a.hasFresh = f, time.Now(), true
 	}
 	f := a.figures
+	for _, o := range a.dir.Owners() {
+		ch <- prometheus.MustNewConstMetric(capDesc, prometheus.GaugeValue, float64(o.Capacity), o.ID)
+	}
 	for o, n := range f.open {
 		ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(n), o)
 		ch <- prometheus.MustNewConstMetric(overdueDesc, prometheus.GaugeValue, float64(f.overdue[o]), o)
@@ -78,8 +84,8 @@ func (a *accountabilityCollector) read() (accountabilityFigures, error) {
 		return accountabilityFigures{}, err
 	}
 	open, overdue := map[string]int{}, map[string]int{}
-	for _, o := range a.owners {
-		open[o], overdue[o] = 0, 0
+	for _, o := range a.dir.Owners() {
+		open[o.ID], overdue[o.ID] = 0, 0
 	}
 	pending, broken := 0, 0
 	now := a.now()

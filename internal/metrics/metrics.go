@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -28,6 +29,16 @@ type Metrics struct {
 	// and result (sent, skipped, retry, failed).
 	CustomerMessages *prometheus.CounterVec
 	DeadLettered     *prometheus.CounterVec
+	// Breaches counts deadlines missed (kind deadline: answer or
+	// resolution) and promises broken (kind promise).
+	Breaches *prometheus.CounterVec
+	// Reloads counts roster and rules reloads by result (ok, failed);
+	// ReloadOK is 1 when the last one succeeded (or none was tried).
+	Reloads  *prometheus.CounterVec
+	ReloadOK prometheus.Gauge
+	// ConsumersRemoved counts consumers of gone replicas removed from a
+	// stream's consumer group.
+	ConsumersRemoved *prometheus.CounterVec
 }
 
 // New registers every metric on a fresh registry, plus a collector that reads
@@ -75,11 +86,82 @@ func New(stats func(context.Context) (queue.Stats, error)) *Metrics {
 			Name: "forgetmenot_dead_lettered_total", Help: "Entries moved to the dead letters, per stream (inbound, outbox).",
 		}, []string{"stream"}),
 	}
+	m.Breaches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_breaches_total", Help: "Deadlines missed (kind deadline: answer or resolution) and promises broken (kind promise); the owner stays, the lead is alerted.",
+	}, []string{"kind"})
+	m.Reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_config_reloads_total", Help: "Roster and routing-rule reloads (SIGHUP) by result (ok, failed: the previous files stay in force).",
+	}, []string{"result"})
+	m.ReloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "forgetmenot_config_last_reload_successful", Help: "1 when the last reload of the roster and rules succeeded (or none was asked for), 0 when it was refused.",
+	})
+	m.ReloadOK.Set(1)
+	m.ConsumersRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_consumers_removed_total", Help: "Consumers of replicas that are gone (idle, nothing pending) removed from a stream's consumer group, per stream.",
+	}, []string{"stream"})
 	reg.MustRegister(m.Ingested, m.Duplicates, m.Routed, m.Opened, m.Reopened, m.Closed, m.Reassigned,
 		m.OverCapacity, m.RoutingLatency, m.Notifications, m.CustomerMessages, m.DeadLettered,
+		m.Breaches, m.Reloads, m.ReloadOK, m.ConsumersRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&queueCollector{stats: stats})
 	return m
+}
+
+// Label values known in advance. Every series an alert or dashboard reads
+// is created at start with 0 (Prepare), so "no data" never hides a problem
+// and increase() sees the first event.
+var (
+	// Streams are the queue streams, as they appear in the stream label.
+	Streams = []string{"inbound", "outbox"}
+	// Results of a delivery to staff or customers.
+	notificationResults = []string{"sent", "retry", "failed"}
+	customerResults     = []string{"sent", "skipped", "retry", "failed"}
+	notificationKinds   = []router.NotificationKind{
+		router.NotifyAssigned, router.NotifyMessage, router.NotifyReopened, router.NotifyReassigned,
+		router.NotifyClosed, router.NotifyAcknowledged, router.NotifyReplied, router.NotifyPromised,
+		router.NotifyReminder, router.NotifyEscalation, router.NotifyDeliveryFailed, router.NotifyComplaintRate,
+	}
+	customerKinds = []router.CustomerMessageKind{
+		router.ToCustomerAcknowledgement, router.ToCustomerReply, router.ToCustomerPromise, router.ToCustomerCSAT,
+	}
+	outcomes = []router.OutcomeKind{
+		router.OutcomeOpened, router.OutcomeAttached, router.OutcomeReopened, router.OutcomeDuplicate, router.OutcomeDeliveryReport,
+	}
+	// BreachDeadline and BreachPromise are the kind label of Breaches.
+	BreachDeadline, BreachPromise = "deadline", "promise"
+)
+
+// Prepare creates every labelled series with 0: ingest and duplicates for
+// each channel that takes complaints in, customer messages for each channel
+// that writes to customers, and every stream, kind, outcome and result.
+func (m *Metrics) Prepare(intake, senders []router.Channel) {
+	for _, ch := range intake {
+		m.Ingested.WithLabelValues(string(ch))
+		m.Duplicates.WithLabelValues(string(ch))
+	}
+	for _, ch := range senders {
+		for _, k := range customerKinds {
+			for _, r := range customerResults {
+				m.CustomerMessages.WithLabelValues(string(k), string(ch), r)
+			}
+		}
+	}
+	for _, k := range notificationKinds {
+		for _, r := range notificationResults {
+			m.Notifications.WithLabelValues(string(k), r)
+		}
+	}
+	for _, o := range outcomes {
+		m.Routed.WithLabelValues(string(o))
+	}
+	for _, s := range Streams {
+		m.DeadLettered.WithLabelValues(s)
+		m.ConsumersRemoved.WithLabelValues(s)
+	}
+	m.Breaches.WithLabelValues(BreachDeadline)
+	m.Breaches.WithLabelValues(BreachPromise)
+	m.Reloads.WithLabelValues("ok")
+	m.Reloads.WithLabelValues("failed")
 }
 
 var (

@@ -1,0 +1,100 @@
+package httpx_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/forgetmenot/forgetmenot/internal/httpx"
+)
+
+// TestRealClientBelievesOnlyTrustedProxies: a forwarding header counts only
+// when a trusted proxy sent it, and then only its rightmost untrusted hop;
+// nothing a caller writes into the headers can make it local.
+func TestRealClientBelievesOnlyTrustedProxies(t *testing.T) {
+	tests := []struct {
+		name    string
+		proxies []string
+		peer    string
+		headers map[string][]string
+		client  string
+		local   bool
+	}{
+		{"direct local caller", nil, "127.0.0.1:5000", nil, "127.0.0.1", true},
+		{"direct IPv6 local caller", nil, "[::1]:5000", nil, "::1", true},
+		{"direct remote caller", nil, "198.51.100.4:5000", nil, "198.51.100.4", false},
+		{"remote caller claims to be local", nil, "198.51.100.4:5000",
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}}, "198.51.100.4", false},
+		{"remote caller claims via Forwarded", []string{"10.0.0.0/8"}, "198.51.100.4:5000",
+			map[string][]string{"Forwarded": {"for=127.0.0.1"}}, "198.51.100.4", false},
+		{"nginx on this host, not declared: the Internet caller is not local", nil, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "127.0.0.1", false},
+		{"nginx on this host, not declared, X-Real-IP only", nil, "127.0.0.1:5000",
+			map[string][]string{"X-Real-Ip": {"203.0.113.9"}}, "127.0.0.1", false},
+		{"nginx on this host, declared: the Internet caller is named", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}}, "203.0.113.9", false},
+		{"caller's own X-Forwarded-For left of the proxy's hop is ignored", []string{"127.0.0.1/32"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1, 203.0.113.9"}}, "203.0.113.9", false},
+		{"spoofed hop in a second header line is ignored too", []string{"127.0.0.1/32"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1", "203.0.113.9"}}, "203.0.113.9", false},
+		{"a local caller through the declared proxy stays local", []string{"127.0.0.1/32"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}}, "127.0.0.1", true},
+		{"the local CLI next to a declared proxy stays local", []string{"127.0.0.0/8"}, "127.0.0.1:5000", nil, "127.0.0.1", true},
+		{"a chain of trusted proxies is walked", []string{"10.0.0.0/8", "127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"192.0.2.1, 198.51.100.7, 10.1.2.3"}}, "198.51.100.7", false},
+		{"garbage from a trusted proxy names nobody", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"localhost"}}, "unknown", false},
+		{"hop with a port", []string{"10.0.0.0/8"}, "10.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"[2001:db8::7]:4711"}}, "2001:db8::7", false},
+		{"IPv4-mapped peer matches an IPv4 proxy", []string{"10.0.0.0/8"}, "[::ffff:10.0.0.1]:5000",
+			map[string][]string{"X-Forwarded-For": {"::ffff:198.51.100.8"}}, "198.51.100.8", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			proxies, err := httpx.ParseTrustedProxies(tc.proxies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got httpx.Client
+			h := httpx.RealClient(proxies, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got = httpx.ClientOf(r)
+				if httpx.IsLoopback(r) != got.IsLoopback() || httpx.ClientIP(r) != got.String() {
+					t.Error("the helpers disagree")
+				}
+			}))
+			req := httptest.NewRequest("GET", "/", nil)
+			req.RemoteAddr = tc.peer
+			for k, vs := range tc.headers {
+				req.Header[k] = vs
+			}
+			h.ServeHTTP(httptest.NewRecorder(), req)
+			if got.String() != tc.client || got.IsLoopback() != tc.local {
+				t.Fatalf("client %s local %v, want %s local %v", got, got.IsLoopback(), tc.client, tc.local)
+			}
+		})
+	}
+}
+
+func TestClientOfWithoutMiddlewareTrustsNoProxy(t *testing.T) {
+	req := httptest.NewRequest("GET", "/", nil)
+	req.RemoteAddr = "127.0.0.1:5000"
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	if httpx.IsLoopback(req) {
+		t.Fatal("a relayed request must not be local")
+	}
+	if got := httpx.ClientIP(req); got != "127.0.0.1" {
+		t.Fatalf("client %s, want the peer", got)
+	}
+}
+
+func TestParseTrustedProxiesNamesTheBadEntry(t *testing.T) {
+	if _, err := httpx.ParseTrustedProxies([]string{"10.0.0.0/8", " 127.0.0.1 ", "::1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"10.0.0.0/33", "nginx", "10.0.0.1/8/1"} {
+		_, err := httpx.ParseTrustedProxies([]string{bad})
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
