@@ -27,7 +27,7 @@ import (
 type Complaints interface {
 	Complaint(ctx context.Context, id string) (router.Complaint, []router.Entry, error)
 	Complaints(ctx context.Context, f router.Filter) ([]router.Complaint, error)
-	Close(ctx context.Context, id, actor, resolution, category string) (router.Complaint, error)
+	CloseWith(ctx context.Context, id, actor string, closing router.Closing) (router.Complaint, error)
 	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
 	Merge(ctx context.Context, fromID, intoID, actor, reason string) (router.Complaint, error)
 	Reply(ctx context.Context, id, actor, body string) (router.Complaint, error)
@@ -280,6 +280,7 @@ func (s *server) show(w http.ResponseWriter, r *http.Request) {
 type CloseRequest struct {
 	Resolution string `json:"resolution"`
 	Category   string `json:"category"`
+	Prevention string `json:"prevention,omitempty"`
 	Actor      string `json:"actor"`
 }
 
@@ -288,7 +289,8 @@ func (s *server) close(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.Close(r.Context(), r.PathValue("id"), req.Actor, req.Resolution, req.Category))
+	s.respond(w)(s.cfg.Complaints.CloseWith(r.Context(), r.PathValue("id"), req.Actor,
+		router.Closing{Resolution: req.Resolution, Category: req.Category, Prevention: req.Prevention}))
 }
 
 // ReassignRequest is the body of POST /v1/complaints/{id}/reassign.

@@ -14,12 +14,28 @@ const (
 	maxResolutionLen = 4000
 	maxReasonLen     = 2000
 	maxCategoryLen   = 100
+	maxPreventionLen = 2000
 )
 
-// Close closes an open complaint with its resolution. The owner stays on
-// record; a customer message within the reopen window brings it back to them.
+// Closing is what staff say when they close a complaint: how it was resolved
+// (internal), its root cause from the configured categories, and optionally
+// what would prevent the next complaint like it (read back in the report).
+type Closing struct {
+	Resolution string
+	Category   string
+	Prevention string
+}
+
+// Close closes an open complaint with its resolution and category.
 func (r *Router) Close(ctx context.Context, id, actor, resolution, category string) (Complaint, error) {
-	resolution, category = strings.TrimSpace(resolution), strings.TrimSpace(category)
+	return r.CloseWith(ctx, id, actor, Closing{Resolution: resolution, Category: category})
+}
+
+// CloseWith closes an open complaint. The owner stays on record; a customer
+// message within the reopen window brings it back to them.
+func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closing) (Complaint, error) {
+	resolution, category := strings.TrimSpace(closing.Resolution), strings.TrimSpace(closing.Category)
+	prevention := strings.TrimSpace(closing.Prevention)
 	switch {
 	case resolution == "":
 		return Complaint{}, invalid("resolution", "is required: say how the complaint was resolved")
@@ -27,6 +43,8 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 		return Complaint{}, invalid("resolution", "is longer than %d bytes", maxResolutionLen)
 	case len(category) > maxCategoryLen:
 		return Complaint{}, invalid("category", "is longer than %d bytes", maxCategoryLen)
+	case len(prevention) > maxPreventionLen:
+		return Complaint{}, invalid("prevention", "is longer than %d bytes", maxPreventionLen)
 	}
 	actor, err := r.actor(actor)
 	if err != nil {
@@ -38,15 +56,21 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 		}
 		after := c
 		after.Status, after.ClosedAt, after.UpdatedAt = StatusClosed, now, now
-		after.Resolution, after.Category = resolution, category
+		after.Resolution, after.Category, after.Prevention = resolution, category, prevention
 		// Closing settles the clocks: a pending promise is kept by the close,
 		// every timer is cancelled in the same commit (but a reply's unseen
 		// fallback: the customer must still get it).
 		kept := r.keepPromise(&after, now, actor)
 		after.Timers, after.WaitingSince = keepUnseen(c.Timers), time.Time{}
 		ev := Event{Type: EventClosed, Actor: actor, Owner: c.Owner, Reason: resolution}
-		if category != "" {
-			ev.Details = map[string]string{"category": category}
+		if category != "" || prevention != "" {
+			ev.Details = map[string]string{}
+			if category != "" {
+				ev.Details["category"] = category
+			}
+			if prevention != "" {
+				ev.Details["prevention"] = prevention
+			}
 		}
 		ch := newChange(&c, after)
 		if kept != nil {

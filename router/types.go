@@ -140,6 +140,7 @@ type Complaint struct {
 	ClosedAt      time.Time `json:"closed_at,omitzero"`
 	Resolution    string    `json:"resolution,omitempty"`
 	Category      string    `json:"category,omitempty"`
+	Prevention    string    `json:"prevention,omitempty"` // what would prevent the next one, said at close
 	Messages      int       `json:"messages"`
 	Reopens       int       `json:"reopens"`
 	// AcknowledgedAt is when the owner first took the complaint in hand.

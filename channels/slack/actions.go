@@ -251,7 +251,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 			fieldErrs[blockCloseCategory] = "Choose the root cause."
 		}
 		sub = submission{"close", func(ctx context.Context, actor string) error {
-			_, err := s.cfg.Complaints.Close(ctx, id, actor, resolution, category)
+			_, err := s.cfg.Complaints.CloseWith(ctx, id, actor, router.Closing{Resolution: resolution, Category: category})
 			return err
 		}}
 	case viewReassign:

@@ -39,7 +39,7 @@ type Complaints interface {
 	Acknowledge(ctx context.Context, id, actor string) (router.Complaint, error)
 	Reply(ctx context.Context, id, actor, body string) (router.Complaint, error)
 	Promise(ctx context.Context, id, actor string, by time.Time, note string, tellCustomer bool) (router.Complaint, error)
-	Close(ctx context.Context, id, actor, resolution, category string) (router.Complaint, error)
+	CloseWith(ctx context.Context, id, actor string, closing router.Closing) (router.Complaint, error)
 	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
 	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
 	MayAct(c router.Complaint, ownerID string) bool

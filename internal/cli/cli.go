@@ -167,14 +167,15 @@ var commands = map[string]map[string]command{
 			},
 		},
 		"close": {
-			usage: "forgetmenot complaints close ID --resolution TEXT [--category C] [--as OWNER] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer.", positional: "ID",
+			usage: "forgetmenot complaints close ID --resolution TEXT [--category C] [--prevention TEXT] [--as OWNER] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer.", positional: "ID",
 			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
 				resolution := fs.String("resolution", "", "how the complaint was resolved (required)")
-				category := fs.String("category", "", "root-cause category, e.g. shipping-damage")
+				category := fs.String("category", "", "root-cause category (SLACK_CATEGORIES), e.g. delivery")
+				prevention := fs.String("prevention", "", "what would prevent the next complaint like this (shown in the report)")
 				as := fs.String("as", "", "the owner id closing it (recorded on the timeline)")
 				return func(ctx context.Context, c *client, id string, out *output) error {
 					var res router.Complaint
-					req := api.CloseRequest{Resolution: *resolution, Category: *category, Actor: actorOr(*as)}
+					req := api.CloseRequest{Resolution: *resolution, Category: *category, Prevention: *prevention, Actor: actorOr(*as)}
 					if err := c.do(ctx, "POST", "/v1/complaints/"+url.PathEscape(id)+"/close", nil, req, &res); err != nil {
 						return err
 					}
