@@ -670,3 +670,27 @@ func (s *Store) ComplaintsCreatedBefore(ctx context.Context, t time.Time, offset
 		Min: "-inf", Max: "(" + msString(t.UnixMilli()), Offset: offset, Count: limit,
 	}).Result()
 }
+
+// EachComplaint calls fn with every complaint, oldest first, a page at a
+// time (for finding a customer by an identity no index holds).
+func (s *Store) EachComplaint(ctx context.Context, fn func(router.Complaint) error) error {
+	const page = 500
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRange(ctx, s.keys.Complaints(), start, start+page-1).Result()
+		if err != nil {
+			return err
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if err := fn(c); err != nil {
+				return err
+			}
+		}
+		if len(ids) < page {
+			return nil
+		}
+	}
+}

@@ -48,6 +48,7 @@ type Store interface {
 	Erasures(ctx context.Context) (map[string]string, error)
 	FinishErasure(ctx context.Context, id string, audit map[string]string) error
 	ComplaintsCreatedBefore(ctx context.Context, t time.Time, offset, limit int64) ([]string, error)
+	EachComplaint(ctx context.Context, fn func(router.Complaint) error) error
 }
 
 // Closer closes an open complaint (the router).
@@ -152,71 +153,93 @@ type customer struct {
 // maxComplaints bounds how far one customer's identities are followed.
 const maxComplaints = 5000
 
+// maxRounds bounds the rounds of reading every complaint for identities no
+// index holds.
+const maxRounds = 4
+
 // find follows the customer's identities: the complaints indexed under each,
 // the chat sessions' thread keys, and every identity those complaints and
-// their messages prove, until nothing new turns up.
+// their messages prove, until nothing new turns up. Identities that no index
+// holds (a webhook id beside an address, one joined by a merge) are found by
+// reading every complaint once per round.
 func (s *Service) find(ctx context.Context, start []string) (customer, error) {
 	cu := customer{timelines: map[string][]router.Entry{}}
 	seen := map[string]bool{}
-	queue := slices.Clone(start)
 	have := map[string]bool{}
-	for len(queue) > 0 {
-		id := queue[0]
-		queue = queue[1:]
-		if id == "" || seen[id] {
-			continue
+	take := func(c router.Complaint) ([]string, error) {
+		if have[c.ID] {
+			return nil, nil
 		}
-		seen[id] = true
-		cu.identities = append(cu.identities, id)
-		cs, err := s.store.Complaints(ctx, router.Filter{Customer: id})
+		if len(have) >= maxComplaints {
+			return nil, fmt.Errorf("more than %d complaints: erase in parts", maxComplaints)
+		}
+		have[c.ID] = true
+		tl, err := s.store.Timeline(ctx, c.ID)
 		if err != nil {
-			return customer{}, fmt.Errorf("complaints of %s: %w", id, err)
+			return nil, err
 		}
-		if strings.HasPrefix(id, string(router.ChannelChat)+":") {
-			// A chat session is also the thread key of its conversations.
-			byThread, err := s.store.ThreadComplaints(ctx, []string{id})
-			if err != nil {
-				return customer{}, err
-			}
-			if cid, ok := byThread[id]; ok {
-				c, err := s.store.Complaint(ctx, cid)
-				if err != nil && !errors.Is(err, router.ErrNotFound) {
-					return customer{}, err
-				}
-				if err == nil {
-					cs = append(cs, c)
-				}
-			}
-		}
-		for _, c := range cs {
-			if have[c.ID] {
+		cu.complaints = append(cu.complaints, c)
+		cu.timelines[c.ID] = tl
+		return complaintIdentities(c, tl), nil
+	}
+	pending := slices.Clone(start)
+	for round := 0; len(pending) > 0 && round < maxRounds; round++ {
+		for len(pending) > 0 {
+			id := pending[0]
+			pending = pending[1:]
+			if id == "" || seen[id] {
 				continue
 			}
-			if len(have) >= maxComplaints {
-				return customer{}, fmt.Errorf("more than %d complaints: erase in parts", maxComplaints)
-			}
-			have[c.ID] = true
-			tl, err := s.store.Timeline(ctx, c.ID)
+			seen[id] = true
+			cu.identities = append(cu.identities, id)
+			cs, err := s.store.Complaints(ctx, router.Filter{Customer: id})
 			if err != nil {
-				return customer{}, err
+				return customer{}, fmt.Errorf("complaints of %s: %w", id, err)
 			}
-			cu.complaints = append(cu.complaints, c)
-			cu.timelines[c.ID] = tl
-			queue = append(queue, complaintIdentities(c, tl)...)
+			if strings.HasPrefix(id, string(router.ChannelChat)+":") {
+				// A chat session is also the thread key of its conversations.
+				byThread, err := s.store.ThreadComplaints(ctx, []string{id})
+				if err != nil {
+					return customer{}, err
+				}
+				if cid, ok := byThread[id]; ok {
+					c, err := s.store.Complaint(ctx, cid)
+					if err != nil && !errors.Is(err, router.ErrNotFound) {
+						return customer{}, err
+					}
+					if err == nil {
+						cs = append(cs, c)
+					}
+				}
+			}
+			for _, c := range cs {
+				more, err := take(c)
+				if err != nil {
+					return customer{}, err
+				}
+				pending = append(pending, more...)
+			}
 		}
+		err := s.store.EachComplaint(ctx, func(c router.Complaint) error {
+			if have[c.ID] || !slices.ContainsFunc(complaintIdentities(c, nil), func(id string) bool { return seen[id] }) {
+				return nil
+			}
+			more, err := take(c)
+			pending = append(pending, more...)
+			return err
+		})
+		if err != nil {
+			return customer{}, fmt.Errorf("reading complaints: %w", err)
+		}
+		pending = slices.DeleteFunc(pending, func(id string) bool { return seen[id] })
 	}
-	pending, err := s.store.PendingMessages(ctx, func(m router.Message) bool {
-		for _, id := range messageIdentities(m) {
-			if seen[id] {
-				return true
-			}
-		}
-		return false
+	found, err := s.store.PendingMessages(ctx, func(m router.Message) bool {
+		return slices.ContainsFunc(messageIdentities(m), func(id string) bool { return seen[id] })
 	})
 	if err != nil {
 		return customer{}, err
 	}
-	cu.pending = pending
+	cu.pending = found
 	sort.Slice(cu.complaints, func(i, j int) bool { return cu.complaints[i].CreatedAt.Before(cu.complaints[j].CreatedAt) })
 	return cu, nil
 }
