@@ -43,6 +43,8 @@ Usage:
   forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv]
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
+  forgetmenot customers export EMAIL|KEY [--format json|text]   all data about one customer
+  forgetmenot customers erase EMAIL|KEY --reason TEXT [--force]  erase it, keep a pseudonym
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
   forgetmenot config                                  every environment variable, its default and meaning
 
@@ -68,7 +70,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(args[1:], stdout, stderr)
 	case "report":
 		return reportCmd(ctx, args[1:], stdout, stderr)
-	case "complaints", "owners", "deadletters", "email":
+	case "complaints", "owners", "deadletters", "email", "customers":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)

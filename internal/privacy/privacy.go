@@ -49,6 +49,7 @@ type Store interface {
 	FinishErasure(ctx context.Context, id string, audit map[string]string) error
 	ComplaintsCreatedBefore(ctx context.Context, t time.Time, offset, limit int64) ([]string, error)
 	EachComplaint(ctx context.Context, fn func(router.Complaint) error) error
+	PrivacyLog(ctx context.Context, limit int64) ([]map[string]string, error)
 }
 
 // Closer closes an open complaint (the router).
@@ -341,4 +342,10 @@ func newPseudonym() string {
 func erasureID(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return "E-" + hex.EncodeToString(sum[:10])
+}
+
+// Log returns the audit of erasures, newest first: who erased, why
+// (redacted), when, the pseudonym and the complaint ids; no personal data.
+func (s *Service) Log(ctx context.Context, limit int64) ([]map[string]string, error) {
+	return s.store.PrivacyLog(ctx, limit)
 }
