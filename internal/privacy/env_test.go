@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -11,8 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/channels/slack"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/internal/testslack"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
@@ -52,9 +56,13 @@ type env struct {
 	store  *queue.Store
 	router *router.Router
 	clock  *clock
-	mu     sync.Mutex
-	notes  []router.Notification
-	sent   int
+	// slack is the real Slack channel against a Slack double: notifications
+	// go through it as in production.
+	slack     *slack.Slack
+	workspace *testslack.Workspace
+	mu        sync.Mutex
+	notes     []router.Notification
+	sent      int
 }
 
 func newEnv(t *testing.T) *env {
@@ -72,6 +80,12 @@ func newEnv(t *testing.T) *env {
 	}
 	e.router, err = router.New(router.Config{Store: e.store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"},
 		ReopenWindow: 24 * time.Hour, Reachability: reach{}, Clock: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.workspace = testslack.New(t, map[string]string{"anna@shop.example": "UANNA", "bas@shop.example": "UBAS"})
+	e.slack, err = slack.New(slack.Config{BotToken: "xoxb-test", APIURL: e.workspace.URL(), Complaints: e.router,
+		State: e.store.State("slack"), Pace: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,6 +120,9 @@ func (e *env) deliver(ctx context.Context, d *queue.Delivery) error {
 		return router.Permanent(err)
 	}
 	if n := out.Notification; n != nil {
+		if err := e.slack.Notify(ctx, *n); err != nil {
+			return err
+		}
 		e.mu.Lock()
 		e.notes = append(e.notes, *n)
 		e.mu.Unlock()

@@ -75,12 +75,15 @@ type job struct {
 }
 
 // Steps of an erasure, in order. Each is idempotent, and the job is saved
-// after each, so a crash at any point resumes where it stopped.
+// after each, so a crash at any point resumes where it stopped. The channel
+// records are cleaned before the complaints are rewritten: rewriting queues
+// the owners' "erased" notification, whose Slack update must find the
+// thread's headline already without the customer.
 const (
 	stepClose   = "close"
+	stepState   = "state"
 	stepErase   = "erase"
 	stepStreams = "streams"
-	stepState   = "state"
 	stepVerify  = "verify"
 )
 
@@ -235,7 +238,7 @@ func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
 					return EraseResult{}, fmt.Errorf("closing %s before erasing it: %w", id, err)
 				}
 			}
-			if err := s.advance(ctx, j, stepErase); err != nil {
+			if err := s.advance(ctx, j, stepState); err != nil {
 				return EraseResult{}, err
 			}
 		case stepErase:
@@ -272,7 +275,7 @@ func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
 			}
 			j.Entries += n
 			j.Dedup = nil
-			if err := s.advance(ctx, j, stepState); err != nil {
+			if err := s.advance(ctx, j, stepVerify); err != nil {
 				return EraseResult{}, err
 			}
 		case stepState:
@@ -281,7 +284,7 @@ func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
 				return EraseResult{}, fmt.Errorf("cleaning channel state: %w", err)
 			}
 			j.StateKeys += n
-			if err := s.advance(ctx, j, stepVerify); err != nil {
+			if err := s.advance(ctx, j, stepErase); err != nil {
 				return EraseResult{}, err
 			}
 		case stepVerify:

@@ -93,6 +93,12 @@ func newWorld(t *testing.T, closeJan bool) *world {
 	must(r.Acknowledge(ctx, w.janEmail, c.Owner))
 	must(r.Reply(ctx, w.janEmail, c.Owner, "Beste Jan Jansen, de monteur komt vrijdag."))
 	must(r.AddNote(ctx, w.janEmail, c.Owner, "Belt elke dag, jan@voorbeeld.nl", "note-1"))
+	// The new owner's Slack thread opens with the reason as its headline.
+	other := "bas"
+	if c.Owner == "bas" {
+		other = "anna"
+	}
+	must(r.Reassign(ctx, w.janEmail, c.Owner, other, "Jan Jansen wil een andere monteur"))
 	w.settle()
 	for _, id := range []string{w.pietClosed} {
 		c, _ := w.store.Complaint(ctx, id)
@@ -111,10 +117,6 @@ func newWorld(t *testing.T, closeJan bool) *world {
 	// The channels' own records, as they write them.
 	slack, email, forum, chat := w.store.State("slack"), w.store.State("email"), w.store.State("forum"), w.store.State("chat")
 	for _, err := range []error{
-		slack.Set(ctx, "thread:"+w.janEmail+":anna", `{"channel":"D1","ts":"1700000000.000100","by":"n1","headline":":arrow_right: *Reassigned to you* by bas from anna: Jan Jansen wil een andere monteur"}`, time.Hour),
-		slack.Set(ctx, "thread:"+w.pietOpen+":anna", `{"channel":"D1","ts":"1700000000.000200","by":"n2","headline":""}`, time.Hour),
-		slack.Set(ctx, "root:D1:1700000000.000100", w.janEmail, time.Hour),
-		slack.Set(ctx, "posted:n1", "1700000000.000300", time.Hour),
 		slack.Set(ctx, "handled:U1:1.2", "2026-03-02T09:00:00Z", time.Hour),
 		email.Set(ctx, "ack:jan@voorbeeld.nl", "M-1", time.Hour),
 		email.Set(ctx, "ack:piet@anders.example", "M-2", time.Hour),
@@ -328,6 +330,27 @@ func TestEraseLeavesNoTraceAndChangesNothingElse(t *testing.T) {
 	w.mu.Unlock()
 	if erasedNotes < 4 {
 		t.Errorf("%d owners told of the erasure, want one per complaint owner (>= 4)", erasedNotes)
+	}
+	// Every Slack top message about Jan's complaints was updated last with
+	// the pseudonym and nothing of Jan.
+	last := map[string]string{}
+	for _, p := range w.workspace.Posts("") {
+		if p.ThreadTS == "" {
+			last[p.Channel+"/"+p.TS] = p.Text + p.Blocks
+		}
+	}
+	tops := 0
+	for top, text := range last {
+		if !strings.Contains(text, w.janEmail) && !strings.Contains(text, w.janChat) && !strings.Contains(text, w.janWebhook) {
+			continue
+		}
+		tops++
+		if got := traces(map[string]string{top: text}, janNeedles); len(got) > 0 || !strings.Contains(text, res.Pseudonym) {
+			t.Errorf("Slack top message %s after the erasure: %v\n%s", top, got, text)
+		}
+	}
+	if tops < 3 {
+		t.Errorf("only %d Slack top messages about Jan's complaints", tops)
 	}
 	log, err := w.store.PrivacyLog(ctx, 10)
 	if err != nil {
