@@ -331,12 +331,15 @@ type Pseudonymised struct {
 //
 // KEYS: every key touched (one hash tag).
 // ARGV[1]: JSON {"complaint": K, "version": V, "timeline": T, "length": N,
-// "writes": [{"cmd","key","args"}], "hdel_if": [{"key","field","equals"}]}.
-// The complaint's version must still be V and its timeline N long, else
-// {"conflict"}; then the timeline is replaced, fields in hdel_if are deleted
+// "erased": E, "id": I, "writes": [{"cmd","key","args"}],
+// "hdel_if": [{"key","field","equals"}]}.
+// A complaint already in the erased set E answers "erased" and changes
+// nothing (two replicas erase it once); its version must still be V and its
+// timeline N long, else "conflict"; then the timeline is replaced, fields in hdel_if are deleted
 // where they still hold their value, and writes run (allowed commands only).
 var eraseScript = redis.NewScript(`
 local a = cjson.decode(ARGV[1])
+if redis.call('ZSCORE', a.erased, a.id) then return 'erased' end
 if (redis.call('HGET', a.complaint, 'version') or '') ~= a.version then return 'conflict' end
 if redis.call('LLEN', a.timeline) ~= tonumber(a.length) then return 'conflict' end
 redis.call('DEL', a.timeline)
@@ -356,6 +359,8 @@ type eraseArgs struct {
 	Version   string    `json:"version"`
 	Timeline  string    `json:"timeline"`
 	Length    int       `json:"length"`
+	Erased    string    `json:"erased"`
+	ID        string    `json:"id"`
 	Writes    []txWrite `json:"writes"`
 	HDelIf    []hdelIf  `json:"hdel_if,omitempty"`
 }
@@ -367,7 +372,8 @@ type hdelIf struct {
 }
 
 // ReplacePseudonymised applies one complaint's erasure atomically; it
-// returns router.ErrConflict when the complaint changed since it was read.
+// returns router.ErrConflict when the complaint changed since it was read,
+// and router.ErrDuplicate when it is erased already.
 func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error {
 	k := s.keys
 	id := e.After.ID
@@ -426,7 +432,8 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 		t.write("XADD", k.PrivacyLog(), args...)
 	}
 	a := eraseArgs{Complaint: k.Complaint(id), Version: strconv.FormatInt(before.Version, 10),
-		Timeline: k.Timeline(id), Length: e.TimelineLen, Writes: t.Writes}
+		Timeline: k.Timeline(id), Length: e.TimelineLen, Erased: k.Erased(), ID: id, Writes: t.Writes}
+	t.touch(k.Erased())
 	for _, tk := range e.ThreadKeys {
 		t.touch(k.Threads())
 		a.HDelIf = append(a.HDelIf, hdelIf{Key: k.Threads(), Field: tk, Equals: id})
@@ -443,10 +450,13 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 	if err != nil {
 		return fmt.Errorf("erasing %s: %w", id, err)
 	}
-	if res != "ok" {
-		return fmt.Errorf("%s changed while it was being erased: %w", id, router.ErrConflict)
+	switch res {
+	case "ok":
+		return nil
+	case "erased":
+		return fmt.Errorf("%s is erased already: %w", id, router.ErrDuplicate)
 	}
-	return nil
+	return fmt.Errorf("%s changed while it was being erased: %w", id, router.ErrConflict)
 }
 
 // IndexedFields returns, for each of the complaints, the fields of the thread
@@ -633,6 +643,12 @@ func (s *Store) Erasure(ctx context.Context, id string) (string, bool, error) {
 		return "", false, nil
 	}
 	return v, err == nil, err
+}
+
+// DropErasure forgets an erasure that was refused before it changed
+// anything.
+func (s *Store) DropErasure(ctx context.Context, id string) error {
+	return s.rdb.HDel(ctx, s.keys.Erasures(), id).Err()
 }
 
 // FinishErasure adds the audit record and forgets the erasure in progress,

@@ -229,11 +229,19 @@ func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
 					continue
 				}
 				_, err := s.closer.CloseWith(ctx, id, j.Actor, router.Closing{Resolution: ErasedResolution, Quiet: true})
+				var invalid *router.ValidationError
 				switch {
 				case err == nil:
 					j.Closed = append(j.Closed, id)
 				case errors.Is(err, router.ErrInvalidState):
 					// Closed meanwhile (or by this erasure before a crash).
+				case errors.As(err, &invalid) && len(j.Closed) == 0 && j.Pass == 0:
+					// The router refuses the actor: nothing changed yet, so the
+					// erasure is refused as a whole rather than left pending.
+					if derr := s.store.DropErasure(ctx, j.ID); derr != nil {
+						return EraseResult{}, fmt.Errorf("%w (and forgetting the refused erasure failed: %v)", err, derr)
+					}
+					return EraseResult{}, err
 				default:
 					return EraseResult{}, fmt.Errorf("closing %s before erasing it: %w", id, err)
 				}
@@ -248,6 +256,9 @@ func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
 					continue
 				}
 				dedup, err := s.eraseComplaint(ctx, id, p, j.Identities, erasure{pseudonym: j.Pseudonym, actor: j.Actor, reason: j.Reason, id: j.ID})
+				if errors.Is(err, errAlreadyErased) {
+					err = nil
+				}
 				if err != nil {
 					return EraseResult{}, err
 				}
@@ -331,8 +342,13 @@ type erasure struct {
 // maxEraseAttempts bounds retries of a complaint that keeps changing.
 const maxEraseAttempts = 10
 
+// errAlreadyErased: the complaint was erased before (by another replica, or
+// an attempt before a crash).
+var errAlreadyErased = errors.New("erased already")
+
 // eraseComplaint pseudonymises one complaint in one atomic step (retried
-// while it changes under it). It returns the dedup keys of its messages.
+// while it changes under it). It returns the dedup keys of its messages, or
+// errAlreadyErased.
 func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.PersonalData, identities []string, e erasure) ([][2]string, error) {
 	for attempt := 1; ; attempt++ {
 		erased, err := s.store.WhichErased(ctx, []string{id})
@@ -340,11 +356,11 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 			return nil, err
 		}
 		if erased[id] {
-			return nil, nil
+			return nil, errAlreadyErased
 		}
 		c, err := s.store.Complaint(ctx, id)
 		if errors.Is(err, router.ErrNotFound) {
-			return nil, nil
+			return nil, errAlreadyErased
 		}
 		if err != nil {
 			return nil, err
@@ -377,6 +393,8 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 		switch {
 		case err == nil:
 			return ps.DedupKeys, nil
+		case errors.Is(err, router.ErrDuplicate):
+			return nil, errAlreadyErased
 		case errors.Is(err, router.ErrConflict) && attempt < maxEraseAttempts:
 			time.Sleep(time.Duration(attempt*20) * time.Millisecond)
 		default:

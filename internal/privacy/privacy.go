@@ -47,6 +47,7 @@ type Store interface {
 	Erasure(ctx context.Context, id string) (string, bool, error)
 	Erasures(ctx context.Context) (map[string]string, error)
 	FinishErasure(ctx context.Context, id string, audit map[string]string) error
+	DropErasure(ctx context.Context, id string) error
 	ComplaintsCreatedBefore(ctx context.Context, t time.Time, offset, limit int64) ([]string, error)
 	EachComplaint(ctx context.Context, fn func(router.Complaint) error) error
 	PrivacyLog(ctx context.Context, limit int64) ([]map[string]string, error)

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
 )
@@ -500,5 +502,56 @@ func TestEraseRemovesQueuedWorkOfTheCustomerOnly(t *testing.T) {
 	}
 	if len(dl) != 1 || !strings.Contains(dl[0].Data, "piet@anders.example") {
 		t.Errorf("dead letters after erasure: %+v", dl)
+	}
+}
+
+// The README's Privacy section names every key kind of the erasure map, so
+// the documentation of what is stored where follows the code.
+func TestReadmeNamesEveryKeyKind(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	start := strings.Index(readme, "## Privacy")
+	if start < 0 {
+		t.Fatal("README has no Privacy section")
+	}
+	section := readme[start:]
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	for _, k := range queue.ErasureMap() {
+		if !strings.Contains(section, "`"+k.Name+"`") {
+			t.Errorf("README's Privacy section does not name the key kind `%s` (%s)", k.Name, k.Erasure)
+		}
+	}
+}
+
+// Bad requests are refused with the field named, and leave nothing behind.
+func TestEraseRefusesBadRequests(t *testing.T) {
+	w := newWorld(t, false)
+	ctx := context.Background()
+	s := w.service(t, nil)
+	for name, req := range map[string]EraseRequest{
+		"no reason":     {Customer: "jan@voorbeeld.nl", Actor: "anna"},
+		"no actor":      {Customer: "jan@voorbeeld.nl", Reason: "request"},
+		"no customer":   {Reason: "request", Actor: "anna"},
+		"not a key":     {Customer: "jan", Reason: "request", Actor: "anna"},
+		"unknown chan":  {Customer: "sms:+316", Reason: "request", Actor: "anna"},
+		"control chars": {Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "an\x1bna"},
+		"unknown actor": {Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "nobody", Force: true},
+	} {
+		_, err := s.Erase(ctx, req)
+		var v *router.ValidationError
+		if !errors.As(err, &v) {
+			t.Errorf("%s: %v, want a validation error", name, err)
+		}
+	}
+	if all, _ := w.store.Erasures(ctx); len(all) != 0 {
+		t.Errorf("refused erasures left jobs: %v", all)
+	}
+	if got := traces(w.dump(), []string{"Jan Jansen"}); len(got) == 0 {
+		t.Error("a refused erasure erased something")
 	}
 }

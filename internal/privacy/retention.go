@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -57,6 +58,9 @@ func (s *Service) EraseExpired(ctx context.Context, olderThan time.Duration, bat
 					"closed_at": c.ClosedAt.UTC().Format(time.RFC3339), "finished": now.Format(time.RFC3339), "complaints": "1", "ids": id,
 					"retention": FormatRetention(olderThan)}}
 			dedup, err := s.eraseComplaint(ctx, id, queue.NewPersonalData(nil, []string{id}), nil, e)
+			if errors.Is(err, errAlreadyErased) {
+				continue // another replica was quicker
+			}
 			if err != nil {
 				return n, fmt.Errorf("retention: erasing %s: %w", id, err)
 			}
