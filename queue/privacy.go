@@ -626,9 +626,29 @@ func (s *Store) CustomerIndexSize(ctx context.Context, identity string) (int64, 
 	return s.rdb.ZCard(ctx, s.keys.Customer(identity)).Result()
 }
 
-// SaveErasure records an erasure in progress (JSON) under id.
+// ErrErasureFinished: the erasure is no longer in progress (another runner
+// finished it), so its progress is not recorded again.
+var ErrErasureFinished = errors.New("the erasure was finished elsewhere")
+
+// saveErasureScript: KEYS[1] the erasures hash; ARGV[1] id, ARGV[2] data.
+// Records progress only while the erasure is in progress.
+var saveErasureScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+`)
+
+// SaveErasure records the progress of an erasure in progress (JSON) under
+// id; ErrErasureFinished when it is no longer in progress.
 func (s *Store) SaveErasure(ctx context.Context, id string, data []byte) error {
-	return s.rdb.HSet(ctx, s.keys.Erasures(), id, data).Err()
+	n, err := saveErasureScript.Run(ctx, s.rdb, []string{s.keys.Erasures()}, id, data).Int()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return ErrErasureFinished
+	}
+	return nil
 }
 
 // Erasures returns every erasure in progress.
@@ -651,14 +671,37 @@ func (s *Store) DropErasure(ctx context.Context, id string) error {
 	return s.rdb.HDel(ctx, s.keys.Erasures(), id).Err()
 }
 
+// CreateErasure records a new erasure unless one with the id is in
+// progress already (asked twice at once, or on two replicas).
+func (s *Store) CreateErasure(ctx context.Context, id string, data []byte) (bool, error) {
+	return s.rdb.HSetNX(ctx, s.keys.Erasures(), id, data).Result()
+}
+
+// finishErasureScript forgets an erasure in progress and audits it, once:
+// KEYS[1] the erasures hash, KEYS[2] the privacy log; ARGV[1] the erasure
+// id, ARGV[2..] the audit's field/value pairs. Two runners finishing the
+// same erasure (a request and the background resume) audit it once.
+var finishErasureScript = redis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 1 then
+  redis.call('XADD', KEYS[2], '*', unpack(ARGV, 2))
+  return 1
+end
+return 0
+`)
+
 // FinishErasure adds the audit record and forgets the erasure in progress,
 // in one step, so a finished erasure is audited exactly once.
 func (s *Store) FinishErasure(ctx context.Context, id string, audit map[string]string) error {
-	pipe := s.rdb.TxPipeline()
-	pipe.HDel(ctx, s.keys.Erasures(), id)
-	pipe.XAdd(ctx, &redis.XAddArgs{Stream: s.keys.PrivacyLog(), Values: audit})
-	_, err := pipe.Exec(ctx)
-	return err
+	args := []any{id}
+	fields := make([]string, 0, len(audit))
+	for f := range audit {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	for _, f := range fields {
+		args = append(args, f, audit[f])
+	}
+	return finishErasureScript.Run(ctx, s.rdb, []string{s.keys.Erasures(), s.keys.PrivacyLog()}, args...).Err()
 }
 
 // PrivacyLog returns the audit of erasures, newest first.

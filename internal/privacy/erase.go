@@ -143,8 +143,17 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (EraseResult, err
 	if len(j.Open) > 0 && !req.Force {
 		return EraseResult{}, fmt.Errorf("%s: %w", strings.Join(j.Open, ", "), ErrOpen)
 	}
-	if err := s.save(ctx, j); err != nil {
+	b, err := json.Marshal(j)
+	if err != nil {
 		return EraseResult{}, err
+	}
+	created, err := s.store.CreateErasure(ctx, j.ID, b)
+	if err != nil {
+		return EraseResult{}, fmt.Errorf("recording erasure %s: %w", j.ID, err)
+	}
+	if !created {
+		// Asked at the same moment elsewhere: join that erasure.
+		return s.Erase(ctx, req)
 	}
 	return s.run(ctx, j)
 }
@@ -185,6 +194,13 @@ func (s *Service) save(ctx context.Context, j *job) error {
 	return nil
 }
 
+// resultOf is the result of a finished erasure (by this runner, or by
+// another that worked on it at the same time).
+func resultOf(j *job) EraseResult {
+	return EraseResult{Erasure: j.ID, Pseudonym: j.Pseudonym, Complaints: j.Complaints, Closed: j.Closed,
+		Entries: j.Entries, StateKeys: j.StateKeys, NotErased: notErased}
+}
+
 // advance saves the job at its next step, then passes the test's crash point.
 func (s *Service) advance(ctx context.Context, j *job, step string) error {
 	done := j.Step
@@ -221,6 +237,14 @@ func (s *Service) Resume(ctx context.Context) (int, error) {
 }
 
 func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
+	res, err := s.steps(ctx, j)
+	if errors.Is(err, queue.ErrErasureFinished) {
+		return resultOf(j), nil
+	}
+	return res, err
+}
+
+func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 	for {
 		switch j.Step {
 		case stepClose:
@@ -324,8 +348,7 @@ func (s *Service) run(ctx context.Context, j *job) (EraseResult, error) {
 				return EraseResult{}, fmt.Errorf("finishing erasure %s: %w", j.ID, err)
 			}
 			s.log.Info("customer erased", "erasure", j.ID, "pseudonym", j.Pseudonym, "actor", j.Actor, "complaints", len(j.Complaints))
-			return EraseResult{Erasure: j.ID, Pseudonym: j.Pseudonym, Complaints: j.Complaints, Closed: j.Closed,
-				Entries: j.Entries, StateKeys: j.StateKeys, NotErased: notErased}, nil
+			return resultOf(j), nil
 		default:
 			return EraseResult{}, fmt.Errorf("erasure %s is at an unknown step %q", j.ID, j.Step)
 		}

@@ -44,6 +44,7 @@ type Store interface {
 	DeleteDedup(ctx context.Context, pairs [][2]string) error
 	CleanState(ctx context.Context, p *queue.PersonalData) (int, error)
 	SaveErasure(ctx context.Context, id string, data []byte) error
+	CreateErasure(ctx context.Context, id string, data []byte) (bool, error)
 	Erasure(ctx context.Context, id string) (string, bool, error)
 	Erasures(ctx context.Context) (map[string]string, error)
 	FinishErasure(ctx context.Context, id string, audit map[string]string) error

@@ -555,3 +555,46 @@ func TestEraseRefusesBadRequests(t *testing.T) {
 		t.Error("a refused erasure erased something")
 	}
 }
+
+// The same erasure asked twice at once (two replicas, or a request and the
+// background resume) erases each complaint once, under one pseudonym, and
+// is audited once.
+func TestConcurrentErasuresOfOneCustomerAreOne(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := context.Background()
+	results := make(chan EraseResult, 3)
+	errs := make(chan error, 3)
+	for range 3 {
+		s := w.service(t, nil)
+		go func() {
+			res, err := s.Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna"})
+			results <- res
+			errs <- err
+		}()
+	}
+	pseudonyms := map[string]bool{}
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		if res := <-results; res.Pseudonym != "" {
+			pseudonyms[res.Pseudonym] = true
+		}
+	}
+	if len(pseudonyms) != 1 {
+		t.Errorf("pseudonyms %v, want one", pseudonyms)
+	}
+	for _, id := range []string{w.janEmail, w.janChat, w.janWebhook, w.janForum} {
+		c, _ := w.store.Complaint(ctx, id)
+		if !pseudonyms[c.Customer.Name] {
+			t.Errorf("%s belongs to %q", id, c.Customer.Name)
+		}
+	}
+	if log, _ := w.store.PrivacyLog(ctx, 10); len(log) != 1 {
+		t.Errorf("audited %d times: %v", len(log), log)
+	}
+	w.settle()
+	if got := traces(w.dump(), janNeedles); len(got) > 0 {
+		t.Errorf("Jan is still in:\n%s", strings.Join(got, "\n"))
+	}
+}
