@@ -753,3 +753,17 @@ func (s *Store) EachComplaint(ctx context.Context, fn func(router.Complaint) err
 		}
 	}
 }
+
+// DeadLettersAbout returns the dead letters about the customer's complaints
+// or naming the customer (for an export).
+func (s *Store) DeadLettersAbout(ctx context.Context, p *PersonalData) ([]DeadLetter, error) {
+	var out []DeadLetter
+	err := s.eachEntry(ctx, s.keys.DeadLetters(), func(m redis.XMessage) error {
+		raw, _ := json.Marshal(m.Values)
+		if p.about(string(raw)) || p.about(fmt.Sprint(m.Values[fieldData])) {
+			out = append(out, decodeDeadLetter(m))
+		}
+		return nil
+	})
+	return out, err
+}

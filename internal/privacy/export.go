@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -27,6 +28,9 @@ type Export struct {
 	Complaints   []ExportedComplaint `json:"complaints"`
 	// Pending are messages received but not yet on a complaint.
 	Pending []router.Message `json:"pending"`
+	// DeadLetters are failed work about the customer (a message that could
+	// not be routed, a reply that could not be sent), with its error.
+	DeadLetters []queue.DeadLetter `json:"dead_letters"`
 }
 
 // ForumUser is a Discourse account the customer wrote from.
@@ -120,6 +124,18 @@ func (s *Service) Export(ctx context.Context, customerKey string) (Export, error
 	for _, m := range cu.pending {
 		addMessage(m)
 	}
+	ids := make([]string, 0, len(cu.complaints))
+	for _, c := range cu.complaints {
+		ids = append(ids, c.ID)
+	}
+	dl, err := s.store.DeadLettersAbout(ctx, queue.NewPersonalData(tokensOf(cu.identities, cu.complaints, cu.timelines, cu.pending), ids))
+	if err != nil {
+		return Export{}, fmt.Errorf("reading dead letters: %w", err)
+	}
+	ex.DeadLetters = dl
+	if ex.DeadLetters == nil {
+		ex.DeadLetters = []queue.DeadLetter{}
+	}
 	for _, id := range cu.identities {
 		ch, v, _ := strings.Cut(id, ":")
 		switch router.Channel(ch) {
@@ -209,6 +225,12 @@ func (ex Export) WriteText(w io.Writer) error {
 			}
 		}
 		p("Deliveries: %d, satisfaction answers: %d\n", len(ec.Deliveries), len(ec.CSAT))
+	}
+	if len(ex.DeadLetters) > 0 {
+		p("\n%d dead letter(s) (failed work about this customer)\n", len(ex.DeadLetters))
+		for _, d := range ex.DeadLetters {
+			p("%s  %s: %s\n    %s\n", d.FailedAt.Format("2006-01-02 15:04"), d.Stream, d.Error, d.Data)
+		}
 	}
 	if len(ex.Pending) > 0 {
 		p("\n%d message(s) received, not yet on a complaint\n", len(ex.Pending))

@@ -52,6 +52,7 @@ type Store interface {
 	ComplaintsCreatedBefore(ctx context.Context, t time.Time, offset, limit int64) ([]string, error)
 	EachComplaint(ctx context.Context, fn func(router.Complaint) error) error
 	PrivacyLog(ctx context.Context, limit int64) ([]map[string]string, error)
+	DeadLettersAbout(ctx context.Context, p *queue.PersonalData) ([]queue.DeadLetter, error)
 }
 
 // Closer closes an open complaint (the router).

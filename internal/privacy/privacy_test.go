@@ -489,6 +489,10 @@ func TestEraseRemovesQueuedWorkOfTheCustomerOnly(t *testing.T) {
 	hold(w.keys.DeadLetters(), router.Message{ID: "M-x", Channel: router.ChannelEmail, Customer: router.Customer{Email: "jan@voorbeeld.nl"}, Body: "wasmachine"})
 	hold(w.keys.DeadLetters(), router.Message{ID: "M-y", Channel: router.ChannelEmail, Customer: router.Customer{Email: "piet@anders.example"}, Body: "Factuur klopt niet"})
 	s := w.service(t, nil)
+	ex, err := s.Export(ctx, "jan@voorbeeld.nl")
+	if err != nil || len(ex.DeadLetters) != 1 || !strings.Contains(ex.DeadLetters[0].Data, "M-x") {
+		t.Errorf("export of the dead letters: %+v, %v", ex.DeadLetters, err)
+	}
 	res, err := s.Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna"})
 	if err != nil {
 		t.Fatal(err)
