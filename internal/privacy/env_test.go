@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/channels/email"
+	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
 	"github.com/forgetmenot/forgetmenot/channels/slack"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
@@ -60,6 +62,10 @@ type env struct {
 	// go through it as in production.
 	slack     *slack.Slack
 	workspace *testslack.Workspace
+	// mail is the real e-mail channel's sender against a real SMTP server:
+	// replies and acknowledgements to customers with an address go there.
+	mail      *email.Sender
+	smtp      *emailtest.SMTP
 	mu        sync.Mutex
 	notes     []router.Notification
 	sent      int
@@ -86,6 +92,16 @@ func newEnv(t *testing.T) *env {
 	e.workspace = testslack.New(t, map[string]string{"anna@shop.example": "UANNA", "bas@shop.example": "UBAS"})
 	e.slack, err = slack.New(slack.Config{BotToken: "xoxb-test", APIURL: e.workspace.URL(), Complaints: e.router,
 		State: e.store.State("slack"), Pace: time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.smtp = emailtest.StartSMTP(t, nil)
+	tpl, err := email.LoadTemplates("../../configs/email-templates", "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.mail, err = email.NewSender(email.SMTPConfig{Host: e.smtp.Host, Port: e.smtp.Port, TLS: email.TLSNone, From: "Klantenservice <support@winkel.example>"},
+		tpl, e.store.State("email"), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,10 +149,13 @@ func (e *env) deliver(ctx context.Context, d *queue.Delivery) error {
 	e.sent++
 	k := e.sent
 	e.mu.Unlock()
+	_ = k
 	sent := router.Sent{Via: string(m.Complaint.Channel)}
-	if m.Complaint.Customer.Email != "" {
-		id := fmt.Sprintf("out-%d-%s@forgetmenot.example", k, m.Complaint.ID)
-		sent = router.Sent{Via: "email", Ref: "<" + id + ">", ThreadKeys: []string{"email:" + id}, Address: m.Complaint.Customer.Email}
+	if via, _ := (reach{}).Reach(m.Complaint); via == router.ChannelEmail || m.Complaint.Customer.Email != "" {
+		var err error
+		if sent, err = e.mail.Send(ctx, m); err != nil {
+			return err
+		}
 	}
 	return e.router.RecordSent(ctx, m, sent)
 }

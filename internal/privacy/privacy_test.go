@@ -117,16 +117,14 @@ func newWorld(t *testing.T, closeJan bool) *world {
 	w.settle()
 
 	// The channels' own records, as they write them.
-	slack, email, forum, chat := w.store.State("slack"), w.store.State("email"), w.store.State("forum"), w.store.State("chat")
+	slack, mail, forum, chat := w.store.State("slack"), w.store.State("email"), w.store.State("forum"), w.store.State("chat")
 	for _, err := range []error{
 		slack.Set(ctx, "handled:U1:1.2", "2026-03-02T09:00:00Z", time.Hour),
-		email.Set(ctx, "ack:jan@voorbeeld.nl", "M-1", time.Hour),
-		email.Set(ctx, "ack:piet@anders.example", "M-2", time.Hour),
-		email.Append(ctx, "quarantine", `{"mailbox":"support","uid":7,"from":"Jan Jansen <jan@voorbeeld.nl>","subject":"Wasmachine","error":"bad charset"}`, 100),
-		email.Append(ctx, "quarantine", `{"mailbox":"support","uid":8,"from":"Piet Pietersen <piet@anders.example>","subject":"x","error":"bad charset"}`, 100),
-		email.Set(ctx, "uidvalidity:support", "1", 0),
-		email.Set(ctx, "uid:support:1", "8", 0),
-		email.Set(ctx, "quarantined:support:1:7", "1", 0),
+		mail.Append(ctx, "quarantine", `{"mailbox":"support","uid":7,"from":"Jan Jansen <jan@voorbeeld.nl>","subject":"Wasmachine","error":"bad charset"}`, 100),
+		mail.Append(ctx, "quarantine", `{"mailbox":"support","uid":8,"from":"Piet Pietersen <piet@anders.example>","subject":"x","error":"bad charset"}`, 100),
+		mail.Set(ctx, "uidvalidity:support", "1", 0),
+		mail.Set(ctx, "uid:support:1", "8", 0),
+		mail.Set(ctx, "quarantined:support:1:7", "1", 0),
 		forum.Set(ctx, "author:77:1", "forum:4242", time.Hour),
 		forum.Set(ctx, "author:78:1", "forum:5151", time.Hour),
 		forum.Set(ctx, "waiting:79", `{"id":9002,"username":"janj_forum","raw":"wasmachine"}`, time.Hour),
@@ -141,7 +139,7 @@ func newWorld(t *testing.T, closeJan bool) *world {
 			t.Fatal(err)
 		}
 	}
-	if _, err := email.HoldLease(ctx, "lease:mailbox:support", "replica-1", time.Minute); err != nil {
+	if _, err := mail.HoldLease(ctx, "lease:mailbox:support", "replica-1", time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	return w

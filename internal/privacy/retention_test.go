@@ -132,7 +132,19 @@ func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testin
 	for i := range 5 {
 		needles = append(needles, fmt.Sprintf("oud%d@klant.example", i), fmt.Sprintf("Klacht van oud%d", i), fmt.Sprintf("src-oud%d", i))
 	}
-	if got := traces(e.dump(), needles); len(got) > 0 {
+	dump := e.dump()
+	for k := range dump {
+		// The e-mail channel's acknowledgement limit expires an hour after
+		// the acknowledgement, long before any retention period ends (the
+		// test's clock jumps two years; Redis's does not).
+		if kind, _ := e.keys.KindOf(k); kind.Name == "state:email:ack" {
+			if ttl := e.rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+				t.Errorf("%s expires in %v, want within the hour", k, ttl)
+			}
+			delete(dump, k)
+		}
+	}
+	if got := traces(dump, needles); len(got) > 0 {
 		t.Errorf("after retention the old customers are still in:\n%s", strings.Join(got, "\n"))
 	}
 	if got := traces(e.dump(), []string{"young@klant.example", "open@klant.example", "recent@klant.example"}); len(got) < 3 {
