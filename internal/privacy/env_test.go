@@ -64,11 +64,11 @@ type env struct {
 	workspace *testslack.Workspace
 	// mail is the real e-mail channel's sender against a real SMTP server:
 	// replies and acknowledgements to customers with an address go there.
-	mail      *email.Sender
-	smtp      *emailtest.SMTP
-	mu        sync.Mutex
-	notes     []router.Notification
-	sent      int
+	mail  *email.Sender
+	smtp  *emailtest.SMTP
+	mu    sync.Mutex
+	notes []router.Notification
+	sent  int
 }
 
 func newEnv(t *testing.T) *env {
