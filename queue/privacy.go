@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,51 +164,77 @@ type PersonalData struct {
 	// Pseudonym marks what the erasure itself wrote (already pseudonymised,
 	// such as the owners' "erased" notifications): kept.
 	Pseudonym string
-	tokens    []string
-	pattern   *regexp.Regexp
+	strong    []string
+	names     []string
+	// identifying matches the strong tokens; mentioning every token.
+	identifying, mentioning *regexp.Regexp
 }
 
-// NewPersonalData matches the tokens (name, addresses, identity keys, ids,
-// usernames) as whole words, case-insensitively: "forum:7" does not match
-// "forum:70". Tokens shorter than 3 characters are ignored (they would
-// match everyone).
-func NewPersonalData(tokens, complaintIDs []string) *PersonalData {
+// NewPersonalData matches tokens as whole words, case-insensitively:
+// "forum:7" does not match "forum:70". Strong tokens (addresses, identity
+// keys, session and user ids, usernames) identify the customer: a key or
+// entry holding one is theirs and is deleted. Names only mention them
+// (another customer may share a name): they are redacted from texts that
+// are kept, never a reason to delete. Tokens shorter than 3 characters are
+// ignored (they would match everyone).
+func NewPersonalData(strong, names, complaintIDs []string) *PersonalData {
 	p := &PersonalData{ComplaintIDs: complaintIDs}
 	seen := map[string]bool{}
-	var alts []string
-	for _, t := range tokens {
-		t = strings.TrimSpace(t)
-		if len([]rune(t)) < 3 || seen[strings.ToLower(t)] {
-			continue
+	keep := func(list []string) []string {
+		var out []string
+		for _, t := range list {
+			t = strings.TrimSpace(t)
+			if len([]rune(t)) < 3 || seen[strings.ToLower(t)] {
+				continue
+			}
+			seen[strings.ToLower(t)] = true
+			out = append(out, t)
 		}
-		seen[strings.ToLower(t)] = true
-		p.tokens = append(p.tokens, t)
+		return out
+	}
+	p.strong, p.names = keep(strong), keep(names)
+	p.identifying = wordsPattern(p.strong)
+	p.mentioning = wordsPattern(append(slices.Clone(p.strong), p.names...))
+	return p
+}
+
+func wordsPattern(tokens []string) *regexp.Regexp {
+	if len(tokens) == 0 {
+		return nil
+	}
+	alts := make([]string, 0, len(tokens))
+	for _, t := range tokens {
 		alts = append(alts, regexp.QuoteMeta(t))
 	}
 	// Longest first, so a name is replaced whole before a part of it.
 	sort.Slice(alts, func(i, j int) bool { return len(alts[i]) > len(alts[j]) })
-	if len(alts) > 0 {
-		p.pattern = regexp.MustCompile(`(?i)(^|[^\pL\pN])(` + strings.Join(alts, "|") + `)([^\pL\pN]|$)`)
-	}
-	return p
+	return regexp.MustCompile(`(?i)(^|[^\pL\pN])(` + strings.Join(alts, "|") + `)([^\pL\pN]|$)`)
 }
 
-// Tokens returns the tokens in use.
-func (p *PersonalData) Tokens() []string { return p.tokens }
+// Strong and Names return the tokens in use.
+func (p *PersonalData) Strong() []string { return p.strong }
 
-// Names reports whether s contains one of the tokens as a word.
-func (p *PersonalData) Names(s string) bool {
-	return p.pattern != nil && p.pattern.MatchString(s)
+// Names returns the name tokens in use.
+func (p *PersonalData) Names() []string { return p.names }
+
+// Identifies reports whether s holds one of the strong tokens as a word.
+func (p *PersonalData) Identifies(s string) bool {
+	return p.identifying != nil && p.identifying.MatchString(s)
 }
 
-// Redact replaces every token in s with replacement.
+// Mentions reports whether s holds any token (a name too) as a word.
+func (p *PersonalData) Mentions(s string) bool {
+	return p.mentioning != nil && p.mentioning.MatchString(s)
+}
+
+// Redact replaces every token (names too) in s with replacement.
 func (p *PersonalData) Redact(s, replacement string) string {
-	if p.pattern == nil {
+	if p.mentioning == nil {
 		return s
 	}
 	// Twice: adjacent tokens share the boundary character between them.
 	for range 2 {
-		s = p.pattern.ReplaceAllString(s, "${1}"+strings.ReplaceAll(replacement, "$", "$$")+"${3}")
+		s = p.mentioning.ReplaceAllString(s, "${1}"+strings.ReplaceAll(replacement, "$", "$$")+"${3}")
 	}
 	return s
 }
@@ -221,14 +248,14 @@ func (p *PersonalData) about(s string) bool {
 			return true
 		}
 	}
-	return p.Names(s)
+	return p.Identifies(s)
 }
 
 // RedactedMark replaces personal data in texts that are kept.
 const RedactedMark = "[erased]"
 
 func cleanNamed(ctx context.Context, s *Store, key string, p *PersonalData) (bool, error) {
-	if !p.Names(key) {
+	if !p.Identifies(key) {
 		return false, nil
 	}
 	return true, s.rdb.Del(ctx, key).Err()
@@ -236,7 +263,7 @@ func cleanNamed(ctx context.Context, s *Store, key string, p *PersonalData) (boo
 
 func cleanValue(ctx context.Context, s *Store, key string, p *PersonalData) (bool, error) {
 	v, err := s.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) || (err == nil && !p.Names(v)) {
+	if errors.Is(err, redis.Nil) || (err == nil && !p.Identifies(v)) {
 		return false, nil
 	}
 	if err != nil {
@@ -252,7 +279,7 @@ func cleanList(ctx context.Context, s *Store, key string, p *PersonalData) (bool
 	}
 	changed := false
 	for _, v := range vals {
-		if p.Names(v) {
+		if p.Identifies(v) {
 			if err := s.rdb.LRem(ctx, key, 0, v).Err(); err != nil {
 				return changed, err
 			}
@@ -265,7 +292,7 @@ func cleanList(ctx context.Context, s *Store, key string, p *PersonalData) (bool
 // cleanRedact rewrites a string value without the tokens, keeping its TTL.
 func cleanRedact(ctx context.Context, s *Store, key string, p *PersonalData) (bool, error) {
 	v, err := s.rdb.Get(ctx, key).Result()
-	if errors.Is(err, redis.Nil) || (err == nil && !p.Names(v)) {
+	if errors.Is(err, redis.Nil) || (err == nil && !p.Mentions(v)) {
 		return false, nil
 	}
 	if err != nil {

@@ -64,7 +64,7 @@ type job struct {
 	Step       string      `json:"step"`
 	Pass       int         `json:"pass"`
 	Identities []string    `json:"identities"`
-	Tokens     []string    `json:"tokens"`
+	Tokens     tokens      `json:"tokens"`
 	Complaints []string    `json:"complaints"`
 	Open       []string    `json:"open,omitempty"`
 	Closed     []string    `json:"closed,omitempty"`
@@ -176,11 +176,7 @@ func (j *job) absorb(cu customer) {
 			j.Identities = append(j.Identities, id)
 		}
 	}
-	for _, t := range tokensOf(cu.identities, cu.complaints, cu.timelines, cu.pending) {
-		if !slices.Contains(j.Tokens, t) {
-			j.Tokens = append(j.Tokens, t)
-		}
-	}
+	j.Tokens.add(tokensOf(cu.identities, cu.complaints, cu.timelines, cu.pending))
 }
 
 func (s *Service) save(ctx context.Context, j *job) error {
@@ -274,7 +270,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				return EraseResult{}, err
 			}
 		case stepErase:
-			p := queue.NewPersonalData(j.Tokens, j.Complaints)
+			p := j.Tokens.personal(j.Complaints)
 			for _, id := range j.Complaints {
 				if slices.Contains(j.Done, id) {
 					continue
@@ -299,7 +295,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				return EraseResult{}, err
 			}
 		case stepStreams:
-			p := queue.NewPersonalData(j.Tokens, j.Complaints)
+			p := j.Tokens.personal(j.Complaints)
 			p.Pseudonym = j.Pseudonym
 			dedup, n, err := s.store.PurgeStreams(ctx, p)
 			if err != nil {
@@ -314,7 +310,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				return EraseResult{}, err
 			}
 		case stepState:
-			n, err := s.store.CleanState(ctx, queue.NewPersonalData(j.Tokens, j.Complaints))
+			n, err := s.store.CleanState(ctx, j.Tokens.personal(j.Complaints))
 			if err != nil {
 				return EraseResult{}, fmt.Errorf("cleaning channel state: %w", err)
 			}
@@ -339,7 +335,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 			}
 			audit := map[string]string{
 				"kind": "request", "erasure": j.ID, "pseudonym": j.Pseudonym, "actor": j.Actor,
-				"reason":     queue.NewPersonalData(j.Tokens, nil).Redact(j.Reason, queue.RedactedMark),
+				"reason":     j.Tokens.personal(nil).Redact(j.Reason, queue.RedactedMark),
 				"complaints": strconv.Itoa(len(j.Complaints)), "ids": strings.Join(j.Complaints, ","),
 				"closed": strings.Join(j.Closed, ","), "entries": strconv.Itoa(j.Entries), "state_keys": strconv.Itoa(j.StateKeys),
 				"started": j.Started.Format(time.RFC3339), "finished": s.clock().UTC().Format(time.RFC3339),
@@ -397,12 +393,14 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 			return nil, err
 		}
 		// This complaint's own traces too (a Reply-To only it knew).
-		own := queue.NewPersonalData(append(slices.Clone(p.Tokens()), tokensOf(complaintIdentities(c, tl), []router.Complaint{c}, map[string][]router.Entry{id: tl}, nil)...), nil)
+		mine := tokensOf(complaintIdentities(c, tl), []router.Complaint{c}, map[string][]router.Entry{id: tl}, nil)
+		mine.add(tokens{Strong: p.Strong(), Names: p.Names()})
+		own := mine.personal(nil)
 		now := s.clock().UTC()
 		ps := pseudonymise(c, tl, own, e, now)
 		ps.ThreadKeys = threads[id]
 		for _, f := range once[id] {
-			if own.Names(f) {
+			if own.Identifies(f) {
 				ps.OnceKeys = append(ps.OnceKeys, f)
 			}
 		}

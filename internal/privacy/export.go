@@ -128,7 +128,7 @@ func (s *Service) Export(ctx context.Context, customerKey string) (Export, error
 	for _, c := range cu.complaints {
 		ids = append(ids, c.ID)
 	}
-	dl, err := s.store.DeadLettersAbout(ctx, queue.NewPersonalData(tokensOf(cu.identities, cu.complaints, cu.timelines, cu.pending), ids))
+	dl, err := s.store.DeadLettersAbout(ctx, tokensOf(cu.identities, cu.complaints, cu.timelines, cu.pending).personal(ids))
 	if err != nil {
 		return Export{}, fmt.Errorf("reading dead letters: %w", err)
 	}

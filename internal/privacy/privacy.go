@@ -276,29 +276,54 @@ func messageIdentities(m router.Message) []string {
 
 var addressPattern = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}`)
 
-// tokensOf lists the strings that name the customer in what was found:
-// identity keys, names, addresses, session and user ids, usernames.
-func tokensOf(identities []string, cs []router.Complaint, timelines map[string][]router.Entry, pending []router.Message) []string {
-	var out []string
+// tokens are the strings that name a customer: strong ones identify them
+// (addresses, identity keys, session and user ids, usernames), names only
+// mention them (see queue.NewPersonalData).
+type tokens struct {
+	Strong []string `json:"strong"`
+	Names  []string `json:"names"`
+}
+
+func (t *tokens) add(o tokens) {
+	for _, v := range o.Strong {
+		if !slices.Contains(t.Strong, v) {
+			t.Strong = append(t.Strong, v)
+		}
+	}
+	for _, v := range o.Names {
+		if !slices.Contains(t.Names, v) {
+			t.Names = append(t.Names, v)
+		}
+	}
+}
+
+func (t tokens) personal(complaintIDs []string) *queue.PersonalData {
+	return queue.NewPersonalData(t.Strong, t.Names, complaintIDs)
+}
+
+// tokensOf lists the strings that name the customer in what was found.
+func tokensOf(identities []string, cs []router.Complaint, timelines map[string][]router.Entry, pending []router.Message) tokens {
+	var strong, names []string
 	addID := func(id string) {
 		// Short ids ("42") name nobody in particular as a bare word; their
 		// identity key ("webhook:42") does.
 		if len(id) >= 6 {
-			out = append(out, id)
+			strong = append(strong, id)
 		}
 	}
 	for _, id := range identities {
-		out = append(out, id)
+		strong = append(strong, id)
 		if _, v, ok := strings.Cut(id, ":"); ok {
 			if strings.HasPrefix(id, "email:") {
-				out = append(out, v)
+				strong = append(strong, v)
 			} else {
 				addID(v)
 			}
 		}
 	}
 	addCustomer := func(c router.Customer) {
-		out = append(out, c.Name, c.Email)
+		names = append(names, c.Name)
+		strong = append(strong, c.Email)
 		addID(c.ID)
 	}
 	addMessage := func(m router.Message) {
@@ -306,12 +331,12 @@ func tokensOf(identities []string, cs []router.Complaint, timelines map[string][
 		for k, v := range m.Metadata {
 			switch k {
 			case "from", "reply_to":
-				out = append(out, addressPattern.FindAllString(v, -1)...)
+				strong = append(strong, addressPattern.FindAllString(v, -1)...)
 				if a, err := mail.ParseAddress(v); err == nil {
-					out = append(out, a.Name)
+					names = append(names, a.Name)
 				}
 			case "forum_username", "chat_session":
-				out = append(out, v)
+				strong = append(strong, v)
 			}
 		}
 	}
@@ -326,7 +351,10 @@ func tokensOf(identities []string, cs []router.Complaint, timelines map[string][
 	for _, m := range pending {
 		addMessage(m)
 	}
-	return slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(out, func(s string) bool { return strings.TrimSpace(s) == "" }))))
+	clean := func(v []string) []string {
+		return slices.Compact(slices.Sorted(slices.Values(slices.DeleteFunc(v, func(s string) bool { return strings.TrimSpace(s) == "" }))))
+	}
+	return tokens{Strong: clean(strong), Names: clean(names)}
 }
 
 // newPseudonym is "erased-" and 10 random Crockford base32 characters.

@@ -600,3 +600,32 @@ func TestConcurrentErasuresOfOneCustomerAreOne(t *testing.T) {
 		t.Errorf("Jan is still in:\n%s", strings.Join(got, "\n"))
 	}
 }
+
+// Another customer who shares Jan's name keeps everything: a name only
+// mentions someone, it does not identify them.
+func TestANamesakeKeepsTheirData(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := context.Background()
+	other := w.complaintOf(w.enqueue(router.Message{Channel: router.ChannelEmail, SourceID: "<other-jan@elders.example>",
+		Customer: router.Customer{Name: "Jan Jansen", Email: "jan.jansen@elders.example"}, Body: "Ik ben een andere Jan.",
+		ThreadKeys: []string{"email:<other-jan@elders.example>"}})).ID
+	w.settle()
+	if err := w.store.State("email").Append(ctx, "quarantine", `{"uid":9,"from":"Jan Jansen <jan.jansen@elders.example>","error":"bad charset"}`, 100); err != nil {
+		t.Fatal(err)
+	}
+	before := w.snapshot(other)
+	if _, err := w.service(t, nil).Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if !reflect.DeepEqual(w.snapshot(other), before) {
+		t.Errorf("the namesake's complaint %s changed", other)
+	}
+	q, err := w.store.State("email").List(ctx, "quarantine", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(q) != 2 || !strings.Contains(strings.Join(q, ""), "elders.example") {
+		t.Errorf("quarantine after the erasure: %v (want the namesake's and Piet's records)", q)
+	}
+}

@@ -57,7 +57,7 @@ func (s *Service) EraseExpired(ctx context.Context, olderThan time.Duration, bat
 				audit: map[string]string{"kind": "retention", "complaint": id, "pseudonym": pseudonym, "actor": ActorRetention,
 					"closed_at": c.ClosedAt.UTC().Format(time.RFC3339), "finished": now.Format(time.RFC3339), "complaints": "1", "ids": id,
 					"retention": FormatRetention(olderThan)}}
-			dedup, err := s.eraseComplaint(ctx, id, queue.NewPersonalData(nil, []string{id}), nil, e)
+			dedup, err := s.eraseComplaint(ctx, id, queue.NewPersonalData(nil, nil, []string{id}), nil, e)
 			if errors.Is(err, errAlreadyErased) {
 				continue // another replica was quicker
 			}

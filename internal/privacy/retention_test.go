@@ -154,20 +154,22 @@ func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testin
 }
 
 // Tokens match whole words only, so another customer whose id merely
-// starts like the erased one's keeps their data.
+// starts like the erased one's keeps their data; a name only mentions a
+// customer (someone else may share it), so it is redacted, never a reason to
+// delete.
 func TestPersonalDataMatchesWholeWords(t *testing.T) {
-	p := queue.NewPersonalData([]string{"forum:4242", "Jan Jansen", "jan@voorbeeld.nl", "ab"}, nil)
-	for s, want := range map[string]bool{
-		"forum:4242":                    true,
-		"forum:42420":                   false,
-		"Beste jan jansen,":             true,
-		"Jan Janssens":                  false,
-		"<jan@voorbeeld.nl>":            true,
-		"xjan@voorbeeld.nl":             false,
-		"ab is too short to be a token": false,
+	p := queue.NewPersonalData([]string{"forum:4242", "jan@voorbeeld.nl", "ab"}, []string{"Jan Jansen"}, nil)
+	for s, want := range map[string][2]bool{ // identifies, mentions
+		"forum:4242":                    {true, true},
+		"forum:42420":                   {false, false},
+		"Beste jan jansen,":             {false, true},
+		"Jan Janssens":                  {false, false},
+		"<jan@voorbeeld.nl>":            {true, true},
+		"xjan@voorbeeld.nl":             {false, false},
+		"ab is too short to be a token": {false, false},
 	} {
-		if got := p.Names(s); got != want {
-			t.Errorf("Names(%q) = %v, want %v", s, got, want)
+		if got := [2]bool{p.Identifies(s), p.Mentions(s)}; got != want {
+			t.Errorf("%q: identifies, mentions = %v, want %v", s, got, want)
 		}
 	}
 	if got := p.Redact("Beste Jan Jansen (jan@voorbeeld.nl), forum:42420", "[x]"); got != "Beste [x] ([x]), forum:42420" {
