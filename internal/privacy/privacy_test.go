@@ -629,3 +629,20 @@ func TestANamesakeKeepsTheirData(t *testing.T) {
 		t.Errorf("quarantine after the erasure: %v (want the namesake's and Piet's records)", q)
 	}
 }
+
+// The readable export escapes what could drive a terminal or forge a line.
+func TestTextExportEscapesControlCharacters(t *testing.T) {
+	ex := Export{Customer: "email:x@example.com", Complaints: []ExportedComplaint{{
+		Complaint: router.Complaint{ID: "C-1", Subject: "hi\x1b[2J"},
+		Timeline: []router.Entry{{Message: &router.Message{Channel: router.ChannelEmail, Customer: router.Customer{Name: "Eve\r\nC-2 forged"},
+			Body: "line one\nline two\x1b]0;title\x07"}}},
+	}}}
+	var b strings.Builder
+	if err := ex.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\x07\r") || strings.Contains(out, "\nC-2 forged") || !strings.Contains(out, `\u001b`) || !strings.Contains(out, "    line two") {
+		t.Errorf("text export:\n%q", out)
+	}
+}
