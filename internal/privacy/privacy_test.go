@@ -646,3 +646,31 @@ func TestTextExportEscapesControlCharacters(t *testing.T) {
 		t.Errorf("text export:\n%q", out)
 	}
 }
+
+// A message from the customer that arrives while the erasure runs opens a
+// complaint the erasure did not know at its start: a further pass takes it.
+func TestEraseTakesComplaintsThatArriveWhileItRuns(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := context.Background()
+	var late string
+	s := w.service(t, func(step string) bool {
+		if step == stepErase && late == "" {
+			late = w.complaintOf(w.enqueue(router.Message{Channel: router.ChannelWebhook, SourceID: "jan-src-late",
+				Customer: router.Customer{Name: "Jan Jansen", Email: "jan@voorbeeld.nl"}, Body: "Nog iets: de wasmachine lekt weer.",
+				ThreadKeys: []string{"webhook:order-late"}})).ID
+		}
+		return false
+	})
+	res, err := s.Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna", Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late == "" || !slices.Contains(res.Complaints, late) {
+		t.Errorf("the complaint that arrived during the erasure (%q) is not among %v", late, res.Complaints)
+	}
+	w.settle()
+	if got := traces(w.dump(), janNeedles); len(got) > 0 {
+		t.Errorf("Jan is still in:\n%s", strings.Join(got, "\n"))
+	}
+	w.checkInvariants()
+}
