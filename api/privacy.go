@@ -24,6 +24,9 @@ type EraseRequest struct {
 	// Force closes the customer's open complaints ("erased on request")
 	// instead of refusing.
 	Force bool `json:"force"`
+	// Category is the root cause recorded on the complaints a forced
+	// erasure closes (required when categories are configured).
+	Category string `json:"category,omitempty"`
 }
 
 // ErasureLog answers GET /v1/erasures: the audit of erasures, newest first.
@@ -78,7 +81,7 @@ func (p *privacyRoutes) erase(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	res, err := p.svc.Erase(r.Context(), privacy.EraseRequest{Customer: r.PathValue("key"), Reason: req.Reason, Actor: req.Actor, Force: req.Force})
+	res, err := p.svc.Erase(r.Context(), privacy.EraseRequest{Customer: r.PathValue("key"), Reason: req.Reason, Actor: req.Actor, Force: req.Force, Category: req.Category})
 	if err != nil {
 		p.s.fail(w, err)
 		return

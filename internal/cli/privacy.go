@@ -35,14 +35,15 @@ func init() {
 			},
 		},
 		"erase": {
-			usage: "forgetmenot customers erase EMAIL|KEY --reason TEXT [--as ACTOR] [--force] [--json]\n\nErases one customer's personal data everywhere forgetmenot wrote it (GDPR art. 17)\nand keeps their complaints under a pseudonym, so reports stay correct. Open\ncomplaints are refused unless --force, which closes them \"erased on request\".\nAn interrupted erasure is finished by running the same command again (or by the\ndaemon in the background). E-mails already sent cannot be recalled.", positional: "EMAIL|KEY",
+			usage: "forgetmenot customers erase EMAIL|KEY --reason TEXT [--as ACTOR] [--force [--category C]] [--json]\n\nErases one customer's personal data everywhere forgetmenot wrote it (GDPR art. 17)\nand keeps their complaints under a pseudonym, so reports stay correct. Open\ncomplaints are refused unless --force, which closes them \"erased on request\".\nAn interrupted erasure is finished by running the same command again (or by the\ndaemon in the background). E-mails already sent cannot be recalled.", positional: "EMAIL|KEY",
 			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
 				reason := fs.String("reason", "", "why (required; recorded without personal data)")
 				as := fs.String("as", "", "who erases (recorded; default cli:$USER)")
 				force := fs.Bool("force", false, "close open complaints \"erased on request\" instead of refusing")
+				category := fs.String("category", "", "with --force: the root cause recorded on the complaints it closes")
 				return func(ctx context.Context, c *client, key string, out *output) error {
 					var res privacy.EraseResult
-					req := api.EraseRequest{Reason: *reason, Actor: actorOr(*as), Force: *force}
+					req := api.EraseRequest{Reason: *reason, Actor: actorOr(*as), Force: *force, Category: *category}
 					if err := c.do(ctx, "POST", "/v1/customers/"+url.PathEscape(key)+"/erase", nil, req, &res); err != nil {
 						return err
 					}

@@ -38,7 +38,7 @@ func TestCustomersExportAndEraseFromTheCommandLine(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "open complaints") || !strings.Contains(errOut, "409") {
 		t.Fatalf("erase of open complaints without --force: %d %q", code, errOut)
 	}
-	code, out, errOut = run("customers", "erase", "jan@voorbeeld.nl", "--reason", "verzoek per brief", "--force", "--as", "anna")
+	code, out, errOut = run("customers", "erase", "jan@voorbeeld.nl", "--reason", "verzoek per brief", "--force", "--category", "delivery", "--as", "anna")
 	if code != 0 || !strings.Contains(out, "Erased: 1 complaint(s)") || !strings.Contains(out, "e-mails already sent") || !strings.Contains(out, "erased on request") {
 		t.Fatalf("erase --force: %d\n%s%s", code, out, errOut)
 	}

@@ -22,6 +22,9 @@ type EraseRequest struct {
 	Actor    string `json:"actor"`
 	// Force closes open complaints ("erased on request") instead of refusing.
 	Force bool `json:"force"`
+	// Category is the root cause recorded on the complaints a forced
+	// erasure closes (required when categories are configured).
+	Category string `json:"category,omitempty"`
 }
 
 // EraseResult reports an erasure.
@@ -60,6 +63,7 @@ type job struct {
 	Actor      string      `json:"actor"`
 	Reason     string      `json:"reason"`
 	Force      bool        `json:"force"`
+	Category   string      `json:"category,omitempty"`
 	Started    time.Time   `json:"started"`
 	Step       string      `json:"step"`
 	Pass       int         `json:"pass"`
@@ -134,7 +138,7 @@ func (s *Service) Erase(ctx context.Context, req EraseRequest) (EraseResult, err
 	if err != nil {
 		return EraseResult{}, err
 	}
-	j := &job{ID: id, Pseudonym: newPseudonym(), Actor: req.Actor, Reason: req.Reason, Force: req.Force,
+	j := &job{ID: id, Pseudonym: newPseudonym(), Actor: req.Actor, Reason: req.Reason, Force: req.Force, Category: strings.TrimSpace(req.Category),
 		Started: s.clock().UTC(), Step: stepClose, Identities: cu.identities}
 	j.absorb(cu)
 	if len(j.Complaints) == 0 && len(cu.pending) == 0 {
@@ -248,7 +252,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				if slices.Contains(j.Closed, id) {
 					continue
 				}
-				_, err := s.closer.CloseWith(ctx, id, j.Actor, router.Closing{Resolution: ErasedResolution, Quiet: true})
+				_, err := s.closer.CloseWith(ctx, id, j.Actor, router.Closing{Resolution: ErasedResolution, Category: j.Category, Quiet: true})
 				var invalid *router.ValidationError
 				switch {
 				case err == nil:
@@ -256,8 +260,9 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				case errors.Is(err, router.ErrInvalidState):
 					// Closed meanwhile (or by this erasure before a crash).
 				case errors.As(err, &invalid) && len(j.Closed) == 0 && j.Pass == 0:
-					// The router refuses the actor: nothing changed yet, so the
-					// erasure is refused as a whole rather than left pending.
+					// The router refuses the actor or the category: nothing
+					// changed yet, so the erasure is refused as a whole rather
+					// than left pending.
 					if derr := s.store.DropErasure(ctx, j.ID); derr != nil {
 						return EraseResult{}, fmt.Errorf("%w (and forgetting the refused erasure failed: %v)", err, derr)
 					}
