@@ -137,7 +137,7 @@ func jsonMisses(mux *http.ServeMux) http.Handler {
 			}
 			httpx.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")), "")
 		case http.StatusNotFound:
-			httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s", r.Method, r.URL.Path), "")
+			httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (a feature not configured on this daemon, or a daemon older than its client)", r.Method, r.URL.Path), "")
 		default: // a redirect or another answer of the mux: pass it on as it is
 			mux.ServeHTTP(w, r)
 		}

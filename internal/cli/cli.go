@@ -36,7 +36,7 @@ Usage:
   forgetmenot complaints reply ID --body TEXT         answer the customer through their channel
   forgetmenot complaints ack ID                       acknowledge: you have it in hand
   forgetmenot complaints note ID --text TEXT          internal note, never sent to the customer
-  forgetmenot complaints promise ID --by TIME --note TEXT [--tell-customer]
+  forgetmenot complaints promise ID (--by TIME | --in DURATION) --note TEXT [--tell-customer]
   forgetmenot owners list                             owners with their open load (and who is away)
   forgetmenot owners away ID --until DATE [--cover OWNER]   no new complaints; the cover gets their reminders
   forgetmenot owners back ID                          end an absence; nothing needs handing back
@@ -47,9 +47,9 @@ Usage:
   forgetmenot config                                  every environment variable, its default and meaning
   forgetmenot health [--ready]                        exit 0 when the local daemon is alive (ready), else 1
 
-Every command takes --help. Exit codes: 0 done, 1 failed, 2 usage error
-(unknown command or flag, missing argument). Client commands reach the daemon at FORGETMENOT_API_URL
-(default http://127.0.0.1:<port of FORGETMENOT_HTTP_ADDR>) with FORGETMENOT_API_TOKEN,
+Every command takes --help. Exit codes: 0 done, 1 failed, 2 usage error (unknown
+command or flag, missing or extra argument). Client commands reach the daemon at
+FORGETMENOT_API_URL (default http://127.0.0.1:<port of FORGETMENOT_HTTP_ADDR>) with FORGETMENOT_API_TOKEN,
 and take --json for machine-readable output.
 `
 
@@ -218,7 +218,7 @@ var commands = map[string]map[string]command{
 						return err
 					}
 					return out.print(res, func(w io.Writer) {
-						fmt.Fprintf(w, "%s merged into %s (owner %s, %d messages).\n", id, res.ID, res.Owner, res.Messages)
+						fmt.Fprintf(w, "%s merged into %s (owner %s, %d messages).\n", api.ComplaintID(id), res.ID, res.Owner, res.Messages)
 					})
 				}
 			},
