@@ -274,3 +274,22 @@ func TestYAMLMistakesNameFieldAndLineNotGoTypes(t *testing.T) {
 		})
 	}
 }
+
+// The default consumer name survives a restart (host name and port), and
+// two processes on one host never share one.
+func TestDefaultConsumerNameIsStablePerReplica(t *testing.T) {
+	host, _ := os.Hostname()
+	a := configs.Config{HTTPAddr: ":8080"}.ConsumerNameOrDefault()
+	if a != host+"-8080" || a != (configs.Config{HTTPAddr: "0.0.0.0:8080"}.ConsumerNameOrDefault()) {
+		t.Errorf("default consumer name %q, want %q for port 8080 on any interface", a, host+"-8080")
+	}
+	if b := (configs.Config{HTTPAddr: "127.0.0.1:8081"}.ConsumerNameOrDefault()); b == a {
+		t.Errorf("two ports on one host share the consumer name %q", a)
+	}
+	if r := (configs.Config{HTTPAddr: "127.0.0.1:0"}.ConsumerNameOrDefault()); !strings.Contains(r, "-pid") {
+		t.Errorf("a random port gives %q, want the pid in it", r)
+	}
+	if n := (configs.Config{HTTPAddr: ":8080", ConsumerName: "fmn-0"}.ConsumerNameOrDefault()); n != "fmn-0" {
+		t.Errorf("FORGETMENOT_CONSUMER_NAME ignored: %q", n)
+	}
+}

@@ -44,7 +44,7 @@ type Config struct {
 	DeliveryWorkers int      `envconfig:"DELIVERY_WORKERS" default:"2" desc:"Concurrent outbox delivery workers (notifications, replies)."`
 	MaxAttempts     int      `envconfig:"MAX_ATTEMPTS" default:"5" desc:"Attempts before a queue entry goes to the dead letters."`
 	ReclaimIdle     Duration `envconfig:"RECLAIM_IDLE" default:"30s" desc:"An entry unacknowledged this long (its consumer died or hangs) is taken over by another consumer."`
-	ConsumerName    string   `envconfig:"CONSUMER_NAME" desc:"This replica's name in the consumer groups. Default: hostname-pid. A stable name lets a restarted replica resume its own pending work at once."`
+	ConsumerName    string   `envconfig:"CONSUMER_NAME" desc:"This replica's name in the consumer groups. Default: hostname-port (the container's or pod's name and the HTTP port), stable across restarts. A stable name lets a restarted replica resume its own pending work at once."`
 	ShutdownTimeout Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"On SIGTERM: how long in-flight requests and deliveries may take to finish."`
 	LogLevel        string   `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error."`
 	LogFormat       string   `envconfig:"LOG_FORMAT" default:"text" desc:"text (readable) or json (for log collectors)."`
@@ -373,7 +373,13 @@ func (s *Secrets) Decode(v string) error {
 	return nil
 }
 
-// ConsumerNameOrDefault is CONSUMER_NAME, or hostname-pid when unset.
+// ConsumerNameOrDefault is CONSUMER_NAME, or else a name that stays the
+// same when this replica restarts: the host name (a container's or pod's
+// name) and the HTTP port, which no two processes on one host share. Only
+// when the port is chosen at random (":0") is the process id used instead.
+// A stable name lets a restarted replica resume its own pending entries at
+// once rather than after RECLAIM_IDLE; replicas that are gone are removed
+// from the consumer groups after CONSUMER_EXPIRY.
 func (c Config) ConsumerNameOrDefault() string {
 	if c.ConsumerName != "" {
 		return c.ConsumerName
@@ -382,5 +388,9 @@ func (c Config) ConsumerNameOrDefault() string {
 	if err != nil || h == "" {
 		h = "forgetmenot"
 	}
-	return h + "-" + strconv.Itoa(os.Getpid())
+	_, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil || port == "" || port == "0" {
+		return h + "-pid" + strconv.Itoa(os.Getpid())
+	}
+	return h + "-" + port
 }
