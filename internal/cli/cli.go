@@ -21,6 +21,8 @@ import (
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/daemon"
+	"github.com/forgetmenot/forgetmenot/internal/logx"
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -91,6 +93,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := NewLogger(cfg, stderr)
+	// Libraries log through the same logger (JSON stays JSON), their
+	// repeated lines once per interval with a count.
+	libs := logx.NewLimiter(log, cfg.LogRepeatInterval.D())
+	defer libs.Close()
+	slog.SetDefault(log)
+	logx.StdLog(libs) // after SetDefault, which takes over the log package too
+	queue.SetLogger(logx.Redis{L: libs})
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "error: cannot start:", err)
