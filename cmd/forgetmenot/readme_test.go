@@ -94,6 +94,7 @@ func TestREADMERunsAsWritten(t *testing.T) {
 			t.Fatalf("README.md:%d: a readme-output block must follow a run block", st.line)
 		}
 	}
+	r.staffLinesReachedTheChats()
 }
 
 type readmeStep struct {
@@ -310,9 +311,33 @@ func (r *readmeRun) chat(st readmeStep) {
 	r.waitMessage(id)
 }
 
-var (
-	spaces = regexp.MustCompile(`\s+`)
-)
+var spaces = regexp.MustCompile(`\s+`)
+
+// staffLinesReachedTheChats: the README says an answer appears in the chat;
+// each chat session the README opened must have received a staff line.
+func (r *readmeRun) staffLinesReachedTheChats() {
+	r.t.Helper()
+	for i, c := range r.chats {
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		for {
+			_, b, err := c.Read(ctx)
+			if err != nil {
+				cancel()
+				r.t.Fatalf("chat session %d never showed a staff answer: %v", i+1, err)
+			}
+			var f struct {
+				Type string `json:"type"`
+				Line struct {
+					From string `json:"from"`
+				} `json:"line"`
+			}
+			if json.Unmarshal(b, &f) == nil && f.Type == "line" && f.Line.From == "staff" {
+				break
+			}
+		}
+		cancel()
+	}
+}
 
 // shapeLine turns one line of a README shape into a regular expression.
 func shapeLine(line string, anchored bool) *regexp.Regexp {
@@ -397,4 +422,33 @@ func matchShape(shape, output string) error {
 		return match(w+1, g+1)
 	}
 	return match(0, 0)
+}
+
+// The shape check can fail: ids other than message ids, counts, owners and
+// missing or extra lines are differences; dates, times, zones and "…" are not.
+func TestREADMEShapes(t *testing.T) {
+	shape := "C-1001  OPEN  owner anna\nOpened:    2026-11-23 10:58:01 CET\n…\nlast line (owner …)."
+	for out, ok := range map[string]bool{
+		"C-1001 OPEN owner anna\nOpened: 2027-01-02 00:00:00 UTC\nlast line (owner bas).":             true,
+		"C-1001  OPEN  owner anna\nOpened:    2026-11-23 10:58:01 +01\nx\ny\nlast line (owner anna).": true,
+		"C-1002  OPEN  owner anna\nOpened:    2026-11-23 10:58:01 CET\nlast line (owner anna).":       false,
+		"C-1001  OPEN  owner bas\nOpened:    2026-11-23 10:58:01 CET\nlast line (owner anna).":        false,
+		"C-1001  OPEN  owner anna\nOpened:    2026-11-23 10:58:01\nlast line (owner anna).":           false,
+		"C-1001  OPEN  owner anna\nOpened:    2026-11-23 10:58:01 CET":                                false,
+		"C-1001  OPEN  owner anna\nOpened:    2026-11-23 10:58:01 CET\nlast line (owner anna).\nmore": false,
+	} {
+		if err := matchShape(shape, out); (err == nil) != ok {
+			t.Errorf("matchShape(%q): %v, want match %v", out, err, ok)
+		}
+	}
+	if err := matchShape(`{"message_id":"M-01M840WG8DSY8W9VY3CRPAXY8B","duplicate":false}`, `{"message_id":"M-01M8T3CW5V9AGRN8ER6M24SDD0","duplicate":true}`); err == nil {
+		t.Error("duplicate true passed for false")
+	}
+	steps, err := readmeSteps("x\n```sh readme-test\necho hi\n```\n```text readme-output\nhi\n```\n```sh\nnot run\n```\n<!-- readme-test: chat \"hallo\" -->\n")
+	if err != nil || len(steps) != 3 || steps[0].kind != "run" || steps[0].body != "echo hi" || steps[1].kind != "output" || steps[2].kind != "chat" || steps[2].body != "hallo" {
+		t.Errorf("readmeSteps: %+v %v", steps, err)
+	}
+	if _, err := readmeSteps("```sh readme-tset\nx\n```\n"); err == nil {
+		t.Error("a misspelt marker must be an error, not a block silently not run")
+	}
 }
