@@ -137,14 +137,15 @@ func TestEnvironment(t *testing.T) {
 		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:", "FORGETMENOT_REDIS_URL: cluster node"},
 		{"FORGETMENOT_HTTP_ADDR", "8080", "FORGETMENOT_HTTP_ADDR"},
 		{"FORGETMENOT_ROUTER_WORKERS", "0", "FORGETMENOT_ROUTER_WORKERS"},
-		{"FORGETMENOT_ROUTER_WORKERS", "many", "FORGETMENOT_ROUTER_WORKERS"},
+		{"FORGETMENOT_ROUTER_WORKERS", "many", `FORGETMENOT_ROUTER_WORKERS: "many" is not valid: want a whole number`},
+		{"FORGETMENOT_LOG_REPEAT_INTERVAL", "soon", "FORGETMENOT_LOG_REPEAT_INTERVAL"},
 		{"FORGETMENOT_WEBHOOK_SECRET", "short", "FORGETMENOT_WEBHOOK_SECRET"},
 		{"FORGETMENOT_LOG_FORMAT", "xml", "FORGETMENOT_LOG_FORMAT"},
 		{"FORGETMENOT_NAMESPACE", "a:b", "FORGETMENOT_NAMESPACE"},
 		{"FORGETMENOT_DEDUP_RETENTION", "10m", "FORGETMENOT_DEDUP_RETENTION"},
 		{"FORGETMENOT_TRUSTED_PROXIES", "10.0.0.0/8,nginx", `FORGETMENOT_TRUSTED_PROXIES: "nginx" is neither a CIDR`},
 		{"FORGETMENOT_CONSUMER_EXPIRY", "20s", "FORGETMENOT_CONSUMER_EXPIRY"},
-		{"FORGETMENOT_INSECURE_OPEN_API", "yes please", "FORGETMENOT_INSECURE_OPEN_API"},
+		{"FORGETMENOT_INSECURE_OPEN_API", "yes please", `FORGETMENOT_INSECURE_OPEN_API: "yes please" is not valid: want true or false`},
 	}
 	for _, b := range bad {
 		t.Run(b.key+"="+b.value, func(t *testing.T) {
@@ -153,6 +154,9 @@ func TestEnvironment(t *testing.T) {
 			_, err := configs.FromEnv()
 			if err == nil || !strings.Contains(err.Error(), b.want) {
 				t.Fatalf("error = %v, want it to name %s", err, b.want)
+			}
+			if strings.Contains(err.Error(), "strconv") {
+				t.Errorf("error %q shows Go internals", err)
 			}
 		})
 	}

@@ -129,6 +129,13 @@ func FromEnv() (Config, error) {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
 			// envconfig names Go types; say it in the operator's words.
+			var ne *strconv.NumError
+			if errors.As(pe.Err, &ne) {
+				want := map[string]string{"ParseBool": "true or false", "ParseInt": "a whole number", "ParseUint": "a whole number, 0 or more", "ParseFloat": "a number"}[ne.Func]
+				if want != "" {
+					return Config{}, fmt.Errorf("configuration: %s: %q is not valid: want %s", pe.KeyName, pe.Value, want)
+				}
+			}
 			return Config{}, fmt.Errorf("configuration: %s: %q is not valid: %w", pe.KeyName, pe.Value, pe.Err)
 		}
 		return Config{}, fmt.Errorf("configuration: %w", err)
