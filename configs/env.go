@@ -48,7 +48,7 @@ type Config struct {
 	ShutdownTimeout   Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"On SIGTERM: how long in-flight requests and deliveries may take to finish."`
 	LogLevel          string   `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error."`
 	LogFormat         string   `envconfig:"LOG_FORMAT" default:"text" desc:"text (readable) or json (for log collectors)."`
-	LogRepeatInterval Duration `envconfig:"LOG_REPEAT_INTERVAL" default:"10s" desc:"Libraries' repeated log lines (go-redis's failed dials during a Redis outage) are logged once per this interval, then summed up as \"N similar lines suppressed\"."`
+	LogRepeatInterval Duration `envconfig:"LOG_REPEAT_INTERVAL" default:"10s" desc:"A warning or error repeated word for word (a failed read or dial during a Redis outage, also go-redis's own lines) is logged once per this interval, then summed up as \"N similar lines suppressed\"."`
 
 	// Forum (Discourse) and web chat channels.
 	DiscourseURL           string  `envconfig:"DISCOURSE_URL" desc:"Forum: the Discourse base URL (https://forum.example.com). Set it to take complaints from POST /v1/forum/discourse."`

@@ -117,10 +117,13 @@ func NewLogger(cfg configs.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A warning repeated word for word (a consumer's failed read during a
+	// Redis outage) is written once per interval, then counted.
+	return slog.New(logx.Repeats(h, cfg.LogRepeatInterval.D()))
 }
 
 func configCmd(args []string, stdout, stderr io.Writer) int {
