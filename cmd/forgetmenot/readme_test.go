@@ -65,7 +65,7 @@ func TestREADMERunsAsWritten(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &readmeRun{t: t, bin: bin, addr: "127.0.0.1:" + strconv.Itoa(port), home: t.TempDir()}
+	r := &readmeRun{t: t, bin: bin, addr: "127.0.0.1:" + strconv.Itoa(port)}
 	defer r.stop()
 	for i := 0; i < len(steps); i++ {
 		st := steps[i]
@@ -154,7 +154,6 @@ func readmeSteps(readme string) ([]readmeStep, error) {
 type readmeRun struct {
 	t         *testing.T
 	bin, addr string
-	home      string
 	proc      *exec.Cmd
 	logs      testkit.LockedBuffer
 	chats     []*websocket.Conn
@@ -172,7 +171,7 @@ curl() { local a=(); for x in "$@"; do x="${x//localhost:8080/$FMN_ADDR}"; a+=("
 func (r *readmeRun) command(body string) *exec.Cmd {
 	cmd := exec.Command("bash", "-c", r.prelude()+body)
 	cmd.Dir = "../.."
-	cmd.Env = append(cleanEnv(), "FMN_BIN="+r.bin, "FMN_ADDR="+r.addr, "FORGETMENOT_HTTP_ADDR="+r.addr, "HOME="+r.home, "USER=readme")
+	cmd.Env = append(cleanEnv(), "FMN_BIN="+r.bin, "FMN_ADDR="+r.addr, "FORGETMENOT_HTTP_ADDR="+r.addr, "USER=readme")
 	return cmd
 }
 
