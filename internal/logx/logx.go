@@ -113,7 +113,10 @@ func (r Redis) Printf(ctx context.Context, format string, v ...any) {
 		ctx = context.Background()
 	}
 	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
-	r.L.Log(ctx, slog.LevelWarn, "go-redis: "+format, "redis: "+msg, "lib", "go-redis")
+	if !strings.HasPrefix(msg, "redis:") {
+		msg = "redis: " + msg
+	}
+	r.L.Log(ctx, slog.LevelWarn, "go-redis: "+format, msg, "lib", "go-redis")
 }
 
 // StdLog sends the standard log package's default logger (net/http's
