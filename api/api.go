@@ -165,15 +165,7 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // ComplaintID normalises a complaint reference as people type it: "c-1001"
 // and " C-1001 " are C-1001. Anything else is returned as it is (and not
 // found).
-func ComplaintID(v string) string {
-	v = strings.TrimSpace(v)
-	if len(v) > 2 && (v[0] == 'c' || v[0] == 'C') && v[1] == '-' {
-		if _, err := strconv.ParseUint(v[2:], 10, 64); err == nil {
-			return "C" + v[1:]
-		}
-	}
-	return v
-}
+func ComplaintID(v string) string { return router.CanonicalComplaintID(v) }
 
 // complaintID is the complaint id of the request's path, normalised.
 func complaintID(r *http.Request) string { return ComplaintID(r.PathValue("id")) }

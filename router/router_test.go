@@ -52,6 +52,11 @@ func TestThreadingAttachesToTheSameComplaint(t *testing.T) {
 			m.ComplaintID = id
 			return m
 		}, true},
+		{"explicit complaint id as people type it", func(d *desk, first router.Message, id string) router.Message {
+			m := d.msg(first.Customer.Email, "Any news?")
+			m.ComplaintID = " " + strings.ToLower(id) + " "
+			return m
+		}, true},
 		{"complaint id without customer data", func(d *desk, _ router.Message, id string) router.Message {
 			m := d.msg("", "Any news?")
 			m.ComplaintID = id
