@@ -54,10 +54,10 @@ func TestReportFiguresMatchAHandComputedFixture(t *testing.T) {
 	rep := router.BuildReport(router.ReportInput{
 		Since: at("2026-11-23 00:00"), Until: at("2026-12-07 00:00"), Now: now,
 		Complaints: []router.Complaint{c1, c2, c3, c4, c5}, Open: []router.Complaint{c3, c4, c6},
-		Owners:   []string{"anna", "bas", "chloe"},
-		Calendar: func(string) *router.Calendar { return week },
-		Capacity: map[string]int{"anna": 1, "bas": 3},
-		Rates:    []router.RateReport{{Period: "2026-W49", Volume: 100, Complaints: 3, Percent: 3, Alert: true}},
+		Owners:        []string{"anna", "bas", "chloe"},
+		Calendar:      func(string) *router.Calendar { return week },
+		Capacity:      map[string]int{"anna": 1, "bas": 3},
+		Rates:         []router.RateReport{{Period: "2026-W49", Volume: 100, Complaints: 3, Percent: 3, Alert: true}},
 		RateThreshold: 0.025,
 	})
 	check := func(name string, got, want any) {
