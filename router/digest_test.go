@@ -25,11 +25,13 @@ func TestWeeklyDigestIsQueuedOnceWhenDueAcrossReplicas(t *testing.T) {
 		t.Fatal(err)
 	}
 	office := &router.Calendar{Name: "office", Location: time.UTC, Start: 9 * time.Hour, End: 17 * time.Hour,
-		Days: [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true},
+		Days:     [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true},
 		Holidays: map[string]bool{"2026-11-30": true}}
 	policy := &router.Policy{DefaultCalendar: office}
 	sched := &router.DigestSchedule{Day: time.Monday, At: 8 * time.Hour,
-		Link: func(since, until time.Time) string { return "https://support.example/r?since=" + since.Format(time.DateOnly) }}
+		Link: func(since, until time.Time) string {
+			return "https://support.example/r?since=" + since.Format(time.DateOnly)
+		}}
 	replica := func() *router.Router {
 		r, err := router.New(router.Config{Store: d.store, Directory: d.router.Directory(), Rules: &router.Rules{DefaultTeam: "support"},
 			Policy: policy, Digest: sched, Clock: d.clock.Now})
