@@ -40,7 +40,7 @@ Usage:
   forgetmenot owners list                             owners with their open load (and who is away)
   forgetmenot owners away ID --until DATE [--cover OWNER]   no new complaints; the cover gets their reminders
   forgetmenot owners back ID                          end an absence; nothing needs handing back
-  forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv]
+  forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv|html]
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
