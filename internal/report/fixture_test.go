@@ -20,6 +20,12 @@ const (
 // 09:00-17:00 UTC.
 func seededWeek(t *testing.T) router.Report {
 	t.Helper()
+	return seeded(t, time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC))
+}
+
+// seeded is the seeded week in a report from since to 30 November.
+func seeded(t *testing.T, since time.Time) router.Report {
+	t.Helper()
 	at := func(s string) time.Time {
 		v, err := time.Parse("2006-01-02 15:04", s)
 		if err != nil {
@@ -61,7 +67,7 @@ func seededWeek(t *testing.T) router.Report {
 	k0 := router.Complaint{ID: "K-0", Channel: router.ChannelEmail, Owner: "anna", Status: router.StatusOpen, CreatedAt: at("2026-11-02 09:00"),
 		PromisedBy: at("2026-11-30 11:00")}
 	return router.BuildReport(router.ReportInput{
-		Since: at("2026-11-16 00:00"), Until: at("2026-11-30 00:00"), Now: at("2026-11-30 12:00"), Location: time.UTC,
+		Since: since, Until: at("2026-11-30 00:00"), Now: at("2026-11-30 12:00"), Location: time.UTC,
 		Complaints: []router.Complaint{k1, k2, k3, k4, k5}, Open: []router.Complaint{k4, k5, k0},
 		Owners:        []string{"anna", "bas", "chloe"},
 		Capacity:      map[string]int{"anna": 1, "bas": 2, "chloe": 2},

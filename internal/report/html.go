@@ -43,12 +43,13 @@ svg text{font-size:11px;fill:#333}
 svg .legend{font-size:11px}
 table{border-collapse:collapse;width:100%;margin:8px 0 0;font-size:.85rem}
 caption{text-align:left;font-weight:600;padding:2px 0}
-th,td{border:1px solid #dde;padding:3px 6px;text-align:right;vertical-align:top}
+.scroll{overflow-x:auto}
+th,td{border:1px solid #dde;padding:3px 6px;text-align:right;vertical-align:top;white-space:nowrap}
 th:first-child,td:first-child,td.text,th.text{text-align:left}
-td.text{white-space:pre-wrap;overflow-wrap:anywhere}
+td.text,th.text{white-space:pre-wrap;overflow-wrap:anywhere;min-width:12em}
 .none{color:#666;font-style:italic}
 @page{size:A4;margin:14mm}
-@media print{body{max-width:none;padding:0;font-size:10pt}section{border-top:1px solid #999}svg.chart{max-height:75mm}a{color:inherit}}
+@media print{body{max-width:none;padding:0;font-size:10pt}section{border-top:1px solid #999}svg.chart{max-height:75mm}.scroll{overflow:visible}table{font-size:8pt}th,td{white-space:normal}}
 `
 
 // CSP is the page's Content-Security-Policy: nothing may load, and only the
@@ -112,22 +113,22 @@ var tmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 {{if .Intro}}<p>{{.Intro}}</p>{{end}}
 <figure aria-describedby="{{.ID}}-table">
 {{.SVG}}
-<table id="{{.ID}}-table">
+<div class="scroll"><table id="{{.ID}}-table">
 <caption>{{.Table.Caption}}</caption>
 <thead><tr>{{range .Table.Head}}<th scope="col">{{.}}</th>{{end}}</tr></thead>
 <tbody>{{range .Table.Rows}}<tr>{{range $i, $c := .}}{{if eq $i 0}}<th scope="row"{{if $c.Wide}} class="text"{{end}}>{{$c.Text}}</th>{{else}}<td{{if $c.Wide}} class="text"{{end}}>{{$c.Text}}</td>{{end}}{{end}}</tr>{{end}}</tbody>
-</table>
+</table></div>
 {{if .Empty}}<p class="none">{{.Empty}}</p>{{end}}
 </figure>
 </section>
 {{end}}<section id="prevention" data-chart="prevention">
 <h2>What would prevent the next one</h2>
 <p>Notes staff left when closing, by root cause.</p>
-{{if .Prevention}}<table id="prevention-table">
+{{if .Prevention}}<div class="scroll"><table id="prevention-table">
 <caption>Prevention notes by category</caption>
 <thead><tr><th scope="col">Category</th><th scope="col">Complaint</th><th scope="col">Owner</th><th scope="col">Closed</th><th scope="col" class="text">Note</th></tr></thead>
 <tbody>{{range .Prevention}}{{$cat := .Category}}{{range .Notes}}<tr><th scope="row" class="text">{{$cat}}</th><td>{{.Complaint}}</td><td>{{.Owner}}</td><td>{{.ClosedAt.Format "2006-01-02"}}</td><td class="text">{{.Note}}</td></tr>{{end}}{{end}}</tbody>
-</table>{{else}}<p class="none">No prevention notes in this period.</p>{{end}}
+</table></div>{{else}}<p class="none">No prevention notes in this period.</p>{{end}}
 </section>
 </main>
 </body>
@@ -189,7 +190,7 @@ func volumeFigure(rep router.Report, weeks []string) figure {
 		names = append(names, c.Name)
 	}
 	slices.Sort(names)
-	c := chart{ID: "volume-chart", Title: "Complaints per week by channel", Unit: "complaints", Categories: weeks, Stacked: true,
+	c := chart{ID: "volume-chart", Whole: true, Title: "Complaints per week by channel", Unit: "complaints", Categories: weeks, Stacked: true,
 		MarkLabel: "threshold at the week's volume"}
 	for _, name := range names {
 		s := series{Name: name, Values: make([]float64, len(weeks))}
@@ -268,7 +269,7 @@ func strCap(s string) string {
 }
 
 func promiseFigure(rep router.Report, weeks []string) figure {
-	c := chart{ID: "promises-chart", Title: "Promised follow-ups per week: made, kept, broken", Unit: "promises", Categories: weeks,
+	c := chart{ID: "promises-chart", Whole: true, Title: "Promised follow-ups per week: made, kept, broken", Unit: "promises", Categories: weeks,
 		Series: []series{{Name: "made"}, {Name: "kept"}, {Name: "broken"}}}
 	t := table{Caption: "Promises on the complaints opened each week", Head: []string{"Week", "Made", "Kept", "Broken", "Pending", "Kept % of settled"}}
 	for _, w := range rep.Weeks {
@@ -314,7 +315,7 @@ func csatFigure(rep router.Report) figure {
 		}
 		t.Rows = append(t.Rows, row(label, itoa(n), pct(share)))
 	}
-	c := chart{ID: "csat-chart", Title: "Satisfaction answers by score (1 very dissatisfied, 5 very satisfied)", Unit: "answers", Categories: labels, Series: []series{s}}
+	c := chart{ID: "csat-chart", Whole: true, Title: "Satisfaction answers by score (1 very dissatisfied, 5 very satisfied)", Unit: "answers", Categories: labels, Series: []series{s}}
 	f := figure{ID: "csat", Title: "Customer satisfaction", SVG: template.HTML(c.svg()), Table: t,
 		Intro: fmt.Sprintf("%d answers, average %s of 5, %s%% satisfied (4 or 5).", rep.CSAT.Responses, strconv.FormatFloat(rep.CSAT.Average, 'f', 2, 64), pct(rep.CSAT.SatisfiedPercent))}
 	if rep.CSAT.Responses == 0 {
@@ -324,7 +325,7 @@ func csatFigure(rep router.Report) figure {
 }
 
 func causesFigure(rep router.Report, weeks []string) figure {
-	c := chart{ID: "causes-chart", Title: "Top root causes per week", Unit: "closed complaints", Categories: weeks}
+	c := chart{ID: "causes-chart", Whole: true, Title: "Top root causes per week", Unit: "closed complaints", Categories: weeks}
 	head := []string{"Cause", "Total"}
 	head = append(head, weeks...)
 	t := table{Caption: "Top root causes of the closed complaints, with their count per week of opening", Head: head}
@@ -354,7 +355,7 @@ func causesFigure(rep router.Report, weeks []string) figure {
 }
 
 func ownersFigure(rep router.Report) figure {
-	c := chart{ID: "owners-chart", Title: "Open complaints per owner now, against capacity", Unit: "open complaints", MarkLabel: "capacity",
+	c := chart{ID: "owners-chart", Whole: true, Title: "Open complaints per owner now, against capacity", Unit: "open complaints", MarkLabel: "capacity",
 		Series: []series{{Name: "open"}, {Name: "overdue"}}}
 	t := table{Caption: "Per owner: open load now against capacity, overdue now, and the promises on the period's complaints",
 		Head: []string{"Owner", "Open", "Capacity", "Over capacity", "Overdue", "Promises made", "Kept", "Broken", "Kept %"}}

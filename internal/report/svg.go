@@ -41,25 +41,29 @@ type chart struct {
 	Stacked         bool
 	Marks           []mark
 	MarkLabel       string
+	// Whole says the values are counts: gridlines fall on whole numbers.
+	Whole bool
 }
 
 const (
 	chartW, chartH                  = 640.0, 260.0
-	padLeft, padRight, padTop, padB = 48.0, 12.0, 14.0, 58.0
+	padLeft, padRight, padTop, padB = 48.0, 12.0, 24.0, 52.0
 )
 
-// niceMax rounds the axis maximum up to 1, 2 or 5 times a power of ten.
+// niceMax rounds the axis maximum up so that its four gridline steps are 1,
+// 2 or 5 times a power of ten (counts get whole-number ticks).
 func niceMax(v float64) float64 {
 	if v <= 0 {
-		return 1
+		return 4
 	}
-	p := math.Pow(10, math.Floor(math.Log10(v)))
+	raw := v / 4
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
 	for _, m := range []float64{1, 2, 5, 10} {
-		if m*p >= v {
-			return m * p
+		if m*p >= raw {
+			return 4 * m * p
 		}
 	}
-	return 10 * p
+	return 40 * p
 }
 
 func (c chart) max() float64 {
@@ -80,7 +84,11 @@ func (c chart) max() float64 {
 	for _, k := range c.Marks {
 		m = math.Max(m, k.Value)
 	}
-	return niceMax(m)
+	top := niceMax(m)
+	if c.Whole && top < 4 {
+		top = 4
+	}
+	return top
 }
 
 // svg renders the chart. The picture is labelled by its title; the numbers
@@ -100,7 +108,7 @@ func (c chart) svg() string {
 		fmt.Fprintf(&b, `<text class="tick" x="%s" y="%s" text-anchor="end">%s</text>`, num(padLeft-4), num(y(v)+4), esc(num(v)))
 	}
 	if c.Unit != "" {
-		fmt.Fprintf(&b, `<text class="tick" x="4" y="%s">%s</text>`, num(padTop-2), esc(c.Unit))
+		fmt.Fprintf(&b, `<text class="tick" x="4" y="12">%s</text>`, esc(c.Unit))
 	}
 	n := max(len(c.Categories), 1)
 	slot := plotW / float64(n)
@@ -129,6 +137,10 @@ func (c chart) svg() string {
 			hi := lo + v
 			fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="%s" fill="%s"><title>%s %s: %s</title></rect>`,
 				num(x), num(y(hi)), num(barW), num(y(lo)-y(hi)), palette[si%len(palette)], esc(cat), esc(s.Name), esc(num(v)))
+		}
+		// At most about 8 labels fit under the axis; the table has them all.
+		if i%labelEvery(n) != 0 {
+			continue
 		}
 		label := cat
 		if len([]rune(label)) > 14 {
@@ -163,3 +175,5 @@ func (c chart) svg() string {
 	b.WriteString(`</svg>`)
 	return b.String()
 }
+
+func labelEvery(n int) int { return max(1, (n+7)/8) }
