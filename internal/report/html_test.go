@@ -119,6 +119,14 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// media emulates a CSS media type ("print"; "" for the screen again).
+func media(m string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: m})
+		return err
+	})
+}
+
 // A4 is 210 mm wide: 794 CSS pixels at 96 per inch.
 const a4Width, a4Height = 794, 1123
 
@@ -260,24 +268,15 @@ func TestHTMLReportInChromium(t *testing.T) {
 		}
 	}
 	check("screen")
-	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"})
-		return err
-	})); err != nil {
+	if err := chromedp.Do(ctx, media("print")); err != nil {
 		t.Fatal(err)
 	}
 	check("print")
-	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: ""})
-		return err
-	}), chromedp.Navigate(srv.URL+"/year.html")); err != nil {
+	if err := chromedp.Do(ctx, media(""), chromedp.Navigate(srv.URL+"/year.html")); err != nil {
 		t.Fatal(err)
 	}
 	check("screen, a year")
-	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{Media: "print"})
-		return err
-	})); err != nil {
+	if err := chromedp.Do(ctx, media("print")); err != nil {
 		t.Fatal(err)
 	}
 	pdf, err := chromedp.Run(ctx, chromedp.PrintToPDF(chromedp.PDFPaper(chromedp.PaperA4), chromedp.PDFPreferCSSPageSize()))
