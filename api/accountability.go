@@ -413,6 +413,16 @@ func WriteReportCSV(w io.Writer, rep router.Report) error {
 		row("owner_promises_kept", o.Owner, o.Promises.Kept)
 		row("owner_promises_broken", o.Owner, o.Promises.Broken)
 	}
+	for _, wk := range rep.Weeks {
+		row("week_complaints", wk.Week, wk.Complaints)
+		row("week_first_response_median_seconds", wk.Week, wk.FirstResponse.MedianSeconds)
+		row("week_first_response_p90_seconds", wk.Week, wk.FirstResponse.P90Seconds)
+		row("week_resolution_median_seconds", wk.Week, wk.Resolution.MedianSeconds)
+		row("week_resolution_p90_seconds", wk.Week, wk.Resolution.P90Seconds)
+		row("week_promises_kept", wk.Week, wk.Promises.Kept)
+		row("week_promises_broken", wk.Week, wk.Promises.Broken)
+		row("week_reopen_percent", wk.Week, wk.ReopenPercent)
+	}
 	for _, p := range rep.Prevention {
 		for _, n := range p.Notes {
 			row("prevention", spreadsheetSafe(p.Category), spreadsheetSafe(n.Note))
