@@ -266,6 +266,11 @@ func BuildReport(in ReportInput) Report {
 		}
 		return cal
 	}
+	// The basis holds for the report even without a complaint to measure.
+	calendar("")
+	for _, o := range in.Owners {
+		calendar(o)
+	}
 	all := newTally()
 	categories, breaches, byWeek := map[string]int{}, map[string]int{}, map[string]int{}
 	weeks, weekIndex := reportWeeks(in.Since, in.Until, loc)
