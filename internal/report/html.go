@@ -12,6 +12,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
@@ -265,7 +266,7 @@ func strCap(s string) string {
 	if s == "" {
 		return s
 	}
-	return string(s[0]-'a'+'A') + s[1:]
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 func promiseFigure(rep router.Report, weeks []string) figure {
