@@ -3,6 +3,8 @@ package report_test
 import (
 	"bytes"
 	"context"
+	"image"
+	_ "image/jpeg"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -268,6 +270,17 @@ func TestHTMLReportInChromium(t *testing.T) {
 		}
 	}
 	check("screen")
+	// The screenshot at A4 width: the whole page, exactly as wide as A4.
+	shot, err := chromedp.Run(ctx, chromedp.FullScreenshot(90))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img, _, err := image.DecodeConfig(bytes.NewReader(shot)); err != nil || img.Width != a4Width || img.Height < a4Height {
+		t.Errorf("screenshot %+v %v, want %d px wide and at least a page long", img, err, a4Width)
+	}
+	if dir := os.Getenv("REPORT_SCREENSHOT_DIR"); dir != "" { // for people who want to look
+		_ = os.WriteFile(dir+"/report-a4.jpg", shot, 0o644)
+	}
 	if err := chromedp.Do(ctx, media("print")); err != nil {
 		t.Fatal(err)
 	}
