@@ -18,6 +18,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/kelseyhightower/envconfig"
@@ -192,9 +193,15 @@ func (c Config) Validate() error {
 	if c.ReportLinkSecret != "" && len(c.ReportLinkSecret) < 16 {
 		return bad("REPORT_LINK_SECRET", "use a secret of at least 16 characters")
 	}
-	for _, cat := range c.CloseCategories() {
-		if len(cat) > 100 {
-			return bad("CATEGORIES", "category %q is longer than 100 bytes", cat)
+	// Slack offers the categories as a static select: at most 100 options,
+	// each at most 75 characters.
+	cats := c.CloseCategories()
+	if len(cats) > 100 {
+		return bad("CATEGORIES", "%d categories; Slack's close menu takes at most 100", len(cats))
+	}
+	for _, cat := range cats {
+		if utf8.RuneCountInString(cat) > 75 {
+			return bad("CATEGORIES", "category %q is longer than 75 characters, the most a Slack menu option shows", cat)
 		}
 	}
 	if _, err := httpx.ParseTrustedProxies(c.TrustedProxies); err != nil {

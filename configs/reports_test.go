@@ -33,6 +33,15 @@ func TestDigestScheduleAndCategories(t *testing.T) {
 	if got := c.CloseCategories(); strings.Join(got, "|") != "delivery|other" {
 		t.Errorf("SLACK_CATEGORIES alone: %q", got)
 	}
+	t.Setenv("FORGETMENOT_CATEGORIES", "delivery,"+strings.Repeat("x", 76))
+	if _, err := configs.FromEnv(); err == nil || !strings.Contains(err.Error(), "FORGETMENOT_CATEGORIES") {
+		t.Errorf("a category too long for Slack's menu: %v", err)
+	}
+	t.Setenv("FORGETMENOT_CATEGORIES", "delivery")
+	t.Setenv("FORGETMENOT_DIGEST", "someday")
+	if _, err := configs.FromEnv(); err == nil || !strings.Contains(err.Error(), "FORGETMENOT_DIGEST") {
+		t.Errorf("a bad DIGEST: %v", err)
+	}
 	c.Categories = []string{"billing"}
 	if got := c.CloseCategories(); strings.Join(got, "|") != "billing" {
 		t.Errorf("CATEGORIES should win: %q", got)
