@@ -82,6 +82,7 @@ type Count struct {
 // period.
 type OwnerReport struct {
 	Owner   string `json:"owner"`
+	Name    string `json:"name,omitempty"`
 	Open    int    `json:"open"`
 	Overdue int    `json:"overdue"`
 	// Capacity is the roster's expected load (0: not set); OverCapacity
@@ -190,8 +191,9 @@ type ReportInput struct {
 	// Calendar gives an owner's working calendar; durations count its
 	// working time, like the deadlines. Nil (or a nil calendar): wall clock.
 	Calendar func(owner string) *Calendar
-	// Capacity is each owner's expected open load.
+	// Capacity is each owner's expected open load; Names their names.
 	Capacity map[string]int
+	Names    map[string]string
 	// RateThreshold is the alerting complaint rate (a fraction; 0: none).
 	RateThreshold float64
 }
@@ -375,7 +377,7 @@ func BuildReport(in ReportInput) Report {
 		}
 	}
 	for id, o := range load {
-		o.Capacity = in.Capacity[id]
+		o.Capacity, o.Name = in.Capacity[id], in.Names[id]
 		o.OverCapacity = o.Capacity > 0 && o.Open > o.Capacity
 		if p := ownerPromises[id]; p != nil {
 			o.Promises = *p
@@ -485,15 +487,15 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		return Report{}, err
 	}
 	var owners []string
-	capacity := map[string]int{}
+	capacity, names := map[string]int{}, map[string]string{}
 	for _, o := range r.dir.Owners() {
 		owners = append(owners, o.ID)
-		capacity[o.ID] = o.Capacity
+		capacity[o.ID], names[o.ID] = o.Capacity, o.Name
 	}
 	policy := r.policy()
 	return BuildReport(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
 		Complaints: cs, Open: open, Owners: owners, Rates: rates,
-		Calendar: policy.CalendarOf, Capacity: capacity, RateThreshold: policy.RateThreshold}), nil
+		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold}), nil
 }
 
 // rates computes the complaint rate of every period with a volume that

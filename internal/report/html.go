@@ -361,7 +361,11 @@ func ownersFigure(rep router.Report) figure {
 	t := table{Caption: "Per owner: open load now against capacity, overdue now, and the promises on the period's complaints",
 		Head: []string{"Owner", "Open", "Capacity", "Over capacity", "Overdue", "Promises made", "Kept", "Broken", "Kept %"}}
 	for i, o := range rep.Owners {
-		c.Categories = append(c.Categories, o.Owner)
+		who := o.Owner
+		if o.Name != "" && o.Name != o.Owner {
+			who = o.Name + " (" + o.Owner + ")"
+		}
+		c.Categories = append(c.Categories, who)
 		c.Series[0].Values = append(c.Series[0].Values, float64(o.Open))
 		c.Series[1].Values = append(c.Series[1].Values, float64(o.Overdue))
 		capacity, over := "-", "no"
@@ -372,7 +376,7 @@ func ownersFigure(rep router.Report) figure {
 		if o.OverCapacity {
 			over = "yes"
 		}
-		t.Rows = append(t.Rows, row(o.Owner, itoa(o.Open), capacity, over, itoa(o.Overdue),
+		t.Rows = append(t.Rows, row(who, itoa(o.Open), capacity, over, itoa(o.Overdue),
 			itoa(o.Promises.Made), itoa(o.Promises.Kept), itoa(o.Promises.Broken), pct(o.Promises.KeptPercent)))
 	}
 	return figure{ID: "owners", Title: "Owners: load, overdue and promises kept", SVG: template.HTML(c.svg()), Table: t}

@@ -66,7 +66,7 @@ var wantTables = map[string]tableData{
 	// capacity of 1; chloe's K-4 is past its resolution deadline.
 	"owners-table": {
 		Head: []string{"Owner", "Open", "Capacity", "Over capacity", "Overdue", "Promises made", "Kept", "Broken", "Kept %"},
-		Rows: [][]string{{"anna", "2", "1", "yes", "1", "1", "1", "0", "100.0"}, {"bas", "0", "2", "no", "0", "2", "1", "1", "50.0"},
+		Rows: [][]string{{"Anna <b>de Vries</b> (anna)", "2", "1", "yes", "1", "1", "1", "0", "100.0"}, {"bas", "0", "2", "no", "0", "2", "1", "1", "50.0"},
 			{"chloe", "1", "2", "no", "1", "1", "0", "0", "0.0"}},
 	},
 	"prevention-table": {
@@ -90,7 +90,7 @@ func render(t *testing.T) []byte {
 // (tables, SVG titles, legends); the page names its CSP and loads nothing.
 func TestHTMLEscapesStaffTextAndLoadsNothing(t *testing.T) {
 	page := string(render(t))
-	for _, raw := range []string{"<script", "<img", "http://evil.example/p.png\">"} {
+	for _, raw := range []string{"<script", "<img", "http://evil.example/p.png\">", "<b>de Vries"} {
 		if strings.Contains(page, raw) {
 			t.Errorf("the page contains %q unescaped", raw)
 		}
