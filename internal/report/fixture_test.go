@@ -71,6 +71,7 @@ func seeded(t *testing.T, since time.Time) router.Report {
 		Complaints: []router.Complaint{k1, k2, k3, k4, k5}, Open: []router.Complaint{k4, k5, k0},
 		Owners:        []string{"anna", "bas", "chloe"},
 		Capacity:      map[string]int{"anna": 1, "bas": 2, "chloe": 2},
+		Names:         map[string]string{"anna": "Anna <b>de Vries</b>", "bas": "bas"},
 		Calendar:      func(string) *router.Calendar { return office },
 		Rates:         []router.RateReport{{Period: "2026-W48", Volume: 200, Complaints: 5, Percent: 2.5, Alert: true}},
 		RateThreshold: 0.025,
