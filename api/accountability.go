@@ -11,10 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
+	"github.com/forgetmenot/forgetmenot/internal/report"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -30,8 +32,10 @@ type Accountability interface {
 
 // AccountabilityRoutes are the /v1 routes of issue 6, mounted by the
 // daemon: every route needs the API token except the customers' one-click
-// satisfaction links, which carry their own signature.
-func AccountabilityRoutes(access Access, svc Accountability, clock func() time.Time, log *slog.Logger) map[string]http.Handler {
+// satisfaction links, which carry their own signature, and the weekly
+// digest's report links (links, when given), signed for one period's HTML
+// report. GET /v1/report is GET /v1/reports under the name the links use.
+func AccountabilityRoutes(access Access, svc Accountability, clock func() time.Time, log *slog.Logger, links ...report.Links) map[string]http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -39,8 +43,19 @@ func AccountabilityRoutes(access Access, svc Accountability, clock func() time.T
 		clock = time.Now
 	}
 	a := &acct{svc: svc, s: &server{log: log}, clock: clock}
+	if len(links) > 0 {
+		a.links = &links[0]
+	}
+	withToken := access.Require(http.HandlerFunc(a.report))
 	return map[string]http.Handler{
-		"GET /v1/reports":            access.Require(http.HandlerFunc(a.report)),
+		"GET /v1/reports": withToken,
+		"GET " + report.ReportPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if report.Signed(r.URL.Query()) {
+				a.signedReport(w, r)
+				return
+			}
+			withToken.ServeHTTP(w, r)
+		}),
 		"POST /v1/volume":            access.Require(http.HandlerFunc(a.volume)),
 		"POST /v1/owners/{id}/away":  access.Require(http.HandlerFunc(a.away)),
 		"POST /v1/owners/{id}/back":  access.Require(http.HandlerFunc(a.back)),
@@ -53,6 +68,7 @@ type acct struct {
 	svc   Accountability
 	s     *server
 	clock func() time.Time
+	links *report.Links
 }
 
 // parseWhen accepts RFC 3339 or a date (midnight UTC).
@@ -86,8 +102,8 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	if format == "" {
 		format = "json"
 	}
-	if format != "json" && format != "csv" && format != "text" {
-		httpx.WriteError(w, http.StatusBadRequest, "format must be json, csv or text", "format")
+	if format != "json" && format != "csv" && format != "text" && format != "html" {
+		httpx.WriteError(w, http.StatusBadRequest, "format must be json, csv, text or html", "format")
 		return
 	}
 	rep, err := a.svc.Report(r.Context(), since, until)
@@ -96,6 +112,8 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch format {
+	case "html":
+		writeHTMLReport(w, rep, a.s.log)
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		_ = WriteReportCSV(w, rep)
@@ -160,6 +178,41 @@ func ReportJSON(rep router.Report) json.RawMessage {
 		return raw
 	}
 	return out
+}
+
+// signedReport serves the HTML report of the period a digest's link was
+// signed for, without a token: the signature is the permission, for that
+// period and until the link expires.
+func (a *acct) signedReport(w http.ResponseWriter, r *http.Request) {
+	if a.links == nil {
+		httpx.WriteError(w, http.StatusForbidden, "report links are not enabled on this daemon (FORGETMENOT_REPORT_LINK_SECRET); use the API token", "sig")
+		return
+	}
+	since, until, err := a.links.Verify(r.URL.Query(), a.clock())
+	if err != nil {
+		httpx.WriteError(w, http.StatusForbidden, err.Error()+"; ask for a new link, or use the API token", "sig")
+		return
+	}
+	rep, err := a.svc.Report(r.Context(), since, until)
+	if err != nil {
+		a.s.fail(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	writeHTMLReport(w, rep, a.s.log)
+}
+
+// writeHTMLReport sends the self-contained HTML page with its CSP also as a
+// header (where frame-ancestors works).
+func writeHTMLReport(w http.ResponseWriter, rep router.Report, log *slog.Logger) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", report.CSP+"; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if err := report.WriteHTML(w, rep, report.Options{}); err != nil {
+		log.Error("api: writing the HTML report", "err", err)
+	}
 }
 
 // VolumeRequest is the body of POST /v1/volume.
@@ -319,7 +372,12 @@ func WriteReportText(w io.Writer, rep router.Report) {
 	counts("By channel", rep.ByChannel)
 	counts("By category", rep.ByCategory)
 	counts("By week", rep.ByWeek)
-	fmt.Fprintf(w, "\nFirst response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds, !un["first_response"]), dur(rep.FirstResponse.P90Seconds, !un["first_response"]), rep.FirstResponse.Count)
+	basis := "wall-clock time (no working calendar)"
+	if rep.BusinessTime {
+		basis = "business time of the owners' working calendars"
+	}
+	fmt.Fprintf(w, "\nDurations in %s.\n", basis)
+	fmt.Fprintf(w, "First response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds, !un["first_response"]), dur(rep.FirstResponse.P90Seconds, !un["first_response"]), rep.FirstResponse.Count)
 	fmt.Fprintf(w, "Resolution:     median %s, 90th percentile %s (%d closed)\n", dur(rep.Resolution.MedianSeconds, !un["resolution"]), dur(rep.Resolution.P90Seconds, !un["resolution"]), rep.Resolution.Count)
 	p := rep.Promises
 	percent := func(v float64, settled bool) string {
@@ -352,11 +410,27 @@ func WriteReportText(w io.Writer, rep router.Report) {
 	}
 	fmt.Fprintln(w, "\nOwners (now):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  OWNER\tOPEN\tOVERDUE")
+	fmt.Fprintln(tw, "  OWNER\tOPEN\tCAPACITY\tOVERDUE\tPROMISES KEPT")
 	for _, o := range rep.Owners {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\n", o.Owner, o.Open, o.Overdue)
+		capacity := "-"
+		if o.Capacity > 0 {
+			capacity = strconv.Itoa(o.Capacity)
+			if o.OverCapacity {
+				capacity += " (over)"
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d of %d\n", o.Owner, o.Open, capacity, o.Overdue, o.Promises.Kept, o.Promises.Kept+o.Promises.Broken)
 	}
 	tw.Flush()
+	if len(rep.Prevention) > 0 {
+		fmt.Fprintln(w, "\nWhat would prevent the next one:")
+		for _, p := range rep.Prevention {
+			fmt.Fprintf(w, "  %s:\n", p.Category)
+			for _, n := range p.Notes {
+				fmt.Fprintf(w, "    - %s (%s, %s)\n", n.Note, n.Complaint, n.Owner)
+			}
+		}
+	}
 }
 
 // WriteReportCSV renders the report as section,name,value rows, one figure
@@ -385,6 +459,11 @@ func WriteReportCSV(w io.Writer, rep router.Report) error {
 			row(s.name, c.Name, c.Count)
 		}
 	}
+	basis := "wall_clock"
+	if rep.BusinessTime {
+		basis = "business"
+	}
+	row("durations", "basis", basis)
 	maybe("first_response", "median_seconds", rep.FirstResponse.MedianSeconds, un["first_response"])
 	maybe("first_response", "p90_seconds", rep.FirstResponse.P90Seconds, un["first_response"])
 	maybe("resolution", "median_seconds", rep.Resolution.MedianSeconds, un["resolution"])
@@ -405,8 +484,35 @@ func WriteReportCSV(w io.Writer, rep router.Report) error {
 	for _, o := range rep.Owners {
 		row("owner_open", o.Owner, o.Open)
 		row("owner_overdue", o.Owner, o.Overdue)
+		row("owner_capacity", o.Owner, o.Capacity)
+		row("owner_promises_kept", o.Owner, o.Promises.Kept)
+		row("owner_promises_broken", o.Owner, o.Promises.Broken)
+	}
+	for _, wk := range rep.Weeks {
+		row("week_complaints", wk.Week, wk.Complaints)
+		row("week_first_response_median_seconds", wk.Week, wk.FirstResponse.MedianSeconds)
+		row("week_first_response_p90_seconds", wk.Week, wk.FirstResponse.P90Seconds)
+		row("week_resolution_median_seconds", wk.Week, wk.Resolution.MedianSeconds)
+		row("week_resolution_p90_seconds", wk.Week, wk.Resolution.P90Seconds)
+		row("week_promises_kept", wk.Week, wk.Promises.Kept)
+		row("week_promises_broken", wk.Week, wk.Promises.Broken)
+		row("week_reopen_percent", wk.Week, wk.ReopenPercent)
+	}
+	for _, p := range rep.Prevention {
+		for _, n := range p.Notes {
+			row("prevention", spreadsheetSafe(p.Category), spreadsheetSafe(n.Note))
+		}
 	}
 	row("total", "overdue", rep.Overdue)
 	cw.Flush()
 	return cw.Error()
+}
+
+// spreadsheetSafe keeps staff text from being read as a formula by a
+// spreadsheet that opens the CSV (=, +, -, @ lead a formula).
+func spreadsheetSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/kelseyhightower/envconfig"
@@ -91,6 +92,11 @@ type Config struct {
 	PublicURL   string   `envconfig:"PUBLIC_URL" desc:"The daemon's address as customers reach it (https://support.example.com), for the satisfaction links. Empty: no satisfaction question."`
 	CSATSecret  string   `envconfig:"CSAT_SECRET" desc:"Secret (16+ characters) that signs the satisfaction links; needed with PUBLIC_URL."`
 	CSATLinkTTL Duration `envconfig:"CSAT_LINK_TTL" default:"30d" desc:"How long after the close a satisfaction link still records an answer (the answer may be changed 3 times)."`
+	// Reports: close categories, the weekly digest and its report links.
+	Categories       []string `envconfig:"CATEGORIES" desc:"Root-cause categories a close must choose from, by API, CLI and Slack alike, comma-separated. Empty: SLACK_CATEGORIES (the older name) applies."`
+	Digest           string   `envconfig:"DIGEST" default:"monday 09:00" desc:"When the weekly digest of last week goes to SLACK_LEAD_CHANNEL: a weekday and a time of the default business calendar (moved to the next start of work when that is not working time), or off."`
+	ReportLinkSecret string   `envconfig:"REPORT_LINK_SECRET" desc:"Secret (16+ characters) that signs the digest's links to the HTML report (PUBLIC_URL/v1/report…): each opens one week's report without the API token until it expires. Empty: the link is unsigned when no API_TOKEN is set, else the digest has none."`
+	ReportLinkTTL    Duration `envconfig:"REPORT_LINK_TTL" default:"14d" desc:"How long a digest's signed report link works."`
 	// E-mail channel: IMAP intake from the mailboxes file, SMTP for
 	// acknowledgements and replies. Both off when unset.
 	MailboxesFile       string `envconfig:"MAILBOXES_FILE" desc:"IMAP mailboxes to read customer mail from (see configs/mailboxes.yaml). Empty: no e-mail intake."`
@@ -187,6 +193,23 @@ func (c Config) Validate() error {
 		}
 		if len(c.CSATSecret) < 16 {
 			return bad("CSAT_SECRET", "set a secret of at least 16 characters to sign the satisfaction links for PUBLIC_URL")
+		}
+	}
+	if _, _, _, err := c.DigestSchedule(); err != nil {
+		return bad("DIGEST", "%v", err)
+	}
+	if c.ReportLinkSecret != "" && len(c.ReportLinkSecret) < 16 {
+		return bad("REPORT_LINK_SECRET", "use a secret of at least 16 characters")
+	}
+	// Slack offers the categories as a static select: at most 100 options,
+	// each at most 75 characters.
+	cats := c.CloseCategories()
+	if len(cats) > 100 {
+		return bad("CATEGORIES", "%d categories; Slack's close menu takes at most 100", len(cats))
+	}
+	for _, cat := range cats {
+		if utf8.RuneCountInString(cat) > 75 {
+			return bad("CATEGORIES", "category %q is longer than 75 characters, the most a Slack menu option shows", cat)
 		}
 	}
 	if _, err := httpx.ParseTrustedProxies(c.TrustedProxies); err != nil {
@@ -401,4 +424,46 @@ func (c Config) ConsumerNameOrDefault() string {
 		return h + "-pid" + strconv.Itoa(os.Getpid())
 	}
 	return h + "-" + port
+}
+
+// CloseCategories are the root causes a close must choose from:
+// CATEGORIES, or else SLACK_CATEGORIES (the older name, which has a
+// default list).
+func (c Config) CloseCategories() []string {
+	src := c.Categories
+	if len(src) == 0 {
+		src = c.SlackCategories
+	}
+	var out []string
+	for _, s := range src {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// DigestSchedule reads DIGEST ("monday 09:00", "mon 8:30", "off"); on is
+// false when the digest is off (or unset, in a Config built by hand).
+func (c Config) DigestSchedule() (day time.Weekday, at time.Duration, on bool, err error) {
+	v := strings.ToLower(strings.TrimSpace(c.Digest))
+	if v == "" || v == "off" {
+		return 0, 0, false, nil
+	}
+	dayName, clock, ok := strings.Cut(v, " ")
+	if !ok {
+		return 0, 0, false, fmt.Errorf("want a weekday and a time like \"monday 09:00\", or off; got %q", c.Digest)
+	}
+	found := false
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		name := strings.ToLower(d.String())
+		if dayName == name || (len(dayName) >= 3 && strings.HasPrefix(name, dayName)) {
+			day, found = d, true
+		}
+	}
+	t, terr := time.Parse("15:04", strings.TrimSpace(clock))
+	if !found || terr != nil {
+		return 0, 0, false, fmt.Errorf("want a weekday and a time like \"monday 09:00\", or off; got %q", c.Digest)
+	}
+	return day, time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -31,6 +32,28 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 	return r.CloseWith(ctx, id, actor, Closing{Resolution: resolution, Category: category})
 }
 
+// Categories are the configured root causes a close chooses from (empty:
+// free text).
+func (r *Router) Categories() []string { return slices.Clone(r.categories) }
+
+// category checks a close's category against the configured list and
+// returns it as configured.
+func (r *Router) category(c string) (string, error) {
+	if len(r.categories) == 0 {
+		return c, nil
+	}
+	allowed := strings.Join(r.categories, ", ")
+	if c == "" {
+		return "", invalid("category", "is required: choose the root cause from %s", allowed)
+	}
+	for _, k := range r.categories {
+		if strings.EqualFold(k, c) {
+			return k, nil
+		}
+	}
+	return "", invalid("category", "%q is not a configured category; choose one of %s", c, allowed)
+}
+
 // CloseWith closes an open complaint. The owner stays on record; a customer
 // message within the reopen window brings it back to them.
 func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closing) (Complaint, error) {
@@ -46,7 +69,11 @@ func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closin
 	case len(prevention) > maxPreventionLen:
 		return Complaint{}, invalid("prevention", "is longer than %d bytes", maxPreventionLen)
 	}
-	actor, err := r.actor(actor)
+	category, err := r.category(category)
+	if err != nil {
+		return Complaint{}, err
+	}
+	actor, err = r.actor(actor)
 	if err != nil {
 		return Complaint{}, err
 	}

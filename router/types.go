@@ -273,6 +273,9 @@ const (
 	NotifyComplaintRate NotificationKind = "complaint_rate"
 	// NotifyMerged tells owners that staff merged one complaint into another.
 	NotifyMerged NotificationKind = "merged"
+	// NotifyDigest is the weekly summary for the leads (Digest is set; it
+	// has no complaint).
+	NotifyDigest NotificationKind = "digest"
 )
 
 // Notification is queued in the same atomic step as the change it reports and
@@ -287,6 +290,7 @@ type Notification struct {
 	Complaint Complaint        `json:"complaint"`
 	Event     *Event           `json:"event,omitempty"`
 	Message   *Message         `json:"message,omitempty"`
+	Digest    *Digest          `json:"digest,omitempty"`
 }
 
 // Owner is a member of staff who can own complaints.

@@ -37,6 +37,9 @@ func postedKey(notificationID string) string { return "posted:" + notificationID
 // posting again. Escalations and over-capacity assignments also go to the
 // lead channel when one is configured.
 func (s *Slack) Notify(ctx context.Context, n router.Notification) error {
+	if n.Kind == router.NotifyDigest {
+		return s.postDigest(ctx, n)
+	}
 	if err := s.notifyLead(ctx, n); err != nil {
 		return err
 	}

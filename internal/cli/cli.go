@@ -42,7 +42,7 @@ Usage:
   forgetmenot owners list                             owners with their open load (and who is away)
   forgetmenot owners away ID --until DATE [--cover OWNER]   no new complaints; the cover gets their reminders
   forgetmenot owners back ID                          end an absence; nothing needs handing back
-  forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv]
+  forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv|html]
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
@@ -185,10 +185,10 @@ var commands = map[string]map[string]command{
 			},
 		},
 		"close": {
-			usage: "forgetmenot complaints close ID --resolution TEXT [--category C] [--prevention TEXT] [--as OWNER] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer.", positional: "ID",
+			usage: "forgetmenot complaints close ID --resolution TEXT --category C [--prevention TEXT] [--as OWNER] [--json]\n\nCloses an open complaint. The resolution says what was done for the customer; the category is its root cause, one of the daemon's configured categories (FORGETMENOT_CATEGORIES; a wrong one is refused with the list).", positional: "ID",
 			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
 				resolution := fs.String("resolution", "", "how the complaint was resolved (required)")
-				category := fs.String("category", "", "root-cause category (SLACK_CATEGORIES), e.g. delivery")
+				category := fs.String("category", "", "root-cause category, one of FORGETMENOT_CATEGORIES (default list: product defect, delivery, billing, …), e.g. delivery")
 				prevention := fs.String("prevention", "", "what would prevent the next complaint like this (shown in the report)")
 				as := fs.String("as", "", "the owner id closing it (recorded on the timeline)")
 				return func(ctx context.Context, c *client, id string, out *output) error {

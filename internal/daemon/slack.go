@@ -30,7 +30,7 @@ func buildSlack(d Deps) (*Component, error) {
 	}
 	s, err := slack.New(slack.Config{
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, SigningSecret: cfg.SlackSigningSecret,
-		APIURL: cfg.SlackAPIURL, LeadChannel: cfg.SlackLeadChannel, Categories: cfg.SlackCategories,
+		APIURL: cfg.SlackAPIURL, LeadChannel: cfg.SlackLeadChannel, Categories: cfg.CloseCategories(),
 		Complaints: d.Router, State: d.Store.State("slack"), Log: d.Log,
 		OnPermanentError: func(code string) { errorsTotal.WithLabelValues(code).Inc() },
 	})
