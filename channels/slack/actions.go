@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
@@ -56,9 +57,20 @@ func (s *Slack) once(ctx context.Context, key string) bool {
 // Interaction handles a button click or modal submission and returns what to
 // answer Slack with (nil: an empty acknowledgement, which closes a modal).
 func (s *Slack) Interaction(ctx context.Context, cb slackgo.InteractionCallback) any {
+	return s.interaction(ctx, cb, false)
+}
+
+// interaction handles cb; with inline set (Socket Mode, where the envelope
+// is already acknowledged and a bounded worker keeps the order per
+// complaint) a click is carried out before it returns.
+func (s *Slack) interaction(ctx context.Context, cb slackgo.InteractionCallback, inline bool) any {
 	switch cb.Type {
 	case slackgo.InteractionTypeBlockActions:
 		if !s.once(ctx, "action:"+interactionKey(cb)) {
+			return nil
+		}
+		if inline {
+			s.blockAction(ctx, cb)
 			return nil
 		}
 		s.background(func(ctx context.Context) { s.blockAction(ctx, cb) })
@@ -122,7 +134,7 @@ func (s *Slack) tell(ctx context.Context, channel, user, text string) {
 		}
 		channel = ch.ID
 	}
-	if _, err := s.api.PostEphemeralContext(ctx, channel, user, slackgo.MsgOptionText(text, false)); err != nil {
+	if err := s.postEphemeral(ctx, channel, user, Message{Text: clipRaw(text, 3000)}); err != nil {
 		s.log.Warn("could not show a Slack user a message", "user", user, "text", text, "err", s.classify("ephemeral message", err))
 	}
 }
@@ -143,6 +155,9 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 	channel := actionChannel(cb)
 	switch a.ActionID {
 	case actAcknowledge, actReply, actPromise, actClose, actReassign:
+	case actAway, actBack:
+		s.awayAction(ctx, cb, a)
+		return
 	default:
 		s.log.Debug("unknown slack action ignored", "action", a.ActionID)
 		return
@@ -179,7 +194,7 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 		}
 		view = reassignModal(c, string(meta), owners)
 	}
-	if _, err := s.api.OpenViewContext(ctx, cb.TriggerID, view); err != nil {
+	if err := s.openView(ctx, cb.TriggerID, view); err != nil {
 		s.log.Warn("could not open a Slack modal", "action", a.ActionID, "complaint", c.ID, "err", s.classify("views.open", err))
 		s.tell(ctx, channel, cb.User.ID, "Could not open the form (Slack said: "+err.Error()+"). Please click again.")
 	}
@@ -194,6 +209,9 @@ type submission struct {
 // viewSubmission validates a modal at once (errors show next to the field),
 // then acknowledges and carries it out in the background.
 func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallback) any {
+	if cb.View.CallbackID == viewAway {
+		return s.awaySubmission(ctx, cb)
+	}
 	var meta modalMeta
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil || meta.Complaint == "" {
 		return nil
@@ -240,6 +258,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		}}
 	case viewClose:
 		resolution := strings.TrimSpace(get(blockCloseResolution).Value)
+		prevention := strings.TrimSpace(get(blockClosePrevention).Value)
 		category := get(blockCloseCategory).SelectedOption.Value
 		if category == "" {
 			category = strings.TrimSpace(get(blockCloseCategory).Value)
@@ -250,8 +269,13 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		if category == "" {
 			fieldErrs[blockCloseCategory] = "Choose the root cause."
 		}
+		if utf8.RuneCountInString(prevention) > maxPrevention {
+			// Slack enforces the field's max_length; a forged submission is
+			// refused here as clearly.
+			fieldErrs[blockClosePrevention] = fmt.Sprintf("Keep it to %d characters.", maxPrevention)
+		}
 		sub = submission{"close", func(ctx context.Context, actor string) error {
-			_, err := s.cfg.Complaints.CloseWith(ctx, id, actor, router.Closing{Resolution: resolution, Category: category})
+			_, err := s.cfg.Complaints.CloseWith(ctx, id, actor, router.Closing{Resolution: resolution, Category: category, Prevention: prevention})
 			return err
 		}}
 	case viewReassign:
@@ -325,11 +349,28 @@ func userError(err error) string {
 // customer). Only thread replies count; the message's own timestamp keys the
 // note, so a redelivered event records nothing twice.
 func (s *Slack) Event(ctx context.Context, ev slackevents.EventsAPIEvent) {
+	s.event(ctx, ev, false)
+}
+
+// event handles ev in the background, or before it returns with inline set
+// (Socket Mode's ordered workers).
+func (s *Slack) event(ctx context.Context, ev slackevents.EventsAPIEvent, inline bool) {
+	run := func(f func(ctx context.Context)) {
+		if inline {
+			f(ctx)
+			return
+		}
+		s.background(f)
+	}
+	if h, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
+		run(func(ctx context.Context) { s.homeOpened(ctx, h) })
+		return
+	}
 	m, ok := ev.InnerEvent.Data.(*slackevents.MessageEvent)
 	if !ok || m.BotID != "" || m.SubType != "" || m.User == "" || m.ThreadTimeStamp == "" || m.ThreadTimeStamp == m.TimeStamp {
 		return
 	}
-	s.background(func(ctx context.Context) { s.note(ctx, m) })
+	run(func(ctx context.Context) { s.note(ctx, m) })
 }
 
 func (s *Slack) note(ctx context.Context, m *slackevents.MessageEvent) {
