@@ -259,7 +259,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 	case viewClose:
 		resolution := strings.TrimSpace(get(blockCloseResolution).Value)
 		prevention := strings.TrimSpace(get(blockClosePrevention).Value)
-		category := get(blockCloseCategory).SelectedOption.Value
+		category := categoryOf(get(blockCloseCategory).SelectedOption.Value, s.cfg.Categories)
 		if category == "" {
 			category = strings.TrimSpace(get(blockCloseCategory).Value)
 		}

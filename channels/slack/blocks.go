@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack/blockkit"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -473,7 +474,7 @@ func closeModal(c router.Complaint, meta string, categories []string) slackgo.Mo
 			if len(opts) == blockkit.MaxOptions {
 				break
 			}
-			opts = append(opts, slackgo.NewOptionBlockObject(cat, plain(clipPlain(cat, blockkit.MaxOptionText)), nil))
+			opts = append(opts, slackgo.NewOptionBlockObject(categoryValue(cat, len(opts)), plain(clipPlain(cat, blockkit.MaxOptionText)), nil))
 		}
 		sel := slackgo.NewOptionsSelectBlockElement(slackgo.OptTypeStatic, plain("Choose the root cause"), inputAction, opts...)
 		blocks = append(blocks, slackgo.NewInputBlock(blockCloseCategory, plain("Root cause"), nil, sel))
@@ -482,6 +483,24 @@ func closeModal(c router.Complaint, meta string, categories []string) slackgo.Mo
 	}
 	blocks = append(blocks, textInput(blockClosePrevention, "What would prevent this?", "Optional: what would stop this from happening again. Goes into the root-cause report.", true, maxPrevention, true))
 	return modal(viewClose, "Close complaint", "Close", meta, blocks...)
+}
+
+// categoryValue is a root cause's option value: the category itself, or
+// "#index" for one longer than Slack allows a value to be (categoryOf reads
+// it back).
+func categoryValue(cat string, i int) string {
+	if utf8.RuneCountInString(cat) <= blockkit.MaxOptionValue && !strings.HasPrefix(cat, "#") {
+		return cat
+	}
+	return "#" + strconv.Itoa(i)
+}
+
+// categoryOf is the root cause a submitted option value stands for.
+func categoryOf(value string, categories []string) string {
+	if i, err := strconv.Atoi(strings.TrimPrefix(value, "#")); err == nil && strings.HasPrefix(value, "#") && i >= 0 && i < len(categories) {
+		return categories[i]
+	}
+	return value
 }
 
 func reassignModal(c router.Complaint, meta string, owners []router.OwnerStatus) slackgo.ModalViewRequest {
@@ -493,6 +512,12 @@ func reassignModal(c router.Complaint, meta string, owners []router.OwnerStatus)
 		label := clipPlain(o.Name+" · "+strings.Join(o.Teams, ", "), blockkit.MaxOptionText)
 		desc := strconv.Itoa(o.Open) + " open of " + strconv.Itoa(o.Capacity)
 		opts = append(opts, slackgo.NewOptionBlockObject(o.ID, plain(label), plain(desc)))
+	}
+	if len(opts) == 0 {
+		m := modal(viewReassign, "Reassign complaint", "Reassign", meta, context1(c),
+			slackgo.NewSectionBlock(mrkdwn("There is no other active owner to reassign it to. Ask your lead to add someone to the roster."), nil, nil))
+		m.Submit = nil
+		return m
 	}
 	sel := slackgo.NewOptionsSelectBlockElement(slackgo.OptTypeStatic, plain("Choose the new owner"), inputAction, opts...)
 	return modal(viewReassign, "Reassign complaint", "Reassign", meta,

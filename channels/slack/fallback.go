@@ -140,11 +140,11 @@ func (s *Slack) plainDM(ctx context.Context, n router.Notification, code string)
 		if errors.Is(err, errNotOnRoster) || errors.Is(err, errNoAddress) {
 			return router.Permanent(err)
 		}
-		return s.classify("plain DM to "+n.Recipient, err)
+		return s.classify("DM to owner "+n.Recipient, err)
 	}
 	ch, _, _, err := s.api.OpenConversationContext(ctx, &slackgo.OpenConversationParameters{Users: []string{user}, ReturnIM: true})
 	if err != nil {
-		return s.classify("plain DM to "+n.Recipient, fmt.Errorf("conversations.open: %w", err))
+		return s.classify("DM to owner "+n.Recipient, fmt.Errorf("conversations.open: %w", err))
 	}
 	if ch == nil || ch.ID == "" {
 		return errors.New("conversations.open returned no channel")
@@ -157,7 +157,7 @@ func (s *Slack) plainDM(ctx context.Context, n router.Notification, code string)
 		text = ":bell: " + s.plainSummary(n) + "\n_Complaints per period: `forgetmenot report`_"
 	}
 	if _, err := s.postMessage(ctx, ch.ID, "", Message{Text: fit(text, 3000)}); err != nil {
-		return s.classify("plain DM to "+n.Recipient, err)
+		return s.classify("DM to owner "+n.Recipient, err)
 	}
 	s.health.ok("DM to owner " + n.Recipient)
 	return nil

@@ -34,6 +34,8 @@ var slackUsers = map[string]string{
 	"joost.visser@example.nl":    "UJOOST",
 	"fatima.elamrani@example.nl": "UFATIMA",
 	"sanne.mulder@example.nl":    "USANNE",
+	// In the Slack workspace but not on the roster.
+	"stranger@example.org": "USTRANGER",
 }
 
 // reachAll lets staff write to every customer (the daemon's senders decide
