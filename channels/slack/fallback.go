@@ -52,9 +52,11 @@ func (s *Slack) reroute(ctx context.Context, n router.Notification, cause error)
 		{RouteLeadChannel, s.leadAsk},
 		{RouteEmail, s.mailOwner},
 	} {
-		err := s.onceRoute(ctx, n, r.route, func(ctx context.Context) error { return r.try(ctx, n, code) })
+		sent, err := s.onceRoute(ctx, n, r.route, func(ctx context.Context) error { return r.try(ctx, n, code) })
 		if err == nil {
-			s.cfg.OnFallback(r.route)
+			if sent {
+				s.cfg.OnFallback(r.route)
+			}
 			s.log.Info("notification reached its recipient by a fallback route", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "route", r.route)
 			if n.Complaint.ID != "" {
 				if err := s.cfg.Complaints.RecordNotificationRoute(ctx, n.Complaint.ID, n.ID, r.route, code); err != nil {
@@ -84,20 +86,20 @@ var errNoRoute = router.Permanent(errors.New("not configured"))
 
 // onceRoute runs send once per notification and route: a retried
 // notification that already went out by this route does not send again.
-func (s *Slack) onceRoute(ctx context.Context, n router.Notification, route string, send func(context.Context) error) error {
+func (s *Slack) onceRoute(ctx context.Context, n router.Notification, route string, send func(context.Context) error) (sent bool, err error) {
 	key := fallbackKey(n.ID, route)
 	if _, done, err := s.cfg.State.Get(ctx, key); err != nil {
-		return err
+		return false, err
 	} else if done {
-		return nil
+		return false, nil
 	}
 	if err := send(ctx); err != nil {
-		return err
+		return false, err
 	}
 	if err := s.cfg.State.Set(ctx, key, s.now().UTC().Format("2006-01-02T15:04:05Z"), postedTTL); err != nil {
 		s.log.Warn("could not record a fallback delivery; a retry may send it again", "notification", n.ID, "route", route, "err", err)
 	}
-	return nil
+	return true, nil
 }
 
 // complaintLink is where the complaint can be read in full.

@@ -77,7 +77,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour, Reachability: reachAll{}})
+	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour, Reachability: reachAll{}, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

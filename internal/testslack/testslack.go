@@ -83,12 +83,13 @@ type Workspace struct {
 	reactions []string
 	calls     map[string]int
 	fail      map[string][]failure
+	delay     map[string]time.Duration
 }
 
 // New starts a workspace; users maps e-mail addresses to Slack user ids.
 func New(t testing.TB, users map[string]string) *Workspace {
 	t.Helper()
-	w := &Workspace{users: map[string]string{}, emails: map[string]string{}, calls: map[string]int{}, fail: map[string][]failure{}, channels: map[string]bool{}}
+	w := &Workspace{users: map[string]string{}, emails: map[string]string{}, calls: map[string]int{}, fail: map[string][]failure{}, channels: map[string]bool{}, delay: map[string]time.Duration{}}
 	for e, id := range users {
 		w.users[strings.ToLower(e)] = id
 		w.emails[id] = e
@@ -175,10 +176,24 @@ func (w *Workspace) Fail(method string, n int, retryAfter int, code string) {
 	}
 }
 
+// Delay makes every later call of method take d before it is answered (a
+// slow Slack); 0 ends it.
+func (w *Workspace) Delay(method string, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.delay[method] = d
+}
+
 func (w *Workspace) handle(method string, f func(form url.Values, raw []byte) any) http.HandlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
 		form, _ := url.ParseQuery(string(raw))
+		w.mu.Lock()
+		d := w.delay[method]
+		w.mu.Unlock()
+		if d > 0 {
+			time.Sleep(d)
+		}
 		w.mu.Lock()
 		w.calls[method]++
 		var fl *failure
