@@ -177,7 +177,10 @@ func TestSlackContractEndToEnd(t *testing.T) {
 		"promise_by":   map[string]any{"type": "datetimepicker", "selected_date_time": by.Unix()},
 		"promise_note": map[string]any{"type": "plain_text_input", "value": "Check with the courier"},
 	})
-	testkit.WaitFor(t, "the promise", func() bool { c, _ := r.complaintJSON(id); return c != nil && c["promised_by"] != nil && c["promised_by"] != "" })
+	testkit.WaitFor(t, "the promise", func() bool {
+		c, _ := r.complaintJSON(id)
+		return c != nil && c["promised_by"] != nil && c["promised_by"] != ""
+	})
 	// Reassign, to the first colleague offered.
 	r.click(user, "fmn_reassign", id)
 	v = openedView(t, ws, 3, "fmn_reassign")
