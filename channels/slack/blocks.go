@@ -231,14 +231,15 @@ func historyText(history []router.Complaint, total int, names func(string) strin
 }
 
 // caseText is the notification text of a top message (push notifications and
-// clients that show no blocks).
+// clients that show no blocks). Slack reads it as mrkdwn too, so the
+// customer's words are escaped: a subject of "<!channel>" pings no one.
 func caseText(v caseView) string {
 	c := v.Complaint
-	s := c.ID + ": " + clipRaw(c.Customer.Label(), nameLen)
+	s := c.ID + ": " + esc(c.Customer.Label(), nameLen)
 	if c.Subject != "" {
-		s += " — " + c.Subject
+		s += " — " + esc(c.Subject, 500)
 	}
-	return clipRaw(s, 1000)
+	return s
 }
 
 // headline says why a top message was posted to its recipient.
@@ -308,7 +309,7 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 		if ev.Details["over_capacity"] == "true" {
 			lines = append(lines, "_"+esc(names(ev.Owner), nameLen)+" was already at capacity._")
 		}
-		text = n.Complaint.ID + " reassigned to " + names(ev.Owner)
+		text = n.Complaint.ID + " reassigned to " + esc(names(ev.Owner), nameLen)
 	case router.NotifyClosed:
 		line := ":white_check_mark: *Closed* by " + actor
 		if c := ev.Details["category"]; c != "" {
@@ -327,7 +328,7 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 		}
 		q, _ := quote(ev.Text, threadExcerpt)
 		lines = append(lines, line, q)
-		text = n.Complaint.ID + ": reply sent by " + names(ev.Actor)
+		text = n.Complaint.ID + ": reply sent by " + esc(names(ev.Actor), nameLen)
 	case router.NotifyPromised:
 		line := ":spiral_calendar_pad: *Follow-up promised* by " + actor
 		if by, err := time.Parse(time.RFC3339, ev.Details["by"]); err == nil {
@@ -358,17 +359,17 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 			"_Complaints per period: `forgetmenot report`_")
 		text = "Complaint rate alert"
 		if p := ev.Details["period"]; p != "" {
-			text += " for " + p
+			text += " for " + esc(p, 100)
 		}
 	default:
 		lines = append(lines, "*"+esc(string(n.Kind), nameLen)+"*")
 		if ev.Reason != "" {
 			lines = append(lines, esc(ev.Reason, reasonLen))
 		}
-		text = n.Complaint.ID + ": " + string(n.Kind)
+		text = n.Complaint.ID + ": " + esc(string(n.Kind), nameLen)
 	}
 	body := fit(strings.Join(lines, "\n"), blockkit.MaxSectionText)
-	return []slackgo.Block{slackgo.NewSectionBlock(mrkdwn(body), nil, nil)}, clipRaw(text, 1000)
+	return []slackgo.Block{slackgo.NewSectionBlock(mrkdwn(body), nil, nil)}, fit(text, 1000)
 }
 
 func orDefault(s, d string) string {

@@ -185,6 +185,12 @@ func TestTextsFitAfterEscaping(t *testing.T) {
 	if got := fit(strings.Repeat("x", 2998)+"&amp;&amp;", 3000); strings.Contains(got, "&am…") || utf8.RuneCountInString(got) > 3000 {
 		t.Errorf("fit broke an escape: …%q", got[len(got)-12:])
 	}
+	// Trust boundary: the notification text is mrkdwn too; a customer's
+	// "<!channel>" must not ping the workspace.
+	v := caseView{Complaint: router.Complaint{ID: "C-1", Subject: "<!channel> & <@U123>", Customer: router.Customer{Name: "<!here>"}}}
+	if got := caseText(v); strings.ContainsAny(strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(got, "&lt;", ""), "&gt;", ""), "&amp;", ""), "<>&") {
+		t.Errorf("caseText lets markup through: %q", got)
+	}
 	if got := clipPlain("short", 10); got != "short" {
 		t.Errorf("clipPlain cut a short text: %q", got)
 	}
