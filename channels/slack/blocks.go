@@ -5,7 +5,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack/blockkit"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -490,7 +489,7 @@ func closeModal(c router.Complaint, meta string, categories []string) slackgo.Mo
 // "#index" for one longer than Slack allows a value to be (categoryOf reads
 // it back).
 func categoryValue(cat string, i int) string {
-	if utf8.RuneCountInString(cat) <= blockkit.MaxOptionValue && !strings.HasPrefix(cat, "#") {
+	if blockkit.Len(cat) <= blockkit.MaxOptionValue && !strings.HasPrefix(cat, "#") {
 		return cat
 	}
 	return "#" + strconv.Itoa(i)

@@ -3,7 +3,8 @@ package slack
 import (
 	"strings"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/forgetmenot/forgetmenot/channels/slack/blockkit"
 )
 
 // Texts are made to fit Slack's limits here, and only here: escaped first,
@@ -38,7 +39,7 @@ func escapedCost(r rune) int {
 	case '<', '>':
 		return 4
 	}
-	return 1
+	return blockkit.RuneLen(r)
 }
 
 // keep returns how many runes of rs fit in n characters when each costs
@@ -97,7 +98,7 @@ func clip(s string, n int) (string, bool) {
 // text, an e-mail subject) to n runes.
 func clipRaw(s string, n int) string {
 	rs := []rune(strings.TrimSpace(s))
-	k, cut := keep(rs, n, func(rune) int { return 1 })
+	k, cut := keep(rs, n, blockkit.RuneLen)
 	if !cut {
 		return string(rs)
 	}
@@ -146,12 +147,12 @@ func appendQuote(lines []string, text string) []string {
 // character outside any escape (&amp;) or markup (<!date…>), and marks the
 // cut.
 func fit(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
+	if blockkit.Len(s) <= n {
 		return s
 	}
-	rs := []rune(s)[:n-1]
-	cut := string(rs)
-	if i := strings.LastIndex(cut, "\n"); i > len(cut)/2 {
+	k, _ := keep([]rune(s), n, blockkit.RuneLen)
+	cut := string([]rune(s)[:k])
+	if i := strings.LastIndex(cut, "\n"); i > len(cut)/2 && i > 0 {
 		return cut[:i] + "\n" + ellipsis
 	}
 	if amp := strings.LastIndex(cut, "&"); amp >= 0 && !strings.Contains(cut[amp:], ";") {

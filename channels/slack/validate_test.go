@@ -2,6 +2,7 @@ package slack
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -73,7 +74,9 @@ func valid(t *testing.T, what string, payload any) {
 		if len(raw) > 600 {
 			raw = raw[:600]
 		}
-		t.Fatalf("%s would be refused by Slack: %v\n%s", what, err, raw)
+		var se slackgo.SlackErrorResponse
+		errors.As(err, &se)
+		t.Fatalf("%s would be refused by Slack: %v %v\n%s", what, err, se.ResponseMetadata.Messages, raw)
 	}
 }
 
@@ -172,6 +175,11 @@ func TestTextsFitAfterEscaping(t *testing.T) {
 	title := clipPlain("C-1042 · "+jp, blockkit.MaxHeaderText)
 	if n := blockkit.PlainLen(title); n > blockkit.MaxHeaderText || !strings.HasSuffix(title, "…") {
 		t.Errorf("header %d characters: %q", n, title)
+	}
+	// Emoji outside the BMP count as two (UTF-16), and are never split.
+	emoji := clipPlain(strings.Repeat("🙂", 150), blockkit.MaxHeaderText)
+	if n := blockkit.PlainLen(emoji); n > blockkit.MaxHeaderText || !utf8.ValidString(emoji) {
+		t.Errorf("emoji header counts %d: %q", n, emoji)
 	}
 	amps := strings.Repeat("&", 5000)
 	q, cut := quote(amps, topExcerpt)

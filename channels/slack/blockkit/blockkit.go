@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // Slack's documented limits.
@@ -58,16 +57,30 @@ func (e *Error) Error() string {
 	return e.Code + ": " + strings.Join(e.Messages, "; ")
 }
 
-// Len counts a string as Slack does: in characters (runes), as sent. mrkdwn
+// Len counts a string as Slack's limits do, erring on the safe side: in
+// characters as sent, a character outside the Basic Multilingual Plane (most
+// emoji) counting as the two UTF-16 units Slack's clients count it as. mrkdwn
 // text is escaped by its writer (& → &amp;), so its escapes count as sent.
-func Len(s string) int { return utf8.RuneCountInString(s) }
+func Len(s string) int {
+	n := 0
+	for _, r := range s {
+		n += RuneLen(r)
+	}
+	return n
+}
+
+// RuneLen is what one character counts for in Len.
+func RuneLen(r rune) int {
+	if r > 0xFFFF {
+		return 2
+	}
+	return 1
+}
 
 // PlainLen counts a plain_text string: Slack escapes &, < and > in it before
 // applying the limit, so "&" counts as the five characters of "&amp;".
 func PlainLen(s string) int {
-	n := utf8.RuneCountInString(s)
-	n += 4*strings.Count(s, "&") + 3*strings.Count(s, "<") + 3*strings.Count(s, ">")
-	return n
+	return Len(s) + 4*strings.Count(s, "&") + 3*strings.Count(s, "<") + 3*strings.Count(s, ">")
 }
 
 type checker struct {
@@ -145,7 +158,7 @@ func CheckMessage(text string, blocksJSON []byte) error {
 		// readers show only it.
 		return &Error{Code: "no_text", Messages: []string{"[ERROR] a top-level text fallback is required [json-pointer:/text]"}}
 	}
-	if utf8.RuneCountInString(text) > MaxMessageText {
+	if Len(text) > MaxMessageText {
 		return &Error{Code: "msg_too_long", Messages: []string{fmt.Sprintf("[ERROR] text must be at most %d characters [json-pointer:/text]", MaxMessageText)}}
 	}
 	c := &checker{}
