@@ -313,3 +313,29 @@ func TestAwayFromSlack(t *testing.T) {
 		t.Fatalf("chloe away = %+v, want until %s covered by anna", a, back)
 	}
 }
+
+// What must hold: when the news is in the thread but Slack refuses to update
+// the top message, the owner is not told twice by a fallback.
+func TestRefusedTopUpdateDoesNotTellTwice(t *testing.T) {
+	f := newFixture(t)
+	id, owner := f.openComplaint("tu1")
+	if _, err := f.router.Acknowledge(f.ctx, id, owner); err != nil {
+		t.Fatal(err)
+	}
+	ns := f.pending()
+	f.ws.Fail("chat.update", 1, 0, "invalid_blocks")
+	for _, n := range ns {
+		if err := f.slack.Notify(f.ctx, n); err != nil {
+			t.Fatalf("notify %s: %v", n.ID, err)
+		}
+	}
+	root := f.threadOf(owner, id)
+	if r := f.replies(root); len(r) != 1 || !blocksContain(r[0], "Acknowledged") {
+		t.Errorf("thread replies %+v, want the acknowledgement", r)
+	}
+	for _, p := range f.ws.Posts("chat.postMessage") {
+		if p.Blocks == "" {
+			t.Errorf("a plain fallback was sent although the thread had the news: %q", p.Text)
+		}
+	}
+}

@@ -107,7 +107,15 @@ func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) erro
 	}
 	view.Headline = th.Headline
 	if err := s.updateTop(ctx, th, view); err != nil {
-		return s.classify(what, err)
+		err = s.classify(what, err)
+		if router.IsPermanent(err) {
+			// The news is in the thread already: a top message Slack will
+			// not update is logged and counted, not worth a fallback that
+			// would tell the owner twice.
+			s.log.Error("the top message of a complaint could not be updated; its thread has the news", "complaint", c.ID, "owner", n.Recipient, "err", err)
+			return nil
+		}
+		return err
 	}
 	s.health.ok(what)
 	return nil
