@@ -37,6 +37,13 @@ func (s *Slack) background(f func(ctx context.Context)) {
 // Wait blocks until background work started by actions has finished.
 func (s *Slack) Wait() { s.work.Wait() }
 
+// Stop ends the channel's own timers (the debounced App Home refreshes) and
+// waits for background work: call it once, at shutdown.
+func (s *Slack) Stop() {
+	s.home.stop()
+	s.work.Wait()
+}
+
 type waitGroup = sync.WaitGroup
 
 // once claims key for handledTTL and reports whether this is the first time.

@@ -39,26 +39,41 @@ func homeKey(ownerID string) string { return "home:" + ownerID }
 type debouncer struct {
 	every   time.Duration
 	mu      sync.Mutex
-	pending map[string]bool
+	pending map[string]*time.Timer
+	stopped bool
 }
 
 func newDebouncer(every time.Duration) *debouncer {
-	return &debouncer{every: every, pending: map[string]bool{}}
+	return &debouncer{every: every, pending: map[string]*time.Timer{}}
 }
 
 func (d *debouncer) schedule(key string, f func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.pending[key] {
+	if d.stopped || d.pending[key] != nil {
 		return
 	}
-	d.pending[key] = true
-	time.AfterFunc(d.every, func() {
+	d.pending[key] = time.AfterFunc(d.every, func() {
 		d.mu.Lock()
 		delete(d.pending, key)
+		stopped := d.stopped
 		d.mu.Unlock()
-		f()
+		if !stopped {
+			f()
+		}
 	})
+}
+
+// stop cancels what is pending and schedules nothing more (shutdown: an App
+// Home a moment stale is refreshed at the next change or opening).
+func (d *debouncer) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.stopped = true
+	for k, t := range d.pending {
+		t.Stop()
+		delete(d.pending, k)
+	}
 }
 
 // homeChanged schedules the Home of everyone a notification's complaint

@@ -86,7 +86,7 @@ func buildSlack(d Deps) (*Component, error) {
 		} else {
 			<-ctx.Done()
 		}
-		s.Wait() // let actions in progress finish
+		s.Stop() // let actions in progress finish; no more App Home refreshes
 		return err
 	}
 	c.Run = run
