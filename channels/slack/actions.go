@@ -64,26 +64,23 @@ func (s *Slack) once(ctx context.Context, key string) bool {
 // Interaction handles a button click or modal submission and returns what to
 // answer Slack with (nil: an empty acknowledgement, which closes a modal).
 func (s *Slack) Interaction(ctx context.Context, cb slackgo.InteractionCallback) any {
-	return s.interaction(ctx, cb, false)
+	return s.interaction(ctx, cb, s.background)
 }
 
-// interaction handles cb; with inline set (Socket Mode, where the envelope
-// is already acknowledged and a bounded worker keeps the order per
-// complaint) a click is carried out before it returns.
-func (s *Slack) interaction(ctx context.Context, cb slackgo.InteractionCallback, inline bool) any {
+// interaction handles cb and returns the answer; the work that follows the
+// answer goes to later (HTTP mode: the background; Socket Mode: run by the
+// bounded worker right after the acknowledgement, which keeps the order per
+// complaint).
+func (s *Slack) interaction(ctx context.Context, cb slackgo.InteractionCallback, later func(func(context.Context))) any {
 	switch cb.Type {
 	case slackgo.InteractionTypeBlockActions:
 		if !s.once(ctx, "action:"+interactionKey(cb)) {
 			return nil
 		}
-		if inline {
-			s.blockAction(ctx, cb)
-			return nil
-		}
-		s.background(func(ctx context.Context) { s.blockAction(ctx, cb) })
+		later(func(ctx context.Context) { s.blockAction(ctx, cb) })
 		return nil
 	case slackgo.InteractionTypeViewSubmission:
-		return s.viewSubmission(ctx, cb)
+		return s.viewSubmission(ctx, cb, later)
 	}
 	return nil
 }
@@ -215,9 +212,9 @@ type submission struct {
 
 // viewSubmission validates a modal at once (errors show next to the field),
 // then acknowledges and carries it out in the background.
-func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallback) any {
+func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallback, later func(func(context.Context))) any {
 	if cb.View.CallbackID == viewAway {
-		return s.awaySubmission(ctx, cb)
+		return s.awaySubmission(ctx, cb, later)
 	}
 	var meta modalMeta
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil || meta.Complaint == "" {
@@ -316,7 +313,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		return nil
 	}
 	user := cb.User.ID
-	s.background(func(ctx context.Context) {
+	later(func(ctx context.Context) {
 		if err := sub.do(ctx, owner.ID); err != nil {
 			s.log.Warn("slack submission failed", "what", sub.what, "complaint", id, "owner", owner.ID, "err", err)
 			s.tell(ctx, meta.Channel, user, fmt.Sprintf("Your %s on %s did not go through: %s", sub.what, id, userError(err)))
@@ -356,19 +353,12 @@ func userError(err error) string {
 // customer). Only thread replies count; the message's own timestamp keys the
 // note, so a redelivered event records nothing twice.
 func (s *Slack) Event(ctx context.Context, ev slackevents.EventsAPIEvent) {
-	s.event(ctx, ev, false)
+	s.event(ev, s.background)
 }
 
-// event handles ev in the background, or before it returns with inline set
-// (Socket Mode's ordered workers).
-func (s *Slack) event(ctx context.Context, ev slackevents.EventsAPIEvent, inline bool) {
-	run := func(f func(ctx context.Context)) {
-		if inline {
-			f(ctx)
-			return
-		}
-		s.background(f)
-	}
+// event hands the work ev asks for to run (HTTP mode: the background;
+// Socket Mode: the ordered worker, after the acknowledgement).
+func (s *Slack) event(ev slackevents.EventsAPIEvent, run func(func(context.Context))) {
 	if h, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
 		run(func(ctx context.Context) { s.homeOpened(ctx, h) })
 		return

@@ -91,7 +91,7 @@ func (s *Slack) awayAction(ctx context.Context, cb slackgo.InteractionCallback, 
 }
 
 // awaySubmission validates the away modal and records the absence.
-func (s *Slack) awaySubmission(ctx context.Context, cb slackgo.InteractionCallback) any {
+func (s *Slack) awaySubmission(ctx context.Context, cb slackgo.InteractionCallback, later func(func(context.Context))) any {
 	var meta awayMeta
 	_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
 	owner, ok, err := s.people.owner(ctx, cb.User.ID)
@@ -118,7 +118,7 @@ func (s *Slack) awaySubmission(ctx context.Context, cb slackgo.InteractionCallba
 	}
 	s.log.Info("owner away, from Slack", "owner", owner.ID, "until", a.Until, "cover", a.Cover)
 	user := cb.User.ID
-	s.background(func(ctx context.Context) { s.refreshHome(ctx, owner.ID, user) })
+	later(func(ctx context.Context) { s.refreshHome(ctx, owner.ID, user) })
 	return nil
 }
 

@@ -179,14 +179,20 @@ func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, evt 
 		if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok && !s.once(ctx, "event:"+cb.EventID) {
 			return
 		}
-		s.event(ctx, ev, true)
+		s.event(ev, func(f func(context.Context)) { f(ctx) })
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slackgo.InteractionCallback)
 		if !ok {
 			ack(nil)
 			return
 		}
-		ack(s.interaction(ctx, cb, true))
+		// The answer goes back at once; the work it starts runs here after
+		// it, in this complaint's order.
+		var after []func(context.Context)
+		ack(s.interaction(ctx, cb, func(f func(context.Context)) { after = append(after, f) }))
+		for _, f := range after {
+			f(ctx)
+		}
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slackgo.SlashCommand)
 		if !ok {
