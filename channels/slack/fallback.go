@@ -224,6 +224,10 @@ func (s *Slack) alertUndelivered(ctx context.Context, n router.Notification, cau
 	if s.cfg.LeadChannel == "" {
 		return
 	}
+	if err := s.pace.wait(ctx, s.cfg.LeadChannel); err != nil {
+		s.log.Error("could not post the undelivered alert to the lead channel", "err", err)
+		return
+	}
 	text := fmt.Sprintf(":rotating_light: *Not delivered:* %s for %s reached them by no route (Slack, lead channel, e-mail). It is in the dead letters: `forgetmenot deadletters list`. %s",
 		s.plainSummary(n), esc(s.people.name(n.Recipient), nameLen), s.complaintLink(n.Complaint.ID))
 	if _, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: fit(text, 3000)}); err != nil {

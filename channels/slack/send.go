@@ -127,7 +127,7 @@ func (s *Slack) publishView(ctx context.Context, user string, v slackgo.HomeTabV
 func (s *Slack) answer(m *slackgo.Msg) *slackgo.Msg {
 	if err := Validate(m); err != nil {
 		s.log.Error("a /complaints answer Slack would reject; sending its text only (a bug)", "err", err)
-		return &slackgo.Msg{ResponseType: m.ResponseType, Text: clipRaw(orDefault(m.Text, "Sorry, that answer could not be shown."), blockkit.MaxMessageText)}
+		return &slackgo.Msg{ResponseType: m.ResponseType, Text: fit(orDefault(m.Text, "Sorry, that answer could not be shown."), blockkit.MaxMessageText)}
 	}
 	return m
 }
