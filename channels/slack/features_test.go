@@ -312,6 +312,11 @@ func TestAwayFromSlack(t *testing.T) {
 	if a := awayOf("chloe"); a == nil || a.Cover != "anna" || !a.Until.Equal(back.UTC()) {
 		t.Fatalf("chloe away = %+v, want until %s covered by anna", a, back)
 	}
+	// "I'm back" in App Home ends it.
+	f.interact(map[string]any{"type": "block_actions", "trigger_id": "trig-back", "user": map[string]any{"id": "UCHLOE"},
+		"container": map[string]any{"type": "view", "view_id": "VH1"},
+		"actions":   []map[string]any{{"action_id": "fmn_back", "block_id": "b", "value": "chloe", "type": "button", "action_ts": "1.2"}}})
+	testkit.WaitFor(t, "chloe back", func() bool { return awayOf("chloe") == nil })
 }
 
 // What must hold: when the news is in the thread but Slack refuses to update
