@@ -195,7 +195,7 @@ func homeOpened(user string) []byte {
 // most urgent first, with their buttons; a lead sees the team's; a close
 // publishes it again (debounced), without the closed complaint.
 func TestAppHomeWorklist(t *testing.T) {
-	f := newFixture(t, func(c *slack.Config) { c.HomeDebounce = 20 * time.Millisecond })
+	f := newFixture(t, func(c *slack.Config) { c.HomeDebounce = 200 * time.Millisecond })
 	f.serve()
 	id1, owner := f.openComplaint("home1")
 	user := f.slackUserOf(owner)
@@ -243,7 +243,7 @@ func TestAppHomeWorklist(t *testing.T) {
 	if strings.Contains(string(raw), id1+"*") || !strings.Contains(string(raw), id2) {
 		t.Errorf("refreshed App Home still lists the closed %s or lost %s: %s", id1, id2, raw)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	if n := len(f.ws.Published(user)) - before; n != 1 {
 		t.Errorf("%d publishes for one close, want one (debounced)", n)
 	}
