@@ -244,6 +244,7 @@ func TestValidatorRefusesWhatSlackRefuses(t *testing.T) {
 			return fs
 		}(), nil)}}, "invalid_blocks"},
 		{"empty text object", Message{Text: "t", Blocks: []slackgo.Block{slackgo.NewSectionBlock(mrkdwn(""), nil, nil)}}, "invalid_blocks"},
+		{"duplicate block_id", Message{Text: "t", Blocks: []slackgo.Block{slackgo.NewActionBlock("a", slackgo.NewButtonBlockElement("x", "v", plain("B"))), slackgo.NewActionBlock("a", slackgo.NewButtonBlockElement("y", "v", plain("B")))}}, "invalid_blocks"},
 		{"home with 101 blocks", slackgo.HomeTabViewRequest{Type: slackgo.VTHomeTab, Blocks: slackgo.Blocks{BlockSet: many(101)}}, "invalid_arguments"},
 	}
 	for _, tc := range cases {

@@ -211,6 +211,7 @@ func CheckView(viewJSON []byte) error {
 }
 
 func (c *checker) blocks(path string, blocks []any) {
+	ids := map[string]bool{}
 	for i, raw := range blocks {
 		b := obj(raw)
 		p := fmt.Sprintf("%s/%d", path, i)
@@ -219,6 +220,12 @@ func (c *checker) blocks(path string, blocks []any) {
 			continue
 		}
 		c.max(p+"/block_id", str(b, "block_id"), MaxBlockID)
+		if id := str(b, "block_id"); id != "" {
+			if ids[id] {
+				c.fail(p+"/block_id", "duplicate block_id %q", id)
+			}
+			ids[id] = true
+		}
 		switch str(b, "type") {
 		case "header":
 			c.text(p+"/text", b["text"], MaxHeaderText, true)
