@@ -72,12 +72,7 @@ type acct struct {
 }
 
 // parseWhen accepts RFC 3339 or a date (midnight UTC).
-func parseWhen(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	return time.Parse(time.DateOnly, v)
-}
+func parseWhen(v string) (time.Time, error) { return router.ParseWhen(v) }
 
 func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()

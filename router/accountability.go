@@ -507,6 +507,15 @@ func effectiveAbsences(roster, stored []Absence, now time.Time) map[string]Absen
 	return off
 }
 
+// ParseWhen reads a moment as the API, the CLI and Slack take it: an RFC 3339
+// time, or a date (2026-12-21, meaning its start in UTC).
+func ParseWhen(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, v)
+}
+
 // SetAway records that an owner is away until a moment, with a cover. While
 // away they get no new complaints, keep their open ones, and the cover gets
 // their reminders and notifications and may act on their complaints.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits on free text that staff enter; they keep timelines and Slack
@@ -178,6 +179,37 @@ func (r *Router) RecordDeliveryFailure(ctx context.Context, complaintID, what st
 		return ch, nil
 	})
 	return err
+}
+
+// RecordNotificationRoute puts on the timeline that notification
+// notificationID reached its recipient by a fallback route (what was
+// refused, and how it got through instead), once per notification. Like
+// RecordDeliveryFailure it sends no notification, so it cannot loop.
+func (r *Router) RecordNotificationRoute(ctx context.Context, complaintID, notificationID, route, cause string) error {
+	_, err := r.update(ctx, complaintID, func(c Complaint, now time.Time) (Change, error) {
+		after := c
+		after.UpdatedAt = now
+		ev := Event{Type: EventNotificationRerouted, Actor: ActorRouter, Owner: c.Owner,
+			Reason:  clipReason("reached by " + route + " after the usual route failed: " + cause),
+			Details: map[string]string{"route": route, "notification": notificationID}}
+		ch := newChange(&c, after)
+		ch.OnceKey = "rerouted:" + notificationID
+		ch.Entries = []Entry{{At: now, Event: &ev}}
+		return ch, nil
+	})
+	return err
+}
+
+func clipReason(s string) string {
+	if len(s) <= maxReasonLen {
+		return s
+	}
+	for i := maxReasonLen; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return ""
 }
 
 // update runs one lifecycle step as a guarded change, recomputing it from fresh

@@ -193,10 +193,14 @@ const (
 	EventReassigned         EventType = "reassigned"
 	EventClosed             EventType = "closed"
 	EventNotificationFailed EventType = "notification_failed"
-	EventAcknowledged       EventType = "acknowledged"
-	EventReplied            EventType = "replied"
-	EventPromised           EventType = "promised"
-	EventNote               EventType = "note"
+	// EventNotificationRerouted records that a notification reached its
+	// recipient by a fallback route (Details "route": slack_plain,
+	// lead_channel, email) after the usual one was refused.
+	EventNotificationRerouted EventType = "notification_rerouted"
+	EventAcknowledged         EventType = "acknowledged"
+	EventReplied              EventType = "replied"
+	EventPromised             EventType = "promised"
+	EventNote                 EventType = "note"
 	// EventSent records that something said to the customer left through its
 	// channel (or why it was deliberately not sent, in Reason).
 	EventSent EventType = "sent"
