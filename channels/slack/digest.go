@@ -56,7 +56,7 @@ func (s *Slack) postDigest(ctx context.Context, n router.Notification) error {
 		if err := s.pace.wait(ctx, ch); err != nil {
 			return err
 		}
-		_, ts, err := s.api.PostMessageContext(ctx, ch, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+		ts, err := s.postMessage(ctx, ch, "", Message{Text: text, Blocks: blocks})
 		if err != nil {
 			return s.classify(what, err)
 		}
@@ -69,27 +69,10 @@ func (s *Slack) postDigest(ctx context.Context, n router.Notification) error {
 	return nil
 }
 
-// clip shortens s to n runes, marking the cut.
-func clip(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n-1]) + "…"
-}
-
-// clipEscaped escapes s for mrkdwn and keeps the escaped text within n
-// characters (Slack counts after escaping), never cutting an entity.
-func clipEscaped(s string, n int) string {
-	e := escape(s)
-	if len([]rune(e)) <= n {
-		return e
-	}
-	r := []rune(s)
-	for len(r) > 0 && len([]rune(escape(string(r))))+1 > n {
-		r = r[:len(r)-1]
-	}
-	return escape(string(r)) + "…"
+// escaped is staff or customer text escaped for mrkdwn within n characters.
+func escaped(s string, n int) string {
+	out, _ := clip(s, n)
+	return out
 }
 
 func hours(secs float64) string { return strconv.FormatFloat(secs/3600, 'f', 1, 64) }
@@ -124,7 +107,7 @@ func digestBlocks(d router.Digest, names func(string) string) ([]slackgo.Block, 
 		kept = fmt.Sprintf("%s%% (%d of %d)", strconv.FormatFloat(d.Promises.KeptPercent, 'f', 1, 64), d.Promises.Kept, settled)
 	}
 	fields := []*slackgo.TextBlockObject{
-		mrkdwn(clip("*Volume*\n"+volume, maxField)),
+		mrkdwn(clipRaw("*Volume*\n"+volume, maxField)),
 		mrkdwn("*Deadlines missed*\n" + strconv.Itoa(d.Breaches)),
 		mrkdwn("*First response, median*\n" + med(d.FirstResponse, "answered")),
 		mrkdwn("*Resolution, median*\n" + med(d.Resolution, "closed")),
@@ -134,7 +117,7 @@ func digestBlocks(d router.Digest, names func(string) string) ([]slackgo.Block, 
 	if len(d.TopCauses) > 0 {
 		var lines []string
 		for i, c := range d.TopCauses[:min(len(d.TopCauses), router.DigestTopCauses)] {
-			lines = append(lines, fmt.Sprintf("%d. %s: %d", i+1, clipEscaped(c.Name, 200), c.Count))
+			lines = append(lines, fmt.Sprintf("%d. %s: %d", i+1, escaped(c.Name, 200), c.Count))
 		}
 		causes = "*Top causes*\n" + strings.Join(lines, "\n")
 	}
@@ -146,18 +129,18 @@ func digestBlocks(d router.Digest, names func(string) string) ([]slackgo.Block, 
 				lines = append(lines, fmt.Sprintf("…and %d more (see the report)", len(d.OverCapacity)-i))
 				break
 			}
-			lines = append(lines, fmt.Sprintf("• %s: %d open, capacity %d", clipEscaped(names(o.Owner), 100), o.Open, o.Capacity))
+			lines = append(lines, fmt.Sprintf("• %s: %d open, capacity %d", escaped(names(o.Owner), 100), o.Open, o.Capacity))
 		}
 		over = "*Over capacity now*\n" + strings.Join(lines, "\n")
 	}
-	title := clip("Weekly complaints digest · "+d.Week, maxHeader)
+	title := clipPlain("Weekly complaints digest · "+d.Week, maxHeader)
 	blocks := []slackgo.Block{
 		slackgo.NewHeaderBlock(plain(title)),
 		slackgo.NewContextBlock("", mrkdwn(fmt.Sprintf("Complaints opened %s to %s; durations in %s.",
 			d.Since.Format("Mon 2 Jan"), d.Until.AddDate(0, 0, -1).Format("Mon 2 Jan 2006"), unit))),
 		slackgo.NewSectionBlock(nil, fields, nil),
-		slackgo.NewSectionBlock(mrkdwn(clip(causes, maxSectionText)), nil, nil),
-		slackgo.NewSectionBlock(mrkdwn(clip(over, maxSectionText)), nil, nil),
+		slackgo.NewSectionBlock(mrkdwn(clipRaw(causes, maxSectionText)), nil, nil),
+		slackgo.NewSectionBlock(mrkdwn(clipRaw(over, maxSectionText)), nil, nil),
 	}
 	if d.ReportURL != "" && len(d.ReportURL) <= maxButtonURL {
 		btn := slackgo.NewButtonBlockElement(digestAction, d.Week, plain("Open the report (charts)"))
@@ -168,5 +151,5 @@ func digestBlocks(d router.Digest, names func(string) string) ([]slackgo.Block, 
 			d.Since.Format("2006-01-02"), d.Until.Format("2006-01-02")))))
 	}
 	text := fmt.Sprintf("Weekly complaints digest %s: %s; promises kept %s; %d deadlines missed", d.Week, volume, kept, d.Breaches)
-	return blocks, clip(text, maxFallback)
+	return blocks, clipRaw(text, maxFallback)
 }

@@ -21,6 +21,7 @@ import (
 // category, and the refusal names them.
 func TestWeeklyDigestOnceAcrossReplicasWithASignedReportLink(t *testing.T) {
 	ws := testslack.New(t, map[string]string{"anna.devries@example.nl": "UANNA"})
+	ws.AddChannel("C0LEADS01")
 	url0 := testredis.URL(t)
 	ns := testredis.Namespace()
 	const token = "digest-api-token"
