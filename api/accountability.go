@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -10,10 +11,12 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
+	"github.com/forgetmenot/forgetmenot/internal/report"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -29,8 +32,10 @@ type Accountability interface {
 
 // AccountabilityRoutes are the /v1 routes of issue 6, mounted by the
 // daemon: every route needs the API token except the customers' one-click
-// satisfaction links, which carry their own signature.
-func AccountabilityRoutes(access Access, svc Accountability, clock func() time.Time, log *slog.Logger) map[string]http.Handler {
+// satisfaction links, which carry their own signature, and the weekly
+// digest's report links (links, when given), signed for one period's HTML
+// report. GET /v1/report is GET /v1/reports under the name the links use.
+func AccountabilityRoutes(access Access, svc Accountability, clock func() time.Time, log *slog.Logger, links ...report.Links) map[string]http.Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -38,8 +43,19 @@ func AccountabilityRoutes(access Access, svc Accountability, clock func() time.T
 		clock = time.Now
 	}
 	a := &acct{svc: svc, s: &server{log: log}, clock: clock}
+	if len(links) > 0 {
+		a.links = &links[0]
+	}
+	withToken := access.Require(http.HandlerFunc(a.report))
 	return map[string]http.Handler{
-		"GET /v1/reports":            access.Require(http.HandlerFunc(a.report)),
+		"GET /v1/reports": withToken,
+		"GET " + report.ReportPath: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if report.Signed(r.URL.Query()) {
+				a.signedReport(w, r)
+				return
+			}
+			withToken.ServeHTTP(w, r)
+		}),
 		"POST /v1/volume":            access.Require(http.HandlerFunc(a.volume)),
 		"POST /v1/owners/{id}/away":  access.Require(http.HandlerFunc(a.away)),
 		"POST /v1/owners/{id}/back":  access.Require(http.HandlerFunc(a.back)),
@@ -52,15 +68,11 @@ type acct struct {
 	svc   Accountability
 	s     *server
 	clock func() time.Time
+	links *report.Links
 }
 
 // parseWhen accepts RFC 3339 or a date (midnight UTC).
-func parseWhen(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
-	}
-	return time.Parse(time.DateOnly, v)
-}
+func parseWhen(v string) (time.Time, error) { return router.ParseWhen(v) }
 
 func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -85,8 +97,8 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	if format == "" {
 		format = "json"
 	}
-	if format != "json" && format != "csv" && format != "text" {
-		httpx.WriteError(w, http.StatusBadRequest, "format must be json, csv or text", "format")
+	if format != "json" && format != "csv" && format != "text" && format != "html" {
+		httpx.WriteError(w, http.StatusBadRequest, "format must be json, csv, text or html", "format")
 		return
 	}
 	rep, err := a.svc.Report(r.Context(), since, until)
@@ -95,6 +107,8 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	switch format {
+	case "html":
+		writeHTMLReport(w, rep, a.s.log)
 	case "csv":
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		_ = WriteReportCSV(w, rep)
@@ -102,7 +116,97 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		WriteReportText(w, rep)
 	default:
-		httpx.WriteJSON(w, http.StatusOK, rep)
+		httpx.WriteJSON(w, http.StatusOK, ReportJSON(rep))
+	}
+}
+
+// Figures that nothing settled yet (no answered complaint for a median, no
+// settled promise for a kept rate, no complaint for a reopen rate, no
+// satisfaction answer for an average) are not 0: the text report shows "–"
+// for them, the CSV leaves the value empty and the JSON has null.
+func unsettled(rep router.Report) map[string]bool {
+	return map[string]bool{
+		"first_response": rep.FirstResponse.Count == 0,
+		"resolution":     rep.Resolution.Count == 0,
+		"kept_percent":   rep.Promises.Kept+rep.Promises.Broken == 0,
+		"reopen_percent": rep.Complaints == 0,
+		"csat":           rep.CSAT.Responses == 0,
+	}
+}
+
+// ReportJSON is the report as GET /v1/reports?format=json answers it: the
+// router's report, with null for figures nothing settled yet.
+func ReportJSON(rep router.Report) json.RawMessage {
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return raw
+	}
+	un := unsettled(rep)
+	null := func(section string, keys ...string) {
+		if sec, ok := m[section].(map[string]any); ok {
+			for _, k := range keys {
+				sec[k] = nil
+			}
+		}
+	}
+	if un["first_response"] {
+		null("first_response", "median_seconds", "p90_seconds")
+	}
+	if un["resolution"] {
+		null("resolution", "median_seconds", "p90_seconds")
+	}
+	if un["kept_percent"] {
+		null("promises", "kept_percent")
+	}
+	if un["reopen_percent"] {
+		m["reopen_percent"] = nil
+	}
+	if un["csat"] {
+		null("csat", "average", "satisfied_percent")
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// signedReport serves the HTML report of the period a digest's link was
+// signed for, without a token: the signature is the permission, for that
+// period and until the link expires.
+func (a *acct) signedReport(w http.ResponseWriter, r *http.Request) {
+	if a.links == nil {
+		httpx.WriteError(w, http.StatusForbidden, "report links are not enabled on this daemon (FORGETMENOT_REPORT_LINK_SECRET); use the API token", "sig")
+		return
+	}
+	since, until, err := a.links.Verify(r.URL.Query(), a.clock())
+	if err != nil {
+		httpx.WriteError(w, http.StatusForbidden, err.Error()+"; ask for a new link, or use the API token", "sig")
+		return
+	}
+	rep, err := a.svc.Report(r.Context(), since, until)
+	if err != nil {
+		a.s.fail(w, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "private, no-store")
+	writeHTMLReport(w, rep, a.s.log)
+}
+
+// writeHTMLReport sends the self-contained HTML page with its CSP also as a
+// header (where frame-ancestors works).
+func writeHTMLReport(w http.ResponseWriter, rep router.Report, log *slog.Logger) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", report.CSP+"; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	if err := report.WriteHTML(w, rep, report.Options{}); err != nil {
+		log.Error("api: writing the HTML report", "err", err)
 	}
 }
 
@@ -235,11 +339,13 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 
 // WriteReportText renders the report for people.
 func WriteReportText(w io.Writer, rep router.Report) {
-	dur := func(s float64) string {
+	un := unsettled(rep)
+	const none = "–" // nothing settled: no figure, rather than a misleading 0
+	dur := func(s float64, settled bool) string {
 		d := time.Duration(s * float64(time.Second))
 		switch {
-		case d == 0:
-			return "-"
+		case !settled:
+			return none
 		case d >= 48*time.Hour:
 			return fmt.Sprintf("%.1fd", d.Hours()/24)
 		default:
@@ -261,16 +367,29 @@ func WriteReportText(w io.Writer, rep router.Report) {
 	counts("By channel", rep.ByChannel)
 	counts("By category", rep.ByCategory)
 	counts("By week", rep.ByWeek)
-	fmt.Fprintf(w, "\nFirst response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds), dur(rep.FirstResponse.P90Seconds), rep.FirstResponse.Count)
-	fmt.Fprintf(w, "Resolution:     median %s, 90th percentile %s (%d closed)\n", dur(rep.Resolution.MedianSeconds), dur(rep.Resolution.P90Seconds), rep.Resolution.Count)
+	basis := "wall-clock time (no working calendar)"
+	if rep.BusinessTime {
+		basis = "business time of the owners' working calendars"
+	}
+	fmt.Fprintf(w, "\nDurations in %s.\n", basis)
+	fmt.Fprintf(w, "First response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds, !un["first_response"]), dur(rep.FirstResponse.P90Seconds, !un["first_response"]), rep.FirstResponse.Count)
+	fmt.Fprintf(w, "Resolution:     median %s, 90th percentile %s (%d closed)\n", dur(rep.Resolution.MedianSeconds, !un["resolution"]), dur(rep.Resolution.P90Seconds, !un["resolution"]), rep.Resolution.Count)
 	p := rep.Promises
-	fmt.Fprintf(w, "Promises:       %d made, %d kept, %d broken, %d pending (%.1f%% of settled kept)\n", p.Made, p.Kept, p.Broken, p.Pending, p.KeptPercent)
-	fmt.Fprintf(w, "Reopened:       %d (%.1f%%)\n", rep.Reopened, rep.ReopenPercent)
+	percent := func(v float64, settled bool) string {
+		if !settled {
+			return none
+		}
+		return fmt.Sprintf("%.1f%%", v)
+	}
+	fmt.Fprintf(w, "Promises:       %d made, %d kept, %d broken, %d pending (%s of settled kept)\n", p.Made, p.Kept, p.Broken, p.Pending, percent(p.KeptPercent, !un["kept_percent"]))
+	fmt.Fprintf(w, "Reopened:       %d (%s)\n", rep.Reopened, percent(rep.ReopenPercent, !un["reopen_percent"]))
 	fmt.Fprintf(w, "Overdue now:    %d\n", rep.Overdue)
 	counts("Breaches", rep.Breaches)
 	counts("Top root causes", rep.TopCauses)
 	if c := rep.CSAT; c.Responses > 0 {
 		fmt.Fprintf(w, "\nSatisfaction: %d answers, average %.2f of 5, %.1f%% satisfied (4-5)\n", c.Responses, c.Average, c.SatisfiedPercent)
+	} else {
+		fmt.Fprintf(w, "\nSatisfaction: no answers (average %s)\n", none)
 	}
 	if len(rep.Rates) > 0 {
 		fmt.Fprintln(w, "\nComplaint rate:")
@@ -286,11 +405,27 @@ func WriteReportText(w io.Writer, rep router.Report) {
 	}
 	fmt.Fprintln(w, "\nOwners (now):")
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "  OWNER\tOPEN\tOVERDUE")
+	fmt.Fprintln(tw, "  OWNER\tOPEN\tCAPACITY\tOVERDUE\tPROMISES KEPT")
 	for _, o := range rep.Owners {
-		fmt.Fprintf(tw, "  %s\t%d\t%d\n", o.Owner, o.Open, o.Overdue)
+		capacity := "-"
+		if o.Capacity > 0 {
+			capacity = strconv.Itoa(o.Capacity)
+			if o.OverCapacity {
+				capacity += " (over)"
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%d\t%d of %d\n", o.Owner, o.Open, capacity, o.Overdue, o.Promises.Kept, o.Promises.Kept+o.Promises.Broken)
 	}
 	tw.Flush()
+	if len(rep.Prevention) > 0 {
+		fmt.Fprintln(w, "\nWhat would prevent the next one:")
+		for _, p := range rep.Prevention {
+			fmt.Fprintf(w, "  %s:\n", p.Category)
+			for _, n := range p.Notes {
+				fmt.Fprintf(w, "    - %s (%s, %s)\n", n.Note, n.Complaint, n.Owner)
+			}
+		}
+	}
 }
 
 // WriteReportCSV renders the report as section,name,value rows, one figure
@@ -298,6 +433,15 @@ func WriteReportText(w io.Writer, rep router.Report) {
 func WriteReportCSV(w io.Writer, rep router.Report) error {
 	cw := csv.NewWriter(w)
 	row := func(section, name string, value any) { _ = cw.Write([]string{section, name, fmt.Sprint(value)}) }
+	un := unsettled(rep)
+	// maybe leaves the value empty (not 0) when nothing settled it.
+	maybe := func(section, name string, value any, none bool) {
+		if none {
+			_ = cw.Write([]string{section, name, ""})
+			return
+		}
+		row(section, name, value)
+	}
 	row("section", "name", "value")
 	row("period", "since", rep.Since.Format(time.RFC3339))
 	row("period", "until", rep.Until.Format(time.RFC3339))
@@ -310,28 +454,60 @@ func WriteReportCSV(w io.Writer, rep router.Report) error {
 			row(s.name, c.Name, c.Count)
 		}
 	}
-	row("first_response", "median_seconds", rep.FirstResponse.MedianSeconds)
-	row("first_response", "p90_seconds", rep.FirstResponse.P90Seconds)
-	row("resolution", "median_seconds", rep.Resolution.MedianSeconds)
-	row("resolution", "p90_seconds", rep.Resolution.P90Seconds)
+	basis := "wall_clock"
+	if rep.BusinessTime {
+		basis = "business"
+	}
+	row("durations", "basis", basis)
+	maybe("first_response", "median_seconds", rep.FirstResponse.MedianSeconds, un["first_response"])
+	maybe("first_response", "p90_seconds", rep.FirstResponse.P90Seconds, un["first_response"])
+	maybe("resolution", "median_seconds", rep.Resolution.MedianSeconds, un["resolution"])
+	maybe("resolution", "p90_seconds", rep.Resolution.P90Seconds, un["resolution"])
 	row("promises", "made", rep.Promises.Made)
 	row("promises", "kept", rep.Promises.Kept)
 	row("promises", "broken", rep.Promises.Broken)
 	row("promises", "pending", rep.Promises.Pending)
-	row("promises", "kept_percent", rep.Promises.KeptPercent)
+	maybe("promises", "kept_percent", rep.Promises.KeptPercent, un["kept_percent"])
 	row("reopen", "count", rep.Reopened)
-	row("reopen", "percent", rep.ReopenPercent)
+	maybe("reopen", "percent", rep.ReopenPercent, un["reopen_percent"])
 	row("csat", "responses", rep.CSAT.Responses)
-	row("csat", "average", rep.CSAT.Average)
-	row("csat", "satisfied_percent", rep.CSAT.SatisfiedPercent)
+	maybe("csat", "average", rep.CSAT.Average, un["csat"])
+	maybe("csat", "satisfied_percent", rep.CSAT.SatisfiedPercent, un["csat"])
 	for _, r := range rep.Rates {
 		row("complaint_rate", r.Period, strconv.FormatFloat(r.Percent, 'f', 2, 64))
 	}
 	for _, o := range rep.Owners {
 		row("owner_open", o.Owner, o.Open)
 		row("owner_overdue", o.Owner, o.Overdue)
+		row("owner_capacity", o.Owner, o.Capacity)
+		row("owner_promises_kept", o.Owner, o.Promises.Kept)
+		row("owner_promises_broken", o.Owner, o.Promises.Broken)
+	}
+	for _, wk := range rep.Weeks {
+		row("week_complaints", wk.Week, wk.Complaints)
+		row("week_first_response_median_seconds", wk.Week, wk.FirstResponse.MedianSeconds)
+		row("week_first_response_p90_seconds", wk.Week, wk.FirstResponse.P90Seconds)
+		row("week_resolution_median_seconds", wk.Week, wk.Resolution.MedianSeconds)
+		row("week_resolution_p90_seconds", wk.Week, wk.Resolution.P90Seconds)
+		row("week_promises_kept", wk.Week, wk.Promises.Kept)
+		row("week_promises_broken", wk.Week, wk.Promises.Broken)
+		row("week_reopen_percent", wk.Week, wk.ReopenPercent)
+	}
+	for _, p := range rep.Prevention {
+		for _, n := range p.Notes {
+			row("prevention", spreadsheetSafe(p.Category), spreadsheetSafe(n.Note))
+		}
 	}
 	row("total", "overdue", rep.Overdue)
 	cw.Flush()
 	return cw.Error()
+}
+
+// spreadsheetSafe keeps staff text from being read as a formula by a
+// spreadsheet that opens the CSV (=, +, -, @ lead a formula).
+func spreadsheetSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -116,6 +116,25 @@ func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Compl
 	return limitNewest(filterComplaints(cs, f), f.Limit), nil
 }
 
+// CustomerComplaints returns a customer's newest complaints (at most limit)
+// and how many they have in all: the count (ZCARD) and the newest ids go in
+// one pipelined round trip, so a customer with 300 complaints costs no more
+// than one with 3.
+func (s *Store) CustomerComplaints(ctx context.Context, customer string, limit int) ([]router.Complaint, int, error) {
+	key := s.keys.Customer(customerIndexKey(customer))
+	pipe := s.rdb.Pipeline()
+	count := pipe.ZCard(ctx, key)
+	newest := pipe.ZRevRange(ctx, key, 0, int64(limit)-1)
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, 0, err
+	}
+	cs, err := s.loadComplaints(ctx, newest.Val())
+	if err != nil {
+		return nil, 0, err
+	}
+	return limitNewest(cs, limit), int(count.Val()), nil
+}
+
 // newest keeps the limit most recently created of ids, by their creation
 // time in the complaints index, plus any tied with the last one kept (the
 // index has millisecond scores; limitNewest decides the ties exactly).

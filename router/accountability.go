@@ -184,8 +184,6 @@ func (c *Complaint) dropClock(clock string) {
 	}
 }
 
-func (c Complaint) breached(kind string) bool { return slices.Contains(c.Breaches, kind) }
-
 // armNew sets a new (or reopened) complaint's deadlines from its target.
 func (r *Router) armNew(c *Complaint, now time.Time) {
 	t, ok := r.policy().target(*c)
@@ -507,6 +505,15 @@ func effectiveAbsences(roster, stored []Absence, now time.Time) map[string]Absen
 		}
 	}
 	return off
+}
+
+// ParseWhen reads a moment as the API, the CLI and Slack take it: an RFC 3339
+// time, or a date (2026-12-21, meaning its start in UTC).
+func ParseWhen(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	return time.Parse(time.DateOnly, v)
 }
 
 // SetAway records that an owner is away until a moment, with a cover. While

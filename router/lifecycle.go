@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Limits on free text that staff enter; they keep timelines and Slack
@@ -34,6 +36,28 @@ func (r *Router) Close(ctx context.Context, id, actor, resolution, category stri
 	return r.CloseWith(ctx, id, actor, Closing{Resolution: resolution, Category: category})
 }
 
+// Categories are the configured root causes a close chooses from (empty:
+// free text).
+func (r *Router) Categories() []string { return slices.Clone(r.categories) }
+
+// category checks a close's category against the configured list and
+// returns it as configured.
+func (r *Router) category(c string) (string, error) {
+	if len(r.categories) == 0 {
+		return c, nil
+	}
+	allowed := strings.Join(r.categories, ", ")
+	if c == "" {
+		return "", invalid("category", "is required: choose the root cause from %s", allowed)
+	}
+	for _, k := range r.categories {
+		if strings.EqualFold(k, c) {
+			return k, nil
+		}
+	}
+	return "", invalid("category", "%q is not a configured category; choose one of %s", c, allowed)
+}
+
 // CloseWith closes an open complaint. The owner stays on record; a customer
 // message within the reopen window brings it back to them.
 func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closing) (Complaint, error) {
@@ -49,7 +73,11 @@ func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closin
 	case len(prevention) > maxPreventionLen:
 		return Complaint{}, invalid("prevention", "is longer than %d bytes", maxPreventionLen)
 	}
-	actor, err := r.actor(actor)
+	category, err := r.category(category)
+	if err != nil {
+		return Complaint{}, err
+	}
+	actor, err = r.actor(actor)
 	if err != nil {
 		return Complaint{}, err
 	}
@@ -156,6 +184,37 @@ func (r *Router) RecordDeliveryFailure(ctx context.Context, complaintID, what st
 		return ch, nil
 	})
 	return err
+}
+
+// RecordNotificationRoute puts on the timeline that notification
+// notificationID reached its recipient by a fallback route (what was
+// refused, and how it got through instead), once per notification. Like
+// RecordDeliveryFailure it sends no notification, so it cannot loop.
+func (r *Router) RecordNotificationRoute(ctx context.Context, complaintID, notificationID, route, cause string) error {
+	_, err := r.update(ctx, complaintID, func(c Complaint, now time.Time) (Change, error) {
+		after := c
+		after.UpdatedAt = now
+		ev := Event{Type: EventNotificationRerouted, Actor: ActorRouter, Owner: c.Owner,
+			Reason:  clipReason("reached by " + route + " after the usual route failed: " + cause),
+			Details: map[string]string{"route": route, "notification": notificationID}}
+		ch := newChange(&c, after)
+		ch.OnceKey = "rerouted:" + notificationID
+		ch.Entries = []Entry{{At: now, Event: &ev}}
+		return ch, nil
+	})
+	return err
+}
+
+func clipReason(s string) string {
+	if len(s) <= maxReasonLen {
+		return s
+	}
+	for i := maxReasonLen; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i]
+		}
+	}
+	return ""
 }
 
 // update runs one lifecycle step as a guarded change, recomputing it from fresh

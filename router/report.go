@@ -77,11 +77,54 @@ type Count struct {
 	Count int    `json:"count"`
 }
 
-// OwnerReport is an owner's current open load and overdue complaints.
+// OwnerReport is an owner's current open load against their capacity and
+// overdue complaints, and the promises made on their complaints of the
+// period.
 type OwnerReport struct {
 	Owner   string `json:"owner"`
+	Name    string `json:"name,omitempty"`
 	Open    int    `json:"open"`
 	Overdue int    `json:"overdue"`
+	// Capacity is the roster's expected load (0: not set); OverCapacity
+	// says Open exceeds it.
+	Capacity     int          `json:"capacity,omitempty"`
+	OverCapacity bool         `json:"over_capacity,omitempty"`
+	Promises     PromiseStats `json:"promises"`
+}
+
+// WeekReport is one ISO week of the period: complaints opened that week and
+// what became of them.
+type WeekReport struct {
+	Week          string       `json:"week"`
+	Start         time.Time    `json:"start"`
+	Complaints    int          `json:"complaints"`
+	ByChannel     []Count      `json:"by_channel"`
+	FirstResponse Durations    `json:"first_response"`
+	Resolution    Durations    `json:"resolution"`
+	Promises      PromiseStats `json:"promises"`
+	Reopened      int          `json:"reopened"`
+	ReopenPercent float64      `json:"reopen_percent"`
+	Causes        []Count      `json:"causes"`
+	// Volume is the week's orders or contacts when recorded (0: unknown);
+	// RatePercent and Alert then compare the complaints with it.
+	Volume      int     `json:"volume,omitempty"`
+	RatePercent float64 `json:"rate_percent,omitempty"`
+	Alert       bool    `json:"alert,omitempty"`
+}
+
+// PreventionNote is what staff said, at a close, would prevent the next
+// complaint like it.
+type PreventionNote struct {
+	Complaint string    `json:"complaint"`
+	Owner     string    `json:"owner"`
+	ClosedAt  time.Time `json:"closed_at"`
+	Note      string    `json:"note"`
+}
+
+// PreventionNotes are a category's notes of the period, oldest first.
+type PreventionNotes struct {
+	Category string           `json:"category"`
+	Notes    []PreventionNote `json:"notes"`
 }
 
 // RateReport is the complaint rate of one period with a volume.
@@ -114,6 +157,13 @@ type Report struct {
 	CSAT          CSATStats     `json:"csat"`
 	Rates         []RateReport  `json:"rates,omitempty"`
 	Overdue       int           `json:"overdue"`
+	// BusinessTime says the durations count working time of the owners'
+	// calendars (as the deadlines do), not wall-clock time.
+	BusinessTime bool `json:"business_time"`
+	// RateThresholdPercent is the complaint rate that alerts (0: no watch).
+	RateThresholdPercent float64           `json:"rate_threshold_percent,omitempty"`
+	Weeks                []WeekReport      `json:"weeks"`
+	Prevention           []PreventionNotes `json:"prevention,omitempty"`
 }
 
 // Overdue reports whether an open complaint has missed a deadline that is
@@ -138,6 +188,65 @@ type ReportInput struct {
 	Open       []Complaint
 	Owners     []string
 	Rates      []RateReport
+	// Calendar gives an owner's working calendar; durations count its
+	// working time, like the deadlines. Nil (or a nil calendar): wall clock.
+	Calendar func(owner string) *Calendar
+	// Capacity is each owner's expected open load; Names their names.
+	Capacity map[string]int
+	Names    map[string]string
+	// RateThreshold is the alerting complaint rate (a fraction; 0: none).
+	RateThreshold float64
+}
+
+// maxReportWeeks bounds the weekly series of one report (two years).
+const maxReportWeeks = 106
+
+// tally sums one group of complaints (the period, or one week).
+type tally struct {
+	channels, causes map[string]int
+	first, resolve   []float64
+	promises         PromiseStats
+	reopened, n      int
+}
+
+func newTally() *tally { return &tally{channels: map[string]int{}, causes: map[string]int{}} }
+
+func (t *tally) add(c Complaint, cal *Calendar) {
+	t.n++
+	t.channels[string(c.Channel)]++
+	if !c.FirstResponseAt.IsZero() {
+		t.first = append(t.first, cal.Between(c.CreatedAt, c.FirstResponseAt).Seconds())
+	}
+	if c.Status == StatusClosed {
+		t.resolve = append(t.resolve, cal.Between(c.CreatedAt, c.ClosedAt).Seconds())
+		if c.Category != "" {
+			t.causes[c.Category]++
+		}
+	}
+	t.promises.add(c)
+	if c.Reopens > 0 {
+		t.reopened++
+	}
+}
+
+func (p *PromiseStats) add(c Complaint) {
+	p.Made += c.Promises
+	p.Kept += c.PromisesKept
+	p.Broken += c.PromisesBroken
+	if !c.PromisedBy.IsZero() {
+		p.Pending++
+	}
+	p.KeptPercent = 0
+	if settled := p.Kept + p.Broken; settled > 0 {
+		p.KeptPercent = percent(p.Kept, settled)
+	}
+}
+
+func (t *tally) reopenPercent() float64 {
+	if t.n == 0 {
+		return 0
+	}
+	return percent(t.reopened, t.n)
 }
 
 // BuildReport computes the report; it is pure, so figures can be checked
@@ -147,36 +256,53 @@ func BuildReport(in ReportInput) Report {
 	if loc == nil {
 		loc = time.UTC
 	}
-	rep := Report{Since: in.Since, Until: in.Until, GeneratedAt: in.Now, Complaints: len(in.Complaints), Rates: in.Rates}
-	channels, categories, weeks, breaches, causes := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
-	var first, resolution []float64
+	rep := Report{Since: in.Since, Until: in.Until, GeneratedAt: in.Now, Complaints: len(in.Complaints), Rates: in.Rates,
+		RateThresholdPercent: math.Round(in.RateThreshold*10000) / 100}
+	calendar := func(owner string) *Calendar {
+		if in.Calendar == nil {
+			return nil
+		}
+		cal := in.Calendar(owner)
+		if cal != nil {
+			rep.BusinessTime = true
+		}
+		return cal
+	}
+	// The basis holds for the report even without a complaint to measure.
+	calendar("")
+	for _, o := range in.Owners {
+		calendar(o)
+	}
+	all := newTally()
+	categories, breaches, byWeek := map[string]int{}, map[string]int{}, map[string]int{}
+	weeks, weekIndex := reportWeeks(in.Since, in.Until, loc)
+	weekTallies := make([]*tally, len(weeks))
+	for i := range weekTallies {
+		weekTallies[i] = newTally()
+	}
+	ownerPromises := map[string]*PromiseStats{}
+	prevention := map[string][]PreventionNote{}
 	rep.CSAT.Scores = map[int]int{}
 	csatSum, satisfied := 0, 0
 	for _, c := range in.Complaints {
-		channels[string(c.Channel)]++
+		cal := calendar(c.Owner)
+		all.add(c, cal)
+		week := ISOWeek(c.CreatedAt.In(loc))
+		byWeek[week]++
+		if i, ok := weekIndex[week]; ok {
+			weekTallies[i].add(c, cal)
+		}
 		cat := c.Category
 		if cat == "" {
 			cat = "(none)"
 		}
 		categories[cat]++
-		weeks[ISOWeek(c.CreatedAt.In(loc))]++
-		if !c.FirstResponseAt.IsZero() {
-			first = append(first, c.FirstResponseAt.Sub(c.CreatedAt).Seconds())
+		if ownerPromises[c.Owner] == nil {
+			ownerPromises[c.Owner] = &PromiseStats{}
 		}
-		if c.Status == StatusClosed {
-			resolution = append(resolution, c.ClosedAt.Sub(c.CreatedAt).Seconds())
-			if c.Category != "" {
-				causes[c.Category]++
-			}
-		}
-		rep.Promises.Made += c.Promises
-		rep.Promises.Kept += c.PromisesKept
-		rep.Promises.Broken += c.PromisesBroken
-		if !c.PromisedBy.IsZero() {
-			rep.Promises.Pending++
-		}
-		if c.Reopens > 0 {
-			rep.Reopened++
+		ownerPromises[c.Owner].add(c)
+		if c.Status == StatusClosed && c.Prevention != "" {
+			prevention[cat] = append(prevention[cat], PreventionNote{Complaint: c.ID, Owner: c.Owner, ClosedAt: c.ClosedAt, Note: c.Prevention})
 		}
 		for _, b := range c.Breaches {
 			breaches[b]++
@@ -190,23 +316,45 @@ func BuildReport(in ReportInput) Report {
 			}
 		}
 	}
-	rep.ByChannel, rep.ByCategory, rep.ByWeek = counts(channels), counts(categories), counts(weeks)
-	slices.SortFunc(rep.ByWeek, func(a, b Count) int { return compareStrings(a.Name, b.Name) })
-	rep.Breaches, rep.TopCauses = counts(breaches), counts(causes)
+	rep.ByChannel, rep.ByCategory = counts(all.channels), counts(categories)
+	rep.Breaches, rep.TopCauses = counts(breaches), counts(all.causes)
 	if len(rep.TopCauses) > 5 {
 		rep.TopCauses = rep.TopCauses[:5]
 	}
-	rep.FirstResponse, rep.Resolution = summarise(first), summarise(resolution)
-	if settled := rep.Promises.Kept + rep.Promises.Broken; settled > 0 {
-		rep.Promises.KeptPercent = percent(rep.Promises.Kept, settled)
-	}
-	if rep.Complaints > 0 {
-		rep.ReopenPercent = percent(rep.Reopened, rep.Complaints)
-	}
+	rep.FirstResponse, rep.Resolution = summarise(all.first), summarise(all.resolve)
+	rep.Promises = all.promises
+	rep.Reopened, rep.ReopenPercent = all.reopened, all.reopenPercent()
 	if n := rep.CSAT.Responses; n > 0 {
 		rep.CSAT.Average = math.Round(float64(csatSum)/float64(n)*100) / 100
 		rep.CSAT.SatisfiedPercent = percent(satisfied, n)
 	}
+	rates := map[string]RateReport{}
+	for _, rr := range in.Rates {
+		rates[rr.Period] = rr
+	}
+	rep.Weeks = make([]WeekReport, len(weeks))
+	for i, w := range weeks {
+		t := weekTallies[i]
+		wr := WeekReport{Week: ISOWeek(w), Start: w, Complaints: t.n, ByChannel: counts(t.channels),
+			FirstResponse: summarise(t.first), Resolution: summarise(t.resolve), Promises: t.promises,
+			Reopened: t.reopened, ReopenPercent: t.reopenPercent(), Causes: counts(t.causes)}
+		if rr, ok := rates[wr.Week]; ok {
+			wr.Volume, wr.RatePercent, wr.Alert = rr.Volume, rr.Percent, rr.Alert
+		}
+		rep.Weeks[i] = wr
+	}
+	rep.ByWeek = counts(byWeek)
+	slices.SortFunc(rep.ByWeek, func(a, b Count) int { return compareStrings(a.Name, b.Name) })
+	for cat, notes := range prevention {
+		slices.SortFunc(notes, func(a, b PreventionNote) int { return a.ClosedAt.Compare(b.ClosedAt) })
+		rep.Prevention = append(rep.Prevention, PreventionNotes{Category: cat, Notes: notes})
+	}
+	slices.SortFunc(rep.Prevention, func(a, b PreventionNotes) int {
+		if len(a.Notes) != len(b.Notes) {
+			return len(b.Notes) - len(a.Notes)
+		}
+		return compareStrings(a.Category, b.Category)
+	})
 	load := map[string]*OwnerReport{}
 	for _, o := range in.Owners {
 		load[o] = &OwnerReport{Owner: o}
@@ -223,11 +371,43 @@ func BuildReport(in ReportInput) Report {
 			rep.Overdue++
 		}
 	}
-	for _, o := range load {
+	for id := range ownerPromises {
+		if load[id] == nil {
+			load[id] = &OwnerReport{Owner: id}
+		}
+	}
+	for id, o := range load {
+		o.Capacity, o.Name = in.Capacity[id], in.Names[id]
+		o.OverCapacity = o.Capacity > 0 && o.Open > o.Capacity
+		if p := ownerPromises[id]; p != nil {
+			o.Promises = *p
+		}
 		rep.Owners = append(rep.Owners, *o)
 	}
 	sort.Slice(rep.Owners, func(i, j int) bool { return rep.Owners[i].Owner < rep.Owners[j].Owner })
 	return rep
+}
+
+// reportWeeks lists the starts of the ISO weeks that overlap [since, until),
+// at most maxReportWeeks of them (the latest), and indexes them by name.
+func reportWeeks(since, until time.Time, loc *time.Location) ([]time.Time, map[string]int) {
+	if since.IsZero() || !until.After(since) {
+		return nil, map[string]int{}
+	}
+	s := since.In(loc)
+	start := time.Date(s.Year(), s.Month(), s.Day()-(int(s.Weekday())+6)%7, 0, 0, 0, 0, loc)
+	var out []time.Time
+	for w := start; w.Before(until); w = w.AddDate(0, 0, 7) {
+		out = append(out, w)
+	}
+	if len(out) > maxReportWeeks {
+		out = out[len(out)-maxReportWeeks:]
+	}
+	idx := make(map[string]int, len(out))
+	for i, w := range out {
+		idx[ISOWeek(w)] = i
+	}
+	return out, idx
 }
 
 func compareStrings(a, b string) int {
@@ -307,11 +487,15 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		return Report{}, err
 	}
 	var owners []string
+	capacity, names := map[string]int{}, map[string]string{}
 	for _, o := range r.dir.Owners() {
 		owners = append(owners, o.ID)
+		capacity[o.ID], names[o.ID] = o.Capacity, o.Name
 	}
+	policy := r.policy()
 	return BuildReport(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
-		Complaints: cs, Open: open, Owners: owners, Rates: rates}), nil
+		Complaints: cs, Open: open, Owners: owners, Rates: rates,
+		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold}), nil
 }
 
 // rates computes the complaint rate of every period with a volume that

@@ -45,10 +45,20 @@ func TestReportFiguresMatchAHandComputedFixture(t *testing.T) {
 	c6 := router.Complaint{ID: "C-0", Channel: router.ChannelEmail, Owner: "anna", Status: router.StatusOpen, CreatedAt: at("2026-11-10 08:00"),
 		PromisedBy: at("2026-12-03 11:00")}
 
+	c5.Prevention = "Pack glass in double boxes"
+	c2.Prevention = "Tell the carrier about the new depot"
+	// Durations count working time, as the deadlines do: Monday to Friday,
+	// 09:00-17:00 UTC.
+	week := &router.Calendar{Name: "office", Location: time.UTC, Start: 9 * h, End: 17 * h,
+		Days: [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true}}
 	rep := router.BuildReport(router.ReportInput{
 		Since: at("2026-11-23 00:00"), Until: at("2026-12-07 00:00"), Now: now,
 		Complaints: []router.Complaint{c1, c2, c3, c4, c5}, Open: []router.Complaint{c3, c4, c6},
-		Owners: []string{"anna", "bas", "chloe"},
+		Owners:        []string{"anna", "bas", "chloe"},
+		Calendar:      func(string) *router.Calendar { return week },
+		Capacity:      map[string]int{"anna": 1, "bas": 3},
+		Rates:         []router.RateReport{{Period: "2026-W49", Volume: 100, Complaints: 3, Percent: 3, Alert: true}},
+		RateThreshold: 0.025,
 	})
 	check := func(name string, got, want any) {
 		t.Helper()
@@ -60,11 +70,17 @@ func TestReportFiguresMatchAHandComputedFixture(t *testing.T) {
 	check("by channel", rep.ByChannel, []router.Count{{"email", 3}, {"chat", 1}, {"webhook", 1}})
 	check("by category", rep.ByCategory, []router.Count{{"(none)", 2}, {"late-delivery", 2}, {"damaged", 1}})
 	check("by week", rep.ByWeek, []router.Count{{"2026-W48", 2}, {"2026-W49", 3}})
-	// First responses 0.5h, 1h, 2h, 3h: median (1h+2h)/2 = 1.5h; p90 is the
-	// ceil(0.9*4) = 4th value, 3h.
+	// First responses in working time: C-3 was answered at 08:30, before
+	// work began, so 0; C-1 1h, C-5 2h, C-2 3h (all within one working
+	// day). Median (1h+2h)/2 = 1.5h; p90 is the ceil(0.9*4) = 4th value, 3h.
+	check("business time", rep.BusinessTime, true)
 	check("first response", rep.FirstResponse, router.Durations{Count: 4, MedianSeconds: 5400, P90Seconds: 10800})
-	// Resolutions 24h, 48h, 72h: median 48h, p90 the 3rd value, 72h.
-	check("resolution", rep.Resolution, router.Durations{Count: 3, MedianSeconds: 172800, P90Seconds: 259200})
+	// Resolutions in working time (wall clock was 48h, 24h, 72h):
+	// C-1 Mon 09:00 -> Wed 09:00 = Mon 8h + Tue 8h = 16h;
+	// C-2 Tue 10:00 -> Wed 10:00 = Tue 7h + Wed 1h = 8h;
+	// C-5 Wed 09:00 -> Sat 09:00 = Wed, Thu, Fri 8h each = 24h.
+	// Median 16h, p90 the 3rd value, 24h.
+	check("resolution", rep.Resolution, router.Durations{Count: 3, MedianSeconds: 57600, P90Seconds: 86400})
 	// 3 promises made, 2 kept, 1 broken: 2 of 3 settled kept = 66.7 %; C-4's is pending.
 	check("promises", rep.Promises, router.PromiseStats{Made: 3, Kept: 2, Broken: 1, Pending: 1, KeptPercent: 66.7})
 	check("reopened", []any{rep.Reopened, rep.ReopenPercent}, []any{1, 20.0})
@@ -74,8 +90,39 @@ func TestReportFiguresMatchAHandComputedFixture(t *testing.T) {
 	check("csat", rep.CSAT, router.CSATStats{Responses: 3, Average: 3.67, SatisfiedPercent: 66.7, Scores: map[int]int{5: 1, 2: 1, 4: 1}})
 	// anna: C-3 (resolution lapsed 2 Dec) and C-0 (promise lapsed 11:00)
 	// both overdue; bas: C-4 due later; chloe: nothing open.
-	check("owners", rep.Owners, []router.OwnerReport{{"anna", 2, 2}, {"bas", 1, 0}, {"chloe", 0, 0}})
+	// Capacity: anna carries 2 of 1 (over), bas 1 of 3, chloe has none set.
+	// Promises of the period's complaints: anna's C-1 1 made 1 kept; bas's
+	// C-2 2 made, 1 kept, 1 broken and C-4's pending; chloe none.
+	check("owners", rep.Owners, []router.OwnerReport{
+		{Owner: "anna", Open: 2, Overdue: 2, Capacity: 1, OverCapacity: true, Promises: router.PromiseStats{Made: 1, Kept: 1, KeptPercent: 100}},
+		{Owner: "bas", Open: 1, Overdue: 0, Capacity: 3, Promises: router.PromiseStats{Made: 2, Kept: 1, Broken: 1, Pending: 1, KeptPercent: 50}},
+		{Owner: "chloe", Open: 0, Overdue: 0, Promises: router.PromiseStats{}},
+	})
 	check("overdue", rep.Overdue, 2)
+	check("threshold", rep.RateThresholdPercent, 2.5)
+	// Week 48: C-1 (email) and C-2 (webhook), both closed late-delivery;
+	// first responses 1h and 3h (median 2h), resolutions 16h and 8h
+	// (median 12h, p90 16h); C-2 reopened: 1 of 2 = 50 %.
+	if len(rep.Weeks) != 2 {
+		t.Fatalf("weeks = %+v, want W48 and W49", rep.Weeks)
+	}
+	w48, w49 := rep.Weeks[0], rep.Weeks[1]
+	check("W48", []any{w48.Week, w48.Complaints, w48.ByChannel, w48.FirstResponse, w48.Resolution, w48.Reopened, w48.ReopenPercent, w48.Causes, w48.Volume},
+		[]any{"2026-W48", 2, []router.Count{{"email", 1}, {"webhook", 1}}, router.Durations{Count: 2, MedianSeconds: 7200, P90Seconds: 10800},
+			router.Durations{Count: 2, MedianSeconds: 43200, P90Seconds: 57600}, 1, 50.0, []router.Count{{"late-delivery", 2}}, 0})
+	check("W48 promises", w48.Promises, router.PromiseStats{Made: 3, Kept: 2, Broken: 1, KeptPercent: 66.7})
+	// Week 49: C-3 (chat), C-4 (email), C-5 (email); first responses 0 and
+	// 2h (median 1h, p90 2h); C-5 resolved in 24h, damaged; 3 of 100 orders.
+	check("W49", []any{w49.Week, w49.Complaints, w49.ByChannel, w49.FirstResponse, w49.Resolution, w49.Reopened, w49.Causes, w49.Volume, w49.RatePercent, w49.Alert},
+		[]any{"2026-W49", 3, []router.Count{{"email", 2}, {"chat", 1}}, router.Durations{Count: 2, MedianSeconds: 3600, P90Seconds: 7200},
+			router.Durations{Count: 1, MedianSeconds: 86400, P90Seconds: 86400}, 0, []router.Count{{"damaged", 1}}, 100, 3.0, true})
+	check("prevention", rep.Prevention, []router.PreventionNotes{
+		{Category: "damaged", Notes: []router.PreventionNote{{Complaint: "C-5", Owner: "chloe", ClosedAt: c5.ClosedAt, Note: "Pack glass in double boxes"}}},
+		{Category: "late-delivery", Notes: []router.PreventionNote{{Complaint: "C-2", Owner: "bas", ClosedAt: c2.ClosedAt, Note: "Tell the carrier about the new depot"}}},
+	})
+	// Without calendars durations are wall clock, as before.
+	wall := router.BuildReport(router.ReportInput{Since: at("2026-11-23 00:00"), Until: at("2026-12-07 00:00"), Now: now, Complaints: []router.Complaint{c1, c2, c5}})
+	check("wall-clock resolution", []any{wall.BusinessTime, wall.Resolution}, []any{false, router.Durations{Count: 3, MedianSeconds: 172800, P90Seconds: 259200}})
 }
 
 func TestISOWeeks(t *testing.T) {

@@ -42,8 +42,14 @@ type Config struct {
 	// Slack, …): for metrics. Routing reports through its Outcome instead.
 	// It is called after the commit and must not block.
 	OnEvent func(EventType)
-	Clock   func() time.Time
-	Logger  *slog.Logger
+	// Categories are the root causes a close must choose from (compared
+	// without regard to case, stored as configured); empty: any category,
+	// or none.
+	Categories []string
+	// Digest, when set, sends the weekly digest (see CheckDigest).
+	Digest *DigestSchedule
+	Clock  func() time.Time
+	Logger *slog.Logger
 }
 
 // Router threads and assigns inbound messages and carries out the complaint
@@ -61,6 +67,9 @@ type Router struct {
 	csat         *CSAT
 	snapshot     atomic.Pointer[awaySnapshot]
 	onEvent      func(EventType)
+	categories   []string
+	digest       *DigestSchedule
+	digestDone   digestDone
 	clock        func() time.Time
 	log          *slog.Logger
 }
@@ -77,7 +86,15 @@ func New(cfg Config) (*Router, error) {
 		return nil, errors.New("router: reopen window must not be negative")
 	}
 	r := &Router{store: cfg.Store, reopenWindow: cfg.ReopenWindow, reachability: cfg.Reachability,
-		csat: cfg.CSAT, onEvent: cfg.OnEvent, clock: cfg.Clock, log: cfg.Logger}
+		csat: cfg.CSAT, onEvent: cfg.OnEvent, clock: cfg.Clock, log: cfg.Logger, digest: cfg.Digest}
+	for _, c := range cfg.Categories {
+		if c = strings.TrimSpace(c); c != "" && !slices.Contains(r.categories, c) {
+			if len(c) > maxCategoryLen {
+				return nil, fmt.Errorf("router: category %q is longer than %d bytes", c, maxCategoryLen)
+			}
+			r.categories = append(r.categories, c)
+		}
+	}
 	r.dir, r.rules = liveDirectory{&r.live}, liveRules{&r.live}
 	if err := r.Reload(cfg.Directory, cfg.Rules, cfg.Policy); err != nil {
 		return nil, err
@@ -276,7 +293,7 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		return true, nil
 	}
 	if msg.ComplaintID != "" {
-		if ok, err := follow(msg.ComplaintID, "complaint_id"); ok || err != nil {
+		if ok, err := follow(CanonicalComplaintID(msg.ComplaintID), "complaint_id"); ok || err != nil {
 			return th, err
 		}
 	}

@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -192,10 +193,14 @@ const (
 	EventReassigned         EventType = "reassigned"
 	EventClosed             EventType = "closed"
 	EventNotificationFailed EventType = "notification_failed"
-	EventAcknowledged       EventType = "acknowledged"
-	EventReplied            EventType = "replied"
-	EventPromised           EventType = "promised"
-	EventNote               EventType = "note"
+	// EventNotificationRerouted records that a notification reached its
+	// recipient by a fallback route (Details "route": slack_plain,
+	// lead_channel, email) after the usual one was refused.
+	EventNotificationRerouted EventType = "notification_rerouted"
+	EventAcknowledged         EventType = "acknowledged"
+	EventReplied              EventType = "replied"
+	EventPromised             EventType = "promised"
+	EventNote                 EventType = "note"
 	// EventSent records that something said to the customer left through its
 	// channel (or why it was deliberately not sent, in Reason).
 	EventSent EventType = "sent"
@@ -272,6 +277,9 @@ const (
 	NotifyComplaintRate NotificationKind = "complaint_rate"
 	// NotifyMerged tells owners that staff merged one complaint into another.
 	NotifyMerged NotificationKind = "merged"
+	// NotifyDigest is the weekly summary for the leads (Digest is set; it
+	// has no complaint).
+	NotifyDigest NotificationKind = "digest"
 )
 
 // Notification is queued in the same atomic step as the change it reports and
@@ -286,6 +294,7 @@ type Notification struct {
 	Complaint Complaint        `json:"complaint"`
 	Event     *Event           `json:"event,omitempty"`
 	Message   *Message         `json:"message,omitempty"`
+	Digest    *Digest          `json:"digest,omitempty"`
 }
 
 // Owner is a member of staff who can own complaints.
@@ -342,4 +351,18 @@ type Filter struct {
 type Outgoing struct {
 	Notification *Notification    `json:"notification,omitempty"`
 	Customer     *CustomerMessage `json:"customer,omitempty"`
+}
+
+// CanonicalComplaintID writes a complaint reference the way the router stores
+// it: people type "c-1001" as often as "C-1001", and a customer's reference in
+// a form or a subject is no different. Anything else is returned as it is
+// (trimmed), to be refused or not found by whoever looks it up.
+func CanonicalComplaintID(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > 2 && (v[0] == 'c' || v[0] == 'C') && v[1] == '-' {
+		if _, err := strconv.ParseUint(v[2:], 10, 64); err == nil {
+			return "C" + v[1:]
+		}
+	}
+	return v
 }

@@ -137,6 +137,40 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 	return router.Sent{Via: string(router.ChannelEmail), Ref: "<" + id + ">", ThreadKeys: []string{ThreadKey(id)}, Address: to}, nil
 }
 
+// MailStaff sends a plain notice to a member of staff (to, an address from
+// the roster): the last route of a notification Slack refused. It is marked
+// automatic so out-of-office replies do not come back. A 5xx answer is
+// permanent.
+func (s *Sender) MailStaff(ctx context.Context, to, subject, body string) error {
+	var h gomail.Header
+	h.SetDate(time.Now())
+	h.SetAddressList("From", []*gomail.Address{s.from})
+	h.SetAddressList("To", []*gomail.Address{{Address: to}})
+	h.SetSubject(subject)
+	if err := h.GenerateMessageIDWithHostname(domainOf(s.from.Address)); err != nil {
+		return fmt.Errorf("composing a notice to %s: %w", to, err)
+	}
+	h.Set("Auto-Submitted", "auto-generated")
+	h.Set("X-Auto-Response-Suppress", "All")
+	h.SetContentType("text/plain", map[string]string{"charset": "utf-8"})
+	var buf bytes.Buffer
+	w, err := gomail.CreateSingleInlineWriter(&buf, h)
+	if err == nil {
+		_, err = w.Write([]byte(strings.ReplaceAll(body, "\n", "\r\n")))
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	if err != nil {
+		return router.Permanent(fmt.Errorf("composing a notice to %s: %w", to, err))
+	}
+	if err := s.deliver(ctx, to, buf.Bytes()); err != nil {
+		return err
+	}
+	s.log.Info("notice e-mailed to staff", "to", to, "subject", subject)
+	return nil
+}
+
 // claimAck allows one acknowledgement per sender per hour; a retry of the
 // same message keeps its claim.
 func (s *Sender) claimAck(ctx context.Context, to, msgID string) (skipped string, err error) {

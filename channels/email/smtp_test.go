@@ -251,3 +251,32 @@ func TestAcknowledgementOfAWebhookComplaintIgnoresItsMetadata(t *testing.T) {
 		}
 	}
 }
+
+// What must hold: a notice to staff (the last route of a notification Slack
+// refused) reaches the roster address as a plain, automatic mail with its
+// text intact; a 5xx refusal is permanent.
+func TestMailStaff(t *testing.T) {
+	srv := emailtest.StartSMTP(t, map[string]string{"mailer": "s3cret"})
+	s := newSender(t, srv, newWorld(t))
+	body := "Hello Anna,\n\nComplaint: C-7 — 配送が遅れています & <urgent>\n"
+	if err := s.MailStaff(context.Background(), "anna.devries@example.nl", "C-7: assigned — 配送", body); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.To("anna.devries@example.nl")
+	if len(got) != 1 {
+		t.Fatalf("%d mails to the owner, want 1", len(got))
+	}
+	h, text := parseSent(t, got[0])
+	if subj, _ := h.Subject(); subj != "C-7: assigned — 配送" || h.Get("Auto-Submitted") != "auto-generated" {
+		t.Errorf("subject %q, Auto-Submitted %q", subj, h.Get("Auto-Submitted"))
+	}
+	if strings.ReplaceAll(text, "\r\n", "\n") != body {
+		t.Errorf("body %q, want %q", text, body)
+	}
+	srv.RejectWith(func(string) error {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "mailbox unknown"}
+	})
+	if err := s.MailStaff(context.Background(), "gone@example.nl", "x", "y"); !router.IsPermanent(err) {
+		t.Errorf("550: %v, want a permanent error", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
@@ -36,6 +37,13 @@ func (s *Slack) background(f func(ctx context.Context)) {
 // Wait blocks until background work started by actions has finished.
 func (s *Slack) Wait() { s.work.Wait() }
 
+// Stop ends the channel's own timers (the debounced App Home refreshes) and
+// waits for background work: call it once, at shutdown.
+func (s *Slack) Stop() {
+	s.home.stop()
+	s.work.Wait()
+}
+
 type waitGroup = sync.WaitGroup
 
 // once claims key for handledTTL and reports whether this is the first time.
@@ -56,15 +64,23 @@ func (s *Slack) once(ctx context.Context, key string) bool {
 // Interaction handles a button click or modal submission and returns what to
 // answer Slack with (nil: an empty acknowledgement, which closes a modal).
 func (s *Slack) Interaction(ctx context.Context, cb slackgo.InteractionCallback) any {
+	return s.interaction(ctx, cb, s.background)
+}
+
+// interaction handles cb and returns the answer; the work that follows the
+// answer goes to later (HTTP mode: the background; Socket Mode: run by the
+// bounded worker right after the acknowledgement, which keeps the order per
+// complaint).
+func (s *Slack) interaction(ctx context.Context, cb slackgo.InteractionCallback, later func(func(context.Context))) any {
 	switch cb.Type {
 	case slackgo.InteractionTypeBlockActions:
 		if !s.once(ctx, "action:"+interactionKey(cb)) {
 			return nil
 		}
-		s.background(func(ctx context.Context) { s.blockAction(ctx, cb) })
+		later(func(ctx context.Context) { s.blockAction(ctx, cb) })
 		return nil
 	case slackgo.InteractionTypeViewSubmission:
-		return s.viewSubmission(ctx, cb)
+		return s.viewSubmission(ctx, cb, later)
 	}
 	return nil
 }
@@ -122,7 +138,7 @@ func (s *Slack) tell(ctx context.Context, channel, user, text string) {
 		}
 		channel = ch.ID
 	}
-	if _, err := s.api.PostEphemeralContext(ctx, channel, user, slackgo.MsgOptionText(text, false)); err != nil {
+	if err := s.postEphemeral(ctx, channel, user, Message{Text: clipRaw(text, 3000)}); err != nil {
 		s.log.Warn("could not show a Slack user a message", "user", user, "text", text, "err", s.classify("ephemeral message", err))
 	}
 }
@@ -143,6 +159,9 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 	channel := actionChannel(cb)
 	switch a.ActionID {
 	case actAcknowledge, actReply, actPromise, actClose, actReassign:
+	case actAway, actBack:
+		s.awayAction(ctx, cb, a)
+		return
 	default:
 		s.log.Debug("unknown slack action ignored", "action", a.ActionID)
 		return
@@ -179,7 +198,7 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 		}
 		view = reassignModal(c, string(meta), owners)
 	}
-	if _, err := s.api.OpenViewContext(ctx, cb.TriggerID, view); err != nil {
+	if err := s.openView(ctx, cb.TriggerID, view); err != nil {
 		s.log.Warn("could not open a Slack modal", "action", a.ActionID, "complaint", c.ID, "err", s.classify("views.open", err))
 		s.tell(ctx, channel, cb.User.ID, "Could not open the form (Slack said: "+err.Error()+"). Please click again.")
 	}
@@ -193,7 +212,10 @@ type submission struct {
 
 // viewSubmission validates a modal at once (errors show next to the field),
 // then acknowledges and carries it out in the background.
-func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallback) any {
+func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallback, later func(func(context.Context))) any {
+	if cb.View.CallbackID == viewAway {
+		return s.awaySubmission(ctx, cb, later)
+	}
 	var meta modalMeta
 	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil || meta.Complaint == "" {
 		return nil
@@ -240,7 +262,8 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		}}
 	case viewClose:
 		resolution := strings.TrimSpace(get(blockCloseResolution).Value)
-		category := get(blockCloseCategory).SelectedOption.Value
+		prevention := strings.TrimSpace(get(blockClosePrevention).Value)
+		category := categoryOf(get(blockCloseCategory).SelectedOption.Value, s.cfg.Categories)
 		if category == "" {
 			category = strings.TrimSpace(get(blockCloseCategory).Value)
 		}
@@ -250,8 +273,13 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		if category == "" {
 			fieldErrs[blockCloseCategory] = "Choose the root cause."
 		}
+		if utf8.RuneCountInString(prevention) > maxPrevention {
+			// Slack enforces the field's max_length; a forged submission is
+			// refused here as clearly.
+			fieldErrs[blockClosePrevention] = fmt.Sprintf("Keep it to %d characters.", maxPrevention)
+		}
 		sub = submission{"close", func(ctx context.Context, actor string) error {
-			_, err := s.cfg.Complaints.CloseWith(ctx, id, actor, router.Closing{Resolution: resolution, Category: category})
+			_, err := s.cfg.Complaints.CloseWith(ctx, id, actor, router.Closing{Resolution: resolution, Category: category, Prevention: prevention})
 			return err
 		}}
 	case viewReassign:
@@ -285,7 +313,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		return nil
 	}
 	user := cb.User.ID
-	s.background(func(ctx context.Context) {
+	later(func(ctx context.Context) {
 		if err := sub.do(ctx, owner.ID); err != nil {
 			s.log.Warn("slack submission failed", "what", sub.what, "complaint", id, "owner", owner.ID, "err", err)
 			s.tell(ctx, meta.Channel, user, fmt.Sprintf("Your %s on %s did not go through: %s", sub.what, id, userError(err)))
@@ -325,11 +353,21 @@ func userError(err error) string {
 // customer). Only thread replies count; the message's own timestamp keys the
 // note, so a redelivered event records nothing twice.
 func (s *Slack) Event(ctx context.Context, ev slackevents.EventsAPIEvent) {
+	s.event(ev, s.background)
+}
+
+// event hands the work ev asks for to run (HTTP mode: the background;
+// Socket Mode: the ordered worker, after the acknowledgement).
+func (s *Slack) event(ev slackevents.EventsAPIEvent, run func(func(context.Context))) {
+	if h, ok := ev.InnerEvent.Data.(*slackevents.AppHomeOpenedEvent); ok {
+		run(func(ctx context.Context) { s.homeOpened(ctx, h) })
+		return
+	}
 	m, ok := ev.InnerEvent.Data.(*slackevents.MessageEvent)
 	if !ok || m.BotID != "" || m.SubType != "" || m.User == "" || m.ThreadTimeStamp == "" || m.ThreadTimeStamp == m.TimeStamp {
 		return
 	}
-	s.background(func(ctx context.Context) { s.note(ctx, m) })
+	run(func(ctx context.Context) { s.note(ctx, m) })
 }
 
 func (s *Slack) note(ctx context.Context, m *slackevents.MessageEvent) {

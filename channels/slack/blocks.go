@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/channels/slack/blockkit"
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
 )
@@ -34,17 +35,23 @@ const (
 	blockPromiseTell     = "promise_tell"
 	blockCloseResolution = "close_resolution"
 	blockCloseCategory   = "close_category"
+	blockClosePrevention = "close_prevention"
 	blockReassignOwner   = "reassign_owner"
 	blockReassignReason  = "reassign_reason"
 	inputAction          = "v"
 )
 
-// Lengths that keep messages readable (Slack's own limit is 3000 characters
-// per text block).
+// maxPrevention bounds the "What would prevent this?" note of a close.
+const maxPrevention = 2000
+
+// Lengths that keep messages readable, in characters after escaping
+// (Slack's own limit is 3,000 per section text; blockkit has them all).
 const (
 	topExcerpt    = 700
 	threadExcerpt = 2500
 	historyShown  = 5
+	nameLen       = 200
+	reasonLen     = 1000
 )
 
 // caseView is everything the top message of a complaint shows.
@@ -55,8 +62,10 @@ type caseView struct {
 	// First is the customer's first message; More counts the later ones.
 	First *router.Message
 	More  int
-	// History are the customer's other complaints, newest first.
-	History []router.Complaint
+	// History are the customer's other complaints, newest first (a few),
+	// and HistoryTotal how many there are in all.
+	History      []router.Complaint
+	HistoryTotal int
 	// Buttons is set when the recipient may act on the complaint.
 	Buttons bool
 }
@@ -67,45 +76,6 @@ func mrkdwn(s string) *slackgo.TextBlockObject {
 
 func plain(s string) *slackgo.TextBlockObject {
 	return slackgo.NewTextBlockObject(slackgo.PlainTextType, s, false, false)
-}
-
-// escape makes text safe inside mrkdwn: Slack treats &, < and > as markup.
-func escape(s string) string {
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
-}
-
-// excerpt shortens s to n runes at a word boundary where possible.
-func excerpt(s string, n int) (string, bool) {
-	s = strings.TrimSpace(s)
-	r := []rune(s)
-	if len(r) <= n {
-		return s, false
-	}
-	cut := string(r[:n])
-	if i := strings.LastIndexAny(cut, " \n\t"); i > n/2 {
-		cut = cut[:i]
-	}
-	return strings.TrimSpace(cut) + "…", true
-}
-
-// quote renders customer or staff text as a mrkdwn block quote.
-// appendQuote adds staff's text, quoted and trimmed for a thread, when there
-// is any.
-func appendQuote(lines []string, text string) []string {
-	if text == "" {
-		return lines
-	}
-	q, _ := quote(text, threadExcerpt)
-	return append(lines, q)
-}
-
-func quote(s string, n int) (string, bool) {
-	s, cut := excerpt(s, n)
-	lines := strings.Split(escape(s), "\n")
-	for i, l := range lines {
-		lines[i] = "> " + l
-	}
-	return strings.Join(lines, "\n"), cut
 }
 
 // date renders a moment in each reader's own time zone (Slack's date
@@ -133,7 +103,8 @@ func status(c router.Complaint, names func(string) string) string {
 	if c.Status == router.StatusClosed {
 		s := ":white_check_mark: Closed " + date(c.ClosedAt)
 		if c.Category != "" {
-			s += " · " + escape(c.Category)
+			cat, _ := clip(c.Category, nameLen)
+			s += " · " + cat
 		}
 		return s
 	}
@@ -159,16 +130,19 @@ func caseBlocks(v caseView, names func(string) string) []slackgo.Block {
 	if c.Subject != "" {
 		title += " · " + c.Subject
 	}
-	title, _ = excerpt(title, 150)
+	title = clipPlain(title, blockkit.MaxHeaderText)
 	blocks := []slackgo.Block{slackgo.NewHeaderBlock(plain(title))}
 	if v.Headline != "" {
-		blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(v.Headline), nil, nil))
+		blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(fit(v.Headline, blockkit.MaxSectionText)), nil, nil))
 	}
+	customer, _ := clip(c.Customer.Label(), nameLen)
+	owner, _ := clip(names(c.Owner), nameLen)
+	team, _ := clip(c.Team, nameLen)
 	fields := []*slackgo.TextBlockObject{
-		mrkdwn("*Customer*\n" + escape(c.Customer.Label())),
+		mrkdwn("*Customer*\n" + customer),
 		mrkdwn("*Channel*\n" + channelLabel(c.Channel)),
-		mrkdwn("*Owner*\n" + escape(names(c.Owner)) + " (" + escape(c.Team) + ")"),
-		mrkdwn("*Status*\n" + status(c, names)),
+		mrkdwn("*Owner*\n" + owner + " (" + team + ")"),
+		mrkdwn(fit("*Status*\n"+status(c, names), blockkit.MaxFieldText)),
 	}
 	if c.Status == router.StatusOpen {
 		if !c.RespondBy.IsZero() && c.FirstResponseAt.IsZero() {
@@ -199,73 +173,70 @@ func caseBlocks(v caseView, names func(string) string) []slackgo.Block {
 		if len(more) > 0 {
 			text += "\n_" + strings.Join(more, "; ") + " · everything: `/complaints " + c.ID + "` or `forgetmenot complaints show " + c.ID + "`_"
 		}
-		blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(text), nil, nil))
+		blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(fit(text, blockkit.MaxSectionText)), nil, nil))
 	}
-	blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(historyText(v.History, names)), nil, nil))
-	why := "*Why you:* " + escape(c.RoutingReason)
+	blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(fit(historyText(v.History, v.HistoryTotal, names), blockkit.MaxSectionText)), nil, nil))
+	reason, _ := clip(orDefault(c.RoutingReason, "assigned"), reasonLen)
+	why := "*Why you:* " + reason
 	if c.FollowUpOf != "" {
 		why += " · follow-up of " + c.FollowUpOf
 	}
-	blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(why)))
+	blocks = append(blocks, slackgo.NewContextBlock("", mrkdwn(fit(why, blockkit.MaxTextObject))))
 	if v.Buttons && c.Status == router.StatusOpen {
-		var buttons []slackgo.BlockElement
-		if c.AcknowledgedAt.IsZero() {
-			b := slackgo.NewButtonBlockElement(actAcknowledge, c.ID, plain("Acknowledge"))
-			b.Style = slackgo.StylePrimary
-			buttons = append(buttons, b)
-		}
-		buttons = append(buttons,
-			slackgo.NewButtonBlockElement(actReply, c.ID, plain("Reply")),
-			slackgo.NewButtonBlockElement(actPromise, c.ID, plain("Promise follow-up")),
-			slackgo.NewButtonBlockElement(actClose, c.ID, plain("Close")),
-			slackgo.NewButtonBlockElement(actReassign, c.ID, plain("Reassign")),
-		)
-		blocks = append(blocks, slackgo.NewActionBlock("actions", buttons...))
+		blocks = append(blocks, slackgo.NewActionBlock("actions", caseButtons(c)...))
 	}
 	return blocks
 }
 
 // historyText lists the customer's earlier complaints with date, owner and
-// outcome.
-func historyText(history []router.Complaint, names func(string) string) string {
-	if len(history) == 0 {
+// outcome: the newest few of total (the true count, not the list's length).
+func historyText(history []router.Complaint, total int, names func(string) string) string {
+	if total < len(history) {
+		total = len(history)
+	}
+	if total == 0 {
 		return "*Customer history*\nNo earlier complaints."
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "*Customer history* (%d earlier)", len(history))
+	fmt.Fprintf(&b, "*Customer history* (%d earlier)", total)
 	for i, h := range history {
 		if i == historyShown {
-			fmt.Fprintf(&b, "\n… and %d more: `forgetmenot complaints list --customer %s`", len(history)-historyShown, h.CustomerKey)
 			break
 		}
 		subject := h.Subject
 		if subject == "" {
 			subject = "(no subject)"
 		}
-		subject, _ = excerpt(subject, 60)
+		subject, _ = clip(subject, 60)
 		outcome := "open"
 		if h.Status == router.StatusClosed {
 			outcome = "closed"
 			if h.Category != "" {
-				outcome += " (" + h.Category + ")"
+				cat, _ := clip(h.Category, 40)
+				outcome += " (" + cat + ")"
 			}
 			if h.Resolution != "" {
-				r, _ := excerpt(h.Resolution, 80)
+				r, _ := clip(h.Resolution, 80)
 				outcome += ": " + r
 			}
 		}
-		fmt.Fprintf(&b, "\n• %s %s · %s · %s · %s", h.ID, day(h.CreatedAt), escape(subject), escape(names(h.Owner)), escape(outcome))
+		owner, _ := clip(names(h.Owner), 60)
+		fmt.Fprintf(&b, "\n• %s %s · %s · %s · %s", h.ID, day(h.CreatedAt), subject, owner, outcome)
+	}
+	if shown := min(len(history), historyShown); total > shown && len(history) > 0 {
+		fmt.Fprintf(&b, "\n… and %d more: `forgetmenot complaints list --customer %s`", total-shown, history[0].CustomerKey)
 	}
 	return b.String()
 }
 
 // caseText is the notification text of a top message (push notifications and
-// clients that show no blocks).
+// clients that show no blocks). Slack reads it as mrkdwn too, so the
+// customer's words are escaped: a subject of "<!channel>" pings no one.
 func caseText(v caseView) string {
 	c := v.Complaint
-	s := c.ID + ": " + c.Customer.Label()
+	s := c.ID + ": " + esc(c.Customer.Label(), nameLen)
 	if c.Subject != "" {
-		s += " — " + c.Subject
+		s += " — " + esc(c.Subject, 500)
 	}
 	return s
 }
@@ -281,7 +252,7 @@ func headline(n router.Notification, names func(string) string) string {
 		return h
 	case router.NotifyReassigned:
 		if n.Event != nil && n.Event.Owner == n.Recipient {
-			return fmt.Sprintf(":arrow_right: *Reassigned to you* by %s from %s: %s", escape(names(n.Event.Actor)), escape(names(n.Event.PreviousOwner)), escape(n.Event.Reason))
+			return fmt.Sprintf(":arrow_right: *Reassigned to you* by %s from %s: %s", esc(names(n.Event.Actor), nameLen), esc(names(n.Event.PreviousOwner), nameLen), esc(n.Event.Reason, reasonLen))
 		}
 	case router.NotifyEscalation:
 		return ":rotating_light: *Escalated to you.*"
@@ -295,7 +266,7 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 	if ev == nil {
 		ev = &router.Event{}
 	}
-	actor := escape(names(ev.Actor))
+	actor := esc(names(ev.Actor), nameLen)
 	var lines []string
 	var text string
 	switch n.Kind {
@@ -315,11 +286,11 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 		}
 		lines = append(lines, head)
 		if ev.Reason != "" && n.Kind == router.NotifyReopened {
-			lines = append(lines, "_"+escape(ev.Reason)+"_")
+			lines = append(lines, "_"+esc(ev.Reason, reasonLen)+"_")
 		}
 		if n.Message != nil {
 			if n.Message.Subject != "" && n.Message.Subject != n.Complaint.Subject {
-				lines = append(lines, "*Subject:* "+escape(n.Message.Subject))
+				lines = append(lines, "*Subject:* "+esc(n.Message.Subject, 300))
 			}
 			q, cut := quote(n.Message.Body, threadExcerpt)
 			lines = append(lines, q)
@@ -329,19 +300,19 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 		}
 	case router.NotifyReassigned:
 		if ev.Owner == n.Recipient {
-			lines = append(lines, fmt.Sprintf(":arrow_right: *Reassigned to you* by %s from %s", actor, escape(names(ev.PreviousOwner))))
+			lines = append(lines, fmt.Sprintf(":arrow_right: *Reassigned to you* by %s from %s", actor, esc(names(ev.PreviousOwner), nameLen)))
 		} else {
-			lines = append(lines, fmt.Sprintf(":arrow_right: *Reassigned to %s* by %s. It is theirs now; you are no longer the owner.", escape(names(ev.Owner)), actor))
+			lines = append(lines, fmt.Sprintf(":arrow_right: *Reassigned to %s* by %s. It is theirs now; you are no longer the owner.", esc(names(ev.Owner), nameLen), actor))
 		}
-		lines = append(lines, "*Reason:* "+escape(ev.Reason))
+		lines = append(lines, "*Reason:* "+esc(ev.Reason, reasonLen))
 		if ev.Details["over_capacity"] == "true" {
-			lines = append(lines, "_"+escape(names(ev.Owner))+" was already at capacity._")
+			lines = append(lines, "_"+esc(names(ev.Owner), nameLen)+" was already at capacity._")
 		}
-		text = n.Complaint.ID + " reassigned to " + names(ev.Owner)
+		text = n.Complaint.ID + " reassigned to " + esc(names(ev.Owner), nameLen)
 	case router.NotifyClosed:
 		line := ":white_check_mark: *Closed* by " + actor
 		if c := ev.Details["category"]; c != "" {
-			line += " · root cause: " + escape(c)
+			line += " · root cause: " + esc(c, nameLen)
 		}
 		q, _ := quote(ev.Reason, threadExcerpt)
 		lines = append(lines, line, q)
@@ -356,7 +327,7 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 		}
 		q, _ := quote(ev.Text, threadExcerpt)
 		lines = append(lines, line, q)
-		text = n.Complaint.ID + ": reply sent by " + names(ev.Actor)
+		text = n.Complaint.ID + ": reply sent by " + esc(names(ev.Actor), nameLen)
 	case router.NotifyPromised:
 		line := ":spiral_calendar_pad: *Follow-up promised* by " + actor
 		if by, err := time.Parse(time.RFC3339, ev.Details["by"]); err == nil {
@@ -371,36 +342,33 @@ func eventBlocks(n router.Notification, names func(string) string) ([]slackgo.Bl
 		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": follow-up promised"
 	case router.NotifyReminder:
-		lines = append(lines, ":alarm_clock: *Reminder*: "+escape(orDefault(ev.Reason, "a deadline of this complaint is near")))
+		lines = append(lines, ":alarm_clock: *Reminder*: "+esc(orDefault(ev.Reason, "a deadline of this complaint is near"), reasonLen))
 		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": reminder"
 	case router.NotifyEscalation:
-		lines = append(lines, ":rotating_light: *Escalation*: "+escape(orDefault(ev.Reason, "a deadline of this complaint was missed")))
+		lines = append(lines, ":rotating_light: *Escalation*: "+esc(orDefault(ev.Reason, "a deadline of this complaint was missed"), reasonLen))
 		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": escalation"
 	case router.NotifyDeliveryFailed:
-		lines = append(lines, ":warning: *The customer did not get this.* Find another way to reach them.", "_"+escape(ev.Reason)+"_")
+		lines = append(lines, ":warning: *The customer did not get this.* Find another way to reach them.", "_"+esc(ev.Reason, reasonLen)+"_")
 		lines = appendQuote(lines, ev.Text)
 		text = n.Complaint.ID + ": the customer was NOT reached"
 	case router.NotifyComplaintRate:
-		lines = append(lines, ":chart_with_upwards_trend: *Complaint rate alert*: "+escape(orDefault(ev.Reason, "the complaint rate reached its threshold")),
+		lines = append(lines, ":chart_with_upwards_trend: *Complaint rate alert*: "+esc(orDefault(ev.Reason, "the complaint rate reached its threshold"), reasonLen),
 			"_Complaints per period: `forgetmenot report`_")
 		text = "Complaint rate alert"
 		if p := ev.Details["period"]; p != "" {
-			text += " for " + p
+			text += " for " + esc(p, 100)
 		}
 	default:
-		lines = append(lines, "*"+escape(string(n.Kind))+"*")
+		lines = append(lines, "*"+esc(string(n.Kind), nameLen)+"*")
 		if ev.Reason != "" {
-			lines = append(lines, escape(ev.Reason))
+			lines = append(lines, esc(ev.Reason, reasonLen))
 		}
-		text = n.Complaint.ID + ": " + string(n.Kind)
+		text = n.Complaint.ID + ": " + esc(string(n.Kind), nameLen)
 	}
-	body := strings.Join(lines, "\n")
-	if r := []rune(body); len(r) > 2990 {
-		body = string(r[:2990]) + "…"
-	}
-	return []slackgo.Block{slackgo.NewSectionBlock(mrkdwn(body), nil, nil)}, text
+	body := fit(strings.Join(lines, "\n"), blockkit.MaxSectionText)
+	return []slackgo.Block{slackgo.NewSectionBlock(mrkdwn(body), nil, nil)}, fit(text, 1000)
 }
 
 func orDefault(s, d string) string {
@@ -421,20 +389,20 @@ func leadBlocks(n router.Notification, names func(string) string) ([]slackgo.Blo
 		if n.Event != nil && n.Event.Reason != "" {
 			reason = n.Event.Reason
 		}
-		line = fmt.Sprintf(":rotating_light: *Escalation %s* (owner %s, team %s): %s", c.ID, escape(names(c.Owner)), escape(c.Team), escape(reason))
+		line = fmt.Sprintf(":rotating_light: *Escalation %s* (owner %s, team %s): %s", c.ID, esc(names(c.Owner), nameLen), esc(c.Team, nameLen), esc(reason, reasonLen))
 		text = "Escalation: " + c.ID
 	default:
-		line = fmt.Sprintf(":warning: *Over capacity:* %s went to %s (team %s) although everyone in the team was at capacity. Consider redistributing.", c.ID, escape(names(c.Owner)), escape(c.Team))
+		line = fmt.Sprintf(":warning: *Over capacity:* %s went to %s (team %s) although everyone in the team was at capacity. Consider redistributing.", c.ID, esc(names(c.Owner), nameLen), esc(c.Team, nameLen))
 		text = "Over capacity: " + c.ID
 	}
-	ctx := escape(c.Customer.Label())
+	ctx := esc(c.Customer.Label(), nameLen)
 	if c.Subject != "" {
-		ctx += " — " + escape(c.Subject)
+		ctx += " — " + esc(c.Subject, 300)
 	}
 	ctx += " · `/complaints " + c.ID + "`"
 	return []slackgo.Block{
-		slackgo.NewSectionBlock(mrkdwn(line), nil, nil),
-		slackgo.NewContextBlock("", mrkdwn(ctx)),
+		slackgo.NewSectionBlock(mrkdwn(fit(line, blockkit.MaxSectionText)), nil, nil),
+		slackgo.NewContextBlock("", mrkdwn(fit(ctx, blockkit.MaxTextObject))),
 	}, text
 }
 
@@ -454,11 +422,11 @@ func modal(callback, title, submit string, meta string, blocks ...slackgo.Block)
 }
 
 func context1(c router.Complaint) slackgo.Block {
-	s := c.ID + " · " + escape(c.Customer.Label())
+	s := c.ID + " · " + esc(c.Customer.Label(), nameLen)
 	if c.Subject != "" {
-		s += " — " + escape(c.Subject)
+		s += " — " + esc(c.Subject, 300)
 	}
-	return slackgo.NewContextBlock("", mrkdwn(s))
+	return slackgo.NewContextBlock("", mrkdwn(fit(s, blockkit.MaxTextObject)))
 }
 
 func textInput(block, label, hint string, multiline bool, max int, optional bool) *slackgo.InputBlock {
@@ -499,18 +467,40 @@ func promiseModal(c router.Complaint, meta string, now time.Time) slackgo.ModalV
 func closeModal(c router.Complaint, meta string, categories []string) slackgo.ModalViewRequest {
 	var blocks []slackgo.Block
 	blocks = append(blocks, context1(c),
-		textInput(blockCloseResolution, "Resolution", "How was it resolved? Internal: the customer does not see this.", true, 4000, false))
+		textInput(blockCloseResolution, "Resolution", "How was it resolved? Internal: the customer does not see this.", true, blockkit.MaxInputLength, false))
 	if len(categories) > 0 {
 		var opts []*slackgo.OptionBlockObject
 		for _, cat := range categories {
-			opts = append(opts, slackgo.NewOptionBlockObject(cat, plain(cat), nil))
+			if len(opts) == blockkit.MaxOptions {
+				break
+			}
+			opts = append(opts, slackgo.NewOptionBlockObject(categoryValue(cat, len(opts)), plain(clipPlain(cat, blockkit.MaxOptionText)), nil))
 		}
 		sel := slackgo.NewOptionsSelectBlockElement(slackgo.OptTypeStatic, plain("Choose the root cause"), inputAction, opts...)
 		blocks = append(blocks, slackgo.NewInputBlock(blockCloseCategory, plain("Root cause"), nil, sel))
 	} else {
 		blocks = append(blocks, textInput(blockCloseCategory, "Root cause", "", false, 100, false))
 	}
+	blocks = append(blocks, textInput(blockClosePrevention, "What would prevent this?", "Optional: what would stop this from happening again. Goes into the root-cause report.", true, maxPrevention, true))
 	return modal(viewClose, "Close complaint", "Close", meta, blocks...)
+}
+
+// categoryValue is a root cause's option value: the category itself, or
+// "#index" for one longer than Slack allows a value to be (categoryOf reads
+// it back).
+func categoryValue(cat string, i int) string {
+	if blockkit.Len(cat) <= blockkit.MaxOptionValue && !strings.HasPrefix(cat, "#") {
+		return cat
+	}
+	return "#" + strconv.Itoa(i)
+}
+
+// categoryOf is the root cause a submitted option value stands for.
+func categoryOf(value string, categories []string) string {
+	if i, err := strconv.Atoi(strings.TrimPrefix(value, "#")); err == nil && strings.HasPrefix(value, "#") && i >= 0 && i < len(categories) {
+		return categories[i]
+	}
+	return value
 }
 
 func reassignModal(c router.Complaint, meta string, owners []router.OwnerStatus) slackgo.ModalViewRequest {
@@ -519,10 +509,15 @@ func reassignModal(c router.Complaint, meta string, owners []router.OwnerStatus)
 		if !o.Active || o.ID == c.Owner || len(opts) == 100 {
 			continue
 		}
-		label := o.Name + " · " + strings.Join(o.Teams, ", ")
-		label, _ = excerpt(label, 70)
+		label := clipPlain(o.Name+" · "+strings.Join(o.Teams, ", "), blockkit.MaxOptionText)
 		desc := strconv.Itoa(o.Open) + " open of " + strconv.Itoa(o.Capacity)
 		opts = append(opts, slackgo.NewOptionBlockObject(o.ID, plain(label), plain(desc)))
+	}
+	if len(opts) == 0 {
+		m := modal(viewReassign, "Reassign complaint", "Reassign", meta, context1(c),
+			slackgo.NewSectionBlock(mrkdwn("There is no other active owner to reassign it to. Ask your lead to add someone to the roster."), nil, nil))
+		m.Submit = nil
+		return m
 	}
 	sel := slackgo.NewOptionsSelectBlockElement(slackgo.OptTypeStatic, plain("Choose the new owner"), inputAction, opts...)
 	return modal(viewReassign, "Reassign complaint", "Reassign", meta,

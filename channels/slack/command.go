@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/forgetmenot/forgetmenot/channels/slack/blockkit"
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
 )
@@ -17,7 +18,9 @@ var complaintIDPattern = regexp.MustCompile(`^(?i)c-\d+$`)
 const commandUsage = "*/complaints* — your complaints from Slack:\n" +
 	"• `/complaints mine` — your open complaints, oldest first\n" +
 	"• `/complaints C-1042` — one complaint: the case, its history and latest events\n" +
-	"• `/complaints stats` — open complaints per owner, what waits for an answer"
+	"• `/complaints stats` — open complaints per owner, what waits for an answer\n" +
+	"• `/complaints away 2026-12-21 [cover]` — you are away until then (a date or an RFC 3339 time); the cover (owner id or @mention) gets your notifications\n" +
+	"• `/complaints back` — you are back early"
 
 // ephemeral is the answer to a slash command, shown only to its user.
 func ephemeral(text string, blocks ...slackgo.Block) *slackgo.Msg {
@@ -31,6 +34,10 @@ func ephemeral(text string, blocks ...slackgo.Block) *slackgo.Msg {
 // Command answers /complaints (mine, C-1042, stats) ephemerally. It only
 // reads, so it answers within Slack's 3 seconds.
 func (s *Slack) Command(ctx context.Context, cmd slackgo.SlashCommand) *slackgo.Msg {
+	return s.answer(s.command(ctx, cmd))
+}
+
+func (s *Slack) command(ctx context.Context, cmd slackgo.SlashCommand) *slackgo.Msg {
 	arg := strings.TrimSpace(cmd.Text)
 	owner, ok, err := s.people.owner(ctx, cmd.UserID)
 	if err != nil {
@@ -40,7 +47,12 @@ func (s *Slack) Command(ctx context.Context, cmd slackgo.SlashCommand) *slackgo.
 	if !ok {
 		return ephemeral("Sorry, you are not on the forgetmenot roster, so complaints are not shown to you. Ask your team lead to add you.")
 	}
+	words := strings.Fields(arg)
 	switch {
+	case len(words) > 0 && strings.EqualFold(words[0], "away"):
+		return s.awayCommand(ctx, owner, words[1:])
+	case strings.EqualFold(arg, "back"):
+		return s.backCommand(ctx, owner)
 	case strings.EqualFold(arg, "mine"):
 		return s.mine(ctx, owner)
 	case strings.EqualFold(arg, "stats"):
@@ -69,20 +81,16 @@ func (s *Slack) mine(ctx context.Context, owner router.Owner) *slackgo.Msg {
 		}
 		fmt.Fprintf(&b, "\n• *%s* %s", c.ID, complaintLine(c))
 	}
-	text := b.String()
-	if r := []rune(text); len(r) > 2900 {
-		text = string(r[:2900]) + "…"
-	}
+	text := fit(b.String(), blockkit.MaxSectionText)
 	return ephemeral(fmt.Sprintf("Your open complaints: %d", len(cs)), slackgo.NewSectionBlock(mrkdwn(text), nil, nil))
 }
 
 // complaintLine is one complaint in a list: customer, subject and what is
 // pending.
 func complaintLine(c router.Complaint) string {
-	s := escape(c.Customer.Label())
+	s := esc(c.Customer.Label(), nameLen)
 	if c.Subject != "" {
-		sub, _ := excerpt(c.Subject, 60)
-		s += " — " + escape(sub)
+		s += " — " + esc(c.Subject, 60)
 	}
 	var flags []string
 	if c.AcknowledgedAt.IsZero() {
@@ -143,9 +151,9 @@ func (s *Slack) stats(ctx context.Context, me router.Owner) *slackgo.Msg {
 		if o.Open >= o.Capacity {
 			mark += " :warning: at capacity"
 		}
-		fmt.Fprintf(&b, "\n• %s · %d/%d · %d · %d · %d%s", escape(o.Name), o.Open, o.Capacity, unacked[o.ID], unanswered[o.ID], overdue[o.ID], mark)
+		fmt.Fprintf(&b, "\n• %s · %d/%d · %d · %d · %d%s", esc(o.Name, nameLen), o.Open, o.Capacity, unacked[o.ID], unanswered[o.ID], overdue[o.ID], mark)
 	}
-	return ephemeral(fmt.Sprintf("Open complaints: %d", len(open)), slackgo.NewSectionBlock(mrkdwn(b.String()), nil, nil))
+	return ephemeral(fmt.Sprintf("Open complaints: %d", len(open)), slackgo.NewSectionBlock(mrkdwn(fit(b.String(), blockkit.MaxSectionText)), nil, nil))
 }
 
 func (s *Slack) show(ctx context.Context, me router.Owner, id string) *slackgo.Msg {
@@ -178,24 +186,18 @@ func timelineText(tl []router.Entry, names func(string) string) string {
 		b.WriteString("\n• " + date(e.At) + " ")
 		switch {
 		case e.Message != nil:
-			t, _ := excerpt(strings.ReplaceAll(e.Message.Body, "\n", " "), 160)
-			b.WriteString("_customer via " + channelLabel(e.Message.Channel) + ":_ " + escape(t))
+			b.WriteString("_customer via " + channelLabel(e.Message.Channel) + ":_ " + esc(strings.ReplaceAll(e.Message.Body, "\n", " "), 160))
 		case e.Event != nil:
 			ev := e.Event
-			b.WriteString("*" + string(ev.Type) + "* by " + escape(names(ev.Actor)))
+			b.WriteString("*" + string(ev.Type) + "* by " + esc(names(ev.Actor), nameLen))
 			detail := ev.Reason
 			if ev.Text != "" {
 				detail = ev.Text
 			}
 			if detail != "" {
-				t, _ := excerpt(strings.ReplaceAll(detail, "\n", " "), 160)
-				b.WriteString(": " + escape(t))
+				b.WriteString(": " + esc(strings.ReplaceAll(detail, "\n", " "), 160))
 			}
 		}
 	}
-	text := b.String()
-	if r := []rune(text); len(r) > 2900 {
-		text = string(r[:2900]) + "…"
-	}
-	return text
+	return fit(b.String(), blockkit.MaxSectionText)
 }

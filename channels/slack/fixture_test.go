@@ -34,6 +34,8 @@ var slackUsers = map[string]string{
 	"joost.visser@example.nl":    "UJOOST",
 	"fatima.elamrani@example.nl": "UFATIMA",
 	"sanne.mulder@example.nl":    "USANNE",
+	// In the Slack workspace but not on the roster.
+	"stranger@example.org": "USTRANGER",
 }
 
 // reachAll lets staff write to every customer (the daemon's senders decide
@@ -75,7 +77,7 @@ func newFixture(t *testing.T, opts ...option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour, Reachability: reachAll{}})
+	r, err := router.New(router.Config{Store: store, Directory: roster, Rules: rules, ReopenWindow: 14 * 24 * time.Hour, Reachability: reachAll{}, Logger: discard})
 	if err != nil {
 		t.Fatal(err)
 	}

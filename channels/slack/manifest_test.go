@@ -19,6 +19,7 @@ func TestShippedManifest(t *testing.T) {
 	var m struct {
 		Features struct {
 			AppHome struct {
+				HomeTab             bool `yaml:"home_tab_enabled"`
 				MessagesTab         bool `yaml:"messages_tab_enabled"`
 				MessagesTabReadOnly bool `yaml:"messages_tab_read_only_enabled"`
 			} `yaml:"app_home"`
@@ -52,8 +53,11 @@ func TestShippedManifest(t *testing.T) {
 	if len(m.Features.SlashCommands) != 1 || m.Features.SlashCommands[0].Command != "/complaints" {
 		t.Errorf("slash commands %+v, want /complaints", m.Features.SlashCommands)
 	}
-	if !slices.Equal(m.Settings.Events.BotEvents, []string{"message.im"}) {
-		t.Errorf("bot events %v, want message.im (notes typed in threads)", m.Settings.Events.BotEvents)
+	if !slices.Equal(slices.Sorted(slices.Values(m.Settings.Events.BotEvents)), []string{"app_home_opened", "message.im"}) {
+		t.Errorf("bot events %v, want app_home_opened (the worklist) and message.im (notes typed in threads)", m.Settings.Events.BotEvents)
+	}
+	if !m.Features.AppHome.HomeTab {
+		t.Error("the Home tab must be on: it shows the owner's worklist")
 	}
 	if !m.Settings.Interactivity.Enabled || !m.Settings.SocketMode {
 		t.Error("interactivity and socket mode must be on")

@@ -37,10 +37,21 @@ func postedKey(notificationID string) string { return "posted:" + notificationID
 // posting again. Escalations and over-capacity assignments also go to the
 // lead channel when one is configured.
 func (s *Slack) Notify(ctx context.Context, n router.Notification) error {
+	if n.Kind == router.NotifyDigest {
+		return s.postDigest(ctx, n)
+	}
 	if err := s.notifyLead(ctx, n); err != nil {
 		return err
 	}
-	return s.notifyRecipient(ctx, n)
+	err := s.notifyRecipient(ctx, n)
+	if err != nil && router.IsPermanent(err) && !errors.Is(err, router.ErrNotFound) {
+		// Slack refused for good: the owner is told by another route.
+		err = s.reroute(ctx, n, err)
+	}
+	if err == nil {
+		s.homeChanged(n)
+	}
+	return err
 }
 
 func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) error {
@@ -99,7 +110,15 @@ func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) erro
 	}
 	view.Headline = th.Headline
 	if err := s.updateTop(ctx, th, view); err != nil {
-		return s.classify(what, err)
+		err = s.classify(what, err)
+		if router.IsPermanent(err) {
+			// The news is in the thread already: a top message Slack will
+			// not update is logged and counted, not worth a fallback that
+			// would tell the owner twice.
+			s.log.Error("the top message of a complaint could not be updated; its thread has the news", "complaint", c.ID, "owner", n.Recipient, "err", err)
+			return nil
+		}
+		return err
 	}
 	s.health.ok(what)
 	return nil
@@ -147,9 +166,7 @@ func (s *Slack) openThread(ctx context.Context, n router.Notification, user stri
 		return thread{}, err
 	}
 	view.Headline = headline(n, s.people.name)
-	_, ts, err := s.api.PostMessageContext(ctx, ch.ID,
-		slackgo.MsgOptionBlocks(caseBlocks(view, s.people.name)...),
-		slackgo.MsgOptionText(caseText(view), false))
+	ts, err := s.postMessage(ctx, ch.ID, "", Message{Text: caseText(view), Blocks: caseBlocks(view, s.people.name)})
 	if err != nil {
 		return thread{}, s.classify(what, err)
 	}
@@ -177,8 +194,7 @@ func (s *Slack) postInThread(ctx context.Context, n router.Notification, th thre
 		return err
 	}
 	blocks, text := eventBlocks(n, s.people.name)
-	_, ts, err := s.api.PostMessageContext(ctx, th.Channel,
-		slackgo.MsgOptionTS(th.TS), slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	ts, err := s.postMessage(ctx, th.Channel, th.TS, Message{Text: text, Blocks: blocks})
 	if err != nil {
 		return err
 	}
@@ -205,7 +221,7 @@ func (s *Slack) postAlone(ctx context.Context, n router.Notification, user strin
 		return err
 	}
 	blocks, text := eventBlocks(n, s.people.name)
-	_, ts, err := s.api.PostMessageContext(ctx, ch.ID, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	ts, err := s.postMessage(ctx, ch.ID, "", Message{Text: text, Blocks: blocks})
 	if err != nil {
 		return err
 	}
@@ -217,10 +233,7 @@ func (s *Slack) postAlone(ctx context.Context, n router.Notification, user strin
 
 // updateTop rewrites the top message to the complaint's current state.
 func (s *Slack) updateTop(ctx context.Context, th thread, view caseView) error {
-	_, _, _, err := s.api.UpdateMessageContext(ctx, th.Channel, th.TS,
-		slackgo.MsgOptionBlocks(caseBlocks(view, s.people.name)...),
-		slackgo.MsgOptionText(caseText(view), false))
-	return err
+	return s.updateMessage(ctx, th.Channel, th.TS, Message{Text: caseText(view), Blocks: caseBlocks(view, s.people.name)})
 }
 
 // caseView gathers what the top message shows for the recipient.
@@ -236,17 +249,11 @@ func (s *Slack) caseView(ctx context.Context, c router.Complaint, tl []router.En
 			v.More++
 		}
 	}
-	if c.CustomerKey != "" {
-		all, err := s.cfg.Complaints.Complaints(ctx, router.Filter{Customer: c.CustomerKey, Limit: 50})
-		if err != nil {
-			return caseView{}, fmt.Errorf("slack: reading the history of %s: %w", c.CustomerKey, err)
-		}
-		for _, h := range all {
-			if h.ID != c.ID {
-				v.History = append(v.History, h)
-			}
-		}
+	h, err := s.cfg.Complaints.CustomerHistory(ctx, c, historyShown)
+	if err != nil {
+		return caseView{}, fmt.Errorf("slack: %w", err)
 	}
+	v.History, v.HistoryTotal = h.Recent, h.Total
 	return v, nil
 }
 
@@ -271,7 +278,7 @@ func (s *Slack) notifyLead(ctx context.Context, n router.Notification) error {
 		return err
 	}
 	blocks, text := leadBlocks(n, s.people.name)
-	_, ts, err := s.api.PostMessageContext(ctx, s.cfg.LeadChannel, slackgo.MsgOptionBlocks(blocks...), slackgo.MsgOptionText(text, false))
+	ts, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: text, Blocks: blocks})
 	if err != nil {
 		err = s.classify(what, err)
 		if router.IsPermanent(err) {

@@ -44,6 +44,21 @@ type Complaints interface {
 	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
 	MayAct(c router.Complaint, ownerID string) bool
 	Directory() router.Directory
+	// CustomerHistory is the customer's other complaints: the newest few
+	// and the true count.
+	CustomerHistory(ctx context.Context, c router.Complaint, limit int) (router.History, error)
+	// RecordNotificationRoute puts on the timeline which fallback route
+	// reached the recipient of a notification.
+	RecordNotificationRoute(ctx context.Context, complaintID, notificationID, route, cause string) error
+	// SetAway and Back record an owner's absence exactly as the API does.
+	SetAway(ctx context.Context, a router.Absence, actor string) (router.Absence, error)
+	Back(ctx context.Context, owner, actor string) error
+}
+
+// StaffMailer sends a plain e-mail to a member of staff (the last route of a
+// notification Slack refused). The daemon's SMTP sender provides it.
+type StaffMailer interface {
+	MailStaff(ctx context.Context, to, subject, body string) error
 }
 
 // Config wires the Slack channel.
@@ -70,6 +85,25 @@ type Config struct {
 	// Categories are the root causes offered when closing (empty: free
 	// text).
 	Categories []string
+	// Mailer, when set, is the last fallback route: a plain e-mail to the
+	// owner's roster address when Slack refuses a notification for good.
+	Mailer StaffMailer
+	// LinkBase is the daemon's public address; fallback messages link to
+	// the complaint under it (empty: the CLI command only).
+	LinkBase string
+	// OnFallback is told the route (slack_plain, lead_channel, email) of
+	// every notification that reached its recipient by a fallback route;
+	// OnUndelivered the kind of every one that reached them by none (an
+	// alert: it goes to the dead letters).
+	OnFallback    func(route string)
+	OnUndelivered func(kind string)
+	// HomeDebounce is how long a change waits before the App Home of its
+	// owner (and their lead) is published again, so a burst of changes
+	// publishes once (default 2s).
+	HomeDebounce time.Duration
+	// SocketWorkers bounds the Socket Mode events handled at once (default
+	// 8); events about one complaint are handled in order.
+	SocketWorkers int
 	// Clock is for tests; default time.Now.
 	Clock func() time.Time
 	// HTTPTimeout bounds every Slack Web API call (default 20s), so a Slack
@@ -89,6 +123,7 @@ type Slack struct {
 	health *health
 	now    func() time.Time
 	work   waitGroup
+	home   *debouncer
 }
 
 // New builds the channel. It does not contact Slack.
@@ -125,6 +160,18 @@ func New(cfg Config) (*Slack, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.OnFallback == nil {
+		cfg.OnFallback = func(string) {}
+	}
+	if cfg.OnUndelivered == nil {
+		cfg.OnUndelivered = func(string) {}
+	}
+	if cfg.HomeDebounce <= 0 {
+		cfg.HomeDebounce = 2 * time.Second
+	}
+	if cfg.SocketWorkers <= 0 {
+		cfg.SocketWorkers = 8
+	}
 	api := slackgo.New(cfg.BotToken, opts...)
 	log := cfg.Log.With("component", "slack")
 	s := &Slack{
@@ -133,6 +180,7 @@ func New(cfg Config) (*Slack, error) {
 		pace:   newPacer(cfg.Pace),
 		health: &health{},
 		now:    cfg.Clock,
+		home:   newDebouncer(cfg.HomeDebounce),
 	}
 	return s, nil
 }

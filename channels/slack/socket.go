@@ -2,10 +2,12 @@ package slack
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	slackgo "github.com/slack-go/slack"
@@ -52,30 +54,108 @@ func (s *Slack) RunSocket(ctx context.Context) error {
 	}
 }
 
+// socketEvents acknowledges each envelope at once where the answer carries
+// nothing (events, button clicks) and hands the work to at most
+// SocketWorkers concurrent handlers, so one slow event cannot delay the next
+// acknowledgement past Slack's 3 seconds. Events about one complaint (or
+// from one user, when about none) are handled in the order they came.
 func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	slots := make(chan struct{}, s.cfg.SocketWorkers)
+	var mu sync.Mutex
+	tails := map[string]chan struct{}{}
 	for {
+		var evt socketmode.Event
 		select {
 		case <-ctx.Done():
 			return
-		case evt, ok := <-client.Events:
+		case e, ok := <-client.Events:
 			if !ok {
 				return
 			}
-			s.socketEvent(ctx, client, evt)
+			evt = e
 		}
+		key, early := socketOrder(evt)
+		if early && evt.Request != nil {
+			if err := client.AckCtx(ctx, evt.Request.EnvelopeID, nil); err != nil {
+				s.log.Warn("could not acknowledge a Slack request", "type", evt.Type, "err", err)
+			}
+		}
+		if key == "" {
+			s.socketEvent(ctx, client, evt, early)
+			continue
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		mu.Lock()
+		prev, done := tails[key], make(chan struct{})
+		tails[key] = done
+		mu.Unlock()
+		wg.Go(func() {
+			defer func() { <-slots }()
+			if prev != nil {
+				<-prev
+			}
+			s.socketEvent(ctx, client, evt, early)
+			close(done)
+			mu.Lock()
+			if tails[key] == done {
+				delete(tails, key)
+			}
+			mu.Unlock()
+		})
 	}
 }
 
-// socketEventTimeout bounds the handling of one Socket Mode event: events are
-// handled one after the other, so one that hangs (Redis or Slack not
-// answering) must not stop all that follow.
+// socketOrder says which events must stay in order with this one (its
+// complaint, else its user; "" for connection events, handled at once), and
+// whether it can be acknowledged before it is handled (its answer carries
+// nothing).
+func socketOrder(evt socketmode.Event) (key string, early bool) {
+	switch evt.Type {
+	case socketmode.EventTypeEventsAPI:
+		ev, _ := evt.Data.(slackevents.EventsAPIEvent)
+		switch in := ev.InnerEvent.Data.(type) {
+		case *slackevents.MessageEvent:
+			return "thread:" + in.Channel + ":" + in.ThreadTimeStamp, true
+		case *slackevents.AppHomeOpenedEvent:
+			return "user:" + in.User, true
+		}
+		return "events", true
+	case socketmode.EventTypeInteractive:
+		cb, _ := evt.Data.(slackgo.InteractionCallback)
+		if cb.Type == slackgo.InteractionTypeBlockActions {
+			if len(cb.ActionCallback.BlockActions) > 0 && cb.ActionCallback.BlockActions[0].Value != "" {
+				return "complaint:" + cb.ActionCallback.BlockActions[0].Value, true
+			}
+			return "user:" + cb.User.ID, true
+		}
+		var meta modalMeta
+		if json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta) == nil && meta.Complaint != "" {
+			return "complaint:" + meta.Complaint, false
+		}
+		return "user:" + cb.User.ID, false
+	case socketmode.EventTypeSlashCommand:
+		cmd, _ := evt.Data.(slackgo.SlashCommand)
+		return "user:" + cmd.UserID, false
+	}
+	return "", false
+}
+
+// socketEventTimeout bounds the handling of one Socket Mode event, so one
+// that hangs (Redis or Slack not answering) frees its slot and does not
+// stop the events that follow it in order.
 const socketEventTimeout = 30 * time.Second
 
-func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event) {
+func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, evt socketmode.Event, acked bool) {
 	ctx, cancel := context.WithTimeout(ctx, socketEventTimeout)
 	defer cancel()
 	ack := func(payload any) {
-		if evt.Request == nil {
+		if evt.Request == nil || acked {
 			return
 		}
 		if err := client.AckCtx(ctx, evt.Request.EnvelopeID, payload); err != nil {
@@ -99,14 +179,20 @@ func (s *Slack) socketEvent(ctx context.Context, client *socketmode.Client, evt 
 		if cb, ok := ev.Data.(*slackevents.EventsAPICallbackEvent); ok && !s.once(ctx, "event:"+cb.EventID) {
 			return
 		}
-		s.Event(ctx, ev)
+		s.event(ev, func(f func(context.Context)) { f(ctx) })
 	case socketmode.EventTypeInteractive:
 		cb, ok := evt.Data.(slackgo.InteractionCallback)
 		if !ok {
 			ack(nil)
 			return
 		}
-		ack(s.Interaction(ctx, cb))
+		// The answer goes back at once; the work it starts runs here after
+		// it, in this complaint's order.
+		var after []func(context.Context)
+		ack(s.interaction(ctx, cb, func(f func(context.Context)) { after = append(after, f) }))
+		for _, f := range after {
+			f(ctx)
+		}
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slackgo.SlashCommand)
 		if !ok {

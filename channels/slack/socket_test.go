@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
@@ -114,5 +115,61 @@ func TestSocketMode(t *testing.T) {
 	ack, _ := sock.ack("env-2")
 	if p, _ := json.Marshal(ack["payload"]); !strings.Contains(string(p), id) || !strings.Contains(string(p), "ephemeral") {
 		t.Errorf("slash command ack %s, want the ephemeral list with %s", p, id)
+	}
+}
+
+// What must hold: Socket Mode acknowledges at once and handles events
+// concurrently — a slow one (a slash command whose user lookup takes Slack
+// 1.5 s) delays neither the acknowledgement of the events after it nor
+// their work — while two clicks on one complaint are carried out in the
+// order they came.
+func TestSocketModeConcurrentInOrder(t *testing.T) {
+	f := newFixture(t)
+	idA, ownerA := f.openComplaint("cc1")
+	userA := f.slackUserOf(ownerA)
+	click1, _ := json.Marshal(click(userA, "fmn_reply", idA))
+	click2, _ := json.Marshal(click(userA, "fmn_promise", idA))
+	sock := newSocketServer(t,
+		map[string]any{"type": "slash_commands", "envelope_id": "cmd", "accepts_response_payload": true,
+			"payload": map[string]any{"command": "/complaints", "text": "mine", "user_id": "USANNE", "channel_id": "DUSANNE"}},
+		map[string]any{"type": "interactive", "envelope_id": "click-1", "payload": json.RawMessage(click1)},
+		map[string]any{"type": "interactive", "envelope_id": "click-2", "payload": json.RawMessage(click2)},
+	)
+	mux := http.NewServeMux()
+	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
+	wsURL := f.ws.URL()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	api := httptest.NewServer(mux)
+	defer api.Close()
+	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
+		Complaints: f.router, State: f.store.State("slack"), Log: discard, SocketWorkers: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Who clicked or typed is looked up with users.info: slow for everyone,
+	// and the clicks are slower still (the modal).
+	f.ws.Delay("users.info", 1500*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.RunSocket(ctx) }()
+	testkit.WaitFor(t, "the clicks acknowledged", func() bool {
+		_, a := sock.ack("click-1")
+		_, b := sock.ack("click-2")
+		return a && b
+	})
+	if _, slow := sock.ack("cmd"); slow {
+		t.Errorf("the slow command was answered before the clicks were acknowledged: envelopes wait for each other")
+	}
+	testkit.WaitFor(t, "the command answered", func() bool { _, ok := sock.ack("cmd"); return ok })
+	testkit.WaitFor(t, "both modals", func() bool { return len(f.ws.Views()) == 2 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
+	if v := f.ws.Views(); v[0].View["callback_id"] != "fmn_reply" || v[1].View["callback_id"] != "fmn_promise" {
+		t.Errorf("modals opened as %v, %v: the clicks on %s were reordered", v[0].View["callback_id"], v[1].View["callback_id"], idA)
 	}
 }

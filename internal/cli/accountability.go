@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/api"
@@ -31,7 +30,7 @@ func init() {
 					return err
 				}
 				return out.print(res, func(w io.Writer) {
-					fmt.Fprintf(w, "%s is away until %s", res.Owner, res.Until.Local().Format("2006-01-02 15:04"))
+					fmt.Fprintf(w, "%s is away until %s", res.Owner, stamp(res.Until))
 					if res.Cover != "" {
 						fmt.Fprintf(w, "; %s covers", res.Cover)
 					}
@@ -53,25 +52,31 @@ func init() {
 	}
 }
 
-const reportUsage = `forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv]
+const reportUsage = `forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv|html]
 
 The accountability report over complaints opened from --since (default: 28 days
 before --until) to --until (default: now): complaints per channel, category and
 ISO week; median and 90th percentile time to first response and to resolution;
 promises made and kept; reopen rate; breaches; top root causes; satisfaction;
-the complaint rate; and each owner's open load and overdue count now.
+the complaint rate; each owner's open load against capacity and overdue count
+now; and the notes on what would prevent the next complaint, per category.
+Durations count business time of the working calendars, as the deadlines do.
+--format html writes one self-contained page with charts (forgetmenot report
+--format html > report.html), which prints on A4.
 DATE is 2026-11-01 or an RFC 3339 time.`
 
 func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("report", reportUsage, stdout)
 	since := fs.String("since", "", "first day (inclusive)")
 	until := fs.String("until", "", "end (exclusive)")
-	format := fs.String("format", "text", "text, json or csv")
-	if code, done := parse(fs, args, stderr); done {
+	format := fs.String("format", "text", "text, json, csv or html (where nothing is settled yet: \"–\" in text, an empty value in CSV, null in JSON)")
+	if code, done := parseAll(fs, reportUsage, args, stderr); done {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\nusage: %s\n", strings.Join(fs.Args(), " "), firstLine(reportUsage))
+	switch *format {
+	case "text", "json", "csv", "html":
+	default:
+		fmt.Fprintf(stderr, "error: --format %q: want text, json, csv or html\nusage: %s\n", *format, firstLine(reportUsage))
 		return 2
 	}
 	q := url.Values{"format": {*format}}
@@ -81,7 +86,7 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
 			if _, err := time.Parse(time.RFC3339, v); err != nil {
-				fmt.Fprintf(stderr, "--%s %q: want a date such as 2026-11-01 or an RFC 3339 time\n", k, v)
+				fmt.Fprintf(stderr, "error: --%s %q: want a date such as 2026-11-01 or an RFC 3339 time\nusage: %s\n", k, v, firstLine(reportUsage))
 				return 2
 			}
 		}

@@ -35,6 +35,7 @@ func startDaemon(t *testing.T) string {
 		ReopenWindow: configs.Duration(24 * time.Hour), MaxMessageBytes: 1 << 20, RouterWorkers: 1, DeliveryWorkers: 1,
 		MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second), ShutdownTimeout: configs.Duration(5 * time.Second),
 		LogLevel: "error", LogFormat: "text", APIToken: "cli-test-token",
+		Categories: []string{"delivery", "lost-parcel"},
 	}
 	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -118,7 +119,7 @@ func TestComplaintWorkflowFromTheCommandLine(t *testing.T) {
 		t.Fatalf("close: %d %s %s", code, out, errOut)
 	}
 	code, out, _ = run("complaints", "show", id)
-	if !strings.Contains(out, "reassigned by cli:") || !strings.Contains(out, "Parcel found at the neighbours") {
+	if code != 0 || !strings.Contains(out, "reassigned by cli:") || !strings.Contains(out, "Parcel found at the neighbours") {
 		t.Fatalf("the timeline must show who reassigned and the resolution:\n%s", out)
 	}
 	code, out, _ = run("owners", "list")
@@ -185,7 +186,10 @@ func TestAwayBackAndReportFromTheCommandLine(t *testing.T) {
 	if code, out, _ = run("owners", "back", "anna"); code != 0 || !strings.Contains(out, "anna is back") {
 		t.Fatalf("owners back: %d %s", code, out)
 	}
-	if code, _, errOut = run("complaints", "close", id, "--resolution", "Found", "--category", "lost-parcel"); code != 0 {
+	if code, _, errOut = run("complaints", "close", id, "--resolution", "Found", "--category", "weather"); code != 1 || !strings.Contains(errOut, "delivery, lost-parcel") {
+		t.Fatalf("close with an unconfigured category: %d %q, want exit 1 naming the configured ones", code, errOut)
+	}
+	if code, _, errOut = run("complaints", "close", id, "--resolution", "Found", "--category", "lost-parcel", "--prevention", "Photograph parcels at the door"); code != 0 {
 		t.Fatal(errOut)
 	}
 	code, out, errOut = run("report")
@@ -200,6 +204,13 @@ func TestAwayBackAndReportFromTheCommandLine(t *testing.T) {
 	var rep struct{ Complaints int }
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Complaints != 1 {
 		t.Fatalf("report json: %d\n%s", code, out)
+	}
+	code, out, _ = run("report", "--format", "html")
+	if code != 0 || !strings.HasPrefix(out, "<!DOCTYPE html>") || !strings.Contains(out, "<svg") || !strings.Contains(out, "Photograph parcels at the door") {
+		t.Fatalf("report html: %d\n%.300s", code, out)
+	}
+	if code, _, errOut = run("report", "--format", "pdf"); code != 2 || !strings.Contains(errOut, "html") {
+		t.Fatalf("unknown format: %d %q", code, errOut)
 	}
 	if code, _, errOut = run("report", "--since", "last week"); code != 2 || !strings.Contains(errOut, "--since") {
 		t.Fatalf("bad date: %d %q", code, errOut)

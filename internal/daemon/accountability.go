@@ -8,6 +8,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/report"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,7 +38,7 @@ func buildAccountability(deps Deps) (*Component, error) {
 	}
 	return &Component{
 		Name:   "accountability",
-		Routes: api.AccountabilityRoutes(deps.APIAccess, deps.Router, nil, deps.Log),
+		Routes: api.AccountabilityRoutes(deps.APIAccess, deps.Router, nil, deps.Log, reportLinks(deps.Config)...),
 		Run: func(ctx context.Context) error {
 			return runScheduler(ctx, deps.Router, poll, deps.Log, func(n int) { rateAlerts.Add(float64(n)) })
 		},
@@ -72,12 +73,44 @@ func runScheduler(ctx context.Context, r *router.Router, poll time.Duration, log
 		if err != nil && ctx.Err() == nil {
 			log.Error("checking the complaint rate", "err", err)
 		}
+		if _, err := r.CheckDigest(ctx); err != nil && ctx.Err() == nil {
+			log.Error("checking the weekly digest; retrying next round", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
 	}
+}
+
+// digestSchedule is when the weekly digest goes out: DIGEST, when a Slack
+// lead channel is there to receive it.
+func digestSchedule(cfg configs.Config) *router.DigestSchedule {
+	day, at, on, err := cfg.DigestSchedule()
+	if err != nil || !on || cfg.SlackBotToken == "" || cfg.SlackLeadChannel == "" {
+		return nil
+	}
+	s := &router.DigestSchedule{Day: day, At: at}
+	if links := reportLinks(cfg); len(links) > 0 {
+		s.Link = func(since, until time.Time) string { return links[0].Link(since, until, time.Now()) }
+	}
+	return s
+}
+
+// reportLinks says how the digest links to the HTML report: signed with
+// REPORT_LINK_SECRET; unsigned only where the API is open anyway; none
+// without PUBLIC_URL, or when the report needs a token and no secret is set.
+func reportLinks(cfg configs.Config) []report.Links {
+	switch {
+	case cfg.PublicURL == "":
+		return nil
+	case cfg.ReportLinkSecret != "":
+		return []report.Links{{BaseURL: cfg.PublicURL, Secret: []byte(cfg.ReportLinkSecret), ValidFor: cfg.ReportLinkTTL.D()}}
+	case cfg.InsecureOpenAPI:
+		return []report.Links{{BaseURL: cfg.PublicURL}}
+	}
+	return nil
 }
 
 // loadPolicy reads the targets file (none configured: no deadlines) and the

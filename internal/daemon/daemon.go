@@ -99,6 +99,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	d.router, err = router.New(router.Config{
 		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
 		Reachability: d.senders, Policy: set.policy, CSAT: set.csat, Logger: log,
+		Categories: cfg.CloseCategories(), Digest: digestSchedule(cfg),
 		// Counted in the router, so closes and reassignments from every
 		// surface (API, CLI, Slack) are counted.
 		OnEvent: func(t router.EventType) {

@@ -2,14 +2,31 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/channels/slack"
+	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 func init() { componentBuilders = append(componentBuilders, buildSlack) }
+
+// staffMailer e-mails staff through the e-mail channel's SMTP sender, looked
+// up when needed (components are built in turn, and SMTP may be off): the
+// last route of a notification Slack refused.
+type staffMailer struct {
+	sender func(router.Channel) CustomerSender
+}
+
+func (m staffMailer) MailStaff(ctx context.Context, to, subject, body string) error {
+	mail, ok := m.sender(router.ChannelEmail).(slack.StaffMailer)
+	if !ok {
+		return router.Permanent(errors.New("e-mail is not configured (SMTP_HOST)"))
+	}
+	return mail.MailStaff(ctx, to, subject, body)
+}
 
 // buildSlack plugs in Slack when a bot token is configured: it becomes the
 // notifier, and staff act through Socket Mode (Run) or the signed HTTP
@@ -23,16 +40,33 @@ func buildSlack(d Deps) (*Component, error) {
 		Name: "forgetmenot_slack_errors_total",
 		Help: "Slack failures that no retry fixes, by Slack error code (user_not_found, token_revoked, …).",
 	}, []string{"code"})
+	fallbacks := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_slack_fallback_total",
+		Help: "Notifications Slack refused that reached their recipient by a fallback route (slack_plain, lead_channel, email).",
+	}, []string{"route"})
+	undelivered := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_notifications_undelivered_total",
+		Help: "Notifications that reached their recipient by no route at all (Slack, plain DM, lead channel, e-mail): each is in the dead letters. Alert on any increase.",
+	}, []string{"kind"})
 	if d.Metrics != nil {
-		if err := d.Metrics.Register(errorsTotal); err != nil {
-			return nil, fmt.Errorf("slack: registering metrics: %w", err)
+		for _, c := range []prometheus.Collector{errorsTotal, fallbacks, undelivered} {
+			if err := d.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("slack: registering metrics: %w", err)
+			}
 		}
+	}
+	var mailer slack.StaffMailer
+	if d.Sender != nil {
+		mailer = staffMailer{d.Sender}
 	}
 	s, err := slack.New(slack.Config{
 		BotToken: cfg.SlackBotToken, AppToken: cfg.SlackAppToken, SigningSecret: cfg.SlackSigningSecret,
-		APIURL: cfg.SlackAPIURL, LeadChannel: cfg.SlackLeadChannel, Categories: cfg.SlackCategories,
+		APIURL: cfg.SlackAPIURL, LeadChannel: cfg.SlackLeadChannel, Categories: cfg.CloseCategories(),
 		Complaints: d.Router, State: d.Store.State("slack"), Log: d.Log,
 		OnPermanentError: func(code string) { errorsTotal.WithLabelValues(code).Inc() },
+		Mailer:           mailer, LinkBase: cfg.PublicURL,
+		OnFallback:    func(route string) { fallbacks.WithLabelValues(route).Inc() },
+		OnUndelivered: func(kind string) { undelivered.WithLabelValues(kind).Inc() },
 	})
 	if err != nil {
 		return nil, err
@@ -52,7 +86,7 @@ func buildSlack(d Deps) (*Component, error) {
 		} else {
 			<-ctx.Done()
 		}
-		s.Wait() // let actions in progress finish
+		s.Stop() // let actions in progress finish; no more App Home refreshes
 		return err
 	}
 	c.Run = run

@@ -1,9 +1,17 @@
 // Package testslack is a Slack workspace for tests: slack-go's slacktest
 // server with the Web API methods forgetmenot uses (conversations.open,
 // chat.postMessage, chat.update, chat.postEphemeral, views.open,
-// users.lookupByEmail, users.info, reactions.add) answering like Slack and
-// recording every call, plus injected failures (429 with Retry-After, error
-// codes). It also signs requests the way Slack does.
+// views.update, views.publish, users.lookupByEmail, users.info,
+// reactions.add) answering like Slack and recording every call, plus
+// injected failures (429 with Retry-After, error codes). It also signs
+// requests the way Slack does.
+//
+// It enforces Slack's contract (CONTRACTS.md, encoded in blockkit): a
+// message or view that breaks a documented limit, an unknown block type, a
+// message without its text fallback, a post to a channel the app is not in
+// or a DM with an unknown user is refused with Slack's error shape
+// ({"ok":false,"error":"invalid_blocks","response_metadata":{"messages":[…]}}),
+// and the refused call is recorded as refused, not as sent.
 package testslack
 
 import (
@@ -21,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/channels/slack/blockkit"
 	"github.com/slack-go/slack/slacktest"
 )
 
@@ -35,10 +44,20 @@ type Post struct {
 	Blocks   string // the blocks JSON as sent
 }
 
-// View is one views.open.
+// View is one views.open, views.update or views.publish.
 type View struct {
+	Method    string
 	TriggerID string
+	UserID    string // views.publish: whose App Home
+	ViewID    string // views.update
 	View      map[string]any
+}
+
+// Refusal is a call the workspace refused because it broke the contract.
+type Refusal struct {
+	Method   string
+	Code     string
+	Messages []string
 }
 
 // failure is an injected answer for the next call(s) of a method.
@@ -58,15 +77,19 @@ type Workspace struct {
 	seq       int
 	posts     []Post
 	views     []View
+	published []View
+	refused   []Refusal
+	channels  map[string]bool
 	reactions []string
 	calls     map[string]int
 	fail      map[string][]failure
+	delay     map[string]time.Duration
 }
 
 // New starts a workspace; users maps e-mail addresses to Slack user ids.
 func New(t testing.TB, users map[string]string) *Workspace {
 	t.Helper()
-	w := &Workspace{users: map[string]string{}, emails: map[string]string{}, calls: map[string]int{}, fail: map[string][]failure{}}
+	w := &Workspace{users: map[string]string{}, emails: map[string]string{}, calls: map[string]int{}, fail: map[string][]failure{}, channels: map[string]bool{}, delay: map[string]time.Duration{}}
 	for e, id := range users {
 		w.users[strings.ToLower(e)] = id
 		w.emails[id] = e
@@ -77,6 +100,8 @@ func New(t testing.TB, users map[string]string) *Workspace {
 		c.Handle("/chat.update", w.handle("chat.update", w.update))
 		c.Handle("/chat.postEphemeral", w.handle("chat.postEphemeral", w.ephemeral))
 		c.Handle("/views.open", w.handle("views.open", w.viewsOpen))
+		c.Handle("/views.update", w.handle("views.update", w.viewsUpdate))
+		c.Handle("/views.publish", w.handle("views.publish", w.viewsPublish))
 		c.Handle("/users.lookupByEmail", w.handle("users.lookupByEmail", w.lookup))
 		c.Handle("/users.info", w.handle("users.info", w.userInfo))
 		c.Handle("/reactions.add", w.handle("reactions.add", w.react))
@@ -87,6 +112,55 @@ func New(t testing.TB, users map[string]string) *Workspace {
 	w.srv.Start()
 	t.Cleanup(w.srv.Stop)
 	return w
+}
+
+// AddChannel makes a channel (the lead channel) one the app is a member of;
+// posting anywhere else is channel_not_found.
+func (w *Workspace) AddChannel(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.channels[id] = true
+}
+
+// refuse records and answers a contract violation in Slack's error shape.
+func (w *Workspace) refuse(method string, err error) any {
+	code, msgs := "invalid_arguments", []string{err.Error()}
+	if be, ok := err.(*blockkit.Error); ok {
+		code, msgs = be.Code, be.Messages
+	}
+	w.refused = append(w.refused, Refusal{Method: method, Code: code, Messages: msgs})
+	return slackError(code, msgs...)
+}
+
+func slackError(code string, messages ...string) map[string]any {
+	out := map[string]any{"ok": false, "error": code}
+	if len(messages) > 0 {
+		out["errors"] = messages
+		out["response_metadata"] = map[string]any{"messages": messages}
+	}
+	return out
+}
+
+// knownChannel reports whether the app may post in ch: a DM it opened with a
+// user of the workspace, or an added channel. Call with w.mu held.
+func (w *Workspace) knownChannel(ch string) bool {
+	if w.channels[ch] {
+		return true
+	}
+	_, ok := w.emails[strings.TrimPrefix(ch, "D")]
+	return strings.HasPrefix(ch, "D") && ok
+}
+
+// checkMessage enforces the message contract on a chat.* call. Call with
+// w.mu held.
+func (w *Workspace) checkMessage(method string, form url.Values) any {
+	if !w.knownChannel(form.Get("channel")) {
+		return w.refuse(method, &blockkit.Error{Code: "channel_not_found", Messages: []string{"no channel " + form.Get("channel")}})
+	}
+	if err := blockkit.CheckMessage(form.Get("text"), []byte(form.Get("blocks"))); err != nil {
+		return w.refuse(method, err)
+	}
+	return nil
 }
 
 // URL is the Web API base URL to give the client.
@@ -102,10 +176,24 @@ func (w *Workspace) Fail(method string, n int, retryAfter int, code string) {
 	}
 }
 
+// Delay makes every later call of method take d before it is answered (a
+// slow Slack); 0 ends it.
+func (w *Workspace) Delay(method string, d time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.delay[method] = d
+}
+
 func (w *Workspace) handle(method string, f func(form url.Values, raw []byte) any) http.HandlerFunc {
 	return func(rw http.ResponseWriter, r *http.Request) {
 		raw, _ := io.ReadAll(r.Body)
 		form, _ := url.ParseQuery(string(raw))
+		w.mu.Lock()
+		d := w.delay[method]
+		w.mu.Unlock()
+		if d > 0 {
+			time.Sleep(d)
+		}
 		w.mu.Lock()
 		w.calls[method]++
 		var fl *failure
@@ -121,7 +209,7 @@ func (w *Workspace) handle(method string, f func(form url.Values, raw []byte) an
 				_, _ = rw.Write([]byte(`{"ok":false,"error":"ratelimited"}`))
 				return
 			}
-			_ = json.NewEncoder(rw).Encode(map[string]any{"ok": false, "error": fl.code})
+			_ = json.NewEncoder(rw).Encode(slackError(fl.code))
 			return
 		}
 		_ = json.NewEncoder(rw).Encode(f(form, raw))
@@ -136,7 +224,12 @@ func (w *Workspace) nextTS() string {
 func (w *Workspace) open(form url.Values, _ []byte) any {
 	users := form.Get("users")
 	if users == "" || strings.Contains(users, ",") {
-		return map[string]any{"ok": false, "error": "invalid_arguments"}
+		return slackError("invalid_arguments")
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.emails[users]; !ok {
+		return w.refuse("conversations.open", &blockkit.Error{Code: "user_not_found", Messages: []string{"no user " + users}})
 	}
 	return map[string]any{"ok": true, "channel": map[string]any{"id": "D" + users}}
 }
@@ -144,6 +237,9 @@ func (w *Workspace) open(form url.Values, _ []byte) any {
 func (w *Workspace) post(form url.Values, _ []byte) any {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if refused := w.checkMessage("chat.postMessage", form); refused != nil {
+		return refused
+	}
 	p := Post{Method: "chat.postMessage", Channel: form.Get("channel"), ThreadTS: form.Get("thread_ts"),
 		Text: form.Get("text"), Blocks: form.Get("blocks"), TS: w.nextTS()}
 	w.posts = append(w.posts, p)
@@ -153,6 +249,9 @@ func (w *Workspace) post(form url.Values, _ []byte) any {
 func (w *Workspace) update(form url.Values, _ []byte) any {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if refused := w.checkMessage("chat.update", form); refused != nil {
+		return refused
+	}
 	p := Post{Method: "chat.update", Channel: form.Get("channel"), TS: form.Get("ts"), Text: form.Get("text"), Blocks: form.Get("blocks")}
 	found := false
 	for _, q := range w.posts {
@@ -161,7 +260,7 @@ func (w *Workspace) update(form url.Values, _ []byte) any {
 		}
 	}
 	if !found {
-		return map[string]any{"ok": false, "error": "message_not_found"}
+		return slackError("message_not_found")
 	}
 	w.posts = append(w.posts, p)
 	return map[string]any{"ok": true, "channel": p.Channel, "ts": p.TS}
@@ -170,24 +269,86 @@ func (w *Workspace) update(form url.Values, _ []byte) any {
 func (w *Workspace) ephemeral(form url.Values, _ []byte) any {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if refused := w.checkMessage("chat.postEphemeral", form); refused != nil {
+		return refused
+	}
+	if _, ok := w.emails[form.Get("user")]; !ok {
+		return w.refuse("chat.postEphemeral", &blockkit.Error{Code: "user_not_found", Messages: []string{"no user " + form.Get("user")}})
+	}
 	p := Post{Method: "chat.postEphemeral", Channel: form.Get("channel"), User: form.Get("user"), Text: form.Get("text"), Blocks: form.Get("blocks")}
 	w.posts = append(w.posts, p)
 	return map[string]any{"ok": true, "message_ts": w.nextTS()}
 }
 
+// viewRequest is the JSON body of the views.* methods.
+type viewRequest struct {
+	TriggerID  string          `json:"trigger_id"`
+	UserID     string          `json:"user_id"`
+	ViewID     string          `json:"view_id"`
+	ExternalID string          `json:"external_id"`
+	View       json.RawMessage `json:"view"`
+}
+
+// checkView decodes and enforces the view contract; kind is the view type
+// the method takes. Call with w.mu held.
+func (w *Workspace) checkView(method, kind string, raw []byte) (viewRequest, map[string]any, any) {
+	var req viewRequest
+	if err := json.Unmarshal(raw, &req); err != nil || len(req.View) == 0 {
+		return req, nil, w.refuse(method, &blockkit.Error{Code: "invalid_arguments", Messages: []string{"[ERROR] missing view [json-pointer:/view]"}})
+	}
+	if err := blockkit.CheckView(req.View); err != nil {
+		return req, nil, w.refuse(method, err)
+	}
+	var v map[string]any
+	_ = json.Unmarshal(req.View, &v)
+	if v["type"] != kind {
+		return req, nil, w.refuse(method, &blockkit.Error{Code: "invalid_arguments", Messages: []string{fmt.Sprintf("[ERROR] %s takes a %s view [json-pointer:/view/type]", method, kind)}})
+	}
+	return req, v, nil
+}
+
 func (w *Workspace) viewsOpen(_ url.Values, raw []byte) any {
-	var req struct {
-		TriggerID string         `json:"trigger_id"`
-		View      map[string]any `json:"view"`
-	}
-	if err := json.Unmarshal(raw, &req); err != nil || req.TriggerID == "" {
-		return map[string]any{"ok": false, "error": "invalid_arguments"}
-	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.views = append(w.views, View{TriggerID: req.TriggerID, View: req.View})
-	v := req.View
+	req, v, refused := w.checkView("views.open", "modal", raw)
+	if refused != nil {
+		return refused
+	}
+	if req.TriggerID == "" {
+		return w.refuse("views.open", &blockkit.Error{Code: "invalid_trigger_id"})
+	}
+	w.views = append(w.views, View{Method: "views.open", TriggerID: req.TriggerID, View: v})
 	v["id"] = fmt.Sprintf("V%04d", len(w.views))
+	return map[string]any{"ok": true, "view": v}
+}
+
+func (w *Workspace) viewsUpdate(_ url.Values, raw []byte) any {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	req, v, refused := w.checkView("views.update", "modal", raw)
+	if refused != nil {
+		return refused
+	}
+	if req.ViewID == "" && req.ExternalID == "" {
+		return w.refuse("views.update", &blockkit.Error{Code: "invalid_arguments", Messages: []string{"view_id or external_id is required"}})
+	}
+	w.views = append(w.views, View{Method: "views.update", ViewID: req.ViewID, View: v})
+	v["id"] = req.ViewID
+	return map[string]any{"ok": true, "view": v}
+}
+
+func (w *Workspace) viewsPublish(_ url.Values, raw []byte) any {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	req, v, refused := w.checkView("views.publish", "home", raw)
+	if refused != nil {
+		return refused
+	}
+	if _, ok := w.emails[req.UserID]; !ok {
+		return w.refuse("views.publish", &blockkit.Error{Code: "user_not_found", Messages: []string{"no user " + req.UserID}})
+	}
+	w.published = append(w.published, View{Method: "views.publish", UserID: req.UserID, View: v})
+	v["id"] = fmt.Sprintf("VH%04d", len(w.published))
 	return map[string]any{"ok": true, "view": v}
 }
 
@@ -237,6 +398,27 @@ func (w *Workspace) Views() []View {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]View(nil), w.views...)
+}
+
+// Published returns the App Home views published, oldest first (user ""
+// for all).
+func (w *Workspace) Published(user string) []View {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []View
+	for _, v := range w.published {
+		if user == "" || v.UserID == user {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Refused returns the calls refused for breaking the contract.
+func (w *Workspace) Refused() []Refusal {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Refusal(nil), w.refused...)
 }
 
 // Reactions returns "name channel ts" of every reaction added.

@@ -401,6 +401,9 @@
   function start() { if (!started) { started = true; connect(); } }
   function open() {
     fab.hidden = true; panel.hidden = false; store.set("open", true);
+    // Lines that arrived while the panel was hidden could not scroll it (a
+    // hidden box has no height): show the newest, as the visitor expects.
+    log.scrollTop = log.scrollHeight;
     start();
     resumeIfPaused();
     updateUnread();

@@ -1,0 +1,93 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/api"
+	"github.com/forgetmenot/forgetmenot/internal/report"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// reportOnly is the router's side of the report; the rest is not used here.
+type reportOnly struct {
+	api.Accountability
+	asked [][2]time.Time
+}
+
+func (r *reportOnly) Report(_ context.Context, since, until time.Time) (router.Report, error) {
+	r.asked = append(r.asked, [2]time.Time{since, until})
+	return router.BuildReport(router.ReportInput{Since: since, Until: until, Now: until, Complaints: []router.Complaint{{
+		ID: "C-1", Channel: router.ChannelEmail, Owner: "anna", Status: router.StatusClosed, CreatedAt: since.Add(time.Hour),
+		ClosedAt: since.Add(3 * time.Hour), Category: "<b>bold</b>", Prevention: `=HYPERLINK("http://x")`}}}), nil
+}
+
+// What must hold: the HTML report needs the API token like every format,
+// except through a digest's signed link, which opens exactly its period
+// until it expires; a tampered or expired link is refused with 403.
+func TestHTMLReportNeedsTheTokenOrASignedLink(t *testing.T) {
+	now := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	svc := &reportOnly{}
+	links := report.Links{BaseURL: "https://support.example", Secret: []byte("report-link-secret-0123")}
+	mux := http.NewServeMux()
+	for p, h := range api.AccountabilityRoutes(api.Access{Token: "tok-123"}, svc, func() time.Time { return now }, nil, links) {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(path, token string) (int, http.Header, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header, string(b)
+	}
+	for _, path := range []string{"/v1/report?format=html", "/v1/reports?format=html"} {
+		if code, _, _ := get(path, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s without a token: %d", path, code)
+		}
+		code, h, body := get(path, "tok-123")
+		if code != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !strings.Contains(h.Get("Content-Security-Policy"), "default-src 'none'") ||
+			!strings.Contains(body, "&lt;b&gt;bold&lt;/b&gt;") || strings.Contains(body, "<b>bold") {
+			t.Errorf("%s with the token: %d %v", path, code, h)
+		}
+	}
+	if code, _, body := get("/v1/reports?format=pdf", "tok-123"); code != 400 || !strings.Contains(body, "html") {
+		t.Errorf("unknown format: %d %s", code, body)
+	}
+	if _, _, body := get("/v1/reports?format=csv", "tok-123"); !strings.Contains(body, `'=HYPERLINK`) {
+		t.Errorf("a note that looks like a formula must be defused in CSV: %s", body)
+	}
+
+	since, until := now.AddDate(0, 0, -7), now
+	link, _ := url.Parse(links.Link(since, until, now))
+	code, h, body := get(link.RequestURI(), "")
+	if code != 200 || !strings.Contains(body, "<svg") || h.Get("Cache-Control") != "private, no-store" {
+		t.Fatalf("signed link: %d %s", code, body[:min(len(body), 200)])
+	}
+	if last := svc.asked[len(svc.asked)-1]; !last[0].Equal(since) || !last[1].Equal(until) {
+		t.Errorf("the signed link reported %v, want its own period", last)
+	}
+	q := link.Query()
+	q.Set("since", since.AddDate(-1, 0, 0).Format(time.RFC3339))
+	if code, _, _ := get("/v1/report?"+q.Encode(), ""); code != http.StatusForbidden {
+		t.Errorf("a link with a widened period: %d, want 403", code)
+	}
+	expired, _ := url.Parse(links.Link(since, until, now.Add(-15*24*time.Hour)))
+	if code, _, body := get(expired.RequestURI(), ""); code != http.StatusForbidden || !strings.Contains(body, "expired") {
+		t.Errorf("an expired link: %d %s", code, body)
+	}
+}
