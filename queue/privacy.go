@@ -120,8 +120,9 @@ var erasureMap = []KeyKind{
 	{Name: "state:slack:thread", Pattern: re(`state:slack:thread:.+`),
 		Personal: "the top message's channel, timestamp and headline",
 		Erasure:  "the headline is redacted", sweep: "state:slack:thread:*", clean: cleanRedact},
-	{Name: "state:slack:ids", Pattern: re(`state:slack:(root|posted|handled|lead|action|view|event):.+`),
-		Erasure: "no personal data (Slack timestamps, complaint ids)"},
+	{Name: "state:slack:ids", Pattern: re(`state:slack:(root|posted|handled|lead|action|view|event|fallback):.+`),
+		Erasure: "no personal data (Slack timestamps, complaint and notification ids)"},
+	{Name: "state:slack:home", Pattern: re(`state:slack:home:.+`), Erasure: "staff data only (an owner's Slack user for App Home)"},
 	{Name: "state:privacy", Pattern: re(`state:privacy:.+`), Erasure: "no personal data"},
 }
 
