@@ -50,7 +50,7 @@ type EraseResult struct {
 // notErased is what no erasure here can reach.
 var notErased = []string{
 	"e-mails already sent to the customer (and their copies in the sending mailbox), and notifications e-mailed to staff when Slack could not be reached",
-	"Slack messages outside the complaints' top messages (thread replies already posted, the lead channel), and copies Slack users made; the top messages are updated to the pseudonym",
+	"Slack messages outside the complaints' threads (the lead channel, replies posted before threads recorded their replies), and copies Slack users made; top messages are updated to the pseudonym and thread replies redacted",
 	"forum posts the customer wrote on Discourse (erase them there)",
 	"Redis persistence files (AOF/RDB) until they are rewritten: run BGREWRITEAOF and BGSAVE after erasing, and mind backups",
 }

@@ -63,10 +63,11 @@ type Closer interface {
 // Event and notification of an erasure.
 const (
 	// EventErased is recorded on every erased complaint's timeline.
-	EventErased router.EventType = "erased"
+	EventErased = router.EventErased
 	// NotifyErased tells the complaint's owners; their Slack top message is
-	// re-rendered with the pseudonym by the notifier's usual update.
-	NotifyErased router.NotificationKind = "erased"
+	// re-rendered with the pseudonym by the notifier's usual update, and the
+	// thread's replies are redacted.
+	NotifyErased = router.NotifyErased
 	// ErasedResolution closes an open complaint whose customer is erased.
 	ErasedResolution = "erased on request"
 	// ErasedKeyPrefix starts the customer key of an erased customer.
