@@ -338,6 +338,14 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				}
 				continue
 			}
+			// Deliveries that were in flight may have written channel
+			// records (an acknowledgement's rate-limit key) since the state
+			// step: clean once more.
+			n, err := s.store.CleanState(ctx, j.Tokens.personal(j.Complaints))
+			if err != nil {
+				return EraseResult{}, fmt.Errorf("cleaning channel state: %w", err)
+			}
+			j.StateKeys += n
 			audit := map[string]string{
 				"kind": "request", "erasure": j.ID, "pseudonym": j.Pseudonym, "actor": j.Actor,
 				"reason":     j.Tokens.personal(nil).Redact(j.Reason, queue.RedactedMark),

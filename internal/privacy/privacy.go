@@ -71,7 +71,7 @@ const (
 	// ErasedResolution closes an open complaint whose customer is erased.
 	ErasedResolution = "erased on request"
 	// ErasedKeyPrefix starts the customer key of an erased customer.
-	ErasedKeyPrefix = "erased:"
+	ErasedKeyPrefix = router.ErasedKeyPrefix
 )
 
 // Errors of this package.

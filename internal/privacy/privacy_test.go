@@ -675,6 +675,10 @@ func TestEraseTakesComplaintsThatArriveWhileItRuns(t *testing.T) {
 			late = w.complaintOf(w.enqueue(router.Message{Channel: router.ChannelWebhook, SourceID: "jan-src-late",
 				Customer: router.Customer{Name: "Jan Jansen", Email: "jan@voorbeeld.nl"}, Body: "Nog iets: de wasmachine lekt weer.",
 				ThreadKeys: []string{"webhook:order-late"}})).ID
+			// Its acknowledgement goes out before the erasure goes on (one
+			// still in flight is recorded without the address, see
+			// TestWorkInFlightDuringAnErasureNamesNoOneAgain).
+			w.settle()
 		}
 		return false
 	})
@@ -690,4 +694,32 @@ func TestEraseTakesComplaintsThatArriveWhileItRuns(t *testing.T) {
 		t.Errorf("Jan is still in:\n%s", strings.Join(got, "\n"))
 	}
 	w.checkInvariants()
+}
+
+// A reply that was being delivered while its complaint was erased is
+// recorded on the erased complaint without the address it went to, and
+// does not thread the customer's answer back.
+func TestWorkInFlightDuringAnErasureNamesNoOneAgain(t *testing.T) {
+	w := newWorld(t, true)
+	ctx := context.Background()
+	c, _ := w.store.Complaint(ctx, w.janEmail)
+	m := router.CustomerMessage{ID: "reply-in-flight", Kind: router.ToCustomerReply, Complaint: c, Body: "Beste Jan Jansen, nog even dit."}
+	if _, err := w.service(t, nil).Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.router.RecordSent(ctx, m, router.Sent{Via: "email", Ref: "<late@forgetmenot.example>", Address: "jan@voorbeeld.nl",
+		ThreadKeys: []string{"email:<late@forgetmenot.example>"}}); err != nil {
+		t.Fatal(err)
+	}
+	m.ID = "reply-in-flight-2"
+	if err := w.router.RecordUndeliverable(ctx, m, errors.New("550 jan@voorbeeld.nl: no such user")); err != nil {
+		t.Fatal(err)
+	}
+	w.settle()
+	if got := traces(w.dump(), janNeedles); len(got) > 0 {
+		t.Errorf("work in flight wrote Jan back:\n%s", strings.Join(got, "\n"))
+	}
+	if got, _ := w.store.ThreadComplaints(ctx, []string{"email:<late@forgetmenot.example>"}); len(got) != 0 {
+		t.Errorf("an answer to the late reply would thread onto the erased complaint: %v", got)
+	}
 }
