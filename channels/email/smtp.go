@@ -110,6 +110,9 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 	if to == "" {
 		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s has no e-mail address to write to", m.Complaint.ID))
 	}
+	if !Deliverable(to) {
+		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s: %q cannot receive mail", m.Complaint.ID, to))
+	}
 	if m.Kind == router.ToCustomerAcknowledgement {
 		if m.InReplyTo != nil && m.InReplyTo.NoAutoReply != "" {
 			return router.Sent{Via: string(router.ChannelEmail), Skipped: m.InReplyTo.NoAutoReply}, nil
