@@ -49,6 +49,7 @@ func TestUnusableSenderIsMarkedUnreachable(t *testing.T) {
 		{"usable From", "From: Bob <bob@voorbeeld.nl>\r\n", "", ""},
 		{"unusable Reply-To ignored", "From: Bob <bob@voorbeeld.nl>\r\nReply-To: bob@intern\r\n", "", ""},
 		{"usable Reply-To rescues", "From: Bob <bob@extern>\r\nReply-To: bob@voorbeeld.nl\r\n", "", "bob@voorbeeld.nl"},
+		{"Reply-To our own address ignored", "From: Bob <bob@voorbeeld.nl>\r\nReply-To: Support@Winkel.example\r\n", "", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

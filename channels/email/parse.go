@@ -248,7 +248,10 @@ func (p *parser) headerMessage(h gomail.Header) router.Message {
 		msg.Customer = router.Customer{Name: from[0].Name, Email: strings.ToLower(from[0].Address)}
 		msg.Metadata[MetaFrom] = formatAddress(from[0])
 	}
-	if rt := p.addresses(h, "Reply-To"); len(rt) > 0 && !strings.EqualFold(rt[0].Address, msg.Customer.Email) && Deliverable(rt[0].Address) {
+	// A Reply-To is where the customer wants answers, unless it is nowhere
+	// (no real domain) or us (a web form that sets our own address there:
+	// answering it would write to ourselves).
+	if rt := p.addresses(h, "Reply-To"); len(rt) > 0 && !strings.EqualFold(rt[0].Address, msg.Customer.Email) && Deliverable(rt[0].Address) && !p.opts.own(rt[0].Address) {
 		msg.Metadata[MetaReplyTo] = strings.ToLower(rt[0].Address)
 	}
 	// Decided here, once: without an address we can write to, the router
