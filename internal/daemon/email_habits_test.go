@@ -5,9 +5,28 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
+	"github.com/forgetmenot/forgetmenot/internal/testdovecot"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/router"
 )
+
+// mailServers run a test against go-imap's in-memory server and a real
+// Dovecot; deliver puts a mail in the INBOX as an MTA would.
+var mailServers = []struct {
+	name  string
+	start func(t *testing.T) (r *running, deliver func([]byte), smtpSrv *emailtest.SMTP)
+}{
+	{"imapmemserver", func(t *testing.T) (*running, func([]byte), *emailtest.SMTP) {
+		r, imapSrv, smtpSrv := startWithEmail(t)
+		return r, func(raw []byte) { imapSrv.Deliver(t, "INBOX", raw) }, smtpSrv
+	}},
+	{"dovecot", func(t *testing.T) (*running, func([]byte), *emailtest.SMTP) {
+		dc := testdovecot.Start(t, testdovecot.Options{})
+		r, smtpSrv := startWithMailbox(t, dc.Host, dc.Port, dc.Username, dc.Password)
+		return r, func(raw []byte) { dc.Append(t, "", "INBOX", raw) }, smtpSrv
+	}},
+}
 
 // TestReplyToAddressIsTheCustomers: a mail from a@ asking for answers at b@
 // (Reply-To). The acknowledgement goes to b@; b's answer to it, with the
@@ -15,8 +34,16 @@ import (
 // b@ for this complaint, which proves b@ is its customer. A stranger
 // answering the same thread still does not get in.
 func TestReplyToAddressIsTheCustomers(t *testing.T) {
-	r, imapSrv, smtpSrv := startWithEmail(t)
-	imapSrv.Deliver(t, "INBOX", []byte("From: Anna <a@voorbeeld.nl>\r\nReply-To: Bert <b@voorbeeld.nl>\r\nTo: support@winkel.example\r\nSubject: Kapotte kan\r\nDate: Mon, 10 Nov 2025 10:00:00 +0100\r\nMessage-ID: <rt1@voorbeeld.nl>\r\n\r\nDe kan kwam kapot aan.\r\n"))
+	for _, srv := range mailServers {
+		t.Run(srv.name, func(t *testing.T) {
+			r, deliver, smtpSrv := srv.start(t)
+			testReplyTo(t, r, deliver, smtpSrv)
+		})
+	}
+}
+
+func testReplyTo(t *testing.T, r *running, deliver func([]byte), smtpSrv *emailtest.SMTP) {
+	deliver([]byte("From: Anna <a@voorbeeld.nl>\r\nReply-To: Bert <b@voorbeeld.nl>\r\nTo: support@winkel.example\r\nSubject: Kapotte kan\r\nDate: Mon, 10 Nov 2025 10:00:00 +0100\r\nMessage-ID: <rt1@voorbeeld.nl>\r\n\r\nDe kan kwam kapot aan.\r\n"))
 	var id string
 	testkit.WaitFor(t, "the complaint", func() bool {
 		if cs := r.complaintsOf("a@voorbeeld.nl"); len(cs) == 1 {
@@ -35,7 +62,7 @@ func TestReplyToAddressIsTheCustomers(t *testing.T) {
 	ackID, _ := ackHeader.MessageID()
 	subject, _ := ackHeader.Subject()
 
-	imapSrv.Deliver(t, "INBOX", []byte("From: Bert <b@voorbeeld.nl>\r\nTo: support@winkel.example\r\nSubject: Re: "+subject+"\r\nMessage-ID: <rt2@voorbeeld.nl>\r\nIn-Reply-To: <"+ackID+">\r\nReferences: <rt1@voorbeeld.nl> <"+ackID+">\r\n\r\nHier is de foto van de kan.\r\n"))
+	deliver([]byte("From: Bert <b@voorbeeld.nl>\r\nTo: support@winkel.example\r\nSubject: Re: " + subject + "\r\nMessage-ID: <rt2@voorbeeld.nl>\r\nIn-Reply-To: <" + ackID + ">\r\nReferences: <rt1@voorbeeld.nl> <" + ackID + ">\r\n\r\nHier is de foto van de kan.\r\n"))
 	testkit.WaitFor(t, "b's answer on the same complaint", func() bool {
 		c, _ := r.complaint(id)
 		return c["messages"].(float64) == 2
@@ -45,7 +72,7 @@ func TestReplyToAddressIsTheCustomers(t *testing.T) {
 	}
 
 	// A stranger answering the acknowledgement's thread opens their own.
-	imapSrv.Deliver(t, "INBOX", []byte("From: Piet <piet@elders.example>\r\nTo: support@winkel.example\r\nSubject: Re: "+subject+"\r\nMessage-ID: <rt3@elders.example>\r\nIn-Reply-To: <"+ackID+">\r\n\r\nIk wil ook een kan.\r\n"))
+	deliver([]byte("From: Piet <piet@elders.example>\r\nTo: support@winkel.example\r\nSubject: Re: " + subject + "\r\nMessage-ID: <rt3@elders.example>\r\nIn-Reply-To: <" + ackID + ">\r\n\r\nIk wil ook een kan.\r\n"))
 	testkit.WaitFor(t, "the stranger's own complaint", func() bool { return len(r.complaintsOf("piet@elders.example")) == 1 })
 	if c, _ := r.complaint(id); c["messages"].(float64) != 2 {
 		t.Errorf("the stranger's mail joined %s: %v", id, c)
@@ -57,9 +84,17 @@ func TestReplyToAddressIsTheCustomers(t *testing.T) {
 // delivery is attempted: the timeline says once why, the owner's assignment
 // says so too, and no "customer not reached" alarm follows.
 func TestMailWithoutUsableSenderIsNotAnswered(t *testing.T) {
-	r, imapSrv, smtpSrv := startWithEmail(t)
-	imapSrv.Deliver(t, "INBOX", []byte("From: Bob <bob@extern>\r\nTo: support@winkel.example\r\nSubject: Printer stuk\r\nMessage-ID: <nb1@extern>\r\n\r\nDe printer doet het niet.\r\n"))
-	imapSrv.Deliver(t, "INBOX", []byte("From: undisclosed\r\nTo: support@winkel.example\r\nSubject: Geen afzender\r\nMessage-ID: <nb2@nergens.example>\r\n\r\nWie ben ik?\r\n"))
+	for _, srv := range mailServers {
+		t.Run(srv.name, func(t *testing.T) {
+			r, deliver, smtpSrv := srv.start(t)
+			testWithoutUsableSender(t, r, deliver, smtpSrv)
+		})
+	}
+}
+
+func testWithoutUsableSender(t *testing.T, r *running, deliver func([]byte), smtpSrv *emailtest.SMTP) {
+	deliver([]byte("From: Bob <bob@extern>\r\nTo: support@winkel.example\r\nSubject: Printer stuk\r\nMessage-ID: <nb1@extern>\r\n\r\nDe printer doet het niet.\r\n"))
+	deliver([]byte("From: undisclosed\r\nTo: support@winkel.example\r\nSubject: Geen afzender\r\nMessage-ID: <nb2@nergens.example>\r\n\r\nWie ben ik?\r\n"))
 	var ids []string
 	testkit.WaitFor(t, "both complaints with their assignment", func() bool {
 		ids = nil
