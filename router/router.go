@@ -276,7 +276,7 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		return true, nil
 	}
 	if msg.ComplaintID != "" {
-		if ok, err := follow(msg.ComplaintID, "complaint_id"); ok || err != nil {
+		if ok, err := follow(CanonicalComplaintID(msg.ComplaintID), "complaint_id"); ok || err != nil {
 			return th, err
 		}
 	}

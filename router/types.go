@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -350,4 +351,18 @@ type Filter struct {
 type Outgoing struct {
 	Notification *Notification    `json:"notification,omitempty"`
 	Customer     *CustomerMessage `json:"customer,omitempty"`
+}
+
+// CanonicalComplaintID writes a complaint reference the way the router stores
+// it: people type "c-1001" as often as "C-1001", and a customer's reference in
+// a form or a subject is no different. Anything else is returned as it is
+// (trimmed), to be refused or not found by whoever looks it up.
+func CanonicalComplaintID(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > 2 && (v[0] == 'c' || v[0] == 'C') && v[1] == '-' {
+		if _, err := strconv.ParseUint(v[2:], 10, 64); err == nil {
+			return "C" + v[1:]
+		}
+	}
+	return v
 }
