@@ -16,8 +16,9 @@ import (
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
-// FuzzParse: no input panics the parser, and whatever it accepts is a
-// message the router can take (a source id and a body). Seeds are the real
+// FuzzParse: no input panics the parser, whatever it accepts is a message
+// the router can take (a source id and a body), and it says whether the
+// customer can be written to exactly when there is no deliverable address. Seeds are the real
 // mails of channels/email/testdata.
 func FuzzParse(f *testing.F) {
 	files, err := filepath.Glob("../testdata/*.eml")
@@ -42,6 +43,12 @@ func FuzzParse(f *testing.F) {
 		}
 		if m.SourceID == "" || strings.TrimSpace(m.Body) == "" || m.Channel != router.ChannelEmail {
 			t.Fatalf("unroutable message: %+v", m)
+		}
+		// Either there is an address we can write to, or the message says
+		// why not: never an acknowledgement that can only fail.
+		reachable := email.Deliverable(m.Customer.Email) || email.Deliverable(m.Metadata[email.MetaReplyTo])
+		if reachable == (m.Unreachable != "") {
+			t.Fatalf("reachable=%v but Unreachable=%q (from %q, reply-to %q)", reachable, m.Unreachable, m.Customer.Email, m.Metadata[email.MetaReplyTo])
 		}
 	})
 }
