@@ -126,8 +126,14 @@ func Require(t testing.TB) string {
 // removed when the test ends. On failure the test's log shows Dovecot's log.
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
+	return startOn(t, opts, 0)
+}
+
+// startOn starts on port, or a free one when port is 0.
+func startOn(t testing.TB, opts Options, port int) *Server {
+	t.Helper()
 	bin := Require(t)
-	s, err := newServer(bin, opts)
+	s, err := newServer(bin, opts, port)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,13 +144,43 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		_ = os.RemoveAll(s.Dir)
 	})
-	if err := s.start(); err != nil {
+	for attempt := 1; ; attempt++ {
+		err := s.start()
+		if err == nil {
+			return s
+		}
+		// The free port was taken between choosing and binding it.
+		if attempt < 5 && strings.Contains(s.Log(), "Address already in use") {
+			if err := s.movePort(); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
 		t.Fatalf("starting dovecot: %v\n%s", err, s.Log())
 	}
-	return s
 }
 
-func newServer(bin string, opts Options) (*Server, error) {
+// movePort rewrites the configuration for another free port.
+func (s *Server) movePort() error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	conf, err := os.ReadFile(s.conf)
+	if err != nil {
+		return err
+	}
+	old, now := strconv.Itoa(s.Port), strconv.Itoa(port)
+	text := strings.Replace(string(conf), "    port = "+old+"\n", "    port = "+now+"\n", 1)
+	text = strings.Replace(text, "instance_name = testdovecot-"+old+"\n", "instance_name = testdovecot-"+now+"\n", 1)
+	if err := os.WriteFile(s.conf, []byte(text), 0o644); err != nil {
+		return err
+	}
+	s.Port, s.Addr = port, net.JoinHostPort(s.Host, now)
+	return nil
+}
+
+func newServer(bin string, opts Options, port int) (*Server, error) {
 	dir, err := os.MkdirTemp("", "testdovecot-")
 	if err != nil {
 		return nil, err
@@ -166,9 +202,10 @@ func newServer(bin string, opts Options) (*Server, error) {
 	sort.Strings(names)
 	s.Username, s.Password = names[0], users[names[0]]
 
-	port, err := freePort()
-	if err != nil {
-		return nil, err
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	s.Port = port
 	s.Addr = net.JoinHostPort(s.Host, strconv.Itoa(port))
@@ -343,6 +380,9 @@ func freePort() (int, error) {
 func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Dovecot logs "starting up" once its listeners are bound; a greeting
+	// alone could come from another server that holds the port.
+	startsBefore := strings.Count(s.Log(), startingUp)
 	cmd := exec.Command(s.binary, "-F", "-c", s.conf)
 	// A file, not a pipe: Wait would otherwise wait for every child that
 	// inherited the pipe, not only for the master.
@@ -366,13 +406,15 @@ func (s *Server) start() error {
 			return fmt.Errorf("dovecot exited at start (%v)", cmd.ProcessState)
 		default:
 		}
-		if greeted(s.Addr) {
+		if strings.Count(s.Log(), startingUp) > startsBefore && greeted(s.Addr) {
 			return nil
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	return errors.New("dovecot did not greet within 15 s")
 }
+
+const startingUp = ") starting up for "
 
 func greeted(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, time.Second)

@@ -123,3 +123,14 @@ func TestMissingDovecotFailsUnderCI(t *testing.T) {
 		}
 	}
 }
+
+// TestTakenPortIsReplaced: when the chosen port is taken before Dovecot binds
+// it, the server starts on another one.
+func TestTakenPortIsReplaced(t *testing.T) {
+	first := testdovecot.Start(t, testdovecot.Options{})
+	second := testdovecot.StartOnPort(t, testdovecot.Options{}, first.Port)
+	if second.Port == first.Port {
+		t.Fatalf("both servers on port %d", first.Port)
+	}
+	second.Dial(t, "").Close()
+}
