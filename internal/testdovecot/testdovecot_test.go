@@ -134,3 +134,19 @@ func TestTakenPortIsReplaced(t *testing.T) {
 	}
 	second.Dial(t, "").Close()
 }
+
+// TestOwnPassdb: a passdb of the test's own (here a second passwd-file,
+// written with Files) replaces the default one; {{dir}} names the server's
+// directory in both.
+func TestOwnPassdb(t *testing.T) {
+	s := testdovecot.Start(t, testdovecot.Options{
+		Files:  map[string]string{"custom-passwd": "support:{PLAIN}other-secret\n"},
+		Passdb: "passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {{dir}}/custom-passwd\n}\n",
+	})
+	if err := s.Login("support", "other-secret"); err != nil {
+		t.Errorf("login with the custom passdb's password: %v", err)
+	}
+	if err := s.Login("support", "hunter2"); err == nil {
+		t.Error("the default passdb still accepts its password")
+	}
+}
