@@ -78,6 +78,9 @@ type Mailbox struct {
 	TLS      TLSMode
 	Username string
 	Password string
+	// OAuth2, when set, signs in with an access token (XOAUTH2 or
+	// OAUTHBEARER) instead of the password.
+	OAuth2 *OAuth2
 	// Folder is the IMAP mailbox to read (default INBOX).
 	Folder string
 	// DefaultTeam gets mail no routing rule claims.
@@ -131,6 +134,8 @@ type IngesterConfig struct {
 	BatchBytes    int64
 	// OnIngested is told of each message stored (tests, metrics).
 	OnIngested func(msg router.Message, duplicate bool)
+	// Metrics counts sign-ins (optional).
+	Metrics *Metrics
 }
 
 // Ingester reads one mailbox into the inbound queue for as long as it runs.
@@ -211,6 +216,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if connected {
 			backoff = in.cfg.MinBackoff
 		}
+		if IsAuthFailure(err) {
+			backoff = max(backoff, min(AuthFailureBackoff, in.cfg.MaxBackoff))
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		in.log.Warn("mailbox disconnected; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(wait)
@@ -238,8 +246,10 @@ func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 
-	if err := c.Login(in.mb.Username, in.mb.Password).Wait(); err != nil {
-		return false, fmt.Errorf("logging in as %s: %w", in.mb.Username, err)
+	err = in.signIn(c)
+	in.cfg.Metrics.signIn(in.mb.Name, err)
+	if err != nil {
+		return false, err
 	}
 	sel, err := c.Select(in.mb.Folder, nil).Wait()
 	if err != nil {

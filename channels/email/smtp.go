@@ -16,7 +16,6 @@ import (
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -28,6 +27,11 @@ type SMTPConfig struct {
 	TLS      TLSMode
 	Username string
 	Password string
+	// OAuth2, when set, signs in with an access token for Username
+	// (XOAUTH2 or OAUTHBEARER) instead of the password.
+	OAuth2 *OAuth2
+	// Metrics counts sign-ins (optional).
+	Metrics *Metrics
 	// From is the support address customers see and answer to; a display
 	// name is allowed ("Klantenservice <support@winkel.example>").
 	From string
@@ -57,6 +61,8 @@ type Sender struct {
 	templates *Templates
 	limiter   AckLimiter
 	log       *slog.Logger
+	auth      authStatus
+	metrics   *Metrics
 }
 
 // NewSender checks the configuration and builds a Sender.
@@ -83,7 +89,7 @@ func NewSender(cfg SMTPConfig, templates *Templates, limiter AckLimiter, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{cfg: cfg, from: from, templates: templates, limiter: limiter, log: log}, nil
+	return &Sender{cfg: cfg, from: from, templates: templates, limiter: limiter, log: log, metrics: cfg.Metrics}, nil
 }
 
 // Address is the sender's own address (for the loop guard on intake).
@@ -280,10 +286,10 @@ func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
 	if err := c.Hello(s.cfg.HelloName); err != nil {
 		return classify(fmt.Errorf("greeting %s: %w", addr, err))
 	}
-	if s.cfg.Username != "" {
-		if err := c.Auth(sasl.NewPlainClient("", s.cfg.Username, s.cfg.Password)); err != nil {
-			return classify(fmt.Errorf("logging in to %s as %s: %w", addr, s.cfg.Username, err))
-		}
+	if err := s.signIn(c); err != nil {
+		// Never permanent: refused credentials are ours to fix, not the
+		// customer's; the outbox retries with backoff meanwhile.
+		return fmt.Errorf("signing in to %s: %w", addr, err)
 	}
 	if err := c.SendMail(s.from.Address, []string{to}, bytes.NewReader(raw)); err != nil {
 		return classify(fmt.Errorf("sending to %s: %w", to, err))
