@@ -33,7 +33,7 @@ type AuthError struct {
 }
 
 func (e *AuthError) Error() string {
-	s := fmt.Sprintf("%s sign-in as %s refused: %s", e.Mechanism, e.Username, e.Server)
+	s := fmt.Sprintf("logging in as %s (%s) refused: %s", e.Username, e.Mechanism, e.Server)
 	if e.Provider != "" {
 		s += " (provider: " + e.Provider + ")"
 	}
@@ -217,4 +217,13 @@ func failureLabel(err error) string {
 		return code
 	}
 	return "token_endpoint"
+}
+
+// Check reports the last SMTP sign-in failure until a sign-in succeeds
+// (for /readyz): refused credentials or no token to be had.
+func (s *Sender) Check() error {
+	if err := s.auth.get(); err != nil {
+		return fmt.Errorf("smtp %s: %w", s.cfg.Host, err)
+	}
+	return nil
 }
