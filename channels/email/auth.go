@@ -77,7 +77,7 @@ func oauthSignIn(o *OAuth2, username string, auth func(sasl.Client) error, refus
 		if err == nil {
 			return nil
 		}
-		if !refused(err) {
+		if !refused(err) && !bc.refusedByChallenge() {
 			return fmt.Errorf("%s sign-in as %s: %w", o.Mechanism(), username, err)
 		}
 		o.Refused(tok)
@@ -117,7 +117,9 @@ func (in *Ingester) signIn(c *imapclient.Client) error {
 		return nil
 	}
 	return oauthSignIn(mb.OAuth2, mb.Username, c.Authenticate, imapRefused, func(tok string) *bearerClient {
-		return newBearerClient(mb.OAuth2.Mechanism(), mb.Username, tok, mb.Host, mb.Port)
+		bc := newBearerClient(mb.OAuth2.Mechanism(), mb.Username, tok, mb.Host, mb.Port)
+		bc.dummy = []byte{0x01} // see bearerClient.dummy
+		return bc
 	})
 }
 

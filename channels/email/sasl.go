@@ -28,12 +28,18 @@ const (
 type bearerClient struct {
 	mech  string
 	start []byte
+	// dummy answers the error challenge. XOAUTH2 asks for an empty
+	// response, but go-imap (v2.0.0-beta.8) writes an empty response as
+	// "=", which Dovecot rejects as invalid base64 and drops the
+	// connection; over IMAP a single 0x01 (OAUTHBEARER's dummy response)
+	// is sent instead, which servers answer with NO.
+	dummy []byte
 	// failure is the provider's JSON error, when the server sent one.
 	failure []byte
 }
 
 func newBearerClient(mech, username, token, host string, port int) *bearerClient {
-	c := &bearerClient{mech: mech}
+	c := &bearerClient{mech: mech, dummy: []byte{}}
 	switch mech {
 	case MechOAUTHBEARER:
 		// go-sasl writes the GS2 header; the authzid needs RFC 5801 escaping.
@@ -41,6 +47,7 @@ func newBearerClient(mech, username, token, host string, port int) *bearerClient
 			Username: gs2Escape(username), Token: token, Host: host, Port: port,
 		}).Start()
 		c.start = ir
+		c.dummy = []byte{0x01}
 	default:
 		c.mech = MechXOAUTH2
 		c.start = []byte("user=" + username + "\x01auth=Bearer " + token + "\x01\x01")
@@ -56,11 +63,12 @@ func (c *bearerClient) Next(challenge []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%s: unexpected second challenge from the server", c.mech)
 	}
 	c.failure = append([]byte{}, challenge...)
-	if c.mech == MechOAUTHBEARER {
-		return []byte{0x01}, nil
-	}
-	return []byte{}, nil
+	return c.dummy, nil
 }
+
+// refusedByChallenge: the server sent its error challenge, so whatever
+// ended the exchange (NO, BAD), the token was refused.
+func (c *bearerClient) refusedByChallenge() bool { return c.failure != nil }
 
 // providerError is the server's JSON error in a few words, like
 // `status 401, scope "https://mail.google.com/"`, or "" when it sent none.

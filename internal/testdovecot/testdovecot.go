@@ -204,7 +204,7 @@ func newServer(bin string, opts Options) (*Server, error) {
 	if mechs == "" {
 		mechs = "plain login"
 	}
-	passdb := opts.Passdb
+	passdb := strings.ReplaceAll(opts.Passdb, "{{dir}}", dir)
 	if passdb == "" {
 		passdb = fmt.Sprintf("passdb {\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%%u %s\n}\n", filepath.Join(dir, "passwd"))
 	}

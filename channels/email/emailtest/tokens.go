@@ -479,6 +479,8 @@ func (s *TokenServer) msRefresh(w http.ResponseWriter, f url.Values, clientID, s
 	switch {
 	case rt == "":
 		s.msError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'refresh_token'.")
+	case !known:
+		s.msError(w, http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory.", clientID))
 	case known && wantSecret != "" && secret != wantSecret:
 		s.msError(w, http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.")
 	case g == nil || g.clientID != clientID:
