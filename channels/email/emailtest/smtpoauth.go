@@ -121,4 +121,3 @@ func (s *xoauth2Server) Next(resp []byte) ([]byte, bool, error) {
 	s.x.session.auth = user
 	return nil, true, nil
 }
-
