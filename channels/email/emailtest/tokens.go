@@ -729,3 +729,18 @@ func newUUID() string {
 	h := randomHex(16)
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }
+
+// Issued returns every access and refresh token handed out so far (for
+// tests that check no secret reaches a log).
+func (s *TokenServer) Issued() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for t := range s.access {
+		out = append(out, t)
+	}
+	for t := range s.refresh {
+		out = append(out, t)
+	}
+	return out
+}
