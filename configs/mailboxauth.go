@@ -63,6 +63,8 @@ type oauth2YAML struct {
 type fieldError struct {
 	field string // "oauth2.client_id"
 	msg   string
+	// at is the field whose line to show when field itself is absent.
+	at string
 }
 
 func (e *fieldError) Error() string { return e.field + ": " + e.msg }
@@ -90,7 +92,9 @@ func mailboxAuth(m mailboxYAML) (auth, password string, o *MailboxOAuth2, err er
 		}
 	}
 	if m.OAuth2 == nil {
-		return "", "", nil, bad("oauth2", "is required with auth: oauth2 (provider: microsoft, google or refresh_token, and its settings)")
+		e := bad("oauth2", "is required with auth: oauth2 (provider: microsoft, google or refresh_token, and its settings)").(*fieldError)
+		e.at = "auth"
+		return "", "", nil, e
 	}
 	o, err = loadOAuth2(*m.OAuth2, m.Username)
 	return AuthOAuth2, "", o, err
@@ -230,7 +234,8 @@ func checkTokenURL(raw string) error {
 func secretField(name, file, env string, required bool) (string, error) {
 	switch {
 	case file != "" && env != "":
-		return "", bad(name+"_env", "give %s_file or %s_env, not both", name, name)
+		short := name[strings.LastIndex(name, ".")+1:]
+		return "", bad(name+"_env", "give %s_file or %s_env, not both", short, short)
 	case file != "":
 		b, err := readFileField(name+"_file", file)
 		return strings.TrimRight(string(b), "\r\n"), err
@@ -241,7 +246,8 @@ func secretField(name, file, env string, required bool) (string, error) {
 		}
 		return v, nil
 	case required:
-		return "", bad(name+"_file", "give %s_file (a file holding only the secret) or %s_env (an environment variable holding it)", name, name)
+		short := name[strings.LastIndex(name, ".")+1:]
+		return "", bad(name+"_file", "give %s_file (a file holding only the secret) or %s_env (an environment variable holding it)", short, short)
 	}
 	return "", nil
 }

@@ -130,6 +130,9 @@ func LoadMailboxes(path string, dir router.Directory) ([]Mailbox, error) {
 			var fe *fieldError
 			if errors.As(err, &fe) && i < len(items) {
 				line = fieldLine(items[i], fe.field)
+				if fe.at != "" && line == items[i].Line {
+					line = fieldLine(items[i], fe.at)
+				}
 			}
 			return nil, errAt(line, "%s: %v", who, err)
 		}
