@@ -38,8 +38,8 @@ func TestOAuth2MailboxesLoad(t *testing.T) {
 	}
 	t.Setenv("TEST_REFRESH_TOKEN", "rt-from-env")
 	dir := writeFiles(t, map[string]string{
-		"secret":  "client-secret-from-file\n",
-		"sa.json": `{"type": "service_account", "client_email": "r@p.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}`,
+		"secret":   "client-secret-from-file\n",
+		"sa.json":  `{"type": "service_account", "client_email": "r@p.iam.gserviceaccount.com", "private_key": "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"}`,
 		"cert.pem": "CERT", "key.pem": "KEY",
 		"microsoft.yaml": mailboxHead + `    auth: oauth2
     oauth2:
