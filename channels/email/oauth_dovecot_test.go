@@ -2,7 +2,6 @@ package email_test
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"regexp"
 	"strings"
@@ -18,38 +17,11 @@ import (
 
 const oauthUser = "support@winkel.example"
 
-// oauthDovecot is a real Dovecot whose XOAUTH2 and OAUTHBEARER logins are
-// checked by its oauth2 passdb against the token server's introspection
-// endpoint (POST token=…), accepting only tokens for mailScope and for the
-// user signing in. Password logins (for delivering test mail) go to the
-// passwd-file passdb.
+// oauthDovecot is a real Dovecot checking OAuth logins with its oauth2
+// passdb against the token server (see emailtest.StartOAuthDovecot).
 func oauthDovecot(t testing.TB, tokens *emailtest.TokenServer, mailScope string) *testdovecot.Server {
 	t.Helper()
-	return testdovecot.Start(t, testdovecot.Options{
-		Users:          map[string]string{oauthUser: "delivery-only"},
-		AuthMechanisms: "plain login xoauth2 oauthbearer",
-		// Dovecot answers a failed login after 2 s by default; tests need
-		// not wait.
-		ExtraConfig: "auth_failure_delay = 0\n",
-		Passdb: `passdb {
-  driver = oauth2
-  mechanisms = xoauth2 oauthbearer
-  args = {{dir}}/dovecot-oauth2.conf.ext
-}
-passdb {
-  driver = passwd-file
-  mechanisms = plain login
-  args = scheme=PLAIN username_format=%u {{dir}}/passwd
-}
-`,
-		Files: map[string]string{"dovecot-oauth2.conf.ext": fmt.Sprintf(`introspection_mode = post
-introspection_url = %s
-username_attribute = email
-active_attribute = active
-active_value = true
-scope = %s
-`, tokens.IntrospectionURL(), mailScope)},
-	})
+	return emailtest.StartOAuthDovecot(t, tokens, mailScope, oauthUser)
 }
 
 func oauthMailbox(d *testdovecot.Server, o *email.OAuth2) email.Mailbox {

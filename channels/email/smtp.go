@@ -67,15 +67,25 @@ type Sender struct {
 
 // NewSender checks the configuration and builds a Sender.
 func NewSender(cfg SMTPConfig, templates *Templates, limiter AckLimiter, log *slog.Logger) (*Sender, error) {
+	if templates == nil || limiter == nil {
+		return nil, errors.New("email: sender needs templates and a limiter")
+	}
+	s, err := newTransport(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.templates, s.limiter = templates, limiter
+	return s, nil
+}
+
+// newTransport is a Sender that can connect and sign in (no templates).
+func newTransport(cfg SMTPConfig, log *slog.Logger) (*Sender, error) {
 	from, err := gomail.ParseAddress(cfg.From)
 	if err != nil {
 		return nil, fmt.Errorf("email: From address %q: %w", cfg.From, err)
 	}
 	if cfg.Host == "" || cfg.Port <= 0 {
 		return nil, errors.New("email: SMTP host and port are required")
-	}
-	if templates == nil || limiter == nil {
-		return nil, errors.New("email: sender needs templates and a limiter")
 	}
 	if cfg.TLS == "" {
 		cfg.TLS = TLSStartTLS
@@ -89,7 +99,7 @@ func NewSender(cfg SMTPConfig, templates *Templates, limiter AckLimiter, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{cfg: cfg, from: from, templates: templates, limiter: limiter, log: log, metrics: cfg.Metrics}, nil
+	return &Sender{cfg: cfg, from: from, log: log, metrics: cfg.Metrics}, nil
 }
 
 // Address is the sender's own address (for the loop guard on intake).
@@ -254,13 +264,26 @@ func (s *Sender) compose(m router.CustomerMessage, to, id string) ([]byte, error
 
 // deliver hands the mail to the SMTP server.
 func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
+	c, err := s.open(ctx, time.Now().Add(s.cfg.Timeout+time.Duration(len(raw)/(64<<10))*time.Second))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SendMail(s.from.Address, []string{to}, bytes.NewReader(raw)); err != nil {
+		return classify(fmt.Errorf("sending to %s: %w", to, err))
+	}
+	_ = c.Quit()
+	return nil
+}
+
+// open connects, greets and signs in, with every step done by deadline.
+func (s *Sender) open(ctx context.Context, deadline time.Time) (*smtp.Client, error) {
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
 	dialer := &net.Dialer{Timeout: s.cfg.Timeout}
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("connecting to SMTP server %s: %w", addr, err)
+		return nil, fmt.Errorf("connecting to SMTP server %s: %w", addr, err)
 	}
-	deadline := time.Now().Add(s.cfg.Timeout + time.Duration(len(raw)/(64<<10))*time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -277,25 +300,22 @@ func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
 		c, err = smtp.NewClientStartTLS(conn, tlsConfig)
 		if err != nil {
 			conn.Close()
-			return classify(fmt.Errorf("STARTTLS with %s: %w", addr, err))
+			return nil, classify(fmt.Errorf("STARTTLS with %s: %w", addr, err))
 		}
 	default:
 		c = smtp.NewClient(conn)
 	}
-	defer c.Close()
 	if err := c.Hello(s.cfg.HelloName); err != nil {
-		return classify(fmt.Errorf("greeting %s: %w", addr, err))
+		c.Close()
+		return nil, classify(fmt.Errorf("greeting %s: %w", addr, err))
 	}
 	if err := s.signIn(c); err != nil {
+		c.Close()
 		// Never permanent: refused credentials are ours to fix, not the
 		// customer's; the outbox retries with backoff meanwhile.
-		return fmt.Errorf("signing in to %s: %w", addr, err)
+		return nil, fmt.Errorf("signing in to %s: %w", addr, err)
 	}
-	if err := c.SendMail(s.from.Address, []string{to}, bytes.NewReader(raw)); err != nil {
-		return classify(fmt.Errorf("sending to %s: %w", to, err))
-	}
-	_ = c.Quit()
-	return nil
+	return c, nil
 }
 
 // classify marks 5xx answers permanent: the server refused for good.

@@ -44,6 +44,7 @@ Usage:
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
+  forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
   forgetmenot config                                  every environment variable, its default and meaning
 
 Every command takes --help. Client commands reach the daemon at FORGETMENOT_API_URL
@@ -68,7 +69,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(args[1:], stdout, stderr)
 	case "report":
 		return reportCmd(ctx, args[1:], stdout, stderr)
-	case "complaints", "owners", "deadletters", "email":
+	case "email":
+		if len(args) > 1 && args[1] == "check" {
+			return emailCheck(ctx, args[2:], stdout, stderr)
+		}
+		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
+	case "complaints", "owners", "deadletters":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
