@@ -171,3 +171,51 @@ func TestSMTPAuthEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// TestShippedOAuth2ExamplesLoad: the commented Microsoft 365 and Google
+// examples in mailboxes.yaml load once uncommented (with their secret
+// files present), so the documentation cannot drift from the loader.
+func TestShippedOAuth2ExamplesLoad(t *testing.T) {
+	roster, err := configs.LoadRoster("owners.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("mailboxes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := writeFiles(t, map[string]string{
+		"m365-client-secret":          "secret",
+		"google-service-account.json": `{"type": "service_account", "client_email": "r@p.iam.gserviceaccount.com", "private_key": "k"}`,
+	})
+	for _, name := range []string{"m365", "gmail"} {
+		var block []string
+		in := false
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, "  # - name: "+name) {
+				in = true
+			}
+			if in && !strings.HasPrefix(line, "  #") {
+				break
+			}
+			if in {
+				block = append(block, "  "+strings.TrimPrefix(line, "  # "))
+			}
+		}
+		if len(block) == 0 {
+			t.Fatalf("no commented example %q in mailboxes.yaml", name)
+		}
+		yaml := "mailboxes:\n" + strings.ReplaceAll(strings.Join(block, "\n"), "/run/secrets", dir) + "\n"
+		path := filepath.Join(dir, name+".yaml")
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		boxes, err := configs.LoadMailboxes(path, roster)
+		if err != nil {
+			t.Fatalf("example %s:\n%s\n%v", name, yaml, err)
+		}
+		if boxes[0].OAuth2 == nil {
+			t.Errorf("example %s has no oauth2 settings", name)
+		}
+	}
+}
