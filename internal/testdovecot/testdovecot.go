@@ -14,11 +14,12 @@
 // Dovecot's IDLE reports new mail only after its own notify delay of about
 // half a second (NOTIFY_DELAY_MSECS in its mailbox watcher), so a mail
 // appended to a mailbox reaches an idling client ~0.5 s later, never sooner.
+// A failed login is answered after ~0.5 s; the growing per-IP auth penalty
+// is switched off, since every test connects from 127.0.0.1.
 package testdovecot
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -80,7 +81,7 @@ type Server struct {
 	cmd *exec.Cmd
 	// exited is closed when the current process has been reaped.
 	exited chan struct{}
-	output *lockedBuffer
+	output string // the master's stdout and stderr
 }
 
 // Binary finds the dovecot executable: on PATH, or in /usr/sbin (which a
@@ -146,7 +147,7 @@ func newServer(bin string, opts Options) (*Server, error) {
 	if len(users) == 0 {
 		users = map[string]string{"support": "hunter2"}
 	}
-	s := &Server{Dir: dir, Host: "127.0.0.1", users: users, binary: bin, output: &lockedBuffer{},
+	s := &Server{Dir: dir, Host: "127.0.0.1", users: users, binary: bin, output: filepath.Join(dir, "dovecot.out"),
 		conf: filepath.Join(dir, "dovecot.conf"), logs: filepath.Join(dir, "dovecot.log")}
 	names := make([]string, 0, len(users))
 	for u := range users {
@@ -229,7 +230,9 @@ mail_uid = %[6]d
 mail_gid = %[7]d
 mail_plugins =
 shutdown_clients = yes
-# Tests reconnect quickly and often.
+# Tests reconnect quickly and often, and try wrong credentials on purpose
+# (Dovecot's default waits 2 s before answering a failed login).
+auth_failure_delay = 0
 login_trusted_networks = 127.0.0.0/8
 mail_max_userip_connections = 100
 service imap-login {
@@ -244,6 +247,11 @@ service imap-login {
 }
 service anvil {
   chroot =
+  # No auth penalty (2, 4, 8… s per failed login from one IP, all tests
+  # come from 127.0.0.1): Dovecot's documented way to disable it.
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
 }
 service stats {
   unix_listener stats-reader {
@@ -326,7 +334,14 @@ func (s *Server) start() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cmd := exec.Command(s.binary, "-F", "-c", s.conf)
-	cmd.Stdout, cmd.Stderr = s.output, s.output
+	// A file, not a pipe: Wait would otherwise wait for every child that
+	// inherited the pipe, not only for the master.
+	out, err := os.OpenFile(s.output, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Mail processes that outlive the master (an IDLE session) keep its
 	// output pipe open; without a delay Wait would wait for them until
@@ -405,7 +420,8 @@ func (s *Server) Restart(t testing.TB) {
 // Log returns Dovecot's log and anything it printed.
 func (s *Server) Log() string {
 	b, _ := os.ReadFile(s.logs)
-	return string(b) + s.output.String()
+	o, _ := os.ReadFile(s.output)
+	return string(b) + string(o)
 }
 
 // Dial logs in as the user ("" = the first user) with a go-imap client.
@@ -571,21 +587,4 @@ func (s *Server) Doveadm(args ...string) ([]byte, error) {
 	}
 	cmd := exec.Command(bin, append([]string{"-c", s.conf}, args...)...)
 	return cmd.CombinedOutput()
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
