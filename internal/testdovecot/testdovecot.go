@@ -343,10 +343,6 @@ func (s *Server) start() error {
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Mail processes that outlive the master (an IDLE session) keep its
-	// output pipe open; without a delay Wait would wait for them until
-	// Stop's 10 s SIGKILL. Stop kills the process group after Wait.
-	cmd.WaitDelay = 200 * time.Millisecond
 	if err := cmd.Start(); err != nil {
 		return err
 	}

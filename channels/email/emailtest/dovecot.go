@@ -18,9 +18,6 @@ func StartOAuthDovecot(t testing.TB, tokens *TokenServer, mailScope, user string
 	return testdovecot.Start(t, testdovecot.Options{
 		Users:          map[string]string{user: "delivery-only"},
 		AuthMechanisms: "plain login xoauth2 oauthbearer",
-		// Dovecot answers a failed login after 2 s by default; tests need
-		// not wait.
-		ExtraConfig: "auth_failure_delay = 0\n",
 		Passdb: `passdb {
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
