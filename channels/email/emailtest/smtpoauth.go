@@ -3,7 +3,6 @@ package emailtest
 import (
 	"bytes"
 	"encoding/json"
-	"net"
 	"testing"
 
 	"github.com/emersion/go-sasl"
@@ -18,20 +17,7 @@ import (
 func StartOAuthSMTP(t testing.TB, tokens *TokenServer, mailScope string) *SMTP {
 	t.Helper()
 	s := &SMTP{users: map[string]string{}} // non-nil: MAIL needs a sign-in
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &oauthSession{session: &session{s: s}, tokens: tokens, scope: mailScope}, nil
-	}))
-	srv.Domain = "mx.test"
-	srv.AllowInsecureAuth = true
-	srv.ErrorLog = quiet{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	s.Addr = ln.Addr().String()
-	s.Host, s.Port = splitAddr(s.Addr)
+	s.serve(t, func() smtp.Session { return &oauthSession{session: &session{s: s}, tokens: tokens, scope: mailScope} })
 	return s
 }
 
