@@ -3,6 +3,7 @@ package email
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -116,6 +117,10 @@ func (in *Ingester) signIn(c *imapclient.Client) error {
 		}
 		return nil
 	}
+	if offered := c.Caps().AuthMechanisms(); !slices.Contains(offered, mb.OAuth2.Mechanism()) {
+		return &AuthError{Mechanism: mb.OAuth2.Mechanism(), Username: mb.Username,
+			Server: fmt.Sprintf("the server does not offer %s (it offers: %s)", mb.OAuth2.Mechanism(), orNone(offered))}
+	}
 	return oauthSignIn(mb.OAuth2, mb.Username, c.Authenticate, imapRefused, func(tok string) *bearerClient {
 		bc := newBearerClient(mb.OAuth2.Mechanism(), mb.Username, tok, mb.Host, mb.Port)
 		bc.dummy = []byte{0x01} // see bearerClient.dummy
@@ -128,6 +133,10 @@ func (s *Sender) signIn(c *smtp.Client) error {
 	cfg := s.cfg
 	var err error
 	switch {
+	case cfg.OAuth2 != nil && !c.SupportsAuth(cfg.OAuth2.Mechanism()):
+		_, offered := c.Extension("AUTH")
+		err = &AuthError{Mechanism: cfg.OAuth2.Mechanism(), Username: cfg.Username,
+			Server: fmt.Sprintf("the server does not offer %s (it offers: %s)", cfg.OAuth2.Mechanism(), orNone(strings.Fields(offered)))}
 	case cfg.OAuth2 != nil:
 		err = oauthSignIn(cfg.OAuth2, cfg.Username, c.Auth, smtpRefused, func(tok string) *bearerClient {
 			return newBearerClient(cfg.OAuth2.Mechanism(), cfg.Username, tok, cfg.Host, cfg.Port)
@@ -143,6 +152,13 @@ func (s *Sender) signIn(c *smtp.Client) error {
 	s.auth.record(err)
 	s.metrics.signIn("smtp", err)
 	return err
+}
+
+func orNone(list []string) string {
+	if len(list) == 0 {
+		return "no AUTH mechanisms; TLS may be required first"
+	}
+	return strings.Join(list, " ")
 }
 
 // authStatus remembers the last sign-in failure until a sign-in succeeds.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/channels/email"
 	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
+	"github.com/forgetmenot/forgetmenot/internal/testdovecot"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/prometheus/client_golang/prometheus"
@@ -261,4 +262,27 @@ func replyMsg(id string) router.CustomerMessage {
 	m := ack(id, "en")
 	m.ID, m.Kind, m.Body = id+":v2:reply", router.ToCustomerReply, "Uw pakket is onderweg."
 	return m
+}
+
+// TestOAuthMechanismNotOffered: a server that does not offer the mechanism
+// is told apart from a refused token, and no token is fetched for it.
+func TestOAuthMechanismNotOffered(t *testing.T) {
+	tokens := emailtest.StartTokenServer(t)
+	tokens.MicrosoftApp("contoso", "app", "secret", oauthUser)
+	cfg := email.OAuth2Config{Provider: "microsoft", Mechanism: "oauthbearer", TokenURL: tokens.MicrosoftTokenURL("contoso"), ClientID: "app", ClientSecret: "secret"}
+
+	d := testdovecot.Start(t, testdovecot.Options{Users: map[string]string{oauthUser: "pw"}}) // PLAIN and LOGIN only
+	r := email.CheckMailbox(context.Background(), oauthMailbox(d, newOAuth2(t, cfg)))
+	if !strings.Contains(r.Error, "the server does not offer OAUTHBEARER (it offers: PLAIN LOGIN)") {
+		t.Errorf("IMAP check = %q", r.Error)
+	}
+	srv := emailtest.StartSMTP(t, map[string]string{"mailer": "pw"}) // AUTH PLAIN only
+	sc := email.CheckSMTP(context.Background(), email.SMTPConfig{Host: srv.Host, Port: srv.Port, TLS: email.TLSNone, Username: oauthUser,
+		OAuth2: newOAuth2(t, cfg), From: oauthUser})
+	if !strings.Contains(sc.Error, "the server does not offer OAUTHBEARER (it offers: PLAIN)") {
+		t.Errorf("SMTP check = %q", sc.Error)
+	}
+	if n := tokens.Requests(); n != 0 {
+		t.Errorf("%d token requests for servers without the mechanism, want 0", n)
+	}
 }
