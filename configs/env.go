@@ -267,7 +267,7 @@ func (c Config) validateEmail(bad func(key, format string, args ...any) error) e
 		return bad("SMTP_TLS", "use starttls, implicit or none, not %q", c.SMTPTLS)
 	case c.SMTPPassword != "" && c.SMTPPasswordFile != "":
 		return bad("SMTP_PASSWORD_FILE", "set either SMTP_PASSWORD or SMTP_PASSWORD_FILE, not both")
-	case !oneOf(c.SMTPAuth, "password", "oauth2"):
+	case !oneOf(c.SMTPAuth, "", "password", "oauth2"): // "": a Config built in code
 		return bad("SMTP_AUTH", "use password or oauth2, not %q", c.SMTPAuth)
 	case c.SMTPAuth == "oauth2" && c.SMTPOAuth2Mailbox == "":
 		return bad("SMTP_OAUTH2_MAILBOX", "is required with SMTP_AUTH=oauth2: the mailbox in MAILBOXES_FILE whose token signs in to SMTP")

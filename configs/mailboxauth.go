@@ -217,6 +217,9 @@ func checkTokenURL(raw string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("%q is not a URL", raw)
 	}
+	if u.User != nil {
+		return fmt.Errorf("give the client's secret as client_secret_file or client_secret_env, not in the URL")
+	}
 	switch u.Scheme {
 	case "https":
 		return nil

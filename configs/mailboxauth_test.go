@@ -119,6 +119,7 @@ func TestBadOAuth2MailboxesNameFieldAndLine(t *testing.T) {
 		{"google with a microsoft field", mailboxHead + "    auth: oauth2\n    oauth2:\n      provider: google\n      tenant: contoso\n", `:9: mailbox "support": oauth2.tenant: is not used by provider google`},
 		{"google key not a service account", mailboxHead + "    auth: oauth2\n    oauth2:\n      provider: google\n      service_account_file: {{dir}}/client.json\n", `:9: mailbox "support": oauth2.service_account_file: {{dir}}/client.json is not a service account JSON key`},
 		{"plain http token url", mailboxHead + "    auth: oauth2\n    oauth2:\n      provider: refresh_token\n      token_url: http://login.example.com/token\n", `:9: mailbox "support": oauth2.token_url: "http://login.example.com/token": use https`},
+		{"credentials in token url", mailboxHead + "    auth: oauth2\n    oauth2:\n      provider: refresh_token\n      token_url: https://client:hunter2@login.example.com/token\n", `:9: mailbox "support": oauth2.token_url: give the client's secret as client_secret_file`},
 		{"refresh without token", mailboxHead + "    auth: oauth2\n    oauth2:\n      provider: refresh_token\n      token_url: https://login.example.com/token\n      client_id: c\n", `oauth2.refresh_token_file: give refresh_token_file`},
 		{"bad mechanism", mailboxHead + "    auth: oauth2\n    oauth2:\n      provider: google\n      mechanism: plain\n", `:9: mailbox "support": oauth2.mechanism: "plain"`},
 	}

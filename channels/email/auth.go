@@ -3,6 +3,7 @@ package email
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -67,7 +68,7 @@ func smtpRefused(err error) bool {
 
 // oauthSignIn signs in with a token; when the server refuses it, the token
 // is dropped and one freshly fetched token is tried before giving up.
-func oauthSignIn(o *OAuth2, username string, auth func(sasl.Client) error, refused func(error) bool, newClient func(tok string) *bearerClient) error {
+func oauthSignIn(log *slog.Logger, o *OAuth2, username string, auth func(sasl.Client) error, refused func(error) bool, newClient func(tok string) *bearerClient) error {
 	for attempt := 0; ; attempt++ {
 		tok, err := o.Token()
 		if err != nil {
@@ -85,6 +86,8 @@ func oauthSignIn(o *OAuth2, username string, auth func(sasl.Client) error, refus
 		if attempt > 0 {
 			return &AuthError{Mechanism: o.Mechanism(), Username: username, Server: serverText(err), Provider: bc.providerError(), Refreshed: true}
 		}
+		log.Info("the server refused the access token; fetching a new one", "mechanism", o.Mechanism(), "username", username,
+			"server", serverText(err), "provider", bc.providerError())
 	}
 }
 
@@ -121,7 +124,7 @@ func (in *Ingester) signIn(c *imapclient.Client) error {
 		return &AuthError{Mechanism: mb.OAuth2.Mechanism(), Username: mb.Username,
 			Server: fmt.Sprintf("the server does not offer %s (it offers: %s)", mb.OAuth2.Mechanism(), orNone(offered))}
 	}
-	return oauthSignIn(mb.OAuth2, mb.Username, c.Authenticate, imapRefused, func(tok string) *bearerClient {
+	return oauthSignIn(in.log, mb.OAuth2, mb.Username, c.Authenticate, imapRefused, func(tok string) *bearerClient {
 		bc := newBearerClient(mb.OAuth2.Mechanism(), mb.Username, tok, mb.Host, mb.Port)
 		bc.dummy = []byte{0x01} // see bearerClient.dummy
 		return bc
@@ -138,7 +141,7 @@ func (s *Sender) signIn(c *smtp.Client) error {
 		err = &AuthError{Mechanism: cfg.OAuth2.Mechanism(), Username: cfg.Username,
 			Server: fmt.Sprintf("the server does not offer %s (it offers: %s)", cfg.OAuth2.Mechanism(), orNone(strings.Fields(offered)))}
 	case cfg.OAuth2 != nil:
-		err = oauthSignIn(cfg.OAuth2, cfg.Username, c.Auth, smtpRefused, func(tok string) *bearerClient {
+		err = oauthSignIn(s.log, cfg.OAuth2, cfg.Username, c.Auth, smtpRefused, func(tok string) *bearerClient {
 			return newBearerClient(cfg.OAuth2.Mechanism(), cfg.Username, tok, cfg.Host, cfg.Port)
 		})
 	case cfg.Username != "":
