@@ -1,6 +1,7 @@
 package email
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +33,9 @@ type AuthError struct {
 	Provider string
 	// Refreshed: the refusal came with a freshly fetched token.
 	Refreshed bool
+	// tokenRefused: an OAuth token was refused (and dropped from the cache),
+	// so one more try with a fresh token is worth it.
+	tokenRefused bool
 }
 
 func (e *AuthError) Error() string {
@@ -66,29 +70,42 @@ func smtpRefused(err error) bool {
 	return errors.As(err, &se) && se.Code == 535
 }
 
-// oauthSignIn signs in with a token; when the server refuses it, the token
-// is dropped and one freshly fetched token is tried before giving up.
-func oauthSignIn(log *slog.Logger, o *OAuth2, username string, auth func(sasl.Client) error, refused func(error) bool, newClient func(tok string) *bearerClient) error {
-	for attempt := 0; ; attempt++ {
-		tok, err := o.Token()
-		if err != nil {
-			return err
-		}
-		bc := newClient(tok.AccessToken)
-		err = auth(bc)
-		if err == nil {
-			return nil
-		}
-		if !refused(err) && !bc.refusedByChallenge() {
-			return fmt.Errorf("%s sign-in as %s: %w", o.Mechanism(), username, err)
-		}
-		o.Refused(tok)
-		if attempt > 0 {
-			return &AuthError{Mechanism: o.Mechanism(), Username: username, Server: serverText(err), Provider: bc.providerError(), Refreshed: true}
-		}
-		log.Info("the server refused the access token; fetching a new one", "mechanism", o.Mechanism(), "username", username,
-			"server", serverText(err), "provider", bc.providerError())
+// oauthSignIn signs in with a token. When the server refuses it, the token
+// is dropped from the cache and the AuthError says a fresh token is worth
+// one more try (see retryRefusedToken).
+func oauthSignIn(retry bool, o *OAuth2, username string, auth func(sasl.Client) error, refused func(error) bool, newClient func(tok string) *bearerClient) error {
+	tok, err := o.Token()
+	if err != nil {
+		return err
 	}
+	bc := newClient(tok.AccessToken)
+	err = auth(bc)
+	if err == nil {
+		return nil
+	}
+	// A server that sent its error challenge refused the token, however it
+	// ended the exchange (NO, BAD, or hanging up).
+	if !refused(err) && !bc.refusedByChallenge() {
+		return fmt.Errorf("%s sign-in as %s: %w", o.Mechanism(), username, err)
+	}
+	o.Refused(tok)
+	return &AuthError{Mechanism: o.Mechanism(), Username: username, Server: serverText(err), Provider: bc.providerError(), tokenRefused: true, Refreshed: retry}
+}
+
+// retryRefusedToken runs connect (connect and sign in) and, when the
+// server refused the token, once more on a new connection with a freshly
+// fetched token: some servers hang up after a refused token, and a new
+// connection has no failed attempt counted against it. A second refusal is
+// final until the caller's backoff. connect's retry says which try it is.
+func retryRefusedToken[C any](log *slog.Logger, connect func(retry bool) (C, error)) (C, error) {
+	c, err := connect(false)
+	var ae *AuthError
+	if err == nil || !errors.As(err, &ae) || !ae.tokenRefused {
+		return c, err
+	}
+	log.Info("the server refused the access token; signing in again with a new one", "mechanism", ae.Mechanism,
+		"username", ae.Username, "server", ae.Server, "provider", ae.Provider)
+	return connect(true)
 }
 
 // serverText is a server's answer without the library's prefixes.
@@ -108,8 +125,31 @@ func serverText(err error) string {
 	return clipRunes(cleanLine(err.Error()), 300)
 }
 
+// open connects and signs in (a refused token is replaced once, on a new
+// connection).
+func (in *Ingester) open(ctx context.Context, newMail chan struct{}) (*imapclient.Client, error) {
+	c, err := retryRefusedToken(in.log, func(retry bool) (*imapclient.Client, error) {
+		c, err := in.dial(newMail)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to %s:%d: %w", in.mb.Host, in.mb.Port, err)
+		}
+		// Wait() takes no context: closing the client unblocks the login.
+		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+		defer stop()
+		if err := in.signIn(c, retry); err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		return c, nil
+	})
+	if err == nil || IsAuthFailure(err) {
+		in.cfg.Metrics.signIn(in.mb.Name, err)
+	}
+	return c, err
+}
+
 // signIn logs in to the IMAP server with the mailbox's password or token.
-func (in *Ingester) signIn(c *imapclient.Client) error {
+func (in *Ingester) signIn(c *imapclient.Client, retry bool) error {
 	mb := in.mb
 	if mb.OAuth2 == nil {
 		if err := c.Login(mb.Username, mb.Password).Wait(); err != nil {
@@ -124,7 +164,7 @@ func (in *Ingester) signIn(c *imapclient.Client) error {
 		return &AuthError{Mechanism: mb.OAuth2.Mechanism(), Username: mb.Username,
 			Server: fmt.Sprintf("the server does not offer %s (it offers: %s)", mb.OAuth2.Mechanism(), orNone(offered))}
 	}
-	return oauthSignIn(in.log, mb.OAuth2, mb.Username, c.Authenticate, imapRefused, func(tok string) *bearerClient {
+	return oauthSignIn(retry, mb.OAuth2, mb.Username, c.Authenticate, imapRefused, func(tok string) *bearerClient {
 		bc := newBearerClient(mb.OAuth2.Mechanism(), mb.Username, tok, mb.Host, mb.Port)
 		bc.dummy = []byte{0x01} // see bearerClient.dummy
 		return bc
@@ -132,7 +172,7 @@ func (in *Ingester) signIn(c *imapclient.Client) error {
 }
 
 // signIn authenticates an SMTP connection with the password or token.
-func (s *Sender) signIn(c *smtp.Client) error {
+func (s *Sender) signIn(c *smtp.Client, retry bool) error {
 	cfg := s.cfg
 	var err error
 	switch {
@@ -141,7 +181,7 @@ func (s *Sender) signIn(c *smtp.Client) error {
 		err = &AuthError{Mechanism: cfg.OAuth2.Mechanism(), Username: cfg.Username,
 			Server: fmt.Sprintf("the server does not offer %s (it offers: %s)", cfg.OAuth2.Mechanism(), orNone(strings.Fields(offered)))}
 	case cfg.OAuth2 != nil:
-		err = oauthSignIn(s.log, cfg.OAuth2, cfg.Username, c.Auth, smtpRefused, func(tok string) *bearerClient {
+		err = oauthSignIn(retry, cfg.OAuth2, cfg.Username, c.Auth, smtpRefused, func(tok string) *bearerClient {
 			return newBearerClient(cfg.OAuth2.Mechanism(), cfg.Username, tok, cfg.Host, cfg.Port)
 		})
 	case cfg.Username != "":
@@ -149,11 +189,7 @@ func (s *Sender) signIn(c *smtp.Client) error {
 		if smtpRefused(err) {
 			err = &AuthError{Mechanism: "PLAIN", Username: cfg.Username, Server: serverText(err)}
 		}
-	default:
-		return nil
 	}
-	s.auth.record(err)
-	s.metrics.signIn("smtp", err)
 	return err
 }
 
@@ -161,7 +197,7 @@ func orNone(list []string) string {
 	if len(list) == 0 {
 		return "no AUTH mechanisms; TLS may be required first"
 	}
-	return strings.Join(list, " ")
+	return strings.Join(slices.Sorted(slices.Values(list)), " ")
 }
 
 // authStatus remembers the last sign-in failure until a sign-in succeeds.
@@ -200,7 +236,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"mailbox"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "forgetmenot_email_signin_failures_total",
-			Help: "Failed sign-ins by mailbox (or smtp) and error: the token endpoint's OAuth error code (invalid_grant, invalid_client, …), refused (the server refused the credentials) or connection.",
+			Help: "Failed sign-ins by mailbox (or smtp) and error: the token endpoint's OAuth error code (invalid_grant, invalid_client, …), token_endpoint (another token endpoint failure) or refused (the server refused the credentials or does not offer the mechanism).",
 		}, []string{"mailbox", "error"}),
 	}
 	if reg != nil {
@@ -229,7 +265,7 @@ func failureLabel(err error) string {
 	}
 	var te *TokenError
 	if !errors.As(err, &te) {
-		return "connection"
+		return "other"
 	}
 	code := strings.SplitN(describeTokenError(te.Err), ":", 2)[0]
 	switch code {

@@ -40,14 +40,6 @@ func CheckMailbox(ctx context.Context, mb Mailbox) MailboxReport {
 		r.Auth = mb.OAuth2.Mechanism()
 	}
 	in := &Ingester{mb: mb, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	c, err := in.dial(make(chan struct{}, 1))
-	if err != nil {
-		r.Error = fmt.Sprintf("connecting: %v", err)
-		return r
-	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	defer stop()
 	fail := func(err error) MailboxReport {
 		if ctx.Err() != nil {
 			err = fmt.Errorf("%w (%v)", ctx.Err(), err)
@@ -55,9 +47,13 @@ func CheckMailbox(ctx context.Context, mb Mailbox) MailboxReport {
 		r.Error = err.Error()
 		return r
 	}
-	if err := in.signIn(c); err != nil {
+	c, err := in.open(ctx, make(chan struct{}, 1))
+	if err != nil {
 		return fail(err)
 	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil {
 		return fail(fmt.Errorf("listing folders: %w", err))

@@ -237,20 +237,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 // selecting the mailbox.
 func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 	newMail := make(chan struct{}, 1)
-	c, err := in.dial(newMail)
+	c, err := in.open(ctx, newMail)
 	if err != nil {
-		return false, fmt.Errorf("connecting to %s:%d: %w", in.mb.Host, in.mb.Port, err)
+		return false, err
 	}
 	defer c.Close()
 	// Wait() takes no context: closing the client unblocks every command.
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 
-	err = in.signIn(c)
-	in.cfg.Metrics.signIn(in.mb.Name, err)
-	if err != nil {
-		return false, err
-	}
 	sel, err := c.Select(in.mb.Folder, nil).Wait()
 	if err != nil {
 		return false, fmt.Errorf("selecting %s: %w", in.mb.Folder, err)

@@ -302,14 +302,18 @@ func refreshSource(ctx context.Context, cfg OAuth2Config) (string, oauth2.TokenS
 	case cfg.RefreshToken == "":
 		return "", nil, errors.New("refresh_token: the refresh token is required")
 	}
-	oc := &oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, Scopes: cfg.Scopes,
-		Endpoint: oauth2.Endpoint{TokenURL: cfg.TokenURL, AuthStyle: oauth2.AuthStyleInParams}}
 	var mu sync.Mutex
 	refresh := cfg.RefreshToken
 	return cfg.TokenURL, tokenFunc(func() (*oauth2.Token, error) {
 		mu.Lock()
 		defer mu.Unlock()
-		tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: refresh}).Token()
+		// oauth2.Config's refresh sends no scope, which Microsoft's v2.0
+		// endpoint requires; the client-credentials request with its grant
+		// type replaced is the same refresh request with the scope.
+		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
+			AuthStyle: oauth2.AuthStyleInParams,
+			EndpointParams: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}}
+		tok, err := cc.Token(ctx)
 		if err != nil {
 			return nil, err
 		}

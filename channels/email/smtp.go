@@ -276,8 +276,20 @@ func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
 	return nil
 }
 
-// open connects, greets and signs in, with every step done by deadline.
+// open connects, greets and signs in, with every step done by deadline; a
+// refused token is replaced once, on a new connection.
 func (s *Sender) open(ctx context.Context, deadline time.Time) (*smtp.Client, error) {
+	c, err := retryRefusedToken(s.log, func(retry bool) (*smtp.Client, error) { return s.connect(ctx, deadline, retry) })
+	if s.cfg.Username != "" || s.cfg.OAuth2 != nil {
+		s.auth.record(err)
+		if err == nil || IsAuthFailure(err) {
+			s.metrics.signIn("smtp", err)
+		}
+	}
+	return c, err
+}
+
+func (s *Sender) connect(ctx context.Context, deadline time.Time, retry bool) (*smtp.Client, error) {
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
 	dialer := &net.Dialer{Timeout: s.cfg.Timeout}
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
@@ -309,7 +321,7 @@ func (s *Sender) open(ctx context.Context, deadline time.Time) (*smtp.Client, er
 		c.Close()
 		return nil, classify(fmt.Errorf("greeting %s: %w", addr, err))
 	}
-	if err := s.signIn(c); err != nil {
+	if err := s.signIn(c, retry); err != nil {
 		c.Close()
 		// Never permanent: refused credentials are ours to fix, not the
 		// customer's; the outbox retries with backoff meanwhile.

@@ -479,6 +479,8 @@ func (s *TokenServer) msRefresh(w http.ResponseWriter, f url.Values, clientID, s
 	switch {
 	case rt == "":
 		s.msError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'refresh_token'.")
+	case f.Get("scope") == "": // required on the v2.0 endpoint (MSAL always sends it)
+		s.msError(w, http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
 	case !known:
 		s.msError(w, http.StatusBadRequest, "unauthorized_client", 700016, fmt.Sprintf("Application with identifier '%s' was not found in the directory.", clientID))
 	case known && wantSecret != "" && secret != wantSecret:
@@ -488,14 +490,12 @@ func (s *TokenServer) msRefresh(w http.ResponseWriter, f url.Values, clientID, s
 	case g.revoked:
 		s.msError(w, http.StatusBadRequest, "invalid_grant", 50173, "The provided grant has expired due to it being revoked, a fresh auth token is needed. The user might have changed or reset their password.")
 	default:
-		scope := g.scope
-		if req := f.Get("scope"); req != "" {
-			if !allScopes(g.scope+" offline_access openid profile", req) {
-				s.msError(w, http.StatusBadRequest, "invalid_grant", 65001, "The user or administrator has not consented to use the application with ID '"+clientID+"'. Send an interactive authorization request for this user and resource.")
-				return
-			}
-			scope = strings.Join(withoutOIDC(req), " ")
+		req := f.Get("scope")
+		if !allScopes(g.scope+" offline_access openid profile", req) {
+			s.msError(w, http.StatusBadRequest, "invalid_grant", 65001, "The user or administrator has not consented to use the application with ID '"+clientID+"'. Send an interactive authorization request for this user and resource.")
+			return
 		}
+		scope := strings.Join(withoutOIDC(req), " ")
 		tok := s.mint(&accessToken{subject: g.user, scope: scope})
 		resp := map[string]any{"token_type": "Bearer", "scope": scope, "expires_in": int(s.ttlNow().Seconds()), "ext_expires_in": int(s.ttlNow().Seconds()), "access_token": tok}
 		if g.rotate {
