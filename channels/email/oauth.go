@@ -311,7 +311,7 @@ func refreshSource(ctx context.Context, cfg OAuth2Config) (string, oauth2.TokenS
 		// endpoint requires; the client-credentials request with its grant
 		// type replaced is the same refresh request with the scope.
 		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
-			AuthStyle: oauth2.AuthStyleInParams,
+			AuthStyle:      oauth2.AuthStyleInParams,
 			EndpointParams: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}}
 		tok, err := cc.Token(ctx)
 		if err != nil {
