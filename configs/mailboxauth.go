@@ -137,6 +137,8 @@ func loadOAuth2(y oauth2YAML, username string) (*MailboxOAuth2, error) {
 			return nil, bad("oauth2.tenant", "is required: the directory (tenant) id or primary domain of your Microsoft 365 organisation")
 		case y.ClientID == "":
 			return nil, bad("oauth2.client_id", "is required: the application (client) id of the app registration")
+		case len(y.Scopes) > 1 || (len(y.Scopes) == 1 && !strings.HasSuffix(y.Scopes[0], "/.default")):
+			return nil, bad("oauth2.scopes", "an app's client credentials take one scope ending in /.default, like https://outlook.office365.com/.default")
 		}
 		secret := y.ClientSecretFile != "" || y.ClientSecretEnv != ""
 		cert := y.CertificateFile != "" || y.PrivateKeyFile != ""
