@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -89,6 +90,8 @@ func LoadMailboxes(path string, dir router.Directory) ([]Mailbox, error) {
 			return nil, errAt(line, "%s: host is required", who)
 		case m.Username == "":
 			return nil, errAt(line, "%s: username is required", who)
+		case strings.ContainsFunc(m.Username, unicode.IsControl):
+			return nil, errAt(line, "%s: username has control characters", who)
 		case m.TLS != "" && !oneOf(m.TLS, "implicit", "starttls", "none"):
 			return nil, errAt(line, "%s: tls %q: use implicit (port 993), starttls (port 143) or none (local servers only)", who, m.TLS)
 		case m.Port < 0 || m.Port > 65535:

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -156,11 +157,19 @@ func (o *OAuth2) Token() (*oauth2.Token, error) {
 	if tok.AccessToken == "" {
 		return nil, &TokenError{Provider: o.provider, URL: o.tokenURL, Err: errors.New("the answer holds no access_token")}
 	}
+	if !bearerToken.MatchString(tok.AccessToken) {
+		// A \x01 or a comma would let the endpoint add fields to the SASL
+		// message; its words are not repeated (it may be a secret).
+		return nil, &TokenError{Provider: o.provider, URL: o.tokenURL, Err: errors.New("the access_token has characters a bearer token cannot have (RFC 6750)")}
+	}
 	o.mu.Lock()
 	o.current = tok.AccessToken
 	o.mu.Unlock()
 	return tok, nil
 }
+
+// bearerToken is RFC 6750's b64token.
+var bearerToken = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
 
 // Refused drops the cached token after a server refused it, so the next
 // Token fetches a new one (revoked, or its permissions changed since).

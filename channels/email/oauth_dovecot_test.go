@@ -71,8 +71,12 @@ func TestDovecotOAuthSignIn(t *testing.T) {
 			w := newWorld(t)
 			w.run(t, oauthMailbox(d, newOAuth2(t, tc.cfg)))
 			testkit.WaitFor(t, "the mail taken in after an OAuth sign-in", func() bool { return len(w.inbound(t)) == 1 })
-			if !strings.Contains(d.Log(), "oauth2") && testing.Verbose() {
-				t.Logf("dovecot log:\n%s", d.Log())
+			mech := strings.ToUpper(tc.cfg.Mechanism)
+			if mech == "" {
+				mech = email.MechXOAUTH2
+			}
+			if want := "Login: user=<" + oauthUser + ">, method=" + mech; !strings.Contains(d.Log(), want) {
+				t.Errorf("Dovecot's log lacks %q: the sign-in did not go through its oauth2 passdb", want)
 			}
 		})
 	}

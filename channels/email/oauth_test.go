@@ -2,6 +2,9 @@ package email_test
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -293,5 +296,25 @@ func TestOAuthMechanismNotOffered(t *testing.T) {
 	}
 	if n := tokens.Requests(); n != 0 {
 		t.Errorf("%d token requests for servers without the mechanism, want 0", n)
+	}
+}
+
+// TestHostileTokenAnswer: an access token that could smuggle fields into
+// the SASL message (a \x01, a comma) is refused before it is sent anywhere.
+func TestHostileTokenAnswer(t *testing.T) {
+	for _, tok := range []string{"abc\x01auth=Bearer other\x01\x01", "a,b", "tok en", ""} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3599})
+		}))
+		o := newOAuth2(t, email.OAuth2Config{Provider: "microsoft", TokenURL: srv.URL, ClientID: "app", ClientSecret: "secret"})
+		_, err := o.Token()
+		if err == nil || (tok != "" && !strings.Contains(err.Error(), "characters a bearer token cannot have")) {
+			t.Errorf("token %q: error %v", tok, err)
+		}
+		if tok != "" && strings.Contains(err.Error(), tok) {
+			t.Errorf("the error repeats the token: %v", err)
+		}
+		srv.Close()
 	}
 }
