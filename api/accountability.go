@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -102,8 +103,63 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		WriteReportText(w, rep)
 	default:
-		httpx.WriteJSON(w, http.StatusOK, rep)
+		httpx.WriteJSON(w, http.StatusOK, ReportJSON(rep))
 	}
+}
+
+// Figures that nothing settled yet (no answered complaint for a median, no
+// settled promise for a kept rate, no complaint for a reopen rate, no
+// satisfaction answer for an average) are not 0: the text report shows "–"
+// for them, the CSV leaves the value empty and the JSON has null.
+func unsettled(rep router.Report) map[string]bool {
+	return map[string]bool{
+		"first_response": rep.FirstResponse.Count == 0,
+		"resolution":     rep.Resolution.Count == 0,
+		"kept_percent":   rep.Promises.Kept+rep.Promises.Broken == 0,
+		"reopen_percent": rep.Complaints == 0,
+		"csat":           rep.CSAT.Responses == 0,
+	}
+}
+
+// ReportJSON is the report as GET /v1/reports?format=json answers it: the
+// router's report, with null for figures nothing settled yet.
+func ReportJSON(rep router.Report) json.RawMessage {
+	raw, err := json.Marshal(rep)
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return raw
+	}
+	un := unsettled(rep)
+	null := func(section string, keys ...string) {
+		if sec, ok := m[section].(map[string]any); ok {
+			for _, k := range keys {
+				sec[k] = nil
+			}
+		}
+	}
+	if un["first_response"] {
+		null("first_response", "median_seconds", "p90_seconds")
+	}
+	if un["resolution"] {
+		null("resolution", "median_seconds", "p90_seconds")
+	}
+	if un["kept_percent"] {
+		null("promises", "kept_percent")
+	}
+	if un["reopen_percent"] {
+		m["reopen_percent"] = nil
+	}
+	if un["csat"] {
+		null("csat", "average", "satisfied_percent")
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		return raw
+	}
+	return out
 }
 
 // VolumeRequest is the body of POST /v1/volume.
@@ -235,11 +291,13 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 
 // WriteReportText renders the report for people.
 func WriteReportText(w io.Writer, rep router.Report) {
-	dur := func(s float64) string {
+	un := unsettled(rep)
+	const none = "–" // nothing settled: no figure, rather than a misleading 0
+	dur := func(s float64, settled bool) string {
 		d := time.Duration(s * float64(time.Second))
 		switch {
-		case d == 0:
-			return "-"
+		case !settled:
+			return none
 		case d >= 48*time.Hour:
 			return fmt.Sprintf("%.1fd", d.Hours()/24)
 		default:
@@ -261,16 +319,24 @@ func WriteReportText(w io.Writer, rep router.Report) {
 	counts("By channel", rep.ByChannel)
 	counts("By category", rep.ByCategory)
 	counts("By week", rep.ByWeek)
-	fmt.Fprintf(w, "\nFirst response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds), dur(rep.FirstResponse.P90Seconds), rep.FirstResponse.Count)
-	fmt.Fprintf(w, "Resolution:     median %s, 90th percentile %s (%d closed)\n", dur(rep.Resolution.MedianSeconds), dur(rep.Resolution.P90Seconds), rep.Resolution.Count)
+	fmt.Fprintf(w, "\nFirst response: median %s, 90th percentile %s (%d answered)\n", dur(rep.FirstResponse.MedianSeconds, !un["first_response"]), dur(rep.FirstResponse.P90Seconds, !un["first_response"]), rep.FirstResponse.Count)
+	fmt.Fprintf(w, "Resolution:     median %s, 90th percentile %s (%d closed)\n", dur(rep.Resolution.MedianSeconds, !un["resolution"]), dur(rep.Resolution.P90Seconds, !un["resolution"]), rep.Resolution.Count)
 	p := rep.Promises
-	fmt.Fprintf(w, "Promises:       %d made, %d kept, %d broken, %d pending (%.1f%% of settled kept)\n", p.Made, p.Kept, p.Broken, p.Pending, p.KeptPercent)
-	fmt.Fprintf(w, "Reopened:       %d (%.1f%%)\n", rep.Reopened, rep.ReopenPercent)
+	percent := func(v float64, settled bool) string {
+		if !settled {
+			return none
+		}
+		return fmt.Sprintf("%.1f%%", v)
+	}
+	fmt.Fprintf(w, "Promises:       %d made, %d kept, %d broken, %d pending (%s of settled kept)\n", p.Made, p.Kept, p.Broken, p.Pending, percent(p.KeptPercent, !un["kept_percent"]))
+	fmt.Fprintf(w, "Reopened:       %d (%s)\n", rep.Reopened, percent(rep.ReopenPercent, !un["reopen_percent"]))
 	fmt.Fprintf(w, "Overdue now:    %d\n", rep.Overdue)
 	counts("Breaches", rep.Breaches)
 	counts("Top root causes", rep.TopCauses)
 	if c := rep.CSAT; c.Responses > 0 {
 		fmt.Fprintf(w, "\nSatisfaction: %d answers, average %.2f of 5, %.1f%% satisfied (4-5)\n", c.Responses, c.Average, c.SatisfiedPercent)
+	} else {
+		fmt.Fprintf(w, "\nSatisfaction: no answers (average %s)\n", none)
 	}
 	if len(rep.Rates) > 0 {
 		fmt.Fprintln(w, "\nComplaint rate:")
@@ -298,6 +364,15 @@ func WriteReportText(w io.Writer, rep router.Report) {
 func WriteReportCSV(w io.Writer, rep router.Report) error {
 	cw := csv.NewWriter(w)
 	row := func(section, name string, value any) { _ = cw.Write([]string{section, name, fmt.Sprint(value)}) }
+	un := unsettled(rep)
+	// maybe leaves the value empty (not 0) when nothing settled it.
+	maybe := func(section, name string, value any, none bool) {
+		if none {
+			_ = cw.Write([]string{section, name, ""})
+			return
+		}
+		row(section, name, value)
+	}
 	row("section", "name", "value")
 	row("period", "since", rep.Since.Format(time.RFC3339))
 	row("period", "until", rep.Until.Format(time.RFC3339))
@@ -310,20 +385,20 @@ func WriteReportCSV(w io.Writer, rep router.Report) error {
 			row(s.name, c.Name, c.Count)
 		}
 	}
-	row("first_response", "median_seconds", rep.FirstResponse.MedianSeconds)
-	row("first_response", "p90_seconds", rep.FirstResponse.P90Seconds)
-	row("resolution", "median_seconds", rep.Resolution.MedianSeconds)
-	row("resolution", "p90_seconds", rep.Resolution.P90Seconds)
+	maybe("first_response", "median_seconds", rep.FirstResponse.MedianSeconds, un["first_response"])
+	maybe("first_response", "p90_seconds", rep.FirstResponse.P90Seconds, un["first_response"])
+	maybe("resolution", "median_seconds", rep.Resolution.MedianSeconds, un["resolution"])
+	maybe("resolution", "p90_seconds", rep.Resolution.P90Seconds, un["resolution"])
 	row("promises", "made", rep.Promises.Made)
 	row("promises", "kept", rep.Promises.Kept)
 	row("promises", "broken", rep.Promises.Broken)
 	row("promises", "pending", rep.Promises.Pending)
-	row("promises", "kept_percent", rep.Promises.KeptPercent)
+	maybe("promises", "kept_percent", rep.Promises.KeptPercent, un["kept_percent"])
 	row("reopen", "count", rep.Reopened)
-	row("reopen", "percent", rep.ReopenPercent)
+	maybe("reopen", "percent", rep.ReopenPercent, un["reopen_percent"])
 	row("csat", "responses", rep.CSAT.Responses)
-	row("csat", "average", rep.CSAT.Average)
-	row("csat", "satisfied_percent", rep.CSAT.SatisfiedPercent)
+	maybe("csat", "average", rep.CSAT.Average, un["csat"])
+	maybe("csat", "satisfied_percent", rep.CSAT.SatisfiedPercent, un["csat"])
 	for _, r := range rep.Rates {
 		row("complaint_rate", r.Period, strconv.FormatFloat(r.Percent, 'f', 2, 64))
 	}

@@ -113,8 +113,62 @@ func New(cfg Config) http.Handler {
 	for pattern, h := range cfg.Routes {
 		mux.Handle(pattern, h)
 	}
-	return httpx.RealClient(cfg.TrustedProxies, mux)
+	return httpx.RealClient(cfg.TrustedProxies, jsonMisses(mux))
 }
+
+// jsonMisses answers requests no route takes (an unknown path: 404; a known
+// path with another method: 405 with Allow) in the API's JSON error shape
+// instead of the ServeMux's plain text, so a client reads every refusal the
+// same way.
+func jsonMisses(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// The mux's own answer tells which miss it is (and the Allow header).
+		rec := &statusRecorder{header: http.Header{}}
+		h.ServeHTTP(rec, r)
+		switch rec.status {
+		case http.StatusMethodNotAllowed:
+			if allow := rec.header.Get("Allow"); allow != "" {
+				w.Header().Set("Allow", allow)
+			}
+			httpx.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, rec.header.Get("Allow")), "")
+		case http.StatusNotFound:
+			httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (a feature not configured on this daemon, or a daemon older than its client)", r.Method, r.URL.Path), "")
+		default: // a redirect or another answer of the mux: pass it on as it is
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// statusRecorder keeps the status and headers a handler writes, and drops
+// its body.
+type statusRecorder struct {
+	header http.Header
+	status int
+}
+
+func (s *statusRecorder) Header() http.Header { return s.header }
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+}
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
+
+// ComplaintID normalises a complaint reference as people type it: "c-1001"
+// and " C-1001 " are C-1001. Anything else is returned as it is (and not
+// found).
+func ComplaintID(v string) string { return router.CanonicalComplaintID(v) }
+
+// complaintID is the complaint id of the request's path, normalised.
+func complaintID(r *http.Request) string { return ComplaintID(r.PathValue("id")) }
 
 func (s *server) auth(h http.HandlerFunc) http.Handler { return s.cfg.Access.Require(h) }
 
@@ -268,7 +322,7 @@ type ComplaintDetail struct {
 }
 
 func (s *server) show(w http.ResponseWriter, r *http.Request) {
-	c, tl, err := s.cfg.Complaints.Complaint(r.Context(), r.PathValue("id"))
+	c, tl, err := s.cfg.Complaints.Complaint(r.Context(), complaintID(r))
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -289,7 +343,7 @@ func (s *server) close(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.CloseWith(r.Context(), r.PathValue("id"), req.Actor,
+	s.respond(w)(s.cfg.Complaints.CloseWith(r.Context(), complaintID(r), req.Actor,
 		router.Closing{Resolution: req.Resolution, Category: req.Category, Prevention: req.Prevention}))
 }
 
@@ -305,7 +359,7 @@ func (s *server) reassign(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.Reassign(r.Context(), r.PathValue("id"), req.Actor, req.Owner, req.Reason))
+	s.respond(w)(s.cfg.Complaints.Reassign(r.Context(), complaintID(r), req.Actor, req.Owner, req.Reason))
 }
 
 // MergeRequest is the body of POST /v1/complaints/{id}/merge: the complaint
@@ -321,7 +375,7 @@ func (s *server) merge(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.Merge(r.Context(), r.PathValue("id"), req.Into, req.Actor, req.Reason))
+	s.respond(w)(s.cfg.Complaints.Merge(r.Context(), complaintID(r), ComplaintID(req.Into), req.Actor, req.Reason))
 }
 
 // ReplyRequest is the body of POST /v1/complaints/{id}/reply.
@@ -335,7 +389,7 @@ func (s *server) reply(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.Reply(r.Context(), r.PathValue("id"), req.Actor, req.Body))
+	s.respond(w)(s.cfg.Complaints.Reply(r.Context(), complaintID(r), req.Actor, req.Body))
 }
 
 // ActorRequest is the body of POST /v1/complaints/{id}/acknowledge.
@@ -348,7 +402,7 @@ func (s *server) acknowledge(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.Acknowledge(r.Context(), r.PathValue("id"), req.Actor))
+	s.respond(w)(s.cfg.Complaints.Acknowledge(r.Context(), complaintID(r), req.Actor))
 }
 
 // NoteRequest is the body of POST /v1/complaints/{id}/notes.
@@ -364,7 +418,7 @@ func (s *server) note(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.AddNote(r.Context(), r.PathValue("id"), req.Actor, req.Text, req.Key))
+	s.respond(w)(s.cfg.Complaints.AddNote(r.Context(), complaintID(r), req.Actor, req.Text, req.Key))
 }
 
 // PromiseRequest is the body of POST /v1/complaints/{id}/promise.
@@ -386,7 +440,7 @@ func (s *server) promise(w http.ResponseWriter, r *http.Request) {
 		httpx.WriteError(w, http.StatusBadRequest, "by must be an RFC 3339 time such as 2026-11-26T14:00:00+01:00", "by")
 		return
 	}
-	s.respond(w)(s.cfg.Complaints.Promise(r.Context(), r.PathValue("id"), req.Actor, by, req.Note, req.TellCustomer))
+	s.respond(w)(s.cfg.Complaints.Promise(r.Context(), complaintID(r), req.Actor, by, req.Note, req.TellCustomer))
 }
 
 // respond writes a lifecycle step's result: the complaint, or the error.

@@ -2,6 +2,8 @@ package configs_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +41,7 @@ func TestBadConfigsNameFileAndLine(t *testing.T) {
 		want string // file:line and the problem
 	}{
 		{"bad/owner_unknown_team.yaml", `bad/owner_unknown_team.yaml:9: owner "bas": team "suport" is not declared (known: support)`},
-		{"bad/owner_typo_field.yaml", `line 8: field capcity not found`},
+		{"bad/owner_typo_field.yaml", `bad/owner_typo_field.yaml:8: unknown field "capcity" (known here: active, away, calendar, capacity, discourse_username, email, id,`},
 		{"bad/owner_bad_email.yaml", `bad/owner_bad_email.yaml:4: owner "anna": email "anna at example.nl" is not a valid address`},
 		{"bad/owner_duplicate.yaml", `bad/owner_duplicate.yaml:9: owner "anna" is declared twice (first on line 4)`},
 		{"bad/owner_zero_capacity.yaml", `bad/owner_zero_capacity.yaml:4: owner "anna": capacity must be at least 1`},
@@ -135,14 +137,15 @@ func TestEnvironment(t *testing.T) {
 		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:", "FORGETMENOT_REDIS_URL: cluster node"},
 		{"FORGETMENOT_HTTP_ADDR", "8080", "FORGETMENOT_HTTP_ADDR"},
 		{"FORGETMENOT_ROUTER_WORKERS", "0", "FORGETMENOT_ROUTER_WORKERS"},
-		{"FORGETMENOT_ROUTER_WORKERS", "many", "FORGETMENOT_ROUTER_WORKERS"},
+		{"FORGETMENOT_ROUTER_WORKERS", "many", `FORGETMENOT_ROUTER_WORKERS: "many" is not valid: want a whole number`},
+		{"FORGETMENOT_LOG_REPEAT_INTERVAL", "soon", "FORGETMENOT_LOG_REPEAT_INTERVAL"},
 		{"FORGETMENOT_WEBHOOK_SECRET", "short", "FORGETMENOT_WEBHOOK_SECRET"},
 		{"FORGETMENOT_LOG_FORMAT", "xml", "FORGETMENOT_LOG_FORMAT"},
 		{"FORGETMENOT_NAMESPACE", "a:b", "FORGETMENOT_NAMESPACE"},
 		{"FORGETMENOT_DEDUP_RETENTION", "10m", "FORGETMENOT_DEDUP_RETENTION"},
 		{"FORGETMENOT_TRUSTED_PROXIES", "10.0.0.0/8,nginx", `FORGETMENOT_TRUSTED_PROXIES: "nginx" is neither a CIDR`},
 		{"FORGETMENOT_CONSUMER_EXPIRY", "20s", "FORGETMENOT_CONSUMER_EXPIRY"},
-		{"FORGETMENOT_INSECURE_OPEN_API", "yes please", "FORGETMENOT_INSECURE_OPEN_API"},
+		{"FORGETMENOT_INSECURE_OPEN_API", "yes please", `FORGETMENOT_INSECURE_OPEN_API: "yes please" is not valid: want true or false`},
 	}
 	for _, b := range bad {
 		t.Run(b.key+"="+b.value, func(t *testing.T) {
@@ -151,6 +154,9 @@ func TestEnvironment(t *testing.T) {
 			_, err := configs.FromEnv()
 			if err == nil || !strings.Contains(err.Error(), b.want) {
 				t.Fatalf("error = %v, want it to name %s", err, b.want)
+			}
+			if strings.Contains(err.Error(), "strconv") {
+				t.Errorf("error %q shows Go internals", err)
 			}
 		})
 	}
@@ -216,7 +222,7 @@ func TestBadTargetsNameFileAndLine(t *testing.T) {
 	}{
 		{"bad/targets_bad_zone.yaml", "owners_ok.yaml", `bad/targets_bad_zone.yaml:2: calendar "office": time_zone "Europe/Amsterdan" is not an IANA zone`},
 		{"bad/targets_bad_span.yaml", "owners_ok.yaml", `bad/targets_bad_span.yaml:4: target "slow": resolution "five days"`},
-		{"bad/targets_typo_field.yaml", "owners_ok.yaml", `field first_respons not found`},
+		{"bad/targets_typo_field.yaml", "owners_ok.yaml", `bad/targets_typo_field.yaml:3: unknown field "first_respons" (known here:`},
 		{"bad/targets_bad_hours.yaml", "owners_ok.yaml", `bad/targets_bad_hours.yaml:2: calendar "office": working hours must start before they end`},
 		{"bad/targets_unknown_calendar.yaml", "owners_ok.yaml", `bad/targets_unknown_calendar.yaml:6: default_calendar "ofice" is not declared (known: office)`},
 		{"bad/targets_rate.yaml", "owners_ok.yaml", `complaint_rate.threshold "0.01": want a percentage like 1%`},
@@ -229,5 +235,65 @@ func TestBadTargetsNameFileAndLine(t *testing.T) {
 				t.Fatalf("error = %v\nwant it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// A YAML mistake is told in the file's terms: file, line, the field or the
+// value, and what was expected there; never a Go type name.
+func TestYAMLMistakesNameFieldAndLineNotGoTypes(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown field", "teams:\n  - id: support\n    leed: anna\nowners: []\n", []string{":3: unknown field \"leed\" (known here: id, lead, name)"}},
+		{"unknown top-level field", "teams:\n  - id: support\nownres: []\n", []string{":3: unknown field \"ownres\" (known here: owners, teams)"}},
+		{"wrong kind", "teams:\n  - id: support\nowners:\n  - id: anna\n    name: Anna\n    email: anna@example.nl\n    teams: [support]\n    capacity: lots\n", []string{":8: \"lots\" is not a whole number"}},
+		{"list expected", "teams:\n  - id: support\nowners:\n  - id: anna\n    teams: support\n", []string{":5: \"support\" is not a list"}},
+		{"broken YAML", "teams:\n  - id: support\n   bad indent: [\n", []string{"not valid YAML"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "_")+".yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := configs.LoadRoster(path)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), path+w) && !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q\nwant it to contain %q", err, w)
+				}
+			}
+			for _, bad := range []string{"configs.", "YAML\"", "unmarshal", "!!"} {
+				if strings.Contains(err.Error(), bad) {
+					t.Errorf("error %q shows decoder internals (%q)", err, bad)
+				}
+			}
+			if !strings.HasPrefix(err.Error(), path) {
+				t.Errorf("error %q does not start with the file name", err)
+			}
+		})
+	}
+}
+
+// The default consumer name survives a restart (host name and port), and
+// two processes on one host never share one.
+func TestDefaultConsumerNameIsStablePerReplica(t *testing.T) {
+	host, _ := os.Hostname()
+	a := configs.Config{HTTPAddr: ":8080"}.ConsumerNameOrDefault()
+	if a != host+"-8080" || a != (configs.Config{HTTPAddr: "0.0.0.0:8080"}.ConsumerNameOrDefault()) {
+		t.Errorf("default consumer name %q, want %q for port 8080 on any interface", a, host+"-8080")
+	}
+	if b := (configs.Config{HTTPAddr: "127.0.0.1:8081"}.ConsumerNameOrDefault()); b == a {
+		t.Errorf("two ports on one host share the consumer name %q", a)
+	}
+	if r := (configs.Config{HTTPAddr: "127.0.0.1:0"}.ConsumerNameOrDefault()); !strings.Contains(r, "-pid") {
+		t.Errorf("a random port gives %q, want the pid in it", r)
+	}
+	if n := (configs.Config{HTTPAddr: ":8080", ConsumerName: "fmn-0"}.ConsumerNameOrDefault()); n != "fmn-0" {
+		t.Errorf("FORGETMENOT_CONSUMER_NAME ignored: %q", n)
 	}
 }

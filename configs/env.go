@@ -29,25 +29,26 @@ const Prefix = "FORGETMENOT"
 // Config is everything set through the environment. The tags are the single
 // source of the `forgetmenot config` listing.
 type Config struct {
-	RedisURL        string   `envconfig:"REDIS_URL" desc:"Redis URL: redis://[:password@]host:port/db or rediss:// for TLS; a Redis Cluster as redis+cluster://[:password@]host1:port1,host2:port2 (or rediss+cluster://). Empty: an embedded in-memory Redis whose data is lost on exit (for trying forgetmenot out)."`
-	Namespace       string   `envconfig:"NAMESPACE" default:"fmn" desc:"Key namespace in Redis (also the Redis Cluster hash tag). Deployments sharing one Redis need different ones."`
-	HTTPAddr        string   `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"Listen address of the HTTP server (webhook, API, health, metrics). The default answers this host only; :8080 listens on every interface and then needs API_TOKEN and WEBHOOK_SECRET (or the INSECURE_OPEN_ switches)."`
-	OwnersFile      string   `envconfig:"OWNERS_FILE" default:"configs/owners.yaml" desc:"The owners roster: teams and the people who own complaints."`
-	RoutingFile     string   `envconfig:"ROUTING_FILE" default:"configs/routing.yaml" desc:"Ordered routing rules and the default team."`
-	WebhookSecret   Secrets  `envconfig:"WEBHOOK_SECRET" desc:"HMAC-SHA256 secret for X-Forgetmenot-Signature on POST /v1/messages; several comma-separated while rotating. Empty: only callers on this host are accepted (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_WEBHOOK is set."`
-	APIToken        string   `envconfig:"API_TOKEN" desc:"Bearer token for the /v1 management API and the CLI. Empty: the API answers callers on this host only (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_API is set."`
-	APIURL          string   `envconfig:"API_URL" desc:"CLI only: the daemon's base URL. Default: http://127.0.0.1 with the port of HTTP_ADDR."`
-	ReopenWindow    Duration `envconfig:"REOPEN_WINDOW" default:"14d" desc:"A customer message on a complaint closed less than this long ago reopens it with the same owner; later ones open a follow-up."`
-	DedupRetention  Duration `envconfig:"DEDUP_RETENTION" default:"0" desc:"How long ingest idempotency keys (channel + source id) are kept. 0 keeps them forever."`
-	MaxMessageBytes int64    `envconfig:"MAX_MESSAGE_BYTES" default:"1048576" desc:"Largest webhook request body accepted; larger ones get 413."`
-	RouterWorkers   int      `envconfig:"ROUTER_WORKERS" default:"4" desc:"Concurrent routing workers in this process (replicas add their own)."`
-	DeliveryWorkers int      `envconfig:"DELIVERY_WORKERS" default:"2" desc:"Concurrent outbox delivery workers (notifications, replies)."`
-	MaxAttempts     int      `envconfig:"MAX_ATTEMPTS" default:"5" desc:"Attempts before a queue entry goes to the dead letters."`
-	ReclaimIdle     Duration `envconfig:"RECLAIM_IDLE" default:"30s" desc:"An entry unacknowledged this long (its consumer died or hangs) is taken over by another consumer."`
-	ConsumerName    string   `envconfig:"CONSUMER_NAME" desc:"This replica's name in the consumer groups. Default: hostname-pid. A stable name lets a restarted replica resume its own pending work at once."`
-	ShutdownTimeout Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"On SIGTERM: how long in-flight requests and deliveries may take to finish."`
-	LogLevel        string   `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error."`
-	LogFormat       string   `envconfig:"LOG_FORMAT" default:"text" desc:"text (readable) or json (for log collectors)."`
+	RedisURL          string   `envconfig:"REDIS_URL" desc:"Redis URL: redis://[:password@]host:port/db or rediss:// for TLS; a Redis Cluster as redis+cluster://[:password@]host1:port1,host2:port2 (or rediss+cluster://). Empty: an embedded in-memory Redis whose data is lost on exit (for trying forgetmenot out)."`
+	Namespace         string   `envconfig:"NAMESPACE" default:"fmn" desc:"Key namespace in Redis (also the Redis Cluster hash tag). Deployments sharing one Redis need different ones."`
+	HTTPAddr          string   `envconfig:"HTTP_ADDR" default:"127.0.0.1:8080" desc:"Listen address of the HTTP server (webhook, API, health, metrics). The default answers this host only; :8080 listens on every interface and then needs API_TOKEN and WEBHOOK_SECRET (or the INSECURE_OPEN_ switches)."`
+	OwnersFile        string   `envconfig:"OWNERS_FILE" default:"configs/owners.yaml" desc:"The owners roster: teams and the people who own complaints."`
+	RoutingFile       string   `envconfig:"ROUTING_FILE" default:"configs/routing.yaml" desc:"Ordered routing rules and the default team."`
+	WebhookSecret     Secrets  `envconfig:"WEBHOOK_SECRET" desc:"HMAC-SHA256 secret for X-Forgetmenot-Signature on POST /v1/messages; several comma-separated while rotating. Empty: only callers on this host are accepted (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_WEBHOOK is set."`
+	APIToken          string   `envconfig:"API_TOKEN" desc:"Bearer token for the /v1 management API and the CLI. Empty: the API answers callers on this host only (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_API is set."`
+	APIURL            string   `envconfig:"API_URL" desc:"CLI only: the daemon's base URL. Default: http://127.0.0.1 with the port of HTTP_ADDR."`
+	ReopenWindow      Duration `envconfig:"REOPEN_WINDOW" default:"14d" desc:"A customer message on a complaint closed less than this long ago reopens it with the same owner; later ones open a follow-up."`
+	DedupRetention    Duration `envconfig:"DEDUP_RETENTION" default:"0" desc:"How long ingest idempotency keys (channel + source id) are kept. 0 keeps them forever."`
+	MaxMessageBytes   int64    `envconfig:"MAX_MESSAGE_BYTES" default:"1048576" desc:"Largest webhook request body accepted; larger ones get 413."`
+	RouterWorkers     int      `envconfig:"ROUTER_WORKERS" default:"4" desc:"Concurrent routing workers in this process (replicas add their own)."`
+	DeliveryWorkers   int      `envconfig:"DELIVERY_WORKERS" default:"2" desc:"Concurrent outbox delivery workers (notifications, replies)."`
+	MaxAttempts       int      `envconfig:"MAX_ATTEMPTS" default:"5" desc:"Attempts before a queue entry goes to the dead letters."`
+	ReclaimIdle       Duration `envconfig:"RECLAIM_IDLE" default:"30s" desc:"An entry unacknowledged this long (its consumer died or hangs) is taken over by another consumer."`
+	ConsumerName      string   `envconfig:"CONSUMER_NAME" desc:"This replica's name in the consumer groups. Default: hostname-port (the container's or pod's name and the HTTP port), stable across restarts. A stable name lets a restarted replica resume its own pending work at once."`
+	ShutdownTimeout   Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"20s" desc:"On SIGTERM: how long in-flight requests and deliveries may take to finish."`
+	LogLevel          string   `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error."`
+	LogFormat         string   `envconfig:"LOG_FORMAT" default:"text" desc:"text (readable) or json (for log collectors)."`
+	LogRepeatInterval Duration `envconfig:"LOG_REPEAT_INTERVAL" default:"10s" desc:"A warning or error repeated word for word (a failed read or dial during a Redis outage, also go-redis's own lines) is logged once per this interval, then summed up as \"N similar lines suppressed\"."`
 
 	// Forum (Discourse) and web chat channels.
 	DiscourseURL           string  `envconfig:"DISCOURSE_URL" desc:"Forum: the Discourse base URL (https://forum.example.com). Set it to take complaints from POST /v1/forum/discourse."`
@@ -130,6 +131,13 @@ func FromEnv() (Config, error) {
 		var pe *envconfig.ParseError
 		if errors.As(err, &pe) {
 			// envconfig names Go types; say it in the operator's words.
+			var ne *strconv.NumError
+			if errors.As(pe.Err, &ne) {
+				want := map[string]string{"ParseBool": "true or false", "ParseInt": "a whole number", "ParseUint": "a whole number, 0 or more", "ParseFloat": "a number"}[ne.Func]
+				if want != "" {
+					return Config{}, fmt.Errorf("configuration: %s: %q is not valid: want %s", pe.KeyName, pe.Value, want)
+				}
+			}
 			return Config{}, fmt.Errorf("configuration: %s: %q is not valid: %w", pe.KeyName, pe.Value, pe.Err)
 		}
 		return Config{}, fmt.Errorf("configuration: %w", err)
@@ -383,7 +391,13 @@ func (s *Secrets) Decode(v string) error {
 	return nil
 }
 
-// ConsumerNameOrDefault is CONSUMER_NAME, or hostname-pid when unset.
+// ConsumerNameOrDefault is CONSUMER_NAME, or else a name that stays the
+// same when this replica restarts: the host name (a container's or pod's
+// name) and the HTTP port, which no two processes on one host share. Only
+// when the port is chosen at random (":0") is the process id used instead.
+// A stable name lets a restarted replica resume its own pending entries at
+// once rather than after RECLAIM_IDLE; replicas that are gone are removed
+// from the consumer groups after CONSUMER_EXPIRY.
 func (c Config) ConsumerNameOrDefault() string {
 	if c.ConsumerName != "" {
 		return c.ConsumerName
@@ -392,5 +406,9 @@ func (c Config) ConsumerNameOrDefault() string {
 	if err != nil || h == "" {
 		h = "forgetmenot"
 	}
-	return h + "-" + strconv.Itoa(os.Getpid())
+	_, port, err := net.SplitHostPort(c.HTTPAddr)
+	if err != nil || port == "" || port == "0" {
+		return h + "-pid" + strconv.Itoa(os.Getpid())
+	}
+	return h + "-" + port
 }

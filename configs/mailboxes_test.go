@@ -29,7 +29,7 @@ func TestBadMailboxesNameFileAndLine(t *testing.T) {
 	}
 	tests := []struct{ file, want string }{
 		{"bad/mailbox_unknown_team.yaml", `bad/mailbox_unknown_team.yaml:7: mailbox "billing": default_team "facturen" is not a team in the owners file`},
-		{"bad/mailbox_typo_field.yaml", `line 5: field pasword not found`},
+		{"bad/mailbox_typo_field.yaml", `bad/mailbox_typo_field.yaml:5: unknown field "pasword" (known here:`},
 		{"bad/mailbox_no_password.yaml", `bad/mailbox_no_password.yaml:2: mailbox "support": give one of password, password_file or password_env`},
 		{"bad/mailbox_bad_tls.yaml", `bad/mailbox_bad_tls.yaml:2: mailbox "support": tls "ssl"`},
 	}

@@ -86,11 +86,15 @@ func decodeStrict(path string, v any) (*yaml.Node, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, &fileError{path: path, msg: "file is empty"}
 		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		var doc yaml.Node
+		if yaml.Unmarshal(data, &doc) != nil {
+			return nil, yamlError(path, nil, v, err)
+		}
+		return nil, yamlError(path, &doc, v, err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, yamlError(path, nil, v, err)
 	}
 	return &doc, nil
 }

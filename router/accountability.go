@@ -184,8 +184,6 @@ func (c *Complaint) dropClock(clock string) {
 	}
 }
 
-func (c Complaint) breached(kind string) bool { return slices.Contains(c.Breaches, kind) }
-
 // armNew sets a new (or reopened) complaint's deadlines from its target.
 func (r *Router) armNew(c *Complaint, now time.Time) {
 	t, ok := r.policy().target(*c)

@@ -52,6 +52,11 @@ func TestThreadingAttachesToTheSameComplaint(t *testing.T) {
 			m.ComplaintID = id
 			return m
 		}, true},
+		{"explicit complaint id as people type it", func(d *desk, first router.Message, id string) router.Message {
+			m := d.msg(first.Customer.Email, "Any news?")
+			m.ComplaintID = " " + strings.ToLower(id) + " "
+			return m
+		}, true},
 		{"complaint id without customer data", func(d *desk, _ router.Message, id string) router.Message {
 			m := d.msg("", "Any news?")
 			m.ComplaintID = id
@@ -280,7 +285,10 @@ func TestCloseAndReassignAreAuditedAndGuarded(t *testing.T) {
 	if _, err := d.router.Close(ctx, id, "chloe", "", ""); !isField(err, "resolution") {
 		t.Errorf("close without resolution: %v, want a validation error", err)
 	}
-	if _, err := d.router.Close(ctx, id, "chloe", "Refunded", "product-quality"); err != nil {
+	if _, err := d.router.CloseWith(ctx, id, "chloe", router.Closing{Resolution: "Refunded", Prevention: strings.Repeat("x", 2001)}); !isField(err, "prevention") {
+		t.Errorf("close with a 2,001-byte prevention note: %v, want a validation error on prevention", err)
+	}
+	if _, err := d.router.CloseWith(ctx, id, "chloe", router.Closing{Resolution: "Refunded", Category: "product-quality", Prevention: " Check jugs before packing "}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.router.Close(ctx, id, "chloe", "Again", ""); !errors.Is(err, router.ErrInvalidState) {
@@ -296,6 +304,12 @@ func TestCloseAndReassignAreAuditedAndGuarded(t *testing.T) {
 	re := events(tl, router.EventReassigned)
 	if len(re) != 1 || re[0].Actor != "api" || re[0].PreviousOwner != out.Owner || re[0].Reason == "" {
 		t.Errorf("reassigned events = %+v, want one with actor, previous owner and reason", re)
+	}
+	if c.Prevention != "Check jugs before packing" {
+		t.Errorf("prevention note = %q, want it kept (trimmed) on the complaint", c.Prevention)
+	}
+	if cl := events(tl, router.EventClosed); len(cl) != 1 || cl[0].Details["prevention"] != "Check jugs before packing" {
+		t.Errorf("closed events = %+v, want the prevention note in the details", cl)
 	}
 	if cl := events(tl, router.EventClosed); len(cl) != 1 || cl[0].Details["category"] != "product-quality" {
 		t.Errorf("closed events = %+v", cl)

@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -86,6 +87,10 @@ type Message struct {
 	// NoAutoReply, set by a channel, says why no automatic reply may be sent
 	// to this message (an autoresponder, a mailing list, a bounce).
 	NoAutoReply string `json:"no_auto_reply,omitempty"`
+	// Unreachable, set by a channel, says why the customer cannot be written
+	// to from this message at all (an e-mail without a usable sender
+	// address): the router queues nothing for them and says so to the owner.
+	Unreachable string `json:"unreachable,omitempty"`
 	// DeliveryReport, set by a channel, marks the message as a report that
 	// something we sent did not arrive (an e-mail bounce).
 	DeliveryReport *DeliveryReport `json:"delivery_report,omitempty"`
@@ -129,6 +134,10 @@ type Complaint struct {
 	// Customer says: addresses we wrote to for this complaint (a Reply-To),
 	// and identities staff joined to it by a merge. See provenSender.
 	Identities []string `json:"identities,omitempty"`
+	// Unreachable says why the customer cannot be written to (from the
+	// customer's latest message, see Message.Unreachable); empty when they
+	// can. Replies are refused at once rather than failing in delivery.
+	Unreachable string `json:"unreachable,omitempty"`
 	// MergedInto names the complaint this one was merged into by staff.
 	MergedInto string `json:"merged_into,omitempty"`
 	// RoutingReason explains the original assignment: rule → team → owner.
@@ -342,4 +351,18 @@ type Filter struct {
 type Outgoing struct {
 	Notification *Notification    `json:"notification,omitempty"`
 	Customer     *CustomerMessage `json:"customer,omitempty"`
+}
+
+// CanonicalComplaintID writes a complaint reference the way the router stores
+// it: people type "c-1001" as often as "C-1001", and a customer's reference in
+// a form or a subject is no different. Anything else is returned as it is
+// (trimmed), to be refused or not found by whoever looks it up.
+func CanonicalComplaintID(v string) string {
+	v = strings.TrimSpace(v)
+	if len(v) > 2 && (v[0] == 'c' || v[0] == 'C') && v[1] == '-' {
+		if _, err := strconv.ParseUint(v[2:], 10, 64); err == nil {
+			return "C" + v[1:]
+		}
+	}
+	return v
 }

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -147,6 +148,7 @@ type Ingester struct {
 	mu        sync.Mutex
 	connected bool
 	lastErr   error
+	ids       *MessageIDs
 }
 
 // NewIngester checks the configuration and builds an Ingester.
@@ -173,7 +175,7 @@ func NewIngester(cfg IngesterConfig) (*Ingester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Ingester{cfg: cfg, mb: mb, log: cfg.Logger.With("mailbox", mb.Name)}, nil
+	return &Ingester{cfg: cfg, mb: mb, log: cfg.Logger.With("mailbox", mb.Name), ids: NewMessageIDs(cfg.State)}, nil
 }
 
 // Name is the mailbox's name.
@@ -566,6 +568,23 @@ func (in *Ingester) ingest(ctx context.Context, validity uint32, p pending, raw 
 	}
 	if err != nil {
 		return false, in.quarantine(ctx, validity, p, raw, err)
+	}
+	if rep := msg.DeliveryReport; rep != nil {
+		// Only a bounce of a mail we really sent may reach that mail's
+		// complaint: anyone can write a delivery report naming a Message-ID
+		// (a customer's own, one they guessed).
+		ours, err := in.ids.Ours(ctx, strings.TrimPrefix(rep.For, ThreadKey("")))
+		if err != nil {
+			return false, fmt.Errorf("checking the bounce in UID %d: %w", p.uid, err)
+		}
+		if !ours {
+			msg.DeliveryReport = nil
+			note := "a delivery report about a mail we did not send (" + strings.TrimPrefix(rep.For, ThreadKey("")) + "): kept as an ordinary message"
+			if msg.Metadata[MetaNotes] != "" {
+				note = msg.Metadata[MetaNotes] + "; " + note
+			}
+			msg.Metadata[MetaNotes] = note
+		}
 	}
 	msg.DefaultTeam = in.mb.DefaultTeam
 	msg.Metadata[MetaMailbox] = in.mb.Name

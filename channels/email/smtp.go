@@ -60,6 +60,7 @@ type Sender struct {
 	from      *gomail.Address
 	templates *Templates
 	limiter   AckLimiter
+	ids       *MessageIDs
 	log       *slog.Logger
 	auth      authStatus
 	metrics   *Metrics
@@ -74,7 +75,7 @@ func NewSender(cfg SMTPConfig, templates *Templates, limiter AckLimiter, log *sl
 	if err != nil {
 		return nil, err
 	}
-	s.templates, s.limiter = templates, limiter
+	s.templates, s.limiter, s.ids = templates, limiter, NewMessageIDs(limiter)
 	return s, nil
 }
 
@@ -107,16 +108,9 @@ func (s *Sender) Address() string { return strings.ToLower(s.from.Address) }
 
 // MessageID is the Message-ID of a customer message: derived from its stable
 // id, so a retried send carries the same id and the customer's mail program
-// (and our own threading) recognise it as one mail.
-func (s *Sender) MessageID(m router.CustomerMessage) string {
-	local := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '.'
-	}, m.ID)
-	return "fmn." + local + "@" + domainOf(s.from.Address)
+// (and our own threading) recognise it as one mail; see MessageIDs.
+func (s *Sender) MessageID(ctx context.Context, m router.CustomerMessage) (string, error) {
+	return s.ids.For(ctx, m.ID, domainOf(s.from.Address))
 }
 
 // Send delivers one customer message. A 5xx answer is permanent; anything
@@ -125,6 +119,9 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 	to := recipient(m)
 	if to == "" {
 		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s has no e-mail address to write to", m.Complaint.ID))
+	}
+	if !Deliverable(to) {
+		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s: %q cannot receive mail", m.Complaint.ID, to))
 	}
 	if m.Kind == router.ToCustomerAcknowledgement {
 		if m.InReplyTo != nil && m.InReplyTo.NoAutoReply != "" {
@@ -141,7 +138,10 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 			return router.Sent{Via: string(router.ChannelEmail), Skipped: why}, nil
 		}
 	}
-	id := s.MessageID(m)
+	id, err := s.MessageID(ctx, m)
+	if err != nil {
+		return router.Sent{}, err
+	}
 	raw, err := s.compose(m, to, id)
 	if err != nil {
 		return router.Sent{}, router.Permanent(err)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/api"
@@ -31,7 +30,7 @@ func init() {
 					return err
 				}
 				return out.print(res, func(w io.Writer) {
-					fmt.Fprintf(w, "%s is away until %s", res.Owner, res.Until.Local().Format("2006-01-02 15:04"))
+					fmt.Fprintf(w, "%s is away until %s", res.Owner, stamp(res.Until))
 					if res.Cover != "" {
 						fmt.Fprintf(w, "; %s covers", res.Cover)
 					}
@@ -66,12 +65,12 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs := newFlagSet("report", reportUsage, stdout)
 	since := fs.String("since", "", "first day (inclusive)")
 	until := fs.String("until", "", "end (exclusive)")
-	format := fs.String("format", "text", "text, json or csv")
-	if code, done := parse(fs, args, stderr); done {
+	format := fs.String("format", "text", "text, json or csv (where nothing is settled yet: \"–\" in text, an empty value in CSV, null in JSON)")
+	if code, done := parseAll(fs, reportUsage, args, stderr); done {
 		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\nusage: %s\n", strings.Join(fs.Args(), " "), firstLine(reportUsage))
+	if *format != "text" && *format != "json" && *format != "csv" {
+		fmt.Fprintf(stderr, "error: --format %q: want text, json or csv\nusage: %s\n", *format, firstLine(reportUsage))
 		return 2
 	}
 	q := url.Values{"format": {*format}}
@@ -81,7 +80,7 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 		if _, err := time.Parse(time.DateOnly, v); err != nil {
 			if _, err := time.Parse(time.RFC3339, v); err != nil {
-				fmt.Fprintf(stderr, "--%s %q: want a date such as 2026-11-01 or an RFC 3339 time\n", k, v)
+				fmt.Fprintf(stderr, "error: --%s %q: want a date such as 2026-11-01 or an RFC 3339 time\nusage: %s\n", k, v, firstLine(reportUsage))
 				return 2
 			}
 		}

@@ -21,6 +21,8 @@ import (
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/daemon"
+	"github.com/forgetmenot/forgetmenot/internal/logx"
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -36,7 +38,7 @@ Usage:
   forgetmenot complaints reply ID --body TEXT         answer the customer through their channel
   forgetmenot complaints ack ID                       acknowledge: you have it in hand
   forgetmenot complaints note ID --text TEXT          internal note, never sent to the customer
-  forgetmenot complaints promise ID --by TIME --note TEXT [--tell-customer]
+  forgetmenot complaints promise ID (--by TIME | --in DURATION) --note TEXT [--tell-customer]
   forgetmenot owners list                             owners with their open load (and who is away)
   forgetmenot owners away ID --until DATE [--cover OWNER]   no new complaints; the cover gets their reminders
   forgetmenot owners back ID                          end an absence; nothing needs handing back
@@ -46,9 +48,11 @@ Usage:
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
   forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
   forgetmenot config                                  every environment variable, its default and meaning
+  forgetmenot health [--ready]                        exit 0 when the local daemon is alive (ready), else 1
 
-Every command takes --help. Client commands reach the daemon at FORGETMENOT_API_URL
-(default http://127.0.0.1:<port of FORGETMENOT_HTTP_ADDR>) with FORGETMENOT_API_TOKEN,
+Every command takes --help. Exit codes: 0 done, 1 failed, 2 usage error (unknown
+command or flag, missing or extra argument). Client commands reach the daemon at
+FORGETMENOT_API_URL (default http://127.0.0.1:<port of FORGETMENOT_HTTP_ADDR>) with FORGETMENOT_API_TOKEN,
 and take --json for machine-readable output.
 `
 
@@ -69,6 +73,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return configCmd(args[1:], stdout, stderr)
 	case "report":
 		return reportCmd(ctx, args[1:], stdout, stderr)
+	case "health":
+		return healthCmd(ctx, args[1:], stdout, stderr)
 	case "email":
 		if len(args) > 1 && args[1] == "check" {
 			return emailCheck(ctx, args[2:], stdout, stderr)
@@ -77,13 +83,14 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "complaints", "owners", "deadletters":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "error: unknown command %q\nrun `forgetmenot --help` for the commands\n", args[0])
 	return 2
 }
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("serve", "forgetmenot serve\n\nRuns the daemon: webhook intake, routing, notifications, the API. Configured by\nenvironment variables (see `forgetmenot config`); with none set it runs on an\nembedded in-memory Redis with the example roster from configs/.", stdout)
-	if code, done := parse(fs, args, stderr); done {
+	const serveUsage = "forgetmenot serve\n\nRuns the daemon: webhook intake, routing, notifications, the API. Configured by\nenvironment variables (see `forgetmenot config`); with none set it runs on an\nembedded in-memory Redis with the example roster from configs/."
+	fs := newFlagSet("serve", serveUsage, stdout)
+	if code, done := parseAll(fs, serveUsage, args, stderr); done {
 		return code
 	}
 	cfg, err := configs.FromEnv()
@@ -92,6 +99,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	log := NewLogger(cfg, stderr)
+	// Libraries log through the same logger (JSON stays JSON), their
+	// repeated lines once per interval with a count.
+	libs := logx.NewLimiter(log, cfg.LogRepeatInterval.D())
+	defer libs.Close()
+	slog.SetDefault(log)
+	logx.StdLog(libs) // after SetDefault, which takes over the log package too
+	queue.SetLogger(logx.Redis{L: libs})
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "error: cannot start:", err)
@@ -109,15 +123,19 @@ func NewLogger(cfg configs.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// A warning repeated word for word (a consumer's failed read during a
+	// Redis outage) is written once per interval, then counted.
+	return slog.New(logx.Repeats(h, cfg.LogRepeatInterval.D()))
 }
 
 func configCmd(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("config", "forgetmenot config\n\nPrints every environment variable with its default and description.", stdout)
-	if code, done := parse(fs, args, stderr); done {
+	const configUsage = "forgetmenot config\n\nPrints every environment variable with its default and description."
+	fs := newFlagSet("config", configUsage, stdout)
+	if code, done := parseAll(fs, configUsage, args, stderr); done {
 		return code
 	}
 	if err := configs.PrintUsage(stdout); err != nil {
@@ -218,7 +236,7 @@ var commands = map[string]map[string]command{
 						return err
 					}
 					return out.print(res, func(w io.Writer) {
-						fmt.Fprintf(w, "%s merged into %s (owner %s, %d messages).\n", id, res.ID, res.Owner, res.Messages)
+						fmt.Fprintf(w, "%s merged into %s (owner %s, %d messages).\n", api.ComplaintID(id), res.ID, res.Owner, res.Messages)
 					})
 				}
 			},
@@ -261,14 +279,15 @@ var commands = map[string]map[string]command{
 			},
 		},
 		"promise": {
-			usage: "forgetmenot complaints promise ID --by TIME --note TEXT [--tell-customer] [--as OWNER] [--json]\n\nRecords a promised follow-up. TIME is RFC 3339 (2026-11-26T14:00:00+01:00) or\n\"2006-01-02 15:04\" in local time. With --tell-customer the note is sent to the customer.", positional: "ID",
+			usage: "forgetmenot complaints promise ID (--by TIME | --in DURATION) --note TEXT [--tell-customer] [--as OWNER] [--json]\n\nRecords a promised follow-up. TIME is RFC 3339 (2026-11-26T14:00:00+01:00), a local\n\"2026-11-26 14:00\", or relative to today: \"+2d 14:00\" (in two days at 14:00),\n\"tomorrow 09:30\", \"+3h\". DURATION counts from now: 48h, 90m, 2d. With\n--tell-customer the note is sent to the customer.", positional: "ID",
 			flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
-				by := fs.String("by", "", "when the customer will hear back (required)")
+				by := fs.String("by", "", "when the customer will hear back (this or --in is required)")
+				in := fs.String("in", "", "how long from now the customer will hear back (48h, 2d)")
 				note := fs.String("note", "", "what is promised")
 				tell := fs.Bool("tell-customer", false, "send the note to the customer through their channel")
 				as := fs.String("as", "", "the owner id promising")
 				return func(ctx context.Context, c *client, id string, out *output) error {
-					t, err := parseTime(*by)
+					t, err := promiseTime(*by, *in, time.Now())
 					if err != nil {
 						return err
 					}
@@ -329,7 +348,7 @@ func clientCmd(ctx context.Context, group string, args []string, stdout, stderr 
 	sort.Strings(names)
 	groupUsage := fmt.Sprintf("forgetmenot %s <%s> [--help]\n", group, strings.Join(names, "|"))
 	if len(args) == 0 {
-		fmt.Fprint(stderr, groupUsage)
+		fmt.Fprintf(stderr, "error: missing command\nusage: %s", groupUsage)
 		return 2
 	}
 	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
@@ -338,31 +357,31 @@ func clientCmd(ctx context.Context, group string, args []string, stdout, stderr 
 	}
 	cmd, ok := subs[args[0]]
 	if !ok {
-		fmt.Fprintf(stderr, "unknown command %q\n%s", group+" "+args[0], groupUsage)
+		fmt.Fprintf(stderr, "error: unknown command %q\nusage: %s", group+" "+args[0], groupUsage)
 		return 2
 	}
 	fs := newFlagSet(group+" "+args[0], cmd.usage, stdout)
 	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	run := cmd.flags(fs)
 	// Flags may come before or after the positional argument.
-	if code, done := parse(fs, args[1:], stderr); done {
+	if code, done := parse(fs, cmd.usage, args[1:], stderr); done {
 		return code
 	}
 	rest := fs.Args()
 	var arg string
 	if cmd.positional != "" {
 		if len(rest) == 0 {
-			fmt.Fprintf(stderr, "missing %s\nusage: %s\n", cmd.positional, firstLine(cmd.usage))
+			fmt.Fprintf(stderr, "error: missing %s\nusage: %s\n", cmd.positional, firstLine(cmd.usage))
 			return 2
 		}
 		arg, rest = rest[0], rest[1:]
-		if code, done := parse(fs, rest, stderr); done {
+		if code, done := parse(fs, cmd.usage, rest, stderr); done {
 			return code
 		}
 		rest = fs.Args()
 	}
 	if len(rest) > 0 {
-		fmt.Fprintf(stderr, "unexpected arguments: %s\nusage: %s\n", strings.Join(rest, " "), firstLine(cmd.usage))
+		fmt.Fprintf(stderr, "error: unexpected arguments: %s\nusage: %s\n", strings.Join(rest, " "), firstLine(cmd.usage))
 		return 2
 	}
 	cfg, err := configs.FromEnv()
@@ -373,6 +392,11 @@ func clientCmd(ctx context.Context, group string, args []string, stdout, stderr 
 	c := newClient(cfg.DaemonURL(), cfg.APIToken)
 	if err := run(ctx, c, arg, &output{w: stdout, json: *asJSON}); err != nil {
 		fmt.Fprintln(stderr, "error:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "usage: %s\n", firstLine(cmd.usage))
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -397,15 +421,34 @@ func newFlagSet(name, usage string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags; done reports that the command should end with code
-// (after --help, or on a usage error).
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, done bool) {
-	fs.SetOutput(stderr)
+// parse parses flags; done reports that the command should end with code:
+// 0 after --help (the whole usage on stdout), 2 on a usage error. A usage
+// error gets a short hint on stderr: what is wrong, the command's synopsis
+// and where the rest is, never the whole help.
+func parse(fs *flag.FlagSet, usage string, args []string, stderr io.Writer) (code int, done bool) {
+	help := fs.Usage
+	fs.Usage = func() {} // the flag package would print the whole help on any error
+	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
+	fs.Usage = help
 	switch {
 	case errors.Is(err, flag.ErrHelp):
+		help()
 		return 0, true
 	case err != nil:
+		fmt.Fprintf(stderr, "error: %v\nusage: %s\nrun `forgetmenot %s --help` for every flag\n", err, firstLine(usage), fs.Name())
+		return 2, true
+	}
+	return 0, false
+}
+
+// parseAll is parse for commands that take no arguments besides flags.
+func parseAll(fs *flag.FlagSet, usage string, args []string, stderr io.Writer) (code int, done bool) {
+	if code, done := parse(fs, usage, args, stderr); done {
+		return code, done
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "error: unexpected arguments: %s\nusage: %s\n", strings.Join(fs.Args(), " "), firstLine(usage))
 		return 2, true
 	}
 	return 0, false
@@ -432,15 +475,18 @@ func textArg(v string) (string, error) {
 	return string(b), nil
 }
 
-// parseTime accepts RFC 3339 or a local "2006-01-02 15:04".
-func parseTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, v); err == nil {
-		return t, nil
+// stamp and stampSeconds show a time in this machine's zone, with the zone,
+// so a reader never has to guess whether a line is UTC or local.
+func stamp(t time.Time) string        { return t.Local().Format("2006-01-02 15:04 MST") }
+func stampSeconds(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") }
+
+// stampRFC3339 shows an RFC 3339 time (as events carry them) like stamp.
+func stampRFC3339(v string) string {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return v
 	}
-	if t, err := time.ParseInLocation("2006-01-02 15:04", v, time.Local); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("--by %q: want RFC 3339 (2026-11-26T14:00:00+01:00) or \"2026-11-26 14:00\"", v)
+	return stamp(t)
 }
 
 func firstLine(s string) string { l, _, _ := strings.Cut(s, "\n"); return l }
@@ -485,7 +531,7 @@ func printComplaints(w io.Writer, cs []router.Complaint) {
 	fmt.Fprintln(tw, "ID\tSTATUS\tOWNER\tTEAM\tCHANNEL\tCUSTOMER\tOPENED\tSUBJECT")
 	for _, c := range cs {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Status, c.Owner, c.Team, c.Channel,
-			clip(c.Customer.Label(), 40), c.CreatedAt.Local().Format("2006-01-02 15:04"), clip(c.Subject, 50))
+			clip(c.Customer.Label(), 40), stamp(c.CreatedAt), clip(c.Subject, 50))
 	}
 	tw.Flush()
 }
@@ -498,7 +544,7 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 	if c.Subject != "" {
 		fmt.Fprintf(w, "Subject:   %s\n", c.Subject)
 	}
-	fmt.Fprintf(w, "Opened:    %s\n", c.CreatedAt.Local().Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(w, "Opened:    %s\n", stampSeconds(c.CreatedAt))
 	fmt.Fprintf(w, "Routing:   %s\n", c.RoutingReason)
 	if c.FollowUpOf != "" {
 		fmt.Fprintf(w, "Follows:   %s\n", c.FollowUpOf)
@@ -509,7 +555,6 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 	if c.Priority != "" {
 		fmt.Fprintf(w, "Priority:  %s\n", c.Priority)
 	}
-	stamp := func(t time.Time) string { return t.Local().Format("2006-01-02 15:04") }
 	if c.Status == router.StatusOpen {
 		switch {
 		case !c.FirstResponseAt.IsZero():
@@ -528,7 +573,7 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 		}
 	}
 	if c.Status == router.StatusClosed {
-		fmt.Fprintf(w, "Closed:    %s — %s", c.ClosedAt.Local().Format("2006-01-02 15:04:05"), c.Resolution)
+		fmt.Fprintf(w, "Closed:    %s — %s", stampSeconds(c.ClosedAt), c.Resolution)
 		if c.Category != "" {
 			fmt.Fprintf(w, " [%s]", c.Category)
 		}
@@ -536,7 +581,7 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 	}
 	fmt.Fprintln(w, "\nTimeline:")
 	for _, e := range d.Timeline {
-		at := e.At.Local().Format("2006-01-02 15:04:05")
+		at := stampSeconds(e.At)
 		switch {
 		case e.Message != nil:
 			m := e.Message
@@ -578,7 +623,7 @@ func eventLine(ev *router.Event) string {
 	case router.EventDeliveryFailed:
 		return "NOT DELIVERED — " + ev.Reason
 	case router.EventPromised:
-		line := fmt.Sprintf("promised by %s: follow-up by %s", ev.Actor, d["by"])
+		line := fmt.Sprintf("promised by %s: follow-up by %s", ev.Actor, stampRFC3339(d["by"]))
 		if d["via"] != "" {
 			line += ", told to the customer via " + d["via"]
 		}
@@ -617,11 +662,11 @@ func printOwners(w io.Writer, owners []router.OwnerStatus) {
 	for _, o := range owners {
 		last := "-"
 		if !o.LastAssigned.IsZero() {
-			last = o.LastAssigned.Local().Format("2006-01-02 15:04")
+			last = stamp(o.LastAssigned)
 		}
 		away := "-"
 		if a := o.Away; a != nil {
-			away = "until " + a.Until.Local().Format("2006-01-02 15:04")
+			away = "until " + stamp(a.Until)
 			if a.Cover != "" {
 				away += ", cover " + a.Cover
 			}
@@ -639,7 +684,7 @@ func printDeadLetters(w io.Writer, res api.DeadLetterList) {
 	}
 	for _, d := range res.DeadLetters {
 		fmt.Fprintf(w, "%s  %s  from %s (entry %s) after %d attempts\n    error: %s\n    data:  %s\n",
-			d.ID, d.FailedAt.Local().Format(time.DateTime), d.Stream, d.Entry, d.Attempts, d.Error, clip(d.Data, 300))
+			d.ID, stampSeconds(d.FailedAt), d.Stream, d.Entry, d.Attempts, d.Error, clip(d.Data, 300))
 	}
 	fmt.Fprintln(w, "\nRetry one with: forgetmenot deadletters retry ID")
 }

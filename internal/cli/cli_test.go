@@ -118,7 +118,7 @@ func TestComplaintWorkflowFromTheCommandLine(t *testing.T) {
 		t.Fatalf("close: %d %s %s", code, out, errOut)
 	}
 	code, out, _ = run("complaints", "show", id)
-	if !strings.Contains(out, "reassigned by cli:") || !strings.Contains(out, "Parcel found at the neighbours") {
+	if code != 0 || !strings.Contains(out, "reassigned by cli:") || !strings.Contains(out, "Parcel found at the neighbours") {
 		t.Fatalf("the timeline must show who reassigned and the resolution:\n%s", out)
 	}
 	code, out, _ = run("owners", "list")

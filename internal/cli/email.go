@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"text/tabwriter"
-	"time"
 
 	"github.com/forgetmenot/forgetmenot/internal/daemon"
 )
@@ -46,7 +45,7 @@ func printQuarantine(w io.Writer, res daemon.QuarantineList) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WHEN\tMAILBOX\tFOLDER\tUID\tFROM\tSUBJECT\tERROR")
 	for _, q := range res.Quarantine {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", q.At.Local().Format(time.DateTime), q.Mailbox, q.Folder, q.UID,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", stampSeconds(q.At), q.Mailbox, q.Folder, q.UID,
 			clip(q.From, 40), clip(q.Subject, 40), clip(q.Error, 80))
 	}
 	tw.Flush()

@@ -27,15 +27,16 @@ type EmailCheck struct {
 // first set-up. It runs here, not in the daemon: exit 0 when everything
 // works, 1 when something does not.
 func emailCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("email check", `forgetmenot email check [--timeout 30s] [--json]
+	const usage = `forgetmenot email check [--timeout 30s] [--json]
 
 Connects to every mailbox of FORGETMENOT_MAILBOXES_FILE and to the SMTP server
 (FORGETMENOT_SMTP_HOST) as the daemon would: fetches OAuth tokens, signs in,
 lists the folders and opens the folder read-only. Nothing is read, moved or
-sent. Exit code 0 when everything works, 1 when something does not.`, stdout)
+sent. Exit code 0 when everything works, 1 when something does not.`
+	fs := newFlagSet("email check", usage, stdout)
 	timeout := fs.Duration("timeout", 30*time.Second, "give up on a server after this long")
 	asJSON := fs.Bool("json", false, "machine-readable output")
-	if code, done := parse(fs, args, stderr); done {
+	if code, done := parseAll(fs, usage, args, stderr); done {
 		return code
 	}
 	cfg, err := configs.FromEnv()

@@ -31,16 +31,6 @@ func ownerName(t *testing.T, r *running, id string) (string, string) {
 	return owner, o.Name
 }
 
-func openComplaint(t *testing.T, r *running) string {
-	t.Helper()
-	_, list := r.call("GET", "/v1/complaints?status=open", nil, "")
-	cs, _ := list["complaints"].([]any)
-	if len(cs) != 1 {
-		t.Fatalf("open complaints: %v, want exactly 1", list)
-	}
-	return cs[0].(map[string]any)["id"].(string)
-}
-
 type wsClient struct {
 	t *testing.T
 	c *websocket.Conn

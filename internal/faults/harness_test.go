@@ -2,7 +2,6 @@ package faults_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -437,8 +436,4 @@ func (h *harness) apiPost(path string, body any) (int, error) {
 		return resp.StatusCode, nil
 	}
 	return 0, lastErr
-}
-
-func ctxTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
 }

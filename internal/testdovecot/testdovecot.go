@@ -84,9 +84,19 @@ type Server struct {
 	output string // the master's stdout and stderr
 }
 
-// Binary finds the dovecot executable: on PATH, or in /usr/sbin (which a
-// non-root PATH often lacks).
+// EnvBinary names a variable that points the tests at a dovecot executable
+// elsewhere than on PATH or in /usr/sbin.
+const EnvBinary = "FORGETMENOT_TEST_DOVECOT"
+
+// Binary finds the dovecot executable: $FORGETMENOT_TEST_DOVECOT, on PATH,
+// or in /usr/sbin (which a non-root PATH often lacks).
 func Binary() (string, error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if fi, err := os.Stat(p); err != nil || fi.IsDir() {
+			return "", fmt.Errorf("%s=%s is not an executable", EnvBinary, p)
+		}
+		return p, nil
+	}
 	if p, err := exec.LookPath("dovecot"); err == nil {
 		return p, nil
 	}

@@ -1,6 +1,8 @@
 package testdovecot_test
 
 import (
+	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -93,5 +95,31 @@ func TestExtraConfigAndUsers(t *testing.T) {
 	s.Dial(t, "bob").Close()
 	if err := s.Login("alice", "wrong"); err == nil {
 		t.Error("a wrong password was accepted")
+	}
+}
+
+// TestMissingDovecotFailsUnderCI: without Dovecot a test is skipped on a
+// developer's machine but fails under CI, which must run everything.
+func TestMissingDovecotFailsUnderCI(t *testing.T) {
+	if os.Getenv("TESTDOVECOT_CHILD") == "1" {
+		testdovecot.Start(t, testdovecot.Options{})
+		return
+	}
+	for _, tc := range []struct {
+		ci   string
+		fail bool
+	}{{"1", true}, {"", false}} {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestMissingDovecotFailsUnderCI$", "-test.v")
+		cmd.Env = append(os.Environ(), "TESTDOVECOT_CHILD=1", "CI="+tc.ci, testdovecot.EnvBinary+"=/nonexistent/dovecot")
+		out, err := cmd.CombinedOutput()
+		if failed := err != nil; failed != tc.fail {
+			t.Errorf("CI=%q: failed=%v, want %v\n%s", tc.ci, failed, tc.fail, out)
+		}
+		if !strings.Contains(string(out), "no Dovecot for this test") {
+			t.Errorf("CI=%q: the output does not say why:\n%s", tc.ci, out)
+		}
+		if !tc.fail && !strings.Contains(string(out), "SKIP") {
+			t.Errorf("CI unset: want a skip:\n%s", out)
+		}
 	}
 }
