@@ -79,3 +79,21 @@ func TestEmailCheckCommand(t *testing.T) {
 		t.Errorf("--json: exit %d\n%s", code, out)
 	}
 }
+
+// TestEmailCheckUsage: usage errors exit 2 with a hint, help exits 0, and
+// without any e-mail configuration the check says what to set (exit 1).
+func TestEmailCheckUsage(t *testing.T) {
+	t.Setenv("FORGETMENOT_MAILBOXES_FILE", "")
+	t.Setenv("FORGETMENOT_SMTP_HOST", "")
+	for _, args := range [][]string{{"email", "check", "--bogus"}, {"email", "check", "extra"}, {"email", "check", "--timeout", "soon"}} {
+		if code, out, errOut := run(args...); code != 2 || out != "" || !strings.Contains(errOut, "error:") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	if code, out, _ := run("email", "check", "--help"); code != 0 || !strings.Contains(out, "forgetmenot email check") {
+		t.Errorf("help: exit %d\n%s", code, out)
+	}
+	if code, _, errOut := run("email", "check"); code != 1 || !strings.Contains(errOut, "FORGETMENOT_MAILBOXES_FILE") {
+		t.Errorf("nothing configured: exit %d, stderr %q", code, errOut)
+	}
+}
