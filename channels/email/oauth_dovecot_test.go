@@ -216,3 +216,27 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name string, labels ...
 	}
 	return -1
 }
+
+// TestDovecotOAuthTokenNearExpiryIsReplacedBeforeSignIn: a cached token
+// with less than EarlyExpiry left is replaced before the next sign-in, so
+// the server never sees an expiring token and nothing is refused.
+func TestDovecotOAuthTokenNearExpiryIsReplacedBeforeSignIn(t *testing.T) {
+	tokens := emailtest.StartTokenServer(t)
+	tokens.MicrosoftApp("contoso", "app", "secret", oauthUser)
+	tokens.SetTTL(4 * time.Minute) // under the 5-minute early expiry
+	d := oauthDovecot(t, tokens, emailtest.MicrosoftMailScope)
+	d.Append(t, oauthUser, "INBOX", mailN(1, ""))
+	w := newWorld(t)
+	o := newOAuth2(t, email.OAuth2Config{Provider: email.ProviderMicrosoft, TokenURL: tokens.MicrosoftTokenURL("contoso"), ClientID: "app", ClientSecret: "secret"})
+	w.run(t, oauthMailbox(d, o))
+	testkit.WaitFor(t, "the first mail", func() bool { return len(w.inbound(t)) == 1 })
+	d.Restart(t)
+	d.Append(t, oauthUser, "INBOX", mailN(2, ""))
+	testkit.WaitFor(t, "the second mail after the reconnect", func() bool { return len(w.inbound(t)) == 2 })
+	if n := tokens.Requests(); n != 2 {
+		t.Errorf("%d token requests, want 2: the near-expiry token is replaced before the second sign-in", n)
+	}
+	if strings.Contains(w.log.String(), "refused") {
+		t.Errorf("a token was refused; it should have been replaced before:\n%s", w.log)
+	}
+}
