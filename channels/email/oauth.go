@@ -159,7 +159,13 @@ func (o *OAuth2) Token() (*oauth2.Token, error) {
 	}
 	if !bearerToken.MatchString(tok.AccessToken) {
 		// A \x01 or a comma would let the endpoint add fields to the SASL
-		// message; its words are not repeated (it may be a secret).
+		// message; its words are not repeated (it may be a secret), and it
+		// leaves the cache.
+		o.mu.Lock()
+		if o.cache == src {
+			o.cache = oauth2.ReuseTokenSourceWithExpiry(nil, o.base, o.early)
+		}
+		o.mu.Unlock()
 		return nil, &TokenError{Provider: o.provider, URL: o.tokenURL, Err: errors.New("the access_token has characters a bearer token cannot have (RFC 6750)")}
 	}
 	o.mu.Lock()

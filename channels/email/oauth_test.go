@@ -315,6 +315,9 @@ func TestHostileTokenAnswer(t *testing.T) {
 		if tok != "" && strings.Contains(err.Error(), tok) {
 			t.Errorf("the error repeats the token: %v", err)
 		}
+		if _, err := o.Token(); err == nil {
+			t.Errorf("token %q: handed out from the cache on the second ask", tok)
+		}
 		srv.Close()
 	}
 }
