@@ -236,7 +236,7 @@ func TestDovecotOAuthTokenNearExpiryIsReplacedBeforeSignIn(t *testing.T) {
 	if n := tokens.Requests(); n != 2 {
 		t.Errorf("%d token requests, want 2: the near-expiry token is replaced before the second sign-in", n)
 	}
-	if strings.Contains(w.log.String(), "refused") {
+	if strings.Contains(w.log.String(), "the server refused the access token") {
 		t.Errorf("a token was refused; it should have been replaced before:\n%s", w.log)
 	}
 }
