@@ -242,7 +242,7 @@ func TestOAuthSecretsNeverLogged(t *testing.T) {
 	tokens.SetMailboxes("app") // refused from now on
 	d.Restart(t)
 	testkit.WaitFor(t, "the refusal", func() bool {
-		if err := in.Check(); err != nil && strings.Contains(err.Error(), "refused") {
+		if err := in.Check(); err != nil && strings.Contains(err.Error(), "(XOAUTH2) refused") {
 			checks = append(checks, err.Error())
 			return true
 		}
@@ -265,7 +265,7 @@ func TestOAuthSecretsNeverLogged(t *testing.T) {
 			t.Errorf("a secret (%.8s…) is in the logs or checks", s)
 		}
 	}
-	if !strings.Contains(all, "refused") || !strings.Contains(all, "invalid_client") {
+	if !strings.Contains(all, "(XOAUTH2) refused") || !strings.Contains(all, "invalid_client") {
 		t.Errorf("the failures are not described:\n%s", all)
 	}
 }

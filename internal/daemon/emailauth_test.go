@@ -78,7 +78,7 @@ func TestEmailOAuthDaemon(t *testing.T) {
 	testkit.WaitFor(t, "the refusal on /readyz", func() bool {
 		_, out = r.call("GET", "/readyz", nil, emailToken)
 		msg, _ := out["email"].(string)
-		return out["status"] == "degraded" && strings.Contains(msg, "refused")
+		return out["status"] == "degraded" && strings.Contains(msg, "(XOAUTH2) refused")
 	})
 	msg, _ := out["email"].(string)
 	for _, want := range []string{"mailbox support is not connected", "refused: NO [AUTHENTICATIONFAILED]", "freshly fetched token was refused too"} {
