@@ -79,6 +79,9 @@ type Mailbox struct {
 	TLS      TLSMode
 	Username string
 	Password string
+	// OAuth2, when set, signs in with an access token (XOAUTH2 or
+	// OAUTHBEARER) instead of the password.
+	OAuth2 *OAuth2
 	// Folder is the IMAP mailbox to read (default INBOX).
 	Folder string
 	// DefaultTeam gets mail no routing rule claims.
@@ -132,6 +135,8 @@ type IngesterConfig struct {
 	BatchBytes    int64
 	// OnIngested is told of each message stored (tests, metrics).
 	OnIngested func(msg router.Message, duplicate bool)
+	// Metrics counts sign-ins (optional).
+	Metrics *Metrics
 }
 
 // Ingester reads one mailbox into the inbound queue for as long as it runs.
@@ -213,6 +218,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if connected {
 			backoff = in.cfg.MinBackoff
 		}
+		if IsAuthFailure(err) {
+			backoff = max(backoff, min(AuthFailureBackoff, in.cfg.MaxBackoff))
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		in.log.Warn("mailbox disconnected; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(wait)
@@ -231,18 +239,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 // selecting the mailbox.
 func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 	newMail := make(chan struct{}, 1)
-	c, err := in.dial(newMail)
+	c, err := in.open(ctx, newMail)
 	if err != nil {
-		return false, fmt.Errorf("connecting to %s:%d: %w", in.mb.Host, in.mb.Port, err)
+		return false, err
 	}
 	defer c.Close()
 	// Wait() takes no context: closing the client unblocks every command.
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 
-	if err := c.Login(in.mb.Username, in.mb.Password).Wait(); err != nil {
-		return false, fmt.Errorf("logging in as %s: %w", in.mb.Username, err)
-	}
 	sel, err := c.Select(in.mb.Folder, nil).Wait()
 	if err != nil {
 		return false, fmt.Errorf("selecting %s: %w", in.mb.Folder, err)
