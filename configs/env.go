@@ -107,6 +107,8 @@ type Config struct {
 	SMTPUsername        string `envconfig:"SMTP_USERNAME" desc:"SMTP login (AUTH PLAIN); empty: no login."`
 	SMTPPassword        string `envconfig:"SMTP_PASSWORD" desc:"SMTP password (or use SMTP_PASSWORD_FILE)."`
 	SMTPPasswordFile    string `envconfig:"SMTP_PASSWORD_FILE" desc:"File holding the SMTP password (a Docker or Kubernetes secret)."`
+	SMTPAuth            string `envconfig:"SMTP_AUTH" default:"password" desc:"password (AUTH PLAIN with SMTP_USERNAME, or no login without one) or oauth2 (XOAUTH2/OAUTHBEARER with the token of the mailbox SMTP_OAUTH2_MAILBOX; Microsoft 365, Google)."`
+	SMTPOAuth2Mailbox   string `envconfig:"SMTP_OAUTH2_MAILBOX" desc:"With SMTP_AUTH=oauth2: the mailbox (name in MAILBOXES_FILE, auth: oauth2) whose token signs in to SMTP; SMTP_USERNAME defaults to its username."`
 	SMTPFrom            string `envconfig:"SMTP_FROM" desc:"From address of mail to customers, e.g. 'Klantenservice <support@example.nl>'. Required with SMTP_HOST."`
 	EmailPlusAddressing bool   `envconfig:"EMAIL_PLUS_ADDRESSING" default:"false" desc:"Reply-To support+c-1042@… on mail to customers, so answers find their complaint even without threading headers (the mail server must deliver plus-addresses to the mailbox)."`
 	EmailTemplates      string `envconfig:"EMAIL_TEMPLATES" default:"configs/email-templates" desc:"Directory of the editable acknowledgement, reply and promise templates (<kind>.<lang>.tmpl; en is the fallback)."`
@@ -298,6 +300,14 @@ func (c Config) validateEmail(bad func(key, format string, args ...any) error) e
 		return bad("SMTP_TLS", "use starttls, implicit or none, not %q", c.SMTPTLS)
 	case c.SMTPPassword != "" && c.SMTPPasswordFile != "":
 		return bad("SMTP_PASSWORD_FILE", "set either SMTP_PASSWORD or SMTP_PASSWORD_FILE, not both")
+	case !oneOf(c.SMTPAuth, "", "password", "oauth2"): // "": a Config built in code
+		return bad("SMTP_AUTH", "use password or oauth2, not %q", c.SMTPAuth)
+	case c.SMTPAuth == "oauth2" && c.SMTPOAuth2Mailbox == "":
+		return bad("SMTP_OAUTH2_MAILBOX", "is required with SMTP_AUTH=oauth2: the mailbox in MAILBOXES_FILE whose token signs in to SMTP")
+	case c.SMTPAuth == "oauth2" && c.MailboxesFile == "":
+		return bad("MAILBOXES_FILE", "is required with SMTP_AUTH=oauth2: the OAuth settings live with the mailbox %s", c.SMTPOAuth2Mailbox)
+	case c.SMTPAuth == "oauth2" && (c.SMTPPassword != "" || c.SMTPPasswordFile != ""):
+		return bad("SMTP_PASSWORD", "is not used with SMTP_AUTH=oauth2; unset it")
 	}
 	if a, err := mail.ParseAddress(c.SMTPFrom); err != nil || !strings.Contains(a.Address, "@") {
 		return bad("SMTP_FROM", "%q is not an e-mail address", c.SMTPFrom)

@@ -1,10 +1,12 @@
 package configs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -18,6 +20,9 @@ type Mailbox struct {
 	TLS      string // implicit, starttls or none
 	Username string
 	Password string // resolved from password, password_file or password_env
+	// Auth is password or oauth2; OAuth2 is set with oauth2.
+	Auth   string
+	OAuth2 *MailboxOAuth2
 	// Folder is the IMAP mailbox read (default INBOX).
 	Folder string
 	// Address is the support address that receives this mail: mail from it
@@ -35,21 +40,23 @@ type mailboxesFile struct {
 }
 
 type mailboxYAML struct {
-	Name         string `yaml:"name"`
-	Host         string `yaml:"host"`
-	Port         int    `yaml:"port"`
-	TLS          string `yaml:"tls"`
-	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
-	PasswordFile string `yaml:"password_file"`
-	PasswordEnv  string `yaml:"password_env"`
-	Mailbox      string `yaml:"mailbox"`
-	Address      string `yaml:"address"`
-	DefaultTeam  string `yaml:"default_team"`
-	PollInterval string `yaml:"poll_interval"`
-	MoveTo       string `yaml:"move_to"`
-	Keyword      string `yaml:"keyword"`
-	MaxSizeMB    int    `yaml:"max_size_mb"`
+	Name         string      `yaml:"name"`
+	Host         string      `yaml:"host"`
+	Port         int         `yaml:"port"`
+	TLS          string      `yaml:"tls"`
+	Username     string      `yaml:"username"`
+	Password     string      `yaml:"password"`
+	PasswordFile string      `yaml:"password_file"`
+	PasswordEnv  string      `yaml:"password_env"`
+	Auth         string      `yaml:"auth"`
+	OAuth2       *oauth2YAML `yaml:"oauth2"`
+	Mailbox      string      `yaml:"mailbox"`
+	Address      string      `yaml:"address"`
+	DefaultTeam  string      `yaml:"default_team"`
+	PollInterval string      `yaml:"poll_interval"`
+	MoveTo       string      `yaml:"move_to"`
+	Keyword      string      `yaml:"keyword"`
+	MaxSizeMB    int         `yaml:"max_size_mb"`
 }
 
 // LoadMailboxes reads and checks the mailboxes file; every default team must
@@ -62,6 +69,7 @@ func LoadMailboxes(path string, dir router.Directory) ([]Mailbox, error) {
 		return nil, err
 	}
 	lines, key := itemLines(doc, "mailboxes")
+	items := itemNodes(doc, "mailboxes")
 	errAt := func(line int, format string, args ...any) error {
 		return &fileError{path: path, line: line, msg: fmt.Sprintf(format, args...)}
 	}
@@ -82,6 +90,8 @@ func LoadMailboxes(path string, dir router.Directory) ([]Mailbox, error) {
 			return nil, errAt(line, "%s: host is required", who)
 		case m.Username == "":
 			return nil, errAt(line, "%s: username is required", who)
+		case strings.ContainsFunc(m.Username, unicode.IsControl):
+			return nil, errAt(line, "%s: username has control characters", who)
 		case m.TLS != "" && !oneOf(m.TLS, "implicit", "starttls", "none"):
 			return nil, errAt(line, "%s: tls %q: use implicit (port 993), starttls (port 143) or none (local servers only)", who, m.TLS)
 		case m.Port < 0 || m.Port > 65535:
@@ -118,8 +128,15 @@ func LoadMailboxes(path string, dir router.Directory) ([]Mailbox, error) {
 			}
 			mb.PollInterval = d.D()
 		}
-		mb.Password, err = mailboxPassword(m)
+		mb.Auth, mb.Password, mb.OAuth2, err = mailboxAuth(m)
 		if err != nil {
+			var fe *fieldError
+			if errors.As(err, &fe) && i < len(items) {
+				line = fieldLine(items[i], fe.field)
+				if fe.at != "" && line == items[i].Line {
+					line = fieldLine(items[i], fe.at)
+				}
+			}
 			return nil, errAt(line, "%s: %v", who, err)
 		}
 		out = append(out, mb)

@@ -94,6 +94,7 @@ var erasureMap = []KeyKind{
 	// Channel state (queue.State scopes).
 	{Name: "state:lease", Pattern: re(`state:[a-z]+:lease:.+`), Erasure: "no personal data (replica names)"},
 	{Name: "state:email:uid", Pattern: re(`state:email:(uid|uidvalidity):.+`), Erasure: "no personal data (IMAP checkpoints)"},
+	{Name: "state:email:message-id-secret", Pattern: re(`state:email:message-id-secret`), Erasure: "no personal data (the deployment's key for Message-ID tags)"},
 	{Name: "state:email:quarantined", Pattern: re(`state:email:quarantined:.+`), Erasure: "no personal data (mailbox, UIDVALIDITY, UID)"},
 	{Name: "state:email:quarantine", Pattern: re(`state:email:quarantine`),
 		Personal: "From and Subject of unreadable mail",

@@ -364,6 +364,9 @@ func (r *Router) Directory() Directory { return r.dir }
 
 // reach asks the wiring how the complaint's customer can be written to.
 func (r *Router) reach(c Complaint) (Channel, error) {
+	if c.Unreachable != "" {
+		return "", invalid("channel", "the customer of %s cannot be written to: %s", c.ID, c.Unreachable)
+	}
 	if r.reachability == nil {
 		return "", invalid("channel", "complaint %s came by %s, and no channel is configured that can write to the customer", c.ID, c.Channel)
 	}

@@ -80,7 +80,7 @@ func (r *Router) csatQuestion(c Complaint, tl []Entry, now time.Time) []Customer
 	if r.csat == nil || r.reachability == nil {
 		return nil
 	}
-	if _, err := r.reachability.Reach(c); err != nil {
+	if _, err := r.reach(c); err != nil {
 		return nil
 	}
 	words := csatWords["en"]

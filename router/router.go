@@ -393,6 +393,9 @@ func (r *Router) planAttach(msg Message, now time.Time, th threading) routePlan 
 	after.LastMessageAt = msg.ReceivedAt
 	after.UpdatedAt = now
 	after.Customer = completeCustomer(after.Customer, after.Channel, msg.Customer, msg.Channel)
+	// The latest message decides whether the customer can be written to: a
+	// mail that can be answered makes an unreachable complaint reachable.
+	after.Unreachable = msg.Unreachable
 	resumed := r.customerWrote(&after, now)
 	ch := newChange(&before, after)
 	ch.ThreadKeys = th.claims(msg, after.ID)
@@ -415,6 +418,7 @@ func (r *Router) planReopen(ctx context.Context, msg Message, now time.Time, th 
 	after.LastMessageAt = msg.ReceivedAt
 	after.UpdatedAt = now
 	after.Customer = completeCustomer(after.Customer, after.Channel, msg.Customer, msg.Channel)
+	after.Unreachable = msg.Unreachable
 	reopened := Event{
 		Type:   EventReopened,
 		Actor:  ActorRouter,
@@ -478,7 +482,7 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 		Channel: msg.Channel, Subject: msg.Subject, Language: msg.Language,
 		Customer: msg.Customer, CustomerKey: msg.Customer.Key(msg.Channel),
 		RoutingReason: reason, CreatedAt: now, UpdatedAt: now, LastMessageAt: msg.ReceivedAt, Messages: 1,
-		Priority: m.priority,
+		Priority: m.priority, Unreachable: msg.Unreachable,
 	}
 	r.armNew(&c, now)
 	openedWhy := "new conversation"
@@ -491,6 +495,11 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 	}
 	opened := Event{Type: EventOpened, Actor: ActorRouter, Reason: openedWhy, Details: map[string]string{"channel": string(msg.Channel)}}
 	assigned := Event{Type: EventAssigned, Actor: ActorRouter, Owner: a.owner.ID, Reason: reason, Details: a.details()}
+	if c.Unreachable != "" {
+		// The owner learns with the assignment that only another way (a
+		// phone number in the mail, the order system) reaches this customer.
+		assigned.Details["customer_unreachable"] = c.Unreachable
+	}
 	ch := newChange(nil, c)
 	ch.ThreadKeys = th.claims(msg, c.ID)
 	ch.Capacity = a.guard()
@@ -548,6 +557,12 @@ func pause(ctx context.Context, attempt int) error {
 // the channel marked the message as one that must not get automatic replies;
 // a held-back acknowledgement is recorded with its reason.
 func (r *Router) acknowledge(c Complaint, msg Message, entries []Entry, now time.Time) ([]Entry, []CustomerMessage) {
+	if c.Unreachable != "" {
+		ev := Event{Type: EventSent, Actor: ActorRouter, Owner: c.Owner,
+			Reason:  "acknowledgement not sent: the customer cannot be written to: " + c.Unreachable,
+			Details: map[string]string{"kind": string(ToCustomerAcknowledgement)}}
+		return append(entries, Entry{At: now, Event: &ev}), nil
+	}
 	if r.reachability == nil {
 		return entries, nil
 	}

@@ -87,6 +87,10 @@ type Message struct {
 	// NoAutoReply, set by a channel, says why no automatic reply may be sent
 	// to this message (an autoresponder, a mailing list, a bounce).
 	NoAutoReply string `json:"no_auto_reply,omitempty"`
+	// Unreachable, set by a channel, says why the customer cannot be written
+	// to from this message at all (an e-mail without a usable sender
+	// address): the router queues nothing for them and says so to the owner.
+	Unreachable string `json:"unreachable,omitempty"`
 	// DeliveryReport, set by a channel, marks the message as a report that
 	// something we sent did not arrive (an e-mail bounce).
 	DeliveryReport *DeliveryReport `json:"delivery_report,omitempty"`
@@ -130,6 +134,10 @@ type Complaint struct {
 	// Customer says: addresses we wrote to for this complaint (a Reply-To),
 	// and identities staff joined to it by a merge. See provenSender.
 	Identities []string `json:"identities,omitempty"`
+	// Unreachable says why the customer cannot be written to (from the
+	// customer's latest message, see Message.Unreachable); empty when they
+	// can. Replies are refused at once rather than failing in delivery.
+	Unreachable string `json:"unreachable,omitempty"`
 	// MergedInto names the complaint this one was merged into by staff.
 	MergedInto string `json:"merged_into,omitempty"`
 	// RoutingReason explains the original assignment: rule → team → owner.

@@ -39,6 +39,9 @@ func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	if note.Event != nil && note.Event.Reason != "" {
 		attrs = append(attrs, "reason", note.Event.Reason)
 	}
+	if c.Unreachable != "" {
+		attrs = append(attrs, "customer_unreachable", c.Unreachable)
+	}
 	if note.Message != nil {
 		attrs = append(attrs, "text", excerpt(note.Message.Body, 200))
 	} else if note.Event != nil && note.Event.Text != "" {

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -78,6 +79,9 @@ type Mailbox struct {
 	TLS      TLSMode
 	Username string
 	Password string
+	// OAuth2, when set, signs in with an access token (XOAUTH2 or
+	// OAUTHBEARER) instead of the password.
+	OAuth2 *OAuth2
 	// Folder is the IMAP mailbox to read (default INBOX).
 	Folder string
 	// DefaultTeam gets mail no routing rule claims.
@@ -131,6 +135,8 @@ type IngesterConfig struct {
 	BatchBytes    int64
 	// OnIngested is told of each message stored (tests, metrics).
 	OnIngested func(msg router.Message, duplicate bool)
+	// Metrics counts sign-ins (optional).
+	Metrics *Metrics
 }
 
 // Ingester reads one mailbox into the inbound queue for as long as it runs.
@@ -142,6 +148,7 @@ type Ingester struct {
 	mu        sync.Mutex
 	connected bool
 	lastErr   error
+	ids       *MessageIDs
 }
 
 // NewIngester checks the configuration and builds an Ingester.
@@ -168,7 +175,7 @@ func NewIngester(cfg IngesterConfig) (*Ingester, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Ingester{cfg: cfg, mb: mb, log: cfg.Logger.With("mailbox", mb.Name)}, nil
+	return &Ingester{cfg: cfg, mb: mb, log: cfg.Logger.With("mailbox", mb.Name), ids: NewMessageIDs(cfg.State)}, nil
 }
 
 // Name is the mailbox's name.
@@ -211,6 +218,9 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if connected {
 			backoff = in.cfg.MinBackoff
 		}
+		if IsAuthFailure(err) {
+			backoff = max(backoff, min(AuthFailureBackoff, in.cfg.MaxBackoff))
+		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		in.log.Warn("mailbox disconnected; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
 		t := time.NewTimer(wait)
@@ -229,18 +239,15 @@ func (in *Ingester) Run(ctx context.Context) error {
 // selecting the mailbox.
 func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 	newMail := make(chan struct{}, 1)
-	c, err := in.dial(newMail)
+	c, err := in.open(ctx, newMail)
 	if err != nil {
-		return false, fmt.Errorf("connecting to %s:%d: %w", in.mb.Host, in.mb.Port, err)
+		return false, err
 	}
 	defer c.Close()
 	// Wait() takes no context: closing the client unblocks every command.
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 
-	if err := c.Login(in.mb.Username, in.mb.Password).Wait(); err != nil {
-		return false, fmt.Errorf("logging in as %s: %w", in.mb.Username, err)
-	}
 	sel, err := c.Select(in.mb.Folder, nil).Wait()
 	if err != nil {
 		return false, fmt.Errorf("selecting %s: %w", in.mb.Folder, err)
@@ -561,6 +568,23 @@ func (in *Ingester) ingest(ctx context.Context, validity uint32, p pending, raw 
 	}
 	if err != nil {
 		return false, in.quarantine(ctx, validity, p, raw, err)
+	}
+	if rep := msg.DeliveryReport; rep != nil {
+		// Only a bounce of a mail we really sent may reach that mail's
+		// complaint: anyone can write a delivery report naming a Message-ID
+		// (a customer's own, one they guessed).
+		ours, err := in.ids.Ours(ctx, strings.TrimPrefix(rep.For, ThreadKey("")))
+		if err != nil {
+			return false, fmt.Errorf("checking the bounce in UID %d: %w", p.uid, err)
+		}
+		if !ours {
+			msg.DeliveryReport = nil
+			note := "a delivery report about a mail we did not send (" + strings.TrimPrefix(rep.For, ThreadKey("")) + "): kept as an ordinary message"
+			if msg.Metadata[MetaNotes] != "" {
+				note = msg.Metadata[MetaNotes] + "; " + note
+			}
+			msg.Metadata[MetaNotes] = note
+		}
 	}
 	msg.DefaultTeam = in.mb.DefaultTeam
 	msg.Metadata[MetaMailbox] = in.mb.Name

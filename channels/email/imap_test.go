@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
 	"github.com/forgetmenot/forgetmenot/channels/email"
 	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
+	"github.com/forgetmenot/forgetmenot/internal/testdovecot"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/queue"
@@ -31,29 +32,76 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(testredis.Main(m)) }
 
-// imapPeer is a real IMAP server (go-imap's in-memory backend) on loopback.
-type imapPeer struct {
+// peer is a real IMAP server on loopback: go-imap's in-memory server or a
+// real Dovecot. The end-to-end cases run against both.
+type peer interface {
+	// deliver puts a mail in the folder, as an MTA would.
+	deliver(t testing.TB, folder string, raw []byte, flags ...imap.Flag)
+	// peek lists UIDs and flags read-only, as a human's mail program would.
+	peek(t testing.TB, folder string) []*imapclient.FetchMessageBuffer
+	createFolder(t testing.TB, name string)
+	// renumber gives the folder a new UIDVALIDITY holding exactly these
+	// mails, in this order.
+	renumber(t testing.TB, folder string, mails ...[]byte)
+	addr() string
+}
+
+// servers are the IMAP servers every end-to-end case runs against.
+var servers = []struct {
+	name  string
+	start func(t testing.TB) peer
+}{
+	{"imapmemserver", func(t testing.TB) peer { return startIMAP(t, nil) }},
+	{"dovecot", func(t testing.TB) peer { return &dovecotPeer{testdovecot.Start(t, testdovecot.Options{})} }},
+}
+
+// eachServer runs the case once per server, as subtests.
+func eachServer(t *testing.T, f func(t *testing.T, p peer)) {
+	for _, s := range servers {
+		t.Run(s.name, func(t *testing.T) { f(t, s.start(t)) })
+	}
+}
+
+// memPeer is go-imap's in-memory server.
+type memPeer struct {
 	*emailtest.IMAP
-	addr string
 	user *imapmemserver.User
 }
 
-func startIMAP(t testing.TB, caps imap.CapSet) *imapPeer {
+func startIMAP(t testing.TB, caps imap.CapSet) *memPeer {
 	t.Helper()
 	s := emailtest.StartIMAP(t, caps)
-	return &imapPeer{IMAP: s, addr: s.Addr, user: s.User}
+	return &memPeer{IMAP: s, user: s.User}
 }
 
-// deliver puts a mail in the folder, as an MTA would.
-func (p *imapPeer) deliver(t testing.TB, folder string, raw []byte, flags ...imap.Flag) {
+func (p *memPeer) addr() string { return p.Addr }
+
+func (p *memPeer) deliver(t testing.TB, folder string, raw []byte, flags ...imap.Flag) {
 	t.Helper()
 	p.Deliver(t, folder, raw, flags...)
 }
 
-// peek opens a separate client, as a human's mail program would.
-func (p *imapPeer) peek(t testing.TB, folder string) []*imapclient.FetchMessageBuffer {
+func (p *memPeer) createFolder(t testing.TB, name string) {
 	t.Helper()
-	c, err := imapclient.DialInsecure(p.addr, nil)
+	if err := p.user.Create(name, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *memPeer) renumber(t testing.TB, folder string, mails ...[]byte) {
+	t.Helper()
+	if err := p.user.Delete(folder); err != nil {
+		t.Fatal(err)
+	}
+	p.createFolder(t, folder)
+	for _, m := range mails {
+		p.deliver(t, folder, m)
+	}
+}
+
+func (p *memPeer) peek(t testing.TB, folder string) []*imapclient.FetchMessageBuffer {
+	t.Helper()
+	c, err := imapclient.DialInsecure(p.Addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,16 +123,46 @@ func (p *imapPeer) peek(t testing.TB, folder string) []*imapclient.FetchMessageB
 	return msgs
 }
 
-func (p *imapPeer) mailbox(port int) email.Mailbox {
-	host, _, _ := net.SplitHostPort(p.addr)
+// dovecotPeer is a real Dovecot (internal/testdovecot), user support.
+type dovecotPeer struct{ *testdovecot.Server }
+
+func (p *dovecotPeer) addr() string { return p.Addr }
+
+func (p *dovecotPeer) deliver(t testing.TB, folder string, raw []byte, flags ...imap.Flag) {
+	t.Helper()
+	p.Append(t, "", folder, raw, flags...)
+}
+
+func (p *dovecotPeer) peek(t testing.TB, folder string) []*imapclient.FetchMessageBuffer {
+	t.Helper()
+	return p.Fetch(t, "", folder)
+}
+
+func (p *dovecotPeer) createFolder(t testing.TB, name string) {
+	t.Helper()
+	p.CreateFolder(t, "", name)
+}
+
+func (p *dovecotPeer) renumber(t testing.TB, folder string, mails ...[]byte) {
+	t.Helper()
+	p.Renumber(t, "", folder, mails...)
+}
+
+// mailboxAt is the channel's configuration for the peer, reached at port
+// (the peer's own, or a proxy's).
+func mailboxAt(p peer, port int) email.Mailbox {
+	host, _, _ := net.SplitHostPort(p.addr())
 	return email.Mailbox{Name: "support", Host: host, Port: port, TLS: email.TLSNone, Username: "support", Password: "hunter2", DefaultTeam: "support-nl"}
 }
 
-func (p *imapPeer) port() int {
-	_, port, _ := net.SplitHostPort(p.addr)
+func portOf(addr string) int {
+	_, port, _ := net.SplitHostPort(addr)
 	n, _ := strconv.Atoi(port)
 	return n
 }
+
+// mailbox is the channel's configuration for the peer itself.
+func mailbox(p peer) email.Mailbox { return mailboxAt(p, portOf(p.addr())) }
 
 // world is the channel's far side: the real Redis queue and state.
 type world struct {
@@ -100,7 +178,7 @@ func newWorld(t testing.TB) *world {
 	st := queue.NewStore(rdb, keys, 0)
 	w := &world{rdb: rdb, keys: keys, store: st, state: st.State("email"), log: &testkit.LockedBuffer{}}
 	t.Cleanup(func() {
-		if t.Failed() {
+		if t.Failed() || os.Getenv("DEBUGLOG") != "" {
 			t.Logf("ingester log:\n%s", w.log)
 		}
 	})
@@ -181,21 +259,25 @@ func ids(from, to int) []string {
 
 // TestIngestOnceAcrossRestartsAndLeavesSeenAlone: mail already read by a
 // human is ingested; a restarted ingester takes nothing twice; \Seen flags
-// are not changed by us.
+// are not changed by us. On Dovecot the server itself restarts too, under a
+// running ingester.
 func TestIngestOnceAcrossRestartsAndLeavesSeenAlone(t *testing.T) {
-	peer := startIMAP(t, nil)
+	eachServer(t, testIngestOnceAcrossRestarts)
+}
+
+func testIngestOnceAcrossRestarts(t *testing.T, peer peer) {
 	w := newWorld(t)
 	peer.deliver(t, "INBOX", mailN(1, ""), imap.FlagSeen) // a colleague already read it
 	peer.deliver(t, "INBOX", mailN(2, ""))
 	peer.deliver(t, "INBOX", mailN(3, ""))
 
-	stop := w.run(t, peer.mailbox(peer.port()))
+	stop := w.run(t, mailbox(peer))
 	testkit.WaitFor(t, "three mails ingested", func() bool { return len(w.inbound(t)) >= 3 })
 	stop()
 
 	peer.deliver(t, "INBOX", mailN(4, ""))
 	idling := strings.Count(w.log.String(), "idling")
-	mb := peer.mailbox(peer.port())
+	mb := mailbox(peer)
 	mb.PollInterval = time.Hour // only IDLE can bring the next mail in
 	stop = w.run(t, mb)
 	testkit.WaitFor(t, "the fourth mail ingested after the restart", func() bool { return len(w.inbound(t)) >= 4 })
@@ -203,10 +285,23 @@ func TestIngestOnceAcrossRestartsAndLeavesSeenAlone(t *testing.T) {
 	// New mail while idling arrives too.
 	peer.deliver(t, "INBOX", mailN(5, ""))
 	testkit.WaitFor(t, "the fifth mail ingested through IDLE", func() bool { return len(w.inbound(t)) >= 5 })
+	want := ids(1, 5)
+	if d, ok := peer.(*dovecotPeer); ok {
+		// The server restarts under the idling ingester: it reconnects,
+		// takes the mail that came meanwhile, and nothing twice.
+		idling = strings.Count(w.log.String(), "idling")
+		d.Restart(t)
+		peer.deliver(t, "INBOX", mailN(6, ""))
+		testkit.WaitFor(t, "the sixth mail ingested after the server restart", func() bool { return len(w.inbound(t)) >= 6 })
+		testkit.WaitFor(t, "the ingester idling again", func() bool { return strings.Count(w.log.String(), "idling") > idling })
+		peer.deliver(t, "INBOX", mailN(7, ""))
+		testkit.WaitFor(t, "the seventh mail ingested through IDLE", func() bool { return len(w.inbound(t)) >= 7 })
+		want = ids(1, 7)
+	}
 	stop()
 
 	msgs := w.inbound(t)
-	assertOnce(t, msgs, ids(1, 5)...)
+	assertOnce(t, msgs, want...)
 	for _, m := range msgs {
 		if m.DefaultTeam != "support-nl" || m.Metadata[email.MetaMailbox] != "support" || m.Metadata[email.MetaUID] == "" {
 			t.Errorf("message %s lacks its mailbox details: team %q meta %v", m.SourceID, m.DefaultTeam, m.Metadata)
@@ -271,16 +366,17 @@ func (p *cuttingProxy) serve(c net.Conn) {
 // the middle of downloads, several times; every mail ends up in the queue
 // exactly once.
 func TestDisconnectMidFetchLosesAndDoublesNothing(t *testing.T) {
-	peer := startIMAP(t, nil)
+	eachServer(t, testDisconnectMidFetch)
+}
+
+func testDisconnectMidFetch(t *testing.T, peer peer) {
 	w := newWorld(t)
 	padding := "X-Padding: " + strings.Repeat("p", 900) + "\r\n"
 	for i := 1; i <= 30; i++ {
 		peer.deliver(t, "INBOX", mailN(i, padding))
 	}
-	proxy := startCuttingProxy(t, peer.addr, 9000, 3)
-	_, port, _ := net.SplitHostPort(proxy.ln.Addr().String())
-	n, _ := strconv.Atoi(port)
-	stop := w.run(t, peer.mailbox(n), func(c *email.IngesterConfig) { c.BatchMessages = 4 })
+	proxy := startCuttingProxy(t, peer.addr(), 9000, 3)
+	stop := w.run(t, mailboxAt(peer, portOf(proxy.ln.Addr().String())), func(c *email.IngesterConfig) { c.BatchMessages = 4 })
 	testkit.WaitFor(t, "all 30 mails ingested", func() bool { return len(w.inbound(t)) >= 30 })
 	stop()
 	if proxy.cuts.Load() <= 3 {
@@ -295,27 +391,22 @@ func TestDisconnectMidFetchLosesAndDoublesNothing(t *testing.T) {
 // TestUIDValidityChangeResyncsWithoutDoubles: the server renumbers the
 // mailbox; everything is read again and nothing is doubled.
 func TestUIDValidityChangeResyncsWithoutDoubles(t *testing.T) {
-	peer := startIMAP(t, nil)
+	eachServer(t, testUIDValidityChange)
+}
+
+func testUIDValidityChange(t *testing.T, peer peer) {
 	w := newWorld(t)
 	for i := 1; i <= 3; i++ {
 		peer.deliver(t, "INBOX", mailN(i, ""))
 	}
-	stop := w.run(t, peer.mailbox(peer.port()))
+	stop := w.run(t, mailbox(peer))
 	testkit.WaitFor(t, "three mails ingested", func() bool { return len(w.inbound(t)) >= 3 })
 	stop()
 
-	// Recreate the mailbox (new UIDVALIDITY), with the same mail in a new
+	// Rebuild the mailbox (new UIDVALIDITY), with the same mail in a new
 	// order plus one new one (the server keeps the mail byte for byte).
-	if err := peer.user.Delete("INBOX"); err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.user.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, i := range []int{3, 1, 4, 2} {
-		peer.deliver(t, "INBOX", mailN(i, ""))
-	}
-	stop = w.run(t, peer.mailbox(peer.port()))
+	peer.renumber(t, "INBOX", mailN(3, ""), mailN(1, ""), mailN(4, ""), mailN(2, ""))
+	stop = w.run(t, mailbox(peer))
 	testkit.WaitFor(t, "the new mail ingested", func() bool { return len(w.inbound(t)) >= 4 })
 	// Wait until the whole renumbered mailbox was read (the checkpoint of the
 	// new UIDVALIDITY reaches UID 4).
@@ -333,7 +424,10 @@ func TestUIDValidityChangeResyncsWithoutDoubles(t *testing.T) {
 // (headers and a note); unreadable mail is quarantined and the mailbox goes
 // on.
 func TestTooLargeAndUnreadableMail(t *testing.T) {
-	peer := startIMAP(t, nil)
+	eachServer(t, testTooLargeAndUnreadable)
+}
+
+func testTooLargeAndUnreadable(t *testing.T, peer peer) {
 	w := newWorld(t)
 	big, err := os.ReadFile("testdata/attachments.eml") // 12 KiB
 	if err != nil {
@@ -343,7 +437,7 @@ func TestTooLargeAndUnreadableMail(t *testing.T) {
 	peer.deliver(t, "INBOX", big)
 	peer.deliver(t, "INBOX", []byte(" From: nobody\r\n\r\nthis is not a mail\r\n"))
 	peer.deliver(t, "INBOX", mailN(2, ""))
-	mb := peer.mailbox(peer.port())
+	mb := mailbox(peer)
 	mb.MaxSize = 4096
 	stop := w.run(t, mb)
 	testkit.WaitFor(t, "the readable mail ingested", func() bool { return len(w.inbound(t)) >= 3 })
@@ -370,14 +464,15 @@ func TestTooLargeAndUnreadableMail(t *testing.T) {
 // TestMoveAndKeywordAfterIngest: ingested mail is moved (never deleted) and
 // marked with the keyword.
 func TestMoveAndKeywordAfterIngest(t *testing.T) {
-	peer := startIMAP(t, nil)
-	if err := peer.user.Create("Verwerkt", nil); err != nil {
-		t.Fatal(err)
-	}
+	eachServer(t, testMoveAndKeyword)
+}
+
+func testMoveAndKeyword(t *testing.T, peer peer) {
+	peer.createFolder(t, "Verwerkt")
 	w := newWorld(t)
 	peer.deliver(t, "INBOX", mailN(1, ""))
 	peer.deliver(t, "INBOX", mailN(2, ""))
-	mb := peer.mailbox(peer.port())
+	mb := mailbox(peer)
 	mb.MoveTo, mb.Keyword = "Verwerkt", "$Forgetmenot"
 	stop := w.run(t, mb)
 	testkit.WaitFor(t, "both mails moved", func() bool { return len(peer.peek(t, "Verwerkt")) == 2 })
@@ -440,9 +535,12 @@ func noIdleProxy(t testing.TB, upstream string) int {
 
 // TestPollingWithoutIdle: a server without IDLE is polled.
 func TestPollingWithoutIdle(t *testing.T) {
-	peer := startIMAP(t, imap.CapSet{imap.CapIMAP4rev1: {}})
+	eachServer(t, testPollingWithoutIdle)
+}
+
+func testPollingWithoutIdle(t *testing.T, peer peer) {
 	w := newWorld(t)
-	mb := peer.mailbox(noIdleProxy(t, peer.addr))
+	mb := mailboxAt(peer, noIdleProxy(t, peer.addr()))
 	mb.PollInterval = 50 * time.Millisecond
 	stop := w.run(t, mb)
 	testkit.WaitFor(t, "the poller connected", func() bool { return strings.Contains(w.log.String(), "idle=false") })
@@ -455,9 +553,12 @@ func TestPollingWithoutIdle(t *testing.T) {
 // TestWrongPasswordIsReportedAndRetried: the check names the failure, and the
 // ingester keeps trying with backoff instead of giving up.
 func TestWrongPasswordIsReportedAndRetried(t *testing.T) {
-	peer := startIMAP(t, nil)
+	eachServer(t, testWrongPassword)
+}
+
+func testWrongPassword(t *testing.T, peer peer) {
 	w := newWorld(t)
-	mb := peer.mailbox(peer.port())
+	mb := mailbox(peer)
 	mb.Password = "wrong"
 	in, err := email.NewIngester(email.IngesterConfig{Mailbox: mb, Queue: w.store, State: w.state,
 		Logger: slog.New(slog.NewTextHandler(w.log, nil)), MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})

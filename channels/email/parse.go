@@ -26,6 +26,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/charset"
 	gomail "github.com/emersion/go-message/mail"
+	"github.com/forgetmenot/forgetmenot/internal/mailaddr"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -246,11 +247,25 @@ func (p *parser) headerMessage(h gomail.Header) router.Message {
 	if len(from) > 0 {
 		msg.Customer = router.Customer{Name: from[0].Name, Email: strings.ToLower(from[0].Address)}
 		msg.Metadata[MetaFrom] = formatAddress(from[0])
-	} else {
-		p.note("no sender address could be read: replies cannot reach this customer")
 	}
-	if rt := p.addresses(h, "Reply-To"); len(rt) > 0 && !strings.EqualFold(rt[0].Address, msg.Customer.Email) {
+	// A Reply-To is where the customer wants answers, unless it is nowhere
+	// (no real domain) or us (a web form that sets our own address there:
+	// answering it would write to ourselves).
+	if rt := p.addresses(h, "Reply-To"); len(rt) > 0 && !strings.EqualFold(rt[0].Address, msg.Customer.Email) && Deliverable(rt[0].Address) && !p.opts.own(rt[0].Address) {
 		msg.Metadata[MetaReplyTo] = strings.ToLower(rt[0].Address)
+	}
+	// Decided here, once: without an address we can write to, the router
+	// neither acknowledges nor lets staff answer by e-mail, and tells the
+	// owner so, instead of a delivery that can only fail.
+	switch {
+	case msg.Metadata[MetaReplyTo] != "" || Deliverable(msg.Customer.Email):
+	case msg.Customer.Email == "":
+		msg.Unreachable = "the mail has no readable sender address"
+	default:
+		msg.Unreachable = fmt.Sprintf("the sender address %q cannot receive mail (no domain we can deliver to)", msg.Customer.Email)
+	}
+	if msg.Unreachable != "" {
+		p.note("%s: replies cannot reach this customer", msg.Unreachable)
 	}
 	for key, meta := range map[string]string{"To": MetaTo, "Cc": MetaCc} {
 		if list := p.addresses(h, key); len(list) > 0 {
@@ -360,7 +375,10 @@ func (p *parser) addresses(h gomail.Header, key string) []*gomail.Address {
 	list, err := h.AddressList(key)
 	if err == nil {
 		for _, a := range list {
-			a.Name = cleanLine(a.Name)
+			// Encoded words inside a quoted display name break RFC 2047, so
+			// the header library leaves them, but mail programs decode them:
+			// "=?Windows-1252?B?…?=" <x@y> is a name, not line noise.
+			a.Name = cleanLine(decodeLoose(a.Name))
 		}
 		return list
 	}
@@ -381,6 +399,21 @@ func (p *parser) addresses(h gomail.Header, key string) []*gomail.Address {
 }
 
 var looseAddress = regexp.MustCompile(`[A-Za-z0-9._%+'=-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}`)
+
+// Deliverable reports whether mail can be sent to addr: a valid address
+// whose domain is a real one (has a dot) or an address literal; "bob@extern"
+// or "root@localhost" cannot be reached from outside.
+func Deliverable(addr string) bool {
+	if !mailaddr.Valid(addr) {
+		return false
+	}
+	domain := addr[strings.LastIndexByte(addr, '@')+1:]
+	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
+		return true
+	}
+	dot := strings.LastIndexByte(domain, '.')
+	return dot > 0 && dot < len(domain)-1
+}
 
 func formatAddress(a *gomail.Address) string {
 	if a.Name == "" || strings.EqualFold(a.Name, a.Address) {

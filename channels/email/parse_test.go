@@ -342,28 +342,6 @@ func TestSplitQuoted(t *testing.T) {
 	}
 }
 
-// FuzzParse: no input panics the parser, and whatever it accepts is a
-// message the router can take (a source id and a body).
-func FuzzParse(f *testing.F) {
-	files, _ := filepath.Glob("testdata/*.eml")
-	for _, file := range files {
-		raw, _ := os.ReadFile(file)
-		f.Add(raw)
-	}
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		m, err := Parse(raw, testOpts)
-		if err != nil {
-			if !errors.Is(err, ErrUnparseable) {
-				t.Fatalf("error not marked unparseable: %v", err)
-			}
-			return
-		}
-		if m.SourceID == "" || strings.TrimSpace(m.Body) == "" || m.Channel != router.ChannelEmail {
-			t.Fatalf("unroutable message: %+v", m)
-		}
-	})
-}
-
 func TestHTMLToText(t *testing.T) {
 	tests := []struct{ name, in, want string }{
 		{"paragraphs and breaks", "<p>Hallo,</p><p>regel 1<br>regel 2</p>", "Hallo,\n\nregel 1\nregel 2"},

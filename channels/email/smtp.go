@@ -16,7 +16,6 @@ import (
 	"time"
 
 	gomail "github.com/emersion/go-message/mail"
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -28,6 +27,11 @@ type SMTPConfig struct {
 	TLS      TLSMode
 	Username string
 	Password string
+	// OAuth2, when set, signs in with an access token for Username
+	// (XOAUTH2 or OAUTHBEARER) instead of the password.
+	OAuth2 *OAuth2
+	// Metrics counts sign-ins (optional).
+	Metrics *Metrics
 	// From is the support address customers see and answer to; a display
 	// name is allowed ("Klantenservice <support@winkel.example>").
 	From string
@@ -56,20 +60,33 @@ type Sender struct {
 	from      *gomail.Address
 	templates *Templates
 	limiter   AckLimiter
+	ids       *MessageIDs
 	log       *slog.Logger
+	auth      authStatus
+	metrics   *Metrics
 }
 
 // NewSender checks the configuration and builds a Sender.
 func NewSender(cfg SMTPConfig, templates *Templates, limiter AckLimiter, log *slog.Logger) (*Sender, error) {
+	if templates == nil || limiter == nil {
+		return nil, errors.New("email: sender needs templates and a limiter")
+	}
+	s, err := newTransport(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.templates, s.limiter, s.ids = templates, limiter, NewMessageIDs(limiter)
+	return s, nil
+}
+
+// newTransport is a Sender that can connect and sign in (no templates).
+func newTransport(cfg SMTPConfig, log *slog.Logger) (*Sender, error) {
 	from, err := gomail.ParseAddress(cfg.From)
 	if err != nil {
 		return nil, fmt.Errorf("email: From address %q: %w", cfg.From, err)
 	}
 	if cfg.Host == "" || cfg.Port <= 0 {
 		return nil, errors.New("email: SMTP host and port are required")
-	}
-	if templates == nil || limiter == nil {
-		return nil, errors.New("email: sender needs templates and a limiter")
 	}
 	if cfg.TLS == "" {
 		cfg.TLS = TLSStartTLS
@@ -83,7 +100,7 @@ func NewSender(cfg SMTPConfig, templates *Templates, limiter AckLimiter, log *sl
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{cfg: cfg, from: from, templates: templates, limiter: limiter, log: log}, nil
+	return &Sender{cfg: cfg, from: from, log: log, metrics: cfg.Metrics}, nil
 }
 
 // Address is the sender's own address (for the loop guard on intake).
@@ -91,16 +108,9 @@ func (s *Sender) Address() string { return strings.ToLower(s.from.Address) }
 
 // MessageID is the Message-ID of a customer message: derived from its stable
 // id, so a retried send carries the same id and the customer's mail program
-// (and our own threading) recognise it as one mail.
-func (s *Sender) MessageID(m router.CustomerMessage) string {
-	local := strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-			return r
-		}
-		return '.'
-	}, m.ID)
-	return "fmn." + local + "@" + domainOf(s.from.Address)
+// (and our own threading) recognise it as one mail; see MessageIDs.
+func (s *Sender) MessageID(ctx context.Context, m router.CustomerMessage) (string, error) {
+	return s.ids.For(ctx, m.ID, domainOf(s.from.Address))
 }
 
 // Send delivers one customer message. A 5xx answer is permanent; anything
@@ -109,6 +119,9 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 	to := recipient(m)
 	if to == "" {
 		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s has no e-mail address to write to", m.Complaint.ID))
+	}
+	if !Deliverable(to) {
+		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s: %q cannot receive mail", m.Complaint.ID, to))
 	}
 	if m.Kind == router.ToCustomerAcknowledgement {
 		if m.InReplyTo != nil && m.InReplyTo.NoAutoReply != "" {
@@ -125,7 +138,10 @@ func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sen
 			return router.Sent{Via: string(router.ChannelEmail), Skipped: why}, nil
 		}
 	}
-	id := s.MessageID(m)
+	id, err := s.MessageID(ctx, m)
+	if err != nil {
+		return router.Sent{}, err
+	}
 	raw, err := s.compose(m, to, id)
 	if err != nil {
 		return router.Sent{}, router.Permanent(err)
@@ -282,13 +298,38 @@ func (s *Sender) compose(m router.CustomerMessage, to, id string) ([]byte, error
 
 // deliver hands the mail to the SMTP server.
 func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
+	c, err := s.open(ctx, time.Now().Add(s.cfg.Timeout+time.Duration(len(raw)/(64<<10))*time.Second))
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SendMail(s.from.Address, []string{to}, bytes.NewReader(raw)); err != nil {
+		return classify(fmt.Errorf("sending to %s: %w", to, err))
+	}
+	_ = c.Quit()
+	return nil
+}
+
+// open connects, greets and signs in, with every step done by deadline; a
+// refused token is replaced once, on a new connection.
+func (s *Sender) open(ctx context.Context, deadline time.Time) (*smtp.Client, error) {
+	c, err := retryRefusedToken(s.log, func(retry bool) (*smtp.Client, error) { return s.connect(ctx, deadline, retry) })
+	if s.cfg.Username != "" || s.cfg.OAuth2 != nil {
+		s.auth.record(err)
+		if err == nil || IsAuthFailure(err) {
+			s.metrics.signIn("smtp", err)
+		}
+	}
+	return c, err
+}
+
+func (s *Sender) connect(ctx context.Context, deadline time.Time, retry bool) (*smtp.Client, error) {
 	addr := net.JoinHostPort(s.cfg.Host, strconv.Itoa(s.cfg.Port))
 	dialer := &net.Dialer{Timeout: s.cfg.Timeout}
 	conn, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return fmt.Errorf("connecting to SMTP server %s: %w", addr, err)
+		return nil, fmt.Errorf("connecting to SMTP server %s: %w", addr, err)
 	}
-	deadline := time.Now().Add(s.cfg.Timeout + time.Duration(len(raw)/(64<<10))*time.Second)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
@@ -305,25 +346,22 @@ func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
 		c, err = smtp.NewClientStartTLS(conn, tlsConfig)
 		if err != nil {
 			conn.Close()
-			return classify(fmt.Errorf("STARTTLS with %s: %w", addr, err))
+			return nil, classify(fmt.Errorf("STARTTLS with %s: %w", addr, err))
 		}
 	default:
 		c = smtp.NewClient(conn)
 	}
-	defer c.Close()
 	if err := c.Hello(s.cfg.HelloName); err != nil {
-		return classify(fmt.Errorf("greeting %s: %w", addr, err))
+		c.Close()
+		return nil, classify(fmt.Errorf("greeting %s: %w", addr, err))
 	}
-	if s.cfg.Username != "" {
-		if err := c.Auth(sasl.NewPlainClient("", s.cfg.Username, s.cfg.Password)); err != nil {
-			return classify(fmt.Errorf("logging in to %s as %s: %w", addr, s.cfg.Username, err))
-		}
+	if err := s.signIn(c, retry); err != nil {
+		c.Close()
+		// Never permanent: refused credentials are ours to fix, not the
+		// customer's; the outbox retries with backoff meanwhile.
+		return nil, fmt.Errorf("signing in to %s: %w", addr, err)
 	}
-	if err := c.SendMail(s.from.Address, []string{to}, bytes.NewReader(raw)); err != nil {
-		return classify(fmt.Errorf("sending to %s: %w", to, err))
-	}
-	_ = c.Quit()
-	return nil
+	return c, nil
 }
 
 // classify marks 5xx answers permanent: the server refused for good.

@@ -47,11 +47,12 @@ const maxPrevention = 2000
 // Lengths that keep messages readable, in characters after escaping
 // (Slack's own limit is 3,000 per section text; blockkit has them all).
 const (
-	topExcerpt    = 700
-	threadExcerpt = 2500
-	historyShown  = 5
-	nameLen       = 200
-	reasonLen     = 1000
+	topExcerpt     = 700
+	threadExcerpt  = 2500
+	historyShown   = 5
+	nameLen        = 200
+	unreachableLen = 300 // why the customer cannot be written to
+	reasonLen      = 1000
 )
 
 // caseView is everything the top message of a complaint shows.
@@ -138,6 +139,12 @@ func caseBlocks(v caseView, names func(string) string) []slackgo.Block {
 	customer, _ := clip(c.Customer.Label(), nameLen)
 	owner, _ := clip(names(c.Owner), nameLen)
 	team, _ := clip(c.Team, nameLen)
+	if c.Unreachable != "" {
+		// Said where the owner looks first: no acknowledgement went out and a
+		// reply cannot reach this customer until they write from an address.
+		why, _ := clip(c.Unreachable, unreachableLen)
+		customer += "\n:warning: cannot be written to: " + why
+	}
 	fields := []*slackgo.TextBlockObject{
 		mrkdwn("*Customer*\n" + customer),
 		mrkdwn("*Channel*\n" + channelLabel(c.Channel)),

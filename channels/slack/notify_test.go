@@ -346,3 +346,17 @@ func TestUnansweredSlackCallFails(t *testing.T) {
 		t.Errorf("Notify against a silent Slack = %v, want an error the outbox retries", err)
 	}
 }
+
+// What must hold: when the customer cannot be written to (a mail without a
+// usable sender), the owner's top message says so and why, so nobody waits
+// for an answer to an acknowledgement that was never sent.
+func TestUnreachableCustomerIsShownToTheOwner(t *testing.T) {
+	f := newFixture(t)
+	out := f.route(router.Message{Channel: router.ChannelEmail, SourceID: "<nosender@example.com>",
+		Subject: "Broken lamp", Body: "It flickers.", Unreachable: "the mail has no readable sender address"})
+	f.deliver()
+	root := f.threadOf(out.Owner, out.ComplaintID)
+	if !blocksContain(root, "cannot be written to: the mail has no readable sender address") {
+		t.Errorf("top message does not say the customer cannot be written to: %s", root.Blocks)
+	}
+}

@@ -173,6 +173,7 @@ func Message(m *router.Message) {
 		m.Metadata = clean
 	}
 	m.NoAutoReply = Line(m.NoAutoReply)
+	m.Unreachable = Line(m.Unreachable)
 	if r := m.DeliveryReport; r != nil {
 		r.Status = Text(r.Status)
 	}

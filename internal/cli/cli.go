@@ -48,6 +48,7 @@ Usage:
   forgetmenot customers export EMAIL|KEY [--format json|text]   all data about one customer
   forgetmenot customers erase EMAIL|KEY --reason TEXT [--force]  erase it, keep a pseudonym
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
+  forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
   forgetmenot config                                  every environment variable, its default and meaning
   forgetmenot health [--ready]                        exit 0 when the local daemon is alive (ready), else 1
 
@@ -76,7 +77,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return reportCmd(ctx, args[1:], stdout, stderr)
 	case "health":
 		return healthCmd(ctx, args[1:], stdout, stderr)
-	case "complaints", "owners", "deadletters", "email", "customers":
+	case "email":
+		if len(args) > 1 && args[1] == "check" {
+			return emailCheck(ctx, args[2:], stdout, stderr)
+		}
+		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
+	case "complaints", "owners", "deadletters", "customers":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "error: unknown command %q\nrun `forgetmenot --help` for the commands\n", args[0])

@@ -27,21 +27,37 @@ func buildEmail(d Deps) (*Component, error) {
 	}
 	state := d.Store.State("email")
 	c := &Component{Name: "email", Channel: router.ChannelEmail}
+	metrics := email.NewMetrics(d.Metrics)
+	var boxes []configs.Mailbox
+	var mailboxes []email.Mailbox
+	if cfg.MailboxesFile != "" {
+		var err error
+		boxes, err = configs.LoadMailboxes(cfg.MailboxesFile, d.Router.Directory())
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", configs.Var("MAILBOXES_FILE"), err)
+		}
+		for _, b := range boxes {
+			mb, err := EmailMailbox(b)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", configs.Var("MAILBOXES_FILE"), err)
+			}
+			mailboxes = append(mailboxes, mb)
+		}
+	}
 	var own []string
+	var sender *email.Sender
 	if cfg.SMTPHost != "" {
-		sender, err := buildSender(d, state)
+		var err error
+		sender, err = buildSender(d, state, boxes, mailboxes, metrics)
 		if err != nil {
 			return nil, err
 		}
 		c.Sender = sender
 		own = append(own, sender.Address())
+		c.Check = func(context.Context) error { return sender.Check() }
 	}
 	if cfg.MailboxesFile == "" {
 		return c, nil
-	}
-	boxes, err := configs.LoadMailboxes(cfg.MailboxesFile, d.Router.Directory())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", configs.Var("MAILBOXES_FILE"), err)
 	}
 	for _, b := range boxes {
 		if b.Address != "" {
@@ -50,13 +66,10 @@ func buildEmail(d Deps) (*Component, error) {
 	}
 	parse := email.ParseOptions{OwnAddresses: own, PlusAddressing: cfg.EmailPlusAddressing}
 	var ingesters []*email.Ingester
-	for _, b := range boxes {
+	for _, mb := range mailboxes {
 		in, err := email.NewIngester(email.IngesterConfig{
-			Mailbox: email.Mailbox{
-				Name: b.Name, Host: b.Host, Port: b.Port, TLS: email.TLSMode(b.TLS), Username: b.Username, Password: b.Password,
-				Folder: b.Folder, DefaultTeam: b.DefaultTeam, PollInterval: b.PollInterval, MoveTo: b.MoveTo, Keyword: b.Keyword, MaxSize: b.MaxSize,
-			},
-			Parse: parse, Queue: d.Ingest, State: state, Logger: d.Log.With("component", "email"),
+			Mailbox: mb,
+			Parse:   parse, Queue: d.Ingest, State: state, Logger: d.Log.With("component", "email"), Metrics: metrics,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", configs.Var("MAILBOXES_FILE"), err)
@@ -79,6 +92,9 @@ func buildEmail(d Deps) (*Component, error) {
 	}
 	c.Check = func(context.Context) error {
 		var errs []error
+		if sender != nil {
+			errs = append(errs, sender.Check())
+		}
 		for _, in := range ingesters {
 			if err := in.Check(); err != nil {
 				errs = append(errs, err)
@@ -92,24 +108,18 @@ func buildEmail(d Deps) (*Component, error) {
 	return c, nil
 }
 
-func buildSender(d Deps, state email.AckLimiter) (*email.Sender, error) {
+func buildSender(d Deps, state email.AckLimiter, boxes []configs.Mailbox, mailboxes []email.Mailbox, metrics *email.Metrics) (*email.Sender, error) {
 	cfg := d.Config
-	password := cfg.SMTPPassword
-	if cfg.SMTPPasswordFile != "" {
-		p, err := configs.ReadSecretFile(cfg.SMTPPasswordFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", configs.Var("SMTP_PASSWORD_FILE"), err)
-		}
-		password = p
+	sc, err := EmailSMTP(cfg, boxes, mailboxes)
+	if err != nil {
+		return nil, err
 	}
+	sc.Metrics = metrics
 	tpl, err := email.LoadTemplates(cfg.EmailTemplates, "en")
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("EMAIL_TEMPLATES"), err)
 	}
-	s, err := email.NewSender(email.SMTPConfig{
-		Host: cfg.SMTPHost, Port: cfg.SMTPPort, TLS: email.TLSMode(cfg.SMTPTLS), Username: cfg.SMTPUsername, Password: password,
-		From: cfg.SMTPFrom, PlusAddressing: cfg.EmailPlusAddressing,
-	}, tpl, state, d.Log.With("component", "email"))
+	s, err := email.NewSender(sc, tpl, state, d.Log.With("component", "email"))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("SMTP_HOST"), err)
 	}

@@ -24,6 +24,14 @@ const emailToken = "api-token-for-email-tests"
 func startWithEmail(t *testing.T, more ...func(*configs.Config)) (*running, *emailtest.IMAP, *emailtest.SMTP) {
 	t.Helper()
 	imapSrv := emailtest.StartIMAP(t, nil)
+	r, smtpSrv := startWithMailbox(t, imapSrv.Host, imapSrv.Port, imapSrv.Username, imapSrv.Password, more...)
+	return r, imapSrv, smtpSrv
+}
+
+// startWithMailbox runs the daemon reading the IMAP mailbox at host:port and
+// writing to a real SMTP server.
+func startWithMailbox(t *testing.T, host string, port int, username, password string, more ...func(*configs.Config)) (*running, *emailtest.SMTP) {
+	t.Helper()
 	smtpSrv := emailtest.StartSMTP(t, map[string]string{"mailer": "s3cret"})
 	dir := t.TempDir()
 	boxes := filepath.Join(dir, "mailboxes.yaml")
@@ -36,7 +44,7 @@ func startWithEmail(t *testing.T, more ...func(*configs.Config)) (*running, *ema
     password: %s
     address: support@winkel.example
     default_team: support-nl
-`, imapSrv.Host, imapSrv.Port, imapSrv.Username, imapSrv.Password)
+`, host, port, username, password)
 	if err := os.WriteFile(boxes, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +61,7 @@ func startWithEmail(t *testing.T, more ...func(*configs.Config)) (*running, *ema
 			m(c)
 		}
 	})
-	return r, imapSrv, smtpSrv
+	return r, smtpSrv
 }
 
 func (r *running) complaintsOf(customer string) []map[string]any {

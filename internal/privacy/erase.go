@@ -453,6 +453,7 @@ func pseudonymise(c router.Complaint, tl []router.Entry, p *queue.PersonalData, 
 	after.Resolution = redact(c.Resolution)
 	after.Prevention = redact(c.Prevention)
 	after.RoutingReason = redact(c.RoutingReason)
+	after.Unreachable = redact(c.Unreachable)
 	after.Timers = nil // nothing more is sent about an erased complaint
 	after.Version = c.Version + 1
 	after.UpdatedAt = now
@@ -464,7 +465,7 @@ func pseudonymise(c router.Complaint, tl []router.Entry, p *queue.PersonalData, 
 		if m := en.Message; m != nil {
 			nm := router.Message{ID: m.ID, Channel: m.Channel, Customer: router.Customer{Name: e.pseudonym},
 				Body: queue.RedactedMark, Language: m.Language, ComplaintID: m.ComplaintID, DefaultTeam: m.DefaultTeam,
-				NoAutoReply: redact(m.NoAutoReply), ReceivedAt: m.ReceivedAt}
+				NoAutoReply: redact(m.NoAutoReply), Unreachable: redact(m.Unreachable), ReceivedAt: m.ReceivedAt}
 			if m.DeliveryReport != nil {
 				nm.DeliveryReport = &router.DeliveryReport{Status: redact(m.DeliveryReport.Status)}
 			}

@@ -723,3 +723,33 @@ func TestWorkInFlightDuringAnErasureNamesNoOneAgain(t *testing.T) {
 		t.Errorf("an answer to the late reply would thread onto the erased complaint: %v", got)
 	}
 }
+
+// The erased form keeps the facts reports use and nothing that names the
+// customer, also in fields that quote an address (why they cannot be
+// written to).
+func TestPseudonymiseKeepsFactsAndDropsTheCustomer(t *testing.T) {
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	c := router.Complaint{ID: "C-1", Status: router.StatusClosed, Owner: "anna", Team: "support", Channel: router.ChannelEmail,
+		Subject: "Lekkage", Customer: router.Customer{Name: "Jan Jansen", Email: "jan@voorbeeld.nl"}, CustomerKey: "email:jan@voorbeeld.nl",
+		Unreachable: `the sender address "jan@voorbeeld.nl" cannot receive mail`, Category: "product", CreatedAt: at, ClosedAt: at.Add(time.Hour),
+		Breaches: []string{"response"}, Promises: 1, PromisesKept: 1, CSAT: 4, Version: 7}
+	tl := []router.Entry{{At: at, Message: &router.Message{ID: "M-1", Channel: router.ChannelEmail, SourceID: "<x@voorbeeld.nl>",
+		Customer: c.Customer, Subject: "Lekkage", Body: "Mijn wasmachine lekt.", Unreachable: c.Unreachable,
+		Metadata: map[string]string{"from": "Jan Jansen <jan@voorbeeld.nl>"}, ThreadKeys: []string{"email:<x@voorbeeld.nl>"}}}}
+	p := queue.NewPersonalData([]string{"jan@voorbeeld.nl"}, []string{"Jan Jansen"}, nil)
+	ps := pseudonymise(c, tl, p, erasure{pseudonym: "erased-TEST", actor: "anna", reason: "r", id: "E-1"}, at.Add(48*time.Hour))
+	raw, _ := json.Marshal([]any{ps.After, ps.Timeline, ps.Notifications, ps.Audit})
+	for _, n := range []string{"Jan Jansen", "jan@voorbeeld.nl", "wasmachine", "Lekkage", "x@voorbeeld.nl"} {
+		if strings.Contains(string(raw), n) {
+			t.Errorf("the erased form holds %q:\n%s", n, raw)
+		}
+	}
+	a := ps.After
+	if a.ID != c.ID || a.Owner != c.Owner || a.Team != c.Team || a.Category != c.Category || !a.CreatedAt.Equal(c.CreatedAt) || !a.ClosedAt.Equal(c.ClosedAt) ||
+		a.CSAT != 4 || a.PromisesKept != 1 || len(a.Breaches) != 1 || a.Version != 8 || a.CustomerKey != "erased:erased-TEST" {
+		t.Errorf("facts not kept: %+v", a)
+	}
+	if len(ps.Timeline) != 2 || ps.Timeline[0].Message.ID != "M-1" || ps.Timeline[1].Event.Type != router.EventErased {
+		t.Errorf("timeline %+v", ps.Timeline)
+	}
+}

@@ -100,7 +100,14 @@ type SMTP struct {
 func StartSMTP(t testing.TB, users map[string]string) *SMTP {
 	t.Helper()
 	s := &SMTP{users: users}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &session{s: s}, nil }))
+	s.serve(t, func() smtp.Session { return &session{s: s} })
+	return s
+}
+
+// serve runs go-smtp's server on loopback with sessions from newSession.
+func (s *SMTP) serve(t testing.TB, newSession func() smtp.Session) {
+	t.Helper()
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return newSession(), nil }))
 	srv.Domain = "mx.test"
 	srv.AllowInsecureAuth = true
 	srv.ErrorLog = quiet{}
@@ -112,7 +119,6 @@ func StartSMTP(t testing.TB, users map[string]string) *SMTP {
 	t.Cleanup(func() { _ = srv.Close() })
 	s.Addr = ln.Addr().String()
 	s.Host, s.Port = splitAddr(s.Addr)
-	return s
 }
 
 // RejectWith makes RCPT TO fail for addresses f returns an error for.
