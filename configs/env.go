@@ -40,6 +40,7 @@ type Config struct {
 	APIURL            string   `envconfig:"API_URL" desc:"CLI only: the daemon's base URL. Default: http://127.0.0.1 with the port of HTTP_ADDR."`
 	ReopenWindow      Duration `envconfig:"REOPEN_WINDOW" default:"14d" desc:"A customer message on a complaint closed less than this long ago reopens it with the same owner; later ones open a follow-up."`
 	DedupRetention    Duration `envconfig:"DEDUP_RETENTION" default:"0" desc:"How long ingest idempotency keys (channel + source id) are kept. 0 keeps them forever."`
+	Retention         Duration `envconfig:"RETENTION" default:"0" desc:"Closed complaints whose close lies longer ago than this (e.g. 2y, 730d) are pseudonymised in the background, in small batches, once across replicas (README: Privacy). 0 keeps them."`
 	MaxMessageBytes   int64    `envconfig:"MAX_MESSAGE_BYTES" default:"1048576" desc:"Largest webhook request body accepted; larger ones get 413."`
 	RouterWorkers     int      `envconfig:"ROUTER_WORKERS" default:"4" desc:"Concurrent routing workers in this process (replicas add their own)."`
 	DeliveryWorkers   int      `envconfig:"DELIVERY_WORKERS" default:"2" desc:"Concurrent outbox delivery workers (notifications, replies)."`
@@ -248,6 +249,7 @@ func (c Config) Validate() error {
 		{"MAX_ATTEMPTS", c.MaxAttempts >= 1, "must be at least 1"},
 		{"RECLAIM_IDLE", c.ReclaimIdle.D() >= time.Second, "must be at least 1s"},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout.D() >= time.Second, "must be at least 1s"},
+		{"RETENTION", c.Retention == 0 || c.Retention.D() >= 24*time.Hour, "0 (off) or at least 1d"},
 		{"TIMER_POLL", c.TimerPoll == 0 || c.TimerPoll.D() >= 100*time.Millisecond, "must be at least 100ms"},
 		{"LOG_LEVEL", oneOf(c.LogLevel, "debug", "info", "warn", "error"), "must be debug, info, warn or error"},
 		{"LOG_FORMAT", oneOf(c.LogFormat, "text", "json"), "must be text or json"},
@@ -375,6 +377,15 @@ type Duration time.Duration
 // Decode implements envconfig.Decoder.
 func (d *Duration) Decode(v string) error {
 	v = strings.TrimSpace(v)
+	if years, ok := strings.CutSuffix(v, "y"); ok {
+		// A year is 365 days: retention periods are said in years.
+		n, err := strconv.ParseFloat(years, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 2y, 14d, 36h or 90s", v)
+		}
+		*d = Duration(n * float64(365*24*time.Hour))
+		return nil
+	}
 	if days, ok := strings.CutSuffix(v, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
 		if err != nil {

@@ -270,13 +270,20 @@ func (r *Router) RecordSent(ctx context.Context, m CustomerMessage, sent Sent) e
 		if sent.Skipped != "" {
 			ev.Reason = "not sent: " + sent.Skipped
 		}
+		if c.Erased() {
+			// Delivered while the customer was being erased: record that it
+			// went, not where, and do not thread their answer back.
+			sent.Address, sent.ThreadKeys = "", nil
+		}
 		if sent.Skipped == "" && sent.Address != "" {
 			// Having written to this address for the complaint proves it is
 			// its customer's: their answer from there joins the complaint.
 			ev.Details["to"] = sent.Address
 			after.addIdentity(EmailIdentity(sent.Address))
 		}
-		watchUnseen(&after, m, sent, now)
+		if !c.Erased() {
+			watchUnseen(&after, m, sent, now)
+		}
 		ch := newChange(&c, after)
 		ch.OnceKey = "sent:" + m.ID
 		ch.Entries = []Entry{{At: now, Event: &ev}}
@@ -309,6 +316,9 @@ func (r *Router) RecordUndeliverable(ctx context.Context, m CustomerMessage, cau
 			Details: map[string]string{"kind": string(m.Kind), "message": m.ID}}
 		if m.Body != "" {
 			ev.Text = m.Body
+		}
+		if c.Erased() {
+			ev.Reason, ev.Text = "the customer did not get the "+string(m.Kind)+" (their data was erased meanwhile)", ""
 		}
 		ch := newChange(&c, after)
 		ch.OnceKey = "undeliverable:" + m.ID

@@ -26,6 +26,9 @@ type Closing struct {
 	Resolution string
 	Category   string
 	Prevention string
+	// Quiet closes without writing to the customer (no satisfaction
+	// question): an erasure on request closes this way.
+	Quiet bool
 }
 
 // Close closes an open complaint with its resolution and category.
@@ -106,7 +109,9 @@ func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closin
 		}
 		ch.Entries = append(ch.Entries, Entry{At: now, Event: &ev})
 		ch.Notifications = []Notification{notification(NotifyClosed, ch.After, c.Owner, now, &ev, nil)}
-		ch.CustomerMessages = r.csatQuestion(ch.After, tl, now)
+		if !closing.Quiet {
+			ch.CustomerMessages = r.csatQuestion(ch.After, tl, now)
+		}
 		return ch, nil
 	})
 }

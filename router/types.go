@@ -238,6 +238,9 @@ const (
 	// the surviving complaint Details["from"] names the merged one, on the
 	// merged one Details["into"] names the survivor.
 	EventMerged EventType = "merged"
+	// EventErased records that the complaint's customer data was erased
+	// (pseudonymised); Details name the erasure and the pseudonym.
+	EventErased EventType = "erased"
 )
 
 // Event is one audited change: who did what, when and why.
@@ -288,6 +291,10 @@ const (
 	// NotifyDigest is the weekly summary for the leads (Digest is set; it
 	// has no complaint).
 	NotifyDigest NotificationKind = "digest"
+	// NotifyErased tells owners that the complaint's customer was erased on
+	// request or by the retention period (issue 16): the complaint now holds
+	// a pseudonym, and what was posted about it is redacted.
+	NotifyErased NotificationKind = "erased"
 )
 
 // Notification is queued in the same atomic step as the change it reports and

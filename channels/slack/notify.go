@@ -20,6 +20,9 @@ type thread struct {
 	// it said on top; both survive updates of the message.
 	By       string `json:"by"`
 	Headline string `json:"headline,omitempty"`
+	// Replies are the timestamps of the replies posted in the thread, so an
+	// erasure of the customer can redact them.
+	Replies []string `json:"replies,omitempty"`
 }
 
 func threadKey(complaintID, ownerID string) string { return "thread:" + complaintID + ":" + ownerID }
@@ -105,6 +108,11 @@ func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) erro
 	// that made the outbox retry) already says it all.
 	if th.By != n.ID || !rootTellsAll(n) {
 		if err := s.postInThread(ctx, n, th); err != nil {
+			return s.classify(what, err)
+		}
+	}
+	if n.Kind == router.NotifyErased {
+		if err := s.redactReplies(ctx, n, th); err != nil {
 			return s.classify(what, err)
 		}
 	}
@@ -201,7 +209,39 @@ func (s *Slack) postInThread(ctx context.Context, n router.Notification, th thre
 	if err := s.cfg.State.Set(ctx, postedKey(n.ID), ts, postedTTL); err != nil {
 		return fmt.Errorf("slack: recording that %s was posted: %w", n.ID, err)
 	}
+	if n.Kind == router.NotifyErased {
+		return nil
+	}
+	// Remember the reply for a later erasure of the customer; losing it
+	// only leaves that reply unredacted.
+	if cur, found, err := s.thread(ctx, n.Complaint.ID, n.Recipient); err == nil && found && cur.TS == th.TS {
+		cur.Replies = append(cur.Replies, ts)
+		if raw, err := json.Marshal(cur); err == nil {
+			_ = s.cfg.State.Set(ctx, threadKey(n.Complaint.ID, n.Recipient), string(raw), threadTTL)
+		}
+	}
 	return nil
+}
+
+// redactReplies rewrites every reply posted in the thread (they quote what
+// the customer wrote) once the customer is erased, and forgets them.
+func (s *Slack) redactReplies(ctx context.Context, n router.Notification, th thread) error {
+	if len(th.Replies) == 0 {
+		return nil
+	}
+	m := Message{Text: n.Complaint.ID + ": erased on request",
+		Blocks: []slackgo.Block{slackgo.NewSectionBlock(mrkdwn(":wastebasket: _Erased: this message named a customer whose data was erased on request._"), nil, nil)}}
+	for _, ts := range th.Replies {
+		if err := s.updateMessage(ctx, th.Channel, ts, m); err != nil && slackCode(err) != "message_not_found" {
+			return err
+		}
+	}
+	th.Replies = nil
+	raw, err := json.Marshal(th)
+	if err != nil {
+		return err
+	}
+	return s.cfg.State.Set(ctx, threadKey(n.Complaint.ID, n.Recipient), string(raw), threadTTL)
 }
 
 // postAlone posts n on its own in the recipient's DM, once: like a thread

@@ -45,6 +45,8 @@ Usage:
   forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv|html]
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
+  forgetmenot customers export EMAIL|KEY [--format json|text]   all data about one customer
+  forgetmenot customers erase EMAIL|KEY --reason TEXT [--force]  erase it, keep a pseudonym
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
   forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
   forgetmenot config                                  every environment variable, its default and meaning
@@ -80,7 +82,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return emailCheck(ctx, args[2:], stdout, stderr)
 		}
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
-	case "complaints", "owners", "deadletters":
+	case "complaints", "owners", "deadletters", "customers":
 		return clientCmd(ctx, args[0], args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "error: unknown command %q\nrun `forgetmenot --help` for the commands\n", args[0])

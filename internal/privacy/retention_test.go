@@ -1,0 +1,183 @@
+package privacy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// Retention with an injected clock erases exactly the closed complaints
+// whose close lies beyond the period, once, even with two replicas working
+// at the same time; open and recent ones stay as they are.
+func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	t0 := e.clock.Now()
+	open := func(name string) string {
+		return e.complaintOf(e.enqueue(router.Message{Channel: router.ChannelWebhook, SourceID: "src-" + name,
+			Customer: router.Customer{Name: "Klant " + name, Email: name + "@klant.example"}, Body: "Klacht van " + name})).ID
+	}
+	closeAt := func(id string, at time.Time) {
+		e.clock.Set(at)
+		c, err := e.store.Complaint(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.router.CloseWith(ctx, id, c.Owner, router.Closing{Resolution: "opgelost", Category: "delivery"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const day = 24 * time.Hour
+	var old []string
+	for i := range 5 {
+		e.clock.Set(t0.Add(time.Duration(i) * time.Minute))
+		id := open(fmt.Sprintf("oud%d", i))
+		closeAt(id, t0.Add(time.Hour+time.Duration(i)*time.Minute))
+		old = append(old, id)
+	}
+	e.clock.Set(t0)
+	recentClose := open("recent") // opened long ago, closed within the period
+	closeAt(recentClose, t0.Add(400*day))
+	e.clock.Set(t0)
+	stillOpen := open("open") // old but open: never erased
+	e.clock.Set(t0.Add(500 * day))
+	young := open("young")
+	closeAt(young, t0.Add(501*day))
+	e.settle()
+	keep := map[string]string{}
+	for _, id := range []string{recentClose, stillOpen, young} {
+		c, _ := e.store.Complaint(ctx, id)
+		tl, _ := e.store.Timeline(ctx, id)
+		keep[id] = jsonOf(c, tl)
+	}
+
+	e.clock.Set(t0.Add(2*365*day + 10*day))
+	replicas := make([]*Service, 2)
+	for i := range replicas {
+		s, err := New(Config{Store: e.store, Closer: e.router, Clock: e.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replicas[i] = s
+	}
+	var wg sync.WaitGroup
+	for _, s := range replicas {
+		wg.Go(func() {
+			for {
+				n, err := s.EraseExpired(ctx, 2*365*day, 1)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	e.settle()
+
+	erased, err := e.store.WhichErased(ctx, append(slices.Clone(old), recentClose, stillOpen, young))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range old {
+		if !erased[id] {
+			t.Errorf("%s closed over two years ago is not erased", id)
+		}
+		tl, _ := e.store.Timeline(ctx, id)
+		n := 0
+		for _, en := range tl {
+			if en.Event != nil && en.Event.Type == EventErased {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s has %d erased events, want exactly 1", id, n)
+		}
+	}
+	for id, was := range keep {
+		c, _ := e.store.Complaint(ctx, id)
+		tl, _ := e.store.Timeline(ctx, id)
+		if erased[id] || jsonOf(c, tl) != was {
+			t.Errorf("%s changed, but is open or closed within the period", id)
+		}
+	}
+	log, err := e.store.PrivacyLog(ctx, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audited []string
+	for _, rec := range log {
+		if rec["kind"] == "retention" {
+			audited = append(audited, rec["complaint"])
+		}
+	}
+	slices.Sort(audited)
+	want := slices.Clone(old)
+	slices.Sort(want)
+	if !slices.Equal(audited, want) {
+		t.Errorf("audited retention erasures %v, want each of %v once", audited, want)
+	}
+	var needles []string
+	for i := range 5 {
+		needles = append(needles, fmt.Sprintf("oud%d@klant.example", i), fmt.Sprintf("Klacht van oud%d", i), fmt.Sprintf("src-oud%d", i))
+	}
+	dump := e.dump()
+	for k := range dump {
+		// The e-mail channel's acknowledgement limit expires an hour after
+		// the acknowledgement, long before any retention period ends (the
+		// test's clock jumps two years; Redis's does not).
+		if kind, _ := e.keys.KindOf(k); kind.Name == "state:email:ack" {
+			if ttl := e.rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > time.Hour {
+				t.Errorf("%s expires in %v, want within the hour", k, ttl)
+			}
+			delete(dump, k)
+		}
+	}
+	if got := traces(dump, needles); len(got) > 0 {
+		t.Errorf("after retention the old customers are still in:\n%s", strings.Join(got, "\n"))
+	}
+	if got := traces(e.dump(), []string{"young@klant.example", "open@klant.example", "recent@klant.example"}); len(got) < 3 {
+		t.Errorf("retention erased customers within the period: %v", got)
+	}
+	e.checkInvariants()
+}
+
+// Tokens match whole words only, so another customer whose id merely
+// starts like the erased one's keeps their data; a name only mentions a
+// customer (someone else may share it), so it is redacted, never a reason to
+// delete.
+func TestPersonalDataMatchesWholeWords(t *testing.T) {
+	p := queue.NewPersonalData([]string{"forum:4242", "jan@voorbeeld.nl", "ab"}, []string{"Jan Jansen"}, nil)
+	for s, want := range map[string][2]bool{ // identifies, mentions
+		"forum:4242":                    {true, true},
+		"forum:42420":                   {false, false},
+		"Beste jan jansen,":             {false, true},
+		"Jan Janssens":                  {false, false},
+		"<jan@voorbeeld.nl>":            {true, true},
+		"xjan@voorbeeld.nl":             {false, false},
+		"ab is too short to be a token": {false, false},
+	} {
+		if got := [2]bool{p.Identifies(s), p.Mentions(s)}; got != want {
+			t.Errorf("%q: identifies, mentions = %v, want %v", s, got, want)
+		}
+	}
+	if got := p.Redact("Beste Jan Jansen (jan@voorbeeld.nl), forum:42420", "[x]"); got != "Beste [x] ([x]), forum:42420" {
+		t.Errorf("Redact: %q", got)
+	}
+}
+
+func jsonOf(v ...any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
