@@ -113,4 +113,14 @@ func TestCloseRequiresAConfiguredCategory(t *testing.T) {
 	if got := r.Categories(); strings.Join(got, "|") != "delivery|billing" {
 		t.Errorf("categories %q", got)
 	}
+
+	// An erasure on request closes quietly, without staff judging the
+	// cause: no category is accepted there, a wrong one still is not.
+	other := d.route(d.msg("jan@example.com", "My lamp flickers"))
+	if _, err := r.CloseWith(ctx, other.ComplaintID, other.Owner, router.Closing{Resolution: "erased on request", Category: "late-delivery", Quiet: true}); err == nil {
+		t.Error("a quiet close accepted a category that is not configured")
+	}
+	if c, err := r.CloseWith(ctx, other.ComplaintID, other.Owner, router.Closing{Resolution: "erased on request", Quiet: true}); err != nil || c.Category != "" {
+		t.Errorf("quiet close without a category: %+v %v, want it closed with none", c, err)
+	}
 }

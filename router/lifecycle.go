@@ -27,7 +27,8 @@ type Closing struct {
 	Category   string
 	Prevention string
 	// Quiet closes without writing to the customer (no satisfaction
-	// question): an erasure on request closes this way.
+	// question) and may leave the category empty: an erasure on request
+	// closes this way.
 	Quiet bool
 }
 
@@ -73,11 +74,16 @@ func (r *Router) CloseWith(ctx context.Context, id, actor string, closing Closin
 	case len(prevention) > maxPreventionLen:
 		return Complaint{}, invalid("prevention", "is longer than %d bytes", maxPreventionLen)
 	}
-	category, err := r.category(category)
-	if err != nil {
-		return Complaint{}, err
+	// An erasure on request closes without staff having judged the cause:
+	// it may leave the category empty rather than invent one.
+	if !(closing.Quiet && category == "") {
+		checked, err := r.category(category)
+		if err != nil {
+			return Complaint{}, err
+		}
+		category = checked
 	}
-	actor, err = r.actor(actor)
+	actor, err := r.actor(actor)
 	if err != nil {
 		return Complaint{}, err
 	}

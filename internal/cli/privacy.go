@@ -40,7 +40,7 @@ func init() {
 				reason := fs.String("reason", "", "why (required; recorded without personal data)")
 				as := fs.String("as", "", "who erases (recorded; default cli:$USER)")
 				force := fs.Bool("force", false, "close open complaints \"erased on request\" instead of refusing")
-				category := fs.String("category", "", "with --force: the root cause recorded on the complaints it closes")
+				category := fs.String("category", "", "with --force: the root cause recorded on the complaints it closes (optional; one of FORGETMENOT_CATEGORIES)")
 				return func(ctx context.Context, c *client, key string, out *output) error {
 					var res privacy.EraseResult
 					req := api.EraseRequest{Reason: *reason, Actor: actorOr(*as), Force: *force, Category: *category}

@@ -23,7 +23,7 @@ type EraseRequest struct {
 	// Force closes open complaints ("erased on request") instead of refusing.
 	Force bool `json:"force"`
 	// Category is the root cause recorded on the complaints a forced
-	// erasure closes (required when categories are configured).
+	// erasure closes (optional: one of the configured categories, or none).
 	Category string `json:"category,omitempty"`
 }
 
