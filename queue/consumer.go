@@ -71,8 +71,8 @@ type ConsumerConfig struct {
 // delayed retries when they fall due. Every entry ends acknowledged by its
 // handler, retried, or in the dead letters; none is dropped.
 type Consumer struct {
-	cfg  ConsumerConfig
-	rdb  redis.UniversalClient
+	cfg ConsumerConfig
+	rdb redis.UniversalClient
 	// blocking carries the workers' blocking stream reads on connections of
 	// their own (one per worker), so that however many workers wait on an
 	// empty stream, the shared pool stays free for the API, health checks
