@@ -136,9 +136,10 @@ func (s *Store) CountCreated(ctx context.Context, since, until time.Time) (int, 
 	return int(n), err
 }
 
-// OpenComplaints lists every open complaint.
+// OpenComplaints lists every open complaint. It loads them all: for
+// maintenance and tests; figures come from OpenFigures.
 func (s *Store) OpenComplaints(ctx context.Context) ([]router.Complaint, error) {
-	ids, err := s.rdb.SMembers(ctx, s.keys.OpenComplaints()).Result()
+	ids, err := s.rdb.ZRange(ctx, s.keys.OpenComplaints(), 0, -1).Result()
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
 )
 
 // AuditReport is the result of checking the stored state against forgetmenot's
@@ -103,12 +106,36 @@ func (s *Store) Audit(ctx context.Context) (AuditReport, error) {
 			problem("owner %s owns %d open complaints but has no load", owner, len(set))
 		}
 	}
-	openIDs, err := s.rdb.SCard(ctx, s.keys.OpenComplaints()).Result()
+	openIDs, err := s.rdb.ZCard(ctx, s.keys.OpenComplaints()).Result()
 	if err != nil {
 		return rep, err
 	}
 	if int(openIDs) != rep.Open {
 		problem("the open index holds %d complaints, but %d are open", openIDs, rep.Open)
+	}
+	// The figures kept by the commits must be what the open complaints say.
+	var open []router.Complaint
+	var owners []string
+	for _, c := range cs {
+		if c.Status == router.StatusOpen {
+			open = append(open, c)
+			owners = append(owners, c.Owner)
+		}
+	}
+	now := time.Now()
+	want := router.FiguresOf(open, owners, now)
+	got, err := s.OpenFigures(ctx, owners, now)
+	if err != nil {
+		return rep, err
+	}
+	for o, w := range want.Owners {
+		if g := got.Owners[o]; g != w {
+			problem("owner %s's indexed figures are %+v but their open complaints say %+v", o, g, w)
+		}
+	}
+	if got.PromisesPending != want.PromisesPending || got.PromisesBroken != want.PromisesBroken {
+		problem("indexed promises pending/broken are %d/%d but the open complaints say %d/%d",
+			got.PromisesPending, got.PromisesBroken, want.PromisesPending, want.PromisesBroken)
 	}
 
 	indexed, err := s.rdb.HGetAll(ctx, s.keys.MessageComplaints()).Result()

@@ -528,7 +528,7 @@ func (c *Consumer) finish(ctx context.Context, d *Delivery, add func(*tx)) bool 
 	defer cancel()
 	t := &tx{}
 	add(t)
-	t.ack(d)
+	t.ackDelivery(d)
 	if _, err := t.run(ctx, c.rdb); err != nil {
 		// Still pending: another consumer takes it over after ReclaimIdle.
 		c.log.Warn("could not acknowledge entry; it stays pending", "entry", d.ID, "err", err)

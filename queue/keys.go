@@ -76,11 +76,34 @@ func (k Keys) Timeline(id string) string { return k.tag + ":complaint:" + id + "
 // Complaints is a sorted set of every complaint id, scored by creation time.
 func (k Keys) Complaints() string { return k.tag + ":complaints" }
 
-// OpenComplaints is the set of open complaint ids.
-func (k Keys) OpenComplaints() string { return k.tag + ":complaints:open" }
+// OpenComplaints is a sorted set of the open complaint ids, scored by
+// creation time (unix ms), so the newest open complaints are one ZREVRANGE
+// away however many are open.
+func (k Keys) OpenComplaints() string { return k.tag + ":complaints:open-by-time" }
+
+// LegacyOpenComplaints is the set of open complaint ids that layouts before
+// OpenComplaints kept; Migrate folds it into OpenComplaints and deletes it.
+func (k Keys) LegacyOpenComplaints() string { return k.tag + ":complaints:open" }
 
 // OwnerOpen is the set of an owner's open complaints: its size is their load.
 func (k Keys) OwnerOpen(owner string) string { return k.tag + ":owner:" + owner + ":open" }
+
+// OwnerDue is a sorted set of an owner's open complaints that have a running
+// deadline, scored by the moment they become overdue (unix ms; see
+// router.Complaint.OverdueFrom): overdue now is a ZCOUNT.
+func (k Keys) OwnerDue(owner string) string { return k.tag + ":owner:" + owner + ":due" }
+
+// PromisesPending is a sorted set of open complaints with a pending promise,
+// scored by the promised time (unix ms).
+func (k Keys) PromisesPending() string { return k.tag + ":promises:pending" }
+
+// PromisesBroken is a sorted set of open complaints with broken promises,
+// scored by how many.
+func (k Keys) PromisesBroken() string { return k.tag + ":promises:broken" }
+
+// Layout records which key layout the namespace's data has been migrated
+// to (see Store.Migrate).
+func (k Keys) Layout() string { return k.tag + ":layout" }
 
 // OwnerLastAssigned is a hash of owner id → unix milliseconds of their last
 // new complaint.

@@ -94,7 +94,9 @@ func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Compl
 	case f.Owner != "" && f.Status == router.StatusOpen:
 		ids, err = s.rdb.SMembers(ctx, s.keys.OwnerOpen(f.Owner)).Result()
 	case f.Status == router.StatusOpen:
-		ids, err = s.rdb.SMembers(ctx, s.keys.OpenComplaints()).Result()
+		// The open index is ordered by creation: the newest are read, and
+		// only they are loaded, however many are open.
+		ids, err = s.rdb.ZRevRange(ctx, s.keys.OpenComplaints(), 0, int64(f.Limit)-1).Result()
 	default:
 		return s.scanComplaints(ctx, f)
 	}
@@ -102,9 +104,8 @@ func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Compl
 		return nil, err
 	}
 	if f.Customer == "" && f.Limit > 0 && len(ids) > f.Limit {
-		// Every member of an open index matches the filter: load only the
-		// newest, not all of them (100k open complaints took 270 MB of
-		// daemon memory to list 50).
+		// Every member of an owner's open set matches the filter: load only
+		// the newest, not all of them.
 		if ids, err = s.newest(ctx, ids, f.Limit); err != nil {
 			return nil, err
 		}
@@ -120,7 +121,7 @@ func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Compl
 // time in the complaints index, plus any tied with the last one kept (the
 // index has millisecond scores; limitNewest decides the ties exactly).
 func (s *Store) newest(ctx context.Context, ids []string, limit int) ([]string, error) {
-	scores, err := s.rdb.ZMScore(ctx, s.keys.Complaints(), ids...).Result()
+	scores, err := s.rdb.ZMScore(ctx, s.keys.OpenComplaints(), ids...).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -375,7 +376,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		t.write("HSET", k.Once(), ch.OnceKey, ch.After.ID)
 	}
 	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
-		t.ack(d)
+		t.ackDelivery(d)
 	}
 	return t, nil
 }
@@ -423,10 +424,11 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 	}
 	switch {
 	case isOpen && !wasOpen:
-		t.write("SADD", k.OpenComplaints(), after.ID)
+		t.write("ZADD", k.OpenComplaints(), msString(after.CreatedAt.UnixMilli()), after.ID)
 	case wasOpen && !isOpen:
-		t.write("SREM", k.OpenComplaints(), after.ID)
+		t.write("ZREM", k.OpenComplaints(), after.ID)
 	}
+	syncFigures(t, k, before, after)
 	syncTimers(t, k, before, after)
 	if !ch.AssignedAt.IsZero() {
 		t.write("HSET", k.OwnerLastAssigned(), after.Owner, msString(ch.AssignedAt.UnixMilli()))

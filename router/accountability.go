@@ -135,7 +135,9 @@ type AccountabilityStore interface {
 	SetAbsence(ctx context.Context, a Absence) error
 	// ComplaintsCreated lists complaints created in [since, until).
 	ComplaintsCreated(ctx context.Context, since, until time.Time) ([]Complaint, error)
-	OpenComplaints(ctx context.Context) ([]Complaint, error)
+	// OpenFigures counts open, overdue (at now) and promised complaints per
+	// owner from indexes, without loading the open complaints.
+	OpenFigures(ctx context.Context, owners []string, now time.Time) (OpenFigures, error)
 	CountCreated(ctx context.Context, since, until time.Time) (int, error)
 	SetVolume(ctx context.Context, v Volume) error
 	Volumes(ctx context.Context) ([]Volume, error)

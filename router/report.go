@@ -120,12 +120,87 @@ type Report struct {
 // still running: an answer, its resolution (unless waiting on the customer),
 // or a promise.
 func (c Complaint) Overdue(now time.Time) bool {
+	at, ok := c.OverdueFrom()
+	return ok && now.After(at)
+}
+
+// OverdueFrom is the moment an open complaint becomes overdue: the earliest
+// of its running deadlines. ok is false for a closed complaint or one with
+// no running deadline. The store indexes open complaints by it, so overdue
+// counts come from the index (ZCOUNT) instead of every open complaint.
+func (c Complaint) OverdueFrom() (at time.Time, ok bool) {
 	if c.Status != StatusOpen {
-		return false
+		return time.Time{}, false
 	}
-	return (!c.RespondBy.IsZero() && now.After(c.RespondBy)) ||
-		(!c.ResolveBy.IsZero() && c.WaitingSince.IsZero() && now.After(c.ResolveBy)) ||
-		(!c.PromisedBy.IsZero() && now.After(c.PromisedBy))
+	consider := func(t time.Time) {
+		if !t.IsZero() && (!ok || t.Before(at)) {
+			at, ok = t, true
+		}
+	}
+	consider(c.RespondBy)
+	if c.WaitingSince.IsZero() {
+		consider(c.ResolveBy)
+	}
+	consider(c.PromisedBy)
+	return at, ok
+}
+
+// PromisePending reports whether an open complaint has a promised follow-up
+// not yet kept or broken.
+func (c Complaint) PromisePending() bool {
+	return c.Status == StatusOpen && !c.PromisedBy.IsZero()
+}
+
+// OwnerFigures are an owner's open and overdue complaints now.
+type OwnerFigures struct {
+	Open    int
+	Overdue int
+}
+
+// OpenFigures are the figures over all open complaints that reports and
+// gauges need, read from indexes the store keeps with every commit.
+type OpenFigures struct {
+	// Owners has every owner asked for (zero included) and every other
+	// owner with open complaints.
+	Owners map[string]OwnerFigures
+	// PromisesPending counts open complaints with a pending promise;
+	// PromisesBroken sums the broken promises of open complaints.
+	PromisesPending int
+	PromisesBroken  int
+}
+
+// Overdue is the total of overdue open complaints.
+func (f OpenFigures) Overdue() int {
+	n := 0
+	for _, o := range f.Owners {
+		n += o.Overdue
+	}
+	return n
+}
+
+// FiguresOf computes OpenFigures from open complaints themselves: the
+// definition the store's indexes must agree with (tests compare them).
+func FiguresOf(open []Complaint, owners []string, now time.Time) OpenFigures {
+	f := OpenFigures{Owners: map[string]OwnerFigures{}}
+	for _, o := range owners {
+		f.Owners[o] = OwnerFigures{}
+	}
+	for _, c := range open {
+		if c.Status != StatusOpen {
+			continue
+		}
+		o := f.Owners[c.Owner]
+		o.Open++
+		if c.Overdue(now) {
+			o.Overdue++
+		}
+		f.Owners[c.Owner] = o
+		if c.PromisePending() {
+			f.PromisesPending++
+		}
+		f.PromisesBroken += c.PromisesBroken
+	}
+	return f
 }
 
 // ReportInput is what BuildReport works from.
@@ -133,9 +208,10 @@ type ReportInput struct {
 	Since, Until, Now time.Time
 	// Location names the ISO weeks.
 	Location *time.Location
-	// Complaints opened in [Since, Until); Open are all open complaints now.
+	// Complaints opened in [Since, Until); Open are the figures over all
+	// open complaints now.
 	Complaints []Complaint
-	Open       []Complaint
+	Open       OpenFigures
 	Owners     []string
 	Rates      []RateReport
 }
@@ -211,17 +287,17 @@ func BuildReport(in ReportInput) Report {
 	for _, o := range in.Owners {
 		load[o] = &OwnerReport{Owner: o}
 	}
-	for _, c := range in.Open {
-		o := load[c.Owner]
+	for owner, fig := range in.Open.Owners {
+		o := load[owner]
 		if o == nil {
-			o = &OwnerReport{Owner: c.Owner}
-			load[c.Owner] = o
+			if fig.Open == 0 {
+				continue
+			}
+			o = &OwnerReport{Owner: owner}
+			load[owner] = o
 		}
-		o.Open++
-		if c.Overdue(in.Now) {
-			o.Overdue++
-			rep.Overdue++
-		}
+		o.Open, o.Overdue = fig.Open, fig.Overdue
+		rep.Overdue += fig.Overdue
 	}
 	for _, o := range load {
 		rep.Owners = append(rep.Owners, *o)
@@ -298,10 +374,6 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 	if err != nil {
 		return Report{}, fmt.Errorf("reading complaints: %w", err)
 	}
-	open, err := r.acct.OpenComplaints(ctx)
-	if err != nil {
-		return Report{}, fmt.Errorf("reading open complaints: %w", err)
-	}
 	rates, err := r.rates(ctx, since, until)
 	if err != nil {
 		return Report{}, err
@@ -309,6 +381,10 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 	var owners []string
 	for _, o := range r.dir.Owners() {
 		owners = append(owners, o.ID)
+	}
+	open, err := r.acct.OpenFigures(ctx, owners, r.clock())
+	if err != nil {
+		return Report{}, fmt.Errorf("reading the open complaints' figures: %w", err)
 	}
 	return BuildReport(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
 		Complaints: cs, Open: open, Owners: owners, Rates: rates}), nil

@@ -118,7 +118,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		d.close()
 		return nil, err
 	}
-	d.metrics.WatchAccountability(d.store.OpenComplaints, d.router.Directory(), time.Now)
+	d.metrics.WatchAccountability(d.store.OpenFigures, d.router.Directory(), time.Now)
 	d.notifier = console.New(log, d.router.Directory())
 
 	name := cfg.ConsumerNameOrDefault()

@@ -1,0 +1,88 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// layoutVersion is the key layout this code writes. 2: the open index is
+// a sorted set by creation time, and the figure indexes (owner due,
+// promises) exist.
+const layoutVersion = 2
+
+// foldLegacyOpenScript moves the legacy open set into the open index,
+// scored by each complaint's creation time, and deletes it, in one step.
+// KEYS[1]: the legacy open set; KEYS[2]: the open index; KEYS[3]: the
+// complaints index (creation times).
+var foldLegacyOpenScript = redis.NewScript(`
+local ids = redis.call('SMEMBERS', KEYS[1])
+for _, id in ipairs(ids) do
+  local score = redis.call('ZSCORE', KEYS[3], id) or '0'
+  redis.call('ZADD', KEYS[2], score, id)
+end
+redis.call('DEL', KEYS[1])
+return #ids
+`)
+
+// Migrate brings data written by earlier versions to this layout: the set
+// of open complaints becomes the open index ordered by creation, and the
+// figure indexes (owner due, promises) are built for the open complaints
+// once. It is idempotent and safe while other replicas of this version
+// commit (every backfilled entry is guarded by its complaint's version);
+// every replica runs it at start, before it routes. Replicas of an older
+// version must be stopped first: they would keep writing the old layout.
+func (s *Store) Migrate(ctx context.Context) error {
+	k := s.keys
+	if _, err := foldLegacyOpenScript.Run(ctx, s.rdb, []string{k.LegacyOpenComplaints(), k.OpenComplaints(), k.Complaints()}).Result(); err != nil {
+		return fmt.Errorf("moving the open complaints to the ordered index: %w", err)
+	}
+	v, err := s.rdb.Get(ctx, k.Layout()).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading the layout version: %w", err)
+	}
+	if v >= layoutVersion {
+		return nil
+	}
+	if err := s.backfillFigures(ctx); err != nil {
+		return err
+	}
+	return s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err()
+}
+
+// backfillFigures indexes every open complaint's figures, a page at a
+// time, each entry guarded by the version it was computed from.
+func (s *Store) backfillFigures(ctx context.Context) error {
+	const page = 500
+	if err := commitScript.Load(ctx, s.rdb).Err(); err != nil {
+		return err
+	}
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRange(ctx, s.keys.OpenComplaints(), start, start+page-1).Result()
+		if err != nil {
+			return fmt.Errorf("reading open complaints: %w", err)
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return err
+		}
+		pipe := s.rdb.Pipeline()
+		for _, c := range cs {
+			t := &tx{}
+			t.fieldEquals("version", s.keys.Complaint(c.ID), "version", strconv.FormatInt(c.Version, 10))
+			syncFigures(t, s.keys, nil, c)
+			if len(t.Writes) > 0 {
+				t.queue(ctx, pipe)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("indexing the figures of open complaints: %w", err)
+		}
+		if len(ids) < page {
+			return nil
+		}
+	}
+}
