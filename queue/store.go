@@ -6,6 +6,8 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +30,11 @@ const (
 type Store struct {
 	rdb  redis.UniversalClient
 	keys Keys
+	// provisional stands for a new complaint's id until the commit script
+	// draws the real one (see router.Store.ProvisionalID): letters and
+	// digits only, so it survives JSON and is a plain Lua pattern, and
+	// random per process, so no customer text can contain it.
+	provisional string
 	// dedupTTL bounds how long an ingest idempotency key is kept; 0 keeps it
 	// forever.
 	dedupTTL time.Duration
@@ -35,8 +42,18 @@ type Store struct {
 
 // NewStore builds a store on rdb for the namespace's keys.
 func NewStore(rdb redis.UniversalClient, keys Keys, dedupTTL time.Duration) *Store {
-	return &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL}
+	return &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL, provisional: newProvisional()}
 }
+
+func newProvisional() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "Cnew" + hex.EncodeToString(b[:])
+}
+
+// ProvisionalID stands for the id the commit script draws for a new
+// complaint.
+func (s *Store) ProvisionalID() string { return s.provisional }
 
 // Keys returns the store's key builder.
 func (s *Store) Keys() Keys { return s.keys }
@@ -315,12 +332,15 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 			d.acked = true
 		}
+		if ch.DrawnID != nil {
+			*ch.DrawnID = res.value
+		}
 		return nil
 	case "duplicate":
 		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 			d.acked = true
 		}
-		return fmt.Errorf("%s%s is already applied to %s: %w", ch.MessageID, ch.OnceKey, res.value, router.ErrDuplicate)
+		return fmt.Errorf("%s%s: %w", ch.MessageID, ch.OnceKey, &router.AppliedError{ComplaintID: res.value})
 	default:
 		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
 	}
@@ -391,9 +411,13 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 	k := s.keys
 	ckey := k.Complaint(after.ID)
 	before := ch.Before
-	if before == nil {
+	switch {
+	case before == nil && after.ID == s.provisional:
+		// The script draws a fresh id from the counter: nobody else has it.
+		t.drawID(k.ComplaintSeq(), s.provisional, complaintIDBase)
+	case before == nil:
 		t.fieldEquals("new complaint "+after.ID, ckey, "version", "")
-	} else {
+	default:
 		t.fieldEquals("version of "+after.ID, ckey, "version", strconv.FormatInt(before.Version, 10))
 	}
 	for _, c := range ch.ThreadKeys {

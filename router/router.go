@@ -127,11 +127,8 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 	if err := checkRoutable(msg); err != nil {
 		return Outcome{}, Permanent(fmt.Errorf("message %q cannot be routed: %w", msg.ID, err))
 	}
-	if id, found, err := r.store.MessageComplaint(ctx, msg.ID); err != nil {
-		return Outcome{}, fmt.Errorf("checking whether message %s was routed: %w", msg.ID, err)
-	} else if found {
-		return Outcome{Kind: OutcomeDuplicate, ComplaintID: id}, nil
-	}
+	// A redelivered message is found by the commit's once-guard (and only
+	// acknowledged): no separate look-up first.
 	var reserved string // a new complaint keeps its id across conflict retries
 	for attempt := 1; ; attempt++ {
 		p, err := r.planRoute(ctx, msg, &reserved)
@@ -140,12 +137,23 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 		}
 		p.change.MessageID = msg.ID
 		p.change.Receipt = receipt
+		var drawn string
+		if prov := r.store.ProvisionalID(); prov != "" && p.change.Before == nil && p.change.After.ID == prov {
+			p.change.DrawnID = &drawn
+		}
 		err = r.commit(ctx, p.change)
 		switch {
 		case err == nil:
+			if drawn != "" {
+				p.outcome.ComplaintID = drawn
+			}
 			return p.outcome, nil
 		case errors.Is(err, ErrDuplicate):
-			return Outcome{Kind: OutcomeDuplicate}, nil
+			out := Outcome{Kind: OutcomeDuplicate}
+			if a := (*AppliedError)(nil); errors.As(err, &a) {
+				out.ComplaintID = a.ComplaintID
+			}
+			return out, nil
 		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
 			if err := pause(ctx, attempt); err != nil {
 				return Outcome{}, err
@@ -447,6 +455,9 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 	a, err := r.assign(ctx, m.team, msg)
 	if err != nil {
 		return routePlan{}, err
+	}
+	if *reserved == "" {
+		*reserved = r.store.ProvisionalID()
 	}
 	if *reserved == "" {
 		id, err := r.store.NextComplaintID(ctx)
