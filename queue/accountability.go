@@ -176,7 +176,7 @@ func (s *Store) Volumes(ctx context.Context) ([]router.Volume, error) {
 // before, in one atomic step; it reports whether it queued them.
 func (s *Store) NotifyOnce(ctx context.Context, key string, ns []router.Notification) (bool, error) {
 	t := &tx{}
-	t.once(s.keys.Once(), "notify:"+key)
+	s.onceGuard(t, s.keys.Once("notify:"+key), s.keys.LegacyOnce(), "notify:"+key)
 	for _, n := range ns {
 		b, err := json.Marshal(router.Outgoing{Notification: &n})
 		if err != nil {
@@ -184,7 +184,7 @@ func (s *Store) NotifyOnce(ctx context.Context, key string, ns []router.Notifica
 		}
 		t.write("XADD", s.keys.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
-	t.write("HSET", s.keys.Once(), "notify:"+key, "sent")
+	t.write("SET", s.keys.Once("notify:"+key), "sent", "PX", s.onceTTLms())
 	res, err := t.run(ctx, s.rdb)
 	if err != nil {
 		return false, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Delivery is one stream entry handed to a Handler.
@@ -117,10 +118,13 @@ func blockingClient(rdb redis.UniversalClient, workers int) redis.UniversalClien
 	case *redis.Client:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = workers, 0, workers, workers
+		// The copied maintenance-notification state belongs to c.
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return redis.NewClient(&o)
 	case *redis.ClusterClient:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = workers, 0, workers, workers
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 		return redis.NewClusterClient(&o)
 	}
 	return rdb

@@ -55,11 +55,17 @@ func (k Keys) ConsumersSeen(stream, group string) string { return stream + ":gro
 // hashed one, so that a literal "sha256:<hex>" cannot name the key of
 // another, long id (and be taken for its duplicate).
 func (k Keys) Dedup(channel, sourceID string) string {
-	if len(sourceID) > 128 || strings.HasPrefix(sourceID, hashedPrefix) {
-		sum := sha256.Sum256([]byte(sourceID))
-		sourceID = hashedPrefix + hex.EncodeToString(sum[:])
+	return k.tag + ":dedup:" + channel + ":" + shortID(sourceID)
+}
+
+// shortID keeps an id as it is, or hashes it when it is long or looks like
+// a hashed one.
+func shortID(id string) string {
+	if len(id) > 128 || strings.HasPrefix(id, hashedPrefix) {
+		sum := sha256.Sum256([]byte(id))
+		id = hashedPrefix + hex.EncodeToString(sum[:])
 	}
-	return k.tag + ":dedup:" + channel + ":" + sourceID
+	return id
 }
 
 const hashedPrefix = "sha256:"
@@ -116,12 +122,27 @@ func (k Keys) Threads() string { return k.tag + ":threads" }
 // timestamps, leases): "<prefix><key>" for each of its keys.
 func (k Keys) State(scope string) string { return k.tag + ":state:" + scope + ":" }
 
-// Once is a hash of the once-keys of applied changes that no inbound message
-// caused (delivery reports, notes) → their complaint.
-func (k Keys) Once() string { return k.tag + ":once" }
+// Once is the once-key of an applied change that no inbound message caused
+// (a delivery report, a note, a rate alert): a string holding its complaint,
+// kept for the once retention (ONCE_RETENTION), so the keys do not grow for
+// ever. Long keys are hashed like Dedup's.
+func (k Keys) Once(key string) string { return k.tag + ":once:" + shortID(key) }
 
-// MessageComplaints is a hash of message id → the complaint it landed on.
-func (k Keys) MessageComplaints() string { return k.tag + ":messages" }
+// MessageComplaint is a string holding the complaint a routed message landed
+// on, kept for the once retention: it makes routing idempotent (a
+// redelivered message is only acknowledged) and answers "where did my
+// message go" (GET /v1/messages/{id}) for that long.
+func (k Keys) MessageComplaint(messageID string) string {
+	return k.tag + ":message:" + shortID(messageID)
+}
+
+// LegacyOnce and LegacyMessageComplaints are the hashes that layouts before
+// Once and MessageComplaint kept without bound; Migrate moves their fields
+// to those keys and deletes them.
+func (k Keys) LegacyOnce() string { return k.tag + ":once" }
+
+// LegacyMessageComplaints: see LegacyOnce.
+func (k Keys) LegacyMessageComplaints() string { return k.tag + ":messages" }
 
 // Customer is a sorted set of a customer's complaint ids by creation time.
 func (k Keys) Customer(customerKey string) string { return k.tag + ":customer:" + customerKey }

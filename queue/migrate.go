@@ -40,6 +40,17 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if _, err := foldLegacyOpenScript.Run(ctx, s.rdb, []string{k.LegacyOpenComplaints(), k.OpenComplaints(), k.Complaints()}).Result(); err != nil {
 		return fmt.Errorf("moving the open complaints to the ordered index: %w", err)
 	}
+	if err := s.moveLegacyHash(ctx, k.LegacyMessageComplaints(), k.MessageComplaint); err != nil {
+		return fmt.Errorf("moving the message index to keys with a retention: %w", err)
+	}
+	if err := s.moveLegacyHash(ctx, k.LegacyOnce(), k.Once); err != nil {
+		return fmt.Errorf("moving the once-keys to keys with a retention: %w", err)
+	}
+	n, err := s.rdb.Exists(ctx, k.LegacyMessageComplaints(), k.LegacyOnce()).Result()
+	if err != nil {
+		return err
+	}
+	s.legacy.Store(n > 0)
 	v, err := s.rdb.Get(ctx, k.Layout()).Int()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("reading the layout version: %w", err)
@@ -83,6 +94,32 @@ func (s *Store) backfillFigures(ctx context.Context) error {
 		}
 		if len(ids) < page {
 			return nil
+		}
+	}
+}
+
+// moveLegacyHash moves every field of an unbounded legacy hash to its own
+// key under the once retention (never over a newer value), deleting the
+// fields moved, a page at a time; the hash is gone when it is empty. The
+// once-guard looks in both until then, so nothing is ever in neither.
+func (s *Store) moveLegacyHash(ctx context.Context, legacy string, key func(string) string) error {
+	for {
+		fields, _, err := s.rdb.HScan(ctx, legacy, 0, "", 1000).Result()
+		if err != nil {
+			return err
+		}
+		if len(fields) == 0 {
+			return nil
+		}
+		pipe := s.rdb.Pipeline()
+		names := make([]string, 0, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			pipe.SetNX(ctx, key(fields[i]), fields[i+1], s.onceTTL)
+			names = append(names, fields[i])
+		}
+		pipe.HDel(ctx, legacy, names...)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
@@ -38,11 +39,45 @@ type Store struct {
 	// dedupTTL bounds how long an ingest idempotency key is kept; 0 keeps it
 	// forever.
 	dedupTTL time.Duration
+	// onceTTL bounds how long a routed message's complaint and a once-key
+	// are kept (see SetOnceRetention).
+	onceTTL time.Duration
+	// legacy is set while hashes of the unbounded layout (Keys.LegacyOnce,
+	// Keys.LegacyMessageComplaints) may still hold fields: the once-guard
+	// then looks there too.
+	legacy atomic.Bool
 }
 
 // NewStore builds a store on rdb for the namespace's keys.
 func NewStore(rdb redis.UniversalClient, keys Keys, dedupTTL time.Duration) *Store {
-	return &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL, provisional: newProvisional()}
+	s := &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL, onceTTL: DefaultOnceRetention, provisional: newProvisional()}
+	s.legacy.Store(true) // until Migrate has seen the legacy hashes gone
+	return s
+}
+
+// DefaultOnceRetention is how long a routed message's complaint and a
+// once-key are kept unless SetOnceRetention says otherwise: far beyond any
+// redelivery (minutes to hours) and the complaint-rate look-back (8 weeks).
+const DefaultOnceRetention = 90 * 24 * time.Hour
+
+// SetOnceRetention sets how long a routed message's complaint (the
+// routing once-guard and GET /v1/messages/{id}) and once-keys are kept;
+// d ≤ 0 keeps the default. Call before use.
+func (s *Store) SetOnceRetention(d time.Duration) {
+	if d > 0 {
+		s.onceTTL = d
+	}
+}
+
+func (s *Store) onceTTLms() string { return msString(s.onceTTL.Milliseconds()) }
+
+// onceGuard makes t apply at most once per key (a string under the once
+// retention), looking also at field of the legacy hash while it may exist.
+func (s *Store) onceGuard(t *tx, key, legacy, field string) {
+	if !s.legacy.Load() {
+		legacy = ""
+	}
+	t.onceString(key, legacy, field)
 }
 
 func newProvisional() string {
@@ -253,13 +288,46 @@ func (s *Store) ThreadComplaints(ctx context.Context, keys []string) (map[string
 	return out, nil
 }
 
-// MessageComplaint tells which complaint a routed message is on.
+// MessageComplaint tells which complaint a routed message is on (for the
+// once retention after it was routed).
 func (s *Store) MessageComplaint(ctx context.Context, messageID string) (string, bool, error) {
-	id, err := s.rdb.HGet(ctx, s.keys.MessageComplaints(), messageID).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", false, nil
+	m, err := s.MessagesRouted(ctx, []string{messageID})
+	if err != nil {
+		return "", false, err
 	}
-	return id, err == nil, err
+	id, ok := m[messageID]
+	return id, ok, nil
+}
+
+// MessagesRouted maps each of the message ids that were routed (within the
+// once retention) to its complaint.
+func (s *Store) MessagesRouted(ctx context.Context, messageIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(messageIDs))
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cur := make([]*redis.StringCmd, len(messageIDs))
+	for i, id := range messageIDs {
+		cur[i] = pipe.Get(ctx, s.keys.MessageComplaint(id))
+	}
+	var legacy *redis.SliceCmd
+	if s.legacy.Load() {
+		legacy = pipe.HMGet(ctx, s.keys.LegacyMessageComplaints(), messageIDs...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for i, id := range messageIDs {
+		if v, err := cur[i].Result(); err == nil {
+			out[id] = v
+		} else if legacy != nil {
+			if v, ok := legacy.Val()[i].(string); ok {
+				out[id] = v
+			}
+		}
+	}
+	return out, nil
 }
 
 // LatestComplaintOf returns the customer's most recently opened complaint.
@@ -353,9 +421,9 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case ch.MessageID != "" && ch.OnceKey != "":
 		return nil, errors.New("commit: a change has either a message id or a once key")
 	case ch.MessageID != "":
-		t.once(k.MessageComplaints(), ch.MessageID)
+		s.onceGuard(t, k.MessageComplaint(ch.MessageID), k.LegacyMessageComplaints(), ch.MessageID)
 	case ch.OnceKey != "":
-		t.once(k.Once(), ch.OnceKey)
+		s.onceGuard(t, k.Once(ch.OnceKey), k.LegacyOnce(), ch.OnceKey)
 	}
 	if err := s.complaintChange(t, ch); err != nil {
 		return nil, err
@@ -390,10 +458,10 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
 	if ch.MessageID != "" {
-		t.write("HSET", k.MessageComplaints(), ch.MessageID, ch.After.ID)
+		t.write("SET", k.MessageComplaint(ch.MessageID), ch.After.ID, "PX", s.onceTTLms())
 	}
 	if ch.OnceKey != "" {
-		t.write("HSET", k.Once(), ch.OnceKey, ch.After.ID)
+		t.write("SET", k.Once(ch.OnceKey), ch.After.ID, "PX", s.onceTTLms())
 	}
 	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 		t.ackDelivery(d)

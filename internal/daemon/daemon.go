@@ -95,6 +95,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.redis = rdb
 	d.store = queue.NewStore(rdb, keys, cfg.DedupRetention.D())
+	d.store.SetOnceRetention(cfg.OnceRetention.D())
 	d.metrics = metrics.New(d.store.Stats)
 	d.router, err = router.New(router.Config{
 		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
