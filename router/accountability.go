@@ -475,7 +475,9 @@ type awaySnapshot struct {
 // away returns the absences in force now, by owner.
 func (r *Router) away(ctx context.Context, now time.Time) (map[string]Absence, error) {
 	var stored []Absence
-	if r.acct != nil {
+	if pre := prefetched(ctx); pre != nil {
+		stored = pre.Absences
+	} else if r.acct != nil {
 		var err error
 		if stored, err = r.acct.Absences(ctx); err != nil {
 			return nil, fmt.Errorf("reading absences: %w", err)

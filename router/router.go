@@ -130,7 +130,16 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 	// A redelivered message is found by the commit's once-guard (and only
 	// acknowledged): no separate look-up first.
 	var reserved string // a new complaint keeps its id across conflict retries
+	if msg.Language == "" {
+		msg.Language = DetectLanguage(msg.Subject + "\n" + msg.Body)
+	}
 	for attempt := 1; ; attempt++ {
+		// Read what routing needs afresh on every attempt (a conflict
+		// means it changed); the commit's cover copies use it too.
+		ctx, err := r.prefetch(ctx, msg)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("routing message %s: reading what routing needs: %w", msg.ID, err)
+		}
 		p, err := r.planRoute(ctx, msg, &reserved)
 		if err != nil {
 			return Outcome{}, fmt.Errorf("routing message %s: %w", msg.ID, err)
@@ -242,13 +251,10 @@ const maxMergeHops = 8
 func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 	var th threading
 	customerKey := msg.Customer.Key(msg.Channel)
-	if len(msg.ThreadKeys) > 0 {
-		lookup := append([]string(nil), msg.ThreadKeys...)
-		if customerKey != "" {
-			for _, k := range msg.ThreadKeys {
-				lookup = append(lookup, scopedThreadKey(k, customerKey))
-			}
-		}
+	pre := prefetched(ctx)
+	if pre != nil {
+		th.mapped = pre.Threads
+	} else if lookup := threadLookup(msg); len(lookup) > 0 {
 		m, err := r.store.ThreadComplaints(ctx, lookup)
 		if err != nil {
 			return th, fmt.Errorf("looking up thread keys: %w", err)
@@ -256,7 +262,10 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		th.mapped = m
 	}
 	follow := func(id, via string) (bool, error) {
-		c, err := r.store.Complaint(ctx, id)
+		c, err, ok := pre.complaint(id)
+		if !ok {
+			c, err = r.store.Complaint(ctx, id)
+		}
 		// A reference to a merged complaint continues on the one it was
 		// merged into.
 		for hops := 0; err == nil && c.MergedInto != "" && hops < maxMergeHops; hops++ {
