@@ -130,6 +130,32 @@ func (s *Store) ComplaintsCreated(ctx context.Context, since, until time.Time) (
 	return s.loadComplaints(ctx, ids)
 }
 
+var _ router.CreatedPager = (*Store)(nil)
+
+// EachCreated hands the complaints created in [since, until) to page, 500
+// at a time, oldest first.
+func (s *Store) EachCreated(ctx context.Context, since, until time.Time, page func([]router.Complaint) error) error {
+	const size = 500
+	for offset := int64(0); ; offset += size {
+		ids, err := s.rdb.ZRangeByScore(ctx, s.keys.Complaints(), &redis.ZRangeBy{
+			Min: msString(since.UnixMilli()), Max: "(" + msString(until.UnixMilli()), Offset: offset, Count: size,
+		}).Result()
+		if err != nil {
+			return err
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if err := page(cs); err != nil {
+			return err
+		}
+		if len(ids) < size {
+			return nil
+		}
+	}
+}
+
 // CountCreated counts the complaints created in [since, until).
 func (s *Store) CountCreated(ctx context.Context, since, until time.Time) (int, error) {
 	n, err := s.rdb.ZCount(ctx, s.keys.Complaints(), msString(since.UnixMilli()), "("+msString(until.UnixMilli())).Result()

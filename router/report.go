@@ -203,6 +203,13 @@ func FiguresOf(open []Complaint, owners []string, now time.Time) OpenFigures {
 	return f
 }
 
+// CreatedPager is an AccountabilityStore that hands the complaints created
+// in [since, until) over a page at a time, so a report over many never
+// holds them all.
+type CreatedPager interface {
+	EachCreated(ctx context.Context, since, until time.Time, page func([]Complaint) error) error
+}
+
 // ReportInput is what BuildReport works from.
 type ReportInput struct {
 	Since, Until, Now time.Time
@@ -223,12 +230,36 @@ func BuildReport(in ReportInput) Report {
 	if loc == nil {
 		loc = time.UTC
 	}
-	rep := Report{Since: in.Since, Until: in.Until, GeneratedAt: in.Now, Complaints: len(in.Complaints), Rates: in.Rates}
-	channels, categories, weeks, breaches, causes := map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}, map[string]int{}
-	var first, resolution []float64
-	rep.CSAT.Scores = map[int]int{}
-	csatSum, satisfied := 0, 0
-	for _, c := range in.Complaints {
+	t := newReportTally(loc)
+	t.add(in.Complaints)
+	return t.report(in)
+}
+
+// reportTally adds complaints up for a report, a page at a time, so a
+// report over many complaints never holds them all.
+type reportTally struct {
+	loc                                           *time.Location
+	rep                                           Report
+	channels, categories, weeks, breaches, causes map[string]int
+	first, resolution                             []float64
+	csatSum, satisfied                            int
+}
+
+func newReportTally(loc *time.Location) *reportTally {
+	if loc == nil {
+		loc = time.UTC
+	}
+	t := &reportTally{loc: loc, channels: map[string]int{}, categories: map[string]int{}, weeks: map[string]int{}, breaches: map[string]int{}, causes: map[string]int{}}
+	t.rep.CSAT.Scores = map[int]int{}
+	return t
+}
+
+// add counts complaints opened in the report's period.
+func (t *reportTally) add(cs []Complaint) {
+	rep, loc := &t.rep, t.loc
+	channels, categories, weeks, breaches, causes := t.channels, t.categories, t.weeks, t.breaches, t.causes
+	for _, c := range cs {
+		rep.Complaints++
 		channels[string(c.Channel)]++
 		cat := c.Category
 		if cat == "" {
@@ -237,10 +268,10 @@ func BuildReport(in ReportInput) Report {
 		categories[cat]++
 		weeks[ISOWeek(c.CreatedAt.In(loc))]++
 		if !c.FirstResponseAt.IsZero() {
-			first = append(first, c.FirstResponseAt.Sub(c.CreatedAt).Seconds())
+			t.first = append(t.first, c.FirstResponseAt.Sub(c.CreatedAt).Seconds())
 		}
 		if c.Status == StatusClosed {
-			resolution = append(resolution, c.ClosedAt.Sub(c.CreatedAt).Seconds())
+			t.resolution = append(t.resolution, c.ClosedAt.Sub(c.CreatedAt).Seconds())
 			if c.Category != "" {
 				causes[c.Category]++
 			}
@@ -260,12 +291,20 @@ func BuildReport(in ReportInput) Report {
 		if c.CSAT > 0 {
 			rep.CSAT.Responses++
 			rep.CSAT.Scores[c.CSAT]++
-			csatSum += c.CSAT
+			t.csatSum += c.CSAT
 			if c.CSAT >= 4 {
-				satisfied++
+				t.satisfied++
 			}
 		}
 	}
+}
+
+// report completes the report with the figures of in beyond its complaints.
+func (t *reportTally) report(in ReportInput) Report {
+	rep := t.rep
+	rep.Since, rep.Until, rep.GeneratedAt, rep.Rates = in.Since, in.Until, in.Now, in.Rates
+	channels, categories, weeks, breaches, causes := t.channels, t.categories, t.weeks, t.breaches, t.causes
+	first, resolution, csatSum, satisfied := t.first, t.resolution, t.csatSum, t.satisfied
 	rep.ByChannel, rep.ByCategory, rep.ByWeek = counts(channels), counts(categories), counts(weeks)
 	slices.SortFunc(rep.ByWeek, func(a, b Count) int { return compareStrings(a.Name, b.Name) })
 	rep.Breaches, rep.TopCauses = counts(breaches), counts(causes)
@@ -370,9 +409,18 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 	if !until.After(since) {
 		return Report{}, invalid("until", "must be after since")
 	}
-	cs, err := r.acct.ComplaintsCreated(ctx, since, until)
-	if err != nil {
-		return Report{}, fmt.Errorf("reading complaints: %w", err)
+	tally := newReportTally(r.reportLocation())
+	if p, ok := r.acct.(CreatedPager); ok {
+		err := p.EachCreated(ctx, since, until, func(cs []Complaint) error { tally.add(cs); return nil })
+		if err != nil {
+			return Report{}, fmt.Errorf("reading complaints: %w", err)
+		}
+	} else {
+		cs, err := r.acct.ComplaintsCreated(ctx, since, until)
+		if err != nil {
+			return Report{}, fmt.Errorf("reading complaints: %w", err)
+		}
+		tally.add(cs)
 	}
 	rates, err := r.rates(ctx, since, until)
 	if err != nil {
@@ -386,8 +434,8 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 	if err != nil {
 		return Report{}, fmt.Errorf("reading the open complaints' figures: %w", err)
 	}
-	return BuildReport(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
-		Complaints: cs, Open: open, Owners: owners, Rates: rates}), nil
+	return tally.report(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
+		Open: open, Owners: owners, Rates: rates}), nil
 }
 
 // rates computes the complaint rate of every period with a volume that
