@@ -99,6 +99,9 @@ func (s *Store) Audit(ctx context.Context) (AuditReport, error) {
 		if len(members) != len(openByOwner[owner]) {
 			problem("owner %s's load is %d but they own %d open complaints", owner, len(members), len(openByOwner[owner]))
 		}
+		if n, err := s.rdb.HGet(ctx, s.keys.OpenCounts(), owner).Int(); (err == nil || len(members) > 0) && n != len(members) {
+			problem("owner %s's open count is %d but their open set holds %d", owner, n, len(members))
+		}
 	}
 	if err := iter.Err(); err != nil {
 		return rep, err

@@ -57,32 +57,30 @@ func syncFigures(t *tx, k Keys, before *router.Complaint, after router.Complaint
 // OpenFigures counts open and overdue complaints per owner and the pending
 // and broken promises from the indexes every commit keeps (SCARD, ZCOUNT,
 // ZCARD): two round trips, whatever the number of open complaints. Owners
-// beyond those asked for (they left the roster) are found among everyone
-// ever assigned a complaint, and reported when they still own any.
+// beyond those asked for (they left the roster) are reported when they
+// still own open complaints.
 func (s *Store) OpenFigures(ctx context.Context, owners []string, now time.Time) (router.OpenFigures, error) {
-	assigned, err := s.rdb.HKeys(ctx, s.keys.OwnerLastAssigned()).Result()
+	counts, err := s.rdb.HGetAll(ctx, s.keys.OpenCounts()).Result()
 	if err != nil {
-		return router.OpenFigures{}, fmt.Errorf("reading the owners: %w", err)
+		return router.OpenFigures{}, fmt.Errorf("reading the owners' open counts: %w", err)
 	}
 	asked := make(map[string]bool, len(owners))
-	all := make([]string, 0, len(owners)+len(assigned))
+	all := make([]string, 0, len(owners)+len(counts))
 	for _, o := range owners {
 		if !asked[o] {
 			asked[o] = true
 			all = append(all, o)
 		}
 	}
-	for _, o := range assigned {
-		if !asked[o] {
+	for o, n := range counts {
+		if !asked[o] && n != "0" {
 			all = append(all, o)
 		}
 	}
 	pipe := s.rdb.Pipeline()
-	open := make([]*redis.IntCmd, len(all))
 	overdue := make([]*redis.IntCmd, len(all))
 	nowMs := "(" + msString(now.UnixMilli())
 	for i, o := range all {
-		open[i] = pipe.SCard(ctx, s.keys.OwnerOpen(o))
 		overdue[i] = pipe.ZCount(ctx, s.keys.OwnerDue(o), "-inf", nowMs)
 	}
 	pending := pipe.ZCard(ctx, s.keys.PromisesPending())
@@ -92,10 +90,8 @@ func (s *Store) OpenFigures(ctx context.Context, owners []string, now time.Time)
 	}
 	f := router.OpenFigures{Owners: make(map[string]router.OwnerFigures, len(all)), PromisesPending: int(pending.Val())}
 	for i, o := range all {
-		fig := router.OwnerFigures{Open: int(open[i].Val()), Overdue: int(overdue[i].Val())}
-		if asked[o] || fig.Open > 0 {
-			f.Owners[o] = fig
-		}
+		n, _ := strconv.Atoi(counts[o])
+		f.Owners[o] = router.OwnerFigures{Open: n, Overdue: int(overdue[i].Val())}
 	}
 	for _, z := range broken.Val() {
 		f.PromisesBroken += int(z.Score)

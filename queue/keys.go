@@ -91,8 +91,14 @@ func (k Keys) OpenComplaints() string { return k.tag + ":complaints:open-by-time
 // OpenComplaints kept; Migrate folds it into OpenComplaints and deletes it.
 func (k Keys) LegacyOpenComplaints() string { return k.tag + ":complaints:open" }
 
-// OwnerOpen is the set of an owner's open complaints: its size is their load.
+// OwnerOpen is the set of an owner's open complaints.
 func (k Keys) OwnerOpen(owner string) string { return k.tag + ":owner:" + owner + ":open" }
+
+// OpenCounts is a hash of owner id → the number of their open complaints
+// (the size of their OwnerOpen set, kept by the same commits): every
+// owner's load in one HMGET, and a capacity guard that reads one field
+// (SCARD is O(1) in Redis but not in the embedded server).
+func (k Keys) OpenCounts() string { return k.tag + ":owners:open-count" }
 
 // OwnerDue is a sorted set of an owner's open complaints that have a running
 // deadline, scored by the moment they become overdue (unix ms; see

@@ -5,14 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // layoutVersion is the key layout this code writes. 2: the open index is
 // a sorted set by creation time, and the figure indexes (owner due,
-// promises) exist.
-const layoutVersion = 2
+// promises) exist. 3: owners' open counts are kept beside their sets.
+const layoutVersion = 3
+
+// countOpenScript sets an owner's open count to the size of their open
+// set, in one step. KEYS[1]: the owner's open set; KEYS[2]: the open
+// counts. ARGV[1]: the owner.
+var countOpenScript = redis.NewScript(`
+redis.call('HSET', KEYS[2], ARGV[1], redis.call('SCARD', KEYS[1]))
+return 1
+`)
 
 // foldLegacyOpenScript moves the legacy open set into the open index,
 // scored by each complaint's creation time, and deletes it, in one step.
@@ -58,8 +67,15 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if v >= layoutVersion {
 		return nil
 	}
-	if err := s.backfillFigures(ctx); err != nil {
-		return err
+	if v < 2 {
+		if err := s.backfillFigures(ctx); err != nil {
+			return err
+		}
+	}
+	if v < 3 {
+		if err := s.countOpen(ctx); err != nil {
+			return err
+		}
 	}
 	return s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err()
 }
@@ -122,4 +138,22 @@ func (s *Store) moveLegacyHash(ctx context.Context, legacy string, key func(stri
 			return err
 		}
 	}
+}
+
+// countOpen sets every owner's open count from their open set.
+func (s *Store) countOpen(ctx context.Context) error {
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return err
+	}
+	prefix, suffix := s.keys.OwnerOpen(""), ":open"
+	iter := scan.Scan(ctx, 0, s.keys.OwnerOpen("*"), 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		owner := strings.TrimSuffix(strings.TrimPrefix(key, prefix[:len(prefix)-len(suffix)]), suffix)
+		if err := countOpenScript.Run(ctx, s.rdb, []string{key, s.keys.OpenCounts()}, owner).Err(); err != nil {
+			return fmt.Errorf("counting the open complaints of %s: %w", owner, err)
+		}
+	}
+	return iter.Err()
 }

@@ -53,7 +53,7 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 	if err := e.rdb.SAdd(ctx, e.keys.LegacyOpenComplaints(), open).Err(); err != nil {
 		t.Fatal(err)
 	}
-	old := []string{e.keys.OpenComplaints(), e.keys.PromisesPending(), e.keys.PromisesBroken(), e.keys.Layout()}
+	old := []string{e.keys.OpenComplaints(), e.keys.PromisesPending(), e.keys.PromisesBroken(), e.keys.Layout(), e.keys.OpenCounts()}
 	for i := range 3 {
 		old = append(old, e.keys.OwnerDue(fmt.Sprintf("owner%02d", i)))
 	}

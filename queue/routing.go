@@ -14,14 +14,14 @@ import (
 var _ router.RoutingReader = (*Store)(nil)
 
 // routingInputsScript reads everything routing a message needs in one
-// round trip (it only reads). The complaints and owner sets it reads are
-// named from the prefixes, so not declared in KEYS; they carry the
-// namespace's hash tag, so in a cluster they are in the slot of the
-// declared keys.
+// round trip (it only reads). The complaints it reads are named from the
+// prefix, so not declared in KEYS; they carry the namespace's hash tag, so
+// in a cluster they are in the slot of the declared keys.
 // KEYS[1]: thread index; KEYS[2]: the customer's complaints ("" none);
-// KEYS[3]: owners' last assignment; KEYS[4]: absences.
-// ARGV[1]: complaint key prefix; ARGV[2]: owner key prefix; ARGV[3]: the
-// number of thread keys; then the thread keys, then the owners.
+// KEYS[3]: owners' last assignment; KEYS[4]: absences; KEYS[5]: owners'
+// open counts.
+// ARGV[1]: complaint key prefix; ARGV[2]: unused; ARGV[3]: the number of
+// thread keys; then the thread keys, then the owners.
 // Returns {thread ids, latest id, complaints (id, data, ...), loads,
 // last assignments, absences (owner, json, ...)}.
 var routingInputsScript = redis.NewScript(`
@@ -48,8 +48,10 @@ for _, id in ipairs(want) do
   if data then complaints[#complaints + 1] = id; complaints[#complaints + 1] = data end
 end
 local loads, last = {}, {}
-for i, o in ipairs(owners) do loads[i] = redis.call('SCARD', ARGV[2] .. o .. ':open') end
-if #owners > 0 then last = redis.call('HMGET', KEYS[3], unpack(owners)) end
+if #owners > 0 then
+  loads = redis.call('HMGET', KEYS[5], unpack(owners))
+  last = redis.call('HMGET', KEYS[3], unpack(owners))
+end
 return {ids, latest, complaints, loads, last, redis.call('HGETALL', KEYS[4])}
 `)
 
@@ -63,14 +65,14 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 		customer = k.Customer(customerKey)
 	}
 	args := make([]any, 0, 3+len(threadKeys)+len(owners))
-	args = append(args, k.Complaint(""), k.tag+":owner:", len(threadKeys))
+	args = append(args, k.Complaint(""), "", len(threadKeys))
 	for _, t := range threadKeys {
 		args = append(args, t)
 	}
 	for _, o := range owners {
 		args = append(args, o)
 	}
-	res, err := routingInputsScript.Run(ctx, s.rdb, []string{k.Threads(), customer, k.OwnerLastAssigned(), k.Absences()}, args...).Slice()
+	res, err := routingInputsScript.Run(ctx, s.rdb, []string{k.Threads(), customer, k.OwnerLastAssigned(), k.Absences(), k.OpenCounts()}, args...).Slice()
 	if err != nil {
 		return router.RoutingInputs{}, err
 	}
@@ -100,8 +102,9 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 	for i, o := range owners {
 		var l router.OwnerLoad
 		if i < len(loads) {
-			n, _ := loads[i].(int64)
-			l.Open = int(n)
+			if v, ok := loads[i].(string); ok {
+				l.Open, _ = strconv.Atoi(v)
+			}
 		}
 		if i < len(last) {
 			if v, ok := last[i].(string); ok {

@@ -349,17 +349,17 @@ func (s *Store) OwnerLoads(ctx context.Context, ownerIDs []string) (map[string]r
 		return out, nil
 	}
 	pipe := s.rdb.Pipeline()
-	counts := make([]*redis.IntCmd, len(ownerIDs))
-	for i, id := range ownerIDs {
-		counts[i] = pipe.SCard(ctx, s.keys.OwnerOpen(id))
-	}
+	counts := pipe.HMGet(ctx, s.keys.OpenCounts(), ownerIDs...)
 	last := pipe.HMGet(ctx, s.keys.OwnerLastAssigned(), ownerIDs...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
-	lastVals := last.Val()
+	countVals, lastVals := counts.Val(), last.Val()
 	for i, id := range ownerIDs {
-		l := router.OwnerLoad{Open: int(counts[i].Val())}
+		var l router.OwnerLoad
+		if v, ok := countVals[i].(string); ok {
+			l.Open, _ = strconv.Atoi(v)
+		}
 		if v, ok := lastVals[i].(string); ok {
 			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
 				l.LastAssigned = time.UnixMilli(ms).UTC()
@@ -492,7 +492,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 		t.fieldEquals("thread key "+c.Key, k.Threads(), c.Key, c.Expect)
 	}
 	if g := ch.Capacity; g != nil {
-		t.setBelow("capacity of "+g.Owner, k.OwnerOpen(g.Owner), g.Limit)
+		t.countBelow("capacity of "+g.Owner, k.OpenCounts(), g.Owner, g.Limit)
 	}
 
 	data, err := json.Marshal(after)
@@ -510,9 +510,11 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 	isOpen := after.Status == router.StatusOpen
 	if wasOpen && (!isOpen || before.Owner != after.Owner) {
 		t.write("SREM", k.OwnerOpen(before.Owner), after.ID)
+		t.write("HINCRBY", k.OpenCounts(), before.Owner, "-1")
 	}
 	if isOpen && (!wasOpen || before.Owner != after.Owner) {
 		t.write("SADD", k.OwnerOpen(after.Owner), after.ID)
+		t.write("HINCRBY", k.OpenCounts(), after.Owner, "1")
 	}
 	switch {
 	case isOpen && !wasOpen:

@@ -27,7 +27,8 @@ import (
 //	newid:  seq-key#, provisional, base          -- "" seq-key#: none; else INCR seq, and the new id
 //	                                             -- "C-<base+n>" replaces provisional in every key and argument
 //	guards: count, then per guard: kind, name, key#, a, b
-//	        -- "h": HGET key a (absent = "") must equal b; "s": SCARD key must be < a
+//	        -- "h": HGET key a (absent = "") must equal b; "s": SCARD key must be < a;
+//	        -- "c": the number in HGET key a (absent = 0) must be < b
 //	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list
 //
 // Returns {"ok", new id or ""}, {"duplicate", <value stored under once>} or
@@ -61,17 +62,32 @@ for _ = 1, ng do
   local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
   if kind == 's' then
     if redis.call('SCARD', key) >= tonumber(ARGV[i + 3]) then return {'conflict', name} end
+  elseif kind == 'c' then
+    if (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4]) then return {'conflict', name} end
   elseif (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4] then
     return {'conflict', name}
   end
   i = i + 5
 end
 local newid, prov = '', nil
+local function subst(s)
+  local i, j = string.find(s, prov, 1, true)
+  if not i then return s end
+  local parts, pos = {}, 1
+  while i do
+    parts[#parts + 1] = string.sub(s, pos, i - 1)
+    parts[#parts + 1] = newid
+    pos = j + 1
+    i, j = string.find(s, prov, pos, true)
+  end
+  parts[#parts + 1] = string.sub(s, pos)
+  return table.concat(parts)
+end
 if ARGV[8] ~= '' then
   newid = 'C-' .. (tonumber(ARGV[10]) + redis.call('INCR', KEYS[tonumber(ARGV[8])]))
   prov = ARGV[9]
 end
-local allowed = {HSET=true, HDEL=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true}
+local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true}
 local n = #ARGV
 while i <= n do
   local cmd, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
@@ -79,8 +95,8 @@ while i <= n do
   local args = {}
   for j = 1, count do args[j] = ARGV[i + 2 + j] end
   if prov then
-    key = string.gsub(key, prov, newid)
-    for j = 1, count do args[j] = string.gsub(args[j], prov, newid) end
+    key = subst(key)
+    for j = 1, count do args[j] = subst(args[j]) end
   end
   redis.call(cmd, key, unpack(args))
   i = i + 3 + count
@@ -168,6 +184,13 @@ func (t *tx) drawID(seqKey, provisional string, base int64) {
 func (t *tx) fieldEquals(name, key, field, want string) {
 	t.touch(key)
 	t.guards = append(t.guards, txGuard{kind: "h", name: name, key: key, a: field, b: want})
+}
+
+// countBelow guards that the number in hash field key/field (absent: 0) is
+// below limit.
+func (t *tx) countBelow(name, key, field string, limit int) {
+	t.touch(key)
+	t.guards = append(t.guards, txGuard{kind: "c", name: name, key: key, a: field, b: strconv.Itoa(limit)})
 }
 
 // setBelow guards that the set at key has fewer than limit members.
