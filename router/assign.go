@@ -213,7 +213,7 @@ func (r *Router) latestComplaintOf(ctx context.Context, customerKey string) (Com
 		if pre.Latest == "" {
 			return Complaint{}, fmt.Errorf("complaints of %s: %w", customerKey, ErrNotFound)
 		}
-		if c, err, ok := pre.complaint(pre.Latest); ok {
+		if c, ok, err := pre.complaint(pre.Latest); ok {
 			return c, err
 		}
 	}

@@ -88,19 +88,19 @@ func (r *Router) prefetch(ctx context.Context, msg Message) (context.Context, er
 // complaint answers from the prefetch for a complaint it read: one a
 // thread key named or the customer's latest (absent: it does not exist).
 // ok is false when the prefetch did not read it.
-func (in *RoutingInputs) complaint(id string) (Complaint, error, bool) {
+func (in *RoutingInputs) complaint(id string) (c Complaint, read bool, err error) {
 	if in == nil {
-		return Complaint{}, nil, false
+		return Complaint{}, false, nil
 	}
 	if c, ok := in.Complaints[id]; ok {
-		return c, nil, true
+		return c, true, nil
 	}
 	named := id == in.Latest
 	for _, v := range in.Threads {
 		named = named || v == id
 	}
 	if named {
-		return Complaint{}, fmt.Errorf("complaint %s: %w", id, ErrNotFound), true
+		return Complaint{}, true, fmt.Errorf("complaint %s: %w", id, ErrNotFound)
 	}
-	return Complaint{}, nil, false
+	return Complaint{}, false, nil
 }

@@ -262,7 +262,7 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		th.mapped = m
 	}
 	follow := func(id, via string) (bool, error) {
-		c, err, ok := pre.complaint(id)
+		c, ok, err := pre.complaint(id)
 		if !ok {
 			c, err = r.store.Complaint(ctx, id)
 		}
