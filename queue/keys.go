@@ -58,6 +58,9 @@ func (k Keys) Dedup(channel, sourceID string) string {
 	return k.tag + ":dedup:" + channel + ":" + shortID(sourceID)
 }
 
+// DedupPattern matches every dedup key of the namespace.
+func (k Keys) DedupPattern() string { return k.tag + ":dedup:*" }
+
 // shortID keeps an id as it is, or hashes it when it is long or looks like
 // a hashed one.
 func shortID(id string) string {

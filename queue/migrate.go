@@ -76,6 +76,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		if err := s.countOpen(ctx); err != nil {
 			return err
 		}
+		if err := s.expireOldDedupKeys(ctx); err != nil {
+			return err
+		}
 	}
 	return s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err()
 }
@@ -156,4 +159,35 @@ func (s *Store) countOpen(ctx context.Context) error {
 		}
 	}
 	return iter.Err()
+}
+
+// expireOldDedupKeys gives the ingest dedup keys that earlier versions kept
+// for ever (DEDUP_RETENTION was 0 by default) the retention in force, from
+// now; keys that already expire keep their time.
+func (s *Store) expireOldDedupKeys(ctx context.Context) error {
+	if s.dedupTTL <= 0 {
+		return nil
+	}
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return err
+	}
+	iter := scan.Scan(ctx, 0, s.keys.DedupPattern(), 1000).Iterator()
+	pipe := s.rdb.Pipeline()
+	n := 0
+	for iter.Next(ctx) {
+		pipe.ExpireNX(ctx, iter.Val(), s.dedupTTL)
+		if n++; n%1000 == 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("giving old dedup keys a retention: %w", err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("giving old dedup keys a retention: %w", err)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -64,11 +65,22 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 		t.Fatal("the audit finds nothing wrong with the old layout: the test proves nothing")
 	}
 
+	// A dedup key an earlier version kept for ever, and the unbounded
+	// hashes of routed messages and once-keys.
+	oldDedup := e.keys.Dedup("webhook", "old-form-1")
+	e.rdb.Set(ctx, oldDedup, "M-OLD", 0)
+	e.rdb.HSet(ctx, e.keys.LegacyMessageComplaints(), "M-OLD", ids[0])
+	e.rdb.HSet(ctx, e.keys.LegacyOnce(), "note:old", ids[1])
+	store := queue.NewStore(e.rdb, e.keys, 30*24*time.Hour)
+	if got, found, err := store.MessageComplaint(ctx, "M-OLD"); err != nil || !found || got != ids[0] {
+		t.Fatalf("before the migration, the legacy index answers %q, %v, %v", got, found, err)
+	}
+
 	for range 2 {
-		if err := e.store.Migrate(ctx); err != nil {
+		if err := store.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := e.store.Audit(ctx)
+		rep, err := store.Audit(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -76,8 +88,16 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 			t.Fatalf("after the migration: %v", rep.Problems)
 		}
 	}
-	if n, _ := e.rdb.Exists(ctx, e.keys.LegacyOpenComplaints()).Result(); n != 0 {
-		t.Error("the legacy open set is still there")
+	if n, _ := e.rdb.Exists(ctx, e.keys.LegacyOpenComplaints(), e.keys.LegacyMessageComplaints(), e.keys.LegacyOnce()).Result(); n != 0 {
+		t.Error("a legacy key is still there")
+	}
+	if got, found, err := store.MessageComplaint(ctx, "M-OLD"); err != nil || !found || got != ids[0] {
+		t.Errorf("after the migration, message M-OLD is on %q (%v, %v), want %s", got, found, err, ids[0])
+	}
+	for _, k := range []string{oldDedup, e.keys.MessageComplaint("M-OLD"), e.keys.Once("note:old")} {
+		if ttl, err := e.rdb.PTTL(ctx, k).Result(); err != nil || ttl <= 0 {
+			t.Errorf("%s: ttl %v (%v), want a retention", k, ttl, err)
+		}
 	}
 	f, err := e.store.OpenFigures(ctx, nil, time.Now())
 	if err != nil || f.PromisesPending != 4 || f.Overdue() != 4 {
