@@ -9,9 +9,10 @@ import (
 )
 
 // commitScript applies one guarded state change atomically. Every multi-key
-// step of forgetmenot (routing, lifecycle changes, retries, dead letters) is
-// a tx built in Go and run by this one script, so there is exactly one place
-// where atomicity is implemented.
+// change of a complaint (routing, lifecycle changes) and every retry and
+// dead letter is a tx built in Go and run by this one script, so there is
+// one place where their atomicity is implemented. (Ingest, the hottest and
+// simplest step, has its own two-command script: ingestScript.)
 //
 // The change travels flat, as plain arguments (no JSON to encode in Go and
 // decode in Lua, and no complaint JSON escaped inside it), and names its
