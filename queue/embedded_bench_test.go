@@ -18,7 +18,7 @@ import (
 //
 //	go test ./queue -run '^$' -bench EmbeddedSteadyRate -benchtime 1x
 func BenchmarkEmbeddedSteadyRate(b *testing.B) {
-	const blocks, perBlock = 3, 1500
+	const blocks, perBlock = 5, 2000
 	for range b.N {
 		emb, err := queue.StartEmbedded()
 		if err != nil {
