@@ -194,6 +194,9 @@ return load`)
 	rep.costLines = goTestLines(t, h.redis.URL(), "./queue", "^TestCostPerNewComplaint$", "per new complaint:")
 	// The in-process figures of queue/bench_test.go, on the same Redis.
 	rep.microbench = goBench(t, h.redis.URL(), "./queue", "IngestToAssigned", "2000x")
+	// The embedded default (no REDIS_URL): the rate of the first and the
+	// last of five blocks of 2,000 new complaints.
+	rep.embedded = goBench(t, h.redis.URL(), "./queue", "EmbeddedSteadyRate", "1x")
 	// The e-mail channel against the real in-memory IMAP server: a
 	// 10,000-mail backlog drained, and a new mail's way in with IDLE.
 	rep.mailBench = goBench(t, h.redis.URL(), "./channels/email", "DrainMailbox|NewMailToQueueWithIdle", "5x")
@@ -479,7 +482,7 @@ type benchReport struct {
 	listTime, showTime, reportTime       pcts
 	scrapeTime                           pcts
 	rssAfterMix                          int64
-	costLines                            string
+	costLines, embedded                  string
 	burst                                int
 	commands                             map[string]int64
 	memPerComplaint, seedMemPerComplaint float64
@@ -622,6 +625,16 @@ func (r *benchReport) markdown() string {
 	w("")
 	w("```")
 	w("%s", r.microbench)
+	w("```")
+	w("")
+	w("## Embedded default (`queue`'s `EmbeddedSteadyRate`)")
+	w("")
+	w("Without `REDIS_URL` the daemon runs on the embedded in-memory Redis: five")
+	w("blocks of 2,000 new complaints routed one after the other, the rate of the")
+	w("first and the last block (steady: `last/first` near 1).")
+	w("")
+	w("```")
+	w("%s", r.embedded)
 	w("```")
 	w("")
 	w("## E-mail intake (`channels/email/bench_test.go`, same Redis)")
