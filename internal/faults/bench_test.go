@@ -107,10 +107,10 @@ return load`)
 	rep.saturation = float64(burst) / time.Since(began).Seconds()
 	statsAfter := commandStats(t, raw)
 	rep.commands = commandDelta(statsBefore, statsAfter)
-	measureRoutingLua()
 	rep.bytesIn = float64(redisInfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
 	rep.memPerComplaint = float64(usedMemory(t, raw)-memBefore) / burst
 	rep.burst = burst
+	measureRoutingLua()
 
 	// Latency at 10, 50 and 90 % of the saturation rate, open loop.
 	for _, pct := range []int{10, 50, 90} {
