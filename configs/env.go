@@ -39,7 +39,8 @@ type Config struct {
 	APIToken          string   `envconfig:"API_TOKEN" desc:"Bearer token for the /v1 management API and the CLI. Empty: the API answers callers on this host only (see TRUSTED_PROXIES), and serve refuses a non-loopback HTTP_ADDR unless INSECURE_OPEN_API is set."`
 	APIURL            string   `envconfig:"API_URL" desc:"CLI only: the daemon's base URL. Default: http://127.0.0.1 with the port of HTTP_ADDR."`
 	ReopenWindow      Duration `envconfig:"REOPEN_WINDOW" default:"14d" desc:"A customer message on a complaint closed less than this long ago reopens it with the same owner; later ones open a follow-up."`
-	DedupRetention    Duration `envconfig:"DEDUP_RETENTION" default:"0" desc:"How long ingest idempotency keys (channel + source id) are kept. 0 keeps them forever."`
+	DedupRetention    Duration `envconfig:"DEDUP_RETENTION" default:"90d" desc:"How long ingest idempotency keys (channel + source id) are kept: a source sending the same id again within this time is answered with the first message's id. 0 keeps them forever (the keys then grow without bound)."`
+	OnceRetention     Duration `envconfig:"ONCE_RETENTION" default:"90d" desc:"How long the message → complaint index (routing's guard against redelivery, GET /v1/messages/{id}) and once-keys (delivery reports, notes, rate alerts) are kept. At least 63d: rate alerts look back 8 weeks (0: the default)."`
 	Retention         Duration `envconfig:"RETENTION" default:"0" desc:"Closed complaints whose close lies longer ago than this (e.g. 2y, 730d) are pseudonymised in the background, in small batches, once across replicas (README: Privacy). 0 keeps them."`
 	MaxMessageBytes   int64    `envconfig:"MAX_MESSAGE_BYTES" default:"1048576" desc:"Largest webhook request body accepted; larger ones get 413."`
 	RouterWorkers     int      `envconfig:"ROUTER_WORKERS" default:"4" desc:"Concurrent routing workers in this process (replicas add their own)."`
@@ -243,6 +244,7 @@ func (c Config) Validate() error {
 		{"NAMESPACE", namespaceOK(c.Namespace), "use 1-32 letters, digits, '-' or '_'"},
 		{"REOPEN_WINDOW", c.ReopenWindow >= 0, "must not be negative"},
 		{"DEDUP_RETENTION", c.DedupRetention == 0 || c.DedupRetention.D() >= time.Hour, "0 (forever) or at least 1h, or retried deliveries would be taken as new"},
+		{"ONCE_RETENTION", c.OnceRetention == 0 || c.OnceRetention.D() >= 63*24*time.Hour, "at least 63d: redeliveries and the 8-week complaint-rate look-back need it"},
 		{"MAX_MESSAGE_BYTES", c.MaxMessageBytes >= 1024, "must be at least 1024"},
 		{"ROUTER_WORKERS", c.RouterWorkers >= 1 && c.RouterWorkers <= 256, "must be 1-256"},
 		{"DELIVERY_WORKERS", c.DeliveryWorkers >= 1 && c.DeliveryWorkers <= 256, "must be 1-256"},

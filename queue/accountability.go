@@ -130,15 +130,42 @@ func (s *Store) ComplaintsCreated(ctx context.Context, since, until time.Time) (
 	return s.loadComplaints(ctx, ids)
 }
 
+var _ router.CreatedPager = (*Store)(nil)
+
+// EachCreated hands the complaints created in [since, until) to page, 500
+// at a time, oldest first.
+func (s *Store) EachCreated(ctx context.Context, since, until time.Time, page func([]router.Complaint) error) error {
+	const size = 500
+	for offset := int64(0); ; offset += size {
+		ids, err := s.rdb.ZRangeByScore(ctx, s.keys.Complaints(), &redis.ZRangeBy{
+			Min: msString(since.UnixMilli()), Max: "(" + msString(until.UnixMilli()), Offset: offset, Count: size,
+		}).Result()
+		if err != nil {
+			return err
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return err
+		}
+		if err := page(cs); err != nil {
+			return err
+		}
+		if len(ids) < size {
+			return nil
+		}
+	}
+}
+
 // CountCreated counts the complaints created in [since, until).
 func (s *Store) CountCreated(ctx context.Context, since, until time.Time) (int, error) {
 	n, err := s.rdb.ZCount(ctx, s.keys.Complaints(), msString(since.UnixMilli()), "("+msString(until.UnixMilli())).Result()
 	return int(n), err
 }
 
-// OpenComplaints lists every open complaint.
+// OpenComplaints lists every open complaint. It loads them all: for
+// maintenance and tests; figures come from OpenFigures.
 func (s *Store) OpenComplaints(ctx context.Context) ([]router.Complaint, error) {
-	ids, err := s.rdb.SMembers(ctx, s.keys.OpenComplaints()).Result()
+	ids, err := s.rdb.ZRange(ctx, s.keys.OpenComplaints(), 0, -1).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +202,7 @@ func (s *Store) Volumes(ctx context.Context) ([]router.Volume, error) {
 // before, in one atomic step; it reports whether it queued them.
 func (s *Store) NotifyOnce(ctx context.Context, key string, ns []router.Notification) (bool, error) {
 	t := &tx{}
-	t.once(s.keys.Once(), "notify:"+key)
+	s.onceGuard(t, s.keys.Once("notify:"+key), s.keys.LegacyOnce(), "notify:"+key)
 	for _, n := range ns {
 		b, err := json.Marshal(router.Outgoing{Notification: &n})
 		if err != nil {
@@ -183,7 +210,7 @@ func (s *Store) NotifyOnce(ctx context.Context, key string, ns []router.Notifica
 		}
 		t.write("XADD", s.keys.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
-	t.write("HSET", s.keys.Once(), "notify:"+key, "sent")
+	t.write("SET", s.keys.Once("notify:"+key), "sent", "PX", s.onceTTLms())
 	res, err := t.run(ctx, s.rdb)
 	if err != nil {
 		return false, err

@@ -14,6 +14,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 )
 
 // Delivery is one stream entry handed to a Handler.
@@ -71,10 +72,15 @@ type ConsumerConfig struct {
 // delayed retries when they fall due. Every entry ends acknowledged by its
 // handler, retried, or in the dead letters; none is dropped.
 type Consumer struct {
-	cfg  ConsumerConfig
-	rdb  redis.UniversalClient
-	keys Keys
-	log  *slog.Logger
+	cfg ConsumerConfig
+	rdb redis.UniversalClient
+	// blocking carries the workers' blocking stream reads on connections of
+	// their own (one per worker), so that however many workers wait on an
+	// empty stream, the shared pool stays free for the API, health checks
+	// and commits. It is rdb itself when rdb's kind cannot be cloned.
+	blocking redis.UniversalClient
+	keys     Keys
+	log      *slog.Logger
 }
 
 // NewConsumer builds a consumer; Run starts it.
@@ -99,8 +105,34 @@ func NewConsumer(rdb redis.UniversalClient, keys Keys, cfg ConsumerConfig) *Cons
 		log = slog.Default()
 	}
 	log = log.With("stream", cfg.Stream, "group", cfg.Group)
-	return &Consumer{cfg: cfg, rdb: rdb, keys: keys, log: log}
+	return &Consumer{cfg: cfg, rdb: rdb, blocking: blockingClient(rdb, cfg.Workers), keys: keys, log: log}
 }
+
+// blockingClient builds a client with the options of rdb and a pool of
+// exactly one connection per worker, for XREADGROUP BLOCK: a blocked read
+// holds its connection for the whole block time, and with the shared pool
+// (10 per CPU) a few dozen workers took every connection, leaving the API
+// and /readyz waiting a second each.
+func blockingClient(rdb redis.UniversalClient, workers int) redis.UniversalClient {
+	switch c := rdb.(type) {
+	case *redis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = workers, 0, workers, workers
+		// The copied maintenance-notification state belongs to c.
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		return redis.NewClient(&o)
+	case *redis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = workers, 0, workers, workers
+		o.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+		return redis.NewClusterClient(&o)
+	}
+	return rdb
+}
+
+// BlockingPoolStats reports the connections of the workers' blocking reads
+// (the shared client's when they could not get their own).
+func (c *Consumer) BlockingPoolStats() *redis.PoolStats { return c.blocking.PoolStats() }
 
 // DefaultBackoff doubles from one second up to five minutes.
 func DefaultBackoff(attempt int) time.Duration {
@@ -121,6 +153,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	wg.Go(func() { c.maintenanceLoop(ctx, c.cfg.Name+"-0") })
 	wg.Wait()
+	if c.blocking != c.rdb {
+		_ = c.blocking.Close()
+	}
 	return nil
 }
 
@@ -156,7 +191,7 @@ func (c *Consumer) readLoop(ctx context.Context, name string) {
 }
 
 func (c *Consumer) readNew(ctx context.Context, name string) error {
-	res, err := c.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
+	res, err := c.blocking.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: c.cfg.Group, Consumer: name, Streams: []string{c.cfg.Stream, ">"}, Count: readBatch, Block: c.cfg.Block,
 	}).Result()
 	if errors.Is(err, redis.Nil) {
@@ -497,7 +532,7 @@ func (c *Consumer) finish(ctx context.Context, d *Delivery, add func(*tx)) bool 
 	defer cancel()
 	t := &tx{}
 	add(t)
-	t.ack(d)
+	t.ackDelivery(d)
 	if _, err := t.run(ctx, c.rdb); err != nil {
 		// Still pending: another consumer takes it over after ReclaimIdle.
 		c.log.Warn("could not acknowledge entry; it stays pending", "entry", d.ID, "err", err)

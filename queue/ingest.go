@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
 )
 
 // Stream entry fields.
@@ -32,23 +33,40 @@ func (s *Store) Enqueue(ctx context.Context, msg router.Message) (id string, dup
 		return "", false, fmt.Errorf("encoding message: %w", err)
 	}
 	dedup := s.keys.Dedup(string(msg.Channel), msg.SourceID)
-	t := &tx{}
-	t.once(dedup, "")
+	ttl := int64(0)
 	if s.dedupTTL > 0 {
-		t.write("SET", dedup, msg.ID, "PX", msString(s.dedupTTL.Milliseconds()))
-	} else {
-		t.write("SET", dedup, msg.ID)
+		ttl = s.dedupTTL.Milliseconds()
 	}
-	t.write("XADD", s.keys.Inbound(), "*", fieldData, string(data), fieldAttempt, "0")
-	res, err := t.run(ctx, s.rdb)
+	res, err := ingestScript.Run(ctx, s.rdb, []string{dedup, s.keys.Inbound()}, msg.ID, ttl, string(data)).StringSlice()
 	if err != nil {
 		return "", false, fmt.Errorf("enqueueing %s message %q: %w", msg.Channel, msg.SourceID, err)
 	}
-	if res.status == "duplicate" {
-		return res.value, true, nil
+	if len(res) != 2 {
+		return "", false, fmt.Errorf("enqueueing %s message %q: unexpected reply", msg.Channel, msg.SourceID)
+	}
+	if res[0] == "duplicate" {
+		return res[1], true, nil
 	}
 	return msg.ID, false, nil
 }
+
+// ingestScript claims the idempotency key of a (channel, source id) and
+// queues the message, or answers the id of the message that claimed it
+// first: two commands for a new message.
+// KEYS[1]: the dedup key; KEYS[2]: the inbound stream.
+// ARGV[1]: the message id; ARGV[2]: the dedup retention in ms (0: for
+// ever); ARGV[3]: the message.
+var ingestScript = redis.NewScript(`
+local claimed
+if ARGV[2] ~= '0' then
+  claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+else
+  claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+end
+if not claimed then return {'duplicate', redis.call('GET', KEYS[1])} end
+redis.call('XADD', KEYS[2], '*', 'data', ARGV[3], 'attempt', '0')
+return {'ok', ''}
+`)
 
 // crockford is Crockford's base32: no I, L, O or U to misread.
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"

@@ -55,11 +55,20 @@ func (k Keys) ConsumersSeen(stream, group string) string { return stream + ":gro
 // hashed one, so that a literal "sha256:<hex>" cannot name the key of
 // another, long id (and be taken for its duplicate).
 func (k Keys) Dedup(channel, sourceID string) string {
-	if len(sourceID) > 128 || strings.HasPrefix(sourceID, hashedPrefix) {
-		sum := sha256.Sum256([]byte(sourceID))
-		sourceID = hashedPrefix + hex.EncodeToString(sum[:])
+	return k.tag + ":dedup:" + channel + ":" + shortID(sourceID)
+}
+
+// DedupPattern matches every dedup key of the namespace.
+func (k Keys) DedupPattern() string { return k.tag + ":dedup:*" }
+
+// shortID keeps an id as it is, or hashes it when it is long or looks like
+// a hashed one.
+func shortID(id string) string {
+	if len(id) > 128 || strings.HasPrefix(id, hashedPrefix) {
+		sum := sha256.Sum256([]byte(id))
+		id = hashedPrefix + hex.EncodeToString(sum[:])
 	}
-	return k.tag + ":dedup:" + channel + ":" + sourceID
+	return id
 }
 
 const hashedPrefix = "sha256:"
@@ -76,11 +85,40 @@ func (k Keys) Timeline(id string) string { return k.tag + ":complaint:" + id + "
 // Complaints is a sorted set of every complaint id, scored by creation time.
 func (k Keys) Complaints() string { return k.tag + ":complaints" }
 
-// OpenComplaints is the set of open complaint ids.
-func (k Keys) OpenComplaints() string { return k.tag + ":complaints:open" }
+// OpenComplaints is a sorted set of the open complaint ids, scored by
+// creation time (unix ms), so the newest open complaints are one ZREVRANGE
+// away however many are open.
+func (k Keys) OpenComplaints() string { return k.tag + ":complaints:open-by-time" }
 
-// OwnerOpen is the set of an owner's open complaints: its size is their load.
+// LegacyOpenComplaints is the set of open complaint ids that layouts before
+// OpenComplaints kept; Migrate folds it into OpenComplaints and deletes it.
+func (k Keys) LegacyOpenComplaints() string { return k.tag + ":complaints:open" }
+
+// OwnerOpen is the set of an owner's open complaints.
 func (k Keys) OwnerOpen(owner string) string { return k.tag + ":owner:" + owner + ":open" }
+
+// OpenCounts is a hash of owner id → the number of their open complaints
+// (the size of their OwnerOpen set, kept by the same commits): every
+// owner's load in one HMGET, and a capacity guard that reads one field
+// (SCARD is O(1) in Redis but not in the embedded server).
+func (k Keys) OpenCounts() string { return k.tag + ":owners:open-count" }
+
+// OwnerDue is a sorted set of an owner's open complaints that have a running
+// deadline, scored by the moment they become overdue (unix ms; see
+// router.Complaint.OverdueFrom): overdue now is a ZCOUNT.
+func (k Keys) OwnerDue(owner string) string { return k.tag + ":owner:" + owner + ":due" }
+
+// PromisesPending is a sorted set of open complaints with a pending promise,
+// scored by the promised time (unix ms).
+func (k Keys) PromisesPending() string { return k.tag + ":promises:pending" }
+
+// PromisesBroken is a sorted set of open complaints with broken promises,
+// scored by how many.
+func (k Keys) PromisesBroken() string { return k.tag + ":promises:broken" }
+
+// Layout records which key layout the namespace's data has been migrated
+// to (see Store.Migrate).
+func (k Keys) Layout() string { return k.tag + ":layout" }
 
 // OwnerLastAssigned is a hash of owner id → unix milliseconds of their last
 // new complaint.
@@ -93,12 +131,31 @@ func (k Keys) Threads() string { return k.tag + ":threads" }
 // timestamps, leases): "<prefix><key>" for each of its keys.
 func (k Keys) State(scope string) string { return k.tag + ":state:" + scope + ":" }
 
-// Once is a hash of the once-keys of applied changes that no inbound message
-// caused (delivery reports, notes) → their complaint.
-func (k Keys) Once() string { return k.tag + ":once" }
+// Once is the once-key of an applied change that no inbound message caused
+// (a delivery report, a note, a rate alert): a string holding its complaint,
+// kept for the once retention (ONCE_RETENTION), so the keys do not grow for
+// ever. Long keys are hashed like Dedup's.
+func (k Keys) Once(key string) string { return k.tag + ":once:" + shortID(key) }
 
-// MessageComplaints is a hash of message id → the complaint it landed on.
-func (k Keys) MessageComplaints() string { return k.tag + ":messages" }
+// MessageComplaint is a string holding the complaint a routed message landed
+// on, kept for the once retention: it makes routing idempotent (a
+// redelivered message is only acknowledged) and answers "where did my
+// message go" (GET /v1/messages/{id}) for that long.
+func (k Keys) MessageComplaint(messageID string) string {
+	return k.tag + ":message:" + shortID(messageID)
+}
+
+// OncePrefix starts every once-key; what follows is the key as Once wrote
+// it (hashed when long).
+func (k Keys) OncePrefix() string { return k.tag + ":once:" }
+
+// LegacyOnce and LegacyMessageComplaints are the hashes that layouts before
+// Once and MessageComplaint kept without bound; Migrate moves their fields
+// to those keys and deletes them.
+func (k Keys) LegacyOnce() string { return k.tag + ":once" }
+
+// LegacyMessageComplaints: see LegacyOnce.
+func (k Keys) LegacyMessageComplaints() string { return k.tag + ":messages" }
 
 // Customer is a sorted set of a customer's complaint ids by creation time.
 func (k Keys) Customer(customerKey string) string { return k.tag + ":customer:" + customerKey }

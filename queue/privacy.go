@@ -68,17 +68,20 @@ var erasureMap = []KeyKind{
 	{Name: "timeline", Pattern: re(`complaint:[A-Za-z0-9-]+:timeline`),
 		Personal: "every message (texts, headers, metadata) and staff texts",
 		Erasure:  "rewritten: messages keep id, channel and time; texts, metadata and source ids removed; events keep type, actor, owners and times"},
-	{Name: "complaints", Pattern: re(`complaints(:open)?`), Erasure: "no personal data (complaint ids)"},
-	{Name: "owner:open", Pattern: re(`owner:.+:open`), Erasure: "no personal data (complaint ids of an owner)"},
+	{Name: "complaints", Pattern: re(`complaints(:open-by-time)?`), Erasure: "no personal data (complaint ids)"},
+	{Name: "owner:open", Pattern: re(`owner:.+:(open|due)`), Erasure: "no personal data (complaint ids of an owner)"},
+	{Name: "owners:open-count", Pattern: re(`owners:open-count`), Erasure: "no personal data (counts per owner)"},
+	{Name: "promises", Pattern: re(`promises:(pending|broken)`), Erasure: "no personal data (complaint ids)"},
+	{Name: "layout", Pattern: re(`layout`), Erasure: "no personal data (the key layout's version)"},
 	{Name: "owners:last-assigned", Pattern: re(`owners:last-assigned`), Erasure: "no personal data"},
 	{Name: "threads", Pattern: re(`threads`),
 		Personal: "thread keys in field names (Message-IDs, chat sessions, forum topics, webhook threads)",
 		Erasure:  "every field pointing at an erased complaint is deleted"},
-	{Name: "once", Pattern: re(`once`),
-		Personal: "once keys of applied changes; values are complaint ids",
-		Erasure:  "fields of the erased complaints that name the customer are deleted; the others hold internal ids only and keep exactly-once for work in flight"},
-	{Name: "messages", Pattern: re(`messages`),
-		Erasure: "no personal data (random message id → complaint id); kept so a redelivered message is not routed twice"},
+	{Name: "once", Pattern: re(`once:.+`),
+		Personal: "once-keys of applied changes: some name an outside reference (external-reply:<key>); values are complaint ids",
+		Erasure:  "keys of the erased complaints that name the customer are deleted; the others hold internal ids only and keep exactly-once for work in flight (all expire after ONCE_RETENTION)"},
+	{Name: "message", Pattern: re(`message:.+`),
+		Erasure: "no personal data (random message id → complaint id); kept so a redelivered message is not routed twice, expires after ONCE_RETENTION"},
 	{Name: "customer", Pattern: re(`customer:.+`),
 		Personal: "the customer's identity (address, session, ids) in the key name",
 		Erasure:  "deleted; the erased complaints are indexed under customer:erased:<pseudonym>"},
@@ -361,11 +364,12 @@ type Pseudonymised struct {
 // KEYS: every key touched (one hash tag).
 // ARGV[1]: JSON {"complaint": K, "version": V, "timeline": T, "length": N,
 // "erased": E, "id": I, "writes": [{"cmd","key","args"}],
-// "hdel_if": [{"key","field","equals"}]}.
+// "hdel_if": [{"key","field","equals"}], "del_if": [{"key","equals"}]}.
 // A complaint already in the erased set E answers "erased" and changes
 // nothing (two replicas erase it once); its version must still be V and its
-// timeline N long, else "conflict"; then the timeline is replaced, fields in hdel_if are deleted
-// where they still hold their value, and writes run (allowed commands only).
+// timeline N long, else "conflict"; then the timeline is replaced, fields in
+// hdel_if and keys in del_if are deleted where they still hold their value,
+// and writes run (allowed commands only).
 var eraseScript = redis.NewScript(`
 local a = cjson.decode(ARGV[1])
 if redis.call('ZSCORE', a.erased, a.id) then return 'erased' end
@@ -375,10 +379,15 @@ redis.call('DEL', a.timeline)
 for _, h in ipairs(a.hdel_if or {}) do
   if redis.call('HGET', h.key, h.field) == h.equals then redis.call('HDEL', h.key, h.field) end
 end
-local allowed = {HSET=true, DEL=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true}
+for _, d in ipairs(a.del_if or {}) do
+  if redis.call('GET', d.key) == d.equals then redis.call('DEL', d.key) end
+end
+local allowed = {HSET=true, DEL=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, HINCRBY=true}
 for _, w in ipairs(a.writes or {}) do
   if not allowed[w.cmd] then return redis.error_reply('erase: command not allowed: ' .. tostring(w.cmd)) end
-  redis.call(w.cmd, w.key, unpack(w.args))
+  local args = w.args
+  if type(args) ~= 'table' then args = {} end -- a write without arguments (DEL) comes as null
+  redis.call(w.cmd, w.key, unpack(args))
 end
 return 'ok'
 `)
@@ -392,6 +401,12 @@ type eraseArgs struct {
 	ID        string    `json:"id"`
 	Writes    []txWrite `json:"writes"`
 	HDelIf    []hdelIf  `json:"hdel_if,omitempty"`
+	DelIf     []delIf   `json:"del_if,omitempty"`
+}
+
+type delIf struct {
+	Key    string `json:"key"`
+	Equals string `json:"equals"`
 }
 
 type hdelIf struct {
@@ -430,10 +445,7 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 	}
 	before := e.Before
 	syncTimers(t, k, &before, e.After)
-	if before.Status == router.StatusOpen && e.After.Status != router.StatusOpen {
-		t.write("SREM", k.OwnerOpen(before.Owner), id)
-		t.write("SREM", k.OpenComplaints(), id)
-	}
+	syncOpen(t, k, &before, e.After)
 	for _, ck := range e.CustomerKeys {
 		if ck != "" && ck != e.After.CustomerKey {
 			t.write("ZREM", k.Customer(ck), id)
@@ -468,8 +480,8 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 		a.HDelIf = append(a.HDelIf, hdelIf{Key: k.Threads(), Field: tk, Equals: id})
 	}
 	for _, ok := range e.OnceKeys {
-		t.touch(k.Once())
-		a.HDelIf = append(a.HDelIf, hdelIf{Key: k.Once(), Field: ok, Equals: id})
+		t.touch(k.OncePrefix() + ok)
+		a.DelIf = append(a.DelIf, delIf{Key: k.OncePrefix() + ok, Equals: id})
 	}
 	arg, err := json.Marshal(a)
 	if err != nil {
@@ -512,10 +524,49 @@ func (s *Store) IndexedFields(ctx context.Context, ids []string) (threads, once 
 	if threads, err = scan(s.keys.Threads()); err != nil {
 		return nil, nil, fmt.Errorf("reading the thread index: %w", err)
 	}
-	if once, err = scan(s.keys.Once()); err != nil {
-		return nil, nil, fmt.Errorf("reading the once index: %w", err)
+	if once, err = s.onceKeysOf(ctx, want); err != nil {
+		return nil, nil, fmt.Errorf("reading the once-keys: %w", err)
 	}
 	return threads, once, nil
+}
+
+// onceKeysOf finds the once-keys whose value is one of the complaints and
+// returns them per complaint, as the part of the key after OncePrefix. They
+// are keys of their own (each expiring), so this scans them: an erasure is
+// rare, and once-keys are bounded by ONCE_RETENTION.
+func (s *Store) onceKeysOf(ctx context.Context, want map[string]bool) (map[string][]string, error) {
+	out := map[string][]string{}
+	prefix := s.keys.OncePrefix()
+	iter := s.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	var batch []string
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		vals, err := s.rdb.MGet(ctx, batch...).Result()
+		if err != nil {
+			return err
+		}
+		for i, v := range vals {
+			if id, ok := v.(string); ok && want[id] {
+				out[id] = append(out[id], strings.TrimPrefix(batch[i], prefix))
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		batch = append(batch, iter.Val())
+		if len(batch) == 500 {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return nil, err
+	}
+	return out, flush()
 }
 
 // WhichErased tells which of the complaints are erased already.

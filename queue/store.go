@@ -6,12 +6,15 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
@@ -28,15 +31,64 @@ const (
 type Store struct {
 	rdb  redis.UniversalClient
 	keys Keys
+	// provisional stands for a new complaint's id until the commit script
+	// draws the real one (see router.Store.ProvisionalID): letters and
+	// digits only, so it survives JSON and is a plain Lua pattern, and
+	// random per process, so no customer text can contain it.
+	provisional string
 	// dedupTTL bounds how long an ingest idempotency key is kept; 0 keeps it
 	// forever.
 	dedupTTL time.Duration
+	// onceTTL bounds how long a routed message's complaint and a once-key
+	// are kept (see SetOnceRetention).
+	onceTTL time.Duration
+	// legacy is set while hashes of the unbounded layout (Keys.LegacyOnce,
+	// Keys.LegacyMessageComplaints) may still hold fields: the once-guard
+	// then looks there too.
+	legacy atomic.Bool
 }
 
 // NewStore builds a store on rdb for the namespace's keys.
 func NewStore(rdb redis.UniversalClient, keys Keys, dedupTTL time.Duration) *Store {
-	return &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL}
+	s := &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL, onceTTL: DefaultOnceRetention, provisional: newProvisional()}
+	s.legacy.Store(true) // until Migrate has seen the legacy hashes gone
+	return s
 }
+
+// DefaultOnceRetention is how long a routed message's complaint and a
+// once-key are kept unless SetOnceRetention says otherwise: far beyond any
+// redelivery (minutes to hours) and the complaint-rate look-back (8 weeks).
+const DefaultOnceRetention = 90 * 24 * time.Hour
+
+// SetOnceRetention sets how long a routed message's complaint (the
+// routing once-guard and GET /v1/messages/{id}) and once-keys are kept;
+// d ≤ 0 keeps the default. Call before use.
+func (s *Store) SetOnceRetention(d time.Duration) {
+	if d > 0 {
+		s.onceTTL = d
+	}
+}
+
+func (s *Store) onceTTLms() string { return msString(s.onceTTL.Milliseconds()) }
+
+// onceGuard makes t apply at most once per key (a string under the once
+// retention), looking also at field of the legacy hash while it may exist.
+func (s *Store) onceGuard(t *tx, key, legacy, field string) {
+	if !s.legacy.Load() {
+		legacy = ""
+	}
+	t.onceString(key, legacy, field)
+}
+
+func newProvisional() string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return "Cnew" + hex.EncodeToString(b[:])
+}
+
+// ProvisionalID stands for the id the commit script draws for a new
+// complaint.
+func (s *Store) ProvisionalID() string { return s.provisional }
 
 // Keys returns the store's key builder.
 func (s *Store) Keys() Keys { return s.keys }
@@ -94,7 +146,9 @@ func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Compl
 	case f.Owner != "" && f.Status == router.StatusOpen:
 		ids, err = s.rdb.SMembers(ctx, s.keys.OwnerOpen(f.Owner)).Result()
 	case f.Status == router.StatusOpen:
-		ids, err = s.rdb.SMembers(ctx, s.keys.OpenComplaints()).Result()
+		// The open index is ordered by creation: the newest are read, and
+		// only they are loaded, however many are open.
+		ids, err = s.rdb.ZRevRange(ctx, s.keys.OpenComplaints(), 0, int64(f.Limit)-1).Result()
 	default:
 		return s.scanComplaints(ctx, f)
 	}
@@ -102,9 +156,8 @@ func (s *Store) Complaints(ctx context.Context, f router.Filter) ([]router.Compl
 		return nil, err
 	}
 	if f.Customer == "" && f.Limit > 0 && len(ids) > f.Limit {
-		// Every member of an open index matches the filter: load only the
-		// newest, not all of them (100k open complaints took 270 MB of
-		// daemon memory to list 50).
+		// Every member of an owner's open set matches the filter: load only
+		// the newest, not all of them.
 		if ids, err = s.newest(ctx, ids, f.Limit); err != nil {
 			return nil, err
 		}
@@ -139,7 +192,7 @@ func (s *Store) CustomerComplaints(ctx context.Context, customer string, limit i
 // time in the complaints index, plus any tied with the last one kept (the
 // index has millisecond scores; limitNewest decides the ties exactly).
 func (s *Store) newest(ctx context.Context, ids []string, limit int) ([]string, error) {
-	scores, err := s.rdb.ZMScore(ctx, s.keys.Complaints(), ids...).Result()
+	scores, err := s.rdb.ZMScore(ctx, s.keys.OpenComplaints(), ids...).Result()
 	if err != nil {
 		return nil, err
 	}
@@ -254,13 +307,46 @@ func (s *Store) ThreadComplaints(ctx context.Context, keys []string) (map[string
 	return out, nil
 }
 
-// MessageComplaint tells which complaint a routed message is on.
+// MessageComplaint tells which complaint a routed message is on (for the
+// once retention after it was routed).
 func (s *Store) MessageComplaint(ctx context.Context, messageID string) (string, bool, error) {
-	id, err := s.rdb.HGet(ctx, s.keys.MessageComplaints(), messageID).Result()
-	if errors.Is(err, redis.Nil) {
-		return "", false, nil
+	m, err := s.MessagesRouted(ctx, []string{messageID})
+	if err != nil {
+		return "", false, err
 	}
-	return id, err == nil, err
+	id, ok := m[messageID]
+	return id, ok, nil
+}
+
+// MessagesRouted maps each of the message ids that were routed (within the
+// once retention) to its complaint.
+func (s *Store) MessagesRouted(ctx context.Context, messageIDs []string) (map[string]string, error) {
+	out := make(map[string]string, len(messageIDs))
+	if len(messageIDs) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cur := make([]*redis.StringCmd, len(messageIDs))
+	for i, id := range messageIDs {
+		cur[i] = pipe.Get(ctx, s.keys.MessageComplaint(id))
+	}
+	var legacy *redis.SliceCmd
+	if s.legacy.Load() {
+		legacy = pipe.HMGet(ctx, s.keys.LegacyMessageComplaints(), messageIDs...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	for i, id := range messageIDs {
+		if v, err := cur[i].Result(); err == nil {
+			out[id] = v
+		} else if legacy != nil {
+			if v, ok := legacy.Val()[i].(string); ok {
+				out[id] = v
+			}
+		}
+	}
+	return out, nil
 }
 
 // LatestComplaintOf returns the customer's most recently opened complaint.
@@ -282,17 +368,17 @@ func (s *Store) OwnerLoads(ctx context.Context, ownerIDs []string) (map[string]r
 		return out, nil
 	}
 	pipe := s.rdb.Pipeline()
-	counts := make([]*redis.IntCmd, len(ownerIDs))
-	for i, id := range ownerIDs {
-		counts[i] = pipe.SCard(ctx, s.keys.OwnerOpen(id))
-	}
+	counts := pipe.HMGet(ctx, s.keys.OpenCounts(), ownerIDs...)
 	last := pipe.HMGet(ctx, s.keys.OwnerLastAssigned(), ownerIDs...)
 	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
-	lastVals := last.Val()
+	countVals, lastVals := counts.Val(), last.Val()
 	for i, id := range ownerIDs {
-		l := router.OwnerLoad{Open: int(counts[i].Val())}
+		var l router.OwnerLoad
+		if v, ok := countVals[i].(string); ok {
+			l.Open, _ = strconv.Atoi(v)
+		}
 		if v, ok := lastVals[i].(string); ok {
 			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
 				l.LastAssigned = time.UnixMilli(ms).UTC()
@@ -333,12 +419,15 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 			d.acked = true
 		}
+		if ch.DrawnID != nil {
+			*ch.DrawnID = res.value
+		}
 		return nil
 	case "duplicate":
 		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
 			d.acked = true
 		}
-		return fmt.Errorf("%s%s is already applied to %s: %w", ch.MessageID, ch.OnceKey, res.value, router.ErrDuplicate)
+		return fmt.Errorf("%s%s: %w", ch.MessageID, ch.OnceKey, &router.AppliedError{ComplaintID: res.value})
 	default:
 		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
 	}
@@ -351,9 +440,9 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case ch.MessageID != "" && ch.OnceKey != "":
 		return nil, errors.New("commit: a change has either a message id or a once key")
 	case ch.MessageID != "":
-		t.once(k.MessageComplaints(), ch.MessageID)
+		s.onceGuard(t, k.MessageComplaint(ch.MessageID), k.LegacyMessageComplaints(), ch.MessageID)
 	case ch.OnceKey != "":
-		t.once(k.Once(), ch.OnceKey)
+		s.onceGuard(t, k.Once(ch.OnceKey), k.LegacyOnce(), ch.OnceKey)
 	}
 	if err := s.complaintChange(t, ch); err != nil {
 		return nil, err
@@ -388,13 +477,13 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
 	if ch.MessageID != "" {
-		t.write("HSET", k.MessageComplaints(), ch.MessageID, ch.After.ID)
+		t.write("SET", k.MessageComplaint(ch.MessageID), ch.After.ID, "PX", s.onceTTLms())
 	}
 	if ch.OnceKey != "" {
-		t.write("HSET", k.Once(), ch.OnceKey, ch.After.ID)
+		t.write("SET", k.Once(ch.OnceKey), ch.After.ID, "PX", s.onceTTLms())
 	}
 	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
-		t.ack(d)
+		t.ackDelivery(d)
 	}
 	return t, nil
 }
@@ -409,16 +498,20 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 	k := s.keys
 	ckey := k.Complaint(after.ID)
 	before := ch.Before
-	if before == nil {
+	switch {
+	case before == nil && after.ID == s.provisional:
+		// The script draws a fresh id from the counter: nobody else has it.
+		t.drawID(k.ComplaintSeq(), s.provisional, complaintIDBase)
+	case before == nil:
 		t.fieldEquals("new complaint "+after.ID, ckey, "version", "")
-	} else {
+	default:
 		t.fieldEquals("version of "+after.ID, ckey, "version", strconv.FormatInt(before.Version, 10))
 	}
 	for _, c := range ch.ThreadKeys {
 		t.fieldEquals("thread key "+c.Key, k.Threads(), c.Key, c.Expect)
 	}
 	if g := ch.Capacity; g != nil {
-		t.setBelow("capacity of "+g.Owner, k.OwnerOpen(g.Owner), g.Limit)
+		t.countBelow("capacity of "+g.Owner, k.OpenCounts(), g.Owner, g.Limit)
 	}
 
 	data, err := json.Marshal(after)
@@ -432,20 +525,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 			t.write("ZADD", k.Customer(after.CustomerKey), msString(after.CreatedAt.UnixMilli()), after.ID)
 		}
 	}
-	wasOpen := before != nil && before.Status == router.StatusOpen
-	isOpen := after.Status == router.StatusOpen
-	if wasOpen && (!isOpen || before.Owner != after.Owner) {
-		t.write("SREM", k.OwnerOpen(before.Owner), after.ID)
-	}
-	if isOpen && (!wasOpen || before.Owner != after.Owner) {
-		t.write("SADD", k.OwnerOpen(after.Owner), after.ID)
-	}
-	switch {
-	case isOpen && !wasOpen:
-		t.write("SADD", k.OpenComplaints(), after.ID)
-	case wasOpen && !isOpen:
-		t.write("SREM", k.OpenComplaints(), after.ID)
-	}
+	syncOpen(t, k, before, after)
 	syncTimers(t, k, before, after)
 	if !ch.AssignedAt.IsZero() {
 		t.write("HSET", k.OwnerLastAssigned(), after.Owner, msString(ch.AssignedAt.UnixMilli()))
@@ -461,4 +541,27 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 		t.write("RPUSH", k.Timeline(after.ID), string(b))
 	}
 	return nil
+}
+
+// syncOpen keeps the open indexes (the owner's open set and count, the open
+// complaints by time, the figure indexes) in step with a complaint's change,
+// in the same step as the change itself.
+func syncOpen(t *tx, k Keys, before *router.Complaint, after router.Complaint) {
+	wasOpen := before != nil && before.Status == router.StatusOpen
+	isOpen := after.Status == router.StatusOpen
+	if wasOpen && (!isOpen || before.Owner != after.Owner) {
+		t.write("SREM", k.OwnerOpen(before.Owner), after.ID)
+		t.write("HINCRBY", k.OpenCounts(), before.Owner, "-1")
+	}
+	if isOpen && (!wasOpen || before.Owner != after.Owner) {
+		t.write("SADD", k.OwnerOpen(after.Owner), after.ID)
+		t.write("HINCRBY", k.OpenCounts(), after.Owner, "1")
+	}
+	switch {
+	case isOpen && !wasOpen:
+		t.write("ZADD", k.OpenComplaints(), msString(after.CreatedAt.UnixMilli()), after.ID)
+	case wasOpen && !isOpen:
+		t.write("ZREM", k.OpenComplaints(), after.ID)
+	}
+	syncFigures(t, k, before, after)
 }

@@ -2,92 +2,132 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
 )
 
 // commitScript applies one guarded state change atomically. Every multi-key
-// step of forgetmenot (ingest, routing, lifecycle changes, retries, dead
-// letters) is a tx built in Go and run by this one script, so there is exactly
-// one place where atomicity is implemented.
+// change of a complaint (routing, lifecycle changes) and every retry and
+// dead letter is a tx built in Go and run by this one script, so there is
+// one place where their atomicity is implemented. (Ingest, the hottest and
+// simplest step, has its own two-command script: ingestScript.)
+//
+// The change travels flat, as plain arguments (no JSON to encode in Go and
+// decode in Lua, and no complaint JSON escaped inside it), and names its
+// keys by their position in KEYS, so no key is sent twice.
 //
 // KEYS: every key the change touches (declared for Redis Cluster; they share
 // one hash tag, so one slot).
-// ARGV[1]: JSON
+// ARGV, in order:
 //
-//	{
-//	  "once":   {"key": K, "field": F?},           -- if K (hash field F, or string K) exists: duplicate
-//	  "guards": [{"name": N, "key": K, "field": F, "equals": V}     -- HGET K F (absent = "") must equal V
-//	            |{"name": N, "key": K, "below": L}],                -- SCARD K must be < L
-//	  "writes": [{"cmd": C, "key": K, "args": [...]}],              -- C from a fixed list
-//	  "ack":    {"stream": S, "group": G, "id": I}                  -- XACK then XDEL
-//	}
+//	ack:    stream-key#, group, entry id         -- "" stream-key#: no ack; else XACK then XDEL
+//	once:   kind, key#, field, legacy-key#       -- kind "": none; "s": string key (legacy-key#: a hash
+//	                                             -- of older layouts, checked for field too); "h": hash field
+//	newid:  seq-key#, provisional, base          -- "" seq-key#: none; else INCR seq, and the new id
+//	                                             -- "C-<base+n>" replaces provisional in every key and argument
+//	guards: count, then per guard: kind, name, key#, a, b
+//	        -- "h": HGET key a (absent = "") must equal b; "s": SCARD key must be < a;
+//	        -- "c": the number in HGET key a (absent = 0) must be < b
+//	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list
 //
-// Returns {"ok", ""}, {"duplicate", <value stored under once>} or
+// Returns {"ok", new id or ""}, {"duplicate", <value stored under once>} or
 // {"conflict", <guard name>}. On duplicate only the ack runs (a redelivery is
 // acknowledged, nothing is written twice); on conflict nothing runs.
 var commitScript = redis.NewScript(`
-local tx = cjson.decode(ARGV[1])
 local function ack()
-  local a = tx.ack
-  if a then
-    redis.call('XACK', a.stream, a.group, a.id)
-    redis.call('XDEL', a.stream, a.id)
+  if ARGV[1] ~= '' then
+    local s = KEYS[tonumber(ARGV[1])]
+    redis.call('XACK', s, ARGV[2], ARGV[3])
+    redis.call('XDEL', s, ARGV[3])
   end
 end
-local once = tx.once
-if once then
-  local v
-  if once.field then v = redis.call('HGET', once.key, once.field) else v = redis.call('GET', once.key) end
+local okind = ARGV[4]
+if okind ~= '' then
+  local okey, v = KEYS[tonumber(ARGV[5])], nil
+  if okind == 'h' then
+    v = redis.call('HGET', okey, ARGV[6])
+  else
+    v = redis.call('GET', okey)
+    if not v and ARGV[7] ~= '' then v = redis.call('HGET', KEYS[tonumber(ARGV[7])], ARGV[6]) end
+  end
   if v then
     ack()
     return {'duplicate', v}
   end
 end
-for _, g in ipairs(tx.guards or {}) do
-  if g.below then
-    if redis.call('SCARD', g.key) >= tonumber(g.below) then return {'conflict', g.name} end
-  else
-    local v = redis.call('HGET', g.key, g.field) or ''
-    if v ~= g.equals then return {'conflict', g.name} end
+local ng = tonumber(ARGV[11])
+local i = 12
+for _ = 1, ng do
+  local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
+  if kind == 's' then
+    if redis.call('SCARD', key) >= tonumber(ARGV[i + 3]) then return {'conflict', name} end
+  elseif kind == 'c' then
+    if (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4]) then return {'conflict', name} end
+  elseif (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4] then
+    return {'conflict', name}
   end
+  i = i + 5
 end
-local allowed = {HSET=true, HDEL=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true}
-for _, w in ipairs(tx.writes or {}) do
-  if not allowed[w.cmd] then return redis.error_reply('commit: command not allowed: ' .. tostring(w.cmd)) end
-  redis.call(w.cmd, w.key, unpack(w.args))
+local newid, prov = '', nil
+local function subst(s)
+  local i, j = string.find(s, prov, 1, true)
+  if not i then return s end
+  local parts, pos = {}, 1
+  while i do
+    parts[#parts + 1] = string.sub(s, pos, i - 1)
+    parts[#parts + 1] = newid
+    pos = j + 1
+    i, j = string.find(s, prov, pos, true)
+  end
+  parts[#parts + 1] = string.sub(s, pos)
+  return table.concat(parts)
+end
+if ARGV[8] ~= '' then
+  newid = 'C-' .. (tonumber(ARGV[10]) + redis.call('INCR', KEYS[tonumber(ARGV[8])]))
+  prov = ARGV[9]
+end
+local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true}
+local n = #ARGV
+while i <= n do
+  local cmd, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  if not allowed[cmd] then return redis.error_reply('commit: command not allowed: ' .. tostring(cmd)) end
+  local args = {}
+  for j = 1, count do args[j] = ARGV[i + 2 + j] end
+  if prov then
+    key = subst(key)
+    for j = 1, count do args[j] = subst(args[j]) end
+  end
+  redis.call(cmd, key, unpack(args))
+  i = i + 3 + count
 end
 ack()
-return {'ok', ''}
+return {'ok', newid}
 `)
 
 // tx is a change under construction for commitScript.
 type tx struct {
-	Once   *txOnce   `json:"once,omitempty"`
-	Guards []txGuard `json:"guards,omitempty"`
-	Writes []txWrite `json:"writes,omitempty"`
-	Ack    *txAck    `json:"ack,omitempty"`
-	keys   []string
-	seen   map[string]bool
+	onceKind, onceKey, onceField, onceLegacy string
+	newID                                    *txNewID
+	guards                                   []txGuard
+	Writes                                   []txWrite
+	ack                                      *txAck
+	keys                                     []string
+	index                                    map[string]int
 }
 
-type txOnce struct {
-	Key   string `json:"key"`
-	Field string `json:"field,omitempty"`
+type txNewID struct {
+	seqKey, provisional string
+	base                int64
 }
 
 type txGuard struct {
-	Name   string `json:"name"`
-	Key    string `json:"key"`
-	Field  string `json:"field,omitempty"`
-	Equals string `json:"equals"`
-	Below  int    `json:"below,omitempty"`
+	kind, name, key, a, b string
 }
 
+// txWrite is one command of a transaction. The commit sends writes flat;
+// the erasure script takes them as JSON, hence the tags.
 type txWrite struct {
 	Cmd  string   `json:"cmd"`
 	Key  string   `json:"key"`
@@ -95,51 +135,89 @@ type txWrite struct {
 }
 
 type txAck struct {
-	Stream string `json:"stream"`
-	Group  string `json:"group"`
-	ID     string `json:"id"`
+	Stream string
+	Group  string
+	ID     string
 }
 
-func (t *tx) touch(key string) {
-	if t.seen == nil {
-		t.seen = map[string]bool{}
+// touch declares key and returns its position in KEYS (1-based) as text.
+func (t *tx) touch(key string) string {
+	if t.index == nil {
+		t.index = map[string]int{}
 	}
-	if !t.seen[key] {
-		t.seen[key] = true
+	i, ok := t.index[key]
+	if !ok {
 		t.keys = append(t.keys, key)
+		i = len(t.keys)
+		t.index[key] = i
 	}
+	return strconv.Itoa(i)
 }
 
-// once makes the tx apply at most once: if key (or hash field) exists, the tx
-// is a duplicate.
+// once makes the tx apply at most once: if the hash field key/field exists
+// (or, with field "", the string key), the tx is a duplicate.
 func (t *tx) once(key, field string) {
 	t.touch(key)
-	t.Once = &txOnce{Key: key, Field: field}
+	t.onceKind, t.onceKey, t.onceField = "h", key, field
+	if field == "" {
+		t.onceKind = "s"
+	}
+}
+
+// onceString makes the tx apply at most once per string key, and (for data
+// of older layouts) per field of the legacy hash, when legacy is not "".
+func (t *tx) onceString(key, legacy, field string) {
+	t.touch(key)
+	t.onceKind, t.onceKey, t.onceField, t.onceLegacy = "s", key, field, ""
+	if legacy != "" {
+		t.touch(legacy)
+		t.onceLegacy = legacy
+	}
+}
+
+// drawID has the script draw a new complaint id from the counter at seqKey
+// (C-<base+n>) and put it wherever provisional appears in keys and
+// arguments; the id comes back in txResult.value.
+func (t *tx) drawID(seqKey, provisional string, base int64) {
+	t.touch(seqKey)
+	t.newID = &txNewID{seqKey: seqKey, provisional: provisional, base: base}
 }
 
 // fieldEquals guards that hash field key/field still holds want ("" = absent).
 func (t *tx) fieldEquals(name, key, field, want string) {
 	t.touch(key)
-	t.Guards = append(t.Guards, txGuard{Name: name, Key: key, Field: field, Equals: want})
+	t.guards = append(t.guards, txGuard{kind: "h", name: name, key: key, a: field, b: want})
+}
+
+// countBelow guards that the number in hash field key/field (absent: 0) is
+// below limit.
+func (t *tx) countBelow(name, key, field string, limit int) {
+	t.touch(key)
+	t.guards = append(t.guards, txGuard{kind: "c", name: name, key: key, a: field, b: strconv.Itoa(limit)})
 }
 
 // setBelow guards that the set at key has fewer than limit members.
 func (t *tx) setBelow(name, key string, limit int) {
 	t.touch(key)
-	t.Guards = append(t.Guards, txGuard{Name: name, Key: key, Below: limit})
+	t.guards = append(t.guards, txGuard{kind: "s", name: name, key: key, a: strconv.Itoa(limit)})
 }
+
+// mergeable commands take any number of members or values: consecutive
+// writes of one to the same key are sent as one command.
+var mergeable = map[string]bool{"RPUSH": true, "ZADD": true, "ZREM": true, "SADD": true, "SREM": true, "HSET": true, "HDEL": true}
 
 func (t *tx) write(cmd, key string, args ...string) {
 	t.touch(key)
-	if args == nil {
-		args = []string{}
+	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key {
+		t.Writes[n-1].Args = append(t.Writes[n-1].Args, args...)
+		return
 	}
 	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, Args: args})
 }
 
-func (t *tx) ack(d *Delivery) {
+func (t *tx) ackDelivery(d *Delivery) {
 	t.touch(d.Stream)
-	t.Ack = &txAck{Stream: d.Stream, Group: d.Group, ID: d.ID}
+	t.ack = &txAck{Stream: d.Stream, Group: d.Group, ID: d.ID}
 }
 
 // txResult is what commitScript answered.
@@ -148,12 +226,45 @@ type txResult struct {
 	value  string
 }
 
-func (t *tx) run(ctx context.Context, rdb redis.Scripter) (txResult, error) {
-	arg, err := json.Marshal(t)
-	if err != nil {
-		return txResult{}, fmt.Errorf("encoding change: %w", err)
+// args encodes the tx as commitScript's ARGV.
+func (t *tx) args() []any {
+	n := 11 + 5*len(t.guards)
+	for _, w := range t.Writes {
+		n += 3 + len(w.Args)
 	}
-	res, err := commitScript.Run(ctx, rdb, t.keys, arg).StringSlice()
+	out := make([]any, 0, n)
+	if a := t.ack; a != nil {
+		out = append(out, strconv.Itoa(t.index[a.Stream]), a.Group, a.ID)
+	} else {
+		out = append(out, "", "", "")
+	}
+	pos := func(key string) string {
+		if key == "" {
+			return ""
+		}
+		return strconv.Itoa(t.index[key])
+	}
+	out = append(out, t.onceKind, pos(t.onceKey), t.onceField, pos(t.onceLegacy))
+	if id := t.newID; id != nil {
+		out = append(out, pos(id.seqKey), id.provisional, strconv.FormatInt(id.base, 10))
+	} else {
+		out = append(out, "", "", "")
+	}
+	out = append(out, strconv.Itoa(len(t.guards)))
+	for _, g := range t.guards {
+		out = append(out, g.kind, g.name, pos(g.key), g.a, g.b)
+	}
+	for _, w := range t.Writes {
+		out = append(out, w.Cmd, pos(w.Key), strconv.Itoa(len(w.Args)))
+		for _, a := range w.Args {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (t *tx) run(ctx context.Context, rdb redis.Scripter) (txResult, error) {
+	res, err := commitScript.Run(ctx, rdb, t.keys, t.args()...).StringSlice()
 	if err != nil {
 		return txResult{}, err
 	}
@@ -161,6 +272,11 @@ func (t *tx) run(ctx context.Context, rdb redis.Scripter) (txResult, error) {
 		return txResult{}, errors.New("commit script: unexpected reply")
 	}
 	return txResult{status: res[0], value: res[1]}, nil
+}
+
+// queue adds the tx to a pipeline; the script must be loaded already.
+func (t *tx) queue(ctx context.Context, pipe redis.Pipeliner) {
+	pipe.EvalSha(ctx, commitScript.Hash(), t.keys, t.args()...)
 }
 
 func msString(ms int64) string { return strconv.FormatInt(ms, 10) }

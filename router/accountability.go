@@ -135,7 +135,9 @@ type AccountabilityStore interface {
 	SetAbsence(ctx context.Context, a Absence) error
 	// ComplaintsCreated lists complaints created in [since, until).
 	ComplaintsCreated(ctx context.Context, since, until time.Time) ([]Complaint, error)
-	OpenComplaints(ctx context.Context) ([]Complaint, error)
+	// OpenFigures counts open, overdue (at now) and promised complaints per
+	// owner from indexes, without loading the open complaints.
+	OpenFigures(ctx context.Context, owners []string, now time.Time) (OpenFigures, error)
 	CountCreated(ctx context.Context, since, until time.Time) (int, error)
 	SetVolume(ctx context.Context, v Volume) error
 	Volumes(ctx context.Context) ([]Volume, error)
@@ -471,7 +473,9 @@ type awaySnapshot struct {
 // away returns the absences in force now, by owner.
 func (r *Router) away(ctx context.Context, now time.Time) (map[string]Absence, error) {
 	var stored []Absence
-	if r.acct != nil {
+	if pre := prefetched(ctx); pre != nil {
+		stored = pre.Absences
+	} else if r.acct != nil {
 		var err error
 		if stored, err = r.acct.Absences(ctx); err != nil {
 			return nil, fmt.Errorf("reading absences: %w", err)

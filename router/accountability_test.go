@@ -52,7 +52,9 @@ func accountableDesk(t *testing.T, start time.Time, csat *router.CSAT) (*desk, f
 		}
 		return r
 	}
-	return &desk{t: t, router: build(), store: store, rdb: rdb, clock: clock}, build
+	d := &desk{t: t, router: build(), store: store, rdb: rdb, clock: clock}
+	t.Cleanup(d.checkFigures)
+	return d, build
 }
 
 func cet(t *testing.T, s string) time.Time {
@@ -486,5 +488,57 @@ func TestCSATLinksWorkOnlyAfterTheCloseAndExpire(t *testing.T) {
 	}
 	if c, _ := d.complaint(id); c.CSAT != 0 {
 		t.Errorf("csat = %d recorded from refused links", c.CSAT)
+	}
+}
+
+// TestOpenFiguresFollowEveryChange: the figures behind the gauges and the
+// report (open and overdue per owner, promises pending and broken) are kept
+// by the commits themselves; after promises, breaches, a reassignment, a
+// close and a reopen they still equal what the open complaints say
+// (checkFigures, at the test's end and at each step here).
+func TestOpenFiguresFollowEveryChange(t *testing.T) {
+	d, other := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	replica := other()
+	ctx := context.Background()
+	a := d.route(d.msg("een@voorbeeld.nl", "Mijn pakket is kapot.")).ComplaintID
+	b := d.route(d.msg("twee@voorbeeld.nl", "Waar blijft mijn bestelling?")).ComplaintID
+	c := d.route(d.msg("drie@voorbeeld.nl", "Ik wil mijn geld terug.")).ComplaintID
+	if _, err := d.router.Promise(ctx, a, "anna", cet(t, "2026-11-23 14:00"), "Ik bel u vanmiddag.", false); err != nil {
+		t.Fatal(err)
+	}
+	d.checkFigures()
+	d.clock.now = cet(t, "2026-11-25 10:00") // the promise and the response deadlines lapse
+	fireEverywhere(t, d.router, replica)
+	d.checkFigures()
+	ca, _ := d.complaint(a)
+	if ca.PromisesBroken != 1 {
+		t.Fatalf("promises broken = %d", ca.PromisesBroken)
+	}
+	to := "bas"
+	if cb, _ := d.complaint(b); cb.Owner == to {
+		to = "anna"
+	}
+	if _, err := d.router.Reassign(ctx, b, "chloe", to, "workload"); err != nil {
+		t.Fatal(err)
+	}
+	d.checkFigures()
+	if _, err := d.router.Close(ctx, a, ca.Owner, "refunded", "damaged"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.router.Close(ctx, c, "chloe", "answered", "delivery"); err != nil {
+		t.Fatal(err)
+	}
+	d.checkFigures()
+	d.route(d.msg("een@voorbeeld.nl", "Toch nog een vraag over mijn pakket.")) // reopens a
+	f, err := d.store.OpenFigures(ctx, []string{"anna", "bas", "chloe"}, d.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, o := range f.Owners {
+		open += o.Open
+	}
+	if open != 2 {
+		t.Errorf("open complaints by the figures = %d, want 2 (%+v)", open, f)
 	}
 }

@@ -59,7 +59,7 @@ func (r *Router) assign(ctx context.Context, team string, msg Message) (assignme
 	for i, o := range candidates {
 		ids[i] = o.ID
 	}
-	loads, err := r.store.OwnerLoads(ctx, ids)
+	loads, err := r.ownerLoads(ctx, ids)
 	if err != nil {
 		return assignment{}, fmt.Errorf("reading owner loads of team %s: %w", team, err)
 	}
@@ -75,7 +75,7 @@ func (r *Router) assign(ctx context.Context, team string, msg Message) (assignme
 	hasRoom := func(o Owner) bool { return loads[o.ID].Open < o.Capacity }
 
 	if key := msg.Customer.Key(msg.Channel); key != "" {
-		prev, err := r.store.LatestComplaintOf(ctx, key)
+		prev, err := r.latestComplaintOf(ctx, key)
 		switch {
 		case errors.Is(err, ErrNotFound):
 		case err != nil:
@@ -190,4 +190,32 @@ func leastLoaded(owners []Owner, loads map[string]OwnerLoad, ok func(Owner) bool
 		return pool[i].ID < pool[j].ID
 	})
 	return pool[0], true
+}
+
+// ownerLoads answers from the routing prefetch when it read every owner.
+func (r *Router) ownerLoads(ctx context.Context, ids []string) (map[string]OwnerLoad, error) {
+	if pre := prefetched(ctx); pre != nil {
+		all := true
+		for _, id := range ids {
+			_, ok := pre.Loads[id]
+			all = all && ok
+		}
+		if all {
+			return pre.Loads, nil
+		}
+	}
+	return r.store.OwnerLoads(ctx, ids)
+}
+
+// latestComplaintOf answers from the routing prefetch when there is one.
+func (r *Router) latestComplaintOf(ctx context.Context, customerKey string) (Complaint, error) {
+	if pre := prefetched(ctx); pre != nil {
+		if pre.Latest == "" {
+			return Complaint{}, fmt.Errorf("complaints of %s: %w", customerKey, ErrNotFound)
+		}
+		if c, ok, err := pre.complaint(pre.Latest); ok {
+			return c, err
+		}
+	}
+	return r.store.LatestComplaintOf(ctx, customerKey)
 }

@@ -21,6 +21,15 @@ var (
 	ErrInvalidState = errors.New("not possible in the current state")
 )
 
+// AppliedError is the ErrDuplicate a Store returns when it knows which
+// complaint the change was applied to before.
+type AppliedError struct{ ComplaintID string }
+
+func (e *AppliedError) Error() string { return "already applied to " + e.ComplaintID }
+
+// Is makes an AppliedError an ErrDuplicate.
+func (e *AppliedError) Is(target error) bool { return target == ErrDuplicate }
+
 // ValidationError names the input field that is wrong and why.
 type ValidationError struct {
 	Field   string

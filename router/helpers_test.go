@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -71,7 +72,34 @@ func newDeskWith(t *testing.T, reach router.Reachability, mutate ...func(*[]rout
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &desk{t: t, router: r, store: store, rdb: rdb, clock: clock}
+	d := &desk{t: t, router: r, store: store, rdb: rdb, clock: clock}
+	t.Cleanup(d.checkFigures)
+	return d
+}
+
+// checkFigures: whatever the test did, the figures the store keeps with
+// every commit (per-owner open and overdue, promises) are what the open
+// complaints themselves say.
+func (d *desk) checkFigures() {
+	ctx := context.Background()
+	open, err := d.store.OpenComplaints(ctx)
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	var owners []string
+	for _, o := range d.router.Directory().Owners() {
+		owners = append(owners, o.ID)
+	}
+	for _, at := range []time.Time{d.clock.Now(), d.clock.Now().Add(30 * 24 * time.Hour)} {
+		want := router.FiguresOf(open, owners, at)
+		got, err := d.store.OpenFigures(ctx, owners, at)
+		if err != nil {
+			d.t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			d.t.Errorf("indexed figures at %s = %+v, the open complaints say %+v", at, got, want)
+		}
+	}
 }
 
 // msg builds a webhook message from customer with the given body.

@@ -170,12 +170,94 @@ type Report struct {
 // still running: an answer, its resolution (unless waiting on the customer),
 // or a promise.
 func (c Complaint) Overdue(now time.Time) bool {
+	at, ok := c.OverdueFrom()
+	return ok && now.After(at)
+}
+
+// OverdueFrom is the moment an open complaint becomes overdue: the earliest
+// of its running deadlines. ok is false for a closed complaint or one with
+// no running deadline. The store indexes open complaints by it, so overdue
+// counts come from the index (ZCOUNT) instead of every open complaint.
+func (c Complaint) OverdueFrom() (at time.Time, ok bool) {
 	if c.Status != StatusOpen {
-		return false
+		return time.Time{}, false
 	}
-	return (!c.RespondBy.IsZero() && now.After(c.RespondBy)) ||
-		(!c.ResolveBy.IsZero() && c.WaitingSince.IsZero() && now.After(c.ResolveBy)) ||
-		(!c.PromisedBy.IsZero() && now.After(c.PromisedBy))
+	consider := func(t time.Time) {
+		if !t.IsZero() && (!ok || t.Before(at)) {
+			at, ok = t, true
+		}
+	}
+	consider(c.RespondBy)
+	if c.WaitingSince.IsZero() {
+		consider(c.ResolveBy)
+	}
+	consider(c.PromisedBy)
+	return at, ok
+}
+
+// PromisePending reports whether an open complaint has a promised follow-up
+// not yet kept or broken.
+func (c Complaint) PromisePending() bool {
+	return c.Status == StatusOpen && !c.PromisedBy.IsZero()
+}
+
+// OwnerFigures are an owner's open and overdue complaints now.
+type OwnerFigures struct {
+	Open    int
+	Overdue int
+}
+
+// OpenFigures are the figures over all open complaints that reports and
+// gauges need, read from indexes the store keeps with every commit.
+type OpenFigures struct {
+	// Owners has every owner asked for (zero included) and every other
+	// owner with open complaints.
+	Owners map[string]OwnerFigures
+	// PromisesPending counts open complaints with a pending promise;
+	// PromisesBroken sums the broken promises of open complaints.
+	PromisesPending int
+	PromisesBroken  int
+}
+
+// Overdue is the total of overdue open complaints.
+func (f OpenFigures) Overdue() int {
+	n := 0
+	for _, o := range f.Owners {
+		n += o.Overdue
+	}
+	return n
+}
+
+// FiguresOf computes OpenFigures from open complaints themselves: the
+// definition the store's indexes must agree with (tests compare them).
+func FiguresOf(open []Complaint, owners []string, now time.Time) OpenFigures {
+	f := OpenFigures{Owners: map[string]OwnerFigures{}}
+	for _, o := range owners {
+		f.Owners[o] = OwnerFigures{}
+	}
+	for _, c := range open {
+		if c.Status != StatusOpen {
+			continue
+		}
+		o := f.Owners[c.Owner]
+		o.Open++
+		if c.Overdue(now) {
+			o.Overdue++
+		}
+		f.Owners[c.Owner] = o
+		if c.PromisePending() {
+			f.PromisesPending++
+		}
+		f.PromisesBroken += c.PromisesBroken
+	}
+	return f
+}
+
+// CreatedPager is an AccountabilityStore that hands the complaints created
+// in [since, until) over a page at a time, so a report over many never
+// holds them all.
+type CreatedPager interface {
+	EachCreated(ctx context.Context, since, until time.Time, page func([]Complaint) error) error
 }
 
 // ReportInput is what BuildReport works from.
@@ -183,9 +265,10 @@ type ReportInput struct {
 	Since, Until, Now time.Time
 	// Location names the ISO weeks.
 	Location *time.Location
-	// Complaints opened in [Since, Until); Open are all open complaints now.
+	// Complaints opened in [Since, Until); Open are the figures over all
+	// open complaints now.
 	Complaints []Complaint
-	Open       []Complaint
+	Open       OpenFigures
 	Owners     []string
 	Rates      []RateReport
 	// Calendar gives an owner's working calendar; durations count its
@@ -252,70 +335,107 @@ func (t *tally) reopenPercent() float64 {
 // BuildReport computes the report; it is pure, so figures can be checked
 // against a hand-computed fixture.
 func BuildReport(in ReportInput) Report {
-	loc := in.Location
-	if loc == nil {
-		loc = time.UTC
+	b := newReportBuilder(in)
+	b.add(in.Complaints)
+	return b.report()
+}
+
+// reportBuilder adds complaints up for a report a page at a time, so a
+// report over many complaints never holds them all: only their durations
+// and prevention notes.
+type reportBuilder struct {
+	in                           ReportInput
+	loc                          *time.Location
+	rep                          Report
+	all                          *tally
+	categories, breaches, byWeek map[string]int
+	weeks                        []time.Time
+	weekIndex                    map[string]int
+	weekTallies                  []*tally
+	ownerPromises                map[string]*PromiseStats
+	prevention                   map[string][]PreventionNote
+	csatSum, satisfied           int
+}
+
+func newReportBuilder(in ReportInput) *reportBuilder {
+	b := &reportBuilder{in: in, loc: in.Location, all: newTally(),
+		categories: map[string]int{}, breaches: map[string]int{}, byWeek: map[string]int{},
+		ownerPromises: map[string]*PromiseStats{}, prevention: map[string][]PreventionNote{}}
+	if b.loc == nil {
+		b.loc = time.UTC
 	}
-	rep := Report{Since: in.Since, Until: in.Until, GeneratedAt: in.Now, Complaints: len(in.Complaints), Rates: in.Rates,
+	b.rep = Report{Since: in.Since, Until: in.Until, GeneratedAt: in.Now, Rates: in.Rates,
 		RateThresholdPercent: math.Round(in.RateThreshold*10000) / 100}
-	calendar := func(owner string) *Calendar {
-		if in.Calendar == nil {
-			return nil
-		}
-		cal := in.Calendar(owner)
-		if cal != nil {
-			rep.BusinessTime = true
-		}
-		return cal
-	}
+	b.rep.CSAT.Scores = map[int]int{}
 	// The basis holds for the report even without a complaint to measure.
-	calendar("")
+	b.calendar("")
 	for _, o := range in.Owners {
-		calendar(o)
+		b.calendar(o)
 	}
-	all := newTally()
-	categories, breaches, byWeek := map[string]int{}, map[string]int{}, map[string]int{}
-	weeks, weekIndex := reportWeeks(in.Since, in.Until, loc)
-	weekTallies := make([]*tally, len(weeks))
-	for i := range weekTallies {
-		weekTallies[i] = newTally()
+	b.weeks, b.weekIndex = reportWeeks(in.Since, in.Until, b.loc)
+	b.weekTallies = make([]*tally, len(b.weeks))
+	for i := range b.weekTallies {
+		b.weekTallies[i] = newTally()
 	}
-	ownerPromises := map[string]*PromiseStats{}
-	prevention := map[string][]PreventionNote{}
-	rep.CSAT.Scores = map[int]int{}
-	csatSum, satisfied := 0, 0
-	for _, c := range in.Complaints {
-		cal := calendar(c.Owner)
-		all.add(c, cal)
-		week := ISOWeek(c.CreatedAt.In(loc))
-		byWeek[week]++
-		if i, ok := weekIndex[week]; ok {
-			weekTallies[i].add(c, cal)
+	return b
+}
+
+// calendar is the working calendar durations of owner's complaints count.
+func (b *reportBuilder) calendar(owner string) *Calendar {
+	if b.in.Calendar == nil {
+		return nil
+	}
+	cal := b.in.Calendar(owner)
+	if cal != nil {
+		b.rep.BusinessTime = true
+	}
+	return cal
+}
+
+// add counts complaints opened in the report's period.
+func (b *reportBuilder) add(cs []Complaint) {
+	rep := &b.rep
+	for _, c := range cs {
+		rep.Complaints++
+		cal := b.calendar(c.Owner)
+		b.all.add(c, cal)
+		week := ISOWeek(c.CreatedAt.In(b.loc))
+		b.byWeek[week]++
+		if i, ok := b.weekIndex[week]; ok {
+			b.weekTallies[i].add(c, cal)
 		}
 		cat := c.Category
 		if cat == "" {
 			cat = "(none)"
 		}
-		categories[cat]++
-		if ownerPromises[c.Owner] == nil {
-			ownerPromises[c.Owner] = &PromiseStats{}
+		b.categories[cat]++
+		if b.ownerPromises[c.Owner] == nil {
+			b.ownerPromises[c.Owner] = &PromiseStats{}
 		}
-		ownerPromises[c.Owner].add(c)
+		b.ownerPromises[c.Owner].add(c)
 		if c.Status == StatusClosed && c.Prevention != "" {
-			prevention[cat] = append(prevention[cat], PreventionNote{Complaint: c.ID, Owner: c.Owner, ClosedAt: c.ClosedAt, Note: c.Prevention})
+			b.prevention[cat] = append(b.prevention[cat], PreventionNote{Complaint: c.ID, Owner: c.Owner, ClosedAt: c.ClosedAt, Note: c.Prevention})
 		}
-		for _, b := range c.Breaches {
-			breaches[b]++
+		for _, br := range c.Breaches {
+			b.breaches[br]++
 		}
 		if c.CSAT > 0 {
 			rep.CSAT.Responses++
 			rep.CSAT.Scores[c.CSAT]++
-			csatSum += c.CSAT
+			b.csatSum += c.CSAT
 			if c.CSAT >= 4 {
-				satisfied++
+				b.satisfied++
 			}
 		}
 	}
+}
+
+// report completes the report with the figures beyond its complaints.
+func (b *reportBuilder) report() Report {
+	in, rep, all := b.in, b.rep, b.all
+	categories, breaches, byWeek := b.categories, b.breaches, b.byWeek
+	weeks, weekTallies, ownerPromises, prevention := b.weeks, b.weekTallies, b.ownerPromises, b.prevention
+	csatSum, satisfied := b.csatSum, b.satisfied
 	rep.ByChannel, rep.ByCategory = counts(all.channels), counts(categories)
 	rep.Breaches, rep.TopCauses = counts(breaches), counts(all.causes)
 	if len(rep.TopCauses) > 5 {
@@ -359,17 +479,17 @@ func BuildReport(in ReportInput) Report {
 	for _, o := range in.Owners {
 		load[o] = &OwnerReport{Owner: o}
 	}
-	for _, c := range in.Open {
-		o := load[c.Owner]
+	for owner, fig := range in.Open.Owners {
+		o := load[owner]
 		if o == nil {
-			o = &OwnerReport{Owner: c.Owner}
-			load[c.Owner] = o
+			if fig.Open == 0 {
+				continue
+			}
+			o = &OwnerReport{Owner: owner}
+			load[owner] = o
 		}
-		o.Open++
-		if c.Overdue(in.Now) {
-			o.Overdue++
-			rep.Overdue++
-		}
+		o.Open, o.Overdue = fig.Open, fig.Overdue
+		rep.Overdue += fig.Overdue
 	}
 	for id := range ownerPromises {
 		if load[id] == nil {
@@ -474,14 +594,6 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 	if !until.After(since) {
 		return Report{}, invalid("until", "must be after since")
 	}
-	cs, err := r.acct.ComplaintsCreated(ctx, since, until)
-	if err != nil {
-		return Report{}, fmt.Errorf("reading complaints: %w", err)
-	}
-	open, err := r.acct.OpenComplaints(ctx)
-	if err != nil {
-		return Report{}, fmt.Errorf("reading open complaints: %w", err)
-	}
 	rates, err := r.rates(ctx, since, until)
 	if err != nil {
 		return Report{}, err
@@ -492,10 +604,26 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		owners = append(owners, o.ID)
 		capacity[o.ID], names[o.ID] = o.Capacity, o.Name
 	}
+	open, err := r.acct.OpenFigures(ctx, owners, r.clock())
+	if err != nil {
+		return Report{}, fmt.Errorf("reading the open complaints' figures: %w", err)
+	}
 	policy := r.policy()
-	return BuildReport(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
-		Complaints: cs, Open: open, Owners: owners, Rates: rates,
-		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold}), nil
+	b := newReportBuilder(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
+		Open: open, Owners: owners, Rates: rates,
+		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold})
+	if p, ok := r.acct.(CreatedPager); ok {
+		if err := p.EachCreated(ctx, since, until, func(cs []Complaint) error { b.add(cs); return nil }); err != nil {
+			return Report{}, fmt.Errorf("reading complaints: %w", err)
+		}
+	} else {
+		cs, err := r.acct.ComplaintsCreated(ctx, since, until)
+		if err != nil {
+			return Report{}, fmt.Errorf("reading complaints: %w", err)
+		}
+		b.add(cs)
+	}
+	return b.report(), nil
 }
 
 // rates computes the complaint rate of every period with a volume that

@@ -53,7 +53,7 @@ func TestReportFiguresMatchAHandComputedFixture(t *testing.T) {
 		Days: [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true}}
 	rep := router.BuildReport(router.ReportInput{
 		Since: at("2026-11-23 00:00"), Until: at("2026-12-07 00:00"), Now: now,
-		Complaints: []router.Complaint{c1, c2, c3, c4, c5}, Open: []router.Complaint{c3, c4, c6},
+		Complaints: []router.Complaint{c1, c2, c3, c4, c5}, Open: router.FiguresOf([]router.Complaint{c3, c4, c6}, []string{"anna", "bas", "chloe"}, now),
 		Owners:        []string{"anna", "bas", "chloe"},
 		Calendar:      func(string) *router.Calendar { return week },
 		Capacity:      map[string]int{"anna": 1, "bas": 3},

@@ -144,25 +144,42 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 	if err := checkRoutable(msg); err != nil {
 		return Outcome{}, Permanent(fmt.Errorf("message %q cannot be routed: %w", msg.ID, err))
 	}
-	if id, found, err := r.store.MessageComplaint(ctx, msg.ID); err != nil {
-		return Outcome{}, fmt.Errorf("checking whether message %s was routed: %w", msg.ID, err)
-	} else if found {
-		return Outcome{Kind: OutcomeDuplicate, ComplaintID: id}, nil
-	}
+	// A redelivered message is found by the commit's once-guard (and only
+	// acknowledged): no separate look-up first.
 	var reserved string // a new complaint keeps its id across conflict retries
+	if msg.Language == "" {
+		msg.Language = DetectLanguage(msg.Subject + "\n" + msg.Body)
+	}
 	for attempt := 1; ; attempt++ {
+		// Read what routing needs afresh on every attempt (a conflict
+		// means it changed); the commit's cover copies use it too.
+		ctx, err := r.prefetch(ctx, msg)
+		if err != nil {
+			return Outcome{}, fmt.Errorf("routing message %s: reading what routing needs: %w", msg.ID, err)
+		}
 		p, err := r.planRoute(ctx, msg, &reserved)
 		if err != nil {
 			return Outcome{}, fmt.Errorf("routing message %s: %w", msg.ID, err)
 		}
 		p.change.MessageID = msg.ID
 		p.change.Receipt = receipt
+		var drawn string
+		if prov := r.store.ProvisionalID(); prov != "" && p.change.Before == nil && p.change.After.ID == prov {
+			p.change.DrawnID = &drawn
+		}
 		err = r.commit(ctx, p.change)
 		switch {
 		case err == nil:
+			if drawn != "" {
+				p.outcome.ComplaintID = drawn
+			}
 			return p.outcome, nil
 		case errors.Is(err, ErrDuplicate):
-			return Outcome{Kind: OutcomeDuplicate}, nil
+			out := Outcome{Kind: OutcomeDuplicate}
+			if a := (*AppliedError)(nil); errors.As(err, &a) {
+				out.ComplaintID = a.ComplaintID
+			}
+			return out, nil
 		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
 			if err := pause(ctx, attempt); err != nil {
 				return Outcome{}, err
@@ -251,13 +268,10 @@ const maxMergeHops = 8
 func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 	var th threading
 	customerKey := msg.Customer.Key(msg.Channel)
-	if len(msg.ThreadKeys) > 0 {
-		lookup := append([]string(nil), msg.ThreadKeys...)
-		if customerKey != "" {
-			for _, k := range msg.ThreadKeys {
-				lookup = append(lookup, scopedThreadKey(k, customerKey))
-			}
-		}
+	pre := prefetched(ctx)
+	if pre != nil {
+		th.mapped = pre.Threads
+	} else if lookup := threadLookup(msg); len(lookup) > 0 {
 		m, err := r.store.ThreadComplaints(ctx, lookup)
 		if err != nil {
 			return th, fmt.Errorf("looking up thread keys: %w", err)
@@ -265,7 +279,10 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 		th.mapped = m
 	}
 	follow := func(id, via string) (bool, error) {
-		c, err := r.store.Complaint(ctx, id)
+		c, ok, err := pre.complaint(id)
+		if !ok {
+			c, err = r.store.Complaint(ctx, id)
+		}
 		// A reference to a merged complaint continues on the one it was
 		// merged into.
 		for hops := 0; err == nil && c.MergedInto != "" && hops < maxMergeHops; hops++ {
@@ -468,6 +485,9 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 	a, err := r.assign(ctx, m.team, msg)
 	if err != nil {
 		return routePlan{}, err
+	}
+	if *reserved == "" {
+		*reserved = r.store.ProvisionalID()
 	}
 	if *reserved == "" {
 		id, err := r.store.NextComplaintID(ctx)

@@ -21,16 +21,17 @@ func New(log *slog.Logger, dir router.Directory) *Notifier {
 	return &Notifier{log: log, dir: dir}
 }
 
-// Notify writes n to the log. It cannot fail.
+// Notify writes n to the log. It cannot fail. The INFO line says what
+// happened to which complaint and who owns it; what the customer wrote and
+// who they are is personal data, kept out of INFO logs (which are shipped
+// and kept widely) and written at DEBUG only.
 func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	c := note.Complaint
 	attrs := []any{
 		"notification", note.ID,
 		"complaint", c.ID,
 		"owner", note.Recipient,
-		"customer", c.Customer.Label(),
 		"channel", c.Channel,
-		"subject", c.Subject,
 		"status", c.Status,
 	}
 	if o, ok := n.dir.Owner(note.Recipient); ok {
@@ -42,12 +43,17 @@ func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	if c.Unreachable != "" {
 		attrs = append(attrs, "customer_unreachable", c.Unreachable)
 	}
-	if note.Message != nil {
-		attrs = append(attrs, "text", excerpt(note.Message.Body, 200))
-	} else if note.Event != nil && note.Event.Text != "" {
-		attrs = append(attrs, "text", excerpt(note.Event.Text, 200))
-	}
 	n.log.InfoContext(ctx, title(note.Kind), attrs...)
+	if !n.log.Enabled(ctx, slog.LevelDebug) {
+		return nil
+	}
+	detail := []any{"notification", note.ID, "complaint", c.ID, "customer", c.Customer.Label(), "subject", c.Subject}
+	if note.Message != nil {
+		detail = append(detail, "text", excerpt(note.Message.Body, 200))
+	} else if note.Event != nil && note.Event.Text != "" {
+		detail = append(detail, "text", excerpt(note.Event.Text, 200))
+	}
+	n.log.DebugContext(ctx, title(note.Kind)+" (what the customer wrote)", detail...)
 	return nil
 }
 

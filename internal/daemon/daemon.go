@@ -95,6 +95,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.redis = rdb
 	d.store = queue.NewStore(rdb, keys, cfg.DedupRetention.D())
+	d.store.SetOnceRetention(cfg.OnceRetention.D())
 	d.metrics = metrics.New(d.store.Stats)
 	d.router, err = router.New(router.Config{
 		Store: d.store, Directory: roster, Rules: rules, ReopenWindow: cfg.ReopenWindow.D(),
@@ -119,7 +120,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		d.close()
 		return nil, err
 	}
-	d.metrics.WatchAccountability(d.store.OpenComplaints, d.router.Directory(), time.Now)
+	d.metrics.WatchAccountability(d.store.OpenFigures, d.router.Directory(), time.Now)
 	d.notifier = console.New(log, d.router.Directory())
 
 	name := cfg.ConsumerNameOrDefault()
@@ -230,6 +231,23 @@ func (d *Daemon) AddSender(ch router.Channel, s CustomerSender) { d.senders[ch] 
 // SetNotifier replaces the console notifier; call before Run.
 func (d *Daemon) SetNotifier(n Notifier) { d.notifier = n }
 
+// migrate brings data of earlier versions to the current key layout,
+// retrying until it succeeds; false when ctx ended first.
+func (d *Daemon) migrate(ctx context.Context) bool {
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := d.store.Migrate(ctx)
+		if err == nil {
+			return true
+		}
+		d.log.Warn("could not migrate the stored data to this version's key layout; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
+}
+
 // Run serves until ctx is cancelled, then shuts down in order: stop intake
 // (in-flight HTTP requests finish), let the consumers finish the entries they
 // are handling (unstarted ones stay pending for takeover), close Redis.
@@ -238,7 +256,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	var work sync.WaitGroup
-	work.Go(func() { _ = d.inbound.Run(workCtx) })
+	work.Go(func() {
+		// Routing writes the current key layout: data of earlier versions
+		// is migrated first (retried while Redis is away).
+		if d.migrate(workCtx) {
+			_ = d.inbound.Run(workCtx)
+		}
+	})
 	work.Go(func() { _ = d.outbox.Run(workCtx) })
 	work.Go(d.reloadOnHangup(workCtx))
 	for _, c := range d.components {

@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+	"time"
 
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/router"
@@ -63,16 +64,26 @@ func (d *Daemon) Reload(ctx context.Context) error {
 // complaints: nothing reassigns those by itself (a reopen does), so a
 // person must.
 func (d *Daemon) warnOrphans(ctx context.Context, roster *router.Roster) {
-	open, err := d.store.OpenComplaints(ctx)
+	var owners []string
+	for _, o := range roster.Owners() {
+		owners = append(owners, o.ID)
+	}
+	fig, err := d.store.OpenFigures(ctx, owners, time.Now())
 	if err != nil {
 		d.log.Warn("could not check for open complaints of owners who left the roster", "err", err)
 		return
 	}
 	left := map[string][]string{}
-	for _, c := range open {
-		if _, ok := roster.Owner(c.Owner); !ok {
-			left[c.Owner] = append(left[c.Owner], c.ID)
+	for owner, f := range fig.Owners {
+		if _, ok := roster.Owner(owner); ok || f.Open == 0 {
+			continue
 		}
+		ids, err := d.store.OwnerOpenIDs(ctx, owner)
+		if err != nil {
+			d.log.Warn("could not list the open complaints of an owner who left the roster", "owner", owner, "err", err)
+			continue
+		}
+		left[owner] = ids
 	}
 	for owner, ids := range left {
 		slices.Sort(ids)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,6 +60,31 @@ return 0`)
 		n := seq.Add(1)
 		return ingestLua.Run(ctx, raw, []string{"{bench}:dedup:" + strconv.FormatInt(n, 10), "{bench}:stream"}, payload, "M-"+strconv.FormatInt(n, 10)).Err()
 	})
+	// The ceiling issue 13 measures against: a 5-command routing script
+	// (thread look-up, owner load, complaint write, owner set, outbox) by
+	// EVALSHA from 50 clients.
+	routingLua := redis.NewScript(`
+local prev = redis.call('HGET', KEYS[1], ARGV[1])
+local load = redis.call('SCARD', KEYS[2])
+redis.call('HSET', KEYS[3], 'data', ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('XADD', KEYS[4], '*', 'data', ARGV[2])
+return load`)
+	// Measured three times, interleaved with the forgetmenot runs (before
+	// the burst, after it, after the latency runs): the machine is shared,
+	// and a baseline taken in a busy moment alone would skew the ratio.
+	measureRoutingLua := func() {
+		rate := rawRate(t, 50, 3*time.Second, func(i int) error {
+			n := strconv.FormatInt(seq.Add(1), 10)
+			return routingLua.Run(ctx, raw, []string{"{bench}:threads", "{bench}:owner:" + strconv.Itoa(i%8), "{bench}:complaint:" + n, "{bench}:outbox"}, "C-"+n, payload).Err()
+		})
+		rep.routingLuaRuns = append(rep.routingLuaRuns, rate)
+		iter := raw.Scan(ctx, 0, "{bench}:*", 1000).Iterator()
+		for iter.Next(ctx) {
+			raw.Unlink(ctx, iter.Val())
+		}
+	}
+	measureRoutingLua()
 	if err := raw.FlushDB(ctx).Err(); err != nil { // the replicas' groups are recreated on their next read
 		t.Fatal(err)
 	}
@@ -68,6 +94,7 @@ return 0`)
 	// a new complaint, until every complaint is assigned and notified.
 	statsBefore := commandStats(t, raw)
 	memBefore := usedMemory(t, raw)
+	netBefore := redisInfoInt(t, raw, "stats", "total_net_input_bytes")
 	const burst = 4000
 	sat := h.newSender("sat")
 	began := time.Now()
@@ -80,8 +107,10 @@ return 0`)
 	rep.saturation = float64(burst) / time.Since(began).Seconds()
 	statsAfter := commandStats(t, raw)
 	rep.commands = commandDelta(statsBefore, statsAfter)
+	rep.bytesIn = float64(redisInfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
 	rep.memPerComplaint = float64(usedMemory(t, raw)-memBefore) / burst
 	rep.burst = burst
+	measureRoutingLua()
 
 	// Latency at 10, 50 and 90 % of the saturation rate, open loop.
 	for _, pct := range []int{10, 50, 90} {
@@ -110,6 +139,8 @@ return 0`)
 		rep.latency = append(rep.latency, latencyRow{pct: pct, rate: rate, n: n, e2e: percentiles(e2e), ack: percentiles(ack)})
 		time.Sleep(time.Second)
 	}
+	measureRoutingLua()
+	rep.routingLua = median(rep.routingLuaRuns)
 	for _, r := range h.replicas {
 		r.kill()
 	}
@@ -142,10 +173,44 @@ return 0`)
 		t.Fatal(err)
 	}
 	rep.rssAfterList = rssKB(t, big.replicas[0].pid())
+	// P4 at this size: the open list with a limit, a complaint shown, the
+	// report of the last 28 days (every seeded complaint) and /metrics
+	// scrapes (5 s apart, so none is answered from the gauges' short cache),
+	// timed one by one, and the RSS after all of them.
+	base := big.replicas[0].base()
+	timeGet := func(path string, n int, gap time.Duration) pcts {
+		var ds []time.Duration
+		for range n {
+			began := time.Now()
+			resp, err := http.Get(base + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d", path, resp.StatusCode)
+			}
+			ds = append(ds, time.Since(began))
+			time.Sleep(gap)
+		}
+		return percentiles(ds)
+	}
+	rep.listTime = timeGet("/v1/complaints?status=open&limit=50", 20, 0)
+	rep.showTime = timeGet("/v1/complaints/C-1500", 20, 0)
+	rep.reportTime = timeGet("/v1/reports", 3, 0)
+	rep.scrapeTime = timeGet("/metrics", 4, 5100*time.Millisecond)
+	rep.rssAfterMix = rssKB(t, big.replicas[0].pid())
 	rep.redisVersion = redisInfoField(t, raw, "server", "redis_version")
 
+	// P3 per new complaint, counted by queue's cost test on a server of its
+	// own: round trips, commands, bytes sent, memory.
+	rep.costLines = goTestLines(t, h.redis.URL(), "./queue", "^TestCostPerNewComplaint$", "per new complaint:")
 	// The in-process figures of queue/bench_test.go, on the same Redis.
 	rep.microbench = goBench(t, h.redis.URL(), "./queue", "IngestToAssigned", "2000x")
+	// The embedded default (no REDIS_URL): the rate of the first and the
+	// last of five blocks of 2,000 new complaints.
+	rep.embedded = goBench(t, h.redis.URL(), "./queue", "EmbeddedSteadyRate", "1x")
 	// The e-mail channel against the real in-memory IMAP server: a
 	// 10,000-mail backlog drained, and a new mail's way in with IDLE.
 	rep.mailBench = goBench(t, h.redis.URL(), "./channels/email", "DrainMailbox|NewMailToQueueWithIdle", "5x")
@@ -351,6 +416,47 @@ func redisInfoField(t *testing.T, rdb *redis.Client, section, field string) stri
 	return ""
 }
 
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func rates(xs []float64) string {
+	var parts []string
+	for _, x := range xs {
+		parts = append(parts, fmt.Sprintf("%.0f", x))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func redisInfoInt(t *testing.T, rdb *redis.Client, section, field string) int64 {
+	v, _ := strconv.ParseInt(redisInfoField(t, rdb, section, field), 10, 64)
+	return v
+}
+
+// goTestLines runs one test of a package verbosely and returns its log
+// lines that contain marker.
+func goTestLines(t *testing.T, url, pkg, run, marker string) string {
+	cmd := exec.Command("go", "test", pkg, "-run", run, "-count", "1", "-v")
+	cmd.Dir = repoRoot(t)
+	cmd.Env = append(os.Environ(), "FORGETMENOT_TEST_REDIS_URL="+url)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Errorf("%s %s: %v\n%s", pkg, run, err, out)
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.Contains(l, marker) || strings.HasPrefix(strings.TrimSpace(l), "--- ") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 func rssKB(t *testing.T, pid int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -404,7 +510,13 @@ type latencyRow struct {
 
 type benchReport struct {
 	started                              time.Time
-	xadd, lua, saturation                float64
+	xadd, lua, routingLua, saturation    float64
+	routingLuaRuns                       []float64
+	bytesIn                              float64
+	listTime, showTime, reportTime       pcts
+	scrapeTime                           pcts
+	rssAfterMix                          int64
+	costLines, embedded                  string
 	burst                                int
 	commands                             map[string]int64
 	memPerComplaint, seedMemPerComplaint float64
@@ -462,6 +574,11 @@ func (r *benchReport) markdown() string {
 	w("| the equivalent Lua script: dedup `SET NX` + `XADD` (32 clients) | %.0f | %.2f |", r.lua, r.lua/r.xadd)
 	w("| forgetmenot: signed webhook → stored → routed → owner assigned → notified (32 HTTP senders, %d new complaints) | %.0f | %.3f |", r.burst, r.saturation, r.saturation/r.xadd)
 	w("")
+	w("**P1**: forgetmenot runs at **%.3f×** the 5-command routing script", r.saturation/r.routingLua)
+	w("(`HGET`, `SCARD`, `HSET`, `SADD`, `XADD` by EVALSHA from 50 clients:")
+	w("%.0f/s in this run, the median of %s measured before the burst, after it", r.routingLua, rates(r.routingLuaRuns))
+	w("and after the latency runs; issue 13's target is 0.12×).")
+	w("")
 	w("Each forgetmenot complaint costs an HTTP request with an HMAC check, the")
 	w("idempotent ingest script, a stream read, the routing reads (thread keys,")
 	w("customer history, owner loads), one guarded commit script, and the")
@@ -496,6 +613,7 @@ func (r *benchReport) markdown() string {
 		w("| %s | %.2f |", c.k, float64(c.v)/float64(r.burst))
 	}
 	w("")
+	w("- **%.0f bytes sent to Redis per complaint** (`total_net_input_bytes`, all clients, webhook bodies of ~250 bytes).", r.bytesIn)
 	w("- **%.0f bytes of Redis memory per complaint** in the burst (one message, its", r.memPerComplaint)
 	w("  timeline, indexes and dedup key); **%.0f bytes** over %d seeded complaints.", r.seedMemPerComplaint, r.seeded)
 	w("")
@@ -509,6 +627,30 @@ func (r *benchReport) markdown() string {
 	w("| started, idle | %.1f MiB |", float64(r.rssIdle)/1024)
 	w("| after routing 1,000 more messages | %.1f MiB |", float64(r.rssBusy)/1024)
 	w("| after listing open complaints via the API | %.1f MiB |", float64(r.rssAfterList)/1024)
+	w("| after 20 lists, 20 shows, 3 reports (28 days: every seeded complaint) and 4 `/metrics` scrapes | %.1f MiB |", float64(r.rssAfterMix)/1024)
+	w("")
+	w("| request at %d open (P4) | p50 | max |", r.seeded)
+	w("|---|---:|---:|")
+	w("| `GET /v1/complaints?status=open&limit=50` | %s | %s |", ms(r.listTime.p50), ms(r.listTime.p99))
+	w("| `GET /v1/complaints/{id}` | %s | %s |", ms(r.showTime.p50), ms(r.showTime.p99))
+	w("| `GET /v1/reports` (28 days) | %s | %s |", ms(r.reportTime.p50), ms(r.reportTime.p99))
+	w("| `GET /metrics` (not cached) | %s | %s |", ms(r.scrapeTime.p50), ms(r.scrapeTime.p99))
+	w("")
+	w("Gauges come from indexes the commits keep (`SCARD` per owner, `ZCOUNT` of")
+	w("each owner's due index, the promise indexes), never from the open")
+	w("complaints; the report adds up the period's complaints 500 at a time.")
+	w("")
+	w("## Per new complaint, counted (P3)")
+	w("")
+	w("`queue`'s `TestCostPerNewComplaint` on a redis-server of its own: round")
+	w("trips from the daemon (a command or a pipeline each, plus the stream reads),")
+	w("Redis commands (sent and run inside scripts, from `INFO commandstats`),")
+	w("bytes sent for a 450-byte message, and `used_memory` growth. Issue 13's")
+	w("targets: 5 round trips, 20 commands, 2 KB, 2.5 KB.")
+	w("")
+	w("```")
+	w("%s", r.costLines)
+	w("```")
 	w("")
 	w("The daemon keeps no complaint state in memory: its size does not grow with")
 	w("the number of open complaints; Redis's does (see above).")
@@ -519,6 +661,16 @@ func (r *benchReport) markdown() string {
 	w("")
 	w("```")
 	w("%s", r.microbench)
+	w("```")
+	w("")
+	w("## Embedded default (`queue`'s `EmbeddedSteadyRate`)")
+	w("")
+	w("Without `REDIS_URL` the daemon runs on the embedded in-memory Redis: five")
+	w("blocks of 2,000 new complaints routed one after the other, the rate of the")
+	w("first and the last block (steady: `last/first` near 1).")
+	w("")
+	w("```")
+	w("%s", r.embedded)
 	w("```")
 	w("")
 	w("## E-mail intake (`channels/email/bench_test.go`, same Redis)")

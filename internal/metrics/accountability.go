@@ -17,23 +17,26 @@ var (
 	capDesc     = prometheus.NewDesc("forgetmenot_owner_capacity", "Open complaints each roster owner is expected to carry (the roster's capacity).", []string{"owner"}, nil)
 )
 
-// WatchAccountability adds gauges read from the open complaints at scrape
-// time, at most every 30 seconds: open and overdue per owner (every owner
+// OpenFiguresFunc reads the open figures (router.AccountabilityStore's
+// OpenFigures).
+type OpenFiguresFunc func(ctx context.Context, owners []string, now time.Time) (router.OpenFigures, error)
+
+// WatchAccountability adds gauges read at scrape time, at most every 5
+// seconds, from the indexes the store keeps with every commit (never from
+// the open complaints themselves): open and overdue per owner (every owner
 // on the roster in force, zero included, so alerts see a value), each
 // owner's capacity, promises pending and broken. Owner ids are staff, never
 // customers: no label carries customer data.
-func (m *Metrics) WatchAccountability(open func(context.Context) ([]router.Complaint, error), dir router.Directory, now func() time.Time) {
-	m.Registry.MustRegister(&accountabilityCollector{open: open, dir: dir, now: now})
+func (m *Metrics) WatchAccountability(figures OpenFiguresFunc, dir router.Directory, now func() time.Time) {
+	m.Registry.MustRegister(&accountabilityCollector{read: figures, dir: dir, now: now})
 }
 
-// accountabilityRefresh bounds how often a scrape reads every open
-// complaint: with many open complaints, several scrapers and replicas, a
-// read per scrape would load Redis and the daemon for figures that move
-// slowly anyway.
-const accountabilityRefresh = 30 * time.Second
+// accountabilityRefresh bounds how often scrapes read Redis: a few commands
+// per owner, so only several scrapers and replicas at once would notice.
+const accountabilityRefresh = 5 * time.Second
 
 type accountabilityCollector struct {
-	open func(context.Context) ([]router.Complaint, error)
+	read OpenFiguresFunc
 	dir  router.Directory
 	now  func() time.Time
 
@@ -58,7 +61,7 @@ func (a *accountabilityCollector) Collect(ch chan<- prometheus.Metric) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if !a.hasFresh || time.Since(a.readAt) >= accountabilityRefresh {
-		f, err := a.read()
+		f, err := a.load()
 		if err != nil {
 			return // forgetmenot_redis_up reports the outage
 		}
@@ -76,28 +79,20 @@ func (a *accountabilityCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(brokenDesc, prometheus.GaugeValue, float64(f.broken))
 }
 
-func (a *accountabilityCollector) read() (accountabilityFigures, error) {
+func (a *accountabilityCollector) load() (accountabilityFigures, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	cs, err := a.open(ctx)
+	var owners []string
+	for _, o := range a.dir.Owners() {
+		owners = append(owners, o.ID)
+	}
+	f, err := a.read(ctx, owners, a.now())
 	if err != nil {
 		return accountabilityFigures{}, err
 	}
 	open, overdue := map[string]int{}, map[string]int{}
-	for _, o := range a.dir.Owners() {
-		open[o.ID], overdue[o.ID] = 0, 0
+	for o, fig := range f.Owners {
+		open[o], overdue[o] = fig.Open, fig.Overdue
 	}
-	pending, broken := 0, 0
-	now := a.now()
-	for _, c := range cs {
-		open[c.Owner]++
-		if c.Overdue(now) {
-			overdue[c.Owner]++
-		}
-		if !c.PromisedBy.IsZero() {
-			pending++
-		}
-		broken += c.PromisesBroken
-	}
-	return accountabilityFigures{open: open, overdue: overdue, pending: pending, broken: broken}, nil
+	return accountabilityFigures{open: open, overdue: overdue, pending: f.PromisesPending, broken: f.PromisesBroken}, nil
 }

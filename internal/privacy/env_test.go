@@ -289,7 +289,7 @@ func (e *env) checkInvariants() {
 		}
 		e.t.Errorf("invariant: %s", p)
 	}
-	open, err := e.rdb.SMembers(ctx, e.keys.OpenComplaints()).Result()
+	open, err := e.rdb.ZRange(ctx, e.keys.OpenComplaints(), 0, -1).Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}

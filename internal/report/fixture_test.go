@@ -68,7 +68,7 @@ func seeded(t *testing.T, since time.Time) router.Report {
 		PromisedBy: at("2026-11-30 11:00")}
 	return router.BuildReport(router.ReportInput{
 		Since: since, Until: at("2026-11-30 00:00"), Now: at("2026-11-30 12:00"), Location: time.UTC,
-		Complaints: []router.Complaint{k1, k2, k3, k4, k5}, Open: []router.Complaint{k4, k5, k0},
+		Complaints: []router.Complaint{k1, k2, k3, k4, k5}, Open: router.FiguresOf([]router.Complaint{k4, k5, k0}, []string{"anna", "bas", "chloe"}, at("2026-11-30 12:00")),
 		Owners:        []string{"anna", "bas", "chloe"},
 		Capacity:      map[string]int{"anna": 1, "bas": 2, "chloe": 2},
 		Names:         map[string]string{"anna": "Anna <b>de Vries</b>", "bas": "bas"},

@@ -1,0 +1,193 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// layoutVersion is the key layout this code writes. 2: the open index is
+// a sorted set by creation time, and the figure indexes (owner due,
+// promises) exist. 3: owners' open counts are kept beside their sets.
+const layoutVersion = 3
+
+// countOpenScript sets an owner's open count to the size of their open
+// set, in one step. KEYS[1]: the owner's open set; KEYS[2]: the open
+// counts. ARGV[1]: the owner.
+var countOpenScript = redis.NewScript(`
+redis.call('HSET', KEYS[2], ARGV[1], redis.call('SCARD', KEYS[1]))
+return 1
+`)
+
+// foldLegacyOpenScript moves the legacy open set into the open index,
+// scored by each complaint's creation time, and deletes it, in one step.
+// KEYS[1]: the legacy open set; KEYS[2]: the open index; KEYS[3]: the
+// complaints index (creation times).
+var foldLegacyOpenScript = redis.NewScript(`
+local ids = redis.call('SMEMBERS', KEYS[1])
+for _, id in ipairs(ids) do
+  local score = redis.call('ZSCORE', KEYS[3], id) or '0'
+  redis.call('ZADD', KEYS[2], score, id)
+end
+redis.call('DEL', KEYS[1])
+return #ids
+`)
+
+// Migrate brings data written by earlier versions to this layout: the set
+// of open complaints becomes the open index ordered by creation, and the
+// figure indexes (owner due, promises) are built for the open complaints
+// once. It is idempotent and safe while other replicas of this version
+// commit (every backfilled entry is guarded by its complaint's version);
+// every replica runs it at start, before it routes. Replicas of an older
+// version must be stopped first: they would keep writing the old layout.
+func (s *Store) Migrate(ctx context.Context) error {
+	k := s.keys
+	if _, err := foldLegacyOpenScript.Run(ctx, s.rdb, []string{k.LegacyOpenComplaints(), k.OpenComplaints(), k.Complaints()}).Result(); err != nil {
+		return fmt.Errorf("moving the open complaints to the ordered index: %w", err)
+	}
+	if err := s.moveLegacyHash(ctx, k.LegacyMessageComplaints(), k.MessageComplaint); err != nil {
+		return fmt.Errorf("moving the message index to keys with a retention: %w", err)
+	}
+	if err := s.moveLegacyHash(ctx, k.LegacyOnce(), k.Once); err != nil {
+		return fmt.Errorf("moving the once-keys to keys with a retention: %w", err)
+	}
+	n, err := s.rdb.Exists(ctx, k.LegacyMessageComplaints(), k.LegacyOnce()).Result()
+	if err != nil {
+		return err
+	}
+	s.legacy.Store(n > 0)
+	v, err := s.rdb.Get(ctx, k.Layout()).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("reading the layout version: %w", err)
+	}
+	if v >= layoutVersion {
+		return nil
+	}
+	if v < 2 {
+		if err := s.backfillFigures(ctx); err != nil {
+			return err
+		}
+	}
+	if v < 3 {
+		if err := s.countOpen(ctx); err != nil {
+			return err
+		}
+		if err := s.expireOldDedupKeys(ctx); err != nil {
+			return err
+		}
+	}
+	return s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err()
+}
+
+// backfillFigures indexes every open complaint's figures, a page at a
+// time, each entry guarded by the version it was computed from.
+func (s *Store) backfillFigures(ctx context.Context) error {
+	const page = 500
+	if err := commitScript.Load(ctx, s.rdb).Err(); err != nil {
+		return err
+	}
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRange(ctx, s.keys.OpenComplaints(), start, start+page-1).Result()
+		if err != nil {
+			return fmt.Errorf("reading open complaints: %w", err)
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return err
+		}
+		pipe := s.rdb.Pipeline()
+		for _, c := range cs {
+			t := &tx{}
+			t.fieldEquals("version", s.keys.Complaint(c.ID), "version", strconv.FormatInt(c.Version, 10))
+			syncFigures(t, s.keys, nil, c)
+			if len(t.Writes) > 0 {
+				t.queue(ctx, pipe)
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("indexing the figures of open complaints: %w", err)
+		}
+		if len(ids) < page {
+			return nil
+		}
+	}
+}
+
+// moveLegacyHash moves every field of an unbounded legacy hash to its own
+// key under the once retention (never over a newer value), deleting the
+// fields moved, a page at a time; the hash is gone when it is empty. The
+// once-guard looks in both until then, so nothing is ever in neither.
+func (s *Store) moveLegacyHash(ctx context.Context, legacy string, key func(string) string) error {
+	for {
+		fields, _, err := s.rdb.HScan(ctx, legacy, 0, "", 1000).Result()
+		if err != nil {
+			return err
+		}
+		if len(fields) == 0 {
+			return nil
+		}
+		pipe := s.rdb.Pipeline()
+		names := make([]string, 0, len(fields)/2)
+		for i := 0; i+1 < len(fields); i += 2 {
+			pipe.SetNX(ctx, key(fields[i]), fields[i+1], s.onceTTL)
+			names = append(names, fields[i])
+		}
+		pipe.HDel(ctx, legacy, names...)
+		if _, err := pipe.Exec(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// countOpen sets every owner's open count from their open set.
+func (s *Store) countOpen(ctx context.Context) error {
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return err
+	}
+	prefix, suffix := s.keys.OwnerOpen(""), ":open"
+	iter := scan.Scan(ctx, 0, s.keys.OwnerOpen("*"), 1000).Iterator()
+	for iter.Next(ctx) {
+		key := iter.Val()
+		owner := strings.TrimSuffix(strings.TrimPrefix(key, prefix[:len(prefix)-len(suffix)]), suffix)
+		if err := countOpenScript.Run(ctx, s.rdb, []string{key, s.keys.OpenCounts()}, owner).Err(); err != nil {
+			return fmt.Errorf("counting the open complaints of %s: %w", owner, err)
+		}
+	}
+	return iter.Err()
+}
+
+// expireOldDedupKeys gives the ingest dedup keys that earlier versions kept
+// for ever (DEDUP_RETENTION was 0 by default) the retention in force, from
+// now; keys that already expire keep their time.
+func (s *Store) expireOldDedupKeys(ctx context.Context) error {
+	if s.dedupTTL <= 0 {
+		return nil
+	}
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return err
+	}
+	iter := scan.Scan(ctx, 0, s.keys.DedupPattern(), 1000).Iterator()
+	pipe := s.rdb.Pipeline()
+	n := 0
+	for iter.Next(ctx) {
+		pipe.ExpireNX(ctx, iter.Val(), s.dedupTTL)
+		if n++; n%1000 == 0 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("giving old dedup keys a retention: %w", err)
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return err
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("giving old dedup keys a retention: %w", err)
+	}
+	return nil
+}

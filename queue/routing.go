@@ -1,0 +1,129 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
+)
+
+var _ router.RoutingReader = (*Store)(nil)
+
+// routingInputsScript reads everything routing a message needs in one
+// round trip (it only reads). The complaints it reads are named from the
+// prefix, so not declared in KEYS; they carry the namespace's hash tag, so
+// in a cluster they are in the slot of the declared keys.
+// KEYS[1]: thread index; KEYS[2]: the customer's complaints ("" none);
+// KEYS[3]: owners' last assignment; KEYS[4]: absences; KEYS[5]: owners'
+// open counts.
+// ARGV[1]: complaint key prefix; ARGV[2]: unused; ARGV[3]: the number of
+// thread keys; then the thread keys, then the owners.
+// Returns {thread ids, latest id, complaints (id, data, ...), loads,
+// last assignments, absences (owner, json, ...)}.
+var routingInputsScript = redis.NewScript(`
+local nt = tonumber(ARGV[3])
+local threads, owners = {}, {}
+for i = 1, nt do threads[i] = ARGV[3 + i] end
+for i = 4 + nt, #ARGV do owners[#owners + 1] = ARGV[i] end
+local ids = {}
+if nt > 0 then ids = redis.call('HMGET', KEYS[1], unpack(threads)) end
+local latest = false
+if KEYS[2] ~= '' then
+  local l = redis.call('ZREVRANGE', KEYS[2], 0, 0)
+  if #l > 0 then latest = l[1] end
+end
+local want, seen = {}, {}
+for i = 1, nt do
+  local id = ids[i]
+  if id and not seen[id] then seen[id] = true; want[#want + 1] = id end
+end
+if latest and not seen[latest] then want[#want + 1] = latest end
+local complaints = {}
+for _, id in ipairs(want) do
+  local data = redis.call('HGET', ARGV[1] .. id, 'data')
+  if data then complaints[#complaints + 1] = id; complaints[#complaints + 1] = data end
+end
+local loads, last = {}, {}
+if #owners > 0 then
+  loads = redis.call('HMGET', KEYS[5], unpack(owners))
+  last = redis.call('HMGET', KEYS[3], unpack(owners))
+end
+return {ids, latest, complaints, loads, last, redis.call('HGETALL', KEYS[4])}
+`)
+
+// RoutingInputs reads what routing one message needs in one round trip:
+// the thread keys' complaints, the customer's latest complaint, the loads
+// and last assignments of owners, and the absences.
+func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customerKey string, owners []string) (router.RoutingInputs, error) {
+	k := s.keys
+	customer := ""
+	if customerKey != "" {
+		customer = k.Customer(customerKey)
+	}
+	args := make([]any, 0, 3+len(threadKeys)+len(owners))
+	args = append(args, k.Complaint(""), "", len(threadKeys))
+	for _, t := range threadKeys {
+		args = append(args, t)
+	}
+	for _, o := range owners {
+		args = append(args, o)
+	}
+	res, err := routingInputsScript.Run(ctx, s.rdb, []string{k.Threads(), customer, k.OwnerLastAssigned(), k.Absences(), k.OpenCounts()}, args...).Slice()
+	if err != nil {
+		return router.RoutingInputs{}, err
+	}
+	if len(res) != 6 {
+		return router.RoutingInputs{}, fmt.Errorf("routing inputs: unexpected reply of %d parts", len(res))
+	}
+	in := router.RoutingInputs{Threads: map[string]string{}, Complaints: map[string]router.Complaint{}, Loads: make(map[string]router.OwnerLoad, len(owners))}
+	ids, _ := res[0].([]any)
+	for i, v := range ids {
+		if id, ok := v.(string); ok && i < len(threadKeys) {
+			in.Threads[threadKeys[i]] = id
+		}
+	}
+	in.Latest, _ = res[1].(string)
+	cs, _ := res[2].([]any)
+	for i := 0; i+1 < len(cs); i += 2 {
+		id, _ := cs[i].(string)
+		data, _ := cs[i+1].(string)
+		c, err := decodeComplaint(data)
+		if err != nil {
+			return router.RoutingInputs{}, fmt.Errorf("complaint %s: %w", id, err)
+		}
+		in.Complaints[id] = c
+	}
+	loads, _ := res[3].([]any)
+	last, _ := res[4].([]any)
+	for i, o := range owners {
+		var l router.OwnerLoad
+		if i < len(loads) {
+			if v, ok := loads[i].(string); ok {
+				l.Open, _ = strconv.Atoi(v)
+			}
+		}
+		if i < len(last) {
+			if v, ok := last[i].(string); ok {
+				if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+					l.LastAssigned = time.UnixMilli(ms).UTC()
+				}
+			}
+		}
+		in.Loads[o] = l
+	}
+	abs, _ := res[5].([]any)
+	for i := 0; i+1 < len(abs); i += 2 {
+		owner, _ := abs[i].(string)
+		v, _ := abs[i+1].(string)
+		var a router.Absence
+		if err := json.Unmarshal([]byte(v), &a); err != nil {
+			return router.RoutingInputs{}, fmt.Errorf("decoding the absence of %s: %w", owner, err)
+		}
+		in.Absences = append(in.Absences, a)
+	}
+	return in, nil
+}
