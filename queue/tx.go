@@ -24,11 +24,11 @@ import (
 //
 //	ack:    stream-key#, group, entry id         -- "" stream-key#: no ack; else XACK then XDEL
 //	once:   kind, key#, field, legacy-key#       -- kind "": none; "s": string key (legacy-key#: a hash
-//	                                             -- of older layouts, checked for field too); "h": hash field
+//	                                             -- of older layouts, checked for field too)
 //	newid:  seq-key#, provisional, base          -- "" seq-key#: none; else INCR seq, and the new id
 //	                                             -- "C-<base+n>" replaces provisional in every key and argument
 //	guards: count, then per guard: kind, name, key#, a, b
-//	        -- "h": HGET key a (absent = "") must equal b; "s": SCARD key must be < a;
+//	        -- "h": HGET key a (absent = "") must equal b;
 //	        -- "c": the number in HGET key a (absent = 0) must be < b
 //	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list
 //
@@ -45,13 +45,8 @@ local function ack()
 end
 local okind = ARGV[4]
 if okind ~= '' then
-  local okey, v = KEYS[tonumber(ARGV[5])], nil
-  if okind == 'h' then
-    v = redis.call('HGET', okey, ARGV[6])
-  else
-    v = redis.call('GET', okey)
-    if not v and ARGV[7] ~= '' then v = redis.call('HGET', KEYS[tonumber(ARGV[7])], ARGV[6]) end
-  end
+  local v = redis.call('GET', KEYS[tonumber(ARGV[5])])
+  if not v and ARGV[7] ~= '' then v = redis.call('HGET', KEYS[tonumber(ARGV[7])], ARGV[6]) end
   if v then
     ack()
     return {'duplicate', v}
@@ -61,9 +56,7 @@ local ng = tonumber(ARGV[11])
 local i = 12
 for _ = 1, ng do
   local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
-  if kind == 's' then
-    if redis.call('SCARD', key) >= tonumber(ARGV[i + 3]) then return {'conflict', name} end
-  elseif kind == 'c' then
+  if kind == 'c' then
     if (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4]) then return {'conflict', name} end
   elseif (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4] then
     return {'conflict', name}
@@ -154,16 +147,6 @@ func (t *tx) touch(key string) string {
 	return strconv.Itoa(i)
 }
 
-// once makes the tx apply at most once: if the hash field key/field exists
-// (or, with field "", the string key), the tx is a duplicate.
-func (t *tx) once(key, field string) {
-	t.touch(key)
-	t.onceKind, t.onceKey, t.onceField = "h", key, field
-	if field == "" {
-		t.onceKind = "s"
-	}
-}
-
 // onceString makes the tx apply at most once per string key, and (for data
 // of older layouts) per field of the legacy hash, when legacy is not "".
 func (t *tx) onceString(key, legacy, field string) {
@@ -194,12 +177,6 @@ func (t *tx) fieldEquals(name, key, field, want string) {
 func (t *tx) countBelow(name, key, field string, limit int) {
 	t.touch(key)
 	t.guards = append(t.guards, txGuard{kind: "c", name: name, key: key, a: field, b: strconv.Itoa(limit)})
-}
-
-// setBelow guards that the set at key has fewer than limit members.
-func (t *tx) setBelow(name, key string, limit int) {
-	t.touch(key)
-	t.guards = append(t.guards, txGuard{kind: "s", name: name, key: key, a: strconv.Itoa(limit)})
 }
 
 // mergeable commands take any number of members or values: consecutive
