@@ -25,7 +25,7 @@ type EraseRequest struct {
 	// instead of refusing.
 	Force bool `json:"force"`
 	// Category is the root cause recorded on the complaints a forced
-	// erasure closes (required when categories are configured).
+	// erasure closes (optional; one of the configured categories).
 	Category string `json:"category,omitempty"`
 }
 

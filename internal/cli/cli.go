@@ -32,7 +32,7 @@ Usage:
   forgetmenot serve                                   run the daemon
   forgetmenot complaints list [--status S] [--owner ID] [--customer C] [--limit N]
   forgetmenot complaints show ID
-  forgetmenot complaints close ID --resolution TEXT [--category C]
+  forgetmenot complaints close ID --resolution TEXT --category C [--prevention TEXT] [--as OWNER]
   forgetmenot complaints reassign ID --to OWNER --reason TEXT
   forgetmenot complaints merge ID --into ID --reason TEXT   the same customer's: one complaint, one owner
   forgetmenot complaints reply ID --body TEXT         answer the customer through their channel
@@ -46,7 +46,8 @@ Usage:
   forgetmenot deadletters list                        work that failed too often
   forgetmenot deadletters retry ID                    put a dead letter back in its queue
   forgetmenot customers export EMAIL|KEY [--format json|text]   all data about one customer
-  forgetmenot customers erase EMAIL|KEY --reason TEXT [--force]  erase it, keep a pseudonym
+  forgetmenot customers erase EMAIL|KEY --reason TEXT [--force [--category C]]  erase it, keep a pseudonym
+  forgetmenot customers erasures                      the audit of erasures (no personal data)
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
   forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
   forgetmenot config                                  every environment variable, its default and meaning
@@ -386,6 +387,10 @@ func clientCmd(ctx context.Context, group string, args []string, stdout, stderr 
 		fmt.Fprintf(stderr, "error: unexpected arguments: %s\nusage: %s\n", strings.Join(rest, " "), firstLine(cmd.usage))
 		return 2
 	}
+	if missing := missingRequired(fs); len(missing) > 0 {
+		fmt.Fprintf(stderr, "error: missing --%s\nusage: %s\n", strings.Join(missing, ", --"), firstLine(cmd.usage))
+		return 2
+	}
 	cfg, err := configs.FromEnv()
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
@@ -427,6 +432,18 @@ func newFlagSet(name, usage string, stdout io.Writer) *flag.FlagSet {
 // 0 after --help (the whole usage on stdout), 2 on a usage error. A usage
 // error gets a short hint on stderr: what is wrong, the command's synopsis
 // and where the rest is, never the whole help.
+// missingRequired names the flags whose help says "(required)" and that
+// were left empty: a usage error, caught before anything reaches the daemon.
+func missingRequired(fs *flag.FlagSet) []string {
+	var missing []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if strings.Contains(f.Usage, "(required") && strings.TrimSpace(f.Value.String()) == "" {
+			missing = append(missing, f.Name)
+		}
+	})
+	return missing
+}
+
 func parse(fs *flag.FlagSet, usage string, args []string, stderr io.Writer) (code int, done bool) {
 	help := fs.Usage
 	fs.Usage = func() {} // the flag package would print the whole help on any error

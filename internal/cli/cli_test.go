@@ -107,8 +107,8 @@ func TestComplaintWorkflowFromTheCommandLine(t *testing.T) {
 		to = "anna"
 	}
 	code, _, errOut = run("complaints", "reassign", id, "--to", to)
-	if code != 1 || !strings.Contains(errOut, "reason") {
-		t.Fatalf("reassign without reason: %d %q, want exit 1 naming the reason", code, errOut)
+	if code != 2 || !strings.Contains(errOut, "reason") {
+		t.Fatalf("reassign without reason: %d %q, want exit 2 (usage) naming the reason", code, errOut)
 	}
 	code, out, errOut = run("complaints", "reassign", "--to", to, id, "--reason", "speaks the customer's dialect")
 	if code != 0 || !strings.Contains(out, "now owned by "+to) {
@@ -226,8 +226,8 @@ func TestMergeFromTheCommandLine(t *testing.T) {
 	if code, out, _ := run("complaints", "show", other); code != 0 || !strings.Contains(out, "mentions "+orig) {
 		t.Fatalf("the colleague's complaint must say it names %s: %d\n%s", orig, code, out)
 	}
-	if code, _, errOut := run("complaints", "merge", other, "--into", orig); code != 1 || !strings.Contains(errOut, "reason") {
-		t.Errorf("merge without a reason: %d %q, want exit 1 naming the reason", code, errOut)
+	if code, _, errOut := run("complaints", "merge", other, "--into", orig); code != 2 || !strings.Contains(errOut, "reason") {
+		t.Errorf("merge without a reason: %d %q, want exit 2 (usage) naming the reason", code, errOut)
 	}
 	code, out, errOut := run("complaints", "merge", other, "--into", orig, "--reason", "Piet is Jans collega", "--as", "anna")
 	if code != 0 || !strings.Contains(out, other+" merged into "+orig) {

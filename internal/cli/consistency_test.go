@@ -24,6 +24,10 @@ func TestUsageErrorsExit2WithAShortHintOnStderr(t *testing.T) {
 		{"complaints", "promise", "C-1", "--note", "x"},
 		{"health", "--bogus"}, {"health", "extra"}, {"health", "--timeout", "0s"},
 		{"owners", "away"}, {"deadletters", "retry"},
+		// Flags the help marks "(required)" are checked before the daemon is asked.
+		{"complaints", "close", "C-1"}, {"complaints", "reassign", "C-1", "--to", "anna"},
+		{"complaints", "merge", "C-2", "--reason", "same order"}, {"owners", "away", "anna"},
+		{"customers", "erase", "jan@voorbeeld.nl"}, {"customers", "export", "jan@voorbeeld.nl", "--format", "pdf"},
 	} {
 		code, out, errOut := run(args...)
 		if code != 2 {

@@ -21,7 +21,7 @@ func init() {
 				format := fs.String("format", "json", "json (the whole document) or text (readable)")
 				return func(ctx context.Context, c *client, key string, out *output) error {
 					if *format != "json" && *format != "text" {
-						return fmt.Errorf("--format must be json or text, not %q", *format)
+						return usageError{fmt.Errorf("--format must be json or text, not %q", *format)}
 					}
 					var ex privacy.Export
 					if err := c.do(ctx, "GET", "/v1/customers/"+url.PathEscape(key)+"/export", nil, nil, &ex); err != nil {

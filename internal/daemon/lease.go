@@ -28,8 +28,6 @@ func runLeased(ctx context.Context, store leases, key, holder string, ttl time.D
 	for {
 		held, err := store.HoldLease(ctx, key, holder, ttl)
 		switch {
-		case err != nil && ctx.Err() == nil:
-			log.Warn("cannot take the lease; retrying", "lease", key, "err", err)
 		case held:
 			log.Info("lease taken: this replica does the work", "lease", key, "holder", holder)
 			holdWhileWorking(ctx, store, key, holder, ttl, log, work)
@@ -39,6 +37,12 @@ func runLeased(ctx context.Context, store leases, key, holder string, ttl time.D
 			}
 			cancel()
 			waiting = false
+		case ctx.Err() != nil:
+			// Shutting down: a failed attempt says nothing about who holds
+			// the lease.
+			return
+		case err != nil:
+			log.Warn("cannot take the lease; retrying", "lease", key, "err", err)
 		case !waiting:
 			log.Info("another replica holds the lease; standing by", "lease", key)
 			waiting = true

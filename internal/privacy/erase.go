@@ -440,8 +440,9 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 // pseudonymise computes a complaint's erased form: the customer becomes the
 // pseudonym; what the business keeps for its reports stays (ids, owner,
 // team, channel, dates, category, deadlines, breaches, promise counts, CSAT
-// score); texts that staff wrote are kept without the customer's names and
-// addresses; what the customer wrote is gone.
+// score); resolutions, prevention notes and reasons are kept without the
+// customer's names and addresses; what the customer wrote, and the texts of
+// staff replies, notes and promises (which quote and address them), are gone.
 func pseudonymise(c router.Complaint, tl []router.Entry, p *queue.PersonalData, e erasure, now time.Time) queue.Pseudonymised {
 	redact := func(s string) string { return redactText(p, s) }
 	after := c
