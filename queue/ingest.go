@@ -37,7 +37,13 @@ func (s *Store) Enqueue(ctx context.Context, msg router.Message) (id string, dup
 	if s.dedupTTL > 0 {
 		ttl = s.dedupTTL.Milliseconds()
 	}
-	res, err := ingestScript.Run(ctx, s.rdb, []string{dedup, s.keys.Inbound()}, msg.ID, ttl, string(data)).StringSlice()
+	// The dedup key holds the message id, and the content's fingerprint
+	// after a space when the channel gave one.
+	claim := msg.ID
+	if msg.Fingerprint != "" {
+		claim += " " + msg.Fingerprint
+	}
+	res, err := ingestScript.Run(ctx, s.rdb, []string{dedup, s.keys.Inbound()}, claim, ttl, string(data)).StringSlice()
 	if err != nil {
 		return "", false, fmt.Errorf("enqueueing %s message %q: %w", msg.Channel, msg.SourceID, err)
 	}
@@ -45,7 +51,11 @@ func (s *Store) Enqueue(ctx context.Context, msg router.Message) (id string, dup
 		return "", false, fmt.Errorf("enqueueing %s message %q: unexpected reply", msg.Channel, msg.SourceID)
 	}
 	if res[0] == "duplicate" {
-		return res[1], true, nil
+		first, fp, _ := strings.Cut(res[1], " ")
+		if msg.Fingerprint != "" && fp != "" && fp != msg.Fingerprint {
+			return first, true, fmt.Errorf("%s message %q: %w (first: %s)", msg.Channel, msg.SourceID, router.ErrSourceReused, first)
+		}
+		return first, true, nil
 	}
 	return msg.ID, false, nil
 }

@@ -16,6 +16,10 @@ var (
 	// ErrDuplicate is returned by a Store when a Change keyed by a message was
 	// already applied: redelivery must do nothing twice.
 	ErrDuplicate = errors.New("already applied")
+	// ErrSourceReused is returned on ingest when a sender's idempotency key
+	// (channel and source id) was used before for a message with other
+	// content: answering "duplicate" would silently drop the new one.
+	ErrSourceReused = errors.New("source id already used for a different message")
 	// ErrInvalidState means the operation does not fit the complaint's state,
 	// such as closing a closed complaint.
 	ErrInvalidState = errors.New("not possible in the current state")

@@ -64,7 +64,13 @@ type Message struct {
 	// Channel and SourceID together are the ingest idempotency key.
 	Channel  Channel  `json:"channel"`
 	SourceID string   `json:"source_id"`
-	Customer Customer `json:"customer"`
+	// Fingerprint, set by a channel whose source ids are chosen by the
+	// sender (the webhook), digests the message's content: a later message
+	// with the same source id but another fingerprint is refused
+	// (ErrSourceReused) instead of being answered as a duplicate. Empty: the
+	// source id alone decides. Not stored.
+	Fingerprint string   `json:"-"`
+	Customer    Customer `json:"customer"`
 	Subject  string   `json:"subject,omitempty"`
 	Body     string   `json:"body"`
 	// Language is an ISO 639-1 code when the channel knows it; the router

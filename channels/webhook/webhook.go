@@ -7,6 +7,8 @@ package webhook
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -139,6 +141,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), enqueueTimeout)
 	defer cancel()
 	id, dup, err := h.queue.Enqueue(ctx, msg)
+	if errors.Is(err, router.ErrSourceReused) {
+		h.log.Warn("webhook: source_id reused for a different message; refused", "source_id", req.SourceID, "first", id)
+		httpx.WriteError(w, http.StatusConflict, fmt.Sprintf("source_id %q was already used for a different message (%s): use a new source_id for a new message; a retry must send the same content", req.SourceID, id), "source_id")
+		return
+	}
 	if err != nil {
 		h.log.Error("webhook: could not queue message; the sender must retry", "source_id", req.SourceID, "err", err)
 		w.Header().Set("Retry-After", "5")
@@ -247,7 +254,21 @@ func (req Request) message(now time.Time) router.Message {
 	if req.ThreadKey != "" {
 		msg.ThreadKeys = []string{"webhook:" + req.ThreadKey}
 	}
+	msg.Fingerprint = req.fingerprint()
 	return msg
+}
+
+// fingerprint digests what the sender said, re-encoded so that a retry that
+// orders its JSON differently is still the same message: the source id is
+// an idempotency key, and reusing it for other content must not be taken
+// for a retry.
+func (req Request) fingerprint() string {
+	canonical, err := json.Marshal(req) // struct fields in order, map keys sorted
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:8])
 }
 
 var unknownField = regexp.MustCompile(`unknown field "([^"]+)"`)

@@ -233,3 +233,38 @@ func TestMethodNotAllowed(t *testing.T) {
 		t.Fatalf("GET: %d, want 405", resp.StatusCode)
 	}
 }
+
+// What must hold: a source_id is an idempotency key. A retry of the same
+// message (even re-encoded, its JSON keys in another order) is answered as a
+// duplicate; a different message under a source_id already used is refused
+// with 409 naming the field, so the sender learns it, instead of being told
+// "duplicate" while its complaint is silently dropped. Nothing of it is queued.
+func TestReusedSourceIDWithOtherContentIsRefusedNotDropped(t *testing.T) {
+	f := newFixture(t, secret)
+	body := fixtureBody(t, "typeform_style.json")
+	resp, out := f.post(body, webhook.Sign(body, time.Now(), secret))
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("first: %d %v", resp.StatusCode, out)
+	}
+	first := out["message_id"]
+
+	var fields map[string]any
+	if err := json.Unmarshal(body, &fields); err != nil {
+		t.Fatal(err)
+	}
+	reencoded, _ := json.Marshal(fields) // keys sorted, whitespace gone: the same message
+	resp, out = f.post(reencoded, webhook.Sign(reencoded, time.Now(), secret))
+	if resp.StatusCode != http.StatusOK || out["duplicate"] != true || out["message_id"] != first {
+		t.Fatalf("re-encoded retry: %d %v, want 200 duplicate of %v", resp.StatusCode, out, first)
+	}
+
+	fields["body"] = "Een tweede klacht: ook de deksel ontbreekt."
+	other, _ := json.Marshal(fields)
+	resp, out = f.post(other, webhook.Sign(other, time.Now(), secret))
+	if resp.StatusCode != http.StatusConflict || out["field"] != "source_id" || !strings.Contains(fmt.Sprint(out["error"]), fmt.Sprint(first)) {
+		t.Fatalf("other content under the same source_id: %d %v, want 409 on source_id naming %v", resp.StatusCode, out, first)
+	}
+	if n := f.queued(); n != 1 {
+		t.Fatalf("%d entries queued, want 1 (no inbound message lost or duplicated)", n)
+	}
+}
