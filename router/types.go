@@ -62,8 +62,8 @@ type Message struct {
 	// ID is assigned by the queue on ingest and is stable across redeliveries.
 	ID string `json:"id"`
 	// Channel and SourceID together are the ingest idempotency key.
-	Channel  Channel  `json:"channel"`
-	SourceID string   `json:"source_id"`
+	Channel  Channel `json:"channel"`
+	SourceID string  `json:"source_id"`
 	// Fingerprint, set by a channel whose source ids are chosen by the
 	// sender (the webhook), digests the message's content: a later message
 	// with the same source id but another fingerprint is refused
@@ -71,8 +71,8 @@ type Message struct {
 	// source id alone decides. Not stored.
 	Fingerprint string   `json:"-"`
 	Customer    Customer `json:"customer"`
-	Subject  string   `json:"subject,omitempty"`
-	Body     string   `json:"body"`
+	Subject     string   `json:"subject,omitempty"`
+	Body        string   `json:"body"`
 	// Language is an ISO 639-1 code when the channel knows it; the router
 	// detects it from the text otherwise.
 	Language string `json:"language,omitempty"`
