@@ -31,7 +31,7 @@ func TestPoisonMessageIsDeadLetteredWhileTrafficFlows(t *testing.T) {
 	if err := h.rdb.Set(ctx, keys.Complaint("C-999999"), "corrupt: not a hash", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	body := []byte(`{"source_id":"poison-1","customer":{"email":"poison@example.com"},"body":"About my earlier complaint.","complaint_id":"C-999999"}`)
+	body := []byte(`{"source_id":"poison-by-hand","customer":{"email":"poison@example.com"},"body":"About my earlier complaint.","complaint_id":"C-999999"}`)
 	status, poisonID := s.post(h.replicas[0].base(), body, time.Now())
 	if status != http.StatusAccepted {
 		t.Fatalf("poison message: %d", status)
@@ -81,7 +81,7 @@ func TestPoisonMessageIsDeadLetteredWhileTrafficFlows(t *testing.T) {
 	s.stop()
 	t.Log(s.summary())
 	acked := s.acknowledged()
-	acked["poison-1"] = poisonID
+	acked["poison-by-hand"] = poisonID
 	t.Log(h.checkInvariants(acked, expectations{}))
 }
 
