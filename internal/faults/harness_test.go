@@ -186,6 +186,9 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 				per := map[string][]string{}
 				var names []string
 				for _, l := range strings.Split(string(b), "\n") {
+					if l == "" {
+						continue // the end of the last line
+					}
 					name, _, _ := strings.Cut(l, "#")
 					if _, seen := per[name]; !seen {
 						names = append(names, name)
