@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -97,6 +99,9 @@ type harnessOptions struct {
 	// namespace, when set, replaces the fresh random one.
 	namespace string
 	env       []string
+	// beforeStart, when set, runs before the first start of each replica
+	// (a test of the harness takes the replica's port there).
+	beforeStart func(r *replica)
 }
 
 // harness is one scenario's world: a redis-server, a proxy per replica, the
@@ -186,6 +191,9 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 				per := map[string][]string{}
 				var names []string
 				for _, l := range strings.Split(string(b), "\n") {
+					if l == "" {
+						continue // the end of the last line
+					}
 					name, _, _ := strings.Cut(l, "#")
 					if _, seen := per[name]; !seen {
 						names = append(names, name)
@@ -206,12 +214,43 @@ func newHarness(t testing.TB, opts harnessOptions) *harness {
 		}
 	})
 	for _, r := range h.replicas {
+		if opts.beforeStart != nil {
+			opts.beforeStart(r)
+		}
 		r.start()
 	}
 	for _, r := range h.replicas {
-		r.waitReady()
+		r.waitFirstReady()
 	}
 	return h
+}
+
+// waitFirstReady waits for a replica's first start. The port FreePort chose
+// was free when it was chosen, not necessarily when the replica binds it:
+// with many tests running, another listener or a client connection's
+// ephemeral port can take it in between, and the replica exits with
+// "address already in use". It then starts again on another port, a few
+// times. (Restarts keep their port, as a StatefulSet pod would.)
+func (r *replica) waitFirstReady() {
+	r.h.t.Helper()
+	for tries := 1; ; tries++ {
+		if _, ok := r.awaitReady(); ok {
+			return
+		}
+		if !r.portTaken.Load() || tries == 3 {
+			r.h.t.Fatalf("%s exited before it was ready (see its log lines below)", r.name)
+		}
+		port, err := testredis.FreePort()
+		if err != nil {
+			r.h.t.Fatal(err)
+		}
+		r.h.t.Logf("%s could not listen on port %d (taken since it was chosen); starting it on %d", r.name, r.port, port)
+		r.mu.Lock()
+		r.port = port
+		r.mu.Unlock()
+		r.portTaken.Store(false)
+		r.start()
+	}
 }
 
 // observe reads one log line of a replica.
@@ -266,9 +305,15 @@ type replica struct {
 	exited  chan struct{}
 	starts  int
 	stopped bool
+	// portTaken is set when the process said its HTTP port was in use.
+	portTaken atomic.Bool
 }
 
-func (r *replica) base() string { return "http://127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *replica) base() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return "http://127.0.0.1:" + strconv.Itoa(r.port)
+}
 
 func (r *replica) env() []string {
 	var env []string
@@ -323,6 +368,9 @@ func (r *replica) start() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 4<<20)
 		for sc.Scan() {
+			if strings.Contains(sc.Text(), "address already in use") {
+				r.portTaken.Store(true)
+			}
 			r.h.observe(name, sc.Text())
 		}
 		_, _ = io.Copy(io.Discard, pr)
@@ -336,24 +384,40 @@ func (r *replica) start() {
 // waitReady waits until /readyz answers 200 (Redis reachable).
 func (r *replica) waitReady() time.Duration {
 	r.h.t.Helper()
+	d, ok := r.awaitReady()
+	if !ok {
+		r.h.t.Fatalf("%s exited before it was ready (see its log lines below)", r.name)
+	}
+	return d
+}
+
+var readyClient = &http.Client{Timeout: 2 * time.Second}
+
+// awaitReady waits until /readyz answers 200; false when the process exited
+// first.
+func (r *replica) awaitReady() (time.Duration, bool) {
+	r.h.t.Helper()
 	began := time.Now()
 	r.mu.Lock()
 	exited := r.exited
 	r.mu.Unlock()
+	gone := false
 	waitFor(r.h.t, 30*time.Second, r.name+" to be ready", func() bool {
 		select {
 		case <-exited:
-			r.h.t.Fatalf("%s exited before it was ready (see its log lines below)", r.name)
+			gone = true
+			return true
 		default:
 		}
-		resp, err := http.Get(r.base() + "/readyz")
+		// Bounded: whatever took the port may accept and never answer.
+		resp, err := readyClient.Get(r.base() + "/readyz")
 		if err != nil {
 			return false
 		}
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return time.Since(began)
+	return time.Since(began), !gone
 }
 
 // kill sends SIGKILL (kill -9) and waits until the process is gone.
@@ -436,4 +500,38 @@ func (h *harness) apiPost(path string, body any) (int, error) {
 		return resp.StatusCode, nil
 	}
 	return 0, lastErr
+}
+
+// The harness itself: a replica whose chosen port was taken before it could
+// listen (by another test's listener or a client's ephemeral port) is
+// started on another port instead of failing the scenario.
+func TestHarnessMovesAReplicaOffATakenPort(t *testing.T) {
+	var held []net.Listener
+	t.Cleanup(func() {
+		for _, l := range held {
+			_ = l.Close()
+		}
+	})
+	h := newHarness(t, harnessOptions{replicas: 1, beforeStart: func(r *replica) {
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(r.port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}})
+	r := h.replicas[0]
+	if taken := held[0].Addr().(*net.TCPAddr).Port; r.port == taken {
+		t.Fatalf("%s is ready on port %d, which the test holds", r.name, taken)
+	}
+	if r.starts != 2 {
+		t.Errorf("%s was started %d times; want 2 (the taken port, then another)", r.name, r.starts)
+	}
+	resp, err := http.Get(r.base() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz: %d", resp.StatusCode)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
 )
 
 // expectations tune the invariant check to what a scenario did.
@@ -35,16 +36,21 @@ func (h *harness) checkInvariants(acked map[string]string, exp expectations) str
 	for _, id := range exp.deadLettered {
 		dead[id] = true
 	}
+	// Several acknowledgements may name one message (a duplicate is answered
+	// with the first one's id), so the ids waited for are distinct: the
+	// routed ones come back as a map, one entry per id.
 	ids := make([]string, 0, len(acked))
 	for _, id := range acked {
 		if !dead[id] {
 			ids = append(ids, id)
 		}
 	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
 	keys := h.store.Keys()
 
 	// Everything acknowledged gets routed, and the queues run empty.
-	waitFor(t, 60*time.Second, "every acknowledged message to be routed and the queues to drain", func() bool {
+	drained := func() bool {
 		missing := 0
 		for chunk := range slices.Chunk(ids, 500) {
 			routed, err := h.store.MessagesRouted(ctx, chunk)
@@ -56,7 +62,14 @@ func (h *harness) checkInvariants(acked map[string]string, exp expectations) str
 		st, err := h.store.Stats(ctx)
 		return err == nil && missing == 0 && st.Inbound.Waiting == 0 && st.Inbound.Delayed == 0 &&
 			st.Outbox.Waiting == 0 && st.Outbox.Delayed == 0
-	})
+	}
+	const drainLimit = 60 * time.Second
+	for deadline := time.Now().Add(drainLimit); !drained(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			h.logUndrained(acked)
+			t.Fatalf("timed out after %s waiting for every acknowledged message to be routed and the queues to drain", drainLimit)
+		}
+	}
 
 	// I1 (stored state): the store's own audit, and every acknowledged
 	// message on exactly one complaint.
@@ -168,4 +181,45 @@ func (h *harness) checkInvariants(acked map[string]string, exp expectations) str
 	}
 	return fmt.Sprintf("%d messages on %d complaints (%d open), %d reassignments, %d duplicate assignment notifications (allowed %d)",
 		rep.Messages, rep.Complaints, rep.Open, reassigned, duplicates, exp.maxDuplicateNotifications)
+}
+
+// logUndrained tells what the drain wait still waits for: the acknowledged
+// messages on no complaint, the queue depths, the dead letters and what is
+// pending or delayed on each stream.
+func (h *harness) logUndrained(acked map[string]string) {
+	t := h.t
+	t.Helper()
+	ctx := context.Background()
+	keys := h.store.Keys()
+	for source, id := range acked {
+		routed, err := h.store.MessagesRouted(ctx, []string{id})
+		if err != nil {
+			t.Logf("undrained: MessagesRouted(%s): %v", id, err)
+			continue
+		}
+		if len(routed) == 0 {
+			t.Logf("undrained: message %s (%q) was acknowledged but is not routed", id, source)
+		}
+	}
+	st, err := h.store.Stats(ctx)
+	t.Logf("undrained: stats %+v (%v)", st, err)
+	if dls, err := h.store.DeadLetters(ctx, 20); err == nil {
+		for _, d := range dls {
+			t.Logf("undrained: dead letter %+v", d)
+		}
+	}
+	for _, stream := range []string{keys.Inbound(), keys.Outbox()} {
+		groups, err := h.rdb.XInfoGroups(ctx, stream).Result()
+		t.Logf("undrained: %s groups %+v (%v)", stream, groups, err)
+		for _, g := range groups {
+			pending, err := h.rdb.XPendingExt(ctx, &redis.XPendingExtArgs{Stream: stream, Group: g.Name, Start: "-", End: "+", Count: 20}).Result()
+			t.Logf("undrained: %s pending in %s: %+v (%v)", stream, g.Name, pending, err)
+		}
+		consumers, _ := h.rdb.XInfoStreamFull(ctx, stream, 5).Result()
+		if consumers != nil {
+			t.Logf("undrained: %s length %d, last id %s, first entries %+v", stream, consumers.Length, consumers.LastGeneratedID, consumers.Entries)
+		}
+		delayed, err := h.rdb.ZRangeWithScores(ctx, keys.Delayed(stream), 0, 20).Result()
+		t.Logf("undrained: %s delayed %+v (%v)", stream, delayed, err)
+	}
 }
