@@ -22,6 +22,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/daemon"
 	"github.com/forgetmenot/forgetmenot/internal/logx"
+	"github.com/forgetmenot/forgetmenot/internal/version"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -52,6 +53,7 @@ Usage:
   forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
   forgetmenot config                                  every environment variable, its default and meaning
   forgetmenot health [--ready]                        exit 0 when the local daemon is alive (ready), else 1
+  forgetmenot version                                 the build: module version, commit and its time
 
 Every command takes --help. Exit codes: 0 done, 1 failed, 2 usage error (unknown
 command or flag, missing or extra argument). Client commands reach the daemon at
@@ -78,6 +80,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return reportCmd(ctx, args[1:], stdout, stderr)
 	case "health":
 		return healthCmd(ctx, args[1:], stdout, stderr)
+	case "version", "--version":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "error: unexpected arguments: %s\nusage: forgetmenot version\n", strings.Join(args[1:], " "))
+			return 2
+		}
+		fmt.Fprintln(stdout, "forgetmenot", version.String())
+		return 0
 	case "email":
 		if len(args) > 1 && args[1] == "check" {
 			return emailCheck(ctx, args[2:], stdout, stderr)

@@ -23,7 +23,7 @@ func TestUsageErrorsExit2WithAShortHintOnStderr(t *testing.T) {
 		{"complaints", "promise", "C-1", "--in", "-3h", "--note", "x"},
 		{"complaints", "promise", "C-1", "--note", "x"},
 		{"health", "--bogus"}, {"health", "extra"}, {"health", "--timeout", "0s"},
-		{"owners", "away"}, {"deadletters", "retry"},
+		{"owners", "away"}, {"deadletters", "retry"}, {"version", "extra"},
 		// Flags the help marks "(required)" are checked before the daemon is asked.
 		{"complaints", "close", "C-1"}, {"complaints", "reassign", "C-1", "--to", "anna"},
 		{"complaints", "merge", "C-2", "--reason", "same order"}, {"owners", "away", "anna"},
@@ -128,5 +128,14 @@ func TestHealthAgainstTheLocalDaemon(t *testing.T) {
 	}
 	if time.Since(start) > 5*time.Second {
 		t.Errorf("health took %v with no daemon", time.Since(start))
+	}
+}
+
+// What must hold: an operator can tell which build runs (before stopping the
+// replicas of an old version, say).
+func TestVersionNamesTheBuild(t *testing.T) {
+	code, out, errOut := run("version")
+	if code != 0 || !strings.HasPrefix(out, "forgetmenot ") || errOut != "" {
+		t.Fatalf("version: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/internal/cleantext"
 	"github.com/forgetmenot/forgetmenot/internal/httpx"
 	"github.com/forgetmenot/forgetmenot/internal/metrics"
+	"github.com/forgetmenot/forgetmenot/internal/version"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -183,7 +184,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	if d.embedded != nil {
 		log.Warn("IN-MEMORY MODE: " + configs.Var("REDIS_URL") + " is not set, so complaints live in an embedded Redis inside this process and are LOST when it stops. Set it (redis://host:6379/0) for real use.")
 	}
-	log.Info("forgetmenot starting",
+	log.Info("forgetmenot starting", "version", version.String(),
 		"http", d.listener.Addr().String(), "redis", redactURL(redisURL), "namespace", cfg.Namespace,
 		"owners", len(roster.Owners()), "teams", len(roster.TeamIDs()), "rules", len(rules.Rules), "consumer", name)
 	return d, nil

@@ -103,6 +103,8 @@ func New(stats func(context.Context) (queue.Stats, error)) *Metrics {
 		m.OverCapacity, m.RoutingLatency, m.Notifications, m.CustomerMessages, m.DeadLettered,
 		m.Breaches, m.Reloads, m.ReloadOK, m.ConsumersRemoved,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		// go_build_info{path,version,checksum}: which build each replica runs.
+		collectors.NewBuildInfoCollector(),
 		&queueCollector{stats: stats})
 	return m
 }
