@@ -58,7 +58,7 @@ func (s *Slack) command(ctx context.Context, cmd slackgo.SlashCommand) *slackgo.
 	case strings.EqualFold(arg, "stats"):
 		return s.stats(ctx, owner)
 	case complaintIDPattern.MatchString(arg):
-		return s.show(ctx, owner, strings.ToUpper(arg))
+		return s.show(ctx, owner, router.CanonicalComplaintID(arg))
 	}
 	return ephemeral(commandUsage, slackgo.NewSectionBlock(mrkdwn(commandUsage), nil, nil))
 }
