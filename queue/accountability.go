@@ -116,7 +116,9 @@ func (s *Store) SetAbsence(ctx context.Context, a router.Absence) error {
 	if err != nil {
 		return err
 	}
-	return s.rdb.HSet(ctx, s.keys.Absences(), a.Owner, string(b)).Err()
+	err = s.rdb.HSet(ctx, s.keys.Absences(), a.Owner, string(b)).Err()
+	s.absences.forget()
+	return err
 }
 
 // ComplaintsCreated lists the complaints created in [since, until).
@@ -202,7 +204,7 @@ func (s *Store) Volumes(ctx context.Context) ([]router.Volume, error) {
 // before, in one atomic step; it reports whether it queued them.
 func (s *Store) NotifyOnce(ctx context.Context, key string, ns []router.Notification) (bool, error) {
 	t := &tx{}
-	s.onceGuard(t, s.keys.Once("notify:"+key), s.keys.LegacyOnce(), "notify:"+key)
+	s.onceGuard(t, s.keys.Once("notify:"+key), "sent", s.keys.LegacyOnce(), "notify:"+key)
 	for _, n := range ns {
 		b, err := json.Marshal(router.Outgoing{Notification: &n})
 		if err != nil {
@@ -210,7 +212,6 @@ func (s *Store) NotifyOnce(ctx context.Context, key string, ns []router.Notifica
 		}
 		t.write("XADD", s.keys.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
-	t.write("SET", s.keys.Once("notify:"+key), "sent", "PX", s.onceTTLms())
 	res, err := t.run(ctx, s.rdb)
 	if err != nil {
 		return false, err

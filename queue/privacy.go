@@ -445,7 +445,7 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 	}
 	before := e.Before
 	syncTimers(t, k, &before, e.After)
-	syncOpen(t, k, &before, e.After)
+	syncOpen(t, k, &before, e.After, "")
 	for _, ck := range e.CustomerKeys {
 		if ck != "" && ck != e.After.CustomerKey {
 			t.write("ZREM", k.Customer(ck), id)

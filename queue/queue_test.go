@@ -419,8 +419,9 @@ func TestStalledConsumerDoesNotRedoItsTakenOverBatch(t *testing.T) {
 }
 
 // When Redis fails while a batch is being handled, the consumer stops the
-// batch at the first entry it cannot acknowledge: handling the rest would do
-// work (notify staff) that is done again when they are redelivered.
+// batch at the first entry it cannot acknowledge, when that entry's work
+// must not be done twice (AckNow: a mail to a customer): handling the rest
+// would do work that is done again when they are redelivered.
 func TestBatchStopsAtTheFirstEntryItCannotAcknowledge(t *testing.T) {
 	e := newEnv(t)
 	for i := range 5 {
@@ -431,6 +432,7 @@ func TestBatchStopsAtTheFirstEntryItCannotAcknowledge(t *testing.T) {
 	var logs testkit.LockedBuffer
 	e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: "g", Name: "c", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		Handler: func(hctx context.Context, d *queue.Delivery) error {
+			d.AckNow = true
 			if handled.Add(1) == 1 {
 				// Redis turns against us while the first entry is handled:
 				// the stream is replaced, so its acknowledgement fails.
@@ -444,6 +446,61 @@ func TestBatchStopsAtTheFirstEntryItCannotAcknowledge(t *testing.T) {
 	testkit.WaitFor(t, "the consumer to hit the failure on its next read", func() bool { return strings.Contains(logs.String(), "queue read failed") })
 	if n := handled.Load(); n != 1 {
 		t.Fatalf("%d entries handled although the first could not be acknowledged; want 1", n)
+	}
+}
+
+// Entries whose handlers may run again safely are acknowledged a batch at a
+// time, with the next read. When that acknowledgement fails, what must
+// hold: nothing more is handled until it succeeds, then every entry is
+// acknowledged; none is handled twice and none is left pending.
+func TestBatchAcknowledgementsThatFailAreRetriedNotRedone(t *testing.T) {
+	e := newEnv(t)
+	for i := range 5 {
+		e.enqueue(webhookMsg(fmt.Sprint(i), "", "x"))
+	}
+	ctx := context.Background()
+	var mu sync.Mutex
+	handled := map[string]int{}
+	var logs testkit.LockedBuffer
+	away := e.keys.Inbound() + ":away"
+	e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: "g", Name: "c", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Handler: func(hctx context.Context, d *queue.Delivery) error {
+			mu.Lock()
+			defer mu.Unlock()
+			if handled[d.ID]++; len(handled) == 1 && handled[d.ID] == 1 {
+				// Redis turns against us while the batch is handled: the
+				// stream is replaced, so its acknowledgement fails.
+				if err := e.rdb.Rename(ctx, e.keys.Inbound(), away).Err(); err != nil {
+					t.Error(err)
+				}
+				e.rdb.Set(ctx, e.keys.Inbound(), "not a stream", 0)
+			}
+			return nil
+		}})
+	testkit.WaitFor(t, "the acknowledgement to fail", func() bool { return strings.Contains(logs.String(), "queue read failed") })
+	mu.Lock()
+	if len(handled) != 5 {
+		t.Errorf("%d entries handled before the acknowledgement; want the batch of 5", len(handled))
+	}
+	mu.Unlock()
+	// Redis is back.
+	if err := e.rdb.Del(ctx, e.keys.Inbound()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.rdb.Rename(ctx, away, e.keys.Inbound()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	testkit.WaitFor(t, "every entry acknowledged and removed", func() bool {
+		n, err := e.rdb.XLen(ctx, e.keys.Inbound()).Result()
+		p, perr := e.rdb.XPending(ctx, e.keys.Inbound(), "g").Result()
+		return err == nil && perr == nil && n == 0 && p.Count == 0
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for id, n := range handled {
+		if n != 1 {
+			t.Errorf("entry %s handled %d times, want once", id, n)
+		}
 	}
 }
 

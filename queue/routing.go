@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
@@ -20,10 +22,11 @@ var _ router.RoutingReader = (*Store)(nil)
 // KEYS[1]: thread index; KEYS[2]: the customer's complaints ("" none);
 // KEYS[3]: owners' last assignment; KEYS[4]: absences; KEYS[5]: owners'
 // open counts.
-// ARGV[1]: complaint key prefix; ARGV[2]: unused; ARGV[3]: the number of
-// thread keys; then the thread keys, then the owners.
+// ARGV[1]: complaint key prefix; ARGV[2]: "1" to read the absences (they
+// are cached for a moment); ARGV[3]: the number of thread keys; then the
+// thread keys, then the owners.
 // Returns {thread ids, latest id, complaints (id, data, ...), loads,
-// last assignments, absences (owner, json, ...)}.
+// last assignments, absences (owner, json, ...; empty when not read)}.
 var routingInputsScript = redis.NewScript(`
 local nt = tonumber(ARGV[3])
 local threads, owners = {}, {}
@@ -52,7 +55,9 @@ if #owners > 0 then
   loads = redis.call('HMGET', KEYS[5], unpack(owners))
   last = redis.call('HMGET', KEYS[3], unpack(owners))
 end
-return {ids, latest, complaints, loads, last, redis.call('HGETALL', KEYS[4])}
+local absences = {}
+if ARGV[2] == '1' then absences = redis.call('HGETALL', KEYS[4]) end
+return {ids, latest, complaints, loads, last, absences}
 `)
 
 // RoutingInputs reads what routing one message needs in one round trip:
@@ -64,8 +69,13 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 	if customerKey != "" {
 		customer = k.Customer(customerKey)
 	}
+	cached, fresh := s.absences.get(time.Now())
+	readAbsences := "1"
+	if fresh {
+		readAbsences = ""
+	}
 	args := make([]any, 0, 3+len(threadKeys)+len(owners))
-	args = append(args, k.Complaint(""), "", len(threadKeys))
+	args = append(args, k.Complaint(""), readAbsences, len(threadKeys))
 	for _, t := range threadKeys {
 		args = append(args, t)
 	}
@@ -115,6 +125,10 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 		}
 		in.Loads[o] = l
 	}
+	if fresh {
+		in.Absences = cached
+		return in, nil
+	}
 	abs, _ := res[5].([]any)
 	for i := 0; i+1 < len(abs); i += 2 {
 		owner, _ := abs[i].(string)
@@ -125,5 +139,42 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 		}
 		in.Absences = append(in.Absences, a)
 	}
+	s.absences.keep(in.Absences, time.Now())
 	return in, nil
+}
+
+// absenceCacheTTL is how long routing uses the absences it read: they
+// change when an owner goes away or comes back, a few times a day, and
+// every new complaint reads them. An absence set through this process is
+// seen at once; one set through another replica within this time.
+const absenceCacheTTL = time.Second
+
+// absenceCache holds the absences routing read last.
+type absenceCache struct {
+	mu   sync.Mutex
+	list []router.Absence
+	read time.Time
+}
+
+// get returns the cached absences and whether they are fresh at now.
+func (c *absenceCache) get(now time.Time) ([]router.Absence, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.read.IsZero() || now.Sub(c.read) >= absenceCacheTTL || now.Before(c.read) {
+		return nil, false
+	}
+	return slices.Clone(c.list), true
+}
+
+func (c *absenceCache) keep(list []router.Absence, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.list, c.read = slices.Clone(list), now
+}
+
+// forget drops the cache: this process changed an absence.
+func (c *absenceCache) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.list, c.read = nil, time.Time{}
 }

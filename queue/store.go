@@ -6,14 +6,14 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,11 +31,10 @@ const (
 type Store struct {
 	rdb  redis.UniversalClient
 	keys Keys
-	// provisional stands for a new complaint's id until the commit script
-	// draws the real one (see router.Store.ProvisionalID): letters and
-	// digits only, so it survives JSON and is a plain Lua pattern, and
-	// random per process, so no customer text can contain it.
-	provisional string
+	// ids hands out complaint ids from a block this process reserved.
+	ids idBlock
+	// absences are the absences routing read last (absenceCacheTTL).
+	absences absenceCache
 	// dedupTTL bounds how long an ingest idempotency key is kept; 0 keeps it
 	// forever.
 	dedupTTL time.Duration
@@ -50,7 +49,7 @@ type Store struct {
 
 // NewStore builds a store on rdb for the namespace's keys.
 func NewStore(rdb redis.UniversalClient, keys Keys, dedupTTL time.Duration) *Store {
-	s := &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL, onceTTL: DefaultOnceRetention, provisional: newProvisional()}
+	s := &Store{rdb: rdb, keys: keys, dedupTTL: dedupTTL, onceTTL: DefaultOnceRetention}
 	s.legacy.Store(true) // until Migrate has seen the legacy hashes gone
 	return s
 }
@@ -71,24 +70,15 @@ func (s *Store) SetOnceRetention(d time.Duration) {
 
 func (s *Store) onceTTLms() string { return msString(s.onceTTL.Milliseconds()) }
 
-// onceGuard makes t apply at most once per key (a string under the once
-// retention), looking also at field of the legacy hash while it may exist.
-func (s *Store) onceGuard(t *tx, key, legacy, field string) {
+// onceGuard makes t apply at most once per key, which it sets to value
+// under the once retention, looking also at field of the legacy hash while
+// it may exist.
+func (s *Store) onceGuard(t *tx, key, value, legacy, field string) {
 	if !s.legacy.Load() {
 		legacy = ""
 	}
-	t.onceString(key, legacy, field)
+	t.onceString(key, value, s.onceTTLms(), legacy, field)
 }
-
-func newProvisional() string {
-	var b [10]byte
-	_, _ = rand.Read(b[:])
-	return "Cnew" + hex.EncodeToString(b[:])
-}
-
-// ProvisionalID stands for the id the commit script draws for a new
-// complaint.
-func (s *Store) ProvisionalID() string { return s.provisional }
 
 // Keys returns the store's key builder.
 func (s *Store) Keys() Keys { return s.keys }
@@ -393,18 +383,42 @@ func (s *Store) OwnerLoads(ctx context.Context, ownerIDs []string) (map[string]r
 // than one in subjects and on the phone.
 const complaintIDBase = 1000
 
-// NextComplaintID reserves the next complaint id.
+// idBlockSize is how many complaint ids a process reserves at once: one
+// INCRBY per this many new complaints instead of one per complaint. Ids stay
+// unique and are never reused; a process that stops leaves the rest of its
+// block unused, and replicas open complaints from blocks of their own, so
+// ids follow creation order only within one process.
+const idBlockSize = 20
+
+// idBlock is the part of a reserved block of ids not yet handed out.
+type idBlock struct {
+	mu         sync.Mutex
+	next, last int64
+}
+
+// NextComplaintID hands out the next id of this process's block, reserving
+// a new block when it is used up.
 func (s *Store) NextComplaintID(ctx context.Context) (string, error) {
-	n, err := s.rdb.Incr(ctx, s.keys.ComplaintSeq()).Result()
-	if err != nil {
-		return "", err
+	b := &s.ids
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == 0 || b.next > b.last {
+		last, err := s.rdb.IncrBy(ctx, s.keys.ComplaintSeq(), idBlockSize).Result()
+		if err != nil {
+			return "", fmt.Errorf("reserving complaint ids: %w", err)
+		}
+		b.next, b.last = last-idBlockSize+1, last
 	}
+	n := b.next
+	b.next++
 	return "C-" + strconv.FormatInt(complaintIDBase+n, 10), nil
 }
 
 // Commit applies a router change in one atomic script: the complaint, its
-// indexes and owner load, thread keys, timeline, outbox notifications, the
-// message index and the acknowledgement of the delivery that caused it.
+// indexes and owner load, thread keys, timeline, outbox notifications and
+// the message index. (The inbound entry that caused it is acknowledged by
+// the consumer with its batch: the message index makes a redelivery a
+// duplicate that changes nothing.)
 func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 	t, err := s.changeTx(ch)
 	if err != nil {
@@ -416,17 +430,8 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 	}
 	switch res.status {
 	case "ok":
-		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
-			d.acked = true
-		}
-		if ch.DrawnID != nil {
-			*ch.DrawnID = res.value
-		}
 		return nil
 	case "duplicate":
-		if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
-			d.acked = true
-		}
 		return fmt.Errorf("%s%s: %w", ch.MessageID, ch.OnceKey, &router.AppliedError{ComplaintID: res.value})
 	default:
 		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
@@ -440,18 +445,19 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case ch.MessageID != "" && ch.OnceKey != "":
 		return nil, errors.New("commit: a change has either a message id or a once key")
 	case ch.MessageID != "":
-		s.onceGuard(t, k.MessageComplaint(ch.MessageID), k.LegacyMessageComplaints(), ch.MessageID)
+		s.onceGuard(t, k.MessageComplaint(ch.MessageID), ch.After.ID, k.LegacyMessageComplaints(), ch.MessageID)
 	case ch.OnceKey != "":
-		s.onceGuard(t, k.Once(ch.OnceKey), k.LegacyOnce(), ch.OnceKey)
+		s.onceGuard(t, k.Once(ch.OnceKey), ch.After.ID, k.LegacyOnce(), ch.OnceKey)
 	}
-	if err := s.complaintChange(t, ch); err != nil {
+	main, err := s.complaintChange(t, ch)
+	if err != nil {
 		return nil, err
 	}
 	for _, rel := range ch.Related {
 		if rel.MessageID != "" || rel.OnceKey != "" || rel.Receipt != nil || len(rel.Related) > 0 {
 			return nil, errors.New("commit: a related change carries no message id, once key, receipt or further changes")
 		}
-		if err := s.complaintChange(t, rel); err != nil {
+		if _, err := s.complaintChange(t, rel); err != nil {
 			return nil, err
 		}
 	}
@@ -463,11 +469,9 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		t.write("RPUSH", k.Timeline(m.ComplaintID), string(b))
 	}
 	for _, n := range ch.Notifications {
-		b, err := json.Marshal(router.Outgoing{Notification: &n})
-		if err != nil {
-			return nil, fmt.Errorf("encoding notification: %w", err)
+		if err := s.queueNotification(t, n, ch, main); err != nil {
+			return nil, err
 		}
-		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
 	for _, m := range ch.CustomerMessages {
 		b, err := json.Marshal(router.Outgoing{Customer: &m})
@@ -476,56 +480,59 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		}
 		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
-	if ch.MessageID != "" {
-		t.write("SET", k.MessageComplaint(ch.MessageID), ch.After.ID, "PX", s.onceTTLms())
-	}
-	if ch.OnceKey != "" {
-		t.write("SET", k.Once(ch.OnceKey), ch.After.ID, "PX", s.onceTTLms())
-	}
-	if d, ok := ch.Receipt.(*Delivery); ok && d != nil {
-		t.ackDelivery(d)
-	}
 	return t, nil
+}
+
+// written says where a complaint change put what a notification repeats:
+// the complaint's data and its timeline entries.
+type written struct {
+	data    txRef
+	entries []txRef
+	after   router.Complaint
 }
 
 // complaintChange adds one complaint's guarded change to t: its state,
 // indexes, owner load, timers, thread keys and timeline.
-func (s *Store) complaintChange(t *tx, ch router.Change) error {
+func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
 	after := ch.After
 	if after.ID == "" || after.Owner == "" {
-		return errors.New("commit: a complaint needs an id and an owner")
+		return written{}, errors.New("commit: a complaint needs an id and an owner")
 	}
 	k := s.keys
 	ckey := k.Complaint(after.ID)
 	before := ch.Before
-	switch {
-	case before == nil && after.ID == s.provisional:
-		// The script draws a fresh id from the counter: nobody else has it.
-		t.drawID(k.ComplaintSeq(), s.provisional, complaintIDBase)
-	case before == nil:
-		t.fieldEquals("new complaint "+after.ID, ckey, "version", "")
-	default:
+	// A new complaint's id comes from the counter (NextComplaintID): no
+	// other change can hold it, so it needs no guard.
+	if before != nil {
 		t.fieldEquals("version of "+after.ID, ckey, "version", strconv.FormatInt(before.Version, 10))
 	}
 	for _, c := range ch.ThreadKeys {
 		t.fieldEquals("thread key "+c.Key, k.Threads(), c.Key, c.Expect)
 	}
+	counted := "" // the owner whose open count the capacity guard raises
 	if g := ch.Capacity; g != nil {
-		t.countBelow("capacity of "+g.Owner, k.OpenCounts(), g.Owner, g.Limit)
+		if opens(before, after) && g.Owner == after.Owner {
+			t.incrementAtMost("capacity of "+g.Owner, k.OpenCounts(), g.Owner, g.Limit)
+			counted = g.Owner
+		} else {
+			t.countBelow("capacity of "+g.Owner, k.OpenCounts(), g.Owner, g.Limit)
+		}
 	}
 
 	data, err := json.Marshal(after)
 	if err != nil {
-		return fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+		return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
 	}
-	t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
+	w := written{after: after}
+	w.data = t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
+	w.data.arg += 3
 	if before == nil {
 		t.write("ZADD", k.Complaints(), msString(after.CreatedAt.UnixMilli()), after.ID)
 		if after.CustomerKey != "" {
 			t.write("ZADD", k.Customer(after.CustomerKey), msString(after.CreatedAt.UnixMilli()), after.ID)
 		}
 	}
-	syncOpen(t, k, before, after)
+	syncOpen(t, k, before, after, counted)
 	syncTimers(t, k, before, after)
 	if !ch.AssignedAt.IsZero() {
 		t.write("HSET", k.OwnerLastAssigned(), after.Owner, msString(ch.AssignedAt.UnixMilli()))
@@ -536,26 +543,35 @@ func (s *Store) complaintChange(t *tx, ch router.Change) error {
 	for _, e := range ch.Entries {
 		b, err := json.Marshal(e)
 		if err != nil {
-			return fmt.Errorf("encoding timeline entry: %w", err)
+			return written{}, fmt.Errorf("encoding timeline entry: %w", err)
 		}
-		t.write("RPUSH", k.Timeline(after.ID), string(b))
+		w.entries = append(w.entries, t.write("RPUSH", k.Timeline(after.ID), string(b)))
 	}
-	return nil
+	return w, nil
+}
+
+// opens tells whether a change makes after's owner carry one more open
+// complaint.
+func opens(before *router.Complaint, after router.Complaint) bool {
+	wasOpen := before != nil && before.Status == router.StatusOpen
+	return after.Status == router.StatusOpen && (!wasOpen || before.Owner != after.Owner)
 }
 
 // syncOpen keeps the open indexes (the owner's open set and count, the open
 // complaints by time, the figure indexes) in step with a complaint's change,
 // in the same step as the change itself.
-func syncOpen(t *tx, k Keys, before *router.Complaint, after router.Complaint) {
+func syncOpen(t *tx, k Keys, before *router.Complaint, after router.Complaint, counted string) {
 	wasOpen := before != nil && before.Status == router.StatusOpen
 	isOpen := after.Status == router.StatusOpen
 	if wasOpen && (!isOpen || before.Owner != after.Owner) {
 		t.write("SREM", k.OwnerOpen(before.Owner), after.ID)
 		t.write("HINCRBY", k.OpenCounts(), before.Owner, "-1")
 	}
-	if isOpen && (!wasOpen || before.Owner != after.Owner) {
+	if opens(before, after) {
 		t.write("SADD", k.OwnerOpen(after.Owner), after.ID)
-		t.write("HINCRBY", k.OpenCounts(), after.Owner, "1")
+		if counted != after.Owner {
+			t.write("HINCRBY", k.OpenCounts(), after.Owner, "1")
+		}
 	}
 	switch {
 	case isOpen && !wasOpen:
@@ -564,4 +580,94 @@ func syncOpen(t *tx, k Keys, before *router.Complaint, after router.Complaint) {
 		t.write("ZREM", k.OpenComplaints(), after.ID)
 	}
 	syncFigures(t, k, before, after)
+}
+
+// queueNotification adds n to the outbox. What n repeats of the change
+// itself (the complaint as stored, the event and the message of its
+// timeline entries) is not sent twice: the script copies it from the
+// arguments that store it, and the entry comes out as it always was, a
+// self-contained notification.
+func (s *Store) queueNotification(t *tx, n router.Notification, ch router.Change, w written) error {
+	var pieces []txPiece
+	head, err := json.Marshal(notificationHead{ID: n.ID, Kind: n.Kind, Recipient: n.Recipient, At: n.At, Digest: n.Digest})
+	if err != nil {
+		return fmt.Errorf("encoding notification: %w", err)
+	}
+	lit := append([]byte(`{"notification":`), head[:len(head)-1]...)
+	flush := func() {
+		if len(lit) > 0 {
+			pieces = append(pieces, txPiece{lit: string(lit)})
+			lit = lit[:0]
+		}
+	}
+	lit = append(lit, `,"complaint":`...)
+	if n.Complaint.ID == w.after.ID && reflect.DeepEqual(n.Complaint, w.after) {
+		flush()
+		pieces = append(pieces, txPiece{ref: &w.data})
+	} else {
+		b, err := json.Marshal(n.Complaint)
+		if err != nil {
+			return fmt.Errorf("encoding notification: %w", err)
+		}
+		lit = append(lit, b...)
+	}
+	// The event and message, from the timeline entry that holds the very
+	// same one when there is one.
+	inner := func(field string, match func(router.Entry) bool, v any) error {
+		lit = append(lit, `,"`+field+`":`...)
+		for i, e := range ch.Entries {
+			if i < len(w.entries) && match(e) {
+				if r, ok := s.entryPart(t, w.entries[i], `,"`+field+`":`); ok {
+					flush()
+					pieces = append(pieces, txPiece{ref: &r})
+					return nil
+				}
+			}
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return fmt.Errorf("encoding notification: %w", err)
+		}
+		lit = append(lit, b...)
+		return nil
+	}
+	if n.Event != nil {
+		if err := inner("event", func(e router.Entry) bool { return e.Event == n.Event }, n.Event); err != nil {
+			return err
+		}
+	}
+	if n.Message != nil {
+		if err := inner("message", func(e router.Entry) bool { return e.Message == n.Message }, n.Message); err != nil {
+			return err
+		}
+	}
+	lit = append(lit, "}}"...)
+	flush()
+	t.writePieces("XADD", s.keys.Outbox(), [][]txPiece{
+		{{lit: "*"}}, {{lit: fieldData}}, pieces, {{lit: fieldAttempt}}, {{lit: "0"}},
+	})
+	return nil
+}
+
+// notificationHead is a notification without what it repeats of the
+// change: the complaint, event and message are joined to it by the script.
+type notificationHead struct {
+	ID        string                  `json:"id"`
+	Kind      router.NotificationKind `json:"kind"`
+	Recipient string                  `json:"recipient"`
+	At        time.Time               `json:"at"`
+	Digest    *router.Digest          `json:"digest,omitempty"`
+}
+
+// entryPart is the reference to the object after field (`,"event":` or
+// `,"message":`) in the timeline entry at r: an entry is {"at":…,<field>{…}}
+// with nothing after the object but the entry's closing brace.
+func (s *Store) entryPart(t *tx, r txRef, field string) (txRef, bool) {
+	arg := t.Writes[r.write].Args[r.arg]
+	i := strings.Index(arg, field)
+	if i < 0 || !strings.HasSuffix(arg, "}}") {
+		return txRef{}, false
+	}
+	r.from, r.to = i+len(field), len(arg)-1
+	return r, true
 }

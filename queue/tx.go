@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -16,103 +17,121 @@ import (
 //
 // The change travels flat, as plain arguments (no JSON to encode in Go and
 // decode in Lua, and no complaint JSON escaped inside it), and names its
-// keys by their position in KEYS, so no key is sent twice.
+// keys by their position in KEYS, so no key is sent twice. A write may
+// repeat an earlier argument by reference instead of sending it again (the
+// outbox entry names the complaint the same step stores).
 //
 // KEYS: every key the change touches (declared for Redis Cluster; they share
 // one hash tag, so one slot).
 // ARGV, in order:
 //
-//	ack:    stream-key#, group, entry id         -- "" stream-key#: no ack; else XACK then XDEL
-//	once:   kind, key#, field, legacy-key#       -- kind "": none; "s": string key (legacy-key#: a hash
-//	                                             -- of older layouts, checked for field too)
-//	newid:  seq-key#, provisional, base          -- "" seq-key#: none; else INCR seq, and the new id
-//	                                             -- "C-<base+n>" replaces provisional in every key and argument
+//	once:   key#, value, retention ms, legacy-key#, field
+//	        -- "" key#: none; else SET key value NX PX retention claims it, and
+//	        -- a key already set (or, for data of older layouts, field in the
+//	        -- legacy hash) makes the change a duplicate
 //	guards: count, then per guard: kind, name, key#, a, b
 //	        -- "h": HGET key a (absent = "") must equal b;
-//	        -- "c": the number in HGET key a (absent = 0) must be < b
-//	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list
+//	        -- "b": the number in HGET key a (absent = 0) must be < b;
+//	        -- "c": HINCRBY key a 1 must stay at most b (the increment is the
+//	        -- change's own: the write that would make it is left out)
+//	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list;
+//	        -- a count with a trailing "r" marks a write built from pieces: there
+//	        -- an argument "\0<n>" stands for ARGV[n], "\0<n>:<from>:<to>" for
+//	        -- that part of it, and "\0+<m>" for the next m items (literals or
+//	        -- such references) joined; count is the number of items
 //
-// Returns {"ok", new id or ""}, {"duplicate", <value stored under once>} or
-// {"conflict", <guard name>}. On duplicate only the ack runs (a redelivery is
-// acknowledged, nothing is written twice); on conflict nothing runs.
+// Returns {"ok", ""}, {"duplicate", <value stored under once>} or
+// {"conflict", <guard name>}. On duplicate and conflict nothing is written
+// (a claim or increment made before a failing guard is undone).
 var commitScript = redis.NewScript(`
-local function ack()
-  if ARGV[1] ~= '' then
-    local s = KEYS[tonumber(ARGV[1])]
-    redis.call('XACK', s, ARGV[2], ARGV[3])
-    redis.call('XDEL', s, ARGV[3])
+local once = ARGV[1] ~= '' and KEYS[tonumber(ARGV[1])]
+if once then
+  if ARGV[4] ~= '' then
+    local v = redis.call('HGET', KEYS[tonumber(ARGV[4])], ARGV[5])
+    if v then return {'duplicate', v} end
+  end
+  if not redis.call('SET', once, ARGV[2], 'NX', 'PX', ARGV[3]) then
+    return {'duplicate', redis.call('GET', once)}
   end
 end
-local okind = ARGV[4]
-if okind ~= '' then
-  local v = redis.call('GET', KEYS[tonumber(ARGV[5])])
-  if not v and ARGV[7] ~= '' then v = redis.call('HGET', KEYS[tonumber(ARGV[7])], ARGV[6]) end
-  if v then
-    ack()
-    return {'duplicate', v}
-  end
-end
-local ng = tonumber(ARGV[11])
-local i = 12
+local undo = {}
+local ng = tonumber(ARGV[6])
+local i = 7
 for _ = 1, ng do
   local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
+  local failed
   if kind == 'c' then
-    if (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4]) then return {'conflict', name} end
-  elseif (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4] then
+    if redis.call('HINCRBY', key, ARGV[i + 3], 1) > tonumber(ARGV[i + 4]) then
+      redis.call('HINCRBY', key, ARGV[i + 3], -1)
+      failed = true
+    else
+      undo[#undo + 1] = {key, ARGV[i + 3]}
+    end
+  elseif kind == 'b' then
+    failed = (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4])
+  else
+    failed = (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4]
+  end
+  if failed then
+    for _, u in ipairs(undo) do redis.call('HINCRBY', u[1], u[2], -1) end
+    if once then redis.call('DEL', once) end
     return {'conflict', name}
   end
   i = i + 5
 end
-local newid, prov = '', nil
-local function subst(s)
-  local i, j = string.find(s, prov, 1, true)
-  if not i then return s end
-  local parts, pos = {}, 1
-  while i do
-    parts[#parts + 1] = string.sub(s, pos, i - 1)
-    parts[#parts + 1] = newid
-    pos = j + 1
-    i, j = string.find(s, prov, pos, true)
-  end
-  parts[#parts + 1] = string.sub(s, pos)
-  return table.concat(parts)
+local function deref(p)
+  local k, from, to = string.match(p, '^%z(%d+):(%d+):(%d+)$')
+  if k then return string.sub(ARGV[tonumber(k)], tonumber(from), tonumber(to)) end
+  return ARGV[tonumber(string.sub(p, 2))]
 end
-if ARGV[8] ~= '' then
-  newid = 'C-' .. (tonumber(ARGV[10]) + redis.call('INCR', KEYS[tonumber(ARGV[8])]))
-  prov = ARGV[9]
-end
-local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true}
+local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
 local n = #ARGV
 while i <= n do
-  local cmd, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], tonumber(ARGV[i + 2])
+  local cmd, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]
   if not allowed[cmd] then return redis.error_reply('commit: command not allowed: ' .. tostring(cmd)) end
-  local args = {}
-  for j = 1, count do args[j] = ARGV[i + 2 + j] end
-  if prov then
-    key = subst(key)
-    for j = 1, count do args[j] = subst(args[j]) end
+  local refs = string.byte(count, -1) == 114
+  if refs then count = string.sub(count, 1, -2) end
+  local stop = i + 2 + tonumber(count)
+  local args, j = {}, i + 3
+  while j <= stop do
+    local a = ARGV[j]
+    if refs and string.byte(a, 1) == 0 then
+      if string.byte(a, 2) == 43 then
+        local m, parts = tonumber(string.sub(a, 3)), {}
+        for q = 1, m do
+          local p = ARGV[j + q]
+          if string.byte(p, 1) == 0 then p = deref(p) end
+          parts[q] = p
+        end
+        a = table.concat(parts)
+        j = j + m
+      else
+        a = deref(a)
+      end
+    end
+    args[#args + 1] = a
+    j = j + 1
   end
   redis.call(cmd, key, unpack(args))
-  i = i + 3 + count
+  i = stop + 1
 end
-ack()
-return {'ok', newid}
+return {'ok', ''}
 `)
 
 // tx is a change under construction for commitScript.
 type tx struct {
-	onceKind, onceKey, onceField, onceLegacy string
-	newID                                    *txNewID
-	guards                                   []txGuard
-	Writes                                   []txWrite
-	ack                                      *txAck
-	keys                                     []string
-	index                                    map[string]int
+	once   *txOnce
+	guards []txGuard
+	Writes []txWrite
+	keys   []string
+	index  map[string]int
 }
 
-type txNewID struct {
-	seqKey, provisional string
-	base                int64
+// txOnce makes a tx apply at most once: it claims key (a string under a
+// retention) with value, and for data of older layouts also looks for field
+// in the legacy hash.
+type txOnce struct {
+	key, value, ttlms, legacy, field string
 }
 
 type txGuard struct {
@@ -125,13 +144,21 @@ type txWrite struct {
 	Cmd  string   `json:"cmd"`
 	Key  string   `json:"key"`
 	Args []string `json:"args"`
+	// pieces, when set, replaces Args: each argument is joined from literal
+	// text and parts of earlier writes' arguments, which the script copies
+	// instead of their being sent twice.
+	pieces [][]txPiece
 }
 
-type txAck struct {
-	Stream string
-	Group  string
-	ID     string
+// txPiece is literal text, or (ref set) an argument of an earlier write:
+// the whole of it, or bytes [from, to) of it when to > 0.
+type txPiece struct {
+	lit string
+	ref *txRef
 }
+
+// txRef names an argument of an earlier write of the tx.
+type txRef struct{ write, arg, from, to int }
 
 // touch declares key and returns its position in KEYS (1-based) as text.
 func (t *tx) touch(key string) string {
@@ -147,23 +174,15 @@ func (t *tx) touch(key string) string {
 	return strconv.Itoa(i)
 }
 
-// onceString makes the tx apply at most once per string key, and (for data
-// of older layouts) per field of the legacy hash, when legacy is not "".
-func (t *tx) onceString(key, legacy, field string) {
+// onceString makes the tx apply at most once per string key, which it sets
+// to value for ttl ms, and (for data of older layouts) per field of the
+// legacy hash, when legacy is not "".
+func (t *tx) onceString(key, value, ttlms, legacy, field string) {
 	t.touch(key)
-	t.onceKind, t.onceKey, t.onceField, t.onceLegacy = "s", key, field, ""
 	if legacy != "" {
 		t.touch(legacy)
-		t.onceLegacy = legacy
 	}
-}
-
-// drawID has the script draw a new complaint id from the counter at seqKey
-// (C-<base+n>) and put it wherever provisional appears in keys and
-// arguments; the id comes back in txResult.value.
-func (t *tx) drawID(seqKey, provisional string, base int64) {
-	t.touch(seqKey)
-	t.newID = &txNewID{seqKey: seqKey, provisional: provisional, base: base}
+	t.once = &txOnce{key: key, value: value, ttlms: ttlms, legacy: legacy, field: field}
 }
 
 // fieldEquals guards that hash field key/field still holds want ("" = absent).
@@ -176,6 +195,14 @@ func (t *tx) fieldEquals(name, key, field, want string) {
 // below limit.
 func (t *tx) countBelow(name, key, field string, limit int) {
 	t.touch(key)
+	t.guards = append(t.guards, txGuard{kind: "b", name: name, key: key, a: field, b: strconv.Itoa(limit)})
+}
+
+// incrementAtMost adds one to the number in hash field key/field (absent: 0)
+// as a guard: the change applies only if the result is at most limit. The
+// guards run before the writes, so the writes must not add the one again.
+func (t *tx) incrementAtMost(name, key, field string, limit int) {
+	t.touch(key)
 	t.guards = append(t.guards, txGuard{kind: "c", name: name, key: key, a: field, b: strconv.Itoa(limit)})
 }
 
@@ -183,18 +210,45 @@ func (t *tx) countBelow(name, key, field string, limit int) {
 // writes of one to the same key are sent as one command.
 var mergeable = map[string]bool{"RPUSH": true, "ZADD": true, "ZREM": true, "SADD": true, "SREM": true, "HSET": true, "HDEL": true}
 
-func (t *tx) write(cmd, key string, args ...string) {
+// write adds a command and returns the position of its first argument
+// among the write's arguments (a merged write grows an earlier one).
+func (t *tx) write(cmd, key string, args ...string) txRef {
 	t.touch(key)
-	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key {
+	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key && t.Writes[n-1].pieces == nil {
+		at := len(t.Writes[n-1].Args)
 		t.Writes[n-1].Args = append(t.Writes[n-1].Args, args...)
-		return
+		return txRef{write: n - 1, arg: at}
 	}
 	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, Args: args})
+	return txRef{write: len(t.Writes) - 1}
 }
 
+// writePieces adds a command whose arguments are joined from pieces
+// (references must name plain writes, added before).
+func (t *tx) writePieces(cmd, key string, args [][]txPiece) {
+	t.touch(key)
+	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, pieces: args})
+}
+
+// items is the number of ARGV items w's arguments take.
+func (w txWrite) items() int {
+	if w.pieces == nil {
+		return len(w.Args)
+	}
+	n := 0
+	for _, a := range w.pieces {
+		n++
+		if len(a) != 1 {
+			n += len(a)
+		}
+	}
+	return n
+}
+
+// ackDelivery acknowledges and removes d's stream entry in the same step.
 func (t *tx) ackDelivery(d *Delivery) {
-	t.touch(d.Stream)
-	t.ack = &txAck{Stream: d.Stream, Group: d.Group, ID: d.ID}
+	t.write("XACK", d.Stream, d.Group, d.ID)
+	t.write("XDEL", d.Stream, d.ID)
 }
 
 // txResult is what commitScript answered.
@@ -205,36 +259,65 @@ type txResult struct {
 
 // args encodes the tx as commitScript's ARGV.
 func (t *tx) args() []any {
-	n := 11 + 5*len(t.guards)
+	n := 6 + 5*len(t.guards)
 	for _, w := range t.Writes {
-		n += 3 + len(w.Args)
+		n += 3 + w.items()
 	}
 	out := make([]any, 0, n)
-	if a := t.ack; a != nil {
-		out = append(out, strconv.Itoa(t.index[a.Stream]), a.Group, a.ID)
-	} else {
-		out = append(out, "", "", "")
-	}
 	pos := func(key string) string {
 		if key == "" {
 			return ""
 		}
 		return strconv.Itoa(t.index[key])
 	}
-	out = append(out, t.onceKind, pos(t.onceKey), t.onceField, pos(t.onceLegacy))
-	if id := t.newID; id != nil {
-		out = append(out, pos(id.seqKey), id.provisional, strconv.FormatInt(id.base, 10))
+	if o := t.once; o != nil {
+		out = append(out, pos(o.key), o.value, o.ttlms, pos(o.legacy), o.field)
 	} else {
-		out = append(out, "", "", "")
+		out = append(out, "", "", "", "", "")
 	}
 	out = append(out, strconv.Itoa(len(t.guards)))
 	for _, g := range t.guards {
 		out = append(out, g.kind, g.name, pos(g.key), g.a, g.b)
 	}
+	// ARGV position (1-based) of each write's first argument, for references.
+	var starts []int
+	if slices.ContainsFunc(t.Writes, func(w txWrite) bool { return w.pieces != nil }) {
+		starts = make([]int, len(t.Writes))
+		at := len(out) + 1
+		for j, w := range t.Writes {
+			starts[j] = at + 3
+			at += 3 + w.items()
+		}
+	}
+	piece := func(p txPiece) string {
+		r := p.ref
+		if r == nil {
+			return p.lit
+		}
+		k := strconv.Itoa(starts[r.write] + r.arg)
+		if r.to > 0 {
+			return "\x00" + k + ":" + strconv.Itoa(r.from+1) + ":" + strconv.Itoa(r.to)
+		}
+		return "\x00" + k
+	}
 	for _, w := range t.Writes {
-		out = append(out, w.Cmd, pos(w.Key), strconv.Itoa(len(w.Args)))
-		for _, a := range w.Args {
-			out = append(out, a)
+		if w.pieces == nil {
+			out = append(out, w.Cmd, pos(w.Key), strconv.Itoa(len(w.Args)))
+			for _, a := range w.Args {
+				out = append(out, a)
+			}
+			continue
+		}
+		out = append(out, w.Cmd, pos(w.Key), strconv.Itoa(w.items())+"r")
+		for _, a := range w.pieces {
+			if len(a) == 1 {
+				out = append(out, piece(a[0]))
+				continue
+			}
+			out = append(out, "\x00+"+strconv.Itoa(len(a)))
+			for _, p := range a {
+				out = append(out, piece(p))
+			}
 		}
 	}
 	return out

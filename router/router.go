@@ -138,7 +138,7 @@ type Outcome struct {
 }
 
 // Route puts msg on exactly one complaint: the one it continues, or a new one
-// with an owner. The receipt is acknowledged in the same atomic step, and a
+// with an owner. The receipt goes to the store with the change, and a
 // redelivered message changes nothing.
 func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outcome, error) {
 	if err := checkRoutable(msg); err != nil {
@@ -163,16 +163,9 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 		}
 		p.change.MessageID = msg.ID
 		p.change.Receipt = receipt
-		var drawn string
-		if prov := r.store.ProvisionalID(); prov != "" && p.change.Before == nil && p.change.After.ID == prov {
-			p.change.DrawnID = &drawn
-		}
 		err = r.commit(ctx, p.change)
 		switch {
 		case err == nil:
-			if drawn != "" {
-				p.outcome.ComplaintID = drawn
-			}
 			return p.outcome, nil
 		case errors.Is(err, ErrDuplicate):
 			out := Outcome{Kind: OutcomeDuplicate}
@@ -485,9 +478,6 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 	a, err := r.assign(ctx, m.team, msg)
 	if err != nil {
 		return routePlan{}, err
-	}
-	if *reserved == "" {
-		*reserved = r.store.ProvisionalID()
 	}
 	if *reserved == "" {
 		id, err := r.store.NextComplaintID(ctx)

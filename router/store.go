@@ -21,12 +21,6 @@ type Store interface {
 	OwnerLoads(ctx context.Context, ownerIDs []string) (map[string]OwnerLoad, error)
 	// NextComplaintID reserves a new, never reused complaint id.
 	NextComplaintID(ctx context.Context) (string, error)
-	// ProvisionalID, when not "", stands for a new complaint's id that the
-	// store draws inside Commit itself (one round trip less per complaint):
-	// a Change whose After.ID is ProvisionalID gets a fresh id wherever the
-	// provisional one appears (keys, the complaint, timeline, outbox), and
-	// Commit reports it through Change.DrawnID. "" when the store cannot.
-	ProvisionalID() string
 	// Commit applies the change atomically. It returns ErrConflict when a guard
 	// failed and ErrDuplicate when the change's message was already applied; in
 	// both cases nothing was written except, for ErrDuplicate, the receipt's
@@ -34,9 +28,11 @@ type Store interface {
 	Commit(ctx context.Context, c Change) error
 }
 
-// Receipt is the queue's handle on the delivery that caused a change. The
-// router hands it back to the Store untouched so the delivery is acknowledged in
-// the same atomic step as the change it caused.
+// Receipt is the queue's handle on the delivery that caused a change,
+// handed back to the Store untouched. A store may acknowledge the delivery
+// with the change; the Redis store does not need to (its consumer
+// acknowledges a batch of deliveries at a time, and a redelivered message
+// is a duplicate that the change's once-guard turns away).
 type Receipt any
 
 // ThreadClaim points a thread key at the changed complaint, provided the key
@@ -79,9 +75,6 @@ type Change struct {
 	// names (a message that referred to a complaint it could not join):
 	// appended to their timelines, which they do not otherwise change.
 	Mentions []Mention
-	// DrawnID, when not nil, receives the id the store drew for a new
-	// complaint planned under its ProvisionalID.
-	DrawnID *string
 	// Related are changes to further complaints that must happen in the same
 	// atomic step, each guarded like the main one (a merge closes one
 	// complaint into another). They carry no message id, once key or receipt.

@@ -133,7 +133,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	})
 	d.outbox = queue.NewConsumer(rdb, keys, queue.ConsumerConfig{
 		Stream: keys.Outbox(), Group: queue.DeliveryGroup, Name: name, Workers: cfg.DeliveryWorkers,
-		Handler: d.deliver, MaxAttempts: cfg.MaxAttempts, ReclaimIdle: cfg.ReclaimIdle.D(),
+		Handler: d.deliver, MaxAttempts: cfg.MaxAttempts, ReclaimIdle: cfg.ReclaimIdle.D(), Linger: queue.DefaultDeliveryLinger,
 		OnDeadLetter: d.outboxDeadLetter, Logger: log,
 		ExpireIdle: cfg.ConsumerExpiry.D(), OnConsumerRemoved: func(string) { d.metrics.ConsumersRemoved.WithLabelValues("outbox").Inc() },
 	})
@@ -358,6 +358,9 @@ func (d *Daemon) deliver(ctx context.Context, del *queue.Delivery) error {
 		return router.Permanent(fmt.Errorf("outbox entry %s is not decodable: %w", del.ID, err))
 	}
 	if out.Customer != nil {
+		// A mail or post to a customer is not sent twice for a lost
+		// acknowledgement: it is acknowledged on its own, at once.
+		del.AckNow = true
 		return d.sendToCustomer(ctx, *out.Customer)
 	}
 	if out.Notification == nil {
