@@ -44,7 +44,12 @@ func (h *harness) newSender(prefix string) *sender {
 		h:        h,
 		prefix:   prefix,
 		accepted: map[string]string{},
-		client:   &http.Client{Timeout: 3 * time.Second},
+		// Connections are kept for every concurrent sender (the default
+		// keeps two per replica): a new TCP connection per request would
+		// make the benchmark measure connection setup, on both sides.
+		client: &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+			Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 30 * time.Second,
+		}},
 	}
 	s.resumed = sync.NewCond(&s.mu)
 	return s
