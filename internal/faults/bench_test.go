@@ -95,6 +95,7 @@ return load`)
 	statsBefore := commandStats(t, raw)
 	memBefore := usedMemory(t, raw)
 	netBefore := redisInfoInt(t, raw, "stats", "total_net_input_bytes")
+	cpuBefore := cpuSnapshot(t, raw, h)
 	const burst = 4000
 	sat := h.newSender("sat")
 	began := time.Now()
@@ -105,6 +106,13 @@ return load`)
 		return len(h.routed) >= burst && h.assignments >= burst
 	})
 	rep.saturation = float64(burst) / time.Since(began).Seconds()
+	cpuAfter := cpuSnapshot(t, raw, h)
+	perComplaint := func(before, after float64) float64 { return (after - before) / burst * 1e6 }
+	rep.cpu = cpuShare{
+		redis:    perComplaint(cpuBefore.redis, cpuAfter.redis),
+		replicas: perComplaint(cpuBefore.replicas, cpuAfter.replicas),
+		load:     perComplaint(cpuBefore.load, cpuAfter.load),
+	}
 	statsAfter := commandStats(t, raw)
 	rep.commands = commandDelta(statsBefore, statsAfter)
 	rep.bytesIn = float64(redisInfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
@@ -526,6 +534,43 @@ type benchReport struct {
 	rssIdle, rssBusy, rssAfterList       int64
 	redisVersion, microbench, mailBench  string
 	dovecotBench                         string
+	// cpu is the CPU time per complaint of the burst, in µs, by process.
+	cpu cpuShare
+}
+
+// cpuShare is the CPU time one complaint of the burst cost each process.
+type cpuShare struct{ redis, replicas, load float64 }
+
+// cpuSnapshot is the CPU time (user + system, seconds) used so far by Redis
+// (its INFO), the replicas and this process (the load generator and the
+// harness reading the replicas' logs).
+func cpuSnapshot(t *testing.T, raw *redis.Client, h *harness) cpuShare {
+	var c cpuShare
+	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
+		v, _ := strconv.ParseFloat(redisInfoField(t, raw, "cpu", f), 64)
+		c.redis += v
+	}
+	for _, r := range h.replicas {
+		c.replicas += processCPU(r.pid())
+	}
+	c.load = processCPU(os.Getpid())
+	return c
+}
+
+// processCPU is the CPU time pid has used, in seconds (0 if unknown).
+func processCPU(pid int) float64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces), from field 3.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks (USER_HZ)
 }
 
 func (r *benchReport) markdown() string {
@@ -580,9 +625,22 @@ func (r *benchReport) markdown() string {
 	w("and after the latency runs; issue 13's target is 0.12×).")
 	w("")
 	w("Each forgetmenot complaint costs an HTTP request with an HMAC check, the")
-	w("idempotent ingest script, a stream read, the routing reads (thread keys,")
-	w("customer history, owner loads), one guarded commit script, and the")
-	w("delivery of its notification from the outbox stream.")
+	w("idempotent ingest script, its share of a stream read, the routing reads")
+	w("(thread keys, customer history, owner loads) in one script, one guarded")
+	w("commit script, and the delivery of its notification from the outbox")
+	w("stream; stream entries are acknowledged a batch at a time with the next")
+	w("read.")
+	w("")
+	w("Where the CPU of the burst went, per complaint (all on these %d cores, so", runtime.NumCPU())
+	w("their sum bounds the rate):")
+	w("")
+	w("| process | CPU per complaint |")
+	w("|---|---:|")
+	w("| Redis | %.0f µs |", r.cpu.redis)
+	w("| the 2 replicas together | %.0f µs |", r.cpu.replicas)
+	w("| the load generator (32 HTTP senders signing every request, and the harness reading the replicas' logs) | %.0f µs |", r.cpu.load)
+	sum := r.cpu.redis + r.cpu.replicas + r.cpu.load
+	w("| all | %.0f µs: at most %.0f complaints/s on %d cores |", sum, float64(runtime.NumCPU())*1e6/max(sum, 1), runtime.NumCPU())
 	w("")
 	w("## Latency at 10, 50 and 90 %% of the saturation rate")
 	w("")
