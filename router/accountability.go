@@ -429,7 +429,7 @@ func (r *Router) FireDue(ctx context.Context, limit int) (int, error) {
 	for _, d := range due {
 		res, err := r.FireTimer(ctx, d.ComplaintID, d.Timer)
 		if err != nil {
-			return fired, fmt.Errorf("firing %s of %s: %w", d.Timer.Kind, d.ComplaintID, err)
+			return fired, complaintErr(err, d.ComplaintID, "firing "+string(d.Timer.Kind)+" of "+d.ComplaintID, "firing "+string(d.Timer.Kind))
 		}
 		if res.Fired {
 			fired++

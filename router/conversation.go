@@ -415,7 +415,7 @@ func (r *Router) updateWithTimeline(ctx context.Context, id string, step func(Co
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
 		tl, err := r.store.Timeline(ctx, id)
 		if err != nil {
-			return Change{}, fmt.Errorf("loading the timeline of %s: %w", id, err)
+			return Change{}, timelineErr(id, err)
 		}
 		return step(c, tl, now)
 	})

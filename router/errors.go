@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,80 @@ var (
 	// such as closing a closed complaint.
 	ErrInvalidState = errors.New("not possible in the current state")
 )
+
+// NotFoundError names the thing that does not exist, once: "complaint
+// C-9999: not found". Layers that each named the id again made
+// "loading complaint C-9999: complaint C-9999: not found", which operators
+// read in the CLI and the API's error body. It is an ErrNotFound.
+type NotFoundError struct {
+	Kind string // "complaint"
+	ID   string
+	// Err is what the store said, kept for errors.Is and errors.As.
+	Err error
+}
+
+func (e *NotFoundError) Error() string { return e.Kind + " " + e.ID + ": not found" }
+
+// Is makes a NotFoundError an ErrNotFound, whatever Err is.
+func (e *NotFoundError) Is(target error) bool { return target == ErrNotFound }
+
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// complaintNotFound is the error for a complaint that does not exist.
+func complaintNotFound(id string, err error) error {
+	return &NotFoundError{Kind: "complaint", ID: id, Err: err}
+}
+
+// loadErr wraps a failure to load complaint id. A missing complaint is
+// said once, whatever words the store used; other failures (Redis down, a
+// stored value that does not decode) keep the store's words after ours.
+func loadErr(id string, err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return complaintNotFound(id, err)
+	}
+	return complaintErr(err, id, "loading complaint "+id, "loading complaint")
+}
+
+// timelineErr wraps a failure to load complaint id's timeline.
+func timelineErr(id string, err error) error {
+	return complaintErr(err, id, "loading the timeline of "+id, "loading the timeline")
+}
+
+// complaintErr wraps err with what the router was doing to complaint id:
+// doing names the complaint ("updating complaint C-1"), short says the
+// same without it, for an err that already names the complaint as the
+// store's do ("committing change to C-1: …", "decoding timeline entry 3 of
+// C-1: …"), so the id is said once.
+func complaintErr(err error, id, doing, short string) error {
+	if namesComplaint(err, id) {
+		return fmt.Errorf("%s: %w", short, err)
+	}
+	return fmt.Errorf("%s: %w", doing, err)
+}
+
+// namesComplaint reports whether err's text has id as a word of its own:
+// C-1 is not named by "C-10 changed meanwhile".
+func namesComplaint(err error, id string) bool {
+	if id == "" {
+		return false
+	}
+	s := err.Error()
+	for from := 0; ; {
+		i := strings.Index(s[from:], id)
+		if i < 0 {
+			return false
+		}
+		start, end := from+i, from+i+len(id)
+		if (start == 0 || !idByte(s[start-1])) && (end == len(s) || !idByte(s[end])) {
+			return true
+		}
+		from = start + 1
+	}
+}
+
+func idByte(b byte) bool {
+	return b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b == '-' || b == '_'
+}
 
 // AppliedError is the ErrDuplicate a Store returns when it knows which
 // complaint the change was applied to before.

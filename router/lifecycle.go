@@ -229,7 +229,7 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 	for attempt := 1; ; attempt++ {
 		c, err := r.store.Complaint(ctx, id)
 		if err != nil {
-			return Complaint{}, fmt.Errorf("loading complaint %s: %w", id, err)
+			return Complaint{}, loadErr(id, err)
 		}
 		ch, err := step(c, r.clock())
 		if errors.Is(err, errUnchanged) {
@@ -255,7 +255,7 @@ func (r *Router) update(ctx context.Context, id string, step func(Complaint, tim
 				return Complaint{}, err
 			}
 		default:
-			return Complaint{}, fmt.Errorf("updating complaint %s: %w", id, err)
+			return Complaint{}, complaintErr(err, id, "updating complaint "+id, "updating complaint")
 		}
 	}
 }
@@ -320,11 +320,11 @@ func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
 func (r *Router) Complaint(ctx context.Context, id string) (Complaint, []Entry, error) {
 	c, err := r.store.Complaint(ctx, id)
 	if err != nil {
-		return Complaint{}, nil, fmt.Errorf("loading complaint %s: %w", id, err)
+		return Complaint{}, nil, loadErr(id, err)
 	}
 	tl, err := r.store.Timeline(ctx, id)
 	if err != nil {
-		return Complaint{}, nil, fmt.Errorf("loading the timeline of %s: %w", id, err)
+		return Complaint{}, nil, timelineErr(id, err)
 	}
 	return c, tl, nil
 }

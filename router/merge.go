@@ -52,7 +52,9 @@ func (r *Router) Merge(ctx context.Context, fromID, intoID, actor, reason string
 				return Complaint{}, err
 			}
 		default:
-			return Complaint{}, fmt.Errorf("merging %s into %s: %w", fromID, intoID, err)
+			// The change is to the --into complaint, which the store's
+			// error names ("committing change to C-2: …").
+			return Complaint{}, complaintErr(err, intoID, "merging "+fromID+" into "+intoID, "merging "+fromID)
 		}
 	}
 }
@@ -60,11 +62,11 @@ func (r *Router) Merge(ctx context.Context, fromID, intoID, actor, reason string
 func (r *Router) planMerge(ctx context.Context, fromID, intoID, actor, reason string) (Change, error) {
 	from, err := r.store.Complaint(ctx, fromID)
 	if err != nil {
-		return Change{}, fmt.Errorf("loading complaint %s: %w", fromID, err)
+		return Change{}, loadErr(fromID, err)
 	}
 	into, err := r.store.Complaint(ctx, intoID)
 	if err != nil {
-		return Change{}, fmt.Errorf("loading complaint %s: %w", intoID, err)
+		return Change{}, loadErr(intoID, err)
 	}
 	switch {
 	case from.MergedInto != "":
@@ -77,7 +79,7 @@ func (r *Router) planMerge(ctx context.Context, fromID, intoID, actor, reason st
 	}
 	timeline, err := r.store.Timeline(ctx, from.ID)
 	if err != nil {
-		return Change{}, fmt.Errorf("loading the timeline of %s: %w", from.ID, err)
+		return Change{}, timelineErr(from.ID, err)
 	}
 	now := r.clock()
 

@@ -1,9 +1,6 @@
 package router
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // RoutingInputs is what routing one message reads, fetched at once by a
 // store that can (RoutingReader): one round trip instead of one for the
@@ -100,7 +97,7 @@ func (in *RoutingInputs) complaint(id string) (c Complaint, read bool, err error
 		named = named || v == id
 	}
 	if named {
-		return Complaint{}, true, fmt.Errorf("complaint %s: %w", id, ErrNotFound)
+		return Complaint{}, true, complaintNotFound(id, ErrNotFound)
 	}
 	return Complaint{}, false, nil
 }

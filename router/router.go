@@ -290,7 +290,7 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 			return false, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("loading complaint %s: %w", id, err)
+			return false, loadErr(id, err)
 		}
 		if !provenSender(c, msg) {
 			if !slices.Contains(th.mentioned, c.ID) {
@@ -374,7 +374,7 @@ func (r *Router) complaintByThreadKey(ctx context.Context, key string) (Complain
 		return Complaint{}, false, nil
 	}
 	if err != nil {
-		return Complaint{}, false, fmt.Errorf("loading complaint %s: %w", id, err)
+		return Complaint{}, false, loadErr(id, err)
 	}
 	return c, true, nil
 }
