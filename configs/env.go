@@ -16,7 +16,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 
@@ -363,14 +362,9 @@ func (c Config) DaemonURL() string {
 }
 
 // PrintUsage writes every variable with its default and description, straight
-// from the Config struct's tags.
+// from the Config struct's tags, whatever the environment holds.
 func PrintUsage(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	const format = "VARIABLE\tDEFAULT\tDESCRIPTION\n{{range .}}{{usage_key .}}\t{{usage_default .}}\t{{usage_description .}}\n{{end}}"
-	if err := envconfig.Usagef(Prefix, &Config{}, tw, format); err != nil {
-		return err
-	}
-	return tw.Flush()
+	return WriteSettings(w, Settings(func(string) (string, bool) { return "", false }))
 }
 
 // Duration is a time.Duration that also accepts days ("14d").

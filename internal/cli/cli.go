@@ -52,7 +52,7 @@ Usage:
   forgetmenot customers erasures                      the audit of erasures (no personal data)
   forgetmenot email quarantine                        mail that could not be read (it stays in its mailbox)
   forgetmenot email check                             sign in to every mailbox and SMTP as configured, and say what works
-  forgetmenot config                                  every environment variable, its default and meaning
+  forgetmenot config [--json]                         every environment variable: value, default, meaning
   forgetmenot health [--ready]                        exit 0 when the local daemon is alive (ready), else 1
   forgetmenot version                                 the build: module version, commit and its time
 
@@ -146,17 +146,40 @@ func NewLogger(cfg configs.Config, w io.Writer) *slog.Logger {
 	return slog.New(logx.Repeats(h, cfg.LogRepeatInterval.D()))
 }
 
+const configUsage = `forgetmenot config [--json]
+
+Prints every environment variable: its value as this process sees it (so run
+it where the daemon runs, e.g. with docker exec), where that value comes from
+(the environment, the default, or not set), the default and what it means.
+Secrets (variables ending in _SECRET, _TOKEN, _PASSWORD or _KEY) show as
+[redacted] when set, URLs without their credentials. With --json: an object
+whose "settings" array has name, value, default, source (environment, default
+or unset), secret and description of each variable.`
+
 func configCmd(args []string, stdout, stderr io.Writer) int {
-	const configUsage = "forgetmenot config\n\nPrints every environment variable with its default and description."
 	fs := newFlagSet("config", configUsage, stdout)
+	asJSON := fs.Bool("json", false, "print JSON instead of text")
 	if code, done := parseAll(fs, configUsage, args, stderr); done {
 		return code
 	}
-	if err := configs.PrintUsage(stdout); err != nil {
+	settings := configs.Settings(os.LookupEnv)
+	out := &output{w: stdout, json: *asJSON}
+	var werr error
+	err := out.print(configList{Settings: settings}, func(w io.Writer) { werr = configs.WriteSettings(w, settings) })
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
 		return 1
 	}
 	return 0
+}
+
+// configList is `forgetmenot config --json`: an object, so that more than
+// the settings can be said later without breaking its readers.
+type configList struct {
+	Settings []configs.Setting `json:"settings"`
 }
 
 // command is one client subcommand.

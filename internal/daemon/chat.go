@@ -90,7 +90,8 @@ func (h chatHistory) Conversations(ctx context.Context, threadKey string) ([]cha
 	for id := m[threadKey]; id != "" && len(out) < maxHistoryComplaints; {
 		c, tl, err := h.router.Complaint(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("loading complaint %s: %w", id, err)
+			// The router's error names the complaint already.
+			return nil, fmt.Errorf("the chat's history: %w", err)
 		}
 		out = append([]chat.Conversation{{Complaint: c, Timeline: tl}}, out...)
 		id = c.FollowUpOf

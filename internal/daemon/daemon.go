@@ -13,7 +13,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"sync"
 	"time"
@@ -185,7 +184,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		log.Warn("IN-MEMORY MODE: " + configs.Var("REDIS_URL") + " is not set, so complaints live in an embedded Redis inside this process and are LOST when it stops. Set it (redis://host:6379/0) for real use.")
 	}
 	log.Info("forgetmenot starting", "version", version.String(),
-		"http", d.listener.Addr().String(), "redis", redactURL(redisURL), "namespace", cfg.Namespace,
+		"http", d.listener.Addr().String(), "redis", configs.RedactURL(redisURL), "namespace", cfg.Namespace,
 		"owners", len(roster.Owners()), "teams", len(roster.TeamIDs()), "rules", len(rules.Rules), "consumer", name)
 	return d, nil
 }
@@ -486,14 +485,4 @@ func intakeChannels(cfg configs.Config) []router.Channel {
 		chs = append(chs, router.ChannelChat)
 	}
 	return chs
-}
-
-// redactURL drops credentials from a URL before it is logged.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable)"
-	}
-	u.User = nil
-	return u.String()
 }
