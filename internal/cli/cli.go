@@ -163,11 +163,11 @@ func configCmd(args []string, stdout, stderr io.Writer) int {
 		return code
 	}
 	settings := configs.Settings(os.LookupEnv)
-	out := &output{w: stdout, json: *asJSON}
-	var werr error
-	err := out.print(configList{Settings: settings}, func(w io.Writer) { werr = configs.WriteSettings(w, settings) })
-	if err == nil {
-		err = werr
+	var err error
+	if *asJSON {
+		err = (&output{w: stdout, json: true}).print(configList{Settings: settings}, nil)
+	} else {
+		err = configs.WriteSettings(stdout, settings)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "error:", err)
