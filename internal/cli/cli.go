@@ -569,6 +569,9 @@ func (o *output) print(v any, text func(io.Writer)) error {
 	if o.json {
 		enc := json.NewEncoder(o.w)
 		enc.SetIndent("", "  ")
+		// Read by people and scripts, never pasted into HTML: <lang>.tmpl
+		// and "Jan & Piet" stay as written rather than \u003c….
+		enc.SetEscapeHTML(false)
 		return enc.Encode(v)
 	}
 	text(o.w)

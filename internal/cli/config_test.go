@@ -64,6 +64,9 @@ func TestConfigJSONListsEveryVariable(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("config --json is not JSON: %v\n%s", err, out)
 	}
+	if !strings.Contains(out, "<lang>.tmpl") {
+		t.Errorf("descriptions must read as written, not with \\u003c escapes")
+	}
 	byName := map[string]configs.Setting{}
 	for _, s := range got.Settings {
 		byName[s.Name] = s
