@@ -462,10 +462,6 @@ func newFlagSet(name, usage string, stdout io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags; done reports that the command should end with code:
-// 0 after --help (the whole usage on stdout), 2 on a usage error. A usage
-// error gets a short hint on stderr: what is wrong, the command's synopsis
-// and where the rest is, never the whole help.
 // missingRequired names the flags whose help says "(required)" and that
 // were left empty: a usage error, caught before anything reaches the daemon.
 func missingRequired(fs *flag.FlagSet) []string {
@@ -478,6 +474,10 @@ func missingRequired(fs *flag.FlagSet) []string {
 	return missing
 }
 
+// parse parses flags; done reports that the command should end with code:
+// 0 after --help (the whole usage on stdout), 2 on a usage error. A usage
+// error gets a short hint on stderr: what is wrong, the command's synopsis
+// and where the rest is, never the whole help.
 func parse(fs *flag.FlagSet, usage string, args []string, stderr io.Writer) (code int, done bool) {
 	help := fs.Usage
 	fs.Usage = func() {} // the flag package would print the whole help on any error
