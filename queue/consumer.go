@@ -226,13 +226,15 @@ func (c *Consumer) readLoop(ctx context.Context, name string) {
 	}
 }
 
-// queueAcks adds the acknowledgement and removal of ids to pipe.
-func (c *Consumer) queueAcks(ctx context.Context, pipe redis.Pipeliner, ids []string) {
+// queueAcks adds the acknowledgement and removal of ids to pipe, and
+// returns a check that both went through (true when there were none).
+func (c *Consumer) queueAcks(ctx context.Context, pipe redis.Pipeliner, ids []string) (done func() bool) {
 	if len(ids) == 0 {
-		return
+		return func() bool { return true }
 	}
-	pipe.XAck(ctx, c.cfg.Stream, c.cfg.Group, ids...)
-	pipe.XDel(ctx, c.cfg.Stream, ids...)
+	ack := pipe.XAck(ctx, c.cfg.Stream, c.cfg.Group, ids...)
+	del := pipe.XDel(ctx, c.cfg.Stream, ids...)
+	return func() bool { return ack.Err() == nil && del.Err() == nil }
 }
 
 // flushAcks acknowledges and removes ids in one round trip.
@@ -250,21 +252,22 @@ func (c *Consumer) flushAcks(ctx context.Context, ids []string) error {
 
 // readNew acknowledges the entries handled since the last read and reads
 // new ones, in one round trip, then handles them. Acknowledgements that
-// fail are kept for the next try: nothing is handled meanwhile. It returns
-// the number of entries read.
+// fail are kept for the next try; entries read in the same round trip are
+// handled all the same (leaving them would keep them from everyone until
+// taken over). It returns the number of entries read.
 func (c *Consumer) readNew(ctx context.Context, name string, acks *[]string) (int, error) {
 	pipe := c.blocking.Pipeline()
-	c.queueAcks(ctx, pipe, *acks)
+	acked := c.queueAcks(ctx, pipe, *acks)
 	read := pipe.XReadGroup(ctx, &redis.XReadGroupArgs{
 		Group: c.cfg.Group, Consumer: name, Streams: []string{c.cfg.Stream, ">"}, Count: readBatch, Block: c.cfg.Block,
 	})
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, err
+	_, execErr := pipe.Exec(ctx)
+	if acked() {
+		*acks = (*acks)[:0]
 	}
-	*acks = (*acks)[:0]
 	res, err := read.Result()
 	if errors.Is(err, redis.Nil) {
-		return 0, nil
+		return 0, ackError(execErr)
 	}
 	if err != nil {
 		return 0, err
@@ -277,7 +280,16 @@ func (c *Consumer) readNew(ctx context.Context, name string, acks *[]string) (in
 			return n, err
 		}
 	}
-	return n, nil
+	return n, ackError(execErr)
+}
+
+// ackError is the error of a read round trip whose read found nothing or
+// was handled: a failed acknowledgement (nil when there was none).
+func ackError(err error) error {
+	if err == nil || errors.Is(err, redis.Nil) {
+		return nil
+	}
+	return err
 }
 
 // errBatchAborted stops a batch whose bookkeeping failed (Redis went away):
@@ -293,10 +305,24 @@ var errBatchAborted = errors.New("could not acknowledge an entry; the rest of th
 // handled only if it is still pending with this consumer, so a process that
 // wakes up from SIGSTOP or a long GC pause does not redo its whole batch.
 // Handled entries are added to acks, to be acknowledged together.
+//
+// Entries are acknowledged before they could be taken for abandoned: a batch
+// that has run for a quarter of the reclaim idle time has what it handled so
+// far acknowledged before the next entry (a handler may take up to half of
+// it), so no handled entry reaches ReclaimIdle unacknowledged.
 func (c *Consumer) handleBatch(ctx context.Context, name string, msgs []redis.XMessage, counts map[string]int64, readAt time.Time, acks *[]string) error {
 	for _, m := range msgs {
 		if ctx.Err() != nil {
 			return nil // leave the rest pending for takeover
+		}
+		if len(*acks) > 0 && time.Since(readAt) >= c.cfg.ReclaimIdle/4 {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+			err := c.flushAcks(fctx, *acks)
+			cancel()
+			if err != nil {
+				return errBatchAborted
+			}
+			*acks = (*acks)[:0]
 		}
 		if time.Since(readAt) >= c.cfg.ReclaimIdle/2 {
 			mine, err := c.stillMine(ctx, name, m.ID)

@@ -69,7 +69,7 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 	if customerKey != "" {
 		customer = k.Customer(customerKey)
 	}
-	cached, fresh := s.absences.get(time.Now())
+	cached, fresh, gen := s.absences.get(time.Now())
 	readAbsences := "1"
 	if fresh {
 		readAbsences = ""
@@ -139,7 +139,7 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 		}
 		in.Absences = append(in.Absences, a)
 	}
-	s.absences.keep(in.Absences, time.Now())
+	s.absences.keep(in.Absences, time.Now(), gen)
 	return in, nil
 }
 
@@ -154,21 +154,30 @@ type absenceCache struct {
 	mu   sync.Mutex
 	list []router.Absence
 	read time.Time
+	// gen counts forgets: a read that began before a forget must not be
+	// kept after it (it may predate the change).
+	gen uint64
 }
 
-// get returns the cached absences and whether they are fresh at now.
-func (c *absenceCache) get(now time.Time) ([]router.Absence, bool) {
+// get returns the cached absences and whether they are fresh at now, and
+// the generation a read begun now belongs to.
+func (c *absenceCache) get(now time.Time) ([]router.Absence, bool, uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.read.IsZero() || now.Sub(c.read) >= absenceCacheTTL || now.Before(c.read) {
-		return nil, false
+		return nil, false, c.gen
 	}
-	return slices.Clone(c.list), true
+	return slices.Clone(c.list), true, c.gen
 }
 
-func (c *absenceCache) keep(list []router.Absence, now time.Time) {
+// keep caches list, read at now, unless the cache was forgotten since the
+// read began (gen).
+func (c *absenceCache) keep(list []router.Absence, now time.Time, gen uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
 	c.list, c.read = slices.Clone(list), now
 }
 
@@ -177,4 +186,5 @@ func (c *absenceCache) forget() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.list, c.read = nil, time.Time{}
+	c.gen++
 }

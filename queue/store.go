@@ -396,6 +396,13 @@ type idBlock struct {
 	next, last int64
 }
 
+// discard drops what is left of the block.
+func (b *idBlock) discard() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.next, b.last = 0, 0
+}
+
 // NextComplaintID hands out the next id of this process's block, reserving
 // a new block when it is used up.
 func (s *Store) NextComplaintID(ctx context.Context) (string, error) {
@@ -434,9 +441,17 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 	case "duplicate":
 		return fmt.Errorf("%s%s: %w", ch.MessageID, ch.OnceKey, &router.AppliedError{ComplaintID: res.value})
 	default:
+		if ch.Before == nil && res.value == newComplaintGuard+ch.After.ID {
+			// The rest of this block is suspect too: reserve a fresh one.
+			s.ids.discard()
+			return fmt.Errorf("%s exists already: %w", ch.After.ID, router.ErrIDTaken)
+		}
 		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
 	}
 }
+
+// newComplaintGuard names the guard that a new complaint's key is free.
+const newComplaintGuard = "new complaint "
 
 func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	k := s.keys
@@ -501,9 +516,15 @@ func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
 	k := s.keys
 	ckey := k.Complaint(after.ID)
 	before := ch.Before
-	// A new complaint's id comes from the counter (NextComplaintID): no
-	// other change can hold it, so it needs no guard.
-	if before != nil {
+	if before == nil {
+		// The counter makes ids unique, but a block of them lives in this
+		// process's memory for as long as it lasts: if Redis lost the INCRBY
+		// that reserved it (a failover, a restore), another process gets the
+		// same ids. Every complaint is in the index of all complaints, so
+		// adding the new one there is the guard that it overwrites none (and
+		// costs no command more).
+		t.addNew(newComplaintGuard+after.ID, k.Complaints(), msString(after.CreatedAt.UnixMilli()), after.ID)
+	} else {
 		t.fieldEquals("version of "+after.ID, ckey, "version", strconv.FormatInt(before.Version, 10))
 	}
 	for _, c := range ch.ThreadKeys {
@@ -527,7 +548,6 @@ func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
 	w.data = t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
 	w.data.arg += 3
 	if before == nil {
-		t.write("ZADD", k.Complaints(), msString(after.CreatedAt.UnixMilli()), after.ID)
 		if after.CustomerKey != "" {
 			t.write("ZADD", k.Customer(after.CustomerKey), msString(after.CreatedAt.UnixMilli()), after.ID)
 		}
@@ -631,13 +651,14 @@ func (s *Store) queueNotification(t *tx, n router.Notification, ch router.Change
 		lit = append(lit, b...)
 		return nil
 	}
+	// entryPart relies on an entry holding one of the two.
 	if n.Event != nil {
-		if err := inner("event", func(e router.Entry) bool { return e.Event == n.Event }, n.Event); err != nil {
+		if err := inner("event", func(e router.Entry) bool { return e.Event == n.Event && e.Message == nil }, n.Event); err != nil {
 			return err
 		}
 	}
 	if n.Message != nil {
-		if err := inner("message", func(e router.Entry) bool { return e.Message == n.Message }, n.Message); err != nil {
+		if err := inner("message", func(e router.Entry) bool { return e.Message == n.Message && e.Event == nil }, n.Message); err != nil {
 			return err
 		}
 	}

@@ -31,6 +31,7 @@ import (
 //	        -- legacy hash) makes the change a duplicate
 //	guards: count, then per guard: kind, name, key#, a, b
 //	        -- "h": HGET key a (absent = "") must equal b;
+//	        -- "z": ZADD key NX a b must add member b (score a): it was not there;
 //	        -- "b": the number in HGET key a (absent = 0) must be < b;
 //	        -- "c": HINCRBY key a 1 must stay at most b (the increment is the
 //	        -- change's own: the write that would make it is left out)
@@ -42,8 +43,21 @@ import (
 //
 // Returns {"ok", ""}, {"duplicate", <value stored under once>} or
 // {"conflict", <guard name>}. On duplicate and conflict nothing is written
-// (a claim or increment made before a failing guard is undone).
+// (a claim or increment made before a failing guard is undone); a write
+// that fails undoes the claim and increments too, and answers an error.
 var commitScript = redis.NewScript(`
+local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
+local first = 7 + 5 * tonumber(ARGV[6])
+do
+  -- Every command is checked before anything is claimed or written.
+  local j = first
+  while j <= #ARGV do
+    if not allowed[ARGV[j]] then return redis.error_reply('commit: command not allowed: ' .. tostring(ARGV[j])) end
+    local count = ARGV[j + 2]
+    if string.byte(count, -1) == 114 then count = string.sub(count, 1, -2) end
+    j = j + 3 + tonumber(count)
+  end
+end
 local once = ARGV[1] ~= '' and KEYS[tonumber(ARGV[1])]
 if once then
   if ARGV[4] ~= '' then
@@ -54,10 +68,16 @@ if once then
     return {'duplicate', redis.call('GET', once)}
   end
 end
-local undo = {}
-local ng = tonumber(ARGV[6])
+-- undo takes back the claim and the increments made so far, so that a
+-- change that does not apply can apply on its redelivery.
+local incremented, added = {}, {}
+local function undo()
+  for _, u in ipairs(incremented) do redis.call('HINCRBY', u[1], u[2], -1) end
+  for _, a in ipairs(added) do redis.call('ZREM', a[1], a[2]) end
+  if once then redis.call('DEL', once) end
+end
 local i = 7
-for _ = 1, ng do
+for _ = 1, tonumber(ARGV[6]) do
   local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
   local failed
   if kind == 'c' then
@@ -65,7 +85,13 @@ for _ = 1, ng do
       redis.call('HINCRBY', key, ARGV[i + 3], -1)
       failed = true
     else
-      undo[#undo + 1] = {key, ARGV[i + 3]}
+      incremented[#incremented + 1] = {key, ARGV[i + 3]}
+    end
+  elseif kind == 'z' then
+    if redis.call('ZADD', key, 'NX', ARGV[i + 3], ARGV[i + 4]) == 0 then
+      failed = true
+    else
+      added[#added + 1] = {key, ARGV[i + 4]}
     end
   elseif kind == 'b' then
     failed = (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4])
@@ -73,8 +99,7 @@ for _ = 1, ng do
     failed = (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4]
   end
   if failed then
-    for _, u in ipairs(undo) do redis.call('HINCRBY', u[1], u[2], -1) end
-    if once then redis.call('DEL', once) end
+    undo()
     return {'conflict', name}
   end
   i = i + 5
@@ -84,36 +109,46 @@ local function deref(p)
   if k then return string.sub(ARGV[tonumber(k)], tonumber(from), tonumber(to)) end
   return ARGV[tonumber(string.sub(p, 2))]
 end
-local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
-local n = #ARGV
-while i <= n do
-  local cmd, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]
-  if not allowed[cmd] then return redis.error_reply('commit: command not allowed: ' .. tostring(cmd)) end
-  local refs = string.byte(count, -1) == 114
-  if refs then count = string.sub(count, 1, -2) end
-  local stop = i + 2 + tonumber(count)
-  local args, j = {}, i + 3
-  while j <= stop do
-    local a = ARGV[j]
-    if refs and string.byte(a, 1) == 0 then
-      if string.byte(a, 2) == 43 then
-        local m, parts = tonumber(string.sub(a, 3)), {}
-        for q = 1, m do
-          local p = ARGV[j + q]
-          if string.byte(p, 1) == 0 then p = deref(p) end
-          parts[q] = p
+local function apply()
+  local n = #ARGV
+  while i <= n do
+    local cmd, key, count = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2]
+    local refs = string.byte(count, -1) == 114
+    if refs then count = string.sub(count, 1, -2) end
+    local stop = i + 2 + tonumber(count)
+    local args, j = {}, i + 3
+    while j <= stop do
+      local a = ARGV[j]
+      if refs and string.byte(a, 1) == 0 then
+        if string.byte(a, 2) == 43 then
+          local m, parts = tonumber(string.sub(a, 3)), {}
+          for q = 1, m do
+            local p = ARGV[j + q]
+            if string.byte(p, 1) == 0 then p = deref(p) end
+            parts[q] = p
+          end
+          a = table.concat(parts)
+          j = j + m
+        else
+          a = deref(a)
         end
-        a = table.concat(parts)
-        j = j + m
-      else
-        a = deref(a)
       end
+      args[#args + 1] = a
+      j = j + 1
     end
-    args[#args + 1] = a
-    j = j + 1
+    redis.call(cmd, key, unpack(args))
+    i = stop + 1
   end
-  redis.call(cmd, key, unpack(args))
-  i = stop + 1
+end
+local ok, err = pcall(apply)
+if not ok then
+  -- A write failed (a key of another type, say): what was written before
+  -- it stays, as in any script, but the claim and increments are taken
+  -- back, so the redelivery is not taken for a duplicate of a change that
+  -- never fully applied.
+  undo()
+  if type(err) == 'table' then err = err.err or err.message end
+  return redis.error_reply('commit: ' .. tostring(err))
 end
 return {'ok', ''}
 `)
@@ -189,6 +224,14 @@ func (t *tx) onceString(key, value, ttlms, legacy, field string) {
 func (t *tx) fieldEquals(name, key, field, want string) {
 	t.touch(key)
 	t.guards = append(t.guards, txGuard{kind: "h", name: name, key: key, a: field, b: want})
+}
+
+// addNew adds member to the sorted set key with score as a guard: the change
+// applies only if member was not in it. The guards run before the writes,
+// so the writes must not add it again.
+func (t *tx) addNew(name, key, score, member string) {
+	t.touch(key)
+	t.guards = append(t.guards, txGuard{kind: "z", name: name, key: key, a: score, b: member})
 }
 
 // countBelow guards that the number in hash field key/field (absent: 0) is

@@ -14,6 +14,10 @@ var (
 	// someone changed the complaint in the meantime. The change was not applied
 	// and should be recomputed from fresh state.
 	ErrConflict = errors.New("concurrent change")
+	// ErrIDTaken is the ErrConflict of a new complaint whose id is held by a
+	// complaint already: the change must be planned again under another id
+	// (the store's counter went back, after Redis lost data).
+	ErrIDTaken = fmt.Errorf("%w: the new complaint's id is taken", ErrConflict)
 	// ErrDuplicate is returned by a Store when a Change keyed by a message was
 	// already applied: redelivery must do nothing twice.
 	ErrDuplicate = errors.New("already applied")

@@ -174,6 +174,9 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 			}
 			return out, nil
 		case errors.Is(err, ErrConflict) && attempt < maxCommitAttempts:
+			if errors.Is(err, ErrIDTaken) {
+				reserved = "" // plan again under a fresh id
+			}
 			if err := pause(ctx, attempt); err != nil {
 				return Outcome{}, err
 			}

@@ -1,0 +1,59 @@
+package queue
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// The once-guard is claimed (SET NX) before the guards and the writes. A
+// write that fails inside the script (a key of another type, a value that
+// is not a number) leaves what the script wrote before it, as Redis does.
+// What must hold: the claim and the capacity increment are taken back, so
+// the message's redelivery applies the change instead of being taken for a
+// duplicate of a change that never applied (the message would be on no
+// complaint). (An internal test: it builds a tx that trips on purpose.)
+func TestAFailedWriteTakesBackTheClaimAndIncrements(t *testing.T) {
+	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
+	}
+	rdb, err := Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, err := NewKeys("commitint")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	once, counts, bad := keys.MessageComplaint("M-1"), keys.OpenCounts(), keys.Complaint("C-1")
+	defer rdb.Del(ctx, once, counts, bad)
+	rdb.Del(ctx, once, counts, bad)
+	// Something a write of the change trips over (here: a field that is
+	// not a number for HINCRBY).
+	rdb.HSet(ctx, bad, "n", "not a number")
+	build := func() *tx {
+		t := &tx{}
+		t.onceString(once, "C-1", "60000", "", "")
+		t.incrementAtMost("capacity of ann", counts, "ann", 5)
+		t.write("HINCRBY", bad, "n", "1")
+		return t
+	}
+	_, err = build().run(ctx, rdb)
+	if err == nil || !strings.Contains(err.Error(), "commit:") {
+		t.Fatalf("the change applied (%v); want the script to fail with a commit error", err)
+	}
+	if n, _ := rdb.Exists(ctx, once).Result(); n != 0 {
+		t.Error("the once key was kept after the change failed")
+	}
+	if n, _ := rdb.HGet(ctx, counts, "ann").Result(); n != "0" {
+		t.Errorf("ann's open count is %s after a change that failed, want 0", n)
+	}
+	res, err := build().run(ctx, rdb)
+	if err == nil && res.status == "duplicate" {
+		t.Error("the change failed, yet its redelivery is a duplicate")
+	}
+}
