@@ -137,6 +137,7 @@ var (
 		router.NotifyAssigned, router.NotifyMessage, router.NotifyReopened, router.NotifyReassigned,
 		router.NotifyClosed, router.NotifyAcknowledged, router.NotifyReplied, router.NotifyPromised,
 		router.NotifyReminder, router.NotifyEscalation, router.NotifyDeliveryFailed, router.NotifyComplaintRate,
+		router.NotifyMerged, router.NotifyDigest, router.NotifyErased,
 	}
 	customerKinds = []router.CustomerMessageKind{
 		router.ToCustomerAcknowledgement, router.ToCustomerReply, router.ToCustomerPromise, router.ToCustomerCSAT,
