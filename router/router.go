@@ -257,6 +257,10 @@ type threading struct {
 // conversation still threads.
 func scopedThreadKey(key, customerKey string) string { return key + "|" + customerKey }
 
+// ScopedThreadKey is scopedThreadKey for the store's migrations, which move
+// a customer's scoped keys when their customer key changes.
+func ScopedThreadKey(key, customerKey string) string { return scopedThreadKey(key, customerKey) }
+
 // maxMergeHops bounds how far a reference follows complaints merged into
 // others (a merged complaint's survivor may itself have been merged).
 const maxMergeHops = 8

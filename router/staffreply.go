@@ -114,8 +114,12 @@ func (r *Router) answeredComplaint(ctx context.Context, rep ExternalReply) (Comp
 // TimeZone is where times told to the complaint's customer are given: the
 // zone of its owner's business calendar, or UTC when deadlines run around
 // the clock.
-func (r *Router) TimeZone(c Complaint) *time.Location {
-	if cal := r.policy().CalendarOf(c.Owner); cal != nil && cal.Location != nil {
+func (r *Router) TimeZone(c Complaint) *time.Location { return r.OwnerTimeZone(c.Owner) }
+
+// OwnerTimeZone is the zone of the owner's business calendar (their
+// "today"), or UTC when their deadlines run around the clock.
+func (r *Router) OwnerTimeZone(owner string) *time.Location {
+	if cal := r.policy().CalendarOf(owner); cal != nil && cal.Location != nil {
 		return cal.Location
 	}
 	return time.UTC

@@ -104,9 +104,19 @@ type Config struct {
 	Owners map[string]string
 	// CategoryRefresh is how long a read of the category tree is trusted.
 	CategoryRefresh time.Duration
-	MaxBytes        int64
-	Clock           func() time.Time
-	Logger          *slog.Logger
+	// Legacy moves complaints recorded under a customer's username (before
+	// customers were keyed by Discourse user id) to their user id, when
+	// their next post shows both; nil leaves them.
+	Legacy   LegacyCustomers
+	MaxBytes int64
+	Clock    func() time.Time
+	Logger   *slog.Logger
+}
+
+// LegacyCustomers moves a channel's complaints from one customer id of a
+// customer to another (the queue's store).
+type LegacyCustomers interface {
+	RekeyCustomer(ctx context.Context, ch router.Channel, oldID, newID string) (int, error)
 }
 
 // Handler serves POST /v1/forum/discourse.
@@ -583,6 +593,7 @@ func (h *Handler) staffPost(ctx context.Context, p Post) (Response, error) {
 
 func (h *Handler) enqueue(ctx context.Context, p Post) (Response, error) {
 	msg := Message(p, h.cfg.Clock())
+	h.moveLegacyCustomer(ctx, p, msg)
 	// Who wrote which post, for the staff answers that reply to it; written
 	// before the post is queued, so an answer never finds the post without.
 	if err := h.cfg.State.Set(ctx, authorKey(p.TopicID, p.PostNumber), msg.Customer.Key(router.ChannelForum), topicTTL); err != nil {
@@ -672,6 +683,36 @@ func (h *Handler) notMessage(p Post) string {
 		return "post by forgetmenot's own account (" + p.Username + "): already on the timeline"
 	}
 	return ""
+}
+
+// moveLegacyCustomer moves the poster's complaints recorded under their
+// username (forum:<username>, as forgetmenot keyed forum customers before
+// it keyed them by Discourse user id) to their user id, before their post is
+// queued, so it continues their complaint and their history stays one. The
+// signed post shows that the user id holds the username now, the same proof
+// the username alone gave before. A username of digits only could be another
+// user's id, so it is left. A failure is logged, and the post is queued
+// anyway (it then opens a complaint of its own rather than being lost).
+func (h *Handler) moveLegacyCustomer(ctx context.Context, p Post, msg router.Message) {
+	if h.cfg.Legacy == nil || msg.Customer.Email != "" || msg.Customer.ID == "" || !legacyUsername(p.Username) {
+		return
+	}
+	n, err := h.cfg.Legacy.RekeyCustomer(ctx, router.ChannelForum, p.Username, msg.Customer.ID)
+	if err != nil {
+		h.log.Warn("forum: could not move the complaints recorded under the poster's username to their user id; retried with their next post",
+			"username", p.Username, "user_id", msg.Customer.ID, "err", err)
+		return
+	}
+	if n > 0 {
+		h.log.Info("forum: complaints recorded under the poster's username moved to their user id", "username", p.Username, "user_id", msg.Customer.ID, "complaints", n)
+	}
+}
+
+// legacyUsername reports whether a username could have been a customer key
+// before forum customers were keyed by user id, without being mistaken for
+// a user id.
+func legacyUsername(u string) bool {
+	return u != "" && strings.ContainsFunc(u, func(r rune) bool { return r < '0' || r > '9' })
 }
 
 // notCustomer says why a post is not a customer's message, or "".

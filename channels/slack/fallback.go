@@ -30,6 +30,9 @@ const (
 	RouteEmail       = "email"
 )
 
+// FallbackRoutes are the fallback routes in the order they are tried.
+var FallbackRoutes = []string{RouteSlackPlain, RouteLeadChannel, RouteEmail}
+
 func fallbackKey(notificationID, route string) string {
 	return "fallback:" + notificationID + ":" + route
 }

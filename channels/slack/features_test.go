@@ -205,7 +205,11 @@ func TestAppHomeWorklist(t *testing.T) {
 	f.deliver()
 	id2 := out.ComplaintID
 	if out.Owner != owner {
-		t.Skipf("second complaint went to %s, not %s", out.Owner, owner)
+		// Routing spreads the load: hand it to the first owner.
+		if _, err := f.router.Reassign(f.ctx, id2, out.Owner, owner, "one owner's worklist"); err != nil {
+			t.Fatal(err)
+		}
+		f.deliver()
 	}
 	if _, err := f.router.Promise(f.ctx, id2, owner, time.Now().Add(30*time.Minute), "Call back", false); err != nil {
 		t.Fatal(err)

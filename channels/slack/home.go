@@ -188,7 +188,9 @@ func (s *Slack) publishHome(ctx context.Context, ownerID, user string) error {
 			away = st.Away
 		}
 	}
-	view := homeView(o, len(leads) > 0, list, away, s.now(), s.people.name, func(c router.Complaint) bool { return s.cfg.Complaints.MayAct(c, ownerID) })
+	// "Today" is the owner's, in their calendar's zone, not the server's.
+	now := s.now().In(s.cfg.Complaints.OwnerTimeZone(ownerID))
+	view := homeView(o, len(leads) > 0, list, away, now, s.people.name, func(c router.Complaint) bool { return s.cfg.Complaints.MayAct(c, ownerID) })
 	if err := s.pace.wait(ctx, "home:"+user); err != nil {
 		return err
 	}
@@ -217,7 +219,8 @@ func nextDeadline(c router.Complaint) (time.Time, string) {
 }
 
 // urgent reports whether a complaint belongs on top: a deadline passed, or a
-// promise falls due today.
+// promise falls due today, the date of now in now's zone (the worklist
+// owner's).
 func urgent(c router.Complaint, now time.Time) bool {
 	if at, _ := nextDeadline(c); !at.IsZero() && at.Before(now) {
 		return true

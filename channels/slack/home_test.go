@@ -34,3 +34,29 @@ func TestWorklistOrder(t *testing.T) {
 		}
 	}
 }
+
+// What must hold: "today" is the date in now's zone (the worklist owner's):
+// at 10:00 in Auckland (21:00 the day before in UTC), a promise due at 20:00
+// Auckland time is due today and goes above an earlier resolve-by; on the
+// UTC date it would not be.
+func TestWorklistOrderFollowsTheOwnersToday(t *testing.T) {
+	akl, err := time.LoadLocation("Pacific/Auckland")
+	if err != nil {
+		t.Skipf("no time zone data: %v", err)
+	}
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, akl) // 2026-12-02 21:00 UTC
+	order := func(now time.Time) []string {
+		cs := []router.Complaint{
+			{ID: "resolve-at-noon", ResolveBy: time.Date(2026, 12, 3, 12, 0, 0, 0, akl), CreatedAt: now.Add(-time.Hour)},
+			{ID: "promised-tonight", PromisedBy: time.Date(2026, 12, 3, 20, 0, 0, 0, akl), CreatedAt: now.Add(-time.Hour)},
+		}
+		sortWorklist(cs, now)
+		return []string{cs[0].ID, cs[1].ID}
+	}
+	if got := order(now); got[0] != "promised-tonight" {
+		t.Errorf("in the owner's zone: order %v, want the promise due today first", got)
+	}
+	if got := order(now.UTC()); got[0] != "resolve-at-noon" {
+		t.Errorf("on the UTC date the promise is tomorrow's: order %v, want the earlier deadline first", got)
+	}
+}

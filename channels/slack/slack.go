@@ -44,6 +44,9 @@ type Complaints interface {
 	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
 	MayAct(c router.Complaint, ownerID string) bool
 	Directory() router.Directory
+	// OwnerTimeZone is the zone of the owner's calendar: where their
+	// worklist's "today" is.
+	OwnerTimeZone(owner string) *time.Location
 	// CustomerHistory is the customer's other complaints: the newest few
 	// and the true count.
 	CustomerHistory(ctx context.Context, c router.Complaint, limit int) (router.History, error)

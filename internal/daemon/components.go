@@ -8,6 +8,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/metrics"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,9 @@ type Deps struct {
 	Store  *queue.Store
 	// Metrics registers a component's own collectors.
 	Metrics prometheus.Registerer
+	// Counters are the daemon's metrics, for a component that counts into
+	// series every daemon exports (Slack's fallback routes).
+	Counters *metrics.Metrics
 	// APIAccess protects a component's management routes like the /v1 API.
 	APIAccess api.Access
 	// Sender returns the sender of another channel (e-mail, to reach a chat

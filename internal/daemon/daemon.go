@@ -19,6 +19,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/api"
 	"github.com/forgetmenot/forgetmenot/channels/console"
+	"github.com/forgetmenot/forgetmenot/channels/slack"
 	"github.com/forgetmenot/forgetmenot/channels/webhook"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/cleantext"
@@ -138,7 +139,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	})
 
 	intake := countingQueue{d.store, d.metrics}
-	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Sender: d.senders.get, APIAccess: access}); err != nil {
+	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Counters: d.metrics, Sender: d.senders.get, APIAccess: access}); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -155,7 +156,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	}
 	d.metrics.WatchComponents(health)
-	d.metrics.Prepare(intakeChannels(cfg), slices.Sorted(maps.Keys(d.senders)))
+	d.metrics.Prepare(intakeChannels(cfg), slices.Sorted(maps.Keys(d.senders)), slack.FallbackRoutes)
 	ingest := webhook.New(webhook.Config{
 		Queue: intake, Secrets: cfg.WebhookSecret, Open: cfg.InsecureOpenWebhook, MaxBytes: cfg.MaxMessageBytes, Logger: log,
 	})

@@ -38,7 +38,7 @@ func buildForum(d Deps) (*Component, error) {
 	h := forum.New(forum.Config{
 		Queue: d.Ingest, State: state, Secret: cfg.DiscourseWebhookSecret, MaxBytes: cfg.MaxMessageBytes,
 		Filter: forum.Filter{Categories: cfg.DiscourseCategories, Tags: cfg.DiscourseTags, Staff: cfg.DiscourseStaff, StaffGroups: cfg.DiscourseStaffGroups},
-		API:    api, Staff: d.Router, Owners: owners, CategoryRefresh: cfg.DiscourseCategoryRefresh.D(),
+		API:    api, Staff: d.Router, Owners: owners, CategoryRefresh: cfg.DiscourseCategoryRefresh.D(), Legacy: d.Store,
 		Logger: d.Log.With("component", "forum"),
 	})
 	c := &Component{

@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
 )
 
 func TestForumTopicBecomesOneComplaintAndTheOwnerAnswersInTheTopic(t *testing.T) {
@@ -117,5 +120,72 @@ func TestForumTopicBecomesOneComplaintAndTheOwnerAnswersInTheTopic(t *testing.T)
 	p := api.Posts()[2]
 	if p.TopicID != 4711 || p.ReplyToPostNumber != 3 || !strings.HasPrefix(p.Raw, "Please send the photos here.\n\n— ") {
 		t.Errorf("reply posted as %+v, want it in topic 4711 answering Marloes's post 3, signed", p)
+	}
+}
+
+// What must hold: a complaint opened before forum customers were keyed by
+// Discourse user id (its customer key forum:<username>) is the same
+// customer's when their next post arrives under the user id: the post
+// continues it (threaded by topic, proven by the signed username and id),
+// the complaint is keyed by the user id from then on, and the customer's
+// history under the user id finds it.
+func TestForumComplaintUnderTheOldUsernameKeyIsFoundByUserID(t *testing.T) {
+	const secret = "discourse-secret-0123456789"
+	api := forumtest.New(t, "k", "helpdesk")
+	api.AddCategory(forumtest.Category{ID: 7, Slug: "support"})
+	r := start(t, testredis.URL(t), func(c *configs.Config) {
+		c.DiscourseURL, c.DiscourseWebhookSecret = api.URL, secret
+		c.DiscourseCategories = configs.Secrets{"support"}
+		c.DiscourseCategoryRefresh = configs.Duration(10 * 60e9)
+	})
+	// Marloes's first post, queued as forgetmenot queued it before: her
+	// username is her customer id.
+	rdb, err := queue.Connect(r.cfg.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, err := queue.NewKeys(r.cfg.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _, err := queue.NewStore(rdb, keys, 0).Enqueue(context.Background(), router.Message{
+		Channel: router.ChannelForum, SourceID: "post:90100",
+		Customer: router.Customer{ID: "marloes", Name: "Marloes van Dijk"}, Subject: "Order 104-2233 arrived broken",
+		Body: "The jug inside is broken.", ThreadKeys: []string{forum.TopicKey(4711)},
+		Metadata: map[string]string{forum.MetaTopicID: "4711", forum.MetaPostNumber: "1", forum.MetaPostID: "90100"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := r.routed(old, "")["complaint_id"].(string)
+	if c, _ := r.complaint(id); c["customer_key"] != "forum:marloes" {
+		t.Fatalf("the old complaint is keyed %v, want forum:marloes", c["customer_key"])
+	}
+
+	// Her next post in the topic, as Discourse sends it now (user id 233).
+	body, err := os.ReadFile("../../channels/forum/testdata/post_created_reply.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set(forum.EventHeader, "post_created")
+	h.Set(forum.SignatureHeader, forum.Sign(body, secret))
+	code, out := r.do("POST", "/v1/forum/discourse", body, h)
+	if code/100 != 2 {
+		t.Fatalf("post_created: %d %v", code, out)
+	}
+	if got := r.routed(out["message_id"].(string), "")["complaint_id"]; got != id {
+		t.Fatalf("her next post landed on %v, want her complaint %s from before the change of key", got, id)
+	}
+	c, _ := r.complaint(id)
+	if c["customer_key"] != "forum:233" || c["messages"] != float64(2) {
+		t.Errorf("complaint %v: want both posts, keyed by her user id", c)
+	}
+	if list := r.complaintsOf("forum:233"); len(list) != 1 || list[0]["id"] != id {
+		t.Errorf("her complaints by user id: %v, want %s", list, id)
+	}
+	if list := r.complaintsOf("forum:marloes"); len(list) != 0 {
+		t.Errorf("complaints still under her username: %v", list)
 	}
 }

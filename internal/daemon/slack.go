@@ -40,20 +40,17 @@ func buildSlack(d Deps) (*Component, error) {
 		Name: "forgetmenot_slack_errors_total",
 		Help: "Slack failures that no retry fixes, by Slack error code (user_not_found, token_revoked, …).",
 	}, []string{"code"})
-	fallbacks := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "forgetmenot_slack_fallback_total",
-		Help: "Notifications Slack refused that reached their recipient by a fallback route (slack_plain, lead_channel, email).",
-	}, []string{"route"})
-	undelivered := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "forgetmenot_notifications_undelivered_total",
-		Help: "Notifications that reached their recipient by no route at all (Slack, plain DM, lead channel, e-mail): each is in the dead letters. Alert on any increase.",
-	}, []string{"kind"})
 	if d.Metrics != nil {
-		for _, c := range []prometheus.Collector{errorsTotal, fallbacks, undelivered} {
-			if err := d.Metrics.Register(c); err != nil {
-				return nil, fmt.Errorf("slack: registering metrics: %w", err)
-			}
+		if err := d.Metrics.Register(errorsTotal); err != nil {
+			return nil, fmt.Errorf("slack: registering metrics: %w", err)
 		}
+	}
+	// The fallback and undelivered counters are the daemon's (every daemon
+	// exports them, at 0 without Slack).
+	onFallback, onUndelivered := func(string) {}, func(string) {}
+	if d.Counters != nil {
+		onFallback = func(route string) { d.Counters.SlackFallbacks.WithLabelValues(route).Inc() }
+		onUndelivered = func(kind string) { d.Counters.Undelivered.WithLabelValues(kind).Inc() }
 	}
 	var mailer slack.StaffMailer
 	if d.Sender != nil {
@@ -65,8 +62,8 @@ func buildSlack(d Deps) (*Component, error) {
 		Complaints: d.Router, State: d.Store.State("slack"), Log: d.Log,
 		OnPermanentError: func(code string) { errorsTotal.WithLabelValues(code).Inc() },
 		Mailer:           mailer, LinkBase: cfg.PublicURL,
-		OnFallback:    func(route string) { fallbacks.WithLabelValues(route).Inc() },
-		OnUndelivered: func(kind string) { undelivered.WithLabelValues(kind).Inc() },
+		OnFallback:    onFallback,
+		OnUndelivered: onUndelivered,
 	})
 	if err != nil {
 		return nil, err

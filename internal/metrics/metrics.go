@@ -39,6 +39,13 @@ type Metrics struct {
 	// ConsumersRemoved counts consumers of gone replicas removed from a
 	// stream's consumer group.
 	ConsumersRemoved *prometheus.CounterVec
+	// SlackFallbacks counts notifications Slack refused that reached their
+	// recipient by a fallback route, per route; Undelivered those that
+	// reached them by no route, per kind. The Slack component counts them;
+	// every daemon exports them (0 without Slack), so one dashboard and one
+	// set of alerts fit every deployment.
+	SlackFallbacks *prometheus.CounterVec
+	Undelivered    *prometheus.CounterVec
 }
 
 // New registers every metric on a fresh registry, plus a collector that reads
@@ -99,9 +106,17 @@ func New(stats func(context.Context) (queue.Stats, error)) *Metrics {
 	m.ConsumersRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "forgetmenot_consumers_removed_total", Help: "Consumers of replicas that are gone (idle, nothing pending) removed from a stream's consumer group, per stream.",
 	}, []string{"stream"})
+	m.SlackFallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_slack_fallback_total",
+		Help: "Notifications Slack refused that reached their recipient by a fallback route (slack_plain, lead_channel, email).",
+	}, []string{"route"})
+	m.Undelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "forgetmenot_notifications_undelivered_total",
+		Help: "Notifications that reached their recipient by no route at all (Slack, plain DM, lead channel, e-mail): each is in the dead letters. Alert on any increase.",
+	}, []string{"kind"})
 	reg.MustRegister(m.Ingested, m.Duplicates, m.Routed, m.Opened, m.Reopened, m.Closed, m.Reassigned,
 		m.OverCapacity, m.RoutingLatency, m.Notifications, m.CustomerMessages, m.DeadLettered,
-		m.Breaches, m.Reloads, m.ReloadOK, m.ConsumersRemoved,
+		m.Breaches, m.Reloads, m.ReloadOK, m.ConsumersRemoved, m.SlackFallbacks, m.Undelivered,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		// go_build_info{path,version,checksum}: which build each replica runs.
 		collectors.NewBuildInfoCollector(),
@@ -122,6 +137,7 @@ var (
 		router.NotifyAssigned, router.NotifyMessage, router.NotifyReopened, router.NotifyReassigned,
 		router.NotifyClosed, router.NotifyAcknowledged, router.NotifyReplied, router.NotifyPromised,
 		router.NotifyReminder, router.NotifyEscalation, router.NotifyDeliveryFailed, router.NotifyComplaintRate,
+		router.NotifyMerged, router.NotifyDigest, router.NotifyErased,
 	}
 	customerKinds = []router.CustomerMessageKind{
 		router.ToCustomerAcknowledgement, router.ToCustomerReply, router.ToCustomerPromise, router.ToCustomerCSAT,
@@ -135,8 +151,10 @@ var (
 
 // Prepare creates every labelled series with 0: ingest and duplicates for
 // each channel that takes complaints in, customer messages for each channel
-// that writes to customers, and every stream, kind, outcome and result.
-func (m *Metrics) Prepare(intake, senders []router.Channel) {
+// that writes to customers, Slack's fallback routes (fallbackRoutes, the
+// routes the Slack channel tries), and every stream, kind, outcome and
+// result.
+func (m *Metrics) Prepare(intake, senders []router.Channel, fallbackRoutes []string) {
 	for _, ch := range intake {
 		m.Ingested.WithLabelValues(string(ch))
 		m.Duplicates.WithLabelValues(string(ch))
@@ -152,6 +170,10 @@ func (m *Metrics) Prepare(intake, senders []router.Channel) {
 		for _, r := range notificationResults {
 			m.Notifications.WithLabelValues(string(k), r)
 		}
+		m.Undelivered.WithLabelValues(string(k))
+	}
+	for _, r := range fallbackRoutes {
+		m.SlackFallbacks.WithLabelValues(r)
 	}
 	for _, o := range outcomes {
 		m.Routed.WithLabelValues(string(o))

@@ -276,11 +276,20 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 			}
 		case stepErase:
 			p := j.Tokens.personal(j.Complaints)
+			var todo []string
 			for _, id := range j.Complaints {
-				if slices.Contains(j.Done, id) {
-					continue
+				if !slices.Contains(j.Done, id) {
+					todo = append(todo, id)
 				}
-				dedup, err := s.eraseComplaint(ctx, id, p, j.Identities, erasure{pseudonym: j.Pseudonym, actor: j.Actor, reason: j.Reason, id: j.ID})
+			}
+			// One scan of the indexes for all the complaints left, not one
+			// per complaint (a resume reads them again for those left).
+			idx, err := s.readIndexes(ctx, todo)
+			if err != nil {
+				return EraseResult{}, err
+			}
+			for _, id := range todo {
+				dedup, err := s.eraseComplaint(ctx, id, p, j.Identities, erasure{pseudonym: j.Pseudonym, actor: j.Actor, reason: j.Reason, id: j.ID}, idx)
 				if errors.Is(err, errAlreadyErased) {
 					err = nil
 				}
@@ -378,10 +387,74 @@ const maxEraseAttempts = 10
 // an attempt before a crash).
 var errAlreadyErased = errors.New("erased already")
 
+// indexes is what the thread index and the once-keys held for complaints,
+// read in one scan for all of them, with each complaint's version read
+// before that scan.
+type indexes struct {
+	threads, once map[string][]string
+	version       map[string]int64
+}
+
+// readIndexes reads the complaints' versions, then the index fields that
+// point at them. A complaint still at the version read holds no index field
+// the scan missed, as when its fields are read after the complaint itself.
+func (s *Service) readIndexes(ctx context.Context, ids []string) (*indexes, error) {
+	idx := &indexes{version: make(map[string]int64, len(ids))}
+	if len(ids) == 0 {
+		return idx, nil
+	}
+	for _, id := range ids {
+		c, err := s.store.Complaint(ctx, id)
+		if errors.Is(err, router.ErrNotFound) {
+			continue // eraseComplaint finds it gone
+		}
+		if err != nil {
+			return nil, err
+		}
+		idx.version[id] = c.Version
+	}
+	return s.scanIndexes(ctx, idx.version)
+}
+
+// scanIndexes reads, in one scan, the index fields pointing at the
+// complaints whose versions (read before) are given.
+func (s *Service) scanIndexes(ctx context.Context, version map[string]int64) (*indexes, error) {
+	idx := &indexes{version: version}
+	if len(version) == 0 {
+		return idx, nil
+	}
+	ids := make([]string, 0, len(version))
+	for id := range version {
+		ids = append(ids, id)
+	}
+	var err error
+	if idx.threads, idx.once, err = s.store.IndexedFields(ctx, ids); err != nil {
+		return nil, err
+	}
+	return idx, nil
+}
+
+// fieldsOf returns the index fields of c: from idx when c is still at the
+// version read before idx's scan, else (c changed since, or no idx) from a
+// scan for c alone.
+func (s *Service) fieldsOf(ctx context.Context, id string, c router.Complaint, idx *indexes) (threads, once []string, err error) {
+	if idx != nil {
+		if v, ok := idx.version[id]; ok && v == c.Version {
+			return idx.threads[id], idx.once[id], nil
+		}
+	}
+	th, on, err := s.store.IndexedFields(ctx, []string{id})
+	if err != nil {
+		return nil, nil, err
+	}
+	return th[id], on[id], nil
+}
+
 // eraseComplaint pseudonymises one complaint in one atomic step (retried
 // while it changes under it). It returns the dedup keys of its messages, or
-// errAlreadyErased.
-func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.PersonalData, identities []string, e erasure) ([][2]string, error) {
+// errAlreadyErased. idx, if not nil, holds the complaint's index fields as
+// read for a batch.
+func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.PersonalData, identities []string, e erasure, idx *indexes) ([][2]string, error) {
 	for attempt := 1; ; attempt++ {
 		erased, err := s.store.WhichErased(ctx, []string{id})
 		if err != nil {
@@ -401,7 +474,7 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 		if err != nil {
 			return nil, err
 		}
-		threads, once, err := s.store.IndexedFields(ctx, []string{id})
+		threads, once, err := s.fieldsOf(ctx, id, c, idx)
 		if err != nil {
 			return nil, err
 		}
@@ -411,8 +484,8 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 		own := mine.personal(nil)
 		now := s.clock().UTC()
 		ps := pseudonymise(c, tl, own, e, now)
-		ps.ThreadKeys = threads[id]
-		for _, f := range once[id] {
+		ps.ThreadKeys = threads
+		for _, f := range once {
 			if own.Identifies(f) {
 				ps.OnceKeys = append(ps.OnceKeys, f)
 			}

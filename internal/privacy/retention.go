@@ -40,37 +40,55 @@ func (s *Service) EraseExpired(ctx context.Context, olderThan time.Duration, bat
 		if err != nil {
 			return n, err
 		}
-		for _, id := range ids {
-			if erased[id] {
-				continue
+		// The page's expired complaints, as many as the batch has room
+		// for, then one scan of the indexes for all of them; again from
+		// where that stopped while another replica's work left room.
+		for next := 0; next < len(ids) && n < batch; {
+			var expired []router.Complaint
+			var expiredIDs []string
+			version := map[string]int64{}
+			for ; next < len(ids) && n+len(expired) < batch; next++ {
+				id := ids[next]
+				if erased[id] {
+					continue
+				}
+				c, err := s.store.Complaint(ctx, id)
+				if err != nil {
+					return n, err
+				}
+				if c.Status != router.StatusClosed || c.ClosedAt.IsZero() || !c.ClosedAt.Before(cutoff) {
+					continue
+				}
+				expired, expiredIDs = append(expired, c), append(expiredIDs, id)
+				version[id] = c.Version
 			}
-			c, err := s.store.Complaint(ctx, id)
+			idx, err := s.scanIndexes(ctx, version)
 			if err != nil {
-				return n, err
+				return n, fmt.Errorf("retention: reading the indexes: %w", err)
 			}
-			if c.Status != router.StatusClosed || c.ClosedAt.IsZero() || !c.ClosedAt.Before(cutoff) {
-				continue
+			for i, c := range expired {
+				id := expiredIDs[i]
+				pseudonym := newPseudonym()
+				e := erasure{pseudonym: pseudonym, actor: ActorRetention, id: "retention",
+					reason: "closed more than " + FormatRetention(olderThan) + " ago (FORGETMENOT_RETENTION)",
+					audit: map[string]string{"kind": "retention", "complaint": id, "pseudonym": pseudonym, "actor": ActorRetention,
+						"closed_at": c.ClosedAt.UTC().Format(time.RFC3339), "finished": now.Format(time.RFC3339), "complaints": "1", "ids": id,
+						"retention": FormatRetention(olderThan)}}
+				dedup, err := s.eraseComplaint(ctx, id, queue.NewPersonalData(nil, nil, []string{id}), nil, e, idx)
+				if errors.Is(err, errAlreadyErased) {
+					continue // another replica was quicker
+				}
+				if err != nil {
+					return n, fmt.Errorf("retention: erasing %s: %w", id, err)
+				}
+				if err := s.store.DeleteDedup(ctx, dedup); err != nil {
+					return n, fmt.Errorf("retention: dedup keys of %s: %w", id, err)
+				}
+				n++
 			}
-			pseudonym := newPseudonym()
-			e := erasure{pseudonym: pseudonym, actor: ActorRetention, id: "retention",
-				reason: "closed more than " + FormatRetention(olderThan) + " ago (FORGETMENOT_RETENTION)",
-				audit: map[string]string{"kind": "retention", "complaint": id, "pseudonym": pseudonym, "actor": ActorRetention,
-					"closed_at": c.ClosedAt.UTC().Format(time.RFC3339), "finished": now.Format(time.RFC3339), "complaints": "1", "ids": id,
-					"retention": FormatRetention(olderThan)}}
-			dedup, err := s.eraseComplaint(ctx, id, queue.NewPersonalData(nil, nil, []string{id}), nil, e)
-			if errors.Is(err, errAlreadyErased) {
-				continue // another replica was quicker
-			}
-			if err != nil {
-				return n, fmt.Errorf("retention: erasing %s: %w", id, err)
-			}
-			if err := s.store.DeleteDedup(ctx, dedup); err != nil {
-				return n, fmt.Errorf("retention: dedup keys of %s: %w", id, err)
-			}
-			n++
-			if n >= batch {
-				return n, nil
-			}
+		}
+		if n >= batch {
+			return n, nil
 		}
 		if len(ids) < retentionPage {
 			return n, nil
