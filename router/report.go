@@ -254,10 +254,10 @@ func FiguresOf(open []Complaint, owners []string, now time.Time) OpenFigures {
 }
 
 // CreatedPager is an AccountabilityStore that hands the complaints created
-// in [since, until) over a page at a time, so a report over many never
-// holds them all.
+// in [since, until) over a page at a time, oldest first, so a report over
+// many never holds them all; it hands only what the report reads.
 type CreatedPager interface {
-	EachCreated(ctx context.Context, since, until time.Time, page func([]Complaint) error) error
+	EachCreated(ctx context.Context, since, until time.Time, page func([]ReportView) error) error
 }
 
 // ReportInput is what BuildReport works from.
@@ -294,7 +294,7 @@ type tally struct {
 
 func newTally() *tally { return &tally{channels: map[string]int{}, causes: map[string]int{}} }
 
-func (t *tally) add(c Complaint, cal *Calendar) {
+func (t *tally) add(c ReportView, cal *Calendar) {
 	t.n++
 	t.channels[string(c.Channel)]++
 	if !c.FirstResponseAt.IsZero() {
@@ -312,7 +312,7 @@ func (t *tally) add(c Complaint, cal *Calendar) {
 	}
 }
 
-func (p *PromiseStats) add(c Complaint) {
+func (p *PromiseStats) add(c ReportView) {
 	p.Made += c.Promises
 	p.Kept += c.PromisesKept
 	p.Broken += c.PromisesBroken
@@ -336,7 +336,7 @@ func (t *tally) reopenPercent() float64 {
 // against a hand-computed fixture.
 func BuildReport(in ReportInput) Report {
 	b := newReportBuilder(in)
-	b.add(in.Complaints)
+	b.add(reportViews(in.Complaints))
 	return b.report()
 }
 
@@ -393,7 +393,7 @@ func (b *reportBuilder) calendar(owner string) *Calendar {
 }
 
 // add counts complaints opened in the report's period.
-func (b *reportBuilder) add(cs []Complaint) {
+func (b *reportBuilder) add(cs []ReportView) {
 	rep := &b.rep
 	for _, c := range cs {
 		rep.Complaints++
@@ -613,7 +613,7 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		Open: open, Owners: owners, Rates: rates,
 		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold})
 	if p, ok := r.acct.(CreatedPager); ok {
-		if err := p.EachCreated(ctx, since, until, func(cs []Complaint) error { b.add(cs); return nil }); err != nil {
+		if err := p.EachCreated(ctx, since, until, func(cs []ReportView) error { b.add(cs); return nil }); err != nil {
 			return Report{}, fmt.Errorf("reading complaints: %w", err)
 		}
 	} else {
@@ -621,7 +621,7 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		if err != nil {
 			return Report{}, fmt.Errorf("reading complaints: %w", err)
 		}
-		b.add(cs)
+		b.add(reportViews(cs))
 	}
 	return b.report(), nil
 }
