@@ -279,8 +279,8 @@ func decodeReportViews(ids []string, data []*redis.StringCmd) ([]router.ReportVi
 		if err != nil {
 			return nil, fmt.Errorf("reading complaint %s: %w", ids[i], err)
 		}
-		var v router.ReportView
-		if err := json.Unmarshal([]byte(raw), &v); err != nil {
+		v, err := decodeReportView(raw)
+		if err != nil {
 			return nil, fmt.Errorf("decoding stored complaint %s: %w", ids[i], err)
 		}
 		out = append(out, v)
