@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -269,7 +270,7 @@ func isHex(c byte) bool {
 }
 
 // isPlain reports whether a string literal is printable ASCII without
-// escapes: its content is then exactly the string encoding/json decodes.
+// escapes, as the keys json.Marshal writes for a complaint are.
 func isPlain(literal string) bool {
 	for _, c := range []byte(literal[1 : len(literal)-1]) {
 		if c < 0x20 || c >= 0x7f || c == '\\' {
@@ -331,11 +332,13 @@ func hasUpper(key string) bool {
 	return false
 }
 
-// setString copies the string out of the stored complaint, so what the
-// report keeps (ids and notes) does not hold on to the whole of it.
+// setString takes a string without escapes as it is (encoding/json changes
+// only escapes and invalid UTF-8), and leaves others to encoding/json. It
+// copies the string out of the stored complaint, so what the report keeps
+// (ids and notes) does not hold on to the whole of it.
 func setString(dst *string, raw string) bool {
-	if raw[0] != '"' || !isPlain(raw) {
-		return false
+	if raw[0] != '"' || strings.IndexByte(raw, '\\') >= 0 || !utf8.ValidString(raw) {
+		return json.Unmarshal([]byte(raw), dst) == nil
 	}
 	*dst = strings.Clone(raw[1 : len(raw)-1])
 	return true
