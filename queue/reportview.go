@@ -170,36 +170,56 @@ func (s *reportViewScanner) composite(depth int) bool {
 	}
 }
 
-// inString are the bytes a string holds as they are: not its end, an
-// escape or a control character.
-var inString = func() (t [256]bool) {
-	for c := 0x20; c < 256; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// str skips a string: no control characters, only JSON's escapes.
+// str skips a string: no control characters, only JSON's escapes. The
+// stored complaints are mostly strings, so it jumps from quote to quote.
 func (s *reportViewScanner) str() bool {
 	if !s.take('"') {
 		return false
 	}
 	for {
-		for s.i < len(s.b) && inString[s.b[s.i]] {
-			s.i++
-		}
-		if s.i >= len(s.b) {
+		rest := s.b[s.i:]
+		end := strings.IndexByte(rest, '"')
+		if end < 0 {
 			return false
 		}
-		c := s.b[s.i]
-		s.i++
-		switch {
-		case c == '"':
+		// A backslash before the quote may escape it.
+		if esc := strings.IndexByte(rest[:end], '\\'); esc >= 0 {
+			if hasControl(rest[:esc]) {
+				return false
+			}
+			s.i += esc + 1
+			if !s.escape() {
+				return false
+			}
+			continue
+		}
+		if hasControl(rest[:end]) {
+			return false
+		}
+		s.i += end + 1
+		return true
+	}
+}
+
+// hasControl reports whether s has a byte below 0x20, eight at a time.
+func hasControl(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte below 0x20 borrows into its high bit when 0x20 is
+		// subtracted; bytes with the high bit set (UTF-8) are masked out.
+		if (x-0x20*ones)&^x&highs != 0 {
 			return true
-		case c != '\\' || !s.escape():
-			return false
 		}
 	}
+	for ; i < len(s); i++ {
+		if s[i] < 0x20 {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *reportViewScanner) escape() bool {

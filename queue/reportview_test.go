@@ -82,3 +82,24 @@ func TestDecodeReportViewTakesTheFastPath(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecodeReportView decodes a complaint as routing stores it.
+func BenchmarkDecodeReportView(b *testing.B) {
+	at := time.Date(2026, 12, 2, 3, 21, 36, 129982772, time.UTC)
+	c := router.Complaint{ID: "C-1004", Status: router.StatusOpen, Owner: "anna", Team: "support-en", Channel: router.ChannelWebhook,
+		Subject: "Order 1", Language: "en", Customer: router.Customer{Name: "Seeded Customer", Email: "seed-1@example.com"},
+		CustomerKey: "email:seed-1@example.com", RoutingReason: "no rule matched; default team → team support-en → least loaded: anna (0/25 open)",
+		CreatedAt: at, UpdatedAt: at, LastMessageAt: at, Messages: 1, RespondBy: at.Add(9 * time.Hour), ResolveBy: at.Add(170 * time.Hour),
+		Timers:  []router.Timer{{Kind: "respond_reminder", Due: at}, {Kind: "respond_breach", Due: at}, {Kind: "resolve_reminder", Due: at}, {Kind: "resolve_breach", Due: at}},
+		Version: 1}
+	doc, err := json.Marshal(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if _, err := decodeReportView(string(doc)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -294,14 +294,32 @@ type tally struct {
 
 func newTally() *tally { return &tally{channels: map[string]int{}, causes: map[string]int{}} }
 
-func (t *tally) add(c ReportView, cal *Calendar) {
+// durations are a complaint's working time to its first response and to
+// its close, in seconds, when it has them: worked out once for the period's
+// tally and its week's.
+type durations struct {
+	first, resolve float64
+}
+
+func durationsOf(c ReportView, cal *Calendar) durations {
+	var d durations
+	if !c.FirstResponseAt.IsZero() {
+		d.first = cal.Between(c.CreatedAt, c.FirstResponseAt).Seconds()
+	}
+	if c.Status == StatusClosed {
+		d.resolve = cal.Between(c.CreatedAt, c.ClosedAt).Seconds()
+	}
+	return d
+}
+
+func (t *tally) add(c ReportView, d durations) {
 	t.n++
 	t.channels[string(c.Channel)]++
 	if !c.FirstResponseAt.IsZero() {
-		t.first = append(t.first, cal.Between(c.CreatedAt, c.FirstResponseAt).Seconds())
+		t.first = append(t.first, d.first)
 	}
 	if c.Status == StatusClosed {
-		t.resolve = append(t.resolve, cal.Between(c.CreatedAt, c.ClosedAt).Seconds())
+		t.resolve = append(t.resolve, d.resolve)
 		if c.Category != "" {
 			t.causes[c.Category]++
 		}
@@ -355,6 +373,11 @@ type reportBuilder struct {
 	ownerPromises                map[string]*PromiseStats
 	prevention                   map[string][]PreventionNote
 	csatSum, satisfied           int
+	// lastDay and lastWeek are the creation date (in loc) of the complaint
+	// added last and its ISO week: complaints come oldest first, so the
+	// next one is mostly of the same day.
+	lastDay  [3]int
+	lastWeek string
 }
 
 func newReportBuilder(in ReportInput) *reportBuilder {
@@ -397,12 +420,12 @@ func (b *reportBuilder) add(cs []ReportView) {
 	rep := &b.rep
 	for _, c := range cs {
 		rep.Complaints++
-		cal := b.calendar(c.Owner)
-		b.all.add(c, cal)
-		week := ISOWeek(c.CreatedAt.In(b.loc))
+		d := durationsOf(c, b.calendar(c.Owner))
+		b.all.add(c, d)
+		week := b.week(c.CreatedAt)
 		b.byWeek[week]++
 		if i, ok := b.weekIndex[week]; ok {
-			b.weekTallies[i].add(c, cal)
+			b.weekTallies[i].add(c, d)
 		}
 		cat := c.Category
 		if cat == "" {
@@ -428,6 +451,16 @@ func (b *reportBuilder) add(cs []ReportView) {
 			}
 		}
 	}
+}
+
+// week names the ISO week of t in the report's zone.
+func (b *reportBuilder) week(t time.Time) string {
+	local := t.In(b.loc)
+	y, m, d := local.Date()
+	if day := [3]int{y, int(m), d}; day != b.lastDay || b.lastWeek == "" {
+		b.lastDay, b.lastWeek = day, ISOWeek(local)
+	}
+	return b.lastWeek
 }
 
 // report completes the report with the figures beyond its complaints.
