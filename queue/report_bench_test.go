@@ -33,7 +33,7 @@ var (
 // closed three days after it opened, every eighth with a prevention note, so
 // the report measures resolution times too:
 //
-//	go test ./queue -run '^$' -bench Report -benchtime 3x -report.n 100000 -report.keep bench100k
+//	go test ./queue -run '^$' -bench '^BenchmarkReport$' -benchtime 3x -report.n 100000 -report.keep bench100k
 func BenchmarkReport(b *testing.B) {
 	if testing.Short() {
 		b.Skip("seeds many complaints")
