@@ -13,10 +13,11 @@ import (
 // decodeReportView decodes the fields of a stored complaint the report
 // reads. A 28-day report decodes every complaint of the period, and
 // encoding/json spent most of the report's time on the fields it does not
-// read; reportViewScanner picks out the few it does instead. It takes only
-// what json.Marshal writes (plain strings and integers, RFC 3339 times,
-// exact field names) and hands anything else to encoding/json, so the
-// result, and the error for a damaged complaint, are encoding/json's.
+// read; reportViewScanner picks out the few it does instead. It takes what
+// json.Marshal writes for a complaint (lower-case names, integers, RFC 3339
+// times; a string with escapes goes to encoding/json on its own) and hands
+// any other document to encoding/json whole, so the result, and the error
+// for a damaged complaint, are encoding/json's.
 func decodeReportView(data string) (router.ReportView, error) {
 	var v router.ReportView
 	if (&reportViewScanner{b: data}).scan(&v) {
@@ -42,6 +43,7 @@ type reportViewScanner struct {
 // to encoding/json.
 const maxScanDepth = 32
 
+// scan reads the whole document, an object, into v.
 func (s *reportViewScanner) scan(v *router.ReportView) bool {
 	s.space()
 	if !s.take('{') {
