@@ -20,7 +20,7 @@ import (
 )
 
 var (
-	reportN = flag.Int("report.n", 20000, "complaints BenchmarkReport seeds")
+	reportN = flag.Int("report.n", 10000, "complaints BenchmarkReport seeds")
 	// Seeding 100,000 complaints takes longer than the report: keep them
 	// in a named namespace and the next run measures again without seeding.
 	reportKeep = flag.String("report.keep", "", "namespace BenchmarkReport seeds once and keeps (empty: a fresh one, deleted after)")
