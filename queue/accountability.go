@@ -262,7 +262,7 @@ func (s *Store) complaintData(ctx context.Context, ids []string) ([]*redis.Strin
 		cmds[i] = pipe.HGet(ctx, s.keys.Complaint(id), "data")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return nil, fmt.Errorf("reading complaints: %w", err)
+		return nil, fmt.Errorf("reading the complaints' data: %w", err)
 	}
 	return cmds, nil
 }
