@@ -254,10 +254,10 @@ func FiguresOf(open []Complaint, owners []string, now time.Time) OpenFigures {
 }
 
 // CreatedPager is an AccountabilityStore that hands the complaints created
-// in [since, until) over a page at a time, so a report over many never
-// holds them all.
+// in [since, until) over a page at a time, oldest first, so a report over
+// many never holds them all; it hands only what the report reads.
 type CreatedPager interface {
-	EachCreated(ctx context.Context, since, until time.Time, page func([]Complaint) error) error
+	EachCreated(ctx context.Context, since, until time.Time, page func([]ReportView) error) error
 }
 
 // ReportInput is what BuildReport works from.
@@ -294,14 +294,32 @@ type tally struct {
 
 func newTally() *tally { return &tally{channels: map[string]int{}, causes: map[string]int{}} }
 
-func (t *tally) add(c Complaint, cal *Calendar) {
+// durations are a complaint's working time to its first response and to
+// its close, in seconds, when it has them: worked out once for the period's
+// tally and its week's.
+type durations struct {
+	first, resolve float64
+}
+
+func durationsOf(c ReportView, cal *Calendar) durations {
+	var d durations
+	if !c.FirstResponseAt.IsZero() {
+		d.first = cal.Between(c.CreatedAt, c.FirstResponseAt).Seconds()
+	}
+	if c.Status == StatusClosed {
+		d.resolve = cal.Between(c.CreatedAt, c.ClosedAt).Seconds()
+	}
+	return d
+}
+
+func (t *tally) add(c ReportView, d durations) {
 	t.n++
 	t.channels[string(c.Channel)]++
 	if !c.FirstResponseAt.IsZero() {
-		t.first = append(t.first, cal.Between(c.CreatedAt, c.FirstResponseAt).Seconds())
+		t.first = append(t.first, d.first)
 	}
 	if c.Status == StatusClosed {
-		t.resolve = append(t.resolve, cal.Between(c.CreatedAt, c.ClosedAt).Seconds())
+		t.resolve = append(t.resolve, d.resolve)
 		if c.Category != "" {
 			t.causes[c.Category]++
 		}
@@ -312,7 +330,7 @@ func (t *tally) add(c Complaint, cal *Calendar) {
 	}
 }
 
-func (p *PromiseStats) add(c Complaint) {
+func (p *PromiseStats) add(c ReportView) {
 	p.Made += c.Promises
 	p.Kept += c.PromisesKept
 	p.Broken += c.PromisesBroken
@@ -336,7 +354,7 @@ func (t *tally) reopenPercent() float64 {
 // against a hand-computed fixture.
 func BuildReport(in ReportInput) Report {
 	b := newReportBuilder(in)
-	b.add(in.Complaints)
+	b.add(reportViews(in.Complaints))
 	return b.report()
 }
 
@@ -355,6 +373,11 @@ type reportBuilder struct {
 	ownerPromises                map[string]*PromiseStats
 	prevention                   map[string][]PreventionNote
 	csatSum, satisfied           int
+	// lastDay and lastWeek are the creation date (in loc) of the complaint
+	// added last and its ISO week: complaints come oldest first, so the
+	// next one is mostly of the same day.
+	lastDay  [3]int
+	lastWeek string
 }
 
 func newReportBuilder(in ReportInput) *reportBuilder {
@@ -393,16 +416,16 @@ func (b *reportBuilder) calendar(owner string) *Calendar {
 }
 
 // add counts complaints opened in the report's period.
-func (b *reportBuilder) add(cs []Complaint) {
+func (b *reportBuilder) add(cs []ReportView) {
 	rep := &b.rep
 	for _, c := range cs {
 		rep.Complaints++
-		cal := b.calendar(c.Owner)
-		b.all.add(c, cal)
-		week := ISOWeek(c.CreatedAt.In(b.loc))
+		d := durationsOf(c, b.calendar(c.Owner))
+		b.all.add(c, d)
+		week := b.week(c.CreatedAt)
 		b.byWeek[week]++
 		if i, ok := b.weekIndex[week]; ok {
-			b.weekTallies[i].add(c, cal)
+			b.weekTallies[i].add(c, d)
 		}
 		cat := c.Category
 		if cat == "" {
@@ -428,6 +451,16 @@ func (b *reportBuilder) add(cs []Complaint) {
 			}
 		}
 	}
+}
+
+// week names the ISO week of t in the report's zone.
+func (b *reportBuilder) week(t time.Time) string {
+	local := t.In(b.loc)
+	y, m, d := local.Date()
+	if day := [3]int{y, int(m), d}; day != b.lastDay || b.lastWeek == "" {
+		b.lastDay, b.lastWeek = day, ISOWeek(local)
+	}
+	return b.lastWeek
 }
 
 // report completes the report with the figures beyond its complaints.
@@ -613,7 +646,7 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		Open: open, Owners: owners, Rates: rates,
 		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold})
 	if p, ok := r.acct.(CreatedPager); ok {
-		if err := p.EachCreated(ctx, since, until, func(cs []Complaint) error { b.add(cs); return nil }); err != nil {
+		if err := p.EachCreated(ctx, since, until, func(cs []ReportView) error { b.add(cs); return nil }); err != nil {
 			return Report{}, fmt.Errorf("reading complaints: %w", err)
 		}
 	} else {
@@ -621,7 +654,7 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		if err != nil {
 			return Report{}, fmt.Errorf("reading complaints: %w", err)
 		}
-		b.add(cs)
+		b.add(reportViews(cs))
 	}
 	return b.report(), nil
 }
