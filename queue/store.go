@@ -102,7 +102,7 @@ func (s *Store) Complaint(ctx context.Context, id string) (router.Complaint, err
 
 func decodeComplaint(data string) (router.Complaint, error) {
 	var c router.Complaint
-	if err := json.Unmarshal([]byte(data), &c); err != nil {
+	if err := decodeJSON([]byte(data), &c); err != nil {
 		return router.Complaint{}, fmt.Errorf("decoding stored complaint: %w", err)
 	}
 	return c, nil
@@ -117,7 +117,7 @@ func (s *Store) Timeline(ctx context.Context, id string) ([]router.Entry, error)
 	out := make([]router.Entry, 0, len(raw))
 	for i, r := range raw {
 		var e router.Entry
-		if err := json.Unmarshal([]byte(r), &e); err != nil {
+		if err := decodeJSON([]byte(r), &e); err != nil {
 			return nil, fmt.Errorf("decoding timeline entry %d of %s: %w", i, id, err)
 		}
 		out = append(out, e)

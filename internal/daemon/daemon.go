@@ -325,8 +325,8 @@ func (d *Daemon) close() {
 
 // route is the inbound stream's handler: one message onto one complaint.
 func (d *Daemon) route(ctx context.Context, del *queue.Delivery) error {
-	var msg router.Message
-	if err := json.Unmarshal(del.Data, &msg); err != nil {
+	msg, err := queue.DecodeMessage(del.Data)
+	if err != nil {
 		return router.Permanent(fmt.Errorf("inbound entry %s is not a message: %w", del.ID, err))
 	}
 	out, err := d.router.Route(ctx, msg, del)
@@ -353,8 +353,8 @@ func (d *Daemon) route(ctx context.Context, del *queue.Delivery) error {
 
 // deliver is the outbox's handler.
 func (d *Daemon) deliver(ctx context.Context, del *queue.Delivery) error {
-	var out router.Outgoing
-	if err := json.Unmarshal(del.Data, &out); err != nil {
+	out, err := queue.DecodeOutgoing(del.Data)
+	if err != nil {
 		return router.Permanent(fmt.Errorf("outbox entry %s is not decodable: %w", del.ID, err))
 	}
 	if out.Customer != nil {
@@ -366,7 +366,7 @@ func (d *Daemon) deliver(ctx context.Context, del *queue.Delivery) error {
 	if out.Notification == nil {
 		return router.Permanent(fmt.Errorf("outbox entry %s has nothing to deliver", del.ID))
 	}
-	err := d.notifier.Notify(ctx, *out.Notification)
+	err = d.notifier.Notify(ctx, *out.Notification)
 	result := "sent"
 	if err != nil {
 		result = "retry"

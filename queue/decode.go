@@ -1,0 +1,37 @@
+package queue
+
+import (
+	"fmt"
+
+	gojson "github.com/goccy/go-json"
+
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// What forgetmenot itself wrote with encoding/json (stream entries, stored
+// complaints and timelines) is read back with go-json: every message is
+// decoded on its way to the router and every notification on its way to
+// staff, and go-json, made for this, decodes the same documents into the
+// same values several times faster. TestDecodersAgreeWithEncodingJSON and
+// its fuzz target hold it to encoding/json. Input from outside (webhooks,
+// the API) is still read by encoding/json where it is checked.
+func decodeJSON(data []byte, v any) error { return gojson.Unmarshal(data, v) }
+
+// DecodeMessage reads an inbound stream entry's message.
+func DecodeMessage(data []byte) (router.Message, error) {
+	var m router.Message
+	if err := decodeJSON(data, &m); err != nil {
+		return router.Message{}, fmt.Errorf("decoding inbound message: %w", err)
+	}
+	return m, nil
+}
+
+// DecodeOutgoing reads an outbox entry: a notification for staff or a
+// message for a customer.
+func DecodeOutgoing(data []byte) (router.Outgoing, error) {
+	var out router.Outgoing
+	if err := decodeJSON(data, &out); err != nil {
+		return router.Outgoing{}, fmt.Errorf("decoding outbox entry: %w", err)
+	}
+	return out, nil
+}

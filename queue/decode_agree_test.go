@@ -1,0 +1,78 @@
+package queue
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/forgetmenot/forgetmenot/router"
+)
+
+// agreeDocs are documents as forgetmenot writes them (every field set, odd
+// text, zones, nil and empty parts) and damaged ones: decodeJSON must read
+// each into what encoding/json reads, and refuse what it refuses.
+func agreeDocs(t testing.TB) []string {
+	at := time.Date(2026, 11, 30, 9, 15, 0, 123456789, time.FixedZone("CET", 3600))
+	odd := "Zoë <b>&</b> \"quoted\" \\ \u2028 \x00 ✓\n\ttabs"
+	msg := router.Message{ID: "M-01", Channel: router.ChannelEmail, SourceID: "<a@b>", Customer: router.Customer{Name: odd, Email: "z@example.com"},
+		Subject: odd, Body: odd + strings.Repeat(" body", 80), Language: "nl", ThreadKeys: []string{"email:<a@b>", "ref:C-1"},
+		ComplaintID: "C-1", DefaultTeam: "support", Metadata: map[string]string{"order": "42", "shop": odd}, NoAutoReply: "list",
+		Unreachable: "no address", Notes: []string{"n1", odd}, ReceivedAt: at}
+	c := router.Complaint{ID: "C-1042", Status: router.StatusClosed, Owner: "anna", Team: "support-nl", Channel: router.ChannelEmail,
+		Subject: odd, Customer: msg.Customer, CustomerKey: "email:z@example.com", RoutingReason: "rule → team", CreatedAt: at, UpdatedAt: at,
+		LastMessageAt: at, ClosedAt: at.Add(50 * time.Hour), Category: "late", Prevention: odd, Reopens: 2, FirstResponseAt: at,
+		PromisedBy: at, Breaches: []string{"response"}, Promises: 3, PromisesKept: 1, PromisesBroken: 2, CSAT: 4, CSATAt: at,
+		Timers: []router.Timer{{Kind: "respond_breach", Due: at}}, Version: 7}
+	ev := router.Event{Type: router.EventAssigned, Actor: "router", Owner: "anna", Reason: odd, Details: map[string]string{"load": "0", "x": odd}}
+	var docs []string
+	add := func(v any) {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(b))
+	}
+	n := router.Notification{ID: "C-1042:v7:assigned:anna", Kind: router.NotifyAssigned, Recipient: "anna", At: at, Complaint: c, Event: &ev, Message: &msg}
+	cm := router.CustomerMessage{ID: "C-1042:ack", Kind: router.ToCustomerAcknowledgement, At: at, Complaint: c, OwnerName: "Anna", Body: odd, InReplyTo: &msg, References: []string{"a", "b"}}
+	for _, v := range []any{msg, router.Message{}, c, router.Complaint{}, router.Entry{At: at, Message: &msg}, router.Entry{At: at, Event: &ev},
+		router.Outgoing{Notification: &n}, router.Outgoing{Customer: &cm}, router.Outgoing{}} {
+		add(v)
+	}
+	return append(docs, ``, `null`, `[]`, `{"id":1}`, `{"received_at":"yesterday"}`, `{"metadata":{"a":1}}`, `{"body":"a\qb"}`,
+		`{"notification":{"complaint":{"version":"7"}}}`, `{"id":"M-1"} x`, `{"id":"M-1"`, `{"id":"M-1","id":"M-2"}`, `{"ID":"M-1"}`,
+		"{\"body\":\"\xff\"}", `{"thread_keys":null,"metadata":null}`, `{"notes":["a",1]}`)
+}
+
+func TestDecodersAgreeWithEncodingJSON(t *testing.T) {
+	for _, doc := range agreeDocs(t) {
+		checkAgree(t, doc)
+	}
+}
+
+func FuzzDecodersAgreeWithEncodingJSON(f *testing.F) {
+	for _, doc := range agreeDocs(f) {
+		f.Add(doc)
+	}
+	f.Fuzz(checkAgree)
+}
+
+// checkAgree decodes doc as each kind of document with decodeJSON and
+// encoding/json, which must agree.
+func checkAgree(t *testing.T, doc string) {
+	for _, kind := range []func() any{
+		func() any { return new(router.Message) }, func() any { return new(router.Outgoing) },
+		func() any { return new(router.Complaint) }, func() any { return new(router.Entry) },
+	} {
+		want, got := kind(), kind()
+		wantErr := json.Unmarshal([]byte(doc), want)
+		err := decodeJSON([]byte(doc), got)
+		switch {
+		case (err == nil) != (wantErr == nil):
+			t.Errorf("%T from %q: error %v, encoding/json's %v", got, doc, err, wantErr)
+		case err == nil && !reflect.DeepEqual(got, want):
+			t.Errorf("%T from %q:\n got %+v\nwant %+v", got, doc, got, want)
+		}
+	}
+}
