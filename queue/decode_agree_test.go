@@ -40,6 +40,7 @@ func agreeDocs(t testing.TB) []string {
 		router.Outgoing{Notification: &n}, router.Outgoing{Customer: &cm}, router.Outgoing{}} {
 		add(v)
 	}
+	docs = append(docs, reportViewDocs(t)...)
 	return append(docs, ``, `null`, `[]`, `{"id":1}`, `{"received_at":"yesterday"}`, `{"metadata":{"a":1}}`, `{"body":"a\qb"}`,
 		`{"notification":{"complaint":{"version":"7"}}}`, `{"id":"M-1"} x`, `{"id":"M-1"`, `{"id":"M-1","id":"M-2"}`, `{"ID":"M-1"}`,
 		"{\"body\":\"\xff\"}", `{"thread_keys":null,"metadata":null}`, `{"notes":["a",1]}`)
@@ -64,6 +65,7 @@ func checkAgree(t *testing.T, doc string) {
 	for _, kind := range []func() any{
 		func() any { return new(router.Message) }, func() any { return new(router.Outgoing) },
 		func() any { return new(router.Complaint) }, func() any { return new(router.Entry) },
+		func() any { return new(router.ReportView) },
 	} {
 		want, got := kind(), kind()
 		wantErr := json.Unmarshal([]byte(doc), want)

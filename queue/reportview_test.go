@@ -2,7 +2,6 @@ package queue
 
 import (
 	"encoding/json"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -11,8 +10,7 @@ import (
 )
 
 // reportViewDocs are stored complaints as json.Marshal writes them and
-// documents it never writes: decodeReportView must agree with encoding/json
-// on all of them.
+// documents it never writes, for TestDecodersAgreeWithEncodingJSON.
 func reportViewDocs(t testing.TB) []string {
 	at := time.Date(2026, 11, 30, 9, 15, 0, 123456789, time.UTC)
 	rich := router.Complaint{ID: "C-1042", Status: router.StatusClosed, Owner: "anna", Team: "support-nl", Channel: router.ChannelEmail,
@@ -44,32 +42,6 @@ func reportViewDocs(t testing.TB) []string {
 		``, `null`, `[]`, `"C-1"`, `{"id":"C-1"`, `{"id":"C-1"} x`, `{"id":"C-1"}}`, `{"id":"a\qb"}`, `{"x":01}`, `{"x":1.}`,
 		`{"x":-}`, `{"x":1e}`, `{"x":"\u12"}`, "{\"x\":\"tab\there\"}", `{"x":tru}`, `{"x":nul}`, `{,}`, `{"a":1,}`,
 		`{"a" 1}`, `{"a":1 "b":2}`, `{"a":[1,]}`, `{"a":[1 2]}`, `{"a":{"b"}}`, `{a:1}`, `{"id":"C-1",}`)
-}
-
-func TestDecodeReportViewAgreesWithEncodingJSON(t *testing.T) {
-	for _, doc := range reportViewDocs(t) {
-		checkReportView(t, doc)
-	}
-}
-
-func FuzzDecodeReportView(f *testing.F) {
-	for _, doc := range reportViewDocs(f) {
-		f.Add(doc)
-	}
-	f.Fuzz(checkReportView)
-}
-
-// checkReportView compares decodeReportView with encoding/json on doc.
-func checkReportView(t *testing.T, doc string) {
-	var want router.ReportView
-	wantErr := json.Unmarshal([]byte(doc), &want)
-	got, err := decodeReportView(doc)
-	switch {
-	case (err == nil) != (wantErr == nil):
-		t.Errorf("%q: error %v, encoding/json's %v", doc, err, wantErr)
-	case err == nil && !reflect.DeepEqual(got, want):
-		t.Errorf("%q:\n got %+v\nwant %+v", doc, got, want)
-	}
 }
 
 // BenchmarkDecodeReportView decodes a complaint as routing stores it.

@@ -227,12 +227,8 @@ func (s *Store) loadComplaints(ctx context.Context, ids []string) ([]router.Comp
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(ids))
-	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, s.keys.Complaint(id), "data")
-	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	cmds, err := s.complaintData(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
 	out := make([]router.Complaint, 0, len(ids))
