@@ -769,7 +769,7 @@ func yesNo(b bool) string {
 // past it.
 const (
 	daemonGCPercent   = 400
-	daemonMemoryLimit = 40 << 20
+	daemonMemoryLimit = 32 << 20
 )
 
 func tuneGC(getenv func(string) string) {
