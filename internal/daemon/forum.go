@@ -81,7 +81,10 @@ func migrateForumCustomers(d Deps, api *forum.API, log *slog.Logger) func(ctx co
 	}
 	store := d.Store
 	done := func(ctx context.Context) bool {
-		_, ok, err := store.MigrationDone(ctx, forumUserIDs)
+		at, ok, err := store.MigrationDone(ctx, forumUserIDs)
+		if err == nil && ok {
+			log.Info("forum: customers were moved from usernames to user ids before; not looked for again", "finished", at)
+		}
 		return err == nil && ok
 	}
 	once := func(ctx context.Context) error {
