@@ -141,8 +141,8 @@ type ChannelCustomer struct {
 }
 
 // ChannelCustomers lists the customer ids of channel ch whose customer
-// index ("ch:<id>") holds complaints, by SCAN (a few keys at a time, so
-// Redis keeps serving), each id once. It is for one-time maintenance (the
+// index ("ch:<id>") holds complaints, by SCAN of the namespace's node (a
+// few keys at a time, so Redis keeps serving), each id once. It is for one-time maintenance (the
 // forum's move from usernames to user ids), not for a hot path.
 func (s *Store) ChannelCustomers(ctx context.Context, ch router.Channel) ([]ChannelCustomer, error) {
 	if ch == "" || strings.ContainsAny(string(ch), `*?[]\`) {
@@ -151,7 +151,11 @@ func (s *Store) ChannelCustomers(ctx context.Context, ch router.Channel) ([]Chan
 	prefix := s.keys.Customer(string(ch) + ":")
 	seen := map[string]bool{}
 	var out []ChannelCustomer
-	iter := s.rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	node, err := s.scanner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
 	for iter.Next(ctx) {
 		id := strings.TrimPrefix(iter.Val(), prefix)
 		if id == "" || seen[id] {
