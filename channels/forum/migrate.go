@@ -28,9 +28,22 @@ type MigrationConfig struct {
 	// Legacy moves a customer's complaints to their user id.
 	Legacy LegacyCustomers
 	Logger *slog.Logger
+	// Pace spaces the lookups after the first LookupBurst, so that the
+	// migration leaves part of the API key's rate limit to the replies
+	// posted meanwhile; 0 does not space them (DefaultLookupPace is half of
+	// Discourse's default max_admin_api_reqs_per_minute).
+	Pace time.Duration
 	// Sleep waits d unless ctx ends first (tests replace it); nil waits.
 	Sleep func(ctx context.Context, d time.Duration) error
 }
+
+// LookupBurst is how many usernames are looked up before Pace applies
+// (a forum with a few legacy customers is done at once).
+const LookupBurst = 20
+
+// DefaultLookupPace: one lookup every 2 s is 30 a minute, half of
+// Discourse's default limit of 60 requests a minute for an API key.
+const DefaultLookupPace = 2 * time.Second
 
 // MigrationResult says what a migration did.
 type MigrationResult struct {
@@ -91,6 +104,11 @@ func MigrateLegacyCustomers(ctx context.Context, cfg MigrationConfig) (Migration
 			continue
 		}
 		res.Usernames++
+		if cfg.Pace > 0 && res.Usernames > LookupBurst {
+			if err := cfg.Sleep(ctx, cfg.Pace); err != nil {
+				return res, err
+			}
+		}
 		u, err := lookupUser(ctx, cfg, c.ID)
 		var ae *APIError
 		switch {

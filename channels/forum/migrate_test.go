@@ -195,3 +195,29 @@ func TestDoubleRefusesUserLookupsAsDiscourseDoes(t *testing.T) {
 		t.Errorf("unknown user through the client: %+v %v, want ErrUnknownUser", u, err)
 	}
 }
+
+// What must hold: after the first LookupBurst usernames the lookups are
+// spaced by Pace, so the migration leaves part of the key's rate limit to
+// replies; every username is still resolved.
+func TestMigrationPacesItsLookupsAfterABurst(t *testing.T) {
+	d := forumtest.New(t, "k", "helpdesk")
+	var list []forum.LegacyCandidate
+	for i := range forum.LookupBurst + 5 {
+		name := fmt.Sprintf("member_%d", i)
+		d.AddUser(forumtest.User{ID: int64(1000 + i), Username: name, Created: accountsSince})
+		list = append(list, forum.LegacyCandidate{ID: name, First: complaintsSince})
+	}
+	var waits []time.Duration
+	moved := &rekeys{}
+	res, err := forum.MigrateLegacyCustomers(context.Background(), forum.MigrationConfig{
+		API: forum.NewAPI(d.URL, "k", "helpdesk", nil), Legacy: moved, Customers: candidates(list...),
+		Logger: slog.New(slog.DiscardHandler), Pace: forum.DefaultLookupPace,
+		Sleep: func(_ context.Context, w time.Duration) error { waits = append(waits, w); return nil },
+	})
+	if err != nil || res.Moved != len(list) {
+		t.Fatalf("%+v %v, want all %d moved", res, err, len(list))
+	}
+	if want := slices.Repeat([]time.Duration{forum.DefaultLookupPace}, 5); !slices.Equal(waits, want) {
+		t.Errorf("waits %v, want %v", waits, want)
+	}
+}

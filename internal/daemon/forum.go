@@ -92,7 +92,7 @@ func migrateForumCustomers(d Deps, api *forum.API, log *slog.Logger) func(ctx co
 			return nil // another replica finished it
 		}
 		res, err := forum.MigrateLegacyCustomers(ctx, forum.MigrationConfig{
-			API: api, Legacy: store, Logger: log,
+			API: api, Legacy: store, Logger: log, Pace: forum.DefaultLookupPace,
 			Customers: func(ctx context.Context) ([]forum.LegacyCandidate, error) {
 				list, err := store.ChannelCustomers(ctx, router.ChannelForum)
 				out := make([]forum.LegacyCandidate, 0, len(list))

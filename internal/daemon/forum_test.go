@@ -353,3 +353,51 @@ func TestForumUsernameMoveRunsOnOneReplica(t *testing.T) {
 		}
 	}
 }
+
+// What must hold: a run cut short (its replica died holding the lease,
+// one customer moved, the rest not, nothing recorded as done) is finished
+// by the next replica once the lease runs out; what was moved stays moved.
+func TestForumUsernameMoveCutShortIsResumed(t *testing.T) {
+	url, ns := testredis.URL(t), testredis.Namespace()
+	api := forumtest.New(t, "k", "helpdesk")
+	old := start(t, url, func(c *configs.Config) { c.Namespace = ns })
+	api.AddUser(forumtest.User{ID: 233, Username: "marloes", Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)},
+		forumtest.User{ID: 234, Username: "pieter", Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)})
+	marloes, pieter := legacyForumComplaint(t, old, "marloes", 4711), legacyForumComplaint(t, old, "pieter", 4712)
+	if err := old.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := queue.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, _ := queue.NewKeys(ns)
+	store := queue.NewStore(rdb, keys, 0)
+	ctx := context.Background()
+	// The dead replica's run: Marloes moved, then it died with the lease.
+	if n, err := store.RekeyCustomer(ctx, router.ChannelForum, "marloes", "233"); err != nil || n != 1 {
+		t.Fatalf("the first half of the cut-short run: %d %v", n, err)
+	}
+	if ok, err := store.State("forum").HoldLease(ctx, "lease:migration:forum-user-ids", "dead-replica", 3*time.Second); err != nil || !ok {
+		t.Fatalf("the dead replica's lease: %v %v", ok, err)
+	}
+	r := start(t, url, func(c *configs.Config) {
+		c.Namespace, c.ConsumerName = ns, "replica-b"
+		c.DiscourseURL, c.DiscourseWebhookSecret = api.URL, "discourse-secret-0123456789"
+		c.DiscourseAPIKey, c.DiscourseAPIUsername = "k", "helpdesk"
+		c.DiscourseCategoryRefresh = configs.Duration(10 * 60e9)
+	})
+	testkit.WaitFor(t, "the migration finished by the next replica", func() bool {
+		_, done, _ := store.MigrationDone(ctx, "forum-user-ids")
+		return done
+	})
+	for key, id := range map[string]string{"forum:233": marloes, "forum:234": pieter} {
+		if list := r.complaintsOf(key); len(list) != 1 || list[0]["id"] != id {
+			t.Errorf("complaints of %s: %v, want %s", key, list, id)
+		}
+	}
+	if n := api.Requests("GET /u/marloes"); n != 0 {
+		t.Errorf("Marloes, moved before the crash, was looked up again %d times", n)
+	}
+}
