@@ -170,3 +170,7 @@ func (k Keys) Absences() string { return k.tag + ":absences" }
 
 // Volumes is a hash of period ("2026-W48") → the operator's volume, as JSON.
 func (k Keys) Volumes() string { return k.tag + ":volumes" }
+
+// Migration is a string holding when a one-time data migration finished
+// (RFC 3339), so replicas that start later do not run it again.
+func (k Keys) Migration(name string) string { return k.tag + ":migration:" + name }

@@ -73,6 +73,7 @@ var erasureMap = []KeyKind{
 	{Name: "owners:open-count", Pattern: re(`owners:open-count`), Erasure: "no personal data (counts per owner)"},
 	{Name: "promises", Pattern: re(`promises:(pending|broken)`), Erasure: "no personal data (complaint ids)"},
 	{Name: "layout", Pattern: re(`layout`), Erasure: "no personal data (the key layout's version)"},
+	{Name: "migration", Pattern: re(`migration:[a-z0-9-]+`), Erasure: "no personal data (when a one-time data migration finished)"},
 	{Name: "owners:last-assigned", Pattern: re(`owners:last-assigned`), Erasure: "no personal data"},
 	{Name: "threads", Pattern: re(`threads`),
 		Personal: "thread keys in field names (Message-IDs, chat sessions, forum topics, webhook threads)",

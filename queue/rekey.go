@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
 )
 
 // maxRekeyAttempts bounds retries of a complaint that keeps changing while
@@ -129,4 +131,75 @@ func (s *Store) scopedClaims(ctx context.Context, id, from, to string) ([]router
 		}
 	}
 	return out, nil
+}
+
+// ChannelCustomer is a customer id of a channel that has complaints indexed
+// under it, with the creation time of its oldest one.
+type ChannelCustomer struct {
+	ID    string
+	First time.Time
+}
+
+// ChannelCustomers lists the customer ids of channel ch whose customer
+// index ("ch:<id>") holds complaints, by SCAN of the namespace's node (a
+// few keys at a time, so Redis keeps serving), each id once. It is for one-time maintenance (the
+// forum's move from usernames to user ids), not for a hot path.
+func (s *Store) ChannelCustomers(ctx context.Context, ch router.Channel) ([]ChannelCustomer, error) {
+	if ch == "" || strings.ContainsAny(string(ch), `*?[]\`) {
+		return nil, fmt.Errorf("channel %q cannot name customer keys", ch)
+	}
+	prefix := s.keys.Customer(string(ch) + ":")
+	seen := map[string]bool{}
+	var out []ChannelCustomer
+	node, err := s.scanner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	iter := node.Scan(ctx, 0, prefix+"*", 500).Iterator()
+	for iter.Next(ctx) {
+		id := strings.TrimPrefix(iter.Val(), prefix)
+		if id == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		first, err := s.rdb.ZRangeWithScores(ctx, iter.Val(), 0, 0).Result()
+		if err != nil {
+			return nil, fmt.Errorf("reading the oldest complaint of %s:%s: %w", ch, id, err)
+		}
+		if len(first) == 0 {
+			continue // emptied since the scan saw it
+		}
+		out = append(out, ChannelCustomer{ID: id, First: time.UnixMilli(int64(first[0].Score)).UTC()})
+	}
+	if err := iter.Err(); err != nil {
+		return nil, fmt.Errorf("listing the customers of %s: %w", ch, err)
+	}
+	return out, nil
+}
+
+// MigrationDone reports when the one-time migration name finished, if it
+// did.
+func (s *Store) MigrationDone(ctx context.Context, name string) (time.Time, bool, error) {
+	v, err := s.rdb.Get(ctx, s.keys.Migration(name)).Result()
+	if errors.Is(err, redis.Nil) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("reading whether migration %s finished: %w", name, err)
+	}
+	at, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		// Finished all the same: the value only says when.
+		return time.Time{}, true, nil
+	}
+	return at, true, nil
+}
+
+// MarkMigrationDone records that the one-time migration name finished at
+// at; it is kept for ever (one small key per migration).
+func (s *Store) MarkMigrationDone(ctx context.Context, name string, at time.Time) error {
+	if err := s.rdb.Set(ctx, s.keys.Migration(name), at.UTC().Format(time.RFC3339Nano), 0).Err(); err != nil {
+		return fmt.Errorf("recording that migration %s finished: %w", name, err)
+	}
+	return nil
 }

@@ -3,9 +3,11 @@ package queue_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -79,5 +81,63 @@ func TestRekeyCustomerMovesTheCustomersComplaints(t *testing.T) {
 	}
 	if c, _ := e.store.Complaint(ctx, own); c.CustomerKey != "forum:233" {
 		t.Errorf("rekeying Pieter touched Marloes's complaint: %q", c.CustomerKey)
+	}
+}
+
+// What must hold: the candidates of a rekey are the channel's customer
+// indexes that hold complaints, each once, with its oldest complaint's
+// creation time; other channels' customers are not among them. A one-time
+// migration's completion is recorded and read back.
+func TestRekeyCandidatesAreTheChannelsCustomersAndMigrationsAreRecorded(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.testRouter(2)
+	at := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for i, c := range []struct {
+		ch       router.Channel
+		customer router.Customer
+	}{
+		{router.ChannelForum, router.Customer{ID: "marloes"}}, {router.ChannelForum, router.Customer{ID: "marloes"}},
+		{router.ChannelForum, router.Customer{ID: "233"}}, {router.ChannelChat, router.Customer{ID: "sess-1"}},
+	} {
+		msg := router.Message{ID: "m" + string(rune('a'+i)), Channel: c.ch, SourceID: "s" + string(rune('a'+i)), Customer: c.customer,
+			Body: "Broken", ThreadKeys: []string{"t:" + string(rune('a'+i))}, ReceivedAt: at.Add(time.Duration(i) * time.Minute)}
+		if _, err := r.Route(ctx, msg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := e.store.ChannelCustomers(ctx, router.ChannelForum)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(list, func(a, b queue.ChannelCustomer) int { return strings.Compare(a.ID, b.ID) })
+	if len(list) != 2 || list[0].ID != "233" || list[1].ID != "marloes" {
+		t.Fatalf("forum customers %v, want 233 and marloes", list)
+	}
+	first, _, _ := e.store.CustomerComplaints(ctx, "forum:marloes", 10)
+	if len(first) == 0 {
+		t.Fatal("no complaints of marloes")
+	}
+	oldest := first[len(first)-1].CreatedAt
+	for _, c := range first {
+		if c.CreatedAt.Before(oldest) {
+			oldest = c.CreatedAt
+		}
+	}
+	if !list[1].First.Equal(oldest.Truncate(time.Millisecond)) {
+		t.Errorf("oldest complaint of marloes at %v, want %v", list[1].First, oldest)
+	}
+	if _, err := e.store.ChannelCustomers(ctx, "fo*"); err == nil {
+		t.Error("a channel with glob characters must be refused")
+	}
+
+	if _, done, err := e.store.MigrationDone(ctx, "forum-user-ids"); err != nil || done {
+		t.Fatalf("before: done %v, %v", done, err)
+	}
+	if err := e.store.MarkMigrationDone(ctx, "forum-user-ids", at); err != nil {
+		t.Fatal(err)
+	}
+	if when, done, err := e.store.MigrationDone(ctx, "forum-user-ids"); err != nil || !done || !when.Equal(at) {
+		t.Errorf("after: %v %v %v, want done at %v", when, done, err, at)
 	}
 }

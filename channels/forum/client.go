@@ -218,6 +218,40 @@ func (a *API) categories(ctx context.Context, parent int64, page int) ([]categor
 	return list.CategoryList.Categories, nil
 }
 
+// User is the part of GET /u/{username}.json that matters here.
+type User struct {
+	ID        int64     `json:"id"`
+	Username  string    `json:"username"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ErrUnknownUser is Discourse's 404 for a username no account holds (any
+// more): deleted, renamed, or never there.
+var ErrUnknownUser = errors.New("no Discourse user has this username")
+
+// UserByUsername reads a user's id by their username (GET
+// /u/{username}.json); ErrUnknownUser when Discourse answers 404.
+func (a *API) UserByUsername(ctx context.Context, username string) (User, error) {
+	if username == "" {
+		return User{}, ErrUnknownUser
+	}
+	var answer struct {
+		User User `json:"user"`
+	}
+	err := a.do(ctx, http.MethodGet, "/u/"+url.PathEscape(username)+".json", nil, &answer)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return User{}, fmt.Errorf("%q: %w", username, ErrUnknownUser)
+	}
+	if err != nil {
+		return User{}, err
+	}
+	if answer.User.ID == 0 {
+		return User{}, fmt.Errorf("GET /u/%s.json: the answer names no user id", url.PathEscape(username))
+	}
+	return answer.User, nil
+}
+
 func (a *API) who() string {
 	if a.key == "" {
 		return "an anonymous visitor"

@@ -64,6 +64,10 @@ type Deps struct {
 	// Sender returns the sender of another channel (e-mail, to reach a chat
 	// visitor who left), or nil.
 	Sender func(router.Channel) CustomerSender
+	// LayoutReady is closed once the stored data has been migrated to this
+	// version's key layout; a component's Run that changes complaints waits
+	// for it (nil: ready).
+	LayoutReady <-chan struct{}
 }
 
 // componentBuilders build the configured components; a builder returns nil

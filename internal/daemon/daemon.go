@@ -57,6 +57,8 @@ type Daemon struct {
 	outbox     *queue.Consumer
 	listener   net.Listener
 	server     *http.Server
+	// layoutReady is closed when Run has migrated the stored data.
+	layoutReady chan struct{}
 }
 
 // New loads the roster and rules, connects to Redis (or starts the embedded
@@ -80,7 +82,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("NAMESPACE"), err)
 	}
-	d := &Daemon{cfg: cfg, log: log, senders: senders{}}
+	d := &Daemon{cfg: cfg, log: log, senders: senders{}, layoutReady: make(chan struct{})}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		d.embedded, err = queue.StartEmbedded()
@@ -139,7 +141,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	})
 
 	intake := countingQueue{d.store, d.metrics}
-	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Counters: d.metrics, Sender: d.senders.get, APIAccess: access}); err != nil {
+	if err := d.buildComponents(Deps{Config: cfg, Log: log, Ingest: intake, Router: d.router, Store: d.store, Metrics: d.metrics.Registry, Counters: d.metrics, Sender: d.senders.get, APIAccess: access, LayoutReady: d.layoutReady}); err != nil {
 		d.close()
 		return nil, err
 	}
@@ -261,6 +263,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		// Routing writes the current key layout: data of earlier versions
 		// is migrated first (retried while Redis is away).
 		if d.migrate(workCtx) {
+			close(d.layoutReady)
 			_ = d.inbound.Run(workCtx)
 		}
 	})

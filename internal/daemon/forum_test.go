@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"net/http"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/forgetmenot/forgetmenot/channels/forum"
 	"github.com/forgetmenot/forgetmenot/channels/forum/forumtest"
@@ -187,5 +190,214 @@ func TestForumComplaintUnderTheOldUsernameKeyIsFoundByUserID(t *testing.T) {
 	}
 	if list := r.complaintsOf("forum:marloes"); len(list) != 0 {
 		t.Errorf("complaints still under her username: %v", list)
+	}
+}
+
+// legacyForumComplaint queues a forum post as forgetmenot queued it before
+// it keyed forum customers by user id (the username is the customer id),
+// and waits until it is on a complaint.
+func legacyForumComplaint(t *testing.T, r *running, username string, post int64) string {
+	t.Helper()
+	rdb, err := queue.Connect(r.cfg.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, err := queue.NewKeys(r.cfg.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(post, 10)
+	msg, _, err := queue.NewStore(rdb, keys, 0).Enqueue(context.Background(), router.Message{
+		Channel: router.ChannelForum, SourceID: "post:" + id,
+		Customer: router.Customer{ID: username, Name: username}, Subject: "Order arrived broken",
+		Body: "The jug inside is broken.", ThreadKeys: []string{forum.TopicKey(post)},
+		Metadata: map[string]string{forum.MetaTopicID: id, forum.MetaPostNumber: "1", forum.MetaPostID: id, forum.MetaUsername: username},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.routed(msg, "")["complaint_id"].(string)
+}
+
+// exportedComplaints lists the complaint ids of a customer's export.
+func exportedComplaints(r *running, customer string) []string {
+	r.t.Helper()
+	code, out := r.call("GET", "/v1/customers/"+customer+"/export", nil, "")
+	if code != 200 {
+		r.t.Fatalf("export of %s: %d %v", customer, code, out)
+	}
+	var ids []string
+	list, _ := out["complaints"].([]any)
+	for _, c := range list {
+		ids = append(ids, c.(map[string]any)["complaint"].(map[string]any)["id"].(string))
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// What must hold: complaints recorded under forum:<username> before this
+// version, of customers who never post again, are found by the customer's
+// user id after the next start (history and export), because the start
+// looks the usernames up in Discourse once; a username Discourse does not
+// know is left as it is and logged; a later start does not look again.
+func TestForumStartMovesCustomersStillKeyedByUsernameOnce(t *testing.T) {
+	url, ns := testredis.URL(t), testredis.Namespace()
+	api := forumtest.New(t, "k", "helpdesk")
+	api.AddUser(forumtest.User{ID: 233, Username: "marloes", Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)})
+	// The complaints, written while the forum was keyed by username.
+	old := start(t, url, func(c *configs.Config) { c.Namespace = ns })
+	marloes := []string{legacyForumComplaint(t, old, "marloes", 4711), legacyForumComplaint(t, old, "marloes", 4712)}
+	slices.Sort(marloes)
+	ghost := legacyForumComplaint(t, old, "ghost", 4713)
+	if err := old.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	withForum := func(name string) func(*configs.Config) {
+		return func(c *configs.Config) {
+			c.Namespace, c.ConsumerName = ns, name
+			c.DiscourseURL, c.DiscourseWebhookSecret = api.URL, "discourse-secret-0123456789"
+			c.DiscourseAPIKey, c.DiscourseAPIUsername = "k", "helpdesk"
+			c.DiscourseCategoryRefresh = configs.Duration(10 * 60e9)
+		}
+	}
+	r := start(t, url, withForum("replica-a"))
+	testkit.WaitFor(t, "Marloes's complaints under her user id", func() bool { return len(r.complaintsOf("forum:233")) == 2 })
+	if got := exportedComplaints(r, "forum:233"); !slices.Equal(got, marloes) {
+		t.Errorf("export of forum:233: %v, want %v", got, marloes)
+	}
+	if list := r.complaintsOf("forum:marloes"); len(list) != 0 {
+		t.Errorf("complaints still under her username: %v", list)
+	}
+	testkit.WaitFor(t, "the migration's summary", func() bool { return strings.Contains(r.log.String(), "complaints=2") })
+	if list := r.complaintsOf("forum:ghost"); len(list) != 1 || list[0]["id"] != ghost {
+		t.Errorf("the unknown username's complaints: %v, want %s left where it was", list, ghost)
+	}
+	if logs := r.log.String(); strings.Count(logs, "does not know") != 1 || !strings.Contains(logs, "usernames=1") {
+		t.Errorf("the username unknown to Discourse must be logged once with the count:\n%s", logs)
+	}
+	lookups := api.Requests("GET /u/")
+	if lookups != 2 {
+		t.Errorf("%d username lookups, want 2 (marloes, ghost)", lookups)
+	}
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new start finds the migration done: no scan, no lookups, even with
+	// a username complaint that appeared since (the lazy path moves it).
+	api.AddUser(forumtest.User{ID: 234, Username: "newbie", Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)})
+	late := start(t, url, func(c *configs.Config) { c.Namespace = ns })
+	legacyForumComplaint(t, late, "newbie", 4714)
+	if err := late.stop(); err != nil {
+		t.Fatal(err)
+	}
+	again := start(t, url, withForum("replica-a"))
+	testkit.WaitFor(t, "the start to find the migration done", func() bool { return strings.Contains(again.log.String(), "not looked for again") })
+	if n := api.Requests("GET /u/"); n != lookups {
+		t.Errorf("%d username lookups after the second start, want still %d", n, lookups)
+	}
+	if list := again.complaintsOf("forum:newbie"); len(list) != 1 {
+		t.Errorf("the second start moved newbie's complaint: %v", list)
+	}
+}
+
+// What must hold: of two replicas starting together, one looks the
+// usernames up and moves them; the other waits and then finds it done.
+func TestForumUsernameMoveRunsOnOneReplica(t *testing.T) {
+	url, ns := testredis.URL(t), testredis.Namespace()
+	api := forumtest.New(t, "k", "helpdesk")
+	old := start(t, url, func(c *configs.Config) { c.Namespace = ns })
+	const members = 6
+	for i := range members {
+		name := "member_" + strconv.Itoa(i)
+		api.AddUser(forumtest.User{ID: int64(300 + i), Username: name, Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)})
+		legacyForumComplaint(t, old, name, int64(4800+i))
+	}
+	if err := old.stop(); err != nil {
+		t.Fatal(err)
+	}
+	var replicas []*running
+	for _, name := range []string{"replica-a", "replica-b"} {
+		replicas = append(replicas, start(t, url, func(c *configs.Config) {
+			c.Namespace, c.ConsumerName = ns, name
+			c.DiscourseURL, c.DiscourseWebhookSecret = api.URL, "discourse-secret-0123456789"
+			c.DiscourseAPIKey, c.DiscourseAPIUsername = "k", "helpdesk"
+			c.DiscourseCategoryRefresh = configs.Duration(10 * 60e9)
+		}))
+	}
+	testkit.WaitFor(t, "both replicas done with the migration", func() bool {
+		for _, r := range replicas {
+			if logs := r.log.String(); !strings.Contains(logs, "complaints="+strconv.Itoa(members)) && !strings.Contains(logs, "not looked for again") {
+				return false
+			}
+		}
+		return true
+	})
+	ran := 0
+	for _, r := range replicas {
+		if strings.Contains(r.log.String(), "complaints="+strconv.Itoa(members)) {
+			ran++
+		}
+	}
+	if ran != 1 {
+		t.Errorf("%d replicas ran the migration, want 1", ran)
+	}
+	if n := api.Requests("GET /u/"); n != members {
+		t.Errorf("%d username lookups, want %d (each once)", n, members)
+	}
+	for i := range members {
+		if list := replicas[0].complaintsOf("forum:" + strconv.Itoa(300+i)); len(list) != 1 {
+			t.Errorf("member %d by user id: %v", i, list)
+		}
+	}
+}
+
+// What must hold: a run cut short (its replica died holding the lease,
+// one customer moved, the rest not, nothing recorded as done) is finished
+// by the next replica once the lease runs out; what was moved stays moved.
+func TestForumUsernameMoveCutShortIsResumed(t *testing.T) {
+	url, ns := testredis.URL(t), testredis.Namespace()
+	api := forumtest.New(t, "k", "helpdesk")
+	old := start(t, url, func(c *configs.Config) { c.Namespace = ns })
+	api.AddUser(forumtest.User{ID: 233, Username: "marloes", Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)},
+		forumtest.User{ID: 234, Username: "pieter", Created: time.Date(2020, 5, 1, 0, 0, 0, 0, time.UTC)})
+	marloes, pieter := legacyForumComplaint(t, old, "marloes", 4711), legacyForumComplaint(t, old, "pieter", 4712)
+	if err := old.stop(); err != nil {
+		t.Fatal(err)
+	}
+	rdb, err := queue.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, _ := queue.NewKeys(ns)
+	store := queue.NewStore(rdb, keys, 0)
+	ctx := context.Background()
+	// The dead replica's run: Marloes moved, then it died with the lease.
+	if n, err := store.RekeyCustomer(ctx, router.ChannelForum, "marloes", "233"); err != nil || n != 1 {
+		t.Fatalf("the first half of the cut-short run: %d %v", n, err)
+	}
+	if ok, err := store.State("forum").HoldLease(ctx, "lease:migration:forum-user-ids", "dead-replica", 3*time.Second); err != nil || !ok {
+		t.Fatalf("the dead replica's lease: %v %v", ok, err)
+	}
+	r := start(t, url, func(c *configs.Config) {
+		c.Namespace, c.ConsumerName = ns, "replica-b"
+		c.DiscourseURL, c.DiscourseWebhookSecret = api.URL, "discourse-secret-0123456789"
+		c.DiscourseAPIKey, c.DiscourseAPIUsername = "k", "helpdesk"
+		c.DiscourseCategoryRefresh = configs.Duration(10 * 60e9)
+	})
+	testkit.WaitFor(t, "the migration finished by the next replica", func() bool {
+		_, done, _ := store.MigrationDone(ctx, "forum-user-ids")
+		return done
+	})
+	for key, id := range map[string]string{"forum:233": marloes, "forum:234": pieter} {
+		if list := r.complaintsOf(key); len(list) != 1 || list[0]["id"] != id {
+			t.Errorf("complaints of %s: %v, want %s", key, list, id)
+		}
+	}
+	if n := api.Requests("GET /u/marloes"); n != 0 {
+		t.Errorf("Marloes, moved before the crash, was looked up again %d times", n)
 	}
 }

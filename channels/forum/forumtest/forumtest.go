@@ -6,7 +6,10 @@
 // than min_post_length (20), or longer than max_post_length (32,000), 429
 // with Retry-After and extras.wait_seconds beyond
 // max_admin_api_reqs_per_minute (60), 404/403 for topics and posts that do
-// not exist or that the caller may not see.
+// not exist or that the caller may not see. User profiles (GET
+// /u/{username}.json) are shown to the API key only, as on a forum with
+// hide_user_profiles_from_public: 403 without a key, 404 in Discourse's
+// error shape for a username no account holds.
 package forumtest
 
 import (
@@ -59,6 +62,13 @@ type topic struct {
 	posts      []forum.Post
 }
 
+// User is a forum account.
+type User struct {
+	ID       int64
+	Username string
+	Created  time.Time
+}
+
 // Discourse is the double; URL is its base address.
 type Discourse struct {
 	URL      string
@@ -70,6 +80,7 @@ type Discourse struct {
 	categories []Category
 	paginate   bool
 	topics     map[int64]*topic
+	users      []User
 	nextPostID int64
 	created    []Created
 	script     []int
@@ -94,6 +105,16 @@ func (d *Discourse) AddCategory(cs ...Category) {
 	defer d.mu.Unlock()
 	d.categories = append(d.categories, cs...)
 }
+
+// AddUser adds forum accounts.
+func (d *Discourse) AddUser(us ...User) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.users = append(d.users, us...)
+}
+
+// SetClock replaces the clock of the rate limit (max_admin_api_reqs_per_minute).
+func (d *Discourse) SetClock(now func() time.Time) { d.mu.Lock(); d.clock = now; d.mu.Unlock() }
 
 // Paginate makes /categories.json behave as on a forum with lazy-loaded
 // categories: top-level pages, subcategories by id only.
@@ -150,6 +171,7 @@ func refuse(w http.ResponseWriter, status int, errorType string, msgs ...string)
 var (
 	topicPath = regexp.MustCompile(`^/t/(\d+)\.json$`)
 	postPath  = regexp.MustCompile(`^/posts/(\d+)\.json$`)
+	userPath  = regexp.MustCompile(`^/u/([^/]+)\.json$`)
 )
 
 func (d *Discourse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -193,9 +215,33 @@ func (d *Discourse) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case r.Method == http.MethodGet && postPath.MatchString(r.URL.Path):
 		id, _ := strconv.ParseInt(postPath.FindStringSubmatch(r.URL.Path)[1], 10, 64)
 		d.showPost(w, id, authed)
+	case r.Method == http.MethodGet && userPath.MatchString(r.URL.Path):
+		d.showUser(w, userPath.FindStringSubmatch(r.URL.Path)[1], authed)
 	default:
 		refuse(w, http.StatusNotFound, "not_found", "The requested URL or resource could not be found.")
 	}
+}
+
+// showUser answers GET /u/{username}.json (usernames match whatever their
+// case), to the API key only.
+func (d *Discourse) showUser(w http.ResponseWriter, username string, authed bool) {
+	if !authed {
+		refuse(w, http.StatusForbidden, "invalid_access", "You are not permitted to view the requested resource.")
+		return
+	}
+	for _, u := range d.users {
+		if strings.EqualFold(u.Username, username) {
+			created := u.Created
+			if created.IsZero() {
+				created = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"user_badges": []any{}, "user": map[string]any{
+				"id": u.ID, "username": u.Username, "name": "", "created_at": created.UTC().Format("2006-01-02T15:04:05.000Z"),
+				"trust_level": 1, "admin": false, "moderator": false}})
+			return
+		}
+	}
+	refuse(w, http.StatusNotFound, "not_found", "The requested URL or resource could not be found.")
 }
 
 // limit applies max_admin_api_reqs_per_minute and returns the wait when over.
