@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/ctxtime"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
@@ -203,7 +204,7 @@ func (c *Consumer) readLoop(ctx context.Context, name string) {
 			var n int
 			n, err = c.readNew(ctx, name, &acks)
 			if err == nil && n > 0 && n < readBatch && c.cfg.Linger > 0 {
-				sleep(ctx, c.cfg.Linger)
+				_ = ctxtime.Sleep(ctx, c.cfg.Linger)
 			}
 		}
 		if err == nil {
@@ -222,7 +223,7 @@ func (c *Consumer) readLoop(ctx context.Context, name string) {
 		failures++
 		wait := outageBackoff(failures)
 		c.log.Warn("queue read failed; retrying", "consumer", name, "err", err, "retry_in", wait)
-		sleep(ctx, wait)
+		_ = ctxtime.Sleep(ctx, wait)
 	}
 }
 
@@ -420,11 +421,11 @@ func (c *Consumer) maintenanceLoop(ctx context.Context, name string) {
 			}
 			failures++
 			c.log.Warn("queue maintenance failed; retrying", "err", err)
-			sleep(ctx, outageBackoff(failures))
+			_ = ctxtime.Sleep(ctx, outageBackoff(failures))
 			continue
 		}
 		failures = 0
-		sleep(ctx, c.cfg.Block)
+		_ = ctxtime.Sleep(ctx, c.cfg.Block)
 	}
 }
 
@@ -696,13 +697,4 @@ func isNoGroup(err error) bool { return err != nil && strings.Contains(err.Error
 func outageBackoff(failures int) time.Duration {
 	d := min(100*time.Millisecond<<min(failures-1, 6), 5*time.Second)
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }

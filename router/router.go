@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/forgetmenot/forgetmenot/internal/ctxtime"
 )
 
 // ActorRouter is the actor recorded for decisions the router takes itself.
@@ -558,15 +560,7 @@ func roundDuration(d time.Duration) string {
 
 // pause backs off briefly, with jitter, before recomputing a conflicted change.
 func pause(ctx context.Context, attempt int) error {
-	d := time.Duration(attempt*attempt)*time.Millisecond + rand.N(2*time.Millisecond)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return ctxtime.Sleep(ctx, time.Duration(attempt*attempt)*time.Millisecond+rand.N(2*time.Millisecond))
 }
 
 // acknowledge queues the confirmation that tells a new complaint's customer

@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-message/charset"
+	"github.com/forgetmenot/forgetmenot/internal/ctxtime"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -223,12 +224,8 @@ func (in *Ingester) Run(ctx context.Context) error {
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		in.log.Warn("mailbox disconnected; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if ctxtime.Sleep(ctx, wait) != nil {
 			return nil
-		case <-t.C:
 		}
 		backoff = min(backoff*2, in.cfg.MaxBackoff)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/ctxtime"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -93,7 +94,7 @@ func MigrateLegacyCustomers(ctx context.Context, cfg MigrationConfig) (Migration
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = ctxtime.Sleep
 	}
 	candidates, err := cfg.Customers(ctx)
 	if err != nil {
@@ -176,16 +177,5 @@ func lookupUser(ctx context.Context, cfg MigrationConfig, username string) (User
 		if err := cfg.Sleep(ctx, wait); err != nil {
 			return User{}, err
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/ctxtime"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -50,13 +51,7 @@ func (p *pacer) wait(ctx context.Context, channel string) error {
 	}
 	p.mu.Unlock()
 	if d := at.Sub(now); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		}
+		return ctxtime.Sleep(ctx, d)
 	}
 	return nil
 }

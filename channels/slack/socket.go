@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/ctxtime"
 	slackgo "github.com/slack-go/slack"
 	"github.com/slack-go/slack/slackevents"
 	"github.com/slack-go/slack/socketmode"
@@ -44,12 +45,8 @@ func (s *Slack) RunSocket(ctx context.Context) error {
 		wait := min(time.Second<<min(failures, 6), time.Minute)
 		wait = wait/2 + rand.N(wait/2+1)
 		s.log.Warn("slack socket mode disconnected; reconnecting", "err", err, "retry_in", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if ctxtime.Sleep(ctx, wait) != nil {
 			return nil
-		case <-t.C:
 		}
 	}
 }
