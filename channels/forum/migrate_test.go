@@ -85,12 +85,7 @@ func TestMigrationWaitsOutTheRateLimitAsDiscourseAsks(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	d.SetClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
-	var list []forum.LegacyCandidate
-	for i := range forumtest.MaxAdminAPIReqPerMinute + 5 {
-		name := fmt.Sprintf("member_%d", i)
-		d.AddUser(forumtest.User{ID: int64(1000 + i), Username: name, Created: accountsSince})
-		list = append(list, forum.LegacyCandidate{ID: name, First: complaintsSince})
-	}
+	list := members(d, forumtest.MaxAdminAPIReqPerMinute+5)
 	var waits []time.Duration
 	moved := &rekeys{}
 	res, err := forum.MigrateLegacyCustomers(context.Background(), forum.MigrationConfig{
@@ -201,12 +196,7 @@ func TestDoubleRefusesUserLookupsAsDiscourseDoes(t *testing.T) {
 // replies; every username is still resolved.
 func TestMigrationPacesItsLookupsAfterABurst(t *testing.T) {
 	d := forumtest.New(t, "k", "helpdesk")
-	var list []forum.LegacyCandidate
-	for i := range forum.LookupBurst + 5 {
-		name := fmt.Sprintf("member_%d", i)
-		d.AddUser(forumtest.User{ID: int64(1000 + i), Username: name, Created: accountsSince})
-		list = append(list, forum.LegacyCandidate{ID: name, First: complaintsSince})
-	}
+	list := members(d, forum.LookupBurst+5)
 	var waits []time.Duration
 	moved := &rekeys{}
 	res, err := forum.MigrateLegacyCustomers(context.Background(), forum.MigrationConfig{
@@ -220,4 +210,16 @@ func TestMigrationPacesItsLookupsAfterABurst(t *testing.T) {
 	if want := slices.Repeat([]time.Duration{forum.DefaultLookupPace}, 5); !slices.Equal(waits, want) {
 		t.Errorf("waits %v, want %v", waits, want)
 	}
+}
+
+// members gives the double n users, member_0 onwards (ids from 1000), and
+// returns them as customers still keyed by username.
+func members(d *forumtest.Discourse, n int) []forum.LegacyCandidate {
+	var list []forum.LegacyCandidate
+	for i := range n {
+		name := fmt.Sprintf("member_%d", i)
+		d.AddUser(forumtest.User{ID: int64(1000 + i), Username: name, Created: accountsSince})
+		list = append(list, forum.LegacyCandidate{ID: name, First: complaintsSince})
+	}
+	return list
 }
