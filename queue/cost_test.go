@@ -74,42 +74,6 @@ func (c *costCounter) add(cmd redis.Cmder) {
 	c.byName[cmd.Name()]++
 }
 
-func serverCommands(t *testing.T, rdb *redis.Client) map[string]int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-	}
-	return out
-}
-
-func usedMemory(t *testing.T, rdb *redis.Client) int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "memory").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "used_memory:"); ok {
-			n, _ := strconv.ParseInt(v, 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 type reachByEmail struct{}
 
 func (reachByEmail) Reach(c router.Complaint) (router.Channel, error) {
@@ -244,7 +208,7 @@ func costPerNewComplaint(t *testing.T, deadlines bool) cost {
 	counter.mu.Lock()
 	counter.trips, counter.cmds, counter.written, counter.byName = 0, 0, 0, nil
 	counter.mu.Unlock()
-	before, memBefore := serverCommands(t, admin), usedMemory(t, admin)
+	before, memBefore := testredis.CommandCalls(t, admin), testredis.UsedMemory(t, admin)
 	for i := range n {
 		if _, _, err := store.Enqueue(ctx, warm(i)); err != nil {
 			t.Fatal(err)
@@ -256,7 +220,7 @@ func costPerNewComplaint(t *testing.T, deadlines bool) cost {
 	})
 	stopIn()
 	stopOut()
-	after, memAfter := serverCommands(t, admin), usedMemory(t, admin)
+	after, memAfter := testredis.CommandCalls(t, admin), testredis.UsedMemory(t, admin)
 
 	var commands, reads int64
 	var breakdown []string

@@ -21,6 +21,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/channels/webhook"
 	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
@@ -92,9 +93,9 @@ return load`)
 
 	// Saturation: as fast as 32 concurrent senders get answers, every message
 	// a new complaint, until every complaint is assigned and notified.
-	statsBefore := commandStats(t, raw)
-	memBefore := usedMemory(t, raw)
-	netBefore := redisInfoInt(t, raw, "stats", "total_net_input_bytes")
+	statsBefore := testredis.CommandCalls(t, raw)
+	memBefore := testredis.UsedMemory(t, raw)
+	netBefore := testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")
 	cpuBefore := cpuSnapshot(t, raw, h)
 	const burst = 4000
 	sat := h.newSender("sat")
@@ -113,10 +114,10 @@ return load`)
 		replicas: perComplaint(cpuBefore.replicas, cpuAfter.replicas),
 		load:     perComplaint(cpuBefore.load, cpuAfter.load),
 	}
-	statsAfter := commandStats(t, raw)
+	statsAfter := testredis.CommandCalls(t, raw)
 	rep.commands = commandDelta(statsBefore, statsAfter)
-	rep.bytesIn = float64(redisInfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
-	rep.memPerComplaint = float64(usedMemory(t, raw)-memBefore) / burst
+	rep.bytesIn = float64(testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
+	rep.memPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / burst
 	rep.burst = burst
 	measureRoutingLua()
 
@@ -161,9 +162,9 @@ return load`)
 		rep.seeded = 10_000
 	}
 	ns := "bench100k"
-	memBefore = usedMemory(t, raw)
+	memBefore = testredis.UsedMemory(t, raw)
 	rep.seedRate = seed(t, h.redis.URL(), ns, rep.seeded)
-	rep.seedMemPerComplaint = float64(usedMemory(t, raw)-memBefore) / float64(rep.seeded)
+	rep.seedMemPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / float64(rep.seeded)
 	big := newHarness(t, harnessOptions{direct: true, redisURL: h.redis.URL(), namespace: ns, replicas: 1})
 	rep.rssIdle = rssKB(t, big.replicas[0].pid())
 	bs := big.newSender("rss")
@@ -209,7 +210,7 @@ return load`)
 	rep.reportTime = timeGet("/v1/reports", 3, 0)
 	rep.scrapeTime = timeGet("/metrics", 4, 5100*time.Millisecond)
 	rep.rssAfterMix = rssKB(t, big.replicas[0].pid())
-	rep.redisVersion = redisInfoField(t, raw, "server", "redis_version")
+	rep.redisVersion = testredis.InfoField(t, raw, "server", "redis_version")
 
 	// P3 per new complaint, counted by queue's cost test on a server of its
 	// own: round trips, commands, bytes sent, memory.
@@ -376,26 +377,6 @@ func seed(t *testing.T, url, ns string, n int) float64 {
 	return rate
 }
 
-func commandStats(t *testing.T, rdb *redis.Client) map[string]int64 {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, line := range strings.Split(info, "\n") {
-		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
-		if !ok || !strings.HasPrefix(name, "cmdstat_") {
-			continue
-		}
-		for _, kv := range strings.Split(rest, ",") {
-			if v, ok := strings.CutPrefix(kv, "calls="); ok {
-				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.ParseInt(v, 10, 64)
-			}
-		}
-	}
-	return out
-}
-
 func commandDelta(before, after map[string]int64) map[string]int64 {
 	out := map[string]int64{}
 	for k, v := range after {
@@ -404,24 +385,6 @@ func commandDelta(before, after map[string]int64) map[string]int64 {
 		}
 	}
 	return out
-}
-
-func usedMemory(t *testing.T, rdb *redis.Client) int64 {
-	v, _ := strconv.ParseInt(redisInfoField(t, rdb, "memory", "used_memory"), 10, 64)
-	return v
-}
-
-func redisInfoField(t *testing.T, rdb *redis.Client, section, field string) string {
-	info, err := rdb.Info(context.Background(), section).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
-			return v
-		}
-	}
-	return ""
 }
 
 func median(xs []float64) float64 {
@@ -439,11 +402,6 @@ func rates(xs []float64) string {
 		parts = append(parts, fmt.Sprintf("%.0f", x))
 	}
 	return strings.Join(parts, ", ")
-}
-
-func redisInfoInt(t *testing.T, rdb *redis.Client, section, field string) int64 {
-	v, _ := strconv.ParseInt(redisInfoField(t, rdb, section, field), 10, 64)
-	return v
 }
 
 // goTestLines runs one test of a package verbosely and returns its log
@@ -547,7 +505,7 @@ type cpuShare struct{ redis, replicas, load float64 }
 func cpuSnapshot(t *testing.T, raw *redis.Client, h *harness) cpuShare {
 	var c cpuShare
 	for _, f := range []string{"used_cpu_sys", "used_cpu_user"} {
-		v, _ := strconv.ParseFloat(redisInfoField(t, raw, "cpu", f), 64)
+		v, _ := strconv.ParseFloat(testredis.InfoField(t, raw, "cpu", f), 64)
 		c.redis += v
 	}
 	for _, r := range h.replicas {
