@@ -3,18 +3,11 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
-	"github.com/forgetmenot/forgetmenot/configs"
-	"github.com/forgetmenot/forgetmenot/internal/daemon"
 	"github.com/forgetmenot/forgetmenot/internal/testdovecot"
-	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -36,30 +29,11 @@ func (s assignedSignal) Notify(_ context.Context, n router.Notification) error {
 // BenchmarkEmailNewMailToComplaint for the in-memory server without it).
 func BenchmarkEmailMailToOwnerNotifiedDovecot(b *testing.B) {
 	dc := testdovecot.Start(b, testdovecot.Options{})
-	boxes := filepath.Join(b.TempDir(), "mailboxes.yaml")
-	yaml := fmt.Sprintf("mailboxes:\n  - name: support\n    host: %s\n    port: %d\n    tls: none\n    username: %s\n    password: %s\n    default_team: support-nl\n",
-		dc.Host, dc.Port, dc.Username, dc.Password)
-	if err := os.WriteFile(boxes, []byte(yaml), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cfg := configs.Config{
-		RedisURL: testredis.URL(b), Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
-		OwnersFile: "../../configs/owners.yaml", RoutingFile: "../../configs/routing.yaml",
-		ReopenWindow: configs.Duration(24 * time.Hour), MaxMessageBytes: 1 << 20, RouterWorkers: 2, DeliveryWorkers: 1,
-		MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second), ShutdownTimeout: configs.Duration(5 * time.Second),
-		LogLevel: "error", LogFormat: "text", MailboxesFile: boxes,
-	}
 	idling := make(chan struct{}, 1)
-	d, err := daemon.New(cfg, slog.New(emailtest.IdleSignal(idling)))
-	if err != nil {
-		b.Fatal(err)
-	}
+	d := newMailDaemon(b, dc.Host, dc.Port, dc.Username, dc.Password, idling)
 	notified := make(assignedSignal, 16)
 	d.SetNotifier(notified)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = d.Run(ctx); close(done) }()
-	b.Cleanup(func() { cancel(); <-done })
+	runDaemon(b, d)
 
 	took := make([]time.Duration, 0, b.N)
 	b.ResetTimer()
