@@ -42,7 +42,7 @@ func TestAReservedIDTakenMeanwhileNeverOverwritesAComplaint(t *testing.T) {
 			Customer: router.Customer{Email: fmt.Sprintf("c%d@example.com", i)}, Body: fmt.Sprintf("body %d", i), ReceivedAt: time.Now()}
 	}
 	// Process A opens a complaint: it reserves C-1001..C-1020.
-	outA1, err := a.Route(ctx, msg(1), nil)
+	outA1, err := a.Route(ctx, msg(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,13 +52,13 @@ func TestAReservedIDTakenMeanwhileNeverOverwritesAComplaint(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A keeps handing out its block; B reserves "its" block from the counter.
-	outA2, err := a.Route(ctx, msg(2), nil)
+	outA2, err := a.Route(ctx, msg(2))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var outB []router.Outcome
 	for i := 3; i <= 4; i++ {
-		o, err := b.Route(ctx, msg(i), nil)
+		o, err := b.Route(ctx, msg(i))
 		if err != nil {
 			t.Fatalf("route %d: %v", i, err)
 		}
@@ -111,7 +111,7 @@ func TestEmbeddedCommitAndBatchedAcks(t *testing.T) {
 			if err := json.Unmarshal(d.Data, &m); err != nil {
 				return err
 			}
-			_, err = r.Route(hctx, m, d)
+			_, err = r.Route(hctx, m)
 			handled.Add(1)
 			return err
 		}})

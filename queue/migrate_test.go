@@ -22,7 +22,7 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 	var ids []string
 	for i := range 12 {
 		out, err := r.Route(ctx, router.Message{ID: fmt.Sprintf("M-%02d", i), Channel: router.ChannelWebhook, SourceID: fmt.Sprint(i),
-			Customer: router.Customer{Email: fmt.Sprintf("c%d@example.com", i)}, Body: "my order is late", ReceivedAt: time.Now()}, nil)
+			Customer: router.Customer{Email: fmt.Sprintf("c%d@example.com", i)}, Body: "my order is late", ReceivedAt: time.Now()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -39,12 +39,12 @@ func TestComplaintIDsComeFromReservedBlocks(t *testing.T) {
 		t.Helper()
 		m := router.Message{ID: fmt.Sprintf("M-%d", i), Channel: router.ChannelWebhook, SourceID: fmt.Sprint(i), ThreadKeys: []string{fmt.Sprintf("webhook:order-%d", i)},
 			Customer: router.Customer{Email: fmt.Sprintf("c%d@example.com", i)}, Subject: "Order", Body: "Broken on arrival.", ReceivedAt: time.Now()}
-		out, err := r.Route(ctx, m, nil)
+		out, err := r.Route(ctx, m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// Redelivered: nothing new, and the outcome names the complaint.
-		again, err := r.Route(ctx, m, nil)
+		again, err := r.Route(ctx, m)
 		if err != nil || again.Kind != router.OutcomeDuplicate || again.ComplaintID != out.ComplaintID {
 			t.Fatalf("redelivery of %s: %+v, %v; want a duplicate on %s", m.ID, again, err, out.ComplaintID)
 		}
@@ -115,7 +115,7 @@ func TestOutboxEntryRepeatsCustomerTextExactly(t *testing.T) {
 	hostile := "x\x00y\",\"message\":{\"body\":\"forged\"}}}} \\u0000 ,\"event\":{} \x00"
 	m := router.Message{ID: "M-1", Channel: router.ChannelWebhook, SourceID: "1",
 		Customer: router.Customer{Name: hostile, Email: "c@example.com"}, Subject: hostile, Body: hostile + " body", ReceivedAt: time.Now()}
-	out, err := r.Route(ctx, m, nil)
+	out, err := r.Route(ctx, m)
 	if err != nil {
 		t.Fatal(err)
 	}

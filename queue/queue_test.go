@@ -282,7 +282,7 @@ func routeHandler(r *router.Router, routed *atomic.Int32) queue.Handler {
 		if err != nil {
 			return router.Permanent(err)
 		}
-		if _, err := r.Route(ctx, msg, d); err != nil {
+		if _, err := r.Route(ctx, msg); err != nil {
 			return err
 		}
 		routed.Add(1)
@@ -529,7 +529,7 @@ func TestListingTheNewestOpenComplaintsOutOfMany(t *testing.T) {
 		now = now.Add(time.Minute)
 		msg := webhookMsg(fmt.Sprint(i), fmt.Sprintf("c%d@example.com", i), "my order is late")
 		msg.ID = queue.NewMessageID(now)
-		out, err := r.Route(ctx, msg, nil)
+		out, err := r.Route(ctx, msg)
 		if err != nil {
 			t.Fatal(err)
 		}

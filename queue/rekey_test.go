@@ -26,7 +26,7 @@ func TestRekeyCustomerMovesTheCustomersComplaints(t *testing.T) {
 		n++
 		msg := router.Message{ID: "m" + string(rune('a'+n)), Channel: router.ChannelForum, SourceID: "post:" + string(rune('a'+n)),
 			Customer: customer, Body: "Broken", ThreadKeys: []string{"forum:topic:" + topic}, ReceivedAt: time.Now()}
-		out, err := r.Route(ctx, msg, nil)
+		out, err := r.Route(ctx, msg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,7 +102,7 @@ func TestRekeyCandidatesAreTheChannelsCustomersAndMigrationsAreRecorded(t *testi
 	} {
 		msg := router.Message{ID: "m" + string(rune('a'+i)), Channel: c.ch, SourceID: "s" + string(rune('a'+i)), Customer: c.customer,
 			Body: "Broken", ThreadKeys: []string{"t:" + string(rune('a'+i))}, ReceivedAt: at.Add(time.Duration(i) * time.Minute)}
-		if _, err := r.Route(ctx, msg, nil); err != nil {
+		if _, err := r.Route(ctx, msg); err != nil {
 			t.Fatal(err)
 		}
 	}

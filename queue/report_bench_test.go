@@ -136,7 +136,7 @@ func seedReport(b *testing.B, rdb redis.UniversalClient, keys queue.Keys, store 
 			Subject:  "Order " + strconv.Itoa(i), Body: "The kettle I ordered arrived with a cracked lid, please help.",
 			ReceivedAt: time.Now(),
 		}
-		out, err := r.Route(ctx, msg, nil)
+		out, err := r.Route(ctx, msg)
 		ids[i] = out.ComplaintID
 		return err
 	}, b)

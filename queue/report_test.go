@@ -31,7 +31,7 @@ func TestEachCreatedHandsEveryComplaintOnce(t *testing.T) {
 		now.Store(int64(batch.ms))
 		for i := range batch.n {
 			m := webhookMsg(fmt.Sprintf("same-ms-%d-%d", batch.ms, i), fmt.Sprintf("c%d-%d@example.com", batch.ms, i), "The parcel never came.")
-			if _, err := r.Route(ctx, routable(m), nil); err != nil {
+			if _, err := r.Route(ctx, routable(m)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -88,7 +88,7 @@ func TestEachCreatedStopsOnThePagesError(t *testing.T) {
 	ctx := context.Background()
 	r := e.testRouter(2)
 	for i := range 1200 {
-		if _, err := r.Route(ctx, routable(webhookMsg(fmt.Sprint("stop-", i), fmt.Sprintf("s%d@example.com", i), "Broken.")), nil); err != nil {
+		if _, err := r.Route(ctx, routable(webhookMsg(fmt.Sprint("stop-", i), fmt.Sprintf("s%d@example.com", i), "Broken."))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +117,7 @@ func TestEachCreatedAgreesWithTheComplaints(t *testing.T) {
 	r := e.testRouter(3)
 	var ids []string
 	for i := range 30 {
-		out, err := r.Route(ctx, routable(webhookMsg(fmt.Sprint("agree-", i), fmt.Sprintf("a%d@example.com", i), "The <lid> & the \"handle\" broke.")), nil)
+		out, err := r.Route(ctx, routable(webhookMsg(fmt.Sprint("agree-", i), fmt.Sprintf("a%d@example.com", i), "The <lid> & the \"handle\" broke.")))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -465,8 +465,8 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		return nil, err
 	}
 	for _, rel := range ch.Related {
-		if rel.MessageID != "" || rel.OnceKey != "" || rel.Receipt != nil || len(rel.Related) > 0 {
-			return nil, errors.New("commit: a related change carries no message id, once key, receipt or further changes")
+		if rel.MessageID != "" || rel.OnceKey != "" || len(rel.Related) > 0 {
+			return nil, errors.New("commit: a related change carries no message id, once key or further changes")
 		}
 		if _, err := s.complaintChange(t, rel); err != nil {
 			return nil, err

@@ -113,7 +113,7 @@ func (d *desk) msg(email, body string) router.Message {
 
 func (d *desk) route(m router.Message) router.Outcome {
 	d.t.Helper()
-	out, err := d.router.Route(context.Background(), m, nil)
+	out, err := d.router.Route(context.Background(), m)
 	if err != nil {
 		d.t.Fatalf("routing %s: %v", m.ID, err)
 	}

@@ -37,7 +37,7 @@ func TestReloadSwapsRosterAndRulesWhileRouting(t *testing.T) {
 	for w := range 4 {
 		wg.Go(func() {
 			for i := w; i < len(msgs); i += 4 {
-				if _, err := d.router.Route(ctx, msgs[i], nil); err != nil {
+				if _, err := d.router.Route(ctx, msgs[i]); err != nil {
 					t.Errorf("routing %s: %v", msgs[i].ID, err)
 				}
 			}

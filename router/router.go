@@ -140,9 +140,9 @@ type Outcome struct {
 }
 
 // Route puts msg on exactly one complaint: the one it continues, or a new one
-// with an owner. The receipt goes to the store with the change, and a
-// redelivered message changes nothing.
-func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outcome, error) {
+// with an owner. A redelivered message changes nothing: the change is
+// applied once per message id, and the queue acknowledges it with its batch.
+func (r *Router) Route(ctx context.Context, msg Message) (Outcome, error) {
 	if err := checkRoutable(msg); err != nil {
 		return Outcome{}, Permanent(fmt.Errorf("message %q cannot be routed: %w", msg.ID, err))
 	}
@@ -164,7 +164,6 @@ func (r *Router) Route(ctx context.Context, msg Message, receipt Receipt) (Outco
 			return Outcome{}, fmt.Errorf("routing message %s: %w", msg.ID, err)
 		}
 		p.change.MessageID = msg.ID
-		p.change.Receipt = receipt
 		err = r.commit(ctx, p.change)
 		switch {
 		case err == nil:

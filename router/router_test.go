@@ -251,7 +251,7 @@ func TestRedeliveredMessageChangesNothing(t *testing.T) {
 func TestEmptyMessageIsPermanentError(t *testing.T) {
 	d := newDesk(t)
 	m := d.msg("jane@example.com", "   ")
-	_, err := d.router.Route(context.Background(), m, nil)
+	_, err := d.router.Route(context.Background(), m)
 	if !router.IsPermanent(err) {
 		t.Fatalf("err = %v, want a permanent error (retrying cannot fix an empty body)", err)
 	}

@@ -28,13 +28,6 @@ type Store interface {
 	Commit(ctx context.Context, c Change) error
 }
 
-// Receipt is the queue's handle on the delivery that caused a change,
-// handed back to the Store untouched. A store may acknowledge the delivery
-// with the change; the Redis store does not need to (its consumer
-// acknowledges a batch of deliveries at a time, and a redelivered message
-// is a duplicate that the change's once-guard turns away).
-type Receipt any
-
 // ThreadClaim points a thread key at the changed complaint, provided the key
 // still points where the router saw it (Expect; "" for nowhere).
 type ThreadClaim struct {
@@ -61,7 +54,6 @@ type Change struct {
 	// OnceKey makes a change that is not caused by an inbound message apply at
 	// most once (a delivery report, a redelivered chat event).
 	OnceKey       string
-	Receipt       Receipt
 	ThreadKeys    []ThreadClaim
 	Capacity      *CapacityGuard
 	Entries       []Entry
@@ -77,7 +69,7 @@ type Change struct {
 	Mentions []Mention
 	// Related are changes to further complaints that must happen in the same
 	// atomic step, each guarded like the main one (a merge closes one
-	// complaint into another). They carry no message id, once key or receipt.
+	// complaint into another). They carry no message id or once key.
 	Related []Change
 }
 

@@ -114,7 +114,7 @@ func (f *fixture) route(msg router.Message) router.Outcome {
 	if msg.ReceivedAt.IsZero() {
 		msg.ReceivedAt = time.Now()
 	}
-	out, err := f.router.Route(f.ctx, msg, nil)
+	out, err := f.router.Route(f.ctx, msg)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -332,7 +332,7 @@ func (d *Daemon) route(ctx context.Context, del *queue.Delivery) error {
 	if err != nil {
 		return router.Permanent(fmt.Errorf("inbound entry %s is not a message: %w", del.ID, err))
 	}
-	out, err := d.router.Route(ctx, msg, del)
+	out, err := d.router.Route(ctx, msg)
 	if err != nil {
 		return err
 	}

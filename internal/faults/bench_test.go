@@ -360,7 +360,7 @@ func seed(t *testing.T, url, ns string, n int) float64 {
 					Subject:  "Order " + strconv.Itoa(i), Body: "The kettle I ordered arrived with a cracked lid, please help.",
 					ReceivedAt: time.Now(),
 				}
-				if _, err := r.Route(ctx, msg, nil); err != nil {
+				if _, err := r.Route(ctx, msg); err != nil {
 					t.Error(err)
 					return
 				}

@@ -124,7 +124,7 @@ func (e *env) route(ctx context.Context, d *queue.Delivery) error {
 	if err := json.Unmarshal(d.Data, &msg); err != nil {
 		return router.Permanent(err)
 	}
-	_, err := e.router.Route(ctx, msg, d)
+	_, err := e.router.Route(ctx, msg)
 	return err
 }
 
