@@ -595,7 +595,7 @@ func (s *Store) PendingMessages(ctx context.Context, match func(router.Message) 
 	err := s.eachEntry(ctx, s.keys.Inbound(), func(m redis.XMessage) error {
 		data, _ := m.Values[fieldData].(string)
 		var msg router.Message
-		if json.Unmarshal([]byte(data), &msg) == nil && match(msg) {
+		if decodeJSON([]byte(data), &msg) == nil && match(msg) {
 			out = append(out, msg)
 		}
 		return nil
@@ -643,7 +643,7 @@ func (s *Store) PurgeStreams(ctx context.Context, p *PersonalData) (dedup [][2]s
 			ids = append(ids, m.ID)
 			if st.stream == k.Inbound() {
 				var msg router.Message
-				if data, ok := m.Values[fieldData].(string); ok && json.Unmarshal([]byte(data), &msg) == nil && msg.SourceID != "" {
+				if data, ok := m.Values[fieldData].(string); ok && decodeJSON([]byte(data), &msg) == nil && msg.SourceID != "" {
 					dedup = append(dedup, [2]string{string(msg.Channel), msg.SourceID})
 				}
 			}
@@ -677,7 +677,7 @@ func (s *Store) PurgeStreams(ctx context.Context, p *PersonalData) (dedup [][2]s
 			}
 			if stream == k.Inbound() {
 				var msg router.Message
-				if json.Unmarshal([]byte(de.Data), &msg) == nil && msg.SourceID != "" {
+				if decodeJSON([]byte(de.Data), &msg) == nil && msg.SourceID != "" {
 					dedup = append(dedup, [2]string{string(msg.Channel), msg.SourceID})
 				}
 			}

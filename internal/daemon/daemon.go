@@ -5,7 +5,6 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -429,8 +428,8 @@ func (d *Daemon) inboundDeadLetter(ctx context.Context, del *queue.Delivery, cau
 
 func (d *Daemon) outboxDeadLetter(ctx context.Context, del *queue.Delivery, cause error) {
 	d.metrics.DeadLettered.WithLabelValues("outbox").Inc()
-	var out router.Outgoing
-	if json.Unmarshal(del.Data, &out) != nil || (out.Notification == nil && out.Customer == nil) {
+	out, err := queue.DecodeOutgoing(del.Data)
+	if err != nil || (out.Notification == nil && out.Customer == nil) {
 		d.log.Error("undecodable outbox entry moved to the dead letters", "entry", del.ID, "err", cause)
 		return
 	}
