@@ -119,7 +119,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	slog.SetDefault(log)
 	logx.StdLog(libs) // after SetDefault, which takes over the log package too
 	queue.SetLogger(logx.Redis{L: libs})
-	tuneGC(os.Getenv)
+	tuneGC()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "error: cannot start:", err)
@@ -772,11 +772,11 @@ const (
 	daemonMemoryLimit = 32 << 20
 )
 
-func tuneGC(getenv func(string) string) {
-	if getenv("GOGC") == "" {
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(daemonGCPercent)
 	}
-	if getenv("GOMEMLIMIT") == "" {
+	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(daemonMemoryLimit)
 	}
 }
