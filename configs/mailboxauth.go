@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/forgetmenot/forgetmenot/internal/mailauth"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -18,26 +19,9 @@ const (
 )
 
 // MailboxOAuth2 is where a mailbox's OAuth 2.0 access tokens come from, with
-// its secrets read from their files or environment variables.
-type MailboxOAuth2 struct {
-	// Provider is microsoft, google or refresh_token.
-	Provider string
-	// Mechanism is xoauth2 (default) or oauthbearer.
-	Mechanism string
-	TokenURL  string
-	Scopes    []string
-	// Microsoft 365.
-	Tenant       string
-	ClientID     string
-	ClientSecret string
-	Certificate  []byte
-	PrivateKey   []byte
-	// Google service account with domain-wide delegation.
-	ServiceAccountKey []byte
-	Subject           string
-	// Refresh token flow.
-	RefreshToken string
-}
+// its secrets read from their files or environment variables: the type the
+// e-mail channel takes.
+type MailboxOAuth2 = mailauth.OAuth2
 
 // oauth2YAML is the `oauth2:` block of a mailbox. Secrets come only from
 // files or the environment: a secret typed into this file ends up in
@@ -152,10 +136,10 @@ func loadOAuth2(y oauth2YAML, username string) (*MailboxOAuth2, error) {
 			if y.PrivateKeyFile == "" {
 				return nil, bad("oauth2.private_key_file", "is required with certificate_file")
 			}
-			if o.Certificate, err = readFileField("oauth2.certificate_file", y.CertificateFile); err != nil {
+			if o.CertificatePEM, err = readFileField("oauth2.certificate_file", y.CertificateFile); err != nil {
 				return nil, err
 			}
-			if o.PrivateKey, err = readFileField("oauth2.private_key_file", y.PrivateKeyFile); err != nil {
+			if o.PrivateKeyPEM, err = readFileField("oauth2.private_key_file", y.PrivateKeyFile); err != nil {
 				return nil, err
 			}
 		default:
@@ -172,7 +156,7 @@ func loadOAuth2(y oauth2YAML, username string) (*MailboxOAuth2, error) {
 		if y.ServiceAccountFile == "" {
 			return nil, bad("oauth2.service_account_file", "is required: the service account's JSON key (with domain-wide delegation for https://mail.google.com/)")
 		}
-		if o.ServiceAccountKey, err = readFileField("oauth2.service_account_file", y.ServiceAccountFile); err != nil {
+		if o.ServiceAccountJSON, err = readFileField("oauth2.service_account_file", y.ServiceAccountFile); err != nil {
 			return nil, err
 		}
 		var key struct {
@@ -180,7 +164,7 @@ func loadOAuth2(y oauth2YAML, username string) (*MailboxOAuth2, error) {
 			ClientEmail string `json:"client_email"`
 			PrivateKey  string `json:"private_key"`
 		}
-		if json.Unmarshal(o.ServiceAccountKey, &key) != nil || key.Type != "service_account" || key.ClientEmail == "" || key.PrivateKey == "" {
+		if json.Unmarshal(o.ServiceAccountJSON, &key) != nil || key.Type != "service_account" || key.ClientEmail == "" || key.PrivateKey == "" {
 			return nil, bad("oauth2.service_account_file", "%s is not a service account JSON key (type service_account, with client_email and private_key)", y.ServiceAccountFile)
 		}
 		if o.Subject == "" {

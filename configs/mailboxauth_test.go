@@ -84,10 +84,10 @@ func TestOAuth2MailboxesLoad(t *testing.T) {
 	if o := load("microsoft.yaml").OAuth2; o.Provider != "microsoft" || o.ClientSecret != "client-secret-from-file" || o.Tenant != "contoso.onmicrosoft.com" {
 		t.Errorf("microsoft: %+v", o)
 	}
-	if o := load("cert.yaml").OAuth2; string(o.Certificate) != "CERT" || string(o.PrivateKey) != "KEY" {
+	if o := load("cert.yaml").OAuth2; string(o.CertificatePEM) != "CERT" || string(o.PrivateKeyPEM) != "KEY" {
 		t.Errorf("certificate: %+v", o)
 	}
-	if o := load("google.yaml").OAuth2; o.Subject != "support@winkel.example" || o.Mechanism != "oauthbearer" || len(o.ServiceAccountKey) == 0 {
+	if o := load("google.yaml").OAuth2; o.Subject != "support@winkel.example" || o.Mechanism != "oauthbearer" || len(o.ServiceAccountJSON) == 0 {
 		t.Errorf("google: the subject defaults to the username: %+v", o)
 	}
 	if o := load("refresh.yaml").OAuth2; o.RefreshToken != "rt-from-env" || len(o.Scopes) != 2 {

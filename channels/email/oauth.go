@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/mailauth"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/oauth2/google"
@@ -51,39 +52,8 @@ const (
 )
 
 // OAuth2Config says where a mailbox's (or the SMTP server's) access tokens
-// come from. Secrets are values here; the configuration reads them from
-// files or the environment.
-type OAuth2Config struct {
-	Provider string
-	// Mechanism is XOAUTH2 (default) or OAUTHBEARER.
-	Mechanism string
-	// TokenURL overrides the provider's token endpoint.
-	TokenURL string
-	// Scopes override the provider's default scope.
-	Scopes []string
-
-	// Microsoft: the directory (tenant) id, the app's client id, and either
-	// its secret or its certificate with the private key (PEM).
-	Tenant         string
-	ClientID       string
-	ClientSecret   string
-	CertificatePEM []byte
-	PrivateKeyPEM  []byte
-
-	// Google: the service account's JSON key; Subject is the mailbox the
-	// token acts for.
-	ServiceAccountJSON []byte
-	Subject            string
-
-	// Refresh token flow (with ClientID, ClientSecret and TokenURL).
-	RefreshToken string
-
-	// EarlyExpiry: how long before expiry a token is replaced
-	// (default DefaultEarlyExpiry).
-	EarlyExpiry time.Duration
-	// HTTPClient talks to the token endpoint (default: 30 s timeout).
-	HTTPClient *http.Client
-}
+// come from: the type the configuration loads.
+type OAuth2Config = mailauth.OAuth2
 
 // OAuth2 hands out access tokens for SASL sign-in: cached, replaced
 // EarlyExpiry before they expire, and replaced at once when a server refuses

@@ -15,21 +15,13 @@ func EmailMailbox(b configs.Mailbox) (email.Mailbox, error) {
 		Folder: b.Folder, DefaultTeam: b.DefaultTeam, PollInterval: b.PollInterval, MoveTo: b.MoveTo, Keyword: b.Keyword, MaxSize: b.MaxSize,
 	}
 	if b.OAuth2 != nil {
-		o, err := emailOAuth2(*b.OAuth2)
+		o, err := email.NewOAuth2(*b.OAuth2)
 		if err != nil {
 			return email.Mailbox{}, fmt.Errorf("mailbox %q: oauth2: %w", b.Name, err)
 		}
 		mb.OAuth2 = o
 	}
 	return mb, nil
-}
-
-func emailOAuth2(o configs.MailboxOAuth2) (*email.OAuth2, error) {
-	return email.NewOAuth2(email.OAuth2Config{
-		Provider: o.Provider, Mechanism: o.Mechanism, TokenURL: o.TokenURL, Scopes: o.Scopes,
-		Tenant: o.Tenant, ClientID: o.ClientID, ClientSecret: o.ClientSecret, CertificatePEM: o.Certificate, PrivateKeyPEM: o.PrivateKey,
-		ServiceAccountJSON: o.ServiceAccountKey, Subject: o.Subject, RefreshToken: o.RefreshToken,
-	})
 }
 
 // EmailSMTP is the SMTP configuration from the environment; with
@@ -62,7 +54,7 @@ func EmailSMTP(cfg configs.Config, boxes []configs.Mailbox, mailboxes []email.Ma
 		if i < len(mailboxes) && mailboxes[i].OAuth2 != nil {
 			sc.OAuth2 = mailboxes[i].OAuth2
 		} else {
-			o, err := emailOAuth2(*b.OAuth2)
+			o, err := email.NewOAuth2(*b.OAuth2)
 			if err != nil {
 				return email.SMTPConfig{}, fmt.Errorf("%s: mailbox %q: oauth2: %w", configs.Var("SMTP_OAUTH2_MAILBOX"), b.Name, err)
 			}
