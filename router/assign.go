@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"time"
 )
@@ -97,12 +96,7 @@ func (r *Router) assign(ctx context.Context, team string, msg Message) (assignme
 		}
 	}
 
-	var speakers []Owner
-	for _, o := range candidates {
-		if o.Speaks(lang) {
-			speakers = append(speakers, o)
-		}
-	}
+	speakers := ownersWhere(candidates, func(o Owner) bool { return o.Speaks(lang) })
 	if o, ok := leastLoaded(speakers, loads, hasRoom); ok {
 		why := fmt.Sprintf("least loaded: %s (%d/%d open)", o.ID, loads[o.ID].Open, o.Capacity)
 		if lang != "" && len(speakers) < len(candidates) {
@@ -127,15 +121,7 @@ func (r *Router) assign(ctx context.Context, team string, msg Message) (assignme
 // team and, as a last resort, to the team's inactive owners, so that the list
 // is never empty for a validated roster.
 func (r *Router) candidates(team string, off map[string]Absence) (string, []Owner, string) {
-	pick := func(t string, ok func(Owner) bool) []Owner {
-		var out []Owner
-		for _, o := range r.dir.Members(t) {
-			if ok(o) {
-				out = append(out, o)
-			}
-		}
-		return out
-	}
+	pick := func(t string, ok func(Owner) bool) []Owner { return ownersWhere(r.dir.Members(t), ok) }
 	// Owners who are away take no new complaints, unless nobody else can.
 	present := func(t string) []Owner {
 		return pick(t, func(o Owner) bool { _, away := off[o.ID]; return o.Active && !away })
@@ -170,26 +156,49 @@ func (r *Router) candidates(team string, off map[string]Absence) (string, []Owne
 // leastLoaded picks, among owners that pass ok, the one with the fewest open
 // complaints; ties go to whoever waited longest for a new one, then by id.
 func leastLoaded(owners []Owner, loads map[string]OwnerLoad, ok func(Owner) bool) (Owner, bool) {
-	var pool []Owner
+	best, found := Owner{}, false
+	for _, o := range owners {
+		if ok(o) && (!found || loadedLess(o, best, loads)) {
+			best, found = o, true
+		}
+	}
+	return best, found
+}
+
+// loadedLess orders owners for a new complaint: fewer open first, then the
+// one who waited longer for a new one, then by id.
+func loadedLess(a, b Owner, loads map[string]OwnerLoad) bool {
+	la, lb := loads[a.ID], loads[b.ID]
+	if la.Open != lb.Open {
+		return la.Open < lb.Open
+	}
+	if !la.LastAssigned.Equal(lb.LastAssigned) {
+		return la.LastAssigned.Before(lb.LastAssigned)
+	}
+	return a.ID < b.ID
+}
+
+// ownersWhere returns the owners that pass ok: owners itself when all do
+// (the common case, on every new complaint; callers only read it), else a
+// copy of those that do.
+func ownersWhere(owners []Owner, ok func(Owner) bool) []Owner {
+	all := true
+	for _, o := range owners {
+		if !ok(o) {
+			all = false
+			break
+		}
+	}
+	if all {
+		return owners
+	}
+	out := make([]Owner, 0, len(owners))
 	for _, o := range owners {
 		if ok(o) {
-			pool = append(pool, o)
+			out = append(out, o)
 		}
 	}
-	if len(pool) == 0 {
-		return Owner{}, false
-	}
-	sort.SliceStable(pool, func(i, j int) bool {
-		a, b := loads[pool[i].ID], loads[pool[j].ID]
-		if a.Open != b.Open {
-			return a.Open < b.Open
-		}
-		if !a.LastAssigned.Equal(b.LastAssigned) {
-			return a.LastAssigned.Before(b.LastAssigned)
-		}
-		return pool[i].ID < pool[j].ID
-	})
-	return pool[0], true
+	return out
 }
 
 // ownerLoads answers from the routing prefetch when it read every owner.
