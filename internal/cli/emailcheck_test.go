@@ -3,7 +3,6 @@ package cli_test
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,28 +21,7 @@ func TestEmailCheckCommand(t *testing.T) {
 	dovecot.Append(t, user, "INBOX", []byte("From: klant@voorbeeld.nl\r\nSubject: hallo\r\n\r\nhoi\r\n"))
 	smtpSrv := emailtest.StartOAuthSMTP(t, tokens, emailtest.MicrosoftMailScope)
 
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "client-secret")
-	boxes := filepath.Join(dir, "mailboxes.yaml")
-	yaml := fmt.Sprintf(`mailboxes:
-  - name: support
-    host: %s
-    port: %d
-    tls: none
-    username: %s
-    auth: oauth2
-    oauth2:
-      provider: microsoft
-      token_url: %s
-      client_id: app
-      client_secret_file: %s
-    default_team: support-nl
-`, dovecot.Host, dovecot.Port, user, tokens.MicrosoftTokenURL("contoso"), secret)
-	for name, content := range map[string]string{boxes: yaml, secret: "right-secret-value\n"} {
-		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	boxes, secret := emailtest.MicrosoftMailboxFiles(t, t.TempDir(), dovecot, tokens, user, "right-secret-value")
 	for k, v := range map[string]string{
 		"FORGETMENOT_MAILBOXES_FILE": boxes, "FORGETMENOT_OWNERS_FILE": "../../configs/owners.yaml",
 		"FORGETMENOT_SMTP_HOST": smtpSrv.Host, "FORGETMENOT_SMTP_PORT": fmt.Sprint(smtpSrv.Port), "FORGETMENOT_SMTP_TLS": "none",

@@ -1,11 +1,8 @@
 package daemon_test
 
 import (
-	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -26,29 +23,7 @@ func TestEmailOAuthDaemon(t *testing.T) {
 	tokens.MicrosoftApp("contoso", "app", "the-app-secret", user)
 	dovecot := emailtest.StartOAuthDovecot(t, tokens, emailtest.MicrosoftMailScope, user)
 	smtpSrv := emailtest.StartOAuthSMTP(t, tokens, emailtest.MicrosoftMailScope)
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "secret")
-	boxes := filepath.Join(dir, "mailboxes.yaml")
-	yaml := fmt.Sprintf(`mailboxes:
-  - name: support
-    host: %s
-    port: %d
-    tls: none
-    username: %s
-    auth: oauth2
-    oauth2:
-      provider: microsoft
-      token_url: %s
-      client_id: app
-      client_secret_file: %s
-    address: %s
-    default_team: support-nl
-`, dovecot.Host, dovecot.Port, user, tokens.MicrosoftTokenURL("contoso"), secret, user)
-	for name, content := range map[string]string{boxes: yaml, secret: "the-app-secret"} {
-		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	boxes, _ := emailtest.MicrosoftMailboxFiles(t, t.TempDir(), dovecot, tokens, user, "the-app-secret")
 	r := start(t, testredis.URL(t), func(c *configs.Config) {
 		c.APIToken = emailToken
 		c.MailboxesFile = boxes

@@ -2,6 +2,8 @@ package emailtest
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/forgetmenot/forgetmenot/internal/testdovecot"
@@ -37,4 +39,35 @@ active_value = true
 scope = %s
 `, tokens.IntrospectionURL(), mailScope)},
 	})
+}
+
+// MicrosoftMailboxFiles writes into dir a mailboxes.yaml with one mailbox,
+// support (team support-nl), that signs in to dovecot as user by OAuth 2.0
+// with the Microsoft app "app" of tenant contoso, and that app's client
+// secret in a file of its own. It returns both paths: a test may change the
+// secret.
+func MicrosoftMailboxFiles(t testing.TB, dir string, dovecot *testdovecot.Server, tokens *TokenServer, user, secret string) (mailboxes, secretFile string) {
+	t.Helper()
+	mailboxes, secretFile = filepath.Join(dir, "mailboxes.yaml"), filepath.Join(dir, "client-secret")
+	yaml := fmt.Sprintf(`mailboxes:
+  - name: support
+    host: %s
+    port: %d
+    tls: none
+    username: %s
+    auth: oauth2
+    oauth2:
+      provider: microsoft
+      token_url: %s
+      client_id: app
+      client_secret_file: %s
+    address: %s
+    default_team: support-nl
+`, dovecot.Host, dovecot.Port, user, tokens.MicrosoftTokenURL("contoso"), secretFile, user)
+	for name, content := range map[string]string{mailboxes: yaml, secretFile: secret + "\n"} {
+		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return mailboxes, secretFile
 }
