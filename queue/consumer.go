@@ -377,18 +377,8 @@ func (c *Consumer) drainOwnPending(ctx context.Context, name string) error {
 			return nil
 		}
 		msgs := res[0].Messages
-		readAt := time.Now()
-		counts, err := c.deliveryCounts(ctx, name, msgs)
-		if err != nil {
+		if err := c.handleNow(ctx, name, msgs); err != nil {
 			return err
-		}
-		var acks []string
-		berr := c.handleBatch(ctx, name, msgs, counts, readAt, &acks)
-		if err := c.flushAcks(context.WithoutCancel(ctx), acks); err != nil {
-			return err
-		}
-		if berr != nil {
-			return berr
 		}
 		start = msgs[len(msgs)-1].ID
 	}
@@ -540,19 +530,9 @@ func (c *Consumer) reclaim(ctx context.Context, name string) error {
 			return err
 		}
 		if len(msgs) > 0 {
-			readAt := time.Now()
 			c.log.Info("taking over entries left idle by another consumer", "consumer", name, "count", len(msgs))
-			counts, err := c.deliveryCounts(ctx, name, msgs)
-			if err != nil {
+			if err := c.handleNow(ctx, name, msgs); err != nil {
 				return err
-			}
-			var acks []string
-			berr := c.handleBatch(ctx, name, msgs, counts, readAt, &acks)
-			if err := c.flushAcks(context.WithoutCancel(ctx), acks); err != nil {
-				return err
-			}
-			if berr != nil {
-				return berr
 			}
 		}
 		if next == "0-0" || next == "" {
@@ -561,6 +541,24 @@ func (c *Consumer) reclaim(ctx context.Context, name string) error {
 		start = next
 	}
 	return nil
+}
+
+// handleNow handles entries taken outside the read loop (this consumer's
+// own pending ones after a restart, or those claimed from a consumer gone
+// idle) and acknowledges the ones it finished at once: there is no next
+// read here to carry the acknowledgements.
+func (c *Consumer) handleNow(ctx context.Context, name string, msgs []redis.XMessage) error {
+	readAt := time.Now()
+	counts, err := c.deliveryCounts(ctx, name, msgs)
+	if err != nil {
+		return err
+	}
+	var acks []string
+	berr := c.handleBatch(ctx, name, msgs, counts, readAt, &acks)
+	if err := c.flushAcks(context.WithoutCancel(ctx), acks); err != nil {
+		return err
+	}
+	return berr
 }
 
 // deliveryCounts reads how often each entry has been delivered: a handler that
