@@ -81,7 +81,7 @@ func (s *Slack) reroute(ctx context.Context, n router.Notification, cause error)
 		// retries, and dead-letters after its last attempt.
 		return fmt.Errorf("%w; retrying: %w", all, retryable)
 	}
-	s.alertUndelivered(ctx, n, all)
+	s.alertUndelivered(n, all)
 	return router.Permanent(all)
 }
 
@@ -220,20 +220,26 @@ func (s *Slack) mailOwner(ctx context.Context, n router.Notification, code strin
 }
 
 // alertUndelivered raises the alarm for a notification no route delivered:
-// the metric, and the lead channel when it can still be reached.
-func (s *Slack) alertUndelivered(ctx context.Context, n router.Notification, cause error) {
+// the metric and the log at once, and the lead channel when it can still be
+// reached. That post runs as background work with its own deadline: the
+// lead channel was just used by the route that asked the lead, so its post
+// waits out Slack's pace, and the delivery's remaining time (which the
+// fallbacks used up) must not be what decides whether the alarm is raised.
+func (s *Slack) alertUndelivered(n router.Notification, cause error) {
 	s.cfg.OnUndelivered(string(n.Kind))
 	s.log.Error("NOTIFICATION NOT DELIVERED by any route; it goes to the dead letters", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "err", cause)
 	if s.cfg.LeadChannel == "" {
 		return
 	}
-	if err := s.pace.wait(ctx, s.cfg.LeadChannel); err != nil {
-		s.log.Error("could not post the undelivered alert to the lead channel", "err", err)
-		return
-	}
 	text := fmt.Sprintf(":rotating_light: *Not delivered:* %s for %s reached them by no route (Slack, lead channel, e-mail). It is in the dead letters: `forgetmenot deadletters list`. %s",
 		s.plainSummary(n), esc(s.people.name(n.Recipient), nameLen), s.complaintLink(n.Complaint.ID))
-	if _, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: fit(text, 3000)}); err != nil {
-		s.log.Error("could not post the undelivered alert to the lead channel", "err", err)
-	}
+	s.background(func(ctx context.Context) {
+		if err := s.pace.wait(ctx, s.cfg.LeadChannel); err != nil {
+			s.log.Error("could not post the undelivered alert to the lead channel", "notification", n.ID, "err", err)
+			return
+		}
+		if _, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: fit(text, 3000)}); err != nil {
+			s.log.Error("could not post the undelivered alert to the lead channel", "notification", n.ID, "err", err)
+		}
+	})
 }

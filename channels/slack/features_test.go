@@ -130,12 +130,13 @@ func TestNeverSilentFallbackRoutes(t *testing.T) {
 	ns = f.pending()
 	m.err = router.Permanent(errors.New("550 mailbox unavailable"))
 	// The top message, the plain DM and the ask in the lead channel fail;
-	// the alert after them gets through.
+	// the alert after them gets through, posted in the background.
 	f.ws.Fail("chat.postMessage", 3, 0, "invalid_blocks")
 	err := f.slack.Notify(f.ctx, ns[0])
 	if !router.IsPermanent(err) || !strings.Contains(err.Error(), "no route reached") {
 		t.Fatalf("every route failed: %v, want a permanent error naming the routes", err)
 	}
+	f.slack.Wait() // the alert is posted in the background, paced
 	mu.Lock()
 	defer mu.Unlock()
 	if fmt.Sprint(routes) != "[slack_plain lead_channel email]" || len(undelivered) != 1 {
