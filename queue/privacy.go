@@ -312,11 +312,15 @@ func cleanRedact(ctx context.Context, s *Store, key string, p *PersonalData) (bo
 // keys it changed.
 func (s *Store) CleanState(ctx context.Context, p *PersonalData) (int, error) {
 	n := 0
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return 0, err
+	}
 	for _, kind := range erasureMap {
 		if kind.clean == nil {
 			continue
 		}
-		iter := s.rdb.Scan(ctx, 0, s.keys.tag+":"+kind.sweep, 500).Iterator()
+		iter := scan.Scan(ctx, 0, s.keys.tag+":"+kind.sweep, 500).Iterator()
 		for iter.Next(ctx) {
 			key := iter.Val()
 			if got, ok := s.keys.KindOf(key); !ok || got.Name != kind.Name {
@@ -538,7 +542,11 @@ func (s *Store) IndexedFields(ctx context.Context, ids []string) (threads, once 
 func (s *Store) onceKeysOf(ctx context.Context, want map[string]bool) (map[string][]string, error) {
 	out := map[string][]string{}
 	prefix := s.keys.OncePrefix()
-	iter := s.rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return nil, err
+	}
+	iter := scan.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	var batch []string
 	flush := func() error {
 		if len(batch) == 0 {

@@ -88,8 +88,12 @@ func parseClusterURL(rawURL string) (*redis.ClusterOptions, error) {
 }
 
 // scanner returns the client that holds the namespace's keys: the client
-// itself, or in a cluster the master of the namespace's slot (a SCAN sent to
-// a cluster client reaches one arbitrary node).
+// itself, or in a cluster the master of the namespace's slot. Every scan of
+// the namespace goes through it: a keyless SCAN sent to a cluster client
+// reaches one arbitrary node. go-redis v9.23 routes a SCAN whose MATCH holds
+// a hash tag to that slot, but that is its choice, not Redis's, and with
+// read_only in the URL it may pick a replica that has not caught up; an
+// erasure that missed a key would still report success.
 func (s *Store) scanner(ctx context.Context) (redis.Cmdable, error) {
 	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
 		node, err := cc.MasterForKey(ctx, s.keys.Complaints())

@@ -74,6 +74,12 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	rdb, keys := testredis.Client(t)
+	return newEnvOn(t, rdb, keys)
+}
+
+// newEnvOn is newEnv on a given client and namespace: a cluster's, say.
+func newEnvOn(t *testing.T, rdb redis.UniversalClient, keys queue.Keys) *env {
+	t.Helper()
 	e := &env{t: t, rdb: rdb, keys: keys, store: queue.NewStore(rdb, keys, 0),
 		clock: &clock{now: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}}
 	owners := []router.Owner{
@@ -202,13 +208,17 @@ func (e *env) complaintOf(messageID string) router.Complaint {
 }
 
 // dump is every key of the namespace with its whole content, type-aware.
+// On a cluster it looks on every master, not only where the namespace
+// should be.
 func (e *env) dump() map[string]string {
 	e.t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
-	iter := e.rdb.Scan(ctx, 0, e.keys.Pattern(), 1000).Iterator()
-	for iter.Next(ctx) {
-		k := iter.Val()
+	found, err := testredis.ScanKeys(ctx, e.rdb, e.keys.Pattern())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, k := range found {
 		typ, err := e.rdb.Type(ctx, k).Result()
 		if err != nil {
 			e.t.Fatal(err)
@@ -240,9 +250,6 @@ func (e *env) dump() map[string]string {
 		}
 		b, _ := json.Marshal(v)
 		out[k] = string(b)
-	}
-	if err := iter.Err(); err != nil {
-		e.t.Fatal(err)
 	}
 	return out
 }

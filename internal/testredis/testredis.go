@@ -76,7 +76,14 @@ func URL(t testing.TB) string {
 // namespace's keys are deleted when the test ends.
 func Client(t testing.TB) (redis.UniversalClient, queue.Keys) {
 	t.Helper()
-	rdb, err := queue.Connect(URL(t))
+	return clientOn(t, URL(t))
+}
+
+// clientOn connects to the Redis at url (a cluster's too) with a fresh
+// namespace, whose keys it deletes when the test ends.
+func clientOn(t testing.TB, url string) (redis.UniversalClient, queue.Keys) {
+	t.Helper()
+	rdb, err := queue.Connect(url)
 	if err != nil {
 		t.Fatalf("connecting to test redis: %v", err)
 	}
@@ -88,9 +95,11 @@ func Client(t testing.TB) (redis.UniversalClient, queue.Keys) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		iter := rdb.Scan(ctx, 0, keys.Pattern(), 1000).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		// On a cluster the namespace is on one master, which a plain SCAN
+		// through the cluster client may miss.
+		found, _ := ScanKeys(ctx, rdb, keys.Pattern())
+		for _, k := range found {
+			rdb.Del(ctx, k)
 		}
 		_ = rdb.Close()
 	})
