@@ -5,6 +5,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -422,12 +423,30 @@ func (s *Store) NextComplaintID(ctx context.Context) (string, error) {
 // the message index. (The inbound entry that caused it is acknowledged by
 // the consumer with its batch: the message index makes a redelivery a
 // duplicate that changes nothing.)
+//
+// The customer's message the change stores is not sent again when the
+// consumer handed the handler the inbound entry it routes (see
+// withDelivery) and the message is stored as it was received: the script
+// copies it from that entry, which is still in the stream.
 func (s *Store) Commit(ctx context.Context, ch router.Change) error {
-	t, err := s.changeTx(ch)
+	var src *inboundSource
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok && d.Stream == s.keys.Inbound() && ch.MessageID != "" {
+		src = &inboundSource{d: d, messageID: ch.MessageID}
+	}
+	t, err := s.changeTx(ch, src)
 	if err != nil {
 		return err
 	}
 	res, err := t.run(ctx, s.rdb)
+	if err != nil && len(t.sources) > 0 && strings.Contains(err.Error(), sourceGone) {
+		// The inbound entry went meanwhile (another consumer took it over
+		// and finished it, say): nothing was written, and the change is
+		// sent with the message in full.
+		if t, err = s.changeTx(ch, nil); err != nil {
+			return err
+		}
+		res, err = t.run(ctx, s.rdb)
+	}
 	if err != nil {
 		return fmt.Errorf("committing change to %s: %w", ch.After.ID, err)
 	}
@@ -449,7 +468,64 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 // newComplaintGuard names the guard that a new complaint's key is free.
 const newComplaintGuard = "new complaint "
 
-func (s *Store) changeTx(ch router.Change) (*tx, error) {
+// sourceGone is in commitScript's error when a source was not found.
+const sourceGone = "commit: source gone"
+
+// inboundSource is the inbound entry a change routes: the writes of the
+// change copy the routed message from it (tx.source) when they store it
+// as it was received.
+type inboundSource struct {
+	d         *Delivery
+	messageID string
+	ref       *txRef // once declared in the tx
+}
+
+// message returns the pieces that make m's JSON from the inbound entry, if
+// m is the message the entry holds, perhaps with the language the router
+// detected added: the ingest encoded it with the same encoder, so the
+// message is unchanged exactly when it encodes to the entry's data.
+func (src *inboundSource) message(t *tx, m *router.Message) ([]txPiece, bool) {
+	if src == nil || m.ID != src.messageID {
+		return nil, false
+	}
+	data := src.d.Data
+	plain := *m
+	plain.Language = ""
+	b, err := json.Marshal(plain)
+	if err != nil {
+		return nil, false
+	}
+	tail := ""
+	if !bytes.Equal(b, data) {
+		// A language the channel gave is in the entry already.
+		if m.Language == "" {
+			return nil, false
+		}
+		if b, err = json.Marshal(m); err != nil || !bytes.Equal(b, data) {
+			return nil, false
+		}
+	} else if m.Language != "" {
+		// The entry has no language ("omitempty"): the message's is added
+		// at the end, which decodes to the same message.
+		lang, err := json.Marshal(m.Language)
+		if err != nil {
+			return nil, false
+		}
+		tail = `,"language":` + string(lang) + "}"
+	}
+	if src.ref == nil {
+		r := t.source(src.d.Stream, src.d.ID, len(data))
+		src.ref = &r
+	}
+	r := *src.ref
+	if tail == "" {
+		return []txPiece{{ref: &r}}, true
+	}
+	r.from, r.to = 0, len(data)-1 // without its closing brace
+	return []txPiece{{ref: &r}, {lit: tail}}, true
+}
+
+func (s *Store) changeTx(ch router.Change, src *inboundSource) (*tx, error) {
 	k := s.keys
 	t := &tx{}
 	switch {
@@ -460,7 +536,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case ch.OnceKey != "":
 		s.onceGuard(t, k.Once(ch.OnceKey), ch.After.ID, k.LegacyOnce(), ch.OnceKey)
 	}
-	main, err := s.complaintChange(t, ch)
+	main, err := s.complaintChange(t, ch, src)
 	if err != nil {
 		return nil, err
 	}
@@ -468,7 +544,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		if rel.MessageID != "" || rel.OnceKey != "" || len(rel.Related) > 0 {
 			return nil, errors.New("commit: a related change carries no message id, once key or further changes")
 		}
-		if _, err := s.complaintChange(t, rel); err != nil {
+		if _, err := s.complaintChange(t, rel, src); err != nil {
 			return nil, err
 		}
 	}
@@ -498,13 +574,21 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 // the complaint's data and its timeline entries.
 type written struct {
 	data    txRef
-	entries []txRef
+	entries []writtenEntry
 	after   router.Complaint
+}
+
+// writtenEntry is where a timeline entry is: the argument that holds it,
+// and for an entry copied from the inbound entry, the pieces of its
+// message.
+type writtenEntry struct {
+	ref     txRef
+	message []txPiece
 }
 
 // complaintChange adds one complaint's guarded change to t: its state,
 // indexes, owner load, timers, thread keys and timeline.
-func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
+func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (written, error) {
 	after := ch.After
 	if after.ID == "" || after.Owner == "" {
 		return written{}, errors.New("commit: a complaint needs an id and an owner")
@@ -557,11 +641,29 @@ func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
 		t.write("HSET", k.Threads(), c.Key, after.ID)
 	}
 	for _, e := range ch.Entries {
+		if e.Message != nil && e.Event == nil {
+			if msg, ok := src.message(t, e.Message); ok {
+				// {"at":…,"message":<the message>}, as json.Marshal(e).
+				head, err := json.Marshal(router.Entry{At: e.At})
+				if err != nil {
+					return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+				}
+				pieces := append([]txPiece{{lit: string(head[:len(head)-1]) + `,"message":`}}, msg...)
+				if last := &pieces[len(pieces)-1]; last.ref == nil {
+					last.lit += "}"
+				} else {
+					pieces = append(pieces, txPiece{lit: "}"})
+				}
+				r := t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces})
+				w.entries = append(w.entries, writtenEntry{ref: r, message: msg})
+				continue
+			}
+		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return written{}, fmt.Errorf("encoding timeline entry: %w", err)
 		}
-		w.entries = append(w.entries, t.write("RPUSH", k.Timeline(after.ID), string(b)))
+		w.entries = append(w.entries, writtenEntry{ref: t.write("RPUSH", k.Timeline(after.ID), string(b))})
 	}
 	return w, nil
 }
@@ -633,7 +735,18 @@ func (s *Store) queueNotification(t *tx, n router.Notification, ch router.Change
 		lit = append(lit, `,"`+field+`":`...)
 		for i, e := range ch.Entries {
 			if i < len(w.entries) && match(e) {
-				if r, ok := s.entryPart(t, w.entries[i], `,"`+field+`":`); ok {
+				if m := w.entries[i].message; m != nil && field == "message" {
+					// Copied from the inbound entry as the timeline's is.
+					flush()
+					if last := m[len(m)-1]; last.ref == nil {
+						pieces = append(pieces, m[:len(m)-1]...)
+						lit = append(lit, last.lit...)
+					} else {
+						pieces = append(pieces, m...)
+					}
+					return nil
+				}
+				if r, ok := s.entryPart(t, w.entries[i].ref, `,"`+field+`":`); ok {
 					flush()
 					pieces = append(pieces, txPiece{ref: &r})
 					return nil
@@ -680,9 +793,9 @@ type notificationHead struct {
 // `,"message":`) in the timeline entry at r: an entry is {"at":…,<field>{…}}
 // with nothing after the object but the entry's closing brace.
 func (s *Store) entryPart(t *tx, r txRef, field string) (txRef, bool) {
-	arg := t.Writes[r.write].Args[r.arg]
+	arg, ok := t.text(r)
 	i := strings.Index(arg, field)
-	if i < 0 || !strings.HasSuffix(arg, "}}") {
+	if !ok || i < 0 || !strings.HasSuffix(arg, "}}") {
 		return txRef{}, false
 	}
 	r.from, r.to = i+len(field), len(arg)-1

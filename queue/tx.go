@@ -38,21 +38,43 @@ import (
 //	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list;
 //	        -- a count with a trailing "r" marks a write built from pieces: there
 //	        -- an argument "\0<n>" stands for ARGV[n], "\0<n>:<from>:<to>" for
-//	        -- that part of it, and "\0+<m>" for the next m items (literals or
-//	        -- such references) joined; count is the number of items
+//	        -- that part of it, "\0s<n>" and "\0s<n>:<from>:<to>" likewise
+//	        -- for source n, and "\0+<m>" for the next m items (literals or
+//	        -- such references) joined; count is the number of items.
+//	        -- "XRANGE key# 2 id length" is no write but a source: the data
+//	        -- field of stream entry id, which must be length bytes long. Sources
+//	        -- are numbered in order from 1 and read before anything else.
+//
+// A source lets a write copy what Redis holds already (the inbound entry
+// being routed holds the customer's message the timeline stores) instead
+// of its being sent again.
 //
 // Returns {"ok", ""}, {"duplicate", <value stored under once>} or
 // {"conflict", <guard name>}. On duplicate and conflict nothing is written
 // (a claim or increment made before a failing guard is undone); a write
-// that fails undoes the claim and increments too, and answers an error.
+// that fails undoes the claim and increments too, and answers an error. A
+// source that is gone (or not as long as said) answers the error
+// "commit: source gone: <id>" before anything is claimed or written.
 var commitScript = redis.NewScript(`
 local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
 local first = 7 + 5 * tonumber(ARGV[6])
+local sources = {}
 do
-  -- Every command is checked before anything is claimed or written.
+  -- Every command is checked, and every source read, before anything is
+  -- claimed or written.
   local j = first
   while j <= #ARGV do
-    if not allowed[ARGV[j]] then return redis.error_reply('commit: command not allowed: ' .. tostring(ARGV[j])) end
+    if ARGV[j] == 'XRANGE' then
+      local e = redis.call('XRANGE', KEYS[tonumber(ARGV[j + 1])], ARGV[j + 3], ARGV[j + 3])[1]
+      local data
+      if e then
+        for q = 1, #e[2], 2 do
+          if e[2][q] == 'data' then data = e[2][q + 1] end
+        end
+      end
+      if not data or #data ~= tonumber(ARGV[j + 4]) then return redis.error_reply('commit: source gone: ' .. ARGV[j + 3]) end
+      sources[#sources + 1] = data
+    elseif not allowed[ARGV[j]] then return redis.error_reply('commit: command not allowed: ' .. tostring(ARGV[j])) end
     local count = ARGV[j + 2]
     if string.byte(count, -1) == 114 then count = string.sub(count, 1, -2) end
     j = j + 3 + tonumber(count)
@@ -105,9 +127,12 @@ for _ = 1, tonumber(ARGV[6]) do
   i = i + 5
 end
 local function deref(p)
-  local k, from, to = string.match(p, '^%z(%d+):(%d+):(%d+)$')
-  if k then return string.sub(ARGV[tonumber(k)], tonumber(from), tonumber(to)) end
-  return ARGV[tonumber(string.sub(p, 2))]
+  local src, k, range = string.match(p, '^%z(s?)(%d+)(.*)$')
+  local v
+  if src == 's' then v = sources[tonumber(k)] else v = ARGV[tonumber(k)] end
+  if range == '' then return v end
+  local from, to = string.match(range, '^:(%d+):(%d+)$')
+  return string.sub(v, tonumber(from), tonumber(to))
 end
 local function apply()
   local n = #ARGV
@@ -136,7 +161,7 @@ local function apply()
       args[#args + 1] = a
       j = j + 1
     end
-    redis.call(cmd, key, unpack(args))
+    if cmd ~= 'XRANGE' then redis.call(cmd, key, unpack(args)) end
     i = stop + 1
   end
 end
@@ -157,9 +182,17 @@ return {'ok', ''}
 type tx struct {
 	once   *txOnce
 	guards []txGuard
-	Writes []txWrite
-	keys   []string
-	index  map[string]int
+	// sources are stream entries whose data pieces may copy.
+	sources []txSource
+	Writes  []txWrite
+	keys    []string
+	index   map[string]int
+}
+
+// txSource is the data field of a stream entry, length bytes long.
+type txSource struct {
+	key, id string
+	length  int
 }
 
 // txOnce makes a tx apply at most once: it claims key (a string under a
@@ -185,15 +218,26 @@ type txWrite struct {
 	pieces [][]txPiece
 }
 
-// txPiece is literal text, or (ref set) an argument of an earlier write:
-// the whole of it, or bytes [from, to) of it when to > 0.
+// txPiece is literal text, or (ref set) an argument of an earlier write or
+// a source: the whole of it, or bytes [from, to) of it when to > 0. Literal
+// text never starts with a NUL byte (the script would take it for a
+// reference): it is JSON or a command's word.
 type txPiece struct {
 	lit string
 	ref *txRef
 }
 
-// txRef names an argument of an earlier write of the tx.
-type txRef struct{ write, arg, from, to int }
+// txRef names an argument of an earlier write of the tx, or (source > 0)
+// the tx's source of that number.
+type txRef struct{ write, arg, from, to, source int }
+
+// source declares the data field of stream entry id of key, length bytes
+// long, as a source pieces may copy, and returns its reference.
+func (t *tx) source(key, id string, length int) txRef {
+	t.touch(key)
+	t.sources = append(t.sources, txSource{key: key, id: id, length: length})
+	return txRef{source: len(t.sources)}
+}
 
 // touch declares key and returns its position in KEYS (1-based) as text.
 func (t *tx) touch(key string) string {
@@ -257,20 +301,64 @@ var mergeable = map[string]bool{"RPUSH": true, "ZADD": true, "ZREM": true, "SADD
 // among the write's arguments (a merged write grows an earlier one).
 func (t *tx) write(cmd, key string, args ...string) txRef {
 	t.touch(key)
-	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key && t.Writes[n-1].pieces == nil {
-		at := len(t.Writes[n-1].Args)
-		t.Writes[n-1].Args = append(t.Writes[n-1].Args, args...)
-		return txRef{write: n - 1, arg: at}
+	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key {
+		last := &t.Writes[n-1]
+		if last.pieces == nil {
+			at := len(last.Args)
+			last.Args = append(last.Args, args...)
+			return txRef{write: n - 1, arg: at}
+		}
+		if !slices.ContainsFunc(args, startsWithNUL) {
+			at := len(last.pieces)
+			for _, a := range args {
+				last.pieces = append(last.pieces, []txPiece{{lit: a}})
+			}
+			return txRef{write: n - 1, arg: at}
+		}
 	}
 	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, Args: args})
 	return txRef{write: len(t.Writes) - 1}
 }
 
+func startsWithNUL(a string) bool { return a != "" && a[0] == 0 }
+
 // writePieces adds a command whose arguments are joined from pieces
-// (references must name plain writes, added before).
-func (t *tx) writePieces(cmd, key string, args [][]txPiece) {
+// (references must name sources, or arguments of earlier writes that are
+// plain text), merged into the write before as write merges plain ones. It
+// returns the position of its first argument.
+func (t *tx) writePieces(cmd, key string, args [][]txPiece) txRef {
 	t.touch(key)
+	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key &&
+		(t.Writes[n-1].pieces != nil || !slices.ContainsFunc(t.Writes[n-1].Args, startsWithNUL)) {
+		last := &t.Writes[n-1]
+		if last.pieces == nil {
+			for _, a := range last.Args {
+				last.pieces = append(last.pieces, []txPiece{{lit: a}})
+			}
+			last.Args = nil
+		}
+		at := len(last.pieces)
+		last.pieces = append(last.pieces, args...)
+		return txRef{write: n - 1, arg: at}
+	}
 	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, pieces: args})
+	return txRef{write: len(t.Writes) - 1}
+}
+
+// text is the argument r names when it is plain text (not joined from
+// pieces).
+func (t *tx) text(r txRef) (string, bool) {
+	if r.source > 0 {
+		return "", false
+	}
+	w := t.Writes[r.write]
+	if w.pieces == nil {
+		return w.Args[r.arg], true
+	}
+	if p := w.pieces[r.arg]; len(p) == 1 && p[0].ref == nil {
+		return p[0].lit, true
+	}
+	return "", false
 }
 
 // items is the number of ARGV items w's arguments take.
@@ -302,7 +390,7 @@ type txResult struct {
 
 // args encodes the tx as commitScript's ARGV.
 func (t *tx) args() []any {
-	n := 6 + 5*len(t.guards)
+	n := 6 + 5*len(t.guards) + 5*len(t.sources)
 	for _, w := range t.Writes {
 		n += 3 + w.items()
 	}
@@ -322,6 +410,9 @@ func (t *tx) args() []any {
 	for _, g := range t.guards {
 		out = append(out, g.kind, g.name, pos(g.key), g.a, g.b)
 	}
+	for _, src := range t.sources {
+		out = append(out, "XRANGE", pos(src.key), "2", src.id, strconv.Itoa(src.length))
+	}
 	// ARGV position (1-based) of each write's first argument, for references.
 	var starts []int
 	if slices.ContainsFunc(t.Writes, func(w txWrite) bool { return w.pieces != nil }) {
@@ -332,12 +423,32 @@ func (t *tx) args() []any {
 			at += 3 + w.items()
 		}
 	}
+	// argAt is the ARGV position of argument a of write j, which is plain.
+	argAt := func(j, a int) int {
+		w := t.Writes[j]
+		if w.pieces == nil {
+			return starts[j] + a
+		}
+		at := starts[j]
+		for _, p := range w.pieces[:a] {
+			at++
+			if len(p) != 1 {
+				at += len(p)
+			}
+		}
+		return at
+	}
 	piece := func(p txPiece) string {
 		r := p.ref
 		if r == nil {
 			return p.lit
 		}
-		k := strconv.Itoa(starts[r.write] + r.arg)
+		var k string
+		if r.source > 0 {
+			k = "s" + strconv.Itoa(r.source)
+		} else {
+			k = strconv.Itoa(argAt(r.write, r.arg))
+		}
 		if r.to > 0 {
 			return "\x00" + k + ":" + strconv.Itoa(r.from+1) + ":" + strconv.Itoa(r.to)
 		}
