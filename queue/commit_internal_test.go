@@ -3,8 +3,11 @@ package queue
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The once-guard is claimed (SET NX) before the guards and the writes. A
@@ -55,5 +58,70 @@ func TestAFailedWriteTakesBackTheClaimAndIncrements(t *testing.T) {
 	res, err := build().run(ctx, rdb)
 	if err == nil && res.status == "duplicate" {
 		t.Error("the change failed, yet its redelivery is a duplicate")
+	}
+}
+
+// A write may copy the data of a stream entry (a source). What must hold:
+// a source that is gone, or not as long as the tx says, fails the change
+// before anything is claimed or written, with the error Commit takes as
+// the sign to send the change in full; a source that is there is copied,
+// whole or in part.
+func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
+	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
+	}
+	rdb, err := Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, err := NewKeys("commitsrc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	once, stream, list := keys.MessageComplaint("M-1"), keys.Inbound(), keys.Timeline("C-1")
+	defer rdb.Del(ctx, once, stream, list)
+	rdb.Del(ctx, once, stream, list)
+	data := `{"id":"M-1","body":"a \"}"}`
+	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"data", data, "attempt", "0"}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func(length int) *tx {
+		t := &tx{}
+		t.onceString(once, "C-1", "60000", "", "")
+		src := t.source(stream, id, length)
+		part := src
+		part.from, part.to = 0, len(data)-1
+		t.writePieces("RPUSH", list, [][]txPiece{{{lit: "["}, {ref: &src}, {lit: "]"}}, {{ref: &part}, {lit: `,"x":1}`}}})
+		t.write("RPUSH", list, "plain")
+		return t
+	}
+	for _, length := range []int{len(data) + 1, len(data)} {
+		if length == len(data) {
+			// Gone altogether.
+			rdb.XDel(ctx, stream, id)
+		}
+		_, err := build(length).run(ctx, rdb)
+		if err == nil || !strings.Contains(err.Error(), sourceGone) {
+			t.Fatalf("source of length %d (entry %d bytes): %v, want %q", length, len(data), err, sourceGone)
+		}
+		if n, _ := rdb.Exists(ctx, once, list).Result(); n != 0 {
+			t.Fatal("the change claimed or wrote something, yet its source was gone")
+		}
+	}
+	id, err = rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"data", data, "attempt", "0"}}).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := build(len(data)).run(ctx, rdb); err != nil || res.status != "ok" {
+		t.Fatalf("%+v, %v", res, err)
+	}
+	got, _ := rdb.LRange(ctx, list, 0, -1).Result()
+	want := []string{"[" + data + "]", data[:len(data)-1] + `,"x":1}`, "plain"}
+	if !slices.Equal(got, want) {
+		t.Errorf("written %q, want %q", got, want)
 	}
 }
