@@ -144,7 +144,8 @@ func TestCommitCopiesTheRoutedMessageFromTheInboundEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			store := &recordingStore{Store: e.store, alter: c.alter}
-			r, err := router.New(router.Config{Store: store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"}})
+			// The customer is acknowledged too: the reply quotes their message.
+			r, err := router.New(router.Config{Store: store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"}, Reachability: reachByEmail{}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,8 +227,21 @@ func TestCommitCopiesTheRoutedMessageFromTheInboundEntry(t *testing.T) {
 				t.Error("the message is stored as received, not as the router changed it")
 			}
 			outbox, err := e.rdb.XRange(ctx, e.keys.Outbox(), "-", "+").Result()
-			if err != nil || len(outbox) != len(ch.Notifications) || len(outbox) == 0 {
-				t.Fatalf("outbox: %d entries for %d notifications, %v", len(outbox), len(ch.Notifications), err)
+			if err != nil || len(outbox) != len(ch.Notifications)+len(ch.CustomerMessages) || len(ch.Notifications) == 0 || len(ch.CustomerMessages) == 0 {
+				t.Fatalf("outbox: %d entries for %d notifications and %d customer messages, %v", len(outbox), len(ch.Notifications), len(ch.CustomerMessages), err)
+			}
+			for i, m := range ch.CustomerMessages {
+				got, err := queue.DecodeOutgoing([]byte(outbox[len(ch.Notifications)+i].Values["data"].(string)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := roundTrip(t, router.Outgoing{Customer: &m}); !reflect.DeepEqual(got, want) {
+					t.Errorf("outbox customer message\n got %+v\nwant %+v", got.Customer, want.Customer)
+				}
+				// (alter changes the timeline's message, not the one answered.)
+				if m.InReplyTo == nil || got.Customer.InReplyTo == nil || (c.alter == nil && got.Customer.InReplyTo.Body != ch.Entries[0].Message.Body) {
+					t.Errorf("the acknowledgement answers %+v, want the stored message", got.Customer.InReplyTo)
+				}
 			}
 			for i, n := range ch.Notifications {
 				got, err := queue.DecodeOutgoing([]byte(outbox[i].Values["data"].(string)))

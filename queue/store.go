@@ -561,13 +561,82 @@ func (s *Store) changeTx(ch router.Change, src *inboundSource) (*tx, error) {
 		}
 	}
 	for _, m := range ch.CustomerMessages {
-		b, err := json.Marshal(router.Outgoing{Customer: &m})
-		if err != nil {
-			return nil, fmt.Errorf("encoding customer message: %w", err)
+		if err := s.queueCustomerMessage(t, m, src, main); err != nil {
+			return nil, err
 		}
-		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
 	return t, nil
+}
+
+// queueCustomerMessage adds m to the outbox. The complaint m carries, when
+// it is the one the change stores, and the message it answers, when it is
+// the routed one as received, are copied by the script, as a
+// notification's are.
+func (s *Store) queueCustomerMessage(t *tx, m router.CustomerMessage, src *inboundSource, w written) error {
+	b, err := json.Marshal(router.Outgoing{Customer: &m})
+	if err != nil {
+		return fmt.Errorf("encoding customer message: %w", err)
+	}
+	var parts []splice
+	if m.Complaint.ID == w.after.ID && reflect.DeepEqual(m.Complaint, w.after) {
+		if text, ok := t.text(w.data); ok {
+			parts = append(parts, splice{`"complaint":` + text, []txPiece{{lit: `"complaint":`}, {ref: &w.data}}})
+		}
+	}
+	if m.InReplyTo != nil {
+		if msg, ok := src.message(t, m.InReplyTo); ok {
+			mb, err := json.Marshal(m.InReplyTo)
+			if err != nil {
+				return fmt.Errorf("encoding customer message: %w", err)
+			}
+			parts = append(parts, splice{`"in_reply_to":` + string(mb), append([]txPiece{{lit: `"in_reply_to":`}}, msg...)})
+		}
+	}
+	t.writePieces("XADD", s.keys.Outbox(), [][]txPiece{
+		{{lit: "*"}}, {{lit: fieldData}}, spliced(string(b), parts), {{lit: fieldAttempt}}, {{lit: "0"}},
+	})
+	return nil
+}
+
+// splice is text to be replaced by pieces that make the very same text.
+type splice struct {
+	text   string
+	pieces []txPiece
+}
+
+// spliced is s as pieces: each part's text, where it occurs in s after the
+// part before, is replaced by its pieces (which make the same bytes, so
+// which occurrence is replaced does not matter), and literal text next to
+// each other is joined.
+func spliced(s string, parts []splice) []txPiece {
+	var out []txPiece
+	lit := func(l string) {
+		if l == "" {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1].ref == nil {
+			out[n-1].lit += l
+			return
+		}
+		out = append(out, txPiece{lit: l})
+	}
+	for _, p := range parts {
+		i := strings.Index(s, p.text)
+		if i < 0 {
+			continue
+		}
+		lit(s[:i])
+		for _, q := range p.pieces {
+			if q.ref == nil {
+				lit(q.lit)
+			} else {
+				out = append(out, q)
+			}
+		}
+		s = s[i+len(p.text):]
+	}
+	lit(s)
+	return out
 }
 
 // written says where a complaint change put what a notification repeats:
