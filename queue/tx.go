@@ -29,7 +29,7 @@ import (
 //	        -- "" key#: none; else SET key value NX PX retention claims it, and
 //	        -- a key already set (or, for data of older layouts, field in the
 //	        -- legacy hash) makes the change a duplicate
-//	guards: count, then per guard: kind, name, key#, a, b
+//	guards: count, then per guard: kind, key#, a, b
 //	        -- "h": HGET key a (absent = "") must equal b;
 //	        -- "z": ZADD key NX a b must add member b (score a): it was not there;
 //	        -- "b": the number in HGET key a (absent = 0) must be < b;
@@ -50,14 +50,14 @@ import (
 // of its being sent again.
 //
 // Returns {"ok", ""}, {"duplicate", <value stored under once>} or
-// {"conflict", <guard name>}. On duplicate and conflict nothing is written
+// {"conflict", <guard number, from 1>} (tx.run names the guard). On duplicate and conflict nothing is written
 // (a claim or increment made before a failing guard is undone); a write
 // that fails undoes the claim and increments too, and answers an error. A
 // source that is gone (or not as long as said) answers the error
 // "commit: source gone: <id>" before anything is claimed or written.
 var commitScript = redis.NewScript(`
 local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
-local first = 7 + 5 * tonumber(ARGV[6])
+local first = 7 + 4 * tonumber(ARGV[6])
 local sources = {}
 do
   -- Every command is checked, and every source read, before anything is
@@ -99,32 +99,32 @@ local function undo()
   if once then redis.call('DEL', once) end
 end
 local i = 7
-for _ = 1, tonumber(ARGV[6]) do
-  local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
+for g = 1, tonumber(ARGV[6]) do
+  local kind, key, a, b = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]
   local failed
   if kind == 'c' then
-    if redis.call('HINCRBY', key, ARGV[i + 3], 1) > tonumber(ARGV[i + 4]) then
-      redis.call('HINCRBY', key, ARGV[i + 3], -1)
+    if redis.call('HINCRBY', key, a, 1) > tonumber(b) then
+      redis.call('HINCRBY', key, a, -1)
       failed = true
     else
-      incremented[#incremented + 1] = {key, ARGV[i + 3]}
+      incremented[#incremented + 1] = {key, a}
     end
   elseif kind == 'z' then
-    if redis.call('ZADD', key, 'NX', ARGV[i + 3], ARGV[i + 4]) == 0 then
+    if redis.call('ZADD', key, 'NX', a, b) == 0 then
       failed = true
     else
-      added[#added + 1] = {key, ARGV[i + 4]}
+      added[#added + 1] = {key, b}
     end
   elseif kind == 'b' then
-    failed = (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4])
+    failed = (tonumber(redis.call('HGET', key, a) or '0') or 0) >= tonumber(b)
   else
-    failed = (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4]
+    failed = (redis.call('HGET', key, a) or '') ~= b
   end
   if failed then
     undo()
-    return {'conflict', name}
+    return {'conflict', tostring(g)}
   end
-  i = i + 5
+  i = i + 4
 end
 local function deref(p)
   local src, k, range = string.match(p, '^%z(s?)(%d+)(.*)$')
@@ -202,6 +202,7 @@ type txOnce struct {
 	key, value, ttlms, legacy, field string
 }
 
+// txGuard is a guard; its name (what a conflict reports) stays in Go.
 type txGuard struct {
 	kind, name, key, a, b string
 }
@@ -390,7 +391,7 @@ type txResult struct {
 
 // args encodes the tx as commitScript's ARGV.
 func (t *tx) args() []any {
-	n := 6 + 5*len(t.guards) + 5*len(t.sources)
+	n := 6 + 4*len(t.guards) + 5*len(t.sources)
 	for _, w := range t.Writes {
 		n += 3 + w.items()
 	}
@@ -408,7 +409,7 @@ func (t *tx) args() []any {
 	}
 	out = append(out, strconv.Itoa(len(t.guards)))
 	for _, g := range t.guards {
-		out = append(out, g.kind, g.name, pos(g.key), g.a, g.b)
+		out = append(out, g.kind, pos(g.key), g.a, g.b)
 	}
 	for _, src := range t.sources {
 		out = append(out, "XRANGE", pos(src.key), "2", src.id, strconv.Itoa(src.length))
@@ -484,6 +485,14 @@ func (t *tx) run(ctx context.Context, rdb redis.Scripter) (txResult, error) {
 	}
 	if len(res) != 2 {
 		return txResult{}, errors.New("commit script: unexpected reply")
+	}
+	if res[0] == "conflict" {
+		// The guard's number: its name is not sent.
+		g, err := strconv.Atoi(res[1])
+		if err != nil || g < 1 || g > len(t.guards) {
+			return txResult{}, errors.New("commit script: unexpected reply")
+		}
+		res[1] = t.guards[g-1].name
 	}
 	return txResult{status: res[0], value: res[1]}, nil
 }
