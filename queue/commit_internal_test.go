@@ -125,3 +125,36 @@ func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
 		t.Errorf("written %q, want %q", got, want)
 	}
 }
+
+// A conflict names the guard that failed, though only its number travels.
+func TestAConflictNamesTheGuardThatFailed(t *testing.T) {
+	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
+	}
+	rdb, err := Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	keys, err := NewKeys("commitguard")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	h, z := keys.Complaint("C-1"), keys.Complaints()
+	defer rdb.Del(ctx, h, z)
+	rdb.Del(ctx, h, z)
+	rdb.HSet(ctx, h, "version", "2")
+	tx := &tx{}
+	tx.addNew("new complaint C-2", z, "1", "C-2")
+	tx.fieldEquals("version of C-1", h, "version", "1")
+	tx.write("HSET", h, "x", "1")
+	res, err := tx.run(ctx, rdb)
+	if err != nil || res.status != "conflict" || res.value != "version of C-1" {
+		t.Fatalf("%+v, %v; want a conflict of \"version of C-1\"", res, err)
+	}
+	if n, _ := rdb.ZCard(ctx, z).Result(); n != 0 {
+		t.Error("the guard before the one that failed was not undone")
+	}
+}
