@@ -514,7 +514,7 @@ func (src *inboundSource) message(t *tx, m *router.Message) ([]txPiece, bool) {
 		tail = `,"language":` + string(lang) + "}"
 	}
 	if src.ref == nil {
-		r := t.source(src.d.Stream, src.d.ID, len(data))
+		r := t.source(src.d.Stream, src.d.ID, string(data))
 		src.ref = &r
 	}
 	r := *src.ref
@@ -579,9 +579,7 @@ func (s *Store) queueCustomerMessage(t *tx, m router.CustomerMessage, src *inbou
 	}
 	var parts []splice
 	if m.Complaint.ID == w.after.ID && reflect.DeepEqual(m.Complaint, w.after) {
-		if text, ok := t.text(w.data); ok {
-			parts = append(parts, splice{`"complaint":` + text, []txPiece{{lit: `"complaint":`}, {ref: &w.data}}})
-		}
+		parts = append(parts, splice{`"complaint":` + t.text(w.data), []txPiece{{lit: `"complaint":`}, {ref: &w.data}}})
 	}
 	if m.InReplyTo != nil {
 		if msg, ok := src.message(t, m.InReplyTo); ok {
@@ -643,16 +641,8 @@ func spliced(s string, parts []splice) []txPiece {
 // the complaint's data and its timeline entries.
 type written struct {
 	data    txRef
-	entries []writtenEntry
+	entries []txRef
 	after   router.Complaint
-}
-
-// writtenEntry is where a timeline entry is: the argument that holds it,
-// and for an entry copied from the inbound entry, the pieces of its
-// message.
-type writtenEntry struct {
-	ref     txRef
-	message []txPiece
 }
 
 // complaintChange adds one complaint's guarded change to t: its state,
@@ -723,8 +713,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 				} else {
 					pieces = append(pieces, txPiece{lit: "}"})
 				}
-				r := t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces})
-				w.entries = append(w.entries, writtenEntry{ref: r, message: msg})
+				w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces}))
 				continue
 			}
 		}
@@ -732,7 +721,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 		if err != nil {
 			return written{}, fmt.Errorf("encoding timeline entry: %w", err)
 		}
-		w.entries = append(w.entries, writtenEntry{ref: t.write("RPUSH", k.Timeline(after.ID), string(b))})
+		w.entries = append(w.entries, t.write("RPUSH", k.Timeline(after.ID), string(b)))
 	}
 	return w, nil
 }
@@ -804,18 +793,7 @@ func (s *Store) queueNotification(t *tx, n router.Notification, ch router.Change
 		lit = append(lit, `,"`+field+`":`...)
 		for i, e := range ch.Entries {
 			if i < len(w.entries) && match(e) {
-				if m := w.entries[i].message; m != nil && field == "message" {
-					// Copied from the inbound entry as the timeline's is.
-					flush()
-					if last := m[len(m)-1]; last.ref == nil {
-						pieces = append(pieces, m[:len(m)-1]...)
-						lit = append(lit, last.lit...)
-					} else {
-						pieces = append(pieces, m...)
-					}
-					return nil
-				}
-				if r, ok := s.entryPart(t, w.entries[i].ref, `,"`+field+`":`); ok {
+				if r, ok := s.entryPart(t, w.entries[i], `,"`+field+`":`); ok {
 					flush()
 					pieces = append(pieces, txPiece{ref: &r})
 					return nil
@@ -862,9 +840,9 @@ type notificationHead struct {
 // `,"message":`) in the timeline entry at r: an entry is {"at":…,<field>{…}}
 // with nothing after the object but the entry's closing brace.
 func (s *Store) entryPart(t *tx, r txRef, field string) (txRef, bool) {
-	arg, ok := t.text(r)
+	arg := t.text(r)
 	i := strings.Index(arg, field)
-	if !ok || i < 0 || !strings.HasSuffix(arg, "}}") {
+	if i < 0 || !strings.HasSuffix(arg, "}}") {
 		return txRef{}, false
 	}
 	r.from, r.to = i+len(field), len(arg)-1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -37,10 +38,11 @@ import (
 //	        -- change's own: the write that would make it is left out)
 //	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list;
 //	        -- a count with a trailing "r" marks a write built from pieces: there
-//	        -- an argument "\0<n>" stands for ARGV[n], "\0<n>:<from>:<to>" for
-//	        -- that part of it, "\0s<n>" and "\0s<n>:<from>:<to>" likewise
-//	        -- for source n, and "\0+<m>" for the next m items (literals or
-//	        -- such references) joined; count is the number of items.
+//	        -- an argument "\0<n>" stands for ARGV[n] (for an earlier argument
+//	        -- that was joined, the joined text), "\0<n>:<from>:<to>" for that
+//	        -- part of it, "\0s<n>" and "\0s<n>:<from>:<to>" likewise for
+//	        -- source n, and "\0+<m>" for the next m items (literals or such
+//	        -- references) joined; count is the number of items.
 //	        -- "XRANGE key# 2 id length" is no write but a source: the data
 //	        -- field of stream entry id, which must be length bytes long. Sources
 //	        -- are numbered in order from 1 and read before anything else.
@@ -126,10 +128,12 @@ for g = 1, tonumber(ARGV[6]) do
   end
   i = i + 4
 end
+-- joined holds the arguments joined so far, by the position of their "\0+".
+local joined = {}
 local function deref(p)
   local src, k, range = string.match(p, '^%z(s?)(%d+)(.*)$')
   local v
-  if src == 's' then v = sources[tonumber(k)] else v = ARGV[tonumber(k)] end
+  if src == 's' then v = sources[tonumber(k)] else v = joined[tonumber(k)] or ARGV[tonumber(k)] end
   if range == '' then return v end
   local from, to = string.match(range, '^:(%d+):(%d+)$')
   return string.sub(v, tonumber(from), tonumber(to))
@@ -153,6 +157,7 @@ local function apply()
             parts[q] = p
           end
           a = table.concat(parts)
+          joined[j] = a
           j = j + m
         else
           a = deref(a)
@@ -189,10 +194,9 @@ type tx struct {
 	index   map[string]int
 }
 
-// txSource is the data field of a stream entry, length bytes long.
+// txSource is the data field of a stream entry: data, as Go has it.
 type txSource struct {
-	key, id string
-	length  int
+	key, id, data string
 }
 
 // txOnce makes a tx apply at most once: it claims key (a string under a
@@ -232,11 +236,12 @@ type txPiece struct {
 // the tx's source of that number.
 type txRef struct{ write, arg, from, to, source int }
 
-// source declares the data field of stream entry id of key, length bytes
-// long, as a source pieces may copy, and returns its reference.
-func (t *tx) source(key, id string, length int) txRef {
+// source declares the data field of stream entry id of key, which holds
+// data, as a source pieces may copy, and returns its reference. (The
+// script checks the length; data is for building references into it.)
+func (t *tx) source(key, id, data string) txRef {
 	t.touch(key)
-	t.sources = append(t.sources, txSource{key: key, id: id, length: length})
+	t.sources = append(t.sources, txSource{key: key, id: id, data: data})
 	return txRef{source: len(t.sources)}
 }
 
@@ -346,20 +351,30 @@ func (t *tx) writePieces(cmd, key string, args [][]txPiece) txRef {
 	return txRef{write: len(t.Writes) - 1}
 }
 
-// text is the argument r names when it is plain text (not joined from
-// pieces).
-func (t *tx) text(r txRef) (string, bool) {
-	if r.source > 0 {
-		return "", false
+// text is what r names (an argument, joined or not, or a source, or part
+// of one), as the script makes it.
+func (t *tx) text(r txRef) string {
+	var s string
+	switch {
+	case r.source > 0:
+		s = t.sources[r.source-1].data
+	case t.Writes[r.write].pieces == nil:
+		s = t.Writes[r.write].Args[r.arg]
+	default:
+		var b strings.Builder
+		for _, p := range t.Writes[r.write].pieces[r.arg] {
+			if p.ref == nil {
+				b.WriteString(p.lit)
+			} else {
+				b.WriteString(t.text(*p.ref))
+			}
+		}
+		s = b.String()
 	}
-	w := t.Writes[r.write]
-	if w.pieces == nil {
-		return w.Args[r.arg], true
+	if r.to > 0 {
+		s = s[r.from:r.to]
 	}
-	if p := w.pieces[r.arg]; len(p) == 1 && p[0].ref == nil {
-		return p[0].lit, true
-	}
-	return "", false
+	return s
 }
 
 // items is the number of ARGV items w's arguments take.
@@ -412,7 +427,7 @@ func (t *tx) args() []any {
 		out = append(out, g.kind, pos(g.key), g.a, g.b)
 	}
 	for _, src := range t.sources {
-		out = append(out, "XRANGE", pos(src.key), "2", src.id, strconv.Itoa(src.length))
+		out = append(out, "XRANGE", pos(src.key), "2", src.id, strconv.Itoa(len(src.data)))
 	}
 	// ARGV position (1-based) of each write's first argument, for references.
 	var starts []int
@@ -424,7 +439,8 @@ func (t *tx) args() []any {
 			at += 3 + w.items()
 		}
 	}
-	// argAt is the ARGV position of argument a of write j, which is plain.
+	// argAt is the ARGV position of argument a of write j (of its "\0+"
+	// when it is joined).
 	argAt := func(j, a int) int {
 		w := t.Writes[j]
 		if w.pieces == nil {
