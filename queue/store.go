@@ -596,6 +596,49 @@ func (s *Store) queueCustomerMessage(t *tx, m router.CustomerMessage, src *inbou
 	return nil
 }
 
+// minReuse is the shortest text worth copying from elsewhere in the tx
+// rather than sending it: a reference, and the joining of the argument it
+// is in, cost about 35 bytes.
+const minReuse = 40
+
+// reuse returns text as pieces that copy each of needles (of at least
+// minReuse bytes) that text and what r names both hold from r. A needle
+// is replaced by the very same bytes, wherever it is.
+func (t *tx) reuse(text string, r txRef, needles ...string) []txPiece {
+	from := t.text(r)
+	type found struct{ at, from int }
+	var parts []splice
+	var at []found
+	for _, n := range needles {
+		if len(n) < minReuse {
+			continue
+		}
+		i, j := strings.Index(text, n), strings.Index(from, n)
+		if i < 0 || j < 0 {
+			continue
+		}
+		ref := r
+		ref.from, ref.to = r.from+j, r.from+j+len(n)
+		parts = append(parts, splice{n, []txPiece{{ref: &ref}}})
+		at = append(at, found{i, j})
+	}
+	// spliced takes parts in the order they come in text, not overlapping.
+	order := make([]int, len(parts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return at[order[a]].at < at[order[b]].at })
+	var sorted []splice
+	end := 0
+	for _, i := range order {
+		if at[i].at >= end {
+			sorted = append(sorted, parts[i])
+			end = at[i].at + len(parts[i].text)
+		}
+	}
+	return spliced(text, sorted)
+}
+
 // splice is text to be replaced by pieces that make the very same text.
 type splice struct {
 	text   string
@@ -683,8 +726,33 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	if err != nil {
 		return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
 	}
+	// The routed message, copied from the inbound entry if it can be; the
+	// complaint's customer and subject too, if long enough to pay.
+	copied := make([][]txPiece, len(ch.Entries))
+	for i, e := range ch.Entries {
+		if e.Message != nil && e.Event == nil {
+			copied[i], _ = src.message(t, e.Message)
+		}
+	}
+	var reused []txPiece
+	if src != nil && src.ref != nil {
+		customer, err := json.Marshal(after.Customer)
+		if err != nil {
+			return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+		}
+		subject, err := json.Marshal(after.Subject)
+		if err != nil {
+			return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+		}
+		reused = t.reuse(string(data), *src.ref, `"customer":`+string(customer), `"subject":`+string(subject))
+	}
 	w := written{after: after}
-	w.data = t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
+	version := strconv.FormatInt(after.Version, 10)
+	if len(reused) > 1 {
+		w.data = t.writePieces("HSET", ckey, [][]txPiece{{{lit: "version"}}, {{lit: version}}, {{lit: "data"}}, reused})
+	} else {
+		w.data = t.write("HSET", ckey, "version", version, "data", string(data))
+	}
 	w.data.arg += 3
 	if before == nil {
 		if after.CustomerKey != "" {
@@ -699,27 +767,36 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	for _, c := range ch.ThreadKeys {
 		t.write("HSET", k.Threads(), c.Key, after.ID)
 	}
-	for _, e := range ch.Entries {
-		if e.Message != nil && e.Event == nil {
-			if msg, ok := src.message(t, e.Message); ok {
-				// {"at":…,"message":<the message>}, as json.Marshal(e).
-				head, err := json.Marshal(router.Entry{At: e.At})
-				if err != nil {
-					return written{}, fmt.Errorf("encoding timeline entry: %w", err)
-				}
-				pieces := append([]txPiece{{lit: string(head[:len(head)-1]) + `,"message":`}}, msg...)
-				if last := &pieces[len(pieces)-1]; last.ref == nil {
-					last.lit += "}"
-				} else {
-					pieces = append(pieces, txPiece{lit: "}"})
-				}
-				w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces}))
-				continue
+	for i, e := range ch.Entries {
+		if msg := copied[i]; msg != nil {
+			// {"at":…,"message":<the message>}, as json.Marshal(e).
+			head, err := json.Marshal(router.Entry{At: e.At})
+			if err != nil {
+				return written{}, fmt.Errorf("encoding timeline entry: %w", err)
 			}
+			pieces := append([]txPiece{{lit: string(head[:len(head)-1]) + `,"message":`}}, msg...)
+			if last := &pieces[len(pieces)-1]; last.ref == nil {
+				last.lit += "}"
+			} else {
+				pieces = append(pieces, txPiece{lit: "}"})
+			}
+			w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces}))
+			continue
 		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+		}
+		if e.Event != nil && e.Event.Reason != "" {
+			// An assignment's reason is the complaint's routing reason.
+			reason, err := json.Marshal(e.Event.Reason)
+			if err != nil {
+				return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+			}
+			if p := t.reuse(string(b), w.data, string(reason)); len(p) > 1 {
+				w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{p}))
+				continue
+			}
 		}
 		w.entries = append(w.entries, t.write("RPUSH", k.Timeline(after.ID), string(b)))
 	}
