@@ -61,29 +61,49 @@ func TestAFailedWriteTakesBackTheClaimAndIncrements(t *testing.T) {
 	}
 }
 
-// A write may copy the data of a stream entry (a source). What must hold:
+// A write may dup the data of a stream entry (a source). What must hold:
 // a source that is gone, or not as long as the tx says, fails the change
 // before anything is claimed or written, with the error Commit takes as
 // the sign to send the change in full; a source that is there is copied,
 // whole or in part.
+// The same holds on the embedded Redis (miniredis and gopher-lua).
 func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
-	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
-	}
-	rdb, err := Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
+	t.Run("redis", func(t *testing.T) {
+		url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
+		if url == "" {
+			t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
+		}
+		rdb, err := Connect(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rdb.Close()
+		checkSources(t, rdb)
+	})
+	t.Run("embedded", func(t *testing.T) {
+		emb, err := StartEmbedded()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer emb.Close()
+		rdb, err := Connect(emb.URL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rdb.Close()
+		checkSources(t, rdb)
+	})
+}
+
+func checkSources(t *testing.T, rdb redis.UniversalClient) {
 	keys, err := NewKeys("commitsrc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	once, stream, list := keys.MessageComplaint("M-1"), keys.Inbound(), keys.Timeline("C-1")
-	defer rdb.Del(ctx, once, stream, list)
-	rdb.Del(ctx, once, stream, list)
+	once, stream, list, dup := keys.MessageComplaint("M-1"), keys.Inbound(), keys.Timeline("C-1"), keys.Complaint("C-1")
+	defer rdb.Del(ctx, once, stream, list, dup)
+	rdb.Del(ctx, once, stream, list, dup)
 	data := `{"id":"M-1","body":"a \"}"}`
 	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []string{"data", data, "attempt", "0"}}).Result()
 	if err != nil {
@@ -95,8 +115,12 @@ func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
 		src := t.source(stream, id, have)
 		part := src
 		part.from, part.to = 0, len(data)-1
-		t.writePieces("RPUSH", list, [][]txPiece{{{lit: "["}, {ref: &src}, {lit: "]"}}, {{ref: &part}, {lit: `,"x":1}`}}})
+		joined := t.writePieces("RPUSH", list, [][]txPiece{{{lit: "["}, {ref: &src}, {lit: "]"}}, {{ref: &part}, {lit: `,"x":1}`}}})
 		t.write("RPUSH", list, "plain")
+		// A reference to a joined argument names what was joined.
+		inner := joined
+		inner.from, inner.to = 1, len(data)+1
+		t.writePieces("HSET", dup, [][]txPiece{{{lit: "whole"}}, {{ref: &joined}}, {{lit: "inner"}}, {{ref: &inner}}})
 		return t
 	}
 	for _, have := range []string{data + " ", data} {
@@ -108,7 +132,7 @@ func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), sourceGone) {
 			t.Fatalf("source of length %d (entry %d bytes): %v, want %q", len(have), len(data), err, sourceGone)
 		}
-		if n, _ := rdb.Exists(ctx, once, list).Result(); n != 0 {
+		if n, _ := rdb.Exists(ctx, once, list, dup).Result(); n != 0 {
 			t.Fatal("the change claimed or wrote something, yet its source was gone")
 		}
 	}
@@ -123,6 +147,9 @@ func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
 	want := []string{"[" + data + "]", data[:len(data)-1] + `,"x":1}`, "plain"}
 	if !slices.Equal(got, want) {
 		t.Errorf("written %q, want %q", got, want)
+	}
+	if h, _ := rdb.HGetAll(ctx, dup).Result(); h["whole"] != want[0] || h["inner"] != data {
+		t.Errorf("copies of a joined argument: %q, want %q and %q", h, want[0], data)
 	}
 }
 
