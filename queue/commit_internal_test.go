@@ -61,7 +61,7 @@ func TestAFailedWriteTakesBackTheClaimAndIncrements(t *testing.T) {
 	}
 }
 
-// A write may dup the data of a stream entry (a source). What must hold:
+// A write may copy the data of a stream entry (a source). What must hold:
 // a source that is gone, or not as long as the tx says, fails the change
 // before anything is claimed or written, with the error Commit takes as
 // the sign to send the change in full; a source that is there is copied,
