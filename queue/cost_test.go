@@ -112,6 +112,13 @@ func TestCostPerNewComplaint(t *testing.T) {
 		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 24, sent: 4600, memory: 4300}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if raceEnabled {
+				// Reads and acknowledgements are batched, and under the race
+				// detector batches are smaller: about 0.7 commands more per
+				// complaint than as the daemon runs. Bytes and memory do not
+				// depend on batching and are held as they are.
+				c.limits.commands++
+			}
 			got := costPerNewComplaint(t, c.deadlines)
 			t.Logf("per new complaint: %.2f round trips, %.1f commands (%s), %.0f bytes sent, %.0f bytes of Redis memory",
 				got.trips, got.commands, got.breakdown, got.sent, got.memory)
