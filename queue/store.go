@@ -426,7 +426,7 @@ func (s *Store) NextComplaintID(ctx context.Context) (string, error) {
 //
 // The customer's message the change stores is not sent again when the
 // consumer handed the handler the inbound entry it routes (see
-// withDelivery) and the message is stored as it was received: the script
+// deliveryKey) and the message is stored as it was received: the script
 // copies it from that entry, which is still in the stream.
 func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 	var src *inboundSource
