@@ -258,3 +258,29 @@ func TestCommitCopiesTheRoutedMessageFromTheInboundEntry(t *testing.T) {
 		})
 	}
 }
+
+// The ingest sends the message's id once (in the claim), and the script
+// puts it back: the inbound entry is the message exactly as encoding/json
+// writes it, with a fingerprint in the claim or not (the commit's copy of
+// the message relies on it).
+func TestEnqueueStoresTheMessageAsEncoded(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	for i, fp := range []string{"", "sha256:abc"} {
+		m := webhookMsg(fmt.Sprint("src-", i), "c@example.com", "body \" \\ \u2028 }")
+		m.Fingerprint = fp
+		id := e.enqueue(m)
+		entries, err := e.rdb.XRange(ctx, e.keys.Inbound(), "-", "+").Result()
+		if err != nil || len(entries) != i+1 {
+			t.Fatalf("inbound: %d entries, %v", len(entries), err)
+		}
+		m.ID = id
+		want, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := entries[i].Values["data"]; got != string(want) {
+			t.Errorf("inbound entry\n got %s\nwant %s", got, want)
+		}
+	}
+}
