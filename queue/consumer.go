@@ -37,6 +37,12 @@ type Delivery struct {
 	AckNow bool
 }
 
+// deliveryKey is the context key under which a handler's context holds
+// its delivery: Store.Commit copies the routed message from the inbound
+// entry instead of sending it again. Nothing else looks for it, and a
+// handler need not know of it.
+type deliveryKey struct{}
+
 // Handler processes one delivery. nil acknowledges it; an error marked
 // router.Permanent dead-letters it at once; any other error retries it later,
 // after router.RetryAfter's delay if given, and dead-letters it after
@@ -612,7 +618,9 @@ func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int
 		return c.deadLetter(work, d, fmt.Errorf("gave up after %d deliveries that never finished (crash or timeout)", d.Attempt))
 	}
 	hctx, cancel := context.WithTimeout(work, c.cfg.ReclaimIdle/2)
-	err := c.cfg.Handler(hctx, d)
+	// The entry stays in the stream until after the handler: its batch is
+	// acknowledged with the next read.
+	err := c.cfg.Handler(context.WithValue(hctx, deliveryKey{}, d), d)
 	cancel()
 	switch {
 	case err == nil:

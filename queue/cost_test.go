@@ -103,13 +103,22 @@ func TestCostPerNewComplaint(t *testing.T) {
 		limits    cost
 	}{
 		// As the benchmark harness runs: no targets, no mail to customers.
-		// Issue 13's round trips and commands are met here.
-		{"notification only", false, cost{trips: 4, commands: 20, sent: 4300, memory: 3300}},
+		// Issue 13's round trips and commands are met here (commands: about
+		// 19.8, the commit's XRANGE of the inbound entry included); 2 KB
+		// sent is not (about 3,380).
+		{"notification only", false, cost{trips: 4, commands: 20, sent: 3450, memory: 3300}},
 		// Deadlines (four timers) and an acknowledgement to the customer,
-		// delivered from the outbox too.
-		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 24, sent: 7000, memory: 4300}},
+		// delivered from the outbox too (about 4,440 bytes sent).
+		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 24, sent: 4550, memory: 4300}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if raceEnabled {
+				// Reads and acknowledgements are batched, and under the race
+				// detector batches are smaller: about 0.7 commands more per
+				// complaint than as the daemon runs. Bytes and memory do not
+				// depend on batching and are held as they are.
+				c.limits.commands++
+			}
 			got := costPerNewComplaint(t, c.deadlines)
 			t.Logf("per new complaint: %.2f round trips, %.1f commands (%s), %.0f bytes sent, %.0f bytes of Redis memory",
 				got.trips, got.commands, got.breakdown, got.sent, got.memory)

@@ -40,6 +40,18 @@ func agreeDocs(t testing.TB) []string {
 		router.Outgoing{Notification: &n}, router.Outgoing{Customer: &cm}, router.Outgoing{}} {
 		add(v)
 	}
+	// A message copied from its inbound entry, the language the router
+	// detected added at its end (Store.Commit): in a timeline entry and in
+	// a notification.
+	plain := msg
+	plain.Language = ""
+	pb, err := json.Marshal(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := string(pb[:len(pb)-1]) + `,"language":"nl"}`
+	docs = append(docs, `{"at":"2026-11-30T09:15:00.123456789+01:00","message":`+copied+`}`,
+		`{"notification":{"id":"n","kind":"assigned","recipient":"anna","at":"2026-11-30T09:15:00Z","complaint":{"id":"C-1"},"message":`+copied+`}}`)
 	docs = append(docs, reportViewDocs(t)...)
 	return append(docs, ``, `null`, `[]`, `{"id":1}`, `{"received_at":"yesterday"}`, `{"metadata":{"a":1}}`, `{"body":"a\qb"}`,
 		`{"notification":{"complaint":{"version":"7"}}}`, `{"id":"M-1"} x`, `{"id":"M-1"`, `{"id":"M-1","id":"M-2"}`, `{"ID":"M-1"}`,

@@ -43,7 +43,12 @@ func (s *Store) Enqueue(ctx context.Context, msg router.Message) (id string, dup
 	if msg.Fingerprint != "" {
 		claim += " " + msg.Fingerprint
 	}
-	res, err := ingestScript.Run(ctx, s.rdb, []string{dedup, s.keys.Inbound()}, claim, ttl, string(data)).StringSlice()
+	// The message's id is the claim's: the script puts it back.
+	head := `{"id":"` + msg.ID + `"`
+	if !strings.HasPrefix(string(data), head) {
+		return "", false, fmt.Errorf("encoding message: it does not start with its id: %.40q", data)
+	}
+	res, err := ingestScript.Run(ctx, s.rdb, []string{dedup, s.keys.Inbound()}, claim, ttl, string(data[len(head):])).StringSlice()
 	if err != nil {
 		return "", false, fmt.Errorf("enqueueing %s message %q: %w", msg.Channel, msg.SourceID, err)
 	}
@@ -64,8 +69,10 @@ func (s *Store) Enqueue(ctx context.Context, msg router.Message) (id string, dup
 // queues the message, or answers the id of the message that claimed it
 // first: two commands for a new message.
 // KEYS[1]: the dedup key; KEYS[2]: the inbound stream.
-// ARGV[1]: the message id; ARGV[2]: the dedup retention in ms (0: for
-// ever); ARGV[3]: the message.
+// ARGV[1]: the message id (and the content's fingerprint after a space);
+// ARGV[2]: the dedup retention in ms (0: for ever); ARGV[3]: the message
+// after its id, which is not sent twice: the message is {"id":"<id>" and
+// ARGV[3].
 var ingestScript = redis.NewScript(`
 local claimed
 if ARGV[2] ~= '0' then
@@ -74,7 +81,7 @@ else
   claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX')
 end
 if not claimed then return {'duplicate', redis.call('GET', KEYS[1])} end
-redis.call('XADD', KEYS[2], '*', 'data', ARGV[3], 'attempt', '0')
+redis.call('XADD', KEYS[2], '*', 'data', '{"id":"' .. string.match(ARGV[1], '^[^ ]*') .. '"' .. ARGV[3], 'attempt', '0')
 return {'ok', ''}
 `)
 

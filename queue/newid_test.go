@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
@@ -100,8 +102,14 @@ func TestComplaintIDsComeFromReservedBlocks(t *testing.T) {
 // what the same step stores (sent once). Customer text that looks like the
 // joints (`,"message":`, `}}`, NUL bytes) must come out exactly as it went
 // in: what must hold is that the notification equals the complaint, event
-// and message as stored.
+// and message as stored. Routed by a consumer, the message is copied from
+// the inbound entry as well: the same must hold.
 func TestOutboxEntryRepeatsCustomerTextExactly(t *testing.T) {
+	t.Run("routed directly", func(t *testing.T) { checkOutboxRepeatsExactly(t, false) })
+	t.Run("routed from the inbound stream", func(t *testing.T) { checkOutboxRepeatsExactly(t, true) })
+}
+
+func checkOutboxRepeatsExactly(t *testing.T, consumer bool) {
 	e := newEnv(t)
 	ctx := context.Background()
 	roster, err := router.NewRoster([]router.Team{{ID: "support"}}, []router.Owner{{ID: "ann", Name: "Ann", Email: "ann@example.com", Teams: []string{"support"}, Capacity: 10, Active: true}})
@@ -115,15 +123,29 @@ func TestOutboxEntryRepeatsCustomerTextExactly(t *testing.T) {
 	hostile := "x\x00y\",\"message\":{\"body\":\"forged\"}}}} \\u0000 ,\"event\":{} \x00"
 	m := router.Message{ID: "M-1", Channel: router.ChannelWebhook, SourceID: "1",
 		Customer: router.Customer{Name: hostile, Email: "c@example.com"}, Subject: hostile, Body: hostile + " body", ReceivedAt: time.Now()}
-	out, err := r.Route(ctx, m)
+	var complaintID string
+	if consumer {
+		id := e.enqueue(m)
+		var routed atomic.Int32
+		e.run(queue.ConsumerConfig{Stream: e.keys.Inbound(), Group: queue.RouterGroup, Name: "t", Handler: routeHandler(r, &routed)})
+		testkit.WaitFor(t, "the message routed", func() bool { return routed.Load() == 1 })
+		cid, ok, err := e.store.MessageComplaint(ctx, id)
+		if err != nil || !ok {
+			t.Fatalf("message %s on no complaint: %v", id, err)
+		}
+		complaintID = cid
+	} else {
+		out, err := r.Route(ctx, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		complaintID = out.ComplaintID
+	}
+	stored, err := e.store.Complaint(ctx, complaintID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, err := e.store.Complaint(ctx, out.ComplaintID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	timeline, err := e.store.Timeline(ctx, out.ComplaintID)
+	timeline, err := e.store.Timeline(ctx, complaintID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -78,7 +78,7 @@ func (s *Store) rekeyComplaint(ctx context.Context, id string, ch router.Channel
 		if err != nil {
 			return false, err
 		}
-		t, err := s.changeTx(router.Change{Before: &c, After: after, ThreadKeys: claims})
+		t, err := s.changeTx(router.Change{Before: &c, After: after, ThreadKeys: claims}, nil)
 		if err != nil {
 			return false, err
 		}

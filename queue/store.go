@@ -5,6 +5,7 @@
 package queue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -422,12 +423,30 @@ func (s *Store) NextComplaintID(ctx context.Context) (string, error) {
 // the message index. (The inbound entry that caused it is acknowledged by
 // the consumer with its batch: the message index makes a redelivery a
 // duplicate that changes nothing.)
+//
+// The customer's message the change stores is not sent again when the
+// consumer handed the handler the inbound entry it routes (see
+// deliveryKey) and the message is stored as it was received: the script
+// copies it from that entry, which is still in the stream.
 func (s *Store) Commit(ctx context.Context, ch router.Change) error {
-	t, err := s.changeTx(ch)
+	var src *inboundSource
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok && d.Stream == s.keys.Inbound() && ch.MessageID != "" {
+		src = &inboundSource{d: d, messageID: ch.MessageID}
+	}
+	t, err := s.changeTx(ch, src)
 	if err != nil {
 		return err
 	}
 	res, err := t.run(ctx, s.rdb)
+	if err != nil && len(t.sources) > 0 && strings.Contains(err.Error(), sourceGone) {
+		// The inbound entry went meanwhile (another consumer took it over
+		// and finished it, say): nothing was written, and the change is
+		// sent with the message in full.
+		if t, err = s.changeTx(ch, nil); err != nil {
+			return err
+		}
+		res, err = t.run(ctx, s.rdb)
+	}
 	if err != nil {
 		return fmt.Errorf("committing change to %s: %w", ch.After.ID, err)
 	}
@@ -449,7 +468,64 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 // newComplaintGuard names the guard that a new complaint's key is free.
 const newComplaintGuard = "new complaint "
 
-func (s *Store) changeTx(ch router.Change) (*tx, error) {
+// sourceGone is in commitScript's error when a source was not found.
+const sourceGone = "commit: source gone"
+
+// inboundSource is the inbound entry a change routes: the writes of the
+// change copy the routed message from it (tx.source) when they store it
+// as it was received.
+type inboundSource struct {
+	d         *Delivery
+	messageID string
+	ref       *txRef // once declared in the tx
+}
+
+// message returns the pieces that make m's JSON from the inbound entry, if
+// m is the message the entry holds, perhaps with the language the router
+// detected added: the ingest encoded it with the same encoder, so the
+// message is unchanged exactly when it encodes to the entry's data.
+func (src *inboundSource) message(t *tx, m *router.Message) ([]txPiece, bool) {
+	if src == nil || m.ID != src.messageID {
+		return nil, false
+	}
+	data := src.d.Data
+	plain := *m
+	plain.Language = ""
+	b, err := json.Marshal(plain)
+	if err != nil {
+		return nil, false
+	}
+	tail := ""
+	if !bytes.Equal(b, data) {
+		// A language the channel gave is in the entry already.
+		if m.Language == "" {
+			return nil, false
+		}
+		if b, err = json.Marshal(m); err != nil || !bytes.Equal(b, data) {
+			return nil, false
+		}
+	} else if m.Language != "" {
+		// The entry has no language ("omitempty"): the message's is added
+		// at the end, which decodes to the same message.
+		lang, err := json.Marshal(m.Language)
+		if err != nil {
+			return nil, false
+		}
+		tail = `,"language":` + string(lang) + "}"
+	}
+	if src.ref == nil {
+		r := t.source(src.d.Stream, src.d.ID, string(data))
+		src.ref = &r
+	}
+	r := *src.ref
+	if tail == "" {
+		return []txPiece{{ref: &r}}, true
+	}
+	r.from, r.to = 0, len(data)-1 // without its closing brace
+	return []txPiece{{ref: &r}, {lit: tail}}, true
+}
+
+func (s *Store) changeTx(ch router.Change, src *inboundSource) (*tx, error) {
 	k := s.keys
 	t := &tx{}
 	switch {
@@ -460,7 +536,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 	case ch.OnceKey != "":
 		s.onceGuard(t, k.Once(ch.OnceKey), ch.After.ID, k.LegacyOnce(), ch.OnceKey)
 	}
-	main, err := s.complaintChange(t, ch)
+	main, err := s.complaintChange(t, ch, src)
 	if err != nil {
 		return nil, err
 	}
@@ -468,7 +544,7 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		if rel.MessageID != "" || rel.OnceKey != "" || len(rel.Related) > 0 {
 			return nil, errors.New("commit: a related change carries no message id, once key or further changes")
 		}
-		if _, err := s.complaintChange(t, rel); err != nil {
+		if _, err := s.complaintChange(t, rel, src); err != nil {
 			return nil, err
 		}
 	}
@@ -485,13 +561,123 @@ func (s *Store) changeTx(ch router.Change) (*tx, error) {
 		}
 	}
 	for _, m := range ch.CustomerMessages {
-		b, err := json.Marshal(router.Outgoing{Customer: &m})
-		if err != nil {
-			return nil, fmt.Errorf("encoding customer message: %w", err)
+		if err := s.queueCustomerMessage(t, m, src, main); err != nil {
+			return nil, err
 		}
-		t.write("XADD", k.Outbox(), "*", fieldData, string(b), fieldAttempt, "0")
 	}
 	return t, nil
+}
+
+// queueCustomerMessage adds m to the outbox. The complaint m carries, when
+// it is the one the change stores, and the message it answers, when it is
+// the routed one as received, are copied by the script, as a
+// notification's are.
+func (s *Store) queueCustomerMessage(t *tx, m router.CustomerMessage, src *inboundSource, w written) error {
+	b, err := json.Marshal(router.Outgoing{Customer: &m})
+	if err != nil {
+		return fmt.Errorf("encoding customer message: %w", err)
+	}
+	var parts []splice
+	if m.Complaint.ID == w.after.ID && reflect.DeepEqual(m.Complaint, w.after) {
+		parts = append(parts, splice{`"complaint":` + t.text(w.data), []txPiece{{lit: `"complaint":`}, {ref: &w.data}}})
+	}
+	if m.InReplyTo != nil {
+		if msg, ok := src.message(t, m.InReplyTo); ok {
+			mb, err := json.Marshal(m.InReplyTo)
+			if err != nil {
+				return fmt.Errorf("encoding customer message: %w", err)
+			}
+			parts = append(parts, splice{`"in_reply_to":` + string(mb), append([]txPiece{{lit: `"in_reply_to":`}}, msg...)})
+		}
+	}
+	t.writePieces("XADD", s.keys.Outbox(), [][]txPiece{
+		{{lit: "*"}}, {{lit: fieldData}}, spliced(string(b), parts), {{lit: fieldAttempt}}, {{lit: "0"}},
+	})
+	return nil
+}
+
+// minReuse is the shortest text worth copying from elsewhere in the tx
+// rather than sending it: a reference, and the joining of the argument it
+// is in, cost about 35 bytes.
+const minReuse = 40
+
+// reuse returns text as pieces that copy each of needles (of at least
+// minReuse bytes) that text and what r names both hold from r. A needle
+// is replaced by the very same bytes, wherever it is.
+func (t *tx) reuse(text string, r txRef, needles ...string) []txPiece {
+	from := t.text(r)
+	type found struct{ at, from int }
+	var parts []splice
+	var at []found
+	for _, n := range needles {
+		if len(n) < minReuse {
+			continue
+		}
+		i, j := strings.Index(text, n), strings.Index(from, n)
+		if i < 0 || j < 0 {
+			continue
+		}
+		ref := r
+		ref.from, ref.to = r.from+j, r.from+j+len(n)
+		parts = append(parts, splice{n, []txPiece{{ref: &ref}}})
+		at = append(at, found{i, j})
+	}
+	// spliced takes parts in the order they come in text, not overlapping.
+	order := make([]int, len(parts))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return at[order[a]].at < at[order[b]].at })
+	var sorted []splice
+	end := 0
+	for _, i := range order {
+		if at[i].at >= end {
+			sorted = append(sorted, parts[i])
+			end = at[i].at + len(parts[i].text)
+		}
+	}
+	return spliced(text, sorted)
+}
+
+// splice is text to be replaced by pieces that make the very same text.
+type splice struct {
+	text   string
+	pieces []txPiece
+}
+
+// spliced is s as pieces: each part's text, where it occurs in s after the
+// part before, is replaced by its pieces (which make the same bytes, so
+// which occurrence is replaced does not matter), and literal text next to
+// each other is joined.
+func spliced(s string, parts []splice) []txPiece {
+	var out []txPiece
+	lit := func(l string) {
+		if l == "" {
+			return
+		}
+		if n := len(out); n > 0 && out[n-1].ref == nil {
+			out[n-1].lit += l
+			return
+		}
+		out = append(out, txPiece{lit: l})
+	}
+	for _, p := range parts {
+		i := strings.Index(s, p.text)
+		if i < 0 {
+			continue
+		}
+		lit(s[:i])
+		for _, q := range p.pieces {
+			if q.ref == nil {
+				lit(q.lit)
+			} else {
+				out = append(out, q)
+			}
+		}
+		s = s[i+len(p.text):]
+	}
+	lit(s)
+	return out
 }
 
 // written says where a complaint change put what a notification repeats:
@@ -504,7 +690,7 @@ type written struct {
 
 // complaintChange adds one complaint's guarded change to t: its state,
 // indexes, owner load, timers, thread keys and timeline.
-func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
+func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (written, error) {
 	after := ch.After
 	if after.ID == "" || after.Owner == "" {
 		return written{}, errors.New("commit: a complaint needs an id and an owner")
@@ -540,8 +726,33 @@ func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
 	if err != nil {
 		return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
 	}
+	// The routed message, copied from the inbound entry if it can be; the
+	// complaint's customer and subject too, if long enough to pay.
+	copied := make([][]txPiece, len(ch.Entries))
+	for i, e := range ch.Entries {
+		if e.Message != nil && e.Event == nil {
+			copied[i], _ = src.message(t, e.Message)
+		}
+	}
+	var reused []txPiece
+	if src != nil && src.ref != nil {
+		customer, err := json.Marshal(after.Customer)
+		if err != nil {
+			return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+		}
+		subject, err := json.Marshal(after.Subject)
+		if err != nil {
+			return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+		}
+		reused = t.reuse(string(data), *src.ref, `"customer":`+string(customer), `"subject":`+string(subject))
+	}
 	w := written{after: after}
-	w.data = t.write("HSET", ckey, "version", strconv.FormatInt(after.Version, 10), "data", string(data))
+	version := strconv.FormatInt(after.Version, 10)
+	if len(reused) > 1 {
+		w.data = t.writePieces("HSET", ckey, [][]txPiece{{{lit: "version"}}, {{lit: version}}, {{lit: "data"}}, reused})
+	} else {
+		w.data = t.write("HSET", ckey, "version", version, "data", string(data))
+	}
 	w.data.arg += 3
 	if before == nil {
 		if after.CustomerKey != "" {
@@ -556,10 +767,36 @@ func (s *Store) complaintChange(t *tx, ch router.Change) (written, error) {
 	for _, c := range ch.ThreadKeys {
 		t.write("HSET", k.Threads(), c.Key, after.ID)
 	}
-	for _, e := range ch.Entries {
+	for i, e := range ch.Entries {
+		if msg := copied[i]; msg != nil {
+			// {"at":…,"message":<the message>}, as json.Marshal(e).
+			head, err := json.Marshal(router.Entry{At: e.At})
+			if err != nil {
+				return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+			}
+			pieces := append([]txPiece{{lit: string(head[:len(head)-1]) + `,"message":`}}, msg...)
+			if last := &pieces[len(pieces)-1]; last.ref == nil {
+				last.lit += "}"
+			} else {
+				pieces = append(pieces, txPiece{lit: "}"})
+			}
+			w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces}))
+			continue
+		}
 		b, err := json.Marshal(e)
 		if err != nil {
 			return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+		}
+		if e.Event != nil && e.Event.Reason != "" {
+			// An assignment's reason is the complaint's routing reason.
+			reason, err := json.Marshal(e.Event.Reason)
+			if err != nil {
+				return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+			}
+			if p := t.reuse(string(b), w.data, string(reason)); len(p) > 1 {
+				w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{p}))
+				continue
+			}
 		}
 		w.entries = append(w.entries, t.write("RPUSH", k.Timeline(after.ID), string(b)))
 	}
@@ -680,7 +917,7 @@ type notificationHead struct {
 // `,"message":`) in the timeline entry at r: an entry is {"at":…,<field>{…}}
 // with nothing after the object but the entry's closing brace.
 func (s *Store) entryPart(t *tx, r txRef, field string) (txRef, bool) {
-	arg := t.Writes[r.write].Args[r.arg]
+	arg := t.text(r)
 	i := strings.Index(arg, field)
 	if i < 0 || !strings.HasSuffix(arg, "}}") {
 		return txRef{}, false

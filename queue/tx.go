@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -29,7 +30,7 @@ import (
 //	        -- "" key#: none; else SET key value NX PX retention claims it, and
 //	        -- a key already set (or, for data of older layouts, field in the
 //	        -- legacy hash) makes the change a duplicate
-//	guards: count, then per guard: kind, name, key#, a, b
+//	guards: count, then per guard: kind, key#, a, b
 //	        -- "h": HGET key a (absent = "") must equal b;
 //	        -- "z": ZADD key NX a b must add member b (score a): it was not there;
 //	        -- "b": the number in HGET key a (absent = 0) must be < b;
@@ -37,22 +38,45 @@ import (
 //	        -- change's own: the write that would make it is left out)
 //	writes: the rest, per write: command, key#, count, arguments...   -- command from a fixed list;
 //	        -- a count with a trailing "r" marks a write built from pieces: there
-//	        -- an argument "\0<n>" stands for ARGV[n], "\0<n>:<from>:<to>" for
-//	        -- that part of it, and "\0+<m>" for the next m items (literals or
-//	        -- such references) joined; count is the number of items
+//	        -- an argument "\0<n>" stands for ARGV[n] (for an earlier argument
+//	        -- that was joined, the joined text), "\0<n>:<from>:<to>" for that
+//	        -- part of it, "\0s<n>" and "\0s<n>:<from>:<to>" likewise for
+//	        -- source n, and "\0+<m>" for the next m items (literals or such
+//	        -- references) joined; count is the number of items.
+//	        -- "XRANGE key# 2 id length" is no write but a source: the data
+//	        -- field of stream entry id, which must be length bytes long. Sources
+//	        -- are numbered in order from 1 and read before anything else.
+//
+// A source lets a write copy what Redis holds already (the inbound entry
+// being routed holds the customer's message the timeline stores) instead
+// of its being sent again.
 //
 // Returns {"ok", ""}, {"duplicate", <value stored under once>} or
-// {"conflict", <guard name>}. On duplicate and conflict nothing is written
+// {"conflict", <guard number, from 1>} (tx.run names the guard). On duplicate and conflict nothing is written
 // (a claim or increment made before a failing guard is undone); a write
-// that fails undoes the claim and increments too, and answers an error.
+// that fails undoes the claim and increments too, and answers an error. A
+// source that is gone (or not as long as said) answers the error
+// "commit: source gone: <id>" before anything is claimed or written.
 var commitScript = redis.NewScript(`
 local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
-local first = 7 + 5 * tonumber(ARGV[6])
+local first = 7 + 4 * tonumber(ARGV[6])
+local sources = {}
 do
-  -- Every command is checked before anything is claimed or written.
+  -- Every command is checked, and every source read, before anything is
+  -- claimed or written.
   local j = first
   while j <= #ARGV do
-    if not allowed[ARGV[j]] then return redis.error_reply('commit: command not allowed: ' .. tostring(ARGV[j])) end
+    if ARGV[j] == 'XRANGE' then
+      local e = redis.call('XRANGE', KEYS[tonumber(ARGV[j + 1])], ARGV[j + 3], ARGV[j + 3])[1]
+      local data
+      if e then
+        for q = 1, #e[2], 2 do
+          if e[2][q] == 'data' then data = e[2][q + 1] end
+        end
+      end
+      if not data or #data ~= tonumber(ARGV[j + 4]) then return redis.error_reply('commit: source gone: ' .. ARGV[j + 3]) end
+      sources[#sources + 1] = data
+    elseif not allowed[ARGV[j]] then return redis.error_reply('commit: command not allowed: ' .. tostring(ARGV[j])) end
     local count = ARGV[j + 2]
     if string.byte(count, -1) == 114 then count = string.sub(count, 1, -2) end
     j = j + 3 + tonumber(count)
@@ -77,37 +101,42 @@ local function undo()
   if once then redis.call('DEL', once) end
 end
 local i = 7
-for _ = 1, tonumber(ARGV[6]) do
-  local kind, name, key = ARGV[i], ARGV[i + 1], KEYS[tonumber(ARGV[i + 2])]
+for g = 1, tonumber(ARGV[6]) do
+  local kind, key, a, b = ARGV[i], KEYS[tonumber(ARGV[i + 1])], ARGV[i + 2], ARGV[i + 3]
   local failed
   if kind == 'c' then
-    if redis.call('HINCRBY', key, ARGV[i + 3], 1) > tonumber(ARGV[i + 4]) then
-      redis.call('HINCRBY', key, ARGV[i + 3], -1)
+    if redis.call('HINCRBY', key, a, 1) > tonumber(b) then
+      redis.call('HINCRBY', key, a, -1)
       failed = true
     else
-      incremented[#incremented + 1] = {key, ARGV[i + 3]}
+      incremented[#incremented + 1] = {key, a}
     end
   elseif kind == 'z' then
-    if redis.call('ZADD', key, 'NX', ARGV[i + 3], ARGV[i + 4]) == 0 then
+    if redis.call('ZADD', key, 'NX', a, b) == 0 then
       failed = true
     else
-      added[#added + 1] = {key, ARGV[i + 4]}
+      added[#added + 1] = {key, b}
     end
   elseif kind == 'b' then
-    failed = (tonumber(redis.call('HGET', key, ARGV[i + 3]) or '0') or 0) >= tonumber(ARGV[i + 4])
+    failed = (tonumber(redis.call('HGET', key, a) or '0') or 0) >= tonumber(b)
   else
-    failed = (redis.call('HGET', key, ARGV[i + 3]) or '') ~= ARGV[i + 4]
+    failed = (redis.call('HGET', key, a) or '') ~= b
   end
   if failed then
     undo()
-    return {'conflict', name}
+    return {'conflict', tostring(g)}
   end
-  i = i + 5
+  i = i + 4
 end
+-- joined holds the arguments joined so far, by the position of their "\0+".
+local joined = {}
 local function deref(p)
-  local k, from, to = string.match(p, '^%z(%d+):(%d+):(%d+)$')
-  if k then return string.sub(ARGV[tonumber(k)], tonumber(from), tonumber(to)) end
-  return ARGV[tonumber(string.sub(p, 2))]
+  local src, k, range = string.match(p, '^%z(s?)(%d+)(.*)$')
+  local v
+  if src == 's' then v = sources[tonumber(k)] else v = joined[tonumber(k)] or ARGV[tonumber(k)] end
+  if range == '' then return v end
+  local from, to = string.match(range, '^:(%d+):(%d+)$')
+  return string.sub(v, tonumber(from), tonumber(to))
 end
 local function apply()
   local n = #ARGV
@@ -128,6 +157,7 @@ local function apply()
             parts[q] = p
           end
           a = table.concat(parts)
+          joined[j] = a
           j = j + m
         else
           a = deref(a)
@@ -136,7 +166,7 @@ local function apply()
       args[#args + 1] = a
       j = j + 1
     end
-    redis.call(cmd, key, unpack(args))
+    if cmd ~= 'XRANGE' then redis.call(cmd, key, unpack(args)) end
     i = stop + 1
   end
 end
@@ -157,9 +187,16 @@ return {'ok', ''}
 type tx struct {
 	once   *txOnce
 	guards []txGuard
-	Writes []txWrite
-	keys   []string
-	index  map[string]int
+	// sources are stream entries whose data pieces may copy.
+	sources []txSource
+	Writes  []txWrite
+	keys    []string
+	index   map[string]int
+}
+
+// txSource is the data field of a stream entry: data, as Go has it.
+type txSource struct {
+	key, id, data string
 }
 
 // txOnce makes a tx apply at most once: it claims key (a string under a
@@ -169,6 +206,7 @@ type txOnce struct {
 	key, value, ttlms, legacy, field string
 }
 
+// txGuard is a guard; its name (what a conflict reports) stays in Go.
 type txGuard struct {
 	kind, name, key, a, b string
 }
@@ -185,15 +223,27 @@ type txWrite struct {
 	pieces [][]txPiece
 }
 
-// txPiece is literal text, or (ref set) an argument of an earlier write:
-// the whole of it, or bytes [from, to) of it when to > 0.
+// txPiece is literal text, or (ref set) an argument of an earlier write or
+// a source: the whole of it, or bytes [from, to) of it when to > 0. Literal
+// text never starts with a NUL byte (the script would take it for a
+// reference): it is JSON or a command's word.
 type txPiece struct {
 	lit string
 	ref *txRef
 }
 
-// txRef names an argument of an earlier write of the tx.
-type txRef struct{ write, arg, from, to int }
+// txRef names an argument of an earlier write of the tx, or (source > 0)
+// the tx's source of that number.
+type txRef struct{ write, arg, from, to, source int }
+
+// source declares the data field of stream entry id of key, which holds
+// data, as a source pieces may copy, and returns its reference. (The
+// script checks the length; data is for building references into it.)
+func (t *tx) source(key, id, data string) txRef {
+	t.touch(key)
+	t.sources = append(t.sources, txSource{key: key, id: id, data: data})
+	return txRef{source: len(t.sources)}
+}
 
 // touch declares key and returns its position in KEYS (1-based) as text.
 func (t *tx) touch(key string) string {
@@ -257,20 +307,74 @@ var mergeable = map[string]bool{"RPUSH": true, "ZADD": true, "ZREM": true, "SADD
 // among the write's arguments (a merged write grows an earlier one).
 func (t *tx) write(cmd, key string, args ...string) txRef {
 	t.touch(key)
-	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key && t.Writes[n-1].pieces == nil {
-		at := len(t.Writes[n-1].Args)
-		t.Writes[n-1].Args = append(t.Writes[n-1].Args, args...)
-		return txRef{write: n - 1, arg: at}
+	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key {
+		last := &t.Writes[n-1]
+		if last.pieces == nil {
+			at := len(last.Args)
+			last.Args = append(last.Args, args...)
+			return txRef{write: n - 1, arg: at}
+		}
+		if !slices.ContainsFunc(args, startsWithNUL) {
+			at := len(last.pieces)
+			for _, a := range args {
+				last.pieces = append(last.pieces, []txPiece{{lit: a}})
+			}
+			return txRef{write: n - 1, arg: at}
+		}
 	}
 	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, Args: args})
 	return txRef{write: len(t.Writes) - 1}
 }
 
+func startsWithNUL(a string) bool { return a != "" && a[0] == 0 }
+
 // writePieces adds a command whose arguments are joined from pieces
-// (references must name plain writes, added before).
-func (t *tx) writePieces(cmd, key string, args [][]txPiece) {
+// (references must name sources, or arguments of earlier writes that are
+// plain text), merged into the write before as write merges plain ones. It
+// returns the position of its first argument.
+func (t *tx) writePieces(cmd, key string, args [][]txPiece) txRef {
 	t.touch(key)
+	if n := len(t.Writes); n > 0 && mergeable[cmd] && t.Writes[n-1].Cmd == cmd && t.Writes[n-1].Key == key &&
+		(t.Writes[n-1].pieces != nil || !slices.ContainsFunc(t.Writes[n-1].Args, startsWithNUL)) {
+		last := &t.Writes[n-1]
+		if last.pieces == nil {
+			for _, a := range last.Args {
+				last.pieces = append(last.pieces, []txPiece{{lit: a}})
+			}
+			last.Args = nil
+		}
+		at := len(last.pieces)
+		last.pieces = append(last.pieces, args...)
+		return txRef{write: n - 1, arg: at}
+	}
 	t.Writes = append(t.Writes, txWrite{Cmd: cmd, Key: key, pieces: args})
+	return txRef{write: len(t.Writes) - 1}
+}
+
+// text is what r names (an argument, joined or not, or a source, or part
+// of one), as the script makes it.
+func (t *tx) text(r txRef) string {
+	var s string
+	switch {
+	case r.source > 0:
+		s = t.sources[r.source-1].data
+	case t.Writes[r.write].pieces == nil:
+		s = t.Writes[r.write].Args[r.arg]
+	default:
+		var b strings.Builder
+		for _, p := range t.Writes[r.write].pieces[r.arg] {
+			if p.ref == nil {
+				b.WriteString(p.lit)
+			} else {
+				b.WriteString(t.text(*p.ref))
+			}
+		}
+		s = b.String()
+	}
+	if r.to > 0 {
+		s = s[r.from:r.to]
+	}
+	return s
 }
 
 // items is the number of ARGV items w's arguments take.
@@ -302,7 +406,7 @@ type txResult struct {
 
 // args encodes the tx as commitScript's ARGV.
 func (t *tx) args() []any {
-	n := 6 + 5*len(t.guards)
+	n := 6 + 4*len(t.guards) + 5*len(t.sources)
 	for _, w := range t.Writes {
 		n += 3 + w.items()
 	}
@@ -320,7 +424,10 @@ func (t *tx) args() []any {
 	}
 	out = append(out, strconv.Itoa(len(t.guards)))
 	for _, g := range t.guards {
-		out = append(out, g.kind, g.name, pos(g.key), g.a, g.b)
+		out = append(out, g.kind, pos(g.key), g.a, g.b)
+	}
+	for _, src := range t.sources {
+		out = append(out, "XRANGE", pos(src.key), "2", src.id, strconv.Itoa(len(src.data)))
 	}
 	// ARGV position (1-based) of each write's first argument, for references.
 	var starts []int
@@ -332,12 +439,33 @@ func (t *tx) args() []any {
 			at += 3 + w.items()
 		}
 	}
+	// argAt is the ARGV position of argument a of write j (of its "\0+"
+	// when it is joined).
+	argAt := func(j, a int) int {
+		w := t.Writes[j]
+		if w.pieces == nil {
+			return starts[j] + a
+		}
+		at := starts[j]
+		for _, p := range w.pieces[:a] {
+			at++
+			if len(p) != 1 {
+				at += len(p)
+			}
+		}
+		return at
+	}
 	piece := func(p txPiece) string {
 		r := p.ref
 		if r == nil {
 			return p.lit
 		}
-		k := strconv.Itoa(starts[r.write] + r.arg)
+		var k string
+		if r.source > 0 {
+			k = "s" + strconv.Itoa(r.source)
+		} else {
+			k = strconv.Itoa(argAt(r.write, r.arg))
+		}
 		if r.to > 0 {
 			return "\x00" + k + ":" + strconv.Itoa(r.from+1) + ":" + strconv.Itoa(r.to)
 		}
@@ -373,6 +501,14 @@ func (t *tx) run(ctx context.Context, rdb redis.Scripter) (txResult, error) {
 	}
 	if len(res) != 2 {
 		return txResult{}, errors.New("commit script: unexpected reply")
+	}
+	if res[0] == "conflict" {
+		// The guard's number: its name is not sent.
+		g, err := strconv.Atoi(res[1])
+		if err != nil || g < 1 || g > len(t.guards) {
+			return txResult{}, errors.New("commit script: unexpected reply")
+		}
+		res[1] = t.guards[g-1].name
 	}
 	return txResult{status: res[0], value: res[1]}, nil
 }
