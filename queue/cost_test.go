@@ -104,12 +104,15 @@ func TestCostPerNewComplaint(t *testing.T) {
 	}{
 		// As the benchmark harness runs: no targets, no mail to customers.
 		// Issue 13's round trips and commands are met here (commands: about
-		// 19.8, the commit's XRANGE of the inbound entry included); 2 KB
-		// sent is not (about 3,380).
-		{"notification only", false, cost{trips: 4, commands: 20, sent: 3450, memory: 3300}},
+		// 18.8, the commit's XRANGE of the inbound entry included); 2 KB
+		// sent is not (about 3,310), nor 2.5 KB of memory (3,000 to 3,150
+		// from run to run: how much of the keyspace's hash table growth
+		// falls in the measured window varies, so the bound has a margin).
+		{"notification only", false, cost{trips: 4, commands: 20, sent: 3400, memory: 3400}},
 		// Deadlines (four timers) and an acknowledgement to the customer,
-		// delivered from the outbox too (about 4,440 bytes sent).
-		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 24, sent: 4550, memory: 4300}},
+		// delivered from the outbox too (about 22.0 commands and 4,380
+		// bytes sent).
+		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 23, sent: 4500, memory: 4300}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if raceEnabled {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
+	"strings"
 )
 
 // indexEntry is a complaint's place in one of the figure indexes: the key
@@ -73,7 +74,7 @@ func (s *Store) OpenFigures(ctx context.Context, owners []string, now time.Time)
 		}
 	}
 	for o, n := range counts {
-		if !asked[o] && n != "0" {
+		if !asked[o] && n != "0" && !strings.HasPrefix(o, lastAssignedPrefix) {
 			all = append(all, o)
 		}
 	}

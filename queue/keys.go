@@ -98,10 +98,17 @@ func (k Keys) LegacyOpenComplaints() string { return k.tag + ":complaints:open" 
 func (k Keys) OwnerOpen(owner string) string { return k.tag + ":owner:" + owner + ":open" }
 
 // OpenCounts is a hash of owner id → the number of their open complaints
-// (the size of their OwnerOpen set, kept by the same commits): every
-// owner's load in one HMGET, and a capacity guard that reads one field
-// (SCARD is O(1) in Redis but not in the embedded server).
+// (the size of their OwnerOpen set, kept by the same commits), and of
+// LastAssignedField(owner) → unix milliseconds of their last new
+// complaint: every owner's load in one HMGET, and a capacity guard that
+// reads one field (SCARD is O(1) in Redis but not in the embedded server).
 func (k Keys) OpenCounts() string { return k.tag + ":owners:open-count" }
+
+// LastAssignedField is the field of OpenCounts that holds when owner last
+// got a new complaint. Owner ids have no colon, so it is no owner's count.
+func LastAssignedField(owner string) string { return lastAssignedPrefix + owner }
+
+const lastAssignedPrefix = "last:"
 
 // OwnerDue is a sorted set of an owner's open complaints that have a running
 // deadline, scored by the moment they become overdue (unix ms; see
@@ -120,9 +127,10 @@ func (k Keys) PromisesBroken() string { return k.tag + ":promises:broken" }
 // to (see Store.Migrate).
 func (k Keys) Layout() string { return k.tag + ":layout" }
 
-// OwnerLastAssigned is a hash of owner id → unix milliseconds of their last
-// new complaint.
-func (k Keys) OwnerLastAssigned() string { return k.tag + ":owners:last-assigned" }
+// LegacyOwnerLastAssigned is the hash of owner id → unix milliseconds of
+// their last new complaint that layouts before 4 kept beside OpenCounts;
+// Migrate folds it into OpenCounts (LastAssignedField).
+func (k Keys) LegacyOwnerLastAssigned() string { return k.tag + ":owners:last-assigned" }
 
 // Threads is a hash of thread key → complaint id.
 func (k Keys) Threads() string { return k.tag + ":threads" }

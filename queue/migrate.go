@@ -12,8 +12,11 @@ import (
 
 // layoutVersion is the key layout this code writes. 2: the open index is
 // a sorted set by creation time, and the figure indexes (owner due,
-// promises) exist. 3: owners' open counts are kept beside their sets.
-const layoutVersion = 3
+// promises) exist. 3: owners' open counts are kept beside their sets. 4:
+// owners' last assignments are fields of the open counts, so one HMGET
+// reads an owner's whole load (folded at every start, like the other
+// legacy keys: an old replica still running may write the old hash).
+const layoutVersion = 4
 
 // countOpenScript sets an owner's open count to the size of their open
 // set, in one step. KEYS[1]: the owner's open set; KEYS[2]: the open
@@ -37,6 +40,21 @@ redis.call('DEL', KEYS[1])
 return #ids
 `)
 
+// foldLastAssignedScript moves the legacy hash of owners' last
+// assignments into the open counts (LastAssignedField), keeping the later
+// time where both have one, and deletes it, in one step.
+// KEYS[1]: the legacy hash; KEYS[2]: the open counts.
+var foldLastAssignedScript = redis.NewScript(`
+local kv = redis.call('HGETALL', KEYS[1])
+for i = 1, #kv, 2 do
+  local field = 'last:' .. kv[i]
+  local now = tonumber(redis.call('HGET', KEYS[2], field) or '0') or 0
+  if (tonumber(kv[i + 1]) or 0) > now then redis.call('HSET', KEYS[2], field, kv[i + 1]) end
+end
+redis.call('DEL', KEYS[1])
+return #kv / 2
+`)
+
 // Migrate brings data written by earlier versions to this layout: the set
 // of open complaints becomes the open index ordered by creation, and the
 // figure indexes (owner due, promises) are built for the open complaints
@@ -48,6 +66,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 	k := s.keys
 	if _, err := foldLegacyOpenScript.Run(ctx, s.rdb, []string{k.LegacyOpenComplaints(), k.OpenComplaints(), k.Complaints()}).Result(); err != nil {
 		return fmt.Errorf("moving the open complaints to the ordered index: %w", err)
+	}
+	if _, err := foldLastAssignedScript.Run(ctx, s.rdb, []string{k.LegacyOwnerLastAssigned(), k.OpenCounts()}).Result(); err != nil {
+		return fmt.Errorf("moving the owners' last assignments to their open counts: %w", err)
 	}
 	if err := s.moveLegacyHash(ctx, k.LegacyMessageComplaints(), k.MessageComplaint); err != nil {
 		return fmt.Errorf("moving the message index to keys with a retention: %w", err)

@@ -3,6 +3,7 @@ package queue_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,6 +59,19 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 	for i := range 3 {
 		old = append(old, e.keys.OwnerDue(fmt.Sprintf("owner%02d", i)))
 	}
+	// Owners' last assignments were a hash of their own before layout 4.
+	owners := []string{"owner00", "owner01", "owner02"}
+	loadsBefore, err := e.store.OwnerLoads(ctx, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range owners {
+		ms, err := e.rdb.HGet(ctx, e.keys.OpenCounts(), queue.LastAssignedField(o)).Result()
+		if err != nil {
+			t.Fatalf("%s has no last assignment: %v", o, err)
+		}
+		e.rdb.HSet(ctx, e.keys.LegacyOwnerLastAssigned(), o, ms)
+	}
 	if err := e.rdb.Del(ctx, old...).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -88,8 +102,11 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 			t.Fatalf("after the migration: %v", rep.Problems)
 		}
 	}
-	if n, _ := e.rdb.Exists(ctx, e.keys.LegacyOpenComplaints(), e.keys.LegacyMessageComplaints(), e.keys.LegacyOnce()).Result(); n != 0 {
+	if n, _ := e.rdb.Exists(ctx, e.keys.LegacyOpenComplaints(), e.keys.LegacyMessageComplaints(), e.keys.LegacyOnce(), e.keys.LegacyOwnerLastAssigned()).Result(); n != 0 {
 		t.Error("a legacy key is still there")
+	}
+	if loads, err := store.OwnerLoads(ctx, owners); err != nil || fmt.Sprint(loads) != fmt.Sprint(loadsBefore) {
+		t.Errorf("owners' loads after the migration = %v, %v; want %v", loads, err, loadsBefore)
 	}
 	if got, found, err := store.MessageComplaint(ctx, "M-OLD"); err != nil || !found || got != ids[0] {
 		t.Errorf("after the migration, message M-OLD is on %q (%v, %v), want %s", got, found, err, ids[0])
@@ -103,8 +120,76 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 	if err != nil || f.PromisesPending != 4 || f.Overdue() != 4 {
 		t.Fatalf("figures after the migration = %+v, %v; want 4 promises pending, all overdue", f, err)
 	}
+	for o := range f.Owners {
+		if !slices.Contains(owners, o) {
+			t.Errorf("figures list owner %q, who has no complaint", o)
+		}
+	}
 	newest, err := e.store.Complaints(ctx, router.Filter{Status: router.StatusOpen, Limit: 2})
 	if err != nil || len(newest) != 2 || newest[0].ID != ids[11] || newest[1].ID != ids[10] {
 		t.Fatalf("newest open = %+v, %v; want %s, %s", newest, err, ids[11], ids[10])
+	}
+}
+
+// An old replica still running during an upgrade may write the legacy hash
+// of last assignments after a new one folded it: the next fold keeps, per
+// owner, the later of the two times, and the owner's load shows it.
+func TestFoldingLastAssignmentsKeepsTheLaterTime(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	earlier, later := time.UnixMilli(1_700_000_000_000).UTC(), time.UnixMilli(1_700_000_600_000).UTC()
+	e.rdb.HSet(ctx, e.keys.OpenCounts(), "anna", 2, queue.LastAssignedField("anna"), later.UnixMilli(), queue.LastAssignedField("bas"), earlier.UnixMilli())
+	e.rdb.HSet(ctx, e.keys.LegacyOwnerLastAssigned(), "anna", earlier.UnixMilli(), "bas", later.UnixMilli(), "cem", earlier.UnixMilli())
+	if err := e.store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	loads, err := e.store.OwnerLoads(ctx, []string{"anna", "bas", "cem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]router.OwnerLoad{"anna": {Open: 2, LastAssigned: later}, "bas": {LastAssigned: later}, "cem": {LastAssigned: earlier}}
+	if fmt.Sprint(loads) != fmt.Sprint(want) {
+		t.Errorf("loads = %v, want %v", loads, want)
+	}
+	if n, _ := e.rdb.Exists(ctx, e.keys.LegacyOwnerLastAssigned()).Result(); n != 0 {
+		t.Error("the legacy hash is still there")
+	}
+}
+
+// The routing read (a script) and OwnerLoads (Go) read an owner's load
+// from the fields the commit writes: the same open count and last
+// assignment, to the millisecond.
+func TestRoutingReadsTheLoadsTheCommitWrote(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	r := e.testRouter(3)
+	for i := range 4 {
+		if _, err := r.Route(ctx, router.Message{ID: fmt.Sprintf("M-%02d", i), Channel: router.ChannelWebhook, SourceID: fmt.Sprint(i),
+			Customer: router.Customer{Email: fmt.Sprintf("c%d@example.com", i)}, Body: "my order is late", ReceivedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owners := []string{"owner00", "owner01", "owner02"}
+	loads, err := e.store.OwnerLoads(ctx, owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := e.store.RoutingInputs(ctx, nil, "", owners)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := 0
+	for _, o := range owners {
+		l := loads[o]
+		open += l.Open
+		if l.Open > 0 && l.LastAssigned.IsZero() {
+			t.Errorf("%s has %d open but no last assignment", o, l.Open)
+		}
+		if got := in.Loads[o]; got != l {
+			t.Errorf("%s: the routing read says %+v, OwnerLoads %+v", o, got, l)
+		}
+	}
+	if open != 4 {
+		t.Errorf("%d open in all, want 4", open)
 	}
 }

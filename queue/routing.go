@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -20,18 +19,23 @@ var _ router.RoutingReader = (*Store)(nil)
 // prefix, so not declared in KEYS; they carry the namespace's hash tag, so
 // in a cluster they are in the slot of the declared keys.
 // KEYS[1]: thread index; KEYS[2]: the customer's complaints ("" none);
-// KEYS[3]: owners' last assignment; KEYS[4]: absences; KEYS[5]: owners'
-// open counts.
+// KEYS[3]: absences; KEYS[4]: owners' open counts and last assignments.
 // ARGV[1]: complaint key prefix; ARGV[2]: "1" to read the absences (they
 // are cached for a moment); ARGV[3]: the number of thread keys; then the
 // thread keys, then the owners.
-// Returns {thread ids, latest id, complaints (id, data, ...), loads,
-// last assignments, absences (owner, json, ...; empty when not read)}.
+// Returns {thread ids, latest id, complaints (id, data, ...), loads (per
+// owner: open count, last assignment), absences (owner, json, ...; empty
+// when not read)}.
 var routingInputsScript = redis.NewScript(`
 local nt = tonumber(ARGV[3])
-local threads, owners = {}, {}
+local threads, fields = {}, {}
 for i = 1, nt do threads[i] = ARGV[3 + i] end
-for i = 4 + nt, #ARGV do owners[#owners + 1] = ARGV[i] end
+-- Each owner's load fields (Go's loadFields): their count, then their
+-- last assignment.
+for i = 4 + nt, #ARGV do
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = 'last:' .. ARGV[i]
+end
 local ids = {}
 if nt > 0 then ids = redis.call('HMGET', KEYS[1], unpack(threads)) end
 local latest = false
@@ -50,14 +54,11 @@ for _, id in ipairs(want) do
   local data = redis.call('HGET', ARGV[1] .. id, 'data')
   if data then complaints[#complaints + 1] = id; complaints[#complaints + 1] = data end
 end
-local loads, last = {}, {}
-if #owners > 0 then
-  loads = redis.call('HMGET', KEYS[5], unpack(owners))
-  last = redis.call('HMGET', KEYS[3], unpack(owners))
-end
+local loads = {}
+if #fields > 0 then loads = redis.call('HMGET', KEYS[4], unpack(fields)) end
 local absences = {}
-if ARGV[2] == '1' then absences = redis.call('HGETALL', KEYS[4]) end
-return {ids, latest, complaints, loads, last, absences}
+if ARGV[2] == '1' then absences = redis.call('HGETALL', KEYS[3]) end
+return {ids, latest, complaints, loads, absences}
 `)
 
 // RoutingInputs reads what routing one message needs in one round trip:
@@ -82,11 +83,11 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 	for _, o := range owners {
 		args = append(args, o)
 	}
-	res, err := routingInputsScript.Run(ctx, s.rdb, []string{k.Threads(), customer, k.OwnerLastAssigned(), k.Absences(), k.OpenCounts()}, args...).Slice()
+	res, err := routingInputsScript.Run(ctx, s.rdb, []string{k.Threads(), customer, k.Absences(), k.OpenCounts()}, args...).Slice()
 	if err != nil {
 		return router.RoutingInputs{}, err
 	}
-	if len(res) != 6 {
+	if len(res) != 5 {
 		return router.RoutingInputs{}, fmt.Errorf("routing inputs: unexpected reply of %d parts", len(res))
 	}
 	in := router.RoutingInputs{Threads: map[string]string{}, Complaints: map[string]router.Complaint{}, Loads: make(map[string]router.OwnerLoad, len(owners))}
@@ -108,28 +109,14 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 		in.Complaints[id] = c
 	}
 	loads, _ := res[3].([]any)
-	last, _ := res[4].([]any)
 	for i, o := range owners {
-		var l router.OwnerLoad
-		if i < len(loads) {
-			if v, ok := loads[i].(string); ok {
-				l.Open, _ = strconv.Atoi(v)
-			}
-		}
-		if i < len(last) {
-			if v, ok := last[i].(string); ok {
-				if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-					l.LastAssigned = time.UnixMilli(ms).UTC()
-				}
-			}
-		}
-		in.Loads[o] = l
+		in.Loads[o] = ownerLoad(loads, i)
 	}
 	if fresh {
 		in.Absences = cached
 		return in, nil
 	}
-	abs, _ := res[5].([]any)
+	abs, _ := res[4].([]any)
 	for i := 0; i+1 < len(abs); i += 2 {
 		owner, _ := abs[i].(string)
 		v, _ := abs[i+1].(string)

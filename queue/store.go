@@ -348,32 +348,48 @@ func (s *Store) LatestComplaintOf(ctx context.Context, customerKey string) (rout
 	return s.Complaint(ctx, ids[0])
 }
 
-// OwnerLoads reads each owner's open count and last assignment time.
+// OwnerLoads reads each owner's open count and last assignment time, in
+// one HMGET.
 func (s *Store) OwnerLoads(ctx context.Context, ownerIDs []string) (map[string]router.OwnerLoad, error) {
 	out := make(map[string]router.OwnerLoad, len(ownerIDs))
 	if len(ownerIDs) == 0 {
 		return out, nil
 	}
-	pipe := s.rdb.Pipeline()
-	counts := pipe.HMGet(ctx, s.keys.OpenCounts(), ownerIDs...)
-	last := pipe.HMGet(ctx, s.keys.OwnerLastAssigned(), ownerIDs...)
-	if _, err := pipe.Exec(ctx); err != nil {
+	vals, err := s.rdb.HMGet(ctx, s.keys.OpenCounts(), loadFields(ownerIDs)...).Result()
+	if err != nil {
 		return nil, err
 	}
-	countVals, lastVals := counts.Val(), last.Val()
 	for i, id := range ownerIDs {
-		var l router.OwnerLoad
-		if v, ok := countVals[i].(string); ok {
-			l.Open, _ = strconv.Atoi(v)
-		}
-		if v, ok := lastVals[i].(string); ok {
-			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
-				l.LastAssigned = time.UnixMilli(ms).UTC()
-			}
-		}
-		out[id] = l
+		out[id] = ownerLoad(vals, i)
 	}
 	return out, nil
+}
+
+// loadFields are the OpenCounts fields of the owners' loads: each owner's
+// count, then their last assignment.
+func loadFields(owners []string) []string {
+	fields := make([]string, 0, 2*len(owners))
+	for _, o := range owners {
+		fields = append(fields, o, LastAssignedField(o))
+	}
+	return fields
+}
+
+// ownerLoad is the i-th owner's load from the values of loadFields.
+func ownerLoad(vals []any, i int) router.OwnerLoad {
+	var l router.OwnerLoad
+	if 2*i+1 >= len(vals) {
+		return l
+	}
+	if v, ok := vals[2*i].(string); ok {
+		l.Open, _ = strconv.Atoi(v)
+	}
+	if v, ok := vals[2*i+1].(string); ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			l.LastAssigned = time.UnixMilli(ms).UTC()
+		}
+	}
+	return l
 }
 
 // complaintIDBase makes the first complaint C-1001: four digits read better
@@ -762,7 +778,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	syncOpen(t, k, before, after, counted)
 	syncTimers(t, k, before, after)
 	if !ch.AssignedAt.IsZero() {
-		t.write("HSET", k.OwnerLastAssigned(), after.Owner, msString(ch.AssignedAt.UnixMilli()))
+		t.write("HSET", k.OpenCounts(), LastAssignedField(after.Owner), msString(ch.AssignedAt.UnixMilli()))
 	}
 	for _, c := range ch.ThreadKeys {
 		t.write("HSET", k.Threads(), c.Key, after.ID)
