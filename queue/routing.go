@@ -54,8 +54,16 @@ for _, id in ipairs(want) do
   local data = redis.call('HGET', ARGV[1] .. id, 'data')
   if data then complaints[#complaints + 1] = id; complaints[#complaints + 1] = data end
 end
-local loads = {}
-if #fields > 0 then loads = redis.call('HMGET', KEYS[4], unpack(fields)) end
+-- In parts: Lua unpacks at most some 8,000 values at once, and a big
+-- roster's two teams may name more owners than half that.
+local loads, nl = {}, 0
+for from = 1, #fields, 2000 do
+  local part = redis.call('HMGET', KEYS[4], unpack(fields, from, math.min(from + 1999, #fields)))
+  for q = 1, #part do
+    nl = nl + 1
+    loads[nl] = part[q]
+  end
+end
 local absences = {}
 if ARGV[2] == '1' then absences = redis.call('HGETALL', KEYS[3]) end
 return {ids, latest, complaints, loads, absences}

@@ -128,7 +128,9 @@ for g = 1, tonumber(ARGV[6]) do
   end
   i = i + 4
 end
--- joined holds the arguments joined so far, by the position of their "\0+".
+-- joined holds the arguments built from references so far (joined by
+-- "\0+", or a single reference), by their position: a later reference to
+-- one copies what was built, as Go's tx.text says.
 local joined = {}
 local function deref(p)
   local src, k, range = string.match(p, '^%z(s?)(%d+)(.*)$')
@@ -161,6 +163,7 @@ local function apply()
           j = j + m
         else
           a = deref(a)
+          joined[j] = a
         end
       end
       args[#args + 1] = a

@@ -25,21 +25,40 @@ import (
 const workTimeout = 30 * time.Second
 
 // background runs f detached from the request that triggered it; Wait waits
-// for all of it (shutdown, tests).
+// for all of it (shutdown, tests). Once Stop has begun, f runs at once in
+// the caller instead: work started that late (an outbox delivery finishing
+// during shutdown raises the undelivered alert) would otherwise be waited
+// for by nobody and lost when the process exits.
 func (s *Slack) background(f func(ctx context.Context)) {
-	s.work.Go(func() {
+	run := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), workTimeout)
 		defer cancel()
 		f(ctx)
-	})
+	}
+	s.stopMu.Lock()
+	if s.stopped {
+		s.stopMu.Unlock()
+		run()
+		return
+	}
+	s.work.Add(1) // under the lock, so Stop's Wait counts it
+	s.stopMu.Unlock()
+	go func() {
+		defer s.work.Done()
+		run()
+	}()
 }
 
 // Wait blocks until background work started by actions has finished.
 func (s *Slack) Wait() { s.work.Wait() }
 
 // Stop ends the channel's own timers (the debounced App Home refreshes) and
-// waits for background work: call it once, at shutdown.
+// waits for background work: call it once, at shutdown. Work asked for
+// afterwards runs in its caller.
 func (s *Slack) Stop() {
+	s.stopMu.Lock()
+	s.stopped = true
+	s.stopMu.Unlock()
 	s.home.stop()
 	s.work.Wait()
 }

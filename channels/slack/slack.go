@@ -19,6 +19,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
+	"sync"
 )
 
 // State is the durable key-value store the channel keeps its bookkeeping in
@@ -126,7 +127,10 @@ type Slack struct {
 	health *health
 	now    func() time.Time
 	work   waitGroup
-	home   *debouncer
+	// stopped (under stopMu) is set when Stop begins.
+	stopMu  sync.Mutex
+	stopped bool
+	home    *debouncer
 }
 
 // New builds the channel. It does not contact Slack.

@@ -10,15 +10,12 @@ import (
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
-// REVIEW (fails on main at e7d77a4, passes at a004709): at shutdown the
-// daemon's Slack component calls Stop (internal/daemon/slack.go, on
-// ctx.Done) while the outbox consumer still finishes its in-flight delivery
-// (context.WithoutCancel). A delivery that ends with every route failed now
-// posts the "Not delivered" alert as background work started after Stop has
-// already waited: Notify returns (the entry is dead-lettered), nothing waits
-// for the post, and the process exits without the alarm. Before, the alert
-// was posted before Notify returned.
-func TestReviewUndeliveredAlertAfterStopIsNotLost(t *testing.T) {
+// At shutdown the daemon's Slack component stops (Stop, on ctx.Done) while
+// the outbox consumer still finishes its in-flight delivery. When that
+// delivery fails every route, the "Not delivered" alert must be posted
+// before Notify returns: background work started after Stop is waited for
+// by nobody, and the process would exit without the alarm.
+func TestUndeliveredAlertDuringShutdownIsPostedBeforeNotifyReturns(t *testing.T) {
 	m := &mailer{}
 	f := newFixture(t, func(c *slack.Config) {
 		c.LeadChannel, c.Mailer, c.LinkBase = "CLEAD", m, "https://support.example.com"

@@ -7,13 +7,12 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// REVIEW (latent, fails on main at e7d77a4; not reachable from Commit
-// today): a pieces argument made of ONE reference is sent as "\0s1" (or
-// "\0<n>") without "\0+", so the script does not record it in joined; a
-// later reference to that argument derefs ARGV, i.e. the 3-byte text
-// "\0s1", while tx.text (which Go uses for offsets, entryPart, reuse) says
-// it is the source's data.
-func TestReviewReferenceToASingleReferenceArgument(t *testing.T) {
+// An argument built from one reference alone is sent as that reference
+// ("\0s1", without "\0+"). A later reference to the argument must copy what
+// it was built into, as tx.text (which Go computes offsets from) says, not
+// the reference's own three bytes. Commit builds no such pair today; the
+// next use of the pieces must not meet it.
+func TestAReferenceToASingleReferenceArgumentCopiesWhatItBuilt(t *testing.T) {
 	emb, err := StartEmbedded()
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +23,7 @@ func TestReviewReferenceToASingleReferenceArgument(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rdb.Close()
-	keys, _ := NewKeys("reviewref")
+	keys, _ := NewKeys("singleref")
 	ctx := context.Background()
 	data := `{"id":"M-1","body":"hello"}`
 	id, err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Inbound(), Values: []string{"data", data, "attempt", "0"}}).Result()
