@@ -42,7 +42,7 @@ type Config struct {
 	OnceRetention     Duration `envconfig:"ONCE_RETENTION" default:"90d" desc:"How long the message → complaint index (routing's guard against redelivery, GET /v1/messages/{id}) and once-keys (delivery reports, notes, rate alerts) are kept. At least 63d: rate alerts look back 8 weeks (0: the default)."`
 	Retention         Duration `envconfig:"RETENTION" default:"0" desc:"Closed complaints whose close lies longer ago than this (e.g. 2y, 730d) are pseudonymised in the background, in small batches, once across replicas (README: Privacy). 0 keeps them."`
 	MaxMessageBytes   int64    `envconfig:"MAX_MESSAGE_BYTES" default:"1048576" desc:"Largest webhook request body accepted; larger ones get 413."`
-	RouterWorkers     int      `envconfig:"ROUTER_WORKERS" default:"4" desc:"Concurrent routing workers in this process (replicas add their own)."`
+	RouterWorkers     int      `envconfig:"ROUTER_WORKERS" default:"8" desc:"Concurrent routing workers in this process (replicas add their own). Each mostly waits on Redis, so more than cores pays."`
 	DeliveryWorkers   int      `envconfig:"DELIVERY_WORKERS" default:"2" desc:"Concurrent outbox delivery workers (notifications, replies)."`
 	MaxAttempts       int      `envconfig:"MAX_ATTEMPTS" default:"5" desc:"Attempts before a queue entry goes to the dead letters."`
 	ReclaimIdle       Duration `envconfig:"RECLAIM_IDLE" default:"30s" desc:"An entry unacknowledged this long (its consumer died or hangs) is taken over by another consumer."`

@@ -54,7 +54,7 @@ type configJSON struct {
 
 func TestConfigJSONListsEveryVariable(t *testing.T) {
 	secretValues(t)
-	t.Setenv("FORGETMENOT_ROUTER_WORKERS", "8")
+	t.Setenv("FORGETMENOT_ROUTER_WORKERS", "12")
 	t.Setenv("FORGETMENOT_NAMESPACE", "  ") // blank counts as unset, as for the daemon
 	code, out, errOut := run("config", "--json")
 	var got configJSON
@@ -84,7 +84,7 @@ func TestConfigJSONListsEveryVariable(t *testing.T) {
 		}
 	}
 	want := map[string]configs.Setting{
-		"FORGETMENOT_ROUTER_WORKERS": {Value: "8", Default: "4", Source: configs.SourceEnvironment},
+		"FORGETMENOT_ROUTER_WORKERS": {Value: "12", Default: "8", Source: configs.SourceEnvironment},
 		"FORGETMENOT_NAMESPACE":      {Value: "fmn", Default: "fmn", Source: configs.SourceDefault},
 		"FORGETMENOT_SMTP_HOST":      {Value: "", Default: "", Source: configs.SourceUnset},
 		"FORGETMENOT_API_TOKEN":      {Value: configs.Redacted, Source: configs.SourceEnvironment, Secret: true},

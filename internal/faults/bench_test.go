@@ -567,7 +567,7 @@ func (r *benchReport) markdown() string {
 	w("| OS | %s/%s, kernel %s |", runtime.GOOS, runtime.GOARCH, kernel())
 	w("| Go | %s |", runtime.Version())
 	w("| Redis | %s, `appendonly yes`, `appendfsync everysec`, on loopback |", r.redisVersion)
-	w("| forgetmenot | 2 `serve` replicas (4 router and 2 delivery workers each), console notifier, JSON logs |")
+	w("| forgetmenot | 2 `serve` replicas (%d router and %d delivery workers each), console notifier, JSON logs |", routerWorkers, deliveryWorkers)
 	w("")
 	w("## Throughput: webhook to owner assigned")
 	w("")

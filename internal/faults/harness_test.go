@@ -82,6 +82,7 @@ const testSecret = "faults-secret-0123456789abcdef"
 const (
 	reclaimIdle     = 3 * time.Second
 	maxAttempts     = 3
+	routerWorkers   = 8 // the default
 	deliveryWorkers = 2
 	maxMessageBytes = 8192
 )
@@ -340,7 +341,7 @@ func (r *replica) env() []string {
 		"FORGETMENOT_CONSUMER_NAME="+r.name,
 		"FORGETMENOT_RECLAIM_IDLE="+reclaimIdle.String(),
 		"FORGETMENOT_MAX_ATTEMPTS="+strconv.Itoa(maxAttempts),
-		"FORGETMENOT_ROUTER_WORKERS=4",
+		"FORGETMENOT_ROUTER_WORKERS="+strconv.Itoa(routerWorkers),
 		"FORGETMENOT_DELIVERY_WORKERS="+strconv.Itoa(deliveryWorkers),
 		"FORGETMENOT_MAX_MESSAGE_BYTES="+strconv.Itoa(maxMessageBytes),
 		"FORGETMENOT_SHUTDOWN_TIMEOUT=5s",
