@@ -18,15 +18,7 @@ import (
 // duplicate of a change that never applied (the message would be on no
 // complaint). (An internal test: it builds a tx that trips on purpose.)
 func TestAFailedWriteTakesBackTheClaimAndIncrements(t *testing.T) {
-	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
-	}
-	rdb, err := Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
+	rdb := realRedis(t)
 	keys, err := NewKeys("commitint")
 	if err != nil {
 		t.Fatal(err)
@@ -69,29 +61,10 @@ func TestAFailedWriteTakesBackTheClaimAndIncrements(t *testing.T) {
 // The same holds on the embedded Redis (miniredis and gopher-lua).
 func TestASourceThatIsGoneFailsTheChangeBeforeAnythingIsWritten(t *testing.T) {
 	t.Run("redis", func(t *testing.T) {
-		url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
-		if url == "" {
-			t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
-		}
-		rdb, err := Connect(url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rdb.Close()
-		checkSources(t, rdb)
+		checkSources(t, realRedis(t))
 	})
 	t.Run("embedded", func(t *testing.T) {
-		emb, err := StartEmbedded()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer emb.Close()
-		rdb, err := Connect(emb.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer rdb.Close()
-		checkSources(t, rdb)
+		checkSources(t, embeddedRedis(t))
 	})
 }
 
@@ -155,15 +128,7 @@ func checkSources(t *testing.T, rdb redis.UniversalClient) {
 
 // A conflict names the guard that failed, though only its number travels.
 func TestAConflictNamesTheGuardThatFailed(t *testing.T) {
-	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
-	if url == "" {
-		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
-	}
-	rdb, err := Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
+	rdb := realRedis(t)
 	keys, err := NewKeys("commitguard")
 	if err != nil {
 		t.Fatal(err)
@@ -184,4 +149,37 @@ func TestAConflictNamesTheGuardThatFailed(t *testing.T) {
 	if n, _ := rdb.ZCard(ctx, z).Result(); n != 0 {
 		t.Error("the guard before the one that failed was not undone")
 	}
+}
+
+// realRedis connects to the test run's redis-server (scripts/test starts
+// one), closed when the test ends; without one the test is skipped.
+func realRedis(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	url := os.Getenv("FORGETMENOT_TEST_REDIS_URL")
+	if url == "" {
+		t.Skip("FORGETMENOT_TEST_REDIS_URL not set (scripts/test sets it)")
+	}
+	rdb, err := Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// embeddedRedis starts the embedded Redis the daemon runs on by default and
+// connects to it, both closed when the test ends.
+func embeddedRedis(t *testing.T) redis.UniversalClient {
+	t.Helper()
+	emb, err := StartEmbedded()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Close)
+	rdb, err := Connect(emb.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
 }

@@ -13,16 +13,7 @@ import (
 // the reference's own three bytes. Commit builds no such pair today; the
 // next use of the pieces must not meet it.
 func TestAReferenceToASingleReferenceArgumentCopiesWhatItBuilt(t *testing.T) {
-	emb, err := StartEmbedded()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer emb.Close()
-	rdb, err := Connect(emb.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
+	rdb := embeddedRedis(t)
 	keys, _ := NewKeys("singleref")
 	ctx := context.Background()
 	data := `{"id":"M-1","body":"hello"}`
