@@ -143,24 +143,12 @@ func TestForumComplaintUnderTheOldUsernameKeyIsFoundByUserID(t *testing.T) {
 	})
 	// Marloes's first post, queued as forgetmenot queued it before: her
 	// username is her customer id.
-	rdb, err := queue.Connect(r.cfg.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rdb.Close()
-	keys, err := queue.NewKeys(r.cfg.Namespace)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old, _, err := queue.NewStore(rdb, keys, 0).Enqueue(context.Background(), router.Message{
+	old := enqueueDirectly(t, r, router.Message{
 		Channel: router.ChannelForum, SourceID: "post:90100",
 		Customer: router.Customer{ID: "marloes", Name: "Marloes van Dijk"}, Subject: "Order 104-2233 arrived broken",
 		Body: "The jug inside is broken.", ThreadKeys: []string{forum.TopicKey(4711)},
 		Metadata: map[string]string{forum.MetaTopicID: "4711", forum.MetaPostNumber: "1", forum.MetaPostID: "90100"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	id := r.routed(old, "")["complaint_id"].(string)
 	if c, _ := r.complaint(id); c["customer_key"] != "forum:marloes" {
 		t.Fatalf("the old complaint is keyed %v, want forum:marloes", c["customer_key"])
@@ -198,6 +186,20 @@ func TestForumComplaintUnderTheOldUsernameKeyIsFoundByUserID(t *testing.T) {
 // and waits until it is on a complaint.
 func legacyForumComplaint(t *testing.T, r *running, username string, post int64) string {
 	t.Helper()
+	id := strconv.FormatInt(post, 10)
+	msg := enqueueDirectly(t, r, router.Message{
+		Channel: router.ChannelForum, SourceID: "post:" + id,
+		Customer: router.Customer{ID: username, Name: username}, Subject: "Order arrived broken",
+		Body: "The jug inside is broken.", ThreadKeys: []string{forum.TopicKey(post)},
+		Metadata: map[string]string{forum.MetaTopicID: id, forum.MetaPostNumber: "1", forum.MetaPostID: id, forum.MetaUsername: username},
+	})
+	return r.routed(msg, "")["complaint_id"].(string)
+}
+
+// enqueueDirectly queues msg on the running daemon's inbound stream as a
+// channel of an earlier version did, and returns its message id.
+func enqueueDirectly(t *testing.T, r *running, msg router.Message) string {
+	t.Helper()
 	rdb, err := queue.Connect(r.cfg.RedisURL)
 	if err != nil {
 		t.Fatal(err)
@@ -207,17 +209,11 @@ func legacyForumComplaint(t *testing.T, r *running, username string, post int64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := strconv.FormatInt(post, 10)
-	msg, _, err := queue.NewStore(rdb, keys, 0).Enqueue(context.Background(), router.Message{
-		Channel: router.ChannelForum, SourceID: "post:" + id,
-		Customer: router.Customer{ID: username, Name: username}, Subject: "Order arrived broken",
-		Body: "The jug inside is broken.", ThreadKeys: []string{forum.TopicKey(post)},
-		Metadata: map[string]string{forum.MetaTopicID: id, forum.MetaPostNumber: "1", forum.MetaPostID: id, forum.MetaUsername: username},
-	})
+	id, _, err := queue.NewStore(rdb, keys, 0).Enqueue(context.Background(), msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.routed(msg, "")["complaint_id"].(string)
+	return id
 }
 
 // exportedComplaints lists the complaint ids of a customer's export.
