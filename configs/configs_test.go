@@ -125,7 +125,7 @@ func TestEnvironment(t *testing.T) {
 	})
 	t.Run("cluster", func(t *testing.T) {
 		clearEnv(t)
-		t.Setenv("FORGETMENOT_REDIS_URL", "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002")
+		t.Setenv("FORGETMENOT_REDIS_URL", "redis+cluster://:pw@10.0.0.1:7000,10.0.0.2:7001,10.0.0.3:7002?read_only=false")
 		if _, err := configs.FromEnv(); err != nil {
 			t.Fatalf("a cluster URL with three seed nodes must be accepted: %v", err)
 		}
@@ -135,6 +135,9 @@ func TestEnvironment(t *testing.T) {
 		{"FORGETMENOT_REDIS_URL", "http://localhost:6379", "FORGETMENOT_REDIS_URL: scheme"},
 		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:7001/2", "FORGETMENOT_REDIS_URL: a Redis Cluster has only database 0"},
 		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:", "FORGETMENOT_REDIS_URL: cluster node"},
+		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000,10.0.0.2:7001?read_only=true", "FORGETMENOT_REDIS_URL: read_only sends reads to replicas"},
+		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000?route_by_latency=1", "FORGETMENOT_REDIS_URL: route_by_latency sends reads to replicas"},
+		{"FORGETMENOT_REDIS_URL", "redis+cluster://10.0.0.1:7000?route_randomly=TRUE", "FORGETMENOT_REDIS_URL: route_randomly sends reads to replicas"},
 		{"FORGETMENOT_HTTP_ADDR", "8080", "FORGETMENOT_HTTP_ADDR"},
 		{"FORGETMENOT_ROUTER_WORKERS", "0", "FORGETMENOT_ROUTER_WORKERS"},
 		{"FORGETMENOT_ROUTER_WORKERS", "many", `FORGETMENOT_ROUTER_WORKERS: "many" is not valid: want a whole number`},

@@ -180,6 +180,9 @@ func (c Config) Validate() error {
 					return bad("REDIS_URL", "cluster node %q: want host:port", node)
 				}
 			}
+			if opt := ReplicaReadOption(u.Query()); opt != "" {
+				return bad("REDIS_URL", "%s sends reads to replicas, which lag behind their master: forgetmenot reads what it just wrote (routing, the API, an erasure's scans); remove it", opt)
+			}
 		}
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
@@ -483,4 +486,16 @@ func (c Config) DigestSchedule() (day time.Weekday, at time.Duration, on bool, e
 		return 0, 0, false, fmt.Errorf("want a weekday and a time like \"monday 09:00\", or off; got %q", c.Digest)
 	}
 	return day, time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, true, nil
+}
+
+// ReplicaReadOption names the option of a Redis Cluster URL's query that
+// would send reads to replicas (read_only, route_by_latency,
+// route_randomly), or "" when none is on.
+func ReplicaReadOption(q url.Values) string {
+	for _, o := range []string{"read_only", "route_by_latency", "route_randomly"} {
+		if v := strings.ToLower(q.Get(o)); q.Has(o) && v != "false" && v != "0" {
+			return o
+		}
+	}
+	return ""
 }
