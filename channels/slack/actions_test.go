@@ -92,6 +92,22 @@ func (f *fixture) openComplaint(source string) (id, owner string) {
 	return out.ComplaintID, out.Owner
 }
 
+// secondComplaintOf opens Piet's complaint and makes owner its owner
+// (routing spreads the load, so it may land elsewhere first): a second
+// complaint on one owner's worklist.
+func (f *fixture) secondComplaintOf(owner, source string) string {
+	f.t.Helper()
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: source, Customer: router.Customer{Name: "Piet", Email: "piet@example.com"}, Subject: "Refund", Body: "Where is it?"})
+	f.deliver()
+	if out.Owner != owner {
+		if _, err := f.router.Reassign(f.ctx, out.ComplaintID, out.Owner, owner, "one owner's worklist"); err != nil {
+			f.t.Fatal(err)
+		}
+		f.deliver()
+	}
+	return out.ComplaintID
+}
+
 func (f *fixture) waitView(n int) testslack.View {
 	f.t.Helper()
 	testkit.WaitFor(f.t, "the modal to open", func() bool { return len(f.ws.Views()) >= n })

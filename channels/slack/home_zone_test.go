@@ -44,15 +44,7 @@ func TestAppHomePromisedTodayIsTheOwnersToday(t *testing.T) {
 			})
 			f.serve()
 			idNext, owner := f.openComplaint("zone1")
-			out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "zone2", Customer: router.Customer{Name: "Piet", Email: "piet@example.com"}, Subject: "Refund", Body: "Where is it?"})
-			f.deliver()
-			idToday := out.ComplaintID
-			if out.Owner != owner {
-				if _, err := f.router.Reassign(f.ctx, idToday, out.Owner, owner, "one owner's worklist"); err != nil {
-					t.Fatal(err)
-				}
-				f.deliver()
-			}
+			idToday := f.secondComplaintOf(owner, "zone2")
 			// The owner's calendar is in the zone.
 			roster, err := configs.LoadRoster("../../configs/owners.yaml")
 			if err != nil {
