@@ -87,7 +87,7 @@ func (s *Store) DropTimer(ctx context.Context, d router.DueTimer, version int64)
 		if version >= 0 {
 			want = strconv.FormatInt(version, 10)
 		}
-		t.fieldEquals("version", s.keys.Complaint(d.ComplaintID), "version", want)
+		t.versionIs("version", s.keys.Complaint(d.ComplaintID), want)
 	}
 	t.write("ZREM", s.keys.Timers(), d.Member)
 	_, err := t.run(ctx, s.rdb) // a conflict leaves it for the next round
@@ -259,10 +259,25 @@ func (s *Store) complaintData(ctx context.Context, ids []string) ([]*redis.Strin
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGet(ctx, s.keys.Complaint(id), "data")
+		cmds[i] = pipe.Get(ctx, s.keys.Complaint(id))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
 		return nil, fmt.Errorf("reading the complaints' data: %w", err)
+	}
+	// Complaints a layout before 5 stored as hashes, not yet migrated.
+	var legacy redis.Pipeliner
+	for i, cmd := range cmds {
+		if isWrongType(cmd.Err()) {
+			if legacy == nil {
+				legacy = s.rdb.Pipeline()
+			}
+			cmds[i] = legacy.HGet(ctx, s.keys.Complaint(ids[i]), legacyComplaintData)
+		}
+	}
+	if legacy != nil {
+		if _, err := legacy.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("reading the complaints' data: %w", err)
+		}
 	}
 	return cmds, nil
 }

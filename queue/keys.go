@@ -76,7 +76,8 @@ const hashedPrefix = "sha256:"
 // ComplaintSeq is the counter behind complaint ids.
 func (k Keys) ComplaintSeq() string { return k.tag + ":seq:complaint" }
 
-// Complaint is a hash: version, and the complaint as JSON in data.
+// Complaint is a string: the complaint as JSON, version first (see
+// complaintHead; before layout 5 a hash of version and data).
 func (k Keys) Complaint(id string) string { return k.tag + ":complaint:" + id }
 
 // Timeline is a list of the complaint's messages and events, oldest first.

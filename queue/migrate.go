@@ -15,8 +15,10 @@ import (
 // promises) exist. 3: owners' open counts are kept beside their sets. 4:
 // owners' last assignments are fields of the open counts, so one HMGET
 // reads an owner's whole load (folded at every start, like the other
-// legacy keys: an old replica still running may write the old hash).
-const layoutVersion = 4
+// legacy keys: an old replica still running may write the old hash). 5:
+// a complaint is a string of its JSON, version first, not a hash of
+// version and data (some 200 bytes less per complaint).
+const layoutVersion = 5
 
 // countOpenScript sets an owner's open count to the size of their open
 // set, in one step. KEYS[1]: the owner's open set; KEYS[2]: the open
@@ -101,6 +103,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 			return err
 		}
 	}
+	if v < 5 {
+		if err := s.storeComplaintsAsStrings(ctx); err != nil {
+			return err
+		}
+	}
 	return s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err()
 }
 
@@ -123,7 +130,7 @@ func (s *Store) backfillFigures(ctx context.Context) error {
 		pipe := s.rdb.Pipeline()
 		for _, c := range cs {
 			t := &tx{}
-			t.fieldEquals("version", s.keys.Complaint(c.ID), "version", strconv.FormatInt(c.Version, 10))
+			t.versionIs("version", s.keys.Complaint(c.ID), strconv.FormatInt(c.Version, 10))
 			syncFigures(t, s.keys, nil, c)
 			if len(t.Writes) > 0 {
 				t.queue(ctx, pipe)
@@ -211,4 +218,80 @@ func (s *Store) expireOldDedupKeys(ctx context.Context) error {
 		return fmt.Errorf("giving old dedup keys a retention: %w", err)
 	}
 	return nil
+}
+
+// complaintAsStringScript replaces a complaint stored as a hash (layouts
+// before 5) with its JSON as a string, in one step, if it is still a hash
+// of the version it was read at: a commit meanwhile wrote the string
+// itself. KEYS[1]: the complaint; ARGV[1]: its version; ARGV[2]: its JSON,
+// version first. Returns 1 when it replaced the hash.
+var complaintAsStringScript = redis.NewScript(`
+if redis.call('TYPE', KEYS[1]).ok ~= 'hash' or redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+// storeComplaintsAsStrings converts every complaint a layout before 5
+// stored as a hash, a page at a time. Each is decoded and encoded again
+// (the version moves to the front) and replaced under a guard of its
+// version. One whose JSON does not decode stays a hash: reads fall back to
+// hashes, so it reads as before (and fails to decode as before).
+func (s *Store) storeComplaintsAsStrings(ctx context.Context) error {
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return err
+	}
+	if err := complaintAsStringScript.Load(ctx, s.rdb).Err(); err != nil {
+		return fmt.Errorf("storing complaints as strings: %w", err)
+	}
+	iter := scan.ScanType(ctx, 0, s.keys.Complaint("*"), 500, "hash").Iterator()
+	var page []string
+	convert := func() error {
+		if len(page) == 0 {
+			return nil
+		}
+		read := s.rdb.Pipeline()
+		fields := make([]*redis.SliceCmd, len(page))
+		for i, key := range page {
+			fields[i] = read.HMGet(ctx, key, "version", legacyComplaintData)
+		}
+		if _, err := read.Exec(ctx); err != nil {
+			return fmt.Errorf("reading complaints stored as hashes: %w", err)
+		}
+		write := s.rdb.Pipeline()
+		for i, key := range page {
+			vals := fields[i].Val()
+			version, _ := vals[0].(string)
+			data, _ := vals[1].(string)
+			c, err := decodeComplaint(data)
+			if err != nil || version == "" {
+				continue
+			}
+			b, err := encodeComplaint(c)
+			if err != nil {
+				return err
+			}
+			complaintAsStringScript.EvalSha(ctx, write, []string{key}, version, string(b))
+		}
+		if _, err := write.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("storing complaints as strings: %w", err)
+		}
+		page = page[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		if kind, ok := s.keys.KindOf(iter.Val()); !ok || kind.Name != "complaint" {
+			continue
+		}
+		if page = append(page, iter.Val()); len(page) == 500 {
+			if err := convert(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return fmt.Errorf("finding complaints stored as hashes: %w", err)
+	}
+	return convert()
 }

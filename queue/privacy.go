@@ -375,10 +375,10 @@ type Pseudonymised struct {
 // timeline N long, else "conflict"; then the timeline is replaced, fields in
 // hdel_if and keys in del_if are deleted where they still hold their value,
 // and writes run (allowed commands only).
-var eraseScript = redis.NewScript(`
+var eraseScript = redis.NewScript(storedVersionLua + `
 local a = cjson.decode(ARGV[1])
 if redis.call('ZSCORE', a.erased, a.id) then return 'erased' end
-if (redis.call('HGET', a.complaint, 'version') or '') ~= a.version then return 'conflict' end
+if storedVersion(a.complaint) ~= a.version then return 'conflict' end
 if redis.call('LLEN', a.timeline) ~= tonumber(a.length) then return 'conflict' end
 redis.call('DEL', a.timeline)
 for _, h in ipairs(a.hdel_if or {}) do
@@ -387,7 +387,7 @@ end
 for _, d in ipairs(a.del_if or {}) do
   if redis.call('GET', d.key) == d.equals then redis.call('DEL', d.key) end
 end
-local allowed = {HSET=true, DEL=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, HINCRBY=true}
+local allowed = {SET=true, HSET=true, DEL=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, HINCRBY=true}
 for _, w in ipairs(a.writes or {}) do
   if not allowed[w.cmd] then return redis.error_reply('erase: command not allowed: ' .. tostring(w.cmd)) end
   local args = w.args
@@ -432,11 +432,11 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 	t := &tx{}
 	t.touch(k.Complaint(id))
 	t.touch(k.Timeline(id))
-	data, err := json.Marshal(e.After)
+	data, err := encodeComplaint(e.After)
 	if err != nil {
-		return fmt.Errorf("encoding complaint %s: %w", id, err)
+		return err
 	}
-	t.write("HSET", k.Complaint(id), "version", strconv.FormatInt(e.After.Version, 10), "data", string(data))
+	t.write("SET", k.Complaint(id), string(data))
 	if len(e.Timeline) > 0 {
 		args := make([]string, 0, len(e.Timeline))
 		for _, en := range e.Timeline {

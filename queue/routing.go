@@ -51,7 +51,9 @@ end
 if latest and not seen[latest] then want[#want + 1] = latest end
 local complaints = {}
 for _, id in ipairs(want) do
-  local data = redis.call('HGET', ARGV[1] .. id, 'data')
+  -- A complaint a layout before 5 stored as a hash: its data field.
+  local data = redis.pcall('GET', ARGV[1] .. id)
+  if type(data) == 'table' then data = redis.call('HGET', ARGV[1] .. id, 'data') end
   if data then complaints[#complaints + 1] = id; complaints[#complaints + 1] = data end
 end
 -- In parts: Lua unpacks at most some 8,000 values at once, and a big

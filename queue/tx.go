@@ -32,6 +32,8 @@ import (
 //	        -- legacy hash) makes the change a duplicate
 //	guards: count, then per guard: kind, key#, a, b
 //	        -- "h": HGET key a (absent = "") must equal b;
+//	        -- "v": the version of the complaint stored at key (absent = "")
+//	        -- must equal b (a is unused);
 //	        -- "z": ZADD key NX a b must add member b (score a): it was not there;
 //	        -- "b": the number in HGET key a (absent = 0) must be < b;
 //	        -- "c": HINCRBY key a 1 must stay at most b (the increment is the
@@ -57,7 +59,7 @@ import (
 // that fails undoes the claim and increments too, and answers an error. A
 // source that is gone (or not as long as said) answers the error
 // "commit: source gone: <id>" before anything is claimed or written.
-var commitScript = redis.NewScript(`
+var commitScript = redis.NewScript(storedVersionLua + `
 local allowed = {HSET=true, HDEL=true, HINCRBY=true, SET=true, SADD=true, SREM=true, ZADD=true, ZREM=true, RPUSH=true, XADD=true, XACK=true, XDEL=true}
 local first = 7 + 4 * tonumber(ARGV[6])
 local sources = {}
@@ -117,6 +119,8 @@ for g = 1, tonumber(ARGV[6]) do
     else
       added[#added + 1] = {key, b}
     end
+  elseif kind == 'v' then
+    failed = storedVersion(key) ~= b
   elseif kind == 'b' then
     failed = (tonumber(redis.call('HGET', key, a) or '0') or 0) >= tonumber(b)
   else
@@ -185,6 +189,19 @@ if not ok then
 end
 return {'ok', ''}
 `)
+
+// storedVersionLua defines, for the scripts that guard a complaint's
+// version, storedVersion(key): the version of the complaint stored at key,
+// a string of JSON that starts with it (see complaintHead), or "" when
+// there is none. A complaint that a layout before 5 stored as a hash, not
+// yet migrated, has it in a field.
+const storedVersionLua = `
+local function storedVersion(key)
+  local head = redis.pcall('GETRANGE', key, 0, 31)
+  if type(head) == 'table' then return redis.call('HGET', key, 'version') or '' end
+  return string.match(head, '^{"version":(%d+)[,}]') or ''
+end
+`
 
 // tx is a change under construction for commitScript.
 type tx struct {
@@ -292,6 +309,13 @@ func (t *tx) addNew(name, key, score, member string) {
 func (t *tx) countBelow(name, key, field string, limit int) {
 	t.touch(key)
 	t.guards = append(t.guards, txGuard{kind: "b", name: name, key: key, a: field, b: strconv.Itoa(limit)})
+}
+
+// versionIs guards that the complaint stored at key still has version want
+// ("" = absent).
+func (t *tx) versionIs(name, key, want string) {
+	t.touch(key)
+	t.guards = append(t.guards, txGuard{kind: "v", name: name, key: key, b: want})
 }
 
 // incrementAtMost adds one to the number in hash field key/field (absent: 0)

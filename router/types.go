@@ -127,6 +127,11 @@ const (
 
 // Complaint is one customer problem with one named owner.
 type Complaint struct {
+	// Version increases with every change; the store refuses a change computed
+	// from an older version (optimistic locking). It is encoded first, so a
+	// store can check it from the head of a stored complaint without decoding
+	// the rest.
+	Version     int64    `json:"version"`
 	ID          string   `json:"id"`
 	Status      Status   `json:"status"`
 	Owner       string   `json:"owner"`
@@ -191,9 +196,6 @@ type Complaint struct {
 	CSATAt time.Time `json:"csat_at,omitzero"`
 	// CSATChanges counts how often the customer changed their answer.
 	CSATChanges int `json:"csat_changes,omitempty"`
-	// Version increases with every change; the store refuses a change computed
-	// from an older version (optimistic locking).
-	Version int64 `json:"version"`
 }
 
 // EventType names a change in a complaint's life.
