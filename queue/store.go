@@ -151,7 +151,7 @@ func (s *Store) Timeline(ctx context.Context, id string) ([]router.Entry, error)
 	for i, r := range raw {
 		var e router.Entry
 		if err := decodeJSON([]byte(r), &e); err != nil {
-			return nil, fmt.Errorf("decoding timeline entry %d of %s: %w", i, id, err)
+			return nil, router.NamesComplaint(id, fmt.Errorf("decoding timeline entry %d of %s: %w", i, id, err))
 		}
 		out = append(out, e)
 	}
@@ -496,7 +496,7 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 		res, err = t.run(ctx, s.rdb)
 	}
 	if err != nil {
-		return fmt.Errorf("committing change to %s: %w", ch.After.ID, err)
+		return router.NamesComplaint(ch.After.ID, fmt.Errorf("committing change to %s: %w", ch.After.ID, err))
 	}
 	switch res.status {
 	case "ok":
@@ -507,9 +507,9 @@ func (s *Store) Commit(ctx context.Context, ch router.Change) error {
 		if ch.Before == nil && res.value == newComplaintGuard+ch.After.ID {
 			// The rest of this block is suspect too: reserve a fresh one.
 			s.ids.discard()
-			return fmt.Errorf("%s exists already: %w", ch.After.ID, router.ErrIDTaken)
+			return router.NamesComplaint(ch.After.ID, fmt.Errorf("%s exists already: %w", ch.After.ID, router.ErrIDTaken))
 		}
-		return fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict)
+		return router.NamesComplaint(ch.After.ID, fmt.Errorf("%s changed meanwhile (%s): %w", ch.After.ID, res.value, router.ErrConflict))
 	}
 }
 

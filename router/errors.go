@@ -3,7 +3,6 @@ package router
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -70,9 +69,10 @@ func timelineErr(id string, err error) error {
 
 // complaintErr wraps err with what the router was doing to complaint id:
 // doing names the complaint ("updating complaint C-1"), short says the
-// same without it, for an err that already names the complaint as the
-// store's do ("committing change to C-1: …", "decoding timeline entry 3 of
-// C-1: …"), so the id is said once.
+// same without it, for an err that already names the complaint, so the id
+// is said once. Whether it does is a fact the error carries (a
+// ComplaintError, NotFoundError or AppliedError of that id), not something
+// read from its text.
 func complaintErr(err error, id, doing, short string) error {
 	if namesComplaint(err, id) {
 		return fmt.Errorf("%s: %w", short, err)
@@ -80,28 +80,42 @@ func complaintErr(err error, id, doing, short string) error {
 	return fmt.Errorf("%s: %w", doing, err)
 }
 
-// namesComplaint reports whether err's text has id as a word of its own:
-// C-1 is not named by "C-10 changed meanwhile".
+// namesComplaint reports whether err says it is about complaint id.
 func namesComplaint(err error, id string) bool {
 	if id == "" {
 		return false
 	}
-	s := err.Error()
-	for from := 0; ; {
-		i := strings.Index(s[from:], id)
-		if i < 0 {
-			return false
-		}
-		start, end := from+i, from+i+len(id)
-		if (start == 0 || !idByte(s[start-1])) && (end == len(s) || !idByte(s[end])) {
-			return true
-		}
-		from = start + 1
+	var named *ComplaintError
+	if errors.As(err, &named) && named.ID == id {
+		return true
 	}
+	var missing *NotFoundError
+	if errors.As(err, &missing) && missing.Kind == "complaint" && missing.ID == id {
+		return true
+	}
+	var applied *AppliedError
+	return errors.As(err, &applied) && applied.ComplaintID == id
 }
 
-func idByte(b byte) bool {
-	return b >= '0' && b <= '9' || b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b == '-' || b == '_'
+// ComplaintError is a Store's error whose words name the complaint it is
+// about ("committing change to C-1: …"), so that the router, saying what it
+// was doing, does not name it again. Its text is the store's.
+type ComplaintError struct {
+	ID  string
+	Err error
+}
+
+func (e *ComplaintError) Error() string { return e.Err.Error() }
+
+func (e *ComplaintError) Unwrap() error { return e.Err }
+
+// NamesComplaint marks err, whose words name complaint id, as being about
+// it (nil stays nil).
+func NamesComplaint(id string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ComplaintError{ID: id, Err: err}
 }
 
 // AppliedError is the ErrDuplicate a Store returns when it knows which
