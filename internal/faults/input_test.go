@@ -32,7 +32,7 @@ func TestPoisonMessageIsDeadLetteredWhileTrafficFlows(t *testing.T) {
 	s := h.newSender("poison")
 	s.start(loadRate)
 
-	if err := h.rdb.Set(ctx, keys.Complaint("C-999999"), "corrupt: not a hash", 0).Err(); err != nil {
+	if err := h.rdb.Set(ctx, keys.Complaint("C-999999"), "corrupt: not a complaint", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	body := []byte(`{"source_id":"poison-by-hand","customer":{"email":"poison@example.com"},"body":"About my earlier complaint.","complaint_id":"C-999999"}`)
@@ -61,8 +61,8 @@ func TestPoisonMessageIsDeadLetteredWhileTrafficFlows(t *testing.T) {
 		}
 		return junk.ID != "" && poison.ID != ""
 	})
-	if poison.Attempts != maxAttempts || !strings.Contains(poison.Error, "WRONGTYPE") {
-		t.Errorf("poison dead letter: %d attempts, error %q; want %d attempts and the Redis error", poison.Attempts, poison.Error, maxAttempts)
+	if poison.Attempts != maxAttempts || !strings.Contains(poison.Error, "C-999999: decoding stored complaint") {
+		t.Errorf("poison dead letter: %d attempts, error %q; want %d attempts and why C-999999 could not be read", poison.Attempts, poison.Error, maxAttempts)
 	}
 	if junk.Attempts != 1 {
 		t.Errorf("an undecodable entry is dead-lettered at once, not after %d attempts", junk.Attempts)
