@@ -91,11 +91,11 @@ var _ router.Store = (*Store)(nil)
 
 // Complaint loads one complaint.
 func (s *Store) Complaint(ctx context.Context, id string) (router.Complaint, error) {
-	cmds, err := s.complaintData(ctx, []string{id})
-	if err != nil {
-		return router.Complaint{}, err
+	key := s.keys.Complaint(id)
+	data, err := s.rdb.Get(ctx, key).Result()
+	if isWrongType(err) {
+		data, err = s.rdb.HGet(ctx, key, legacyComplaintData).Result()
 	}
-	data, err := cmds[0].Result()
 	if errors.Is(err, redis.Nil) {
 		return router.Complaint{}, fmt.Errorf("complaint %s: %w", id, router.ErrNotFound)
 	}
