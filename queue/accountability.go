@@ -266,17 +266,21 @@ func (s *Store) complaintData(ctx context.Context, ids []string) ([]*redis.Strin
 	}
 	// Complaints a layout before 5 stored as hashes, not yet migrated.
 	var legacy redis.Pipeliner
+	read := map[int]*redis.Cmd{}
 	for i, cmd := range cmds {
 		if isWrongType(cmd.Err()) {
 			if legacy == nil {
 				legacy = s.rdb.Pipeline()
 			}
-			cmds[i] = legacy.HGet(ctx, s.keys.Complaint(ids[i]), legacyComplaintData)
+			read[i] = legacyComplaintScript.Eval(ctx, legacy, []string{s.keys.Complaint(ids[i])})
 		}
 	}
 	if legacy != nil {
 		if _, err := legacy.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 			return nil, fmt.Errorf("reading the complaints' data: %w", err)
+		}
+		for i, cmd := range read {
+			cmds[i] = redis.NewStringResult(cmd.Text())
 		}
 	}
 	return cmds, nil

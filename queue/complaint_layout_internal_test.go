@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -181,5 +182,149 @@ func TestComplaintsStoredAsHashesStayUsableUntilMigrated(t *testing.T) {
 				t.Errorf("layout %d after the migration, want %d", v, layoutVersion)
 			}
 		})
+	}
+}
+
+// beforeFirst is a go-redis hook that runs do once, before the first
+// command named name is sent (alone or in a pipeline): another replica's
+// write landing between two steps.
+type beforeFirst struct {
+	name string
+	do   func()
+	once sync.Once
+}
+
+func (h *beforeFirst) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *beforeFirst) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if strings.EqualFold(cmd.Name(), h.name) {
+			h.once.Do(h.do)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *beforeFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			if strings.EqualFold(cmd.Name(), h.name) {
+				h.once.Do(h.do)
+			}
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestAHashTurnedIntoAStringMeanwhileIsNoError: what must hold while
+// complaints are converted: a commit of another replica that stores a
+// complaint as a string between two steps of a read or of the migration
+// fails neither, and the read answers what is stored.
+func TestAHashTurnedIntoAStringMeanwhileIsNoError(t *testing.T) {
+	for _, srv := range []struct {
+		name    string
+		connect func(*testing.T) redis.UniversalClient
+	}{{"redis", realRedis}, {"embedded", embeddedRedis}} {
+		t.Run(srv.name, func(t *testing.T) {
+			other := srv.connect(t)
+			ctx := context.Background()
+			keys, err := NewKeys(fmt.Sprintf("layoutrace%d", time.Now().UnixNano()%1e9))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ks, _ := other.Keys(context.Background(), keys.Pattern()).Result()
+				if len(ks) > 0 {
+					other.Del(context.Background(), ks...)
+				}
+			})
+			legacy := func(id string) {
+				b, err := encodeComplaint(router.Complaint{Version: 1, ID: id, Status: router.StatusOpen, Owner: "ann"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				other.Set(ctx, keys.Complaint(id), b, 0)
+				toLegacyHash(t, other, keys.Complaint(id))
+			}
+			committed := func(id string) func() {
+				return func() {
+					b, _ := encodeComplaint(router.Complaint{Version: 2, ID: id, Status: router.StatusOpen, Owner: "bob"})
+					if err := other.Set(ctx, keys.Complaint(id), b, 0).Err(); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			client := func(h redis.Hook) *Store {
+				rdb := redis.NewClient(other.(*redis.Client).Options()) // the same server
+				t.Cleanup(func() { rdb.Close() })
+				rdb.AddHook(h)
+				return NewStore(rdb, keys, 0)
+			}
+
+			// Reads: the GET meets the hash, the fallback meets a string.
+			for _, id := range []string{"C-1", "C-2"} {
+				legacy(id)
+			}
+			one := client(&beforeFirst{name: "evalsha", do: committed("C-1")})
+			if c, err := one.Complaint(ctx, "C-1"); err != nil || c.Version != 2 || c.Owner != "bob" {
+				t.Fatalf("reading a complaint converted meanwhile: %+v, %v; want version 2 of bob", c, err)
+			}
+			many := client(&beforeFirst{name: "eval", do: committed("C-2")})
+			cs, err := many.loadComplaints(ctx, []string{"C-2"})
+			if err != nil || len(cs) != 1 || cs[0].Version != 2 {
+				t.Fatalf("listing a complaint converted meanwhile: %+v, %v; want version 2", cs, err)
+			}
+
+			// The migration: the scan finds hashes, a commit stores one as
+			// a string before they are read.
+			for _, id := range []string{"C-3", "C-4"} {
+				legacy(id)
+			}
+			if err := other.Set(ctx, keys.Layout(), 4, 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if err := client(&beforeFirst{name: "hmget", do: committed("C-3")}).Migrate(ctx); err != nil {
+				t.Fatalf("the migration beside a commit: %v", err)
+			}
+			for id, want := range map[string]int64{"C-3": 2, "C-4": 1} {
+				data, err := other.Get(ctx, keys.Complaint(id)).Result()
+				if err != nil || !strings.HasPrefix(data, complaintHead+strconv.FormatInt(want, 10)+",") {
+					t.Errorf("%s after the migration: %.40q, %v; want version %d as a string", id, data, err, want)
+				}
+			}
+		})
+	}
+}
+
+// TestTheVersionGuardTellsACorruptComplaintFromAMissingOne: a guard that
+// the complaint is gone (DropTimer's) does not pass on a complaint stored
+// corrupt.
+func TestTheVersionGuardTellsACorruptComplaintFromAMissingOne(t *testing.T) {
+	rdb := realRedis(t)
+	ctx := context.Background()
+	keys, err := NewKeys(fmt.Sprintf("corrupt%d", time.Now().UnixNano()%1e9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keys.Complaint("C-1")
+	t.Cleanup(func() { rdb.Del(context.Background(), key, keys.Timers()) })
+	for _, c := range []struct {
+		stored, want string
+	}{
+		{"", "ok"}, // absent
+		{"not a complaint", "conflict"},
+		{`{"id":"C-1","version":1}`, "conflict"},
+	} {
+		rdb.Del(ctx, key)
+		if c.stored != "" {
+			rdb.Set(ctx, key, c.stored, 0)
+		}
+		tx := &tx{}
+		tx.versionIs("complaint gone", key, "")
+		tx.write("ZREM", keys.Timers(), "C-1|reminder|1")
+		res, err := tx.run(ctx, rdb)
+		if err != nil || res.status != c.want {
+			t.Errorf("guard \"gone\" with %q stored: %+v, %v; want %s", c.stored, res, err, c.want)
+		}
 	}
 }

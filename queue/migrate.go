@@ -256,11 +256,19 @@ func (s *Store) storeComplaintsAsStrings(ctx context.Context) error {
 		for i, key := range page {
 			fields[i] = read.HMGet(ctx, key, "version", legacyComplaintData)
 		}
-		if _, err := read.Exec(ctx); err != nil {
+		// A commit may have stored one as a string since the scan found it
+		// (WRONGTYPE): it needs nothing more.
+		if _, err := read.Exec(ctx); err != nil && !isWrongType(err) {
 			return fmt.Errorf("reading complaints stored as hashes: %w", err)
 		}
 		write := s.rdb.Pipeline()
 		for i, key := range page {
+			if err := fields[i].Err(); err != nil {
+				if isWrongType(err) {
+					continue
+				}
+				return fmt.Errorf("reading complaints stored as hashes: %w", err)
+			}
 			vals := fields[i].Val()
 			version, _ := vals[0].(string)
 			data, _ := vals[1].(string)

@@ -94,7 +94,7 @@ func (s *Store) Complaint(ctx context.Context, id string) (router.Complaint, err
 	key := s.keys.Complaint(id)
 	data, err := s.rdb.Get(ctx, key).Result()
 	if isWrongType(err) {
-		data, err = s.rdb.HGet(ctx, key, legacyComplaintData).Result()
+		data, err = legacyComplaintScript.Run(ctx, s.rdb, []string{key}).Text()
 	}
 	if errors.Is(err, redis.Nil) {
 		return router.Complaint{}, fmt.Errorf("complaint %s: %w", id, router.ErrNotFound)
@@ -117,14 +117,24 @@ const complaintHead = `{"version":`
 // holds its JSON (layouts before 5).
 const legacyComplaintData = "data"
 
+// legacyComplaintScript reads a complaint that a layout before 5 may still
+// hold as a hash: the string, or the hash's data field, in one step (a
+// commit or the migration may turn the hash into a string between a GET
+// and an HGET sent apart). KEYS[1]: the complaint.
+var legacyComplaintScript = redis.NewScript(`
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' then return redis.call('HGET', KEYS[1], 'data') end
+return v
+`)
+
 // encodeComplaint is the JSON a complaint is stored as.
 func encodeComplaint(c router.Complaint) ([]byte, error) {
 	data, err := json.Marshal(c)
 	if err != nil {
-		return nil, fmt.Errorf("encoding complaint %s: %w", c.ID, err)
+		return nil, router.NamesComplaint(c.ID, fmt.Errorf("encoding complaint %s: %w", c.ID, err))
 	}
 	if !bytes.HasPrefix(data, []byte(complaintHead)) {
-		return nil, fmt.Errorf("encoding complaint %s: it does not start with its version: %.40q", c.ID, data)
+		return nil, router.NamesComplaint(c.ID, fmt.Errorf("encoding complaint %s: it does not start with its version: %.40q", c.ID, data))
 	}
 	return data, nil
 }
@@ -786,11 +796,11 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	if src != nil && src.ref != nil {
 		customer, err := json.Marshal(after.Customer)
 		if err != nil {
-			return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+			return written{}, router.NamesComplaint(after.ID, fmt.Errorf("encoding complaint %s: %w", after.ID, err))
 		}
 		subject, err := json.Marshal(after.Subject)
 		if err != nil {
-			return written{}, fmt.Errorf("encoding complaint %s: %w", after.ID, err)
+			return written{}, router.NamesComplaint(after.ID, fmt.Errorf("encoding complaint %s: %w", after.ID, err))
 		}
 		reused = t.reuse(string(data), *src.ref, `"customer":`+string(customer), `"subject":`+string(subject))
 	}

@@ -192,14 +192,16 @@ return {'ok', ''}
 
 // storedVersionLua defines, for the scripts that guard a complaint's
 // version, storedVersion(key): the version of the complaint stored at key,
-// a string of JSON that starts with it (see complaintHead), or "" when
-// there is none. A complaint that a layout before 5 stored as a hash, not
-// yet migrated, has it in a field.
+// a string of JSON that starts with it (see complaintHead), "" when there
+// is none, and "?" for a string that is not a stored complaint (no guard
+// takes a corrupt complaint for a missing one). A complaint that a layout
+// before 5 stored as a hash, not yet migrated, has it in a field.
 const storedVersionLua = `
 local function storedVersion(key)
   local head = redis.pcall('GETRANGE', key, 0, 31)
   if type(head) == 'table' then return redis.call('HGET', key, 'version') or '' end
-  return string.match(head, '^{"version":(%d+)[,}]') or ''
+  if head == '' then return '' end
+  return string.match(head, '^{"version":(%d+)[,}]') or '?'
 end
 `
 

@@ -77,7 +77,8 @@ func complaintErr(err error, id, doing, short string) error {
 	if namesComplaint(err, id) {
 		return fmt.Errorf("%s: %w", short, err)
 	}
-	return fmt.Errorf("%s: %w", doing, err)
+	// Now it names the complaint: a caller further up says it once too.
+	return NamesComplaint(id, fmt.Errorf("%s: %w", doing, err))
 }
 
 // namesComplaint reports whether err says it is about complaint id.

@@ -34,6 +34,8 @@ func TestComplaintErrorsNameTheComplaintOnce(t *testing.T) {
 			"loading the timeline: decoding timeline entry 3 of C-7: unexpected end of JSON input", false},
 		{"a duplicate names where it went", complaintErr(fmt.Errorf("M-1: %w", &AppliedError{ComplaintID: "C-3"}), "C-3", "updating complaint C-3", "updating complaint"),
 			"updating complaint: M-1: already applied to C-3", false},
+		{"a wrapped wrap names it once", complaintErr(loadErr("C-1", redisDown), "C-1", "firing reminder of C-1", "firing reminder"),
+			"firing reminder: loading complaint C-1: " + redisDown.Error(), false},
 		{"timer of a missing complaint", complaintErr(loadErr("C-9999", storeNotFound), "C-9999", "firing reminder of C-9999", "firing reminder"),
 			"firing reminder: complaint C-9999: not found", true},
 	}
