@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
 )
@@ -55,16 +56,43 @@ func (c *scanCounter) count(cmd redis.Cmder) {
 
 func (c *scanCounter) n() int { c.mu.Lock(); defer c.mu.Unlock(); return c.scans }
 
+// watch counts what rdb sends. On a Redis Cluster a namespace's scans go
+// to the master of its slot through that node's own client, past the
+// cluster client's hooks, so the counter watches every node's client (and
+// only those: a command through the cluster client reaches a node's too).
+func (c *scanCounter) watch(t *testing.T, rdb redis.UniversalClient) {
+	t.Helper()
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		rdb.AddHook(c)
+		return
+	}
+	cc.OnNewNode(func(node *redis.Client) { node.AddHook(c) })
+	if err := cc.ForEachShard(context.Background(), func(_ context.Context, node *redis.Client) error {
+		node.AddHook(c)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 var _ redis.Hook = (*scanCounter)(nil)
 
 // Erasing a customer scans the once-keys once for all their complaints, not
 // once per complaint: the scan reads every once-key of the namespace, so a
 // customer with k complaints must not cost k scans.
 func TestEraseScansTheOnceKeysOncePerCustomer(t *testing.T) {
-	w := newWorld(t, false)
+	t.Run("redis", func(t *testing.T) { eraseScansOnceKeysOnce(t, newWorld(t, false)) })
+	t.Run("cluster", func(t *testing.T) {
+		rdb, keys := testredis.ClusterClient(t, testredis.StartCluster(t))
+		eraseScansOnceKeysOnce(t, newWorldIn(t, newEnvOn(t, rdb, keys), false))
+	})
+}
+
+func eraseScansOnceKeysOnce(t *testing.T, w *world) {
 	ctx := context.Background()
 	counter := &scanCounter{prefix: w.keys.OncePrefix()}
-	w.rdb.AddHook(counter)
+	counter.watch(t, w.rdb)
 	res, err := w.service(t, nil).Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna", Force: true})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +133,7 @@ func TestRetentionScansTheOnceKeysOncePerBatch(t *testing.T) {
 	const day = 24 * time.Hour
 	e.clock.Set(t0.Add(800 * day))
 	counter := &scanCounter{prefix: e.keys.OncePrefix()}
-	e.rdb.AddHook(counter)
+	counter.watch(t, e.rdb)
 	s, err := New(Config{Store: e.store, Closer: e.router, Clock: e.clock.Now})
 	if err != nil {
 		t.Fatal(err)
