@@ -44,6 +44,31 @@ func toLegacyHash(t *testing.T, rdb redis.UniversalClient, key string) router.Co
 	return c
 }
 
+// onBothServers runs test on the test run's redis-server and on the
+// embedded Redis, each time with a namespace of its own that is deleted
+// afterwards.
+func onBothServers(t *testing.T, test func(t *testing.T, rdb redis.UniversalClient, keys Keys)) {
+	for _, srv := range []struct {
+		name    string
+		connect func(*testing.T) redis.UniversalClient
+	}{{"redis", realRedis}, {"embedded", embeddedRedis}} {
+		t.Run(srv.name, func(t *testing.T) {
+			rdb := srv.connect(t)
+			keys, err := NewKeys(fmt.Sprintf("layout%d", time.Now().UnixNano()%1e9))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ks, _ := rdb.Keys(context.Background(), keys.Pattern()).Result()
+				if len(ks) > 0 {
+					rdb.Del(context.Background(), ks...)
+				}
+			})
+			test(t, rdb, keys)
+		})
+	}
+}
+
 func keyType(t *testing.T, rdb redis.UniversalClient, key string) string {
 	t.Helper()
 	typ, err := rdb.Type(context.Background(), key).Result()
@@ -62,127 +87,111 @@ func keyType(t *testing.T, rdb redis.UniversalClient, key string) string {
 // leaves a complaint it cannot decode readable as before, and never
 // overwrites a complaint changed since it read it.
 func TestComplaintsStoredAsHashesStayUsableUntilMigrated(t *testing.T) {
-	for _, srv := range []struct {
-		name    string
-		connect func(*testing.T) redis.UniversalClient
-	}{{"redis", realRedis}, {"embedded", embeddedRedis}} {
-		t.Run(srv.name, func(t *testing.T) {
-			rdb := srv.connect(t)
-			ctx := context.Background()
-			keys, err := NewKeys(fmt.Sprintf("layout5%d", time.Now().UnixNano()%1e9))
+	onBothServers(t, func(t *testing.T, rdb redis.UniversalClient, keys Keys) {
+		ctx := context.Background()
+		store := NewStore(rdb, keys, 0)
+		if err := store.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		roster, err := router.NewRoster([]router.Team{{ID: "support"}}, []router.Owner{{ID: "ann", Name: "Ann", Teams: []string{"support"}, Capacity: 100, Active: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := router.New(router.Config{Store: store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"}, ReopenWindow: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		route := func(id, email, subject string) string {
+			out, err := r.Route(ctx, router.Message{ID: id, Channel: router.ChannelWebhook, SourceID: id,
+				Customer: router.Customer{Email: email}, Subject: subject, Body: "The lid is cracked.", ReceivedAt: time.Now(),
+				ThreadKeys: []string{"order-of-" + email}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() {
-				ks, _ := rdb.Keys(context.Background(), keys.Pattern()).Result()
-				if len(ks) > 0 {
-					rdb.Del(context.Background(), ks...)
-				}
-			})
-			store := NewStore(rdb, keys, 0)
+			return out.ComplaintID
+		}
+		// A subject that looks like a stored head must not be taken
+		// for one.
+		first := route("M-1", "a@example.com", `{"version":99,"id":"C-9"}`)
+		second := route("M-2", "b@example.com", "Kettle")
+		for _, id := range []string{first, second} {
+			if typ := keyType(t, rdb, keys.Complaint(id)); typ != "string" {
+				t.Fatalf("a new complaint is stored as a %s, want a string", typ)
+			}
+		}
+		guard := func(id, version string) string {
+			tx := &tx{}
+			tx.versionIs("version of "+id, keys.Complaint(id), version)
+			tx.write("SADD", keys.tag+":probe", id)
+			res, err := tx.run(ctx, rdb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.status
+		}
+		if got := guard(first, "99"); got != "conflict" {
+			t.Errorf("the version guard took the subject for the version: %s", got)
+		}
+		if got := guard(first, "1"); got != "ok" {
+			t.Errorf("the version guard refused the right version: %s", got)
+		}
+
+		// The namespace as version 4 left it.
+		legacyFirst := toLegacyHash(t, rdb, keys.Complaint(first))
+		legacySecond := toLegacyHash(t, rdb, keys.Complaint(second))
+		badKey := keys.Complaint("C-BAD")
+		rdb.HSet(ctx, badKey, "version", "1", legacyComplaintData, "not json")
+		if err := rdb.Set(ctx, keys.Layout(), 4, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+
+		// Before the migration: reads fall back to the hash.
+		if c, err := store.Complaint(ctx, first); err != nil || !reflect.DeepEqual(c, legacyFirst) {
+			t.Fatalf("Complaint of a hash = %+v, %v; want %+v", c, err, legacyFirst)
+		}
+		if cs, err := store.Complaints(ctx, router.Filter{Status: router.StatusOpen}); err != nil || len(cs) != 2 {
+			t.Fatalf("open complaints with both stored as hashes = %d, %v; want 2", len(cs), err)
+		}
+		if got := guard(first, "2"); got != "conflict" {
+			t.Errorf("the version guard on a hash let a wrong version through: %s", got)
+		}
+		// A follow-up threads onto the hash-stored complaint (the
+		// routing read finds it) and its change stores it as a string.
+		if id := route("M-3", "a@example.com", "Re: lid"); id != first {
+			t.Fatalf("the follow-up opened %s, want it on %s", id, first)
+		}
+		if typ := keyType(t, rdb, keys.Complaint(first)); typ != "string" {
+			t.Fatalf("after a change the complaint is a %s, want a string", typ)
+		}
+		after, err := store.Complaint(ctx, first)
+		if err != nil || after.Version != legacyFirst.Version+1 || after.Messages != 2 {
+			t.Fatalf("after the follow-up: %+v, %v; want version %d with 2 messages", after, err, legacyFirst.Version+1)
+		}
+
+		// Migrate's guard: a hash changed since it was read is left.
+		stale, err := complaintAsStringScript.Run(ctx, rdb, []string{keys.Complaint(second)}, "7", "{}").Int()
+		if err != nil || stale != 0 || keyType(t, rdb, keys.Complaint(second)) != "hash" {
+			t.Fatalf("converting with a stale version answered %d, %v; the hash must stay", stale, err)
+		}
+		for range 2 {
 			if err := store.Migrate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			roster, err := router.NewRoster([]router.Team{{ID: "support"}}, []router.Owner{{ID: "ann", Name: "Ann", Teams: []string{"support"}, Capacity: 100, Active: true}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := router.New(router.Config{Store: store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"}, ReopenWindow: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			route := func(id, email, subject string) string {
-				out, err := r.Route(ctx, router.Message{ID: id, Channel: router.ChannelWebhook, SourceID: id,
-					Customer: router.Customer{Email: email}, Subject: subject, Body: "The lid is cracked.", ReceivedAt: time.Now(),
-					ThreadKeys: []string{"order-of-" + email}})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return out.ComplaintID
-			}
-			// A subject that looks like a stored head must not be taken
-			// for one.
-			first := route("M-1", "a@example.com", `{"version":99,"id":"C-9"}`)
-			second := route("M-2", "b@example.com", "Kettle")
-			for _, id := range []string{first, second} {
-				if typ := keyType(t, rdb, keys.Complaint(id)); typ != "string" {
-					t.Fatalf("a new complaint is stored as a %s, want a string", typ)
-				}
-			}
-			guard := func(id, version string) string {
-				tx := &tx{}
-				tx.versionIs("version of "+id, keys.Complaint(id), version)
-				tx.write("SADD", keys.tag+":probe", id)
-				res, err := tx.run(ctx, rdb)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return res.status
-			}
-			if got := guard(first, "99"); got != "conflict" {
-				t.Errorf("the version guard took the subject for the version: %s", got)
-			}
-			if got := guard(first, "1"); got != "ok" {
-				t.Errorf("the version guard refused the right version: %s", got)
-			}
-
-			// The namespace as version 4 left it.
-			legacyFirst := toLegacyHash(t, rdb, keys.Complaint(first))
-			legacySecond := toLegacyHash(t, rdb, keys.Complaint(second))
-			badKey := keys.Complaint("C-BAD")
-			rdb.HSet(ctx, badKey, "version", "1", legacyComplaintData, "not json")
-			if err := rdb.Set(ctx, keys.Layout(), 4, 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-
-			// Before the migration: reads fall back to the hash.
-			if c, err := store.Complaint(ctx, first); err != nil || !reflect.DeepEqual(c, legacyFirst) {
-				t.Fatalf("Complaint of a hash = %+v, %v; want %+v", c, err, legacyFirst)
-			}
-			if cs, err := store.Complaints(ctx, router.Filter{Status: router.StatusOpen}); err != nil || len(cs) != 2 {
-				t.Fatalf("open complaints with both stored as hashes = %d, %v; want 2", len(cs), err)
-			}
-			if got := guard(first, "2"); got != "conflict" {
-				t.Errorf("the version guard on a hash let a wrong version through: %s", got)
-			}
-			// A follow-up threads onto the hash-stored complaint (the
-			// routing read finds it) and its change stores it as a string.
-			if id := route("M-3", "a@example.com", "Re: lid"); id != first {
-				t.Fatalf("the follow-up opened %s, want it on %s", id, first)
-			}
-			if typ := keyType(t, rdb, keys.Complaint(first)); typ != "string" {
-				t.Fatalf("after a change the complaint is a %s, want a string", typ)
-			}
-			after, err := store.Complaint(ctx, first)
-			if err != nil || after.Version != legacyFirst.Version+1 || after.Messages != 2 {
-				t.Fatalf("after the follow-up: %+v, %v; want version %d with 2 messages", after, err, legacyFirst.Version+1)
-			}
-
-			// Migrate's guard: a hash changed since it was read is left.
-			stale, err := complaintAsStringScript.Run(ctx, rdb, []string{keys.Complaint(second)}, "7", "{}").Int()
-			if err != nil || stale != 0 || keyType(t, rdb, keys.Complaint(second)) != "hash" {
-				t.Fatalf("converting with a stale version answered %d, %v; the hash must stay", stale, err)
-			}
-			for range 2 {
-				if err := store.Migrate(ctx); err != nil {
-					t.Fatal(err)
-				}
-			}
-			data, err := rdb.Get(ctx, keys.Complaint(second)).Result()
-			if err != nil || !strings.HasPrefix(data, complaintHead+"1,") {
-				t.Fatalf("after the migration the complaint is %.60q, %v; want a string that starts with its version", data, err)
-			}
-			if c, err := store.Complaint(ctx, second); err != nil || !reflect.DeepEqual(c, legacySecond) {
-				t.Fatalf("migrated complaint = %+v, %v; want %+v", c, err, legacySecond)
-			}
-			if typ := keyType(t, rdb, badKey); typ != "hash" {
-				t.Errorf("a complaint that does not decode is a %s after the migration, want the hash kept", typ)
-			}
-			if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != layoutVersion {
-				t.Errorf("layout %d after the migration, want %d", v, layoutVersion)
-			}
-		})
-	}
+		}
+		data, err := rdb.Get(ctx, keys.Complaint(second)).Result()
+		if err != nil || !strings.HasPrefix(data, complaintHead+"1,") {
+			t.Fatalf("after the migration the complaint is %.60q, %v; want a string that starts with its version", data, err)
+		}
+		if c, err := store.Complaint(ctx, second); err != nil || !reflect.DeepEqual(c, legacySecond) {
+			t.Fatalf("migrated complaint = %+v, %v; want %+v", c, err, legacySecond)
+		}
+		if typ := keyType(t, rdb, badKey); typ != "hash" {
+			t.Errorf("a complaint that does not decode is a %s after the migration, want the hash kept", typ)
+		}
+		if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != layoutVersion {
+			t.Errorf("layout %d after the migration, want %d", v, layoutVersion)
+		}
+	})
 }
 
 // beforeFirst is a go-redis hook that runs do once, before the first
@@ -221,79 +230,63 @@ func (h *beforeFirst) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 // complaint as a string between two steps of a read or of the migration
 // fails neither, and the read answers what is stored.
 func TestAHashTurnedIntoAStringMeanwhileIsNoError(t *testing.T) {
-	for _, srv := range []struct {
-		name    string
-		connect func(*testing.T) redis.UniversalClient
-	}{{"redis", realRedis}, {"embedded", embeddedRedis}} {
-		t.Run(srv.name, func(t *testing.T) {
-			other := srv.connect(t)
-			ctx := context.Background()
-			keys, err := NewKeys(fmt.Sprintf("layoutrace%d", time.Now().UnixNano()%1e9))
+	onBothServers(t, func(t *testing.T, other redis.UniversalClient, keys Keys) {
+		ctx := context.Background()
+		legacy := func(id string) {
+			b, err := encodeComplaint(router.Complaint{Version: 1, ID: id, Status: router.StatusOpen, Owner: "ann"})
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() {
-				ks, _ := other.Keys(context.Background(), keys.Pattern()).Result()
-				if len(ks) > 0 {
-					other.Del(context.Background(), ks...)
-				}
-			})
-			legacy := func(id string) {
-				b, err := encodeComplaint(router.Complaint{Version: 1, ID: id, Status: router.StatusOpen, Owner: "ann"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				other.Set(ctx, keys.Complaint(id), b, 0)
-				toLegacyHash(t, other, keys.Complaint(id))
-			}
-			committed := func(id string) func() {
-				return func() {
-					b, _ := encodeComplaint(router.Complaint{Version: 2, ID: id, Status: router.StatusOpen, Owner: "bob"})
-					if err := other.Set(ctx, keys.Complaint(id), b, 0).Err(); err != nil {
-						t.Error(err)
-					}
+			other.Set(ctx, keys.Complaint(id), b, 0)
+			toLegacyHash(t, other, keys.Complaint(id))
+		}
+		committed := func(id string) func() {
+			return func() {
+				b, _ := encodeComplaint(router.Complaint{Version: 2, ID: id, Status: router.StatusOpen, Owner: "bob"})
+				if err := other.Set(ctx, keys.Complaint(id), b, 0).Err(); err != nil {
+					t.Error(err)
 				}
 			}
-			client := func(h redis.Hook) *Store {
-				rdb := redis.NewClient(other.(*redis.Client).Options()) // the same server
-				t.Cleanup(func() { rdb.Close() })
-				rdb.AddHook(h)
-				return NewStore(rdb, keys, 0)
-			}
+		}
+		client := func(h redis.Hook) *Store {
+			rdb := redis.NewClient(other.(*redis.Client).Options()) // the same server
+			t.Cleanup(func() { rdb.Close() })
+			rdb.AddHook(h)
+			return NewStore(rdb, keys, 0)
+		}
 
-			// Reads: the GET meets the hash, the fallback meets a string.
-			for _, id := range []string{"C-1", "C-2"} {
-				legacy(id)
-			}
-			one := client(&beforeFirst{name: "evalsha", do: committed("C-1")})
-			if c, err := one.Complaint(ctx, "C-1"); err != nil || c.Version != 2 || c.Owner != "bob" {
-				t.Fatalf("reading a complaint converted meanwhile: %+v, %v; want version 2 of bob", c, err)
-			}
-			many := client(&beforeFirst{name: "eval", do: committed("C-2")})
-			cs, err := many.loadComplaints(ctx, []string{"C-2"})
-			if err != nil || len(cs) != 1 || cs[0].Version != 2 {
-				t.Fatalf("listing a complaint converted meanwhile: %+v, %v; want version 2", cs, err)
-			}
+		// Reads: the GET meets the hash, the fallback meets a string.
+		for _, id := range []string{"C-1", "C-2"} {
+			legacy(id)
+		}
+		one := client(&beforeFirst{name: "evalsha", do: committed("C-1")})
+		if c, err := one.Complaint(ctx, "C-1"); err != nil || c.Version != 2 || c.Owner != "bob" {
+			t.Fatalf("reading a complaint converted meanwhile: %+v, %v; want version 2 of bob", c, err)
+		}
+		many := client(&beforeFirst{name: "eval", do: committed("C-2")})
+		cs, err := many.loadComplaints(ctx, []string{"C-2"})
+		if err != nil || len(cs) != 1 || cs[0].Version != 2 {
+			t.Fatalf("listing a complaint converted meanwhile: %+v, %v; want version 2", cs, err)
+		}
 
-			// The migration: the scan finds hashes, a commit stores one as
-			// a string before they are read.
-			for _, id := range []string{"C-3", "C-4"} {
-				legacy(id)
+		// The migration: the scan finds hashes, a commit stores one as
+		// a string before they are read.
+		for _, id := range []string{"C-3", "C-4"} {
+			legacy(id)
+		}
+		if err := other.Set(ctx, keys.Layout(), 4, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := client(&beforeFirst{name: "hmget", do: committed("C-3")}).Migrate(ctx); err != nil {
+			t.Fatalf("the migration beside a commit: %v", err)
+		}
+		for id, want := range map[string]int64{"C-3": 2, "C-4": 1} {
+			data, err := other.Get(ctx, keys.Complaint(id)).Result()
+			if err != nil || !strings.HasPrefix(data, complaintHead+strconv.FormatInt(want, 10)+",") {
+				t.Errorf("%s after the migration: %.40q, %v; want version %d as a string", id, data, err, want)
 			}
-			if err := other.Set(ctx, keys.Layout(), 4, 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			if err := client(&beforeFirst{name: "hmget", do: committed("C-3")}).Migrate(ctx); err != nil {
-				t.Fatalf("the migration beside a commit: %v", err)
-			}
-			for id, want := range map[string]int64{"C-3": 2, "C-4": 1} {
-				data, err := other.Get(ctx, keys.Complaint(id)).Result()
-				if err != nil || !strings.HasPrefix(data, complaintHead+strconv.FormatInt(want, 10)+",") {
-					t.Errorf("%s after the migration: %.40q, %v; want version %d as a string", id, data, err, want)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestTheVersionGuardTellsACorruptComplaintFromAMissingOne: a guard that
