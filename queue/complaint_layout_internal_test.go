@@ -90,7 +90,7 @@ func TestComplaintsStoredAsHashesStayUsableUntilMigrated(t *testing.T) {
 	onBothServers(t, func(t *testing.T, rdb redis.UniversalClient, keys Keys) {
 		ctx := context.Background()
 		store := NewStore(rdb, keys, 0)
-		if err := store.Migrate(ctx); err != nil {
+		if _, err := store.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
 		roster, err := router.NewRoster([]router.Team{{ID: "support"}}, []router.Owner{{ID: "ann", Name: "Ann", Teams: []string{"support"}, Capacity: 100, Active: true}})
@@ -173,9 +173,9 @@ func TestComplaintsStoredAsHashesStayUsableUntilMigrated(t *testing.T) {
 		if err != nil || stale != 0 || keyType(t, rdb, keys.Complaint(second)) != "hash" {
 			t.Fatalf("converting with a stale version answered %d, %v; the hash must stay", stale, err)
 		}
-		for range 2 {
-			if err := store.Migrate(ctx); err != nil {
-				t.Fatal(err)
+		for _, want := range []Migration{{From: 4, To: layoutVersion, ComplaintsConverted: 1}, {From: layoutVersion, To: layoutVersion}} {
+			if got, err := store.Migrate(ctx); err != nil || got != want {
+				t.Fatalf("Migrate = %+v, %v; want %+v", got, err, want)
 			}
 		}
 		data, err := rdb.Get(ctx, keys.Complaint(second)).Result()
@@ -190,6 +190,16 @@ func TestComplaintsStoredAsHashesStayUsableUntilMigrated(t *testing.T) {
 		}
 		if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != layoutVersion {
 			t.Errorf("layout %d after the migration, want %d", v, layoutVersion)
+		}
+
+		// A replica of an older version still running writes a hash after
+		// the layout is 5: the next start converts it too, and says so.
+		toLegacyHash(t, rdb, keys.Complaint(second))
+		if got, err := store.Migrate(ctx); err != nil || got != (Migration{From: layoutVersion, To: layoutVersion, ComplaintsConverted: 1}) {
+			t.Fatalf("Migrate after an old replica wrote a hash = %+v, %v; want one complaint converted", got, err)
+		}
+		if typ := keyType(t, rdb, keys.Complaint(second)); typ != "string" {
+			t.Errorf("a hash written after the migration is a %s after the next start, want a string", typ)
 		}
 	})
 }
@@ -277,7 +287,7 @@ func TestAHashTurnedIntoAStringMeanwhileIsNoError(t *testing.T) {
 		if err := other.Set(ctx, keys.Layout(), 4, 0).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := client(&beforeFirst{name: "hmget", do: committed("C-3")}).Migrate(ctx); err != nil {
+		if _, err := client(&beforeFirst{name: "hmget", do: committed("C-3")}).Migrate(ctx); err != nil {
 			t.Fatalf("the migration beside a commit: %v", err)
 		}
 		for id, want := range map[string]int64{"C-3": 2, "C-4": 1} {

@@ -180,7 +180,7 @@ func costPerNewComplaint(t *testing.T, deadlines bool) cost {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Migrate(ctx); err != nil {
+	if _, err := store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 

@@ -57,58 +57,75 @@ redis.call('DEL', KEYS[1])
 return #kv / 2
 `)
 
+// Migration is what Migrate did.
+type Migration struct {
+	// From is the layout the data had, To the one it has now (equal when
+	// there was nothing to migrate).
+	From, To int
+	// ComplaintsConverted counts the complaints found stored as hashes and
+	// stored as strings: a layout before 5 left them, or a replica of such
+	// a version still running wrote them.
+	ComplaintsConverted int
+}
+
 // Migrate brings data written by earlier versions to this layout: the set
-// of open complaints becomes the open index ordered by creation, and the
+// of open complaints becomes the open index ordered by creation, the
 // figure indexes (owner due, promises) are built for the open complaints
-// once. It is idempotent and safe while other replicas of this version
-// commit (every backfilled entry is guarded by its complaint's version);
-// every replica runs it at start, before it routes. Replicas of an older
-// version must be stopped first: they would keep writing the old layout.
-func (s *Store) Migrate(ctx context.Context) error {
+// once, and complaints stored as hashes become strings. It is idempotent
+// and safe while other replicas of this version commit (every backfilled
+// entry and every conversion is guarded by its complaint's version); every
+// replica runs it at start, before it routes. Replicas of an older version
+// must be stopped first: they would keep writing the old layout (what they
+// write in the meantime is folded in at the next start).
+func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 	k := s.keys
 	if _, err := foldLegacyOpenScript.Run(ctx, s.rdb, []string{k.LegacyOpenComplaints(), k.OpenComplaints(), k.Complaints()}).Result(); err != nil {
-		return fmt.Errorf("moving the open complaints to the ordered index: %w", err)
+		return Migration{}, fmt.Errorf("moving the open complaints to the ordered index: %w", err)
 	}
 	if _, err := foldLastAssignedScript.Run(ctx, s.rdb, []string{k.LegacyOwnerLastAssigned(), k.OpenCounts()}).Result(); err != nil {
-		return fmt.Errorf("moving the owners' last assignments to their open counts: %w", err)
+		return Migration{}, fmt.Errorf("moving the owners' last assignments to their open counts: %w", err)
 	}
 	if err := s.moveLegacyHash(ctx, k.LegacyMessageComplaints(), k.MessageComplaint); err != nil {
-		return fmt.Errorf("moving the message index to keys with a retention: %w", err)
+		return Migration{}, fmt.Errorf("moving the message index to keys with a retention: %w", err)
 	}
 	if err := s.moveLegacyHash(ctx, k.LegacyOnce(), k.Once); err != nil {
-		return fmt.Errorf("moving the once-keys to keys with a retention: %w", err)
+		return Migration{}, fmt.Errorf("moving the once-keys to keys with a retention: %w", err)
 	}
 	n, err := s.rdb.Exists(ctx, k.LegacyMessageComplaints(), k.LegacyOnce()).Result()
 	if err != nil {
-		return err
+		return Migration{}, err
 	}
 	s.legacy.Store(n > 0)
 	v, err := s.rdb.Get(ctx, k.Layout()).Int()
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("reading the layout version: %w", err)
+		return Migration{}, fmt.Errorf("reading the layout version: %w", err)
 	}
-	if v >= layoutVersion {
-		return nil
-	}
+	m := Migration{From: v, To: max(v, layoutVersion)}
 	if v < 2 {
 		if err := s.backfillFigures(ctx); err != nil {
-			return err
+			return m, err
 		}
 	}
 	if v < 3 {
 		if err := s.countOpen(ctx); err != nil {
-			return err
+			return m, err
 		}
 		if err := s.expireOldDedupKeys(ctx); err != nil {
-			return err
+			return m, err
 		}
 	}
-	if v < 5 {
-		if err := s.storeComplaintsAsStrings(ctx); err != nil {
-			return err
+	// Looked for at every start, like the legacy keys above: a replica of
+	// a version before layout 5 still running writes hashes whatever the
+	// layout says.
+	if m.ComplaintsConverted, err = s.storeComplaintsAsStrings(ctx); err != nil {
+		return m, err
+	}
+	if v < layoutVersion {
+		if err := s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err(); err != nil {
+			return m, fmt.Errorf("recording the layout version: %w", err)
 		}
 	}
-	return s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err()
+	return m, nil
 }
 
 // backfillFigures indexes every open complaint's figures, a page at a
@@ -236,15 +253,17 @@ return 1
 // stored as a hash, a page at a time. Each is decoded and encoded again
 // (the version moves to the front) and replaced under a guard of its
 // version. One whose JSON does not decode stays a hash: reads fall back to
-// hashes, so it reads as before (and fails to decode as before).
-func (s *Store) storeComplaintsAsStrings(ctx context.Context) error {
+// hashes, so it reads as before (and fails to decode as before). It
+// returns how many it stored as strings.
+func (s *Store) storeComplaintsAsStrings(ctx context.Context) (int, error) {
 	scan, err := s.scanner(ctx)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := complaintAsStringScript.Load(ctx, s.rdb).Err(); err != nil {
-		return fmt.Errorf("storing complaints as strings: %w", err)
+		return 0, fmt.Errorf("storing complaints as strings: %w", err)
 	}
+	converted := 0
 	iter := scan.ScanType(ctx, 0, s.keys.Complaint("*"), 500, "hash").Iterator()
 	var page []string
 	convert := func() error {
@@ -262,6 +281,7 @@ func (s *Store) storeComplaintsAsStrings(ctx context.Context) error {
 			return fmt.Errorf("reading complaints stored as hashes: %w", err)
 		}
 		write := s.rdb.Pipeline()
+		var replaced []*redis.Cmd
 		for i, key := range page {
 			if err := fields[i].Err(); err != nil {
 				if isWrongType(err) {
@@ -280,10 +300,17 @@ func (s *Store) storeComplaintsAsStrings(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			complaintAsStringScript.EvalSha(ctx, write, []string{key}, version, string(b))
+			replaced = append(replaced, complaintAsStringScript.EvalSha(ctx, write, []string{key}, version, string(b)))
 		}
-		if _, err := write.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("storing complaints as strings: %w", err)
+		if len(replaced) > 0 {
+			if _, err := write.Exec(ctx); err != nil {
+				return fmt.Errorf("storing complaints as strings: %w", err)
+			}
+		}
+		for _, r := range replaced {
+			if n, _ := r.Int(); n == 1 {
+				converted++
+			}
 		}
 		page = page[:0]
 		return nil
@@ -294,12 +321,13 @@ func (s *Store) storeComplaintsAsStrings(ctx context.Context) error {
 		}
 		if page = append(page, iter.Val()); len(page) == 500 {
 			if err := convert(); err != nil {
-				return err
+				return converted, err
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return fmt.Errorf("finding complaints stored as hashes: %w", err)
+		return converted, fmt.Errorf("finding complaints stored as hashes: %w", err)
 	}
-	return convert()
+	err = convert()
+	return converted, err
 }

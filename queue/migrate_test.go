@@ -91,7 +91,7 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 	}
 
 	for range 2 {
-		if err := store.Migrate(ctx); err != nil {
+		if _, err := store.Migrate(ctx); err != nil {
 			t.Fatal(err)
 		}
 		rep, err := store.Audit(ctx)
@@ -140,7 +140,7 @@ func TestFoldingLastAssignmentsKeepsTheLaterTime(t *testing.T) {
 	earlier, later := time.UnixMilli(1_700_000_000_000).UTC(), time.UnixMilli(1_700_000_600_000).UTC()
 	e.rdb.HSet(ctx, e.keys.OpenCounts(), "anna", 2, queue.LastAssignedField("anna"), later.UnixMilli(), queue.LastAssignedField("bas"), earlier.UnixMilli())
 	e.rdb.HSet(ctx, e.keys.LegacyOwnerLastAssigned(), "anna", earlier.UnixMilli(), "bas", later.UnixMilli(), "cem", earlier.UnixMilli())
-	if err := e.store.Migrate(ctx); err != nil {
+	if _, err := e.store.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
 	loads, err := e.store.OwnerLoads(ctx, []string{"anna", "bas", "cem"})

@@ -237,8 +237,16 @@ func (d *Daemon) SetNotifier(n Notifier) { d.notifier = n }
 // retrying until it succeeds; false when ctx ended first.
 func (d *Daemon) migrate(ctx context.Context) bool {
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := d.store.Migrate(ctx)
+		m, err := d.store.Migrate(ctx)
 		if err == nil {
+			switch {
+			case m.From != m.To:
+				d.log.Info("stored data migrated to this version's key layout", "from_layout", m.From, "to_layout", m.To, "complaints_converted", m.ComplaintsConverted)
+			case m.ComplaintsConverted > 0:
+				// The layout was current: a replica of an older version
+				// wrote these since.
+				d.log.Warn("complaints stored in an earlier layout were converted: a replica of an older version wrote them; stop it", "complaints_converted", m.ComplaintsConverted, "layout", m.To)
+			}
 			return true
 		}
 		d.log.Warn("could not migrate the stored data to this version's key layout; retrying", "err", err, "retry_in", wait)
