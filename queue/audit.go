@@ -42,6 +42,30 @@ func (s *Store) Audit(ctx context.Context) (AuditReport, error) {
 	rep.Complaints = len(cs)
 	openByOwner := map[string]map[string]bool{}
 	known := map[string]bool{}
+	// A merge copies the messages of the complaint merged away onto the
+	// one it went into: those copies are expected and not counted again,
+	// and a message belongs to the complaint it was routed to, the first
+	// of such a chain.
+	mergedInto := map[string]string{}
+	for _, c := range cs {
+		if c.MergedInto != "" {
+			mergedInto[c.ID] = c.MergedInto
+		}
+	}
+	// copiedTo tells whether a merge (or a chain of them) took id's
+	// messages to target.
+	copiedTo := func(id, target string) bool {
+		for range len(mergedInto) {
+			id = mergedInto[id]
+			if id == "" {
+				return false
+			}
+			if id == target {
+				return true
+			}
+		}
+		return false
+	}
 	for _, c := range cs {
 		known[c.ID] = true
 		if c.Owner == "" {
@@ -64,8 +88,17 @@ func (s *Store) Audit(ctx context.Context) (AuditReport, error) {
 				continue
 			}
 			n++
+			other, dup := rep.MessageComplaint[e.Message.ID]
+			if dup && copiedTo(other, c.ID) {
+				continue
+			}
+			if dup && copiedTo(c.ID, other) {
+				rep.MessageComplaint[e.Message.ID] = c.ID
+				routedAt[e.Message.ID] = e.At
+				continue
+			}
 			rep.Messages++
-			if other, dup := rep.MessageComplaint[e.Message.ID]; dup {
+			if dup {
 				problem("message %s is on %s and on %s", e.Message.ID, other, c.ID)
 			}
 			rep.MessageComplaint[e.Message.ID] = c.ID
