@@ -28,7 +28,7 @@ func TestNoStrangerTakesOverAnAnonymousChatComplaint(t *testing.T) {
 	visitor.send(map[string]any{"type": "hello"})
 	token := visitor.read()["token"].(string)
 	visitor.send(map[string]any{"type": "message", "id": "v1", "text": "My order arrived broken."})
-	ack := visitor.read()
+	ack := visitor.readType("ack")
 	victim := r.routed(ack["message_id"].(string), emailToken)["complaint_id"].(string)
 	visitor.read() // the acknowledgement line
 	before, _ := r.complaint(victim)
