@@ -90,8 +90,8 @@ func TestComplaintsStoredAsHashesStayUsableUntilMigrated(t *testing.T) {
 	onBothServers(t, func(t *testing.T, rdb redis.UniversalClient, keys Keys) {
 		ctx := context.Background()
 		store := NewStore(rdb, keys, 0)
-		if _, err := store.Migrate(ctx); err != nil {
-			t.Fatal(err)
+		if m, err := store.Migrate(ctx); err != nil || !m.Fresh {
+			t.Fatalf("Migrate of an empty namespace = %+v, %v; want it fresh", m, err)
 		}
 		roster, err := router.NewRoster([]router.Team{{ID: "support"}}, []router.Owner{{ID: "ann", Name: "Ann", Teams: []string{"support"}, Capacity: 100, Active: true}})
 		if err != nil {

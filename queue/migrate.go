@@ -66,6 +66,9 @@ type Migration struct {
 	// stored as strings: a layout before 5 left them, or a replica of such
 	// a version still running wrote them.
 	ComplaintsConverted int
+	// Fresh says the namespace held no complaint yet: there was nothing to
+	// migrate, whatever From says.
+	Fresh bool
 }
 
 // Migrate brings data written by earlier versions to this layout: the set
@@ -101,6 +104,13 @@ func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 		return Migration{}, fmt.Errorf("reading the layout version: %w", err)
 	}
 	m := Migration{From: v, To: max(v, layoutVersion)}
+	if v == 0 {
+		n, err := s.rdb.Exists(ctx, k.Complaints()).Result()
+		if err != nil {
+			return m, fmt.Errorf("looking for stored complaints: %w", err)
+		}
+		m.Fresh = n == 0
+	}
 	if v < 2 {
 		if err := s.backfillFigures(ctx); err != nil {
 			return m, err

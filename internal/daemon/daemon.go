@@ -240,6 +240,7 @@ func (d *Daemon) migrate(ctx context.Context) bool {
 		m, err := d.store.Migrate(ctx)
 		if err == nil {
 			switch {
+			case m.Fresh:
 			case m.From != m.To:
 				d.log.Info("stored data migrated to this version's key layout", "from_layout", m.From, "to_layout", m.To, "complaints_converted", m.ComplaintsConverted)
 			case m.ComplaintsConverted > 0:

@@ -26,6 +26,9 @@ func TestStartConvertsComplaintsAnOlderReplicaWroteAndSaysSo(t *testing.T) {
 		t.Fatalf("ingest: %d %v", code, out)
 	}
 	id := first.routed(out["message_id"].(string), "")["complaint_id"].(string)
+	if strings.Contains(first.log.String(), "migrated") {
+		t.Errorf("a start on an empty namespace says it migrated something; log:\n%s", first.log)
+	}
 	_, before := first.call("GET", "/v1/complaints/"+id, nil, "")
 	if err := first.stop(); err != nil {
 		t.Fatal(err)
