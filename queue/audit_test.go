@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
-
-	"github.com/forgetmenot/forgetmenot/router"
 )
 
 // A merge copies the messages of the complaint merged away onto the one it
@@ -17,15 +14,7 @@ func TestAuditTakesMergedCopiesForNoDuplicate(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r := e.testRouter(2)
-	var ids []string
-	for i := range 3 {
-		out, err := r.Route(ctx, router.Message{ID: fmt.Sprintf("M-%d", i), Channel: router.ChannelWebhook, SourceID: fmt.Sprint(i),
-			Customer: router.Customer{Email: "jan@example.com"}, Body: fmt.Sprintf("Complaint number %d", i), ReceivedAt: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, out.ComplaintID)
-	}
+	ids := e.routeWebhooks(r, 3, func(int) string { return "jan@example.com" })
 	if ids[0] == ids[1] || ids[1] == ids[2] {
 		t.Fatalf("the test needs three complaints, got %v", ids)
 	}
@@ -46,8 +35,8 @@ func TestAuditTakesMergedCopiesForNoDuplicate(t *testing.T) {
 		t.Fatalf("audit after two merges: %d messages (want 3), problems %v", rep.Messages, rep.Problems)
 	}
 	for i, id := range ids {
-		if got := rep.MessageComplaint[fmt.Sprintf("M-%d", i)]; got != id {
-			t.Errorf("message M-%d belongs to %s, want %s, where it was routed", i, got, id)
+		if got := rep.MessageComplaint[fmt.Sprintf("M-%02d", i)]; got != id {
+			t.Errorf("message M-%02d belongs to %s, want %s, where it was routed", i, got, id)
 		}
 	}
 }

@@ -80,3 +80,21 @@ func (e *env) testRouter(owners int) *router.Router {
 	}
 	return r
 }
+
+// routeWebhooks routes n webhook messages through r, the i-th from
+// customer(i), a few milliseconds apart (distinct creation times), and
+// returns the complaint each landed on.
+func (e *env) routeWebhooks(r *router.Router, n int, customer func(i int) string) []string {
+	e.t.Helper()
+	ids := make([]string, 0, n)
+	for i := range n {
+		out, err := r.Route(context.Background(), router.Message{ID: fmt.Sprintf("M-%02d", i), Channel: router.ChannelWebhook, SourceID: fmt.Sprint(i),
+			Customer: router.Customer{Email: customer(i)}, Body: fmt.Sprintf("my order is late (%d)", i), ReceivedAt: time.Now()})
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		ids = append(ids, out.ComplaintID)
+		time.Sleep(2 * time.Millisecond)
+	}
+	return ids
+}

@@ -20,16 +20,7 @@ func TestMigrateBringsTheOldLayoutToTheNew(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	r := e.testRouter(3)
-	var ids []string
-	for i := range 12 {
-		out, err := r.Route(ctx, router.Message{ID: fmt.Sprintf("M-%02d", i), Channel: router.ChannelWebhook, SourceID: fmt.Sprint(i),
-			Customer: router.Customer{Email: fmt.Sprintf("c%d@example.com", i)}, Body: "my order is late", ReceivedAt: time.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, out.ComplaintID)
-		time.Sleep(2 * time.Millisecond) // distinct creation times
-	}
+	ids := e.routeWebhooks(r, 12, func(i int) string { return fmt.Sprintf("c%d@example.com", i) })
 	for _, id := range ids[:4] {
 		c, err := e.store.Complaint(ctx, id)
 		if err != nil {
