@@ -26,7 +26,7 @@ var _ router.RoutingReader = (*Store)(nil)
 // Returns {thread ids, latest id, complaints (id, data, ...), loads (per
 // owner: open count, last assignment), absences (owner, json, ...; empty
 // when not read)}.
-var routingInputsScript = redis.NewScript(`
+var routingInputsScript = redis.NewScript(storedComplaintLua + `
 local nt = tonumber(ARGV[3])
 local threads, fields = {}, {}
 for i = 1, nt do threads[i] = ARGV[3 + i] end
@@ -51,9 +51,7 @@ end
 if latest and not seen[latest] then want[#want + 1] = latest end
 local complaints = {}
 for _, id in ipairs(want) do
-  -- A complaint a layout before 5 stored as a hash: its data field.
-  local data = redis.pcall('GET', ARGV[1] .. id)
-  if type(data) == 'table' then data = redis.call('HGET', ARGV[1] .. id, 'data') end
+  local data = storedComplaint(ARGV[1] .. id)
   if data then complaints[#complaints + 1] = id; complaints[#complaints + 1] = data end
 end
 -- In parts: Lua unpacks at most some 8,000 values at once, and a big

@@ -117,14 +117,23 @@ const complaintHead = `{"version":`
 // holds its JSON (layouts before 5).
 const legacyComplaintData = "data"
 
+// storedComplaintLua defines, for the scripts that read complaints,
+// storedComplaint(key): the JSON of the complaint stored at key (false when
+// there is none), from the string, or from the data field of a hash that a
+// layout before 5 wrote, in one step (a commit or the migration may turn
+// the hash into a string between a GET and an HGET sent apart).
+const storedComplaintLua = `
+local function storedComplaint(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then return redis.call('HGET', key, 'data') end
+  return v
+end
+`
+
 // legacyComplaintScript reads a complaint that a layout before 5 may still
-// hold as a hash: the string, or the hash's data field, in one step (a
-// commit or the migration may turn the hash into a string between a GET
-// and an HGET sent apart). KEYS[1]: the complaint.
-var legacyComplaintScript = redis.NewScript(`
-local v = redis.pcall('GET', KEYS[1])
-if type(v) == 'table' then return redis.call('HGET', KEYS[1], 'data') end
-return v
+// hold as a hash. KEYS[1]: the complaint.
+var legacyComplaintScript = redis.NewScript(storedComplaintLua + `
+return storedComplaint(KEYS[1])
 `)
 
 // encodeComplaint is the JSON a complaint is stored as.
