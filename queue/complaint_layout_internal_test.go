@@ -25,16 +25,21 @@ func toLegacyHash(t *testing.T, rdb redis.UniversalClient, key string) router.Co
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c router.Complaint
-	if err := json.Unmarshal([]byte(data), &c); err != nil {
+	c, err := decodeComplaint(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Before records, a complaint was stored as the API's JSON.
+	b, err := json.Marshal(c)
+	if err != nil {
 		t.Fatal(err)
 	}
 	version := strconv.FormatInt(c.Version, 10)
-	head := complaintHead + version + ","
-	if !strings.HasPrefix(data, head) {
-		t.Fatalf("stored complaint does not start with %q: %.60s", head, data)
+	head := complaintHeadLegacy + version + ","
+	if !strings.HasPrefix(string(b), head) {
+		t.Fatalf("complaint JSON does not start with %q: %.60s", head, b)
 	}
-	old := "{" + strings.TrimSuffix(strings.TrimPrefix(data, head), "}") + `,"version":` + version + "}"
+	old := "{" + strings.TrimSuffix(strings.TrimPrefix(string(b), head), "}") + `,"version":` + version + "}"
 	if err := rdb.Del(ctx, key).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -29,9 +29,43 @@ func DecodeMessage(data []byte) (router.Message, error) {
 // DecodeOutgoing reads an outbox entry: a notification for staff or a
 // message for a customer.
 func DecodeOutgoing(data []byte) (router.Outgoing, error) {
-	var out router.Outgoing
-	if err := decodeJSON(data, &out); err != nil {
+	var in outgoingRecord
+	if err := decodeJSON(data, &in); err != nil {
 		return router.Outgoing{}, fmt.Errorf("decoding outbox entry: %w", err)
 	}
+	var out router.Outgoing
+	if n := in.Notification; n != nil {
+		n.Notification.Complaint, n.Notification.Event = n.Complaint.c, n.Event.e
+		out.Notification = &n.Notification
+	}
+	if m := in.Customer; m != nil {
+		m.CustomerMessage.Complaint = m.Complaint.c
+		out.Customer = &m.CustomerMessage
+	}
 	return out, nil
+}
+
+// outgoingRecord is an outbox entry as stored: router.Outgoing, whose
+// complaints and events are as the commit stored them (records, see
+// complaintRecord and eventRecord) or, written before records, the API's
+// JSON. The outer fields take the place of the embedded ones.
+type outgoingRecord struct {
+	Notification *struct {
+		router.Notification
+		Complaint storedComplaintJSON `json:"complaint"`
+		Event     storedEventJSON     `json:"event"`
+	} `json:"notification,omitempty"`
+	Customer *struct {
+		router.CustomerMessage
+		Complaint storedComplaintJSON `json:"complaint"`
+	} `json:"customer,omitempty"`
+}
+
+// storedComplaintJSON decodes a complaint as decodeComplaint does.
+type storedComplaintJSON struct{ c router.Complaint }
+
+func (s *storedComplaintJSON) UnmarshalJSON(b []byte) error {
+	c, err := decodeComplaint(string(b))
+	s.c = c
+	return err
 }

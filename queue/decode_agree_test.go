@@ -52,6 +52,37 @@ func agreeDocs(t testing.TB) []string {
 	copied := string(pb[:len(pb)-1]) + `,"language":"nl"}`
 	docs = append(docs, `{"at":"2026-11-30T09:15:00.123456789+01:00","message":`+copied+`}`,
 		`{"notification":{"id":"n","kind":"assigned","recipient":"anna","at":"2026-11-30T09:15:00Z","complaint":{"id":"C-1"},"message":`+copied+`}}`)
+	// Complaints as stored (records), with times of a zone and of
+	// nanoseconds (kept as text) and in whole milliseconds of UTC (kept as
+	// numbers), alone and in outbox entries.
+	utc := c
+	utc.CreatedAt, utc.ClosedAt, utc.Timers = at.UTC().Truncate(time.Millisecond), time.UnixMilli(1796208880493).UTC(), []router.Timer{{Kind: "promise", Due: at.UTC().Truncate(time.Second), Ref: "r", Via: "email"}}
+	for _, rc := range []router.Complaint{c, utc, {}} {
+		rec, err := encodeComplaint(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(rec),
+			`{"notification":{"id":"n","kind":"assigned","recipient":"anna","at":"2026-11-30T09:15:00Z","complaint":`+string(rec)+`,"message":`+copied+`}}`,
+			`{"customer":{"id":"C-1042:ack","kind":"acknowledgement","at":"2026-11-30T09:15:00Z","complaint":`+string(rec)+`,"owner_name":"Anna"}}`)
+	}
+	// Timeline entries as stored, and an event record in a notification.
+	for _, e := range []router.Entry{{At: at, Event: &ev}, {At: at.UTC().Truncate(time.Millisecond), Message: &msg}, {Event: &router.Event{Actor: "router"}}} {
+		b, err := encodeEntry(e, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(b))
+		if e.Event != nil {
+			rec, err := json.Marshal(eventRecordOf(e.Event))
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs = append(docs, `{"notification":{"id":"n","kind":"assigned","recipient":"anna","at":"2026-11-30T09:15:00Z","event":`+string(rec)+`}}`)
+		}
+	}
+	docs = append(docs, `{"e":{"y":"x","a":null}}`, `{"t":"x"}`, `{"notification":{"event":{"y":1}}}`, `{"notification":{"event":null}}`)
+	docs = append(docs, `{"v":1,"c":"yesterday"}`, `{"v":1,"c":1.5}`, `{"v":1,"c":null}`, `{"v":"1"}`, `{"v":1,"tm":[{"d":"x"}]}`)
 	docs = append(docs, reportViewDocs(t)...)
 	return append(docs, ``, `null`, `[]`, `{"id":1}`, `{"received_at":"yesterday"}`, `{"metadata":{"a":1}}`, `{"body":"a\qb"}`,
 		`{"notification":{"complaint":{"version":"7"}}}`, `{"id":"M-1"} x`, `{"id":"M-1"`, `{"id":"M-1","id":"M-2"}`, `{"ID":"M-1"}`,
@@ -78,6 +109,8 @@ func checkAgree(t *testing.T, doc string) {
 		func() any { return new(router.Message) }, func() any { return new(router.Outgoing) },
 		func() any { return new(router.Complaint) }, func() any { return new(router.Entry) },
 		func() any { return new(router.ReportView) },
+		func() any { return new(complaintRecord) }, func() any { return new(reportRecord) },
+		func() any { return new(outgoingRecord) }, func() any { return new(entryRecord) },
 	} {
 		want, got := kind(), kind()
 		wantErr := json.Unmarshal([]byte(doc), want)

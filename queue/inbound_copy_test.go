@@ -275,6 +275,7 @@ func TestEnqueueStoresTheMessageAsEncoded(t *testing.T) {
 			t.Fatalf("inbound: %d entries, %v", len(entries), err)
 		}
 		m.ID = id
+		m.ReceivedAt = m.ReceivedAt.Truncate(time.Millisecond) // kept to the millisecond
 		want, err := json.Marshal(m)
 		if err != nil {
 			t.Fatal(err)

@@ -17,8 +17,12 @@ import (
 // reads an owner's whole load (folded at every start, like the other
 // legacy keys: an old replica still running may write the old hash). 5:
 // a complaint is a string of its JSON, version first, not a hash of
-// version and data (some 200 bytes less per complaint).
-const layoutVersion = 5
+// version and data (some 200 bytes less per complaint). 6: complaints and
+// timeline entries are compact records (complaintRecord, entryRecord),
+// some 500 bytes less per complaint; nothing is converted (what earlier
+// layouts stored stays readable, and a change stores the complaint as a
+// record), but a replica of an earlier version cannot read records.
+const layoutVersion = 6
 
 // countOpenScript sets an owner's open count to the size of their open
 // set, in one step. KEYS[1]: the owner's open set; KEYS[2]: the open

@@ -2,7 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"strings"
@@ -76,8 +75,8 @@ func TestComplaintIDsComeFromReservedBlocks(t *testing.T) {
 		t.Fatalf("outbox: %d entries, %v; want a notification and an acknowledgement each", len(outbox), err)
 	}
 	for i, x := range outbox {
-		var out router.Outgoing
-		if err := json.Unmarshal([]byte(x.Values["data"].(string)), &out); err != nil {
+		out, err := queue.DecodeOutgoing([]byte(x.Values["data"].(string)))
+		if err != nil {
 			t.Fatalf("outbox entry %d: %v", i, err)
 		}
 		switch {
@@ -153,8 +152,8 @@ func checkOutboxRepeatsExactly(t *testing.T, consumer bool) {
 	if err != nil || len(outbox) != 1 {
 		t.Fatalf("outbox: %d entries, %v", len(outbox), err)
 	}
-	var got router.Outgoing
-	if err := json.Unmarshal([]byte(outbox[0].Values["data"].(string)), &got); err != nil || got.Notification == nil {
+	got, err := queue.DecodeOutgoing([]byte(outbox[0].Values["data"].(string)))
+	if err != nil || got.Notification == nil {
 		t.Fatalf("outbox entry: %+v, %v", got, err)
 	}
 	n := got.Notification

@@ -439,11 +439,13 @@ func (s *Store) ReplacePseudonymised(ctx context.Context, e Pseudonymised) error
 	t.write("SET", k.Complaint(id), string(data))
 	if len(e.Timeline) > 0 {
 		args := make([]string, 0, len(e.Timeline))
-		for _, en := range e.Timeline {
-			b, err := json.Marshal(en)
+		var prev *time.Time
+		for i, en := range e.Timeline {
+			b, err := encodeEntry(en, prev)
 			if err != nil {
-				return fmt.Errorf("encoding timeline entry: %w", err)
+				return err
 			}
+			prev = &e.Timeline[i].At
 			args = append(args, string(b))
 		}
 		t.write("RPUSH", k.Timeline(id), args...)

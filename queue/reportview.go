@@ -7,6 +7,13 @@ import "github.com/forgetmenot/forgetmenot/router"
 // decodeJSON). TestDecodeReportViewAgreesWithEncodingJSON and its fuzz
 // target hold it to encoding/json.
 func decodeReportView(data string) (router.ReportView, error) {
+	if !isLegacyComplaint(data) {
+		var r reportRecord
+		if err := decodeJSON([]byte(data), &r); err != nil {
+			return router.ReportView{}, err
+		}
+		return r.view(), nil
+	}
 	var v router.ReportView
 	if err := decodeJSON([]byte(data), &v); err != nil {
 		return router.ReportView{}, err

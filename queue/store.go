@@ -105,13 +105,12 @@ func (s *Store) Complaint(ctx context.Context, id string) (router.Complaint, err
 	return decodeComplaint(data)
 }
 
-// A complaint is stored as a string: its JSON, which starts with its version
-// (router.Complaint encodes it first), so a guard checks the version from
-// the head of the string (tx.versionIs) and the whole complaint is one
+// A complaint is stored as a string: its record (see complaintRecord),
+// which starts with its version, so a guard checks the version from the
+// head of the string (tx.versionIs) and the whole complaint is one
 // allocation in Redis. Layouts before 5 stored a hash of version and data,
 // which takes some 200 bytes more: Migrate converts those, and until it has,
 // reads fall back to the hash (legacyComplaintData).
-const complaintHead = `{"version":`
 
 // legacyComplaintData is the field of a complaint stored as a hash that
 // holds its JSON (layouts before 5).
@@ -136,29 +135,9 @@ var legacyComplaintScript = redis.NewScript(storedComplaintLua + `
 return storedComplaint(KEYS[1])
 `)
 
-// encodeComplaint is the JSON a complaint is stored as.
-func encodeComplaint(c router.Complaint) ([]byte, error) {
-	data, err := json.Marshal(c)
-	if err != nil {
-		return nil, router.NamesComplaint(c.ID, fmt.Errorf("encoding complaint %s: %w", c.ID, err))
-	}
-	if !bytes.HasPrefix(data, []byte(complaintHead)) {
-		return nil, router.NamesComplaint(c.ID, fmt.Errorf("encoding complaint %s: it does not start with its version: %.40q", c.ID, data))
-	}
-	return data, nil
-}
-
 // isWrongType tells whether err is Redis refusing a command for the type of
 // the key: a complaint still stored as a hash, read as a string.
 func isWrongType(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "WRONGTYPE") }
-
-func decodeComplaint(data string) (router.Complaint, error) {
-	var c router.Complaint
-	if err := decodeJSON([]byte(data), &c); err != nil {
-		return router.Complaint{}, fmt.Errorf("decoding stored complaint: %w", err)
-	}
-	return c, nil
-}
 
 // Timeline loads a complaint's messages and events, oldest first.
 func (s *Store) Timeline(ctx context.Context, id string) ([]router.Entry, error) {
@@ -166,15 +145,7 @@ func (s *Store) Timeline(ctx context.Context, id string) ([]router.Entry, error)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]router.Entry, 0, len(raw))
-	for i, r := range raw {
-		var e router.Entry
-		if err := decodeJSON([]byte(r), &e); err != nil {
-			return nil, router.NamesComplaint(id, fmt.Errorf("decoding timeline entry %d of %s: %w", i, id, err))
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	return decodeTimeline(id, raw)
 }
 
 // Complaints lists complaints matching f, newest first. It reads from the most
@@ -616,9 +587,9 @@ func (s *Store) changeTx(ch router.Change, src *inboundSource) (*tx, error) {
 		}
 	}
 	for _, m := range ch.Mentions {
-		b, err := json.Marshal(m.Entry)
+		b, err := encodeEntry(m.Entry, nil)
 		if err != nil {
-			return nil, fmt.Errorf("encoding timeline entry: %w", err)
+			return nil, err
 		}
 		t.write("RPUSH", k.Timeline(m.ComplaintID), string(b))
 	}
@@ -646,7 +617,13 @@ func (s *Store) queueCustomerMessage(t *tx, m router.CustomerMessage, src *inbou
 	}
 	var parts []splice
 	if m.Complaint.ID == w.after.ID && reflect.DeepEqual(m.Complaint, w.after) {
-		parts = append(parts, splice{`"complaint":` + t.text(w.data), []txPiece{{lit: `"complaint":`}, {ref: &w.data}}})
+		// The stored record takes the place of the complaint's JSON
+		// (DecodeOutgoing reads either).
+		cb, err := json.Marshal(m.Complaint)
+		if err != nil {
+			return fmt.Errorf("encoding customer message: %w", err)
+		}
+		parts = append(parts, splice{`"complaint":` + string(cb), []txPiece{{lit: `"complaint":`}, {ref: &w.data}}})
 	}
 	if m.InReplyTo != nil {
 		if msg, ok := src.message(t, m.InReplyTo); ok {
@@ -811,7 +788,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 		if err != nil {
 			return written{}, router.NamesComplaint(after.ID, fmt.Errorf("encoding complaint %s: %w", after.ID, err))
 		}
-		reused = t.reuse(string(data), *src.ref, `"customer":`+string(customer), `"subject":`+string(subject))
+		reused = t.reuse(string(data), *src.ref, string(customer), string(subject))
 	}
 	w := written{after: after}
 	// SET replaces a complaint a layout before 5 stored as a hash, too.
@@ -833,14 +810,12 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	for _, c := range ch.ThreadKeys {
 		t.write("HSET", k.Threads(), c.Key, after.ID)
 	}
+	var prev *time.Time // the time of the entry before, written by this change
 	for i, e := range ch.Entries {
 		if msg := copied[i]; msg != nil {
-			// {"at":…,"message":<the message>}, as json.Marshal(e).
-			head, err := json.Marshal(router.Entry{At: e.At})
-			if err != nil {
-				return written{}, fmt.Errorf("encoding timeline entry: %w", err)
-			}
-			pieces := append([]txPiece{{lit: string(head[:len(head)-1]) + `,"message":`}}, msg...)
+			// {"t":…,"m":<the message>}, as encodeEntry(e, prev).
+			pieces := append([]txPiece{{lit: string(entryHead(e, prev)) + entryRecordMessage}}, msg...)
+			prev = &ch.Entries[i].At
 			if last := &pieces[len(pieces)-1]; last.ref == nil {
 				last.lit += "}"
 			} else {
@@ -849,10 +824,11 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 			w.entries = append(w.entries, t.writePieces("RPUSH", k.Timeline(after.ID), [][]txPiece{pieces}))
 			continue
 		}
-		b, err := json.Marshal(e)
+		b, err := encodeEntry(e, prev)
 		if err != nil {
-			return written{}, fmt.Errorf("encoding timeline entry: %w", err)
+			return written{}, err
 		}
+		prev = &ch.Entries[i].At
 		if e.Event != nil && e.Event.Reason != "" {
 			// An assignment's reason is the complaint's routing reason.
 			reason, err := json.Marshal(e.Event.Reason)
@@ -932,11 +908,11 @@ func (s *Store) queueNotification(t *tx, n router.Notification, ch router.Change
 	}
 	// The event and message, from the timeline entry that holds the very
 	// same one when there is one.
-	inner := func(field string, match func(router.Entry) bool, v any) error {
+	inner := func(field, recordField string, match func(router.Entry) bool, v any) error {
 		lit = append(lit, `,"`+field+`":`...)
 		for i, e := range ch.Entries {
 			if i < len(w.entries) && match(e) {
-				if r, ok := s.entryPart(t, w.entries[i], `,"`+field+`":`); ok {
+				if r, ok := s.entryPart(t, w.entries[i], recordField); ok {
 					flush()
 					pieces = append(pieces, txPiece{ref: &r})
 					return nil
@@ -952,12 +928,12 @@ func (s *Store) queueNotification(t *tx, n router.Notification, ch router.Change
 	}
 	// entryPart relies on an entry holding one of the two.
 	if n.Event != nil {
-		if err := inner("event", func(e router.Entry) bool { return e.Event == n.Event && e.Message == nil }, n.Event); err != nil {
+		if err := inner("event", entryRecordEvent, func(e router.Entry) bool { return e.Event == n.Event && e.Message == nil }, n.Event); err != nil {
 			return err
 		}
 	}
 	if n.Message != nil {
-		if err := inner("message", func(e router.Entry) bool { return e.Message == n.Message && e.Event == nil }, n.Message); err != nil {
+		if err := inner("message", entryRecordMessage, func(e router.Entry) bool { return e.Message == n.Message && e.Event == nil }, n.Message); err != nil {
 			return err
 		}
 	}
@@ -979,9 +955,11 @@ type notificationHead struct {
 	Digest    *router.Digest          `json:"digest,omitempty"`
 }
 
-// entryPart is the reference to the object after field (`,"event":` or
-// `,"message":`) in the timeline entry at r: an entry is {"at":…,<field>{…}}
-// with nothing after the object but the entry's closing brace.
+// entryPart is the reference to the object after field (entryRecordEvent
+// or entryRecordMessage) in the timeline entry at r: an entry record is
+// {"t":…,<field>{…}} or {<field>{…}}, with nothing after the object but
+// the entry's closing brace (and no field before it that could hold the
+// text: its time is a number or a time's text).
 func (s *Store) entryPart(t *tx, r txRef, field string) (txRef, bool) {
 	arg := t.text(r)
 	i := strings.Index(arg, field)

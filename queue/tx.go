@@ -201,7 +201,7 @@ local function storedVersion(key)
   local head = redis.pcall('GETRANGE', key, 0, 31)
   if type(head) == 'table' then return redis.call('HGET', key, 'version') or '' end
   if head == '' then return '' end
-  return string.match(head, '^{"version":(%d+)[,}]') or '?'
+  return string.match(head, '^{"v":(%d+)[,}]') or string.match(head, '^{"version":(%d+)[,}]') or '?'
 end
 `
 

@@ -2,7 +2,6 @@ package router_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"reflect"
@@ -157,8 +156,8 @@ func (d *desk) outbox() []router.Outgoing {
 	}
 	out := make([]router.Outgoing, 0, len(entries))
 	for _, e := range entries {
-		var o router.Outgoing
-		if err := json.Unmarshal([]byte(e.Values["data"].(string)), &o); err != nil {
+		o, err := queue.DecodeOutgoing([]byte(e.Values["data"].(string)))
+		if err != nil {
 			d.t.Fatalf("outbox entry %s: %v", e.ID, err)
 		}
 		out = append(out, o)

@@ -105,9 +105,13 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.CSAT.validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	if r.clock == nil {
-		r.clock = time.Now
+	// Times are kept to the millisecond, like every index of them (a store
+	// keeps them compact that way).
+	clock := r.clock
+	if clock == nil {
+		clock = time.Now
 	}
+	r.clock = func() time.Time { return clock().Truncate(time.Millisecond) }
 	if r.onEvent == nil {
 		r.onEvent = func(EventType) {}
 	}

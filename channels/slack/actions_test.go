@@ -13,6 +13,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testslack"
+	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
 )
 
@@ -241,8 +242,7 @@ func TestReplyAndPromiseFromSlack(t *testing.T) {
 	var toCustomer []router.CustomerMessage
 	entries, _ := f.rdb.XRange(f.ctx, f.keys.Outbox(), "-", "+").Result()
 	for _, e := range entries {
-		var o router.Outgoing
-		_ = json.Unmarshal([]byte(e.Values["data"].(string)), &o)
+		o, _ := queue.DecodeOutgoing([]byte(e.Values["data"].(string)))
 		if o.Customer != nil && o.Customer.Kind != router.ToCustomerAcknowledgement {
 			toCustomer = append(toCustomer, *o.Customer)
 		}

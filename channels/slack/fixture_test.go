@@ -2,7 +2,6 @@ package slack_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -131,8 +130,8 @@ func (f *fixture) pending() []router.Notification {
 	}
 	var out []router.Notification
 	for _, e := range entries[f.delivered:] {
-		var o router.Outgoing
-		if err := json.Unmarshal([]byte(e.Values["data"].(string)), &o); err != nil {
+		o, err := queue.DecodeOutgoing([]byte(e.Values["data"].(string)))
+		if err != nil {
 			f.t.Fatal(err)
 		}
 		if o.Notification != nil {

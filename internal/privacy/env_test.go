@@ -126,19 +126,19 @@ func newEnvOn(t *testing.T, rdb redis.UniversalClient, keys queue.Keys) *env {
 }
 
 func (e *env) route(ctx context.Context, d *queue.Delivery) error {
-	var msg router.Message
-	if err := json.Unmarshal(d.Data, &msg); err != nil {
+	msg, err := queue.DecodeMessage(d.Data)
+	if err != nil {
 		return router.Permanent(err)
 	}
-	_, err := e.router.Route(ctx, msg)
+	_, err = e.router.Route(ctx, msg)
 	return err
 }
 
 // deliver records notifications and "sends" customer messages the way the
 // e-mail channel reports them (address, Message-ID thread key).
 func (e *env) deliver(ctx context.Context, d *queue.Delivery) error {
-	var out router.Outgoing
-	if err := json.Unmarshal(d.Data, &out); err != nil {
+	out, err := queue.DecodeOutgoing(d.Data)
+	if err != nil {
 		return router.Permanent(err)
 	}
 	if n := out.Notification; n != nil {
