@@ -266,11 +266,11 @@ func (s *Store) complaintData(ctx context.Context, ids []string) ([]*redis.Strin
 	}
 	// Complaints a layout before 5 stored as hashes, not yet migrated.
 	var legacy redis.Pipeliner
-	read := map[int]*redis.Cmd{}
+	var read map[int]*redis.Cmd
 	for i, cmd := range cmds {
 		if isWrongType(cmd.Err()) {
 			if legacy == nil {
-				legacy = s.rdb.Pipeline()
+				legacy, read = s.rdb.Pipeline(), map[int]*redis.Cmd{}
 			}
 			read[i] = legacyComplaintScript.Eval(ctx, legacy, []string{s.keys.Complaint(ids[i])})
 		}

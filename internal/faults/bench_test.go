@@ -154,6 +154,25 @@ return load`)
 		r.kill()
 	}
 
+	// The ingest alone, as a ceiling for the whole: the same burst to
+	// replicas whose routing is held to one worker each, timed until every
+	// webhook is answered (the message durably queued). What P1 leaves for
+	// routing, commit and delivery is what the two cores have beyond it.
+	ing := newHarness(t, harnessOptions{direct: true, redisURL: h.redis.URL(), namespace: "ingestonly", env: []string{"FORGETMENOT_ROUTER_WORKERS=1"}})
+	ingBefore := cpuSnapshot(t, raw, ing)
+	began = time.Now()
+	sendAll(ing.newSender("ing"), clients, burst, 0)
+	rep.ingestOnly = float64(burst) / time.Since(began).Seconds()
+	ingAfter := cpuSnapshot(t, raw, ing)
+	rep.ingestCPU = cpuShare{
+		redis:    perComplaint(ingBefore.redis, ingAfter.redis),
+		replicas: perComplaint(ingBefore.replicas, ingAfter.replicas),
+		load:     perComplaint(ingBefore.load, ingAfter.load),
+	}
+	for _, r := range ing.replicas {
+		r.kill()
+	}
+
 	// RSS with 100k open complaints: seed them through the real router (in
 	// this process, far faster than HTTP), then start a replica on them and
 	// put 1,000 more messages through it.
@@ -494,6 +513,11 @@ type benchReport struct {
 	dovecotBench                         string
 	// cpu is the CPU time per complaint of the burst, in µs, by process.
 	cpu cpuShare
+	// ingestOnly is the rate of the same burst with routing held to one
+	// worker per replica, until every webhook was answered; ingestCPU its
+	// CPU time per message.
+	ingestOnly float64
+	ingestCPU  cpuShare
 }
 
 // cpuShare is the CPU time one complaint of the burst cost each process.
@@ -600,6 +624,16 @@ func (r *benchReport) markdown() string {
 	w("| the load generator (32 HTTP senders signing every request, and the harness reading the replicas' logs) | %.0f µs |", r.cpu.load)
 	sum := r.cpu.redis + r.cpu.replicas + r.cpu.load
 	w("| all | %.0f µs: at most %.0f complaints/s on %d cores |", sum, float64(runtime.NumCPU())*1e6/max(sum, 1), runtime.NumCPU())
+	w("")
+	ingSum := r.ingestCPU.redis + r.ingestCPU.replicas + r.ingestCPU.load
+	target := 0.12 * r.routingLua
+	w("**The ingest alone, for scale.** The same %d-message burst to replicas whose", r.burst)
+	w("routing was held to one worker each, timed until every webhook was")
+	w("answered (each message durably queued): **%.0f/s, %.3f×** the routing script.", r.ingestOnly, r.ingestOnly/r.routingLua)
+	w("It cost %.0f µs of CPU per message (Redis %.0f, replicas %.0f, load generator %.0f;", ingSum, r.ingestCPU.redis, r.ingestCPU.replicas, r.ingestCPU.load)
+	w("the one routing worker's share included). At P1's target, %.0f complaints/s, the", target)
+	w("%d cores have %.0f µs per complaint in all; after the ingest that leaves %.0f µs", runtime.NumCPU(), float64(runtime.NumCPU())*1e6/max(target, 1), float64(runtime.NumCPU())*1e6/max(target, 1)-ingSum)
+	w("for routing, commit and delivery, which cost %.0f µs in the burst above.", sum-ingSum)
 	w("")
 	w("## Latency at 10, 50 and 90 %% of the saturation rate")
 	w("")
