@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -335,4 +336,33 @@ func TestTheVersionGuardTellsACorruptComplaintFromAMissingOne(t *testing.T) {
 			t.Errorf("guard \"gone\" with %q stored: %+v, %v; want %s", c.stored, res, err, c.want)
 		}
 	}
+}
+
+// A replica started on data a newer version has stored (a layout above
+// its own) would read complaints wrong: a replica of layout 5 read the
+// records of layout 6 as blank complaints, split customers' threads and
+// fired no reminders. What must hold: Migrate refuses such data with
+// ErrNewerLayout, saying both layouts, and changes nothing, not even what
+// it would otherwise fold in.
+func TestMigrateRefusesDataOfANewerLayout(t *testing.T) {
+	onBothServers(t, func(t *testing.T, rdb redis.UniversalClient, keys Keys) {
+		ctx := context.Background()
+		newer := layoutVersion + 1
+		if err := rdb.Set(ctx, keys.Layout(), newer, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.SAdd(ctx, keys.LegacyOpenComplaints(), "C-1").Err(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := NewStore(rdb, keys, 0).Migrate(ctx)
+		if !errors.Is(err, ErrNewerLayout) || !strings.Contains(err.Error(), fmt.Sprintf("layout %d, this version reads and writes layout %d", newer, layoutVersion)) {
+			t.Fatalf("Migrate on layout %d: %+v, %v; want ErrNewerLayout naming both layouts", newer, m, err)
+		}
+		if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != newer {
+			t.Errorf("layout %d after the refusal, want %d", v, newer)
+		}
+		if n, _ := rdb.Exists(ctx, keys.LegacyOpenComplaints()).Result(); n != 1 {
+			t.Error("the refused migration folded the legacy open set")
+		}
+	})
 }

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
@@ -34,9 +35,28 @@ func (s *Store) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error
 	}
 	out := make([]DeadLetter, 0, len(msgs))
 	for _, m := range msgs {
-		out = append(out, decodeDeadLetter(m))
+		d := decodeDeadLetter(m)
+		if d.Stream == s.keys.Outbox() {
+			d.Data = readableOutgoing(d.Data)
+		}
+		out = append(out, d)
 	}
 	return out, nil
+}
+
+// readableOutgoing is an outbox entry as the API shows complaints and
+// events, not the records it carries as stored; data as it is when it
+// does not decode (that may be why it failed).
+func readableOutgoing(data string) string {
+	out, err := DecodeOutgoing([]byte(data))
+	if err != nil {
+		return data
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return data
+	}
+	return string(b)
 }
 
 func decodeDeadLetter(m redis.XMessage) DeadLetter {

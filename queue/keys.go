@@ -76,11 +76,14 @@ const hashedPrefix = "sha256:"
 // ComplaintSeq is the counter behind complaint ids.
 func (k Keys) ComplaintSeq() string { return k.tag + ":seq:complaint" }
 
-// Complaint is a string: the complaint as JSON, version first (see
-// complaintHead; before layout 5 a hash of version and data).
+// Complaint is a string: the complaint's record, version first (see
+// complaintRecord; before layout 6 the API's JSON, before layout 5 a hash
+// of version and data).
 func (k Keys) Complaint(id string) string { return k.tag + ":complaint:" + id }
 
-// Timeline is a list of the complaint's messages and events, oldest first.
+// Timeline is a list of the complaint's messages and events, oldest first
+// (entryRecord). It is read whole: an entry may leave out its time when
+// the entry before has it, so a slice of it would start without one.
 func (k Keys) Timeline(id string) string { return k.tag + ":complaint:" + id + ":timeline" }
 
 // Complaints is a sorted set of every complaint id, scored by creation time.

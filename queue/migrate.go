@@ -61,6 +61,12 @@ redis.call('DEL', KEYS[1])
 return #kv / 2
 `)
 
+// ErrNewerLayout is Migrate refusing data that a newer version of
+// forgetmenot has stored: this version would read its complaints wrong
+// (a version before layout 6 reads the records of layout 6 as blank
+// complaints), so it must not route, deliver or answer on them.
+var ErrNewerLayout = errors.New("a newer version of forgetmenot has run on this data")
+
 // Migration is what Migrate did.
 type Migration struct {
 	// From is the layout the data had, To the one it has now (equal when
@@ -81,11 +87,20 @@ type Migration struct {
 // once, and complaints stored as hashes become strings. It is idempotent
 // and safe while other replicas of this version commit (every backfilled
 // entry and every conversion is guarded by its complaint's version); every
-// replica runs it at start, before it routes. Replicas of an older version
-// must be stopped first: they would keep writing the old layout (what they
-// write in the meantime is folded in at the next start).
+// replica runs it at start, before it routes or delivers. Replicas of an
+// older version must be stopped first: they would keep writing the old
+// layout (what they write in the meantime is folded in at the next start).
+// Data of a newer layout than this version's is refused (ErrNewerLayout),
+// unchanged.
 func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 	k := s.keys
+	v, err := s.rdb.Get(ctx, k.Layout()).Int()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return Migration{}, fmt.Errorf("reading the layout version: %w", err)
+	}
+	if v > layoutVersion {
+		return Migration{From: v, To: v}, fmt.Errorf("%w: the stored data has key layout %d, this version reads and writes layout %d", ErrNewerLayout, v, layoutVersion)
+	}
 	if _, err := foldLegacyOpenScript.Run(ctx, s.rdb, []string{k.LegacyOpenComplaints(), k.OpenComplaints(), k.Complaints()}).Result(); err != nil {
 		return Migration{}, fmt.Errorf("moving the open complaints to the ordered index: %w", err)
 	}
@@ -103,10 +118,6 @@ func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 		return Migration{}, err
 	}
 	s.legacy.Store(n > 0)
-	v, err := s.rdb.Get(ctx, k.Layout()).Int()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return Migration{}, fmt.Errorf("reading the layout version: %w", err)
-	}
 	m := Migration{From: v, To: max(v, layoutVersion)}
 	if v == 0 {
 		n, err := s.rdb.Exists(ctx, k.Complaints()).Result()

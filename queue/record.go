@@ -287,14 +287,17 @@ func (r *eventRecord) event() *router.Event {
 
 // entryHead is the stored entry of e up to its message or event (without
 // the closing brace), the time left out when it is prev's.
-func entryHead(e router.Entry, prev *time.Time) []byte {
+func entryHead(e router.Entry, prev *time.Time) ([]byte, error) {
 	b := []byte{'{'}
 	if prev == nil || e.At != *prev {
-		t, _ := msTime{e.At}.MarshalJSON() // a time.Time's own encoding fails only past the year 9999
+		t, err := msTime{e.At}.MarshalJSON()
+		if err != nil {
+			return nil, fmt.Errorf("encoding timeline entry: %w", err)
+		}
 		b = append(append(b, `"t":`...), t...)
 		b = append(b, ',')
 	}
-	return b
+	return b, nil
 }
 
 // encodeEntry is what e is stored as; prev is the time of the entry stored

@@ -59,8 +59,9 @@ func TestComplaintRecordKeepsEveryField(t *testing.T) {
 	for _, at := range []time.Time{
 		time.UnixMilli(1796208880493).UTC(),
 		time.Date(2026, 11, 30, 9, 15, 0, 123456789, time.UTC),
-		// RFC 3339 keeps a zone's offset, not its name (as the API's JSON).
-		time.Date(2026, 11, 30, 9, 15, 0, 0, time.FixedZone("", 3600)),
+		// RFC 3339 keeps a zone's offset, not its name (as the API's JSON);
+		// one that no local zone has, or it is read back as time.Local.
+		time.Date(2026, 11, 30, 9, 15, 0, 0, time.FixedZone("", 14*3600+30*60)),
 	} {
 		var c router.Complaint
 		n := 0
@@ -132,7 +133,7 @@ func TestComplaintRecordLeavesOutOnlyWhatItCanRestore(t *testing.T) {
 		{ID: "C-2", CreatedAt: at},
 		{ID: "C-3", UpdatedAt: at},
 		{ID: "C-4", CreatedAt: at, UpdatedAt: at.Add(time.Millisecond)},
-		{ID: "C-5", CreatedAt: at, UpdatedAt: at.In(time.FixedZone("", 3600))},
+		{ID: "C-5", CreatedAt: at, UpdatedAt: at.In(time.FixedZone("", 14*3600+30*60))},
 	} {
 		data, err := encodeComplaint(c)
 		if err != nil {
@@ -163,7 +164,7 @@ func TestEntryRecordKeepsEveryField(t *testing.T) {
 	msg.Fingerprint = "" // never stored (json:"-")
 	byRouter, noActor := ev, ev
 	byRouter.Actor, noActor.Actor = router.ActorRouter, ""
-	zoned := at.Add(time.Nanosecond).In(time.FixedZone("", -3600))
+	zoned := at.Add(time.Nanosecond).In(time.FixedZone("", -(14*3600 + 30*60)))
 	timeline := []router.Entry{
 		{At: at, Message: &msg}, {At: at, Event: &ev}, {At: at, Event: &byRouter},
 		{At: at.Add(time.Second), Event: &noActor}, {At: zoned, Event: &ev}, {At: zoned, Message: &msg},

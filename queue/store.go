@@ -814,7 +814,11 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	for i, e := range ch.Entries {
 		if msg := copied[i]; msg != nil {
 			// {"t":…,"m":<the message>}, as encodeEntry(e, prev).
-			pieces := append([]txPiece{{lit: string(entryHead(e, prev)) + entryRecordMessage}}, msg...)
+			head, err := entryHead(e, prev)
+			if err != nil {
+				return written{}, err
+			}
+			pieces := append([]txPiece{{lit: string(head) + entryRecordMessage}}, msg...)
 			prev = &ch.Entries[i].At
 			if last := &pieces[len(pieces)-1]; last.ref == nil {
 				last.lit += "}"

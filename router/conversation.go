@@ -117,6 +117,7 @@ func (r *Router) Reply(ctx context.Context, id, actor, body string) (Complaint, 
 		if err != nil {
 			return Change{}, err
 		}
+		now = saidMoment(tl, ToCustomerReply, now)
 		after := c
 		after.UpdatedAt = now
 		if after.FirstResponseAt.IsZero() {
@@ -219,6 +220,7 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 				return Change{}, err
 			}
 			via = v
+			now = saidMoment(tl, ToCustomerPromise, now)
 		}
 		after := c
 		after.PromisedBy, after.PromiseNote, after.UpdatedAt = by.UTC(), note, now

@@ -105,13 +105,13 @@ func New(cfg Config) (*Router, error) {
 	if err := cfg.CSAT.validate(); err != nil {
 		return nil, fmt.Errorf("router: %w", err)
 	}
-	// Times are kept to the millisecond, like every index of them (a store
-	// keeps them compact that way).
+	// Times are kept in UTC to the millisecond, like every index of them (a
+	// store keeps them compact that way).
 	clock := r.clock
 	if clock == nil {
 		clock = time.Now
 	}
-	r.clock = func() time.Time { return clock().Truncate(time.Millisecond) }
+	r.clock = func() time.Time { return clock().UTC().Truncate(time.Millisecond) }
 	if r.onEvent == nil {
 		r.onEvent = func(EventType) {}
 	}

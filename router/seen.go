@@ -167,6 +167,18 @@ func (r *Router) fireUnseen(ctx context.Context, complaintID string, t Timer) (F
 }
 
 // saidEvent finds the timeline event that said kind to the customer at at.
+// saidMoment is now, or the first millisecond after it at which nothing of
+// kind was said on the timeline: the clock has millisecond resolution, and
+// two replies in one millisecond must not share a SaidRef (a receipt for
+// one would cancel the other's fallback, and the fallback would send the
+// first one's text).
+func saidMoment(tl []Entry, kind CustomerMessageKind, now time.Time) time.Time {
+	for saidEvent(tl, kind, now) != nil {
+		now = now.Add(time.Millisecond)
+	}
+	return now
+}
+
 func saidEvent(tl []Entry, kind CustomerMessageKind, at time.Time) *Event {
 	for _, e := range tl {
 		if e.Event == nil || !e.At.Equal(at) {

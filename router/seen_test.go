@@ -143,3 +143,49 @@ func TestUnseenReplyWithoutAddressSaysSoAndSendsNothing(t *testing.T) {
 		t.Fatalf("unseen events %+v", un)
 	}
 }
+
+// The clock has millisecond resolution, and what was said to a customer is
+// named by its kind and moment. What must hold: two replies in the same
+// millisecond get different names, so the customer seeing one cancels
+// only its own fallback, and each fallback would send its own text.
+func TestTwoRepliesInOneMillisecondAreToldApart(t *testing.T) {
+	d := newDeskWith(t, byChat{})
+	ctx := context.Background()
+	id, first := replied(t, d, "jan@example.nl") // the clock stands still from here
+	if _, err := d.router.Reply(ctx, id, "anna", "Or a new lamp, on us."); err != nil {
+		t.Fatal(err)
+	}
+	var second router.CustomerMessage
+	for _, cm := range d.toCustomer() {
+		if cm.Kind == router.ToCustomerReply && cm.Body == "Or a new lamp, on us." {
+			second = cm
+		}
+	}
+	if second.At.Equal(first.At) {
+		t.Fatalf("both replies said at %v", first.At)
+	}
+	sent := router.Sent{Via: "chat", Ref: "live", Unseen: &router.UnseenFallback{After: 10 * time.Minute, Via: router.ChannelEmail}}
+	if err := d.router.RecordSent(ctx, second, sent); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.router.RecordSeen(ctx, id, router.SaidRef(first.Kind, first.At), router.ChannelChat); err != nil {
+		t.Fatal(err)
+	}
+	c, tl := d.complaint(id)
+	var refs []string
+	for _, tm := range c.Timers {
+		if tm.Kind == router.TimerUnseen {
+			refs = append(refs, tm.Ref)
+		}
+	}
+	if want := router.SaidRef(second.Kind, second.At); len(refs) != 1 || refs[0] != want {
+		t.Errorf("unseen fallbacks %v after the first reply was seen, want only the second's (%s)", refs, want)
+	}
+	var texts []string
+	for _, e := range events(tl, router.EventReplied) {
+		texts = append(texts, e.Text)
+	}
+	if len(texts) != 2 {
+		t.Errorf("replies on the timeline: %q", texts)
+	}
+}

@@ -190,6 +190,8 @@ func decode(raw []byte) (Request, string, error) {
 	}
 	req.SourceID = strings.TrimSpace(req.SourceID)
 	req.Customer.Email = strings.TrimSpace(req.Customer.Email)
+	// As staff and customers write it: c-1042 is C-1042.
+	req.ComplaintID = router.CanonicalComplaintID(req.ComplaintID)
 	checks := []struct {
 		field string
 		bad   bool

@@ -268,3 +268,31 @@ func TestReusedSourceIDWithOtherContentIsRefusedNotDropped(t *testing.T) {
 		t.Fatalf("%d entries queued, want 1 (no inbound message lost or duplicated)", n)
 	}
 }
+
+// A form that passes on what the customer typed sends the complaint id as
+// written: c-1042 is C-1042, as everywhere else; anything else that is not
+// an id is still refused.
+func TestComplaintIDIsReadAsWritten(t *testing.T) {
+	f := newFixture(t, secret)
+	for i, id := range []string{"c-1042", " C-1042 ", "C-1042"} {
+		body := []byte(fmt.Sprintf(`{"source_id":"cid-%d","body":"Still broken.","complaint_id":%q}`, i, id))
+		resp, out := f.post(body, webhook.Sign(body, time.Now(), secret))
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("complaint_id %q: %d %v, want 202", id, resp.StatusCode, out)
+		}
+	}
+	entries := f.rdb.XRange(context.Background(), f.keys.Inbound(), "-", "+").Val()
+	for i, e := range entries {
+		m, err := queue.DecodeMessage([]byte(e.Values["data"].(string)))
+		if err != nil || m.ComplaintID != "C-1042" {
+			t.Errorf("message %d queued with complaint id %q (%v), want C-1042", i, m.ComplaintID, err)
+		}
+	}
+	if len(entries) != 3 {
+		t.Errorf("%d messages queued, want 3", len(entries))
+	}
+	body := []byte(`{"source_id":"cid-x","body":"hi","complaint_id":"c-10a"}`)
+	if resp, _ := f.post(body, webhook.Sign(body, time.Now(), secret)); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("complaint_id c-10a: %d, want 400", resp.StatusCode)
+	}
+}

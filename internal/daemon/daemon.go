@@ -58,6 +58,9 @@ type Daemon struct {
 	server     *http.Server
 	// layoutReady is closed when Run has migrated the stored data.
 	layoutReady chan struct{}
+	// refused carries why the stored data cannot be used by this version
+	// (a newer one has run on it): Run stops with it.
+	refused chan error
 }
 
 // New loads the roster and rules, connects to Redis (or starts the embedded
@@ -81,7 +84,7 @@ func New(cfg configs.Config, log *slog.Logger) (*Daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", configs.Var("NAMESPACE"), err)
 	}
-	d := &Daemon{cfg: cfg, log: log, senders: senders{}, layoutReady: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: log, senders: senders{}, layoutReady: make(chan struct{}), refused: make(chan error, 1)}
 	redisURL := cfg.RedisURL
 	if redisURL == "" {
 		d.embedded, err = queue.StartEmbedded()
@@ -250,6 +253,13 @@ func (d *Daemon) migrate(ctx context.Context) bool {
 			}
 			return true
 		}
+		if errors.Is(err, queue.ErrNewerLayout) {
+			// Nothing this replica would do with such data is right: it
+			// stops, and says so, rather than answer on misread complaints.
+			d.log.Error("refusing to run: stop this replica and run the newer version", "err", err)
+			d.refused <- fmt.Errorf("stored data: %w", err)
+			return false
+		}
 		d.log.Warn("could not migrate the stored data to this version's key layout; retrying", "err", err, "retry_in", wait)
 		select {
 		case <-ctx.Done():
@@ -275,7 +285,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = d.inbound.Run(workCtx)
 		}
 	})
-	work.Go(func() { _ = d.outbox.Run(workCtx) })
+	work.Go(func() {
+		// Deliveries wait for the layout too: a notification another
+		// replica queued is read with the complaint as that replica stored
+		// it.
+		select {
+		case <-d.layoutReady:
+			_ = d.outbox.Run(workCtx)
+		case <-workCtx.Done():
+		}
+	})
 	work.Go(d.reloadOnHangup(workCtx))
 	for _, c := range d.components {
 		if c.Run != nil {
@@ -296,6 +315,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		if !errors.Is(err, http.ErrServerClosed) {
 			runErr = fmt.Errorf("http server: %w", err)
 		}
+	case runErr = <-d.refused:
 	}
 
 	d.log.Info("shutting down: intake stopped, finishing in-flight work", "timeout", d.cfg.ShutdownTimeout.D())

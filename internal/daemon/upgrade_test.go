@@ -2,15 +2,20 @@ package daemon_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/forgetmenot/forgetmenot/configs"
+	"github.com/forgetmenot/forgetmenot/internal/daemon"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
 	"github.com/forgetmenot/forgetmenot/queue"
+	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -66,5 +71,65 @@ func TestStartConvertsComplaintsAnOlderReplicaWroteAndSaysSo(t *testing.T) {
 	}
 	if code, after := second.call("GET", "/v1/complaints/"+id, nil, ""); code != http.StatusOK || !reflect.DeepEqual(after["complaint"], before["complaint"]) {
 		t.Errorf("the complaint after the conversion: %d %v; want it as before: %v", code, after["complaint"], before["complaint"])
+	}
+}
+
+// A replica of this version started on data a newer version has stored
+// would misread it (as a replica of layout 5 read layout 6's records as
+// blank complaints and went on routing, delivering and answering). What
+// must hold: it stops with an error that says why and what to do, and
+// routes and delivers nothing before that.
+func TestStartOnDataOfANewerVersionStopsAndSaysSo(t *testing.T) {
+	url := testredis.URL(t)
+	cfg := configs.Config{
+		RedisURL: url, Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
+		OwnersFile: "../../configs/owners.yaml", RoutingFile: "../../configs/routing.yaml",
+		ReopenWindow: configs.Duration(time.Hour), MaxMessageBytes: 1 << 20,
+		RouterWorkers: 2, DeliveryWorkers: 1, MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second),
+		ShutdownTimeout: configs.Duration(5 * time.Second), LogLevel: "info", LogFormat: "text",
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	keys, err := queue.NewKeys(cfg.Namespace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A newer version's layout, with a notification it queued.
+	rdb.Set(ctx, keys.Layout(), 99, 0)
+	rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Outbox(), Values: []string{"data", `{"notification":{"id":"n1","kind":"assigned","recipient":"anna","complaint":{"v2":"?"}}}`, "attempt", "0"}})
+
+	logs := &testkit.LockedBuffer{}
+	d, err := daemon.New(cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := &recorder{}
+	d.SetNotifier(notes)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, queue.ErrNewerLayout) || !strings.Contains(err.Error(), "layout 99") {
+			t.Errorf("Run on layout 99: %v; want the newer layout named", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the daemon kept running on data of a newer layout; log:\n%s", logs)
+	}
+	if log := logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "run the newer version") {
+		t.Errorf("the refusal is not an error that says what to do; log:\n%s", log)
+	}
+	if n := notes.count(router.NotifyAssigned); n != 0 {
+		t.Errorf("the refused replica delivered %d notifications", n)
+	}
+	if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != 99 {
+		t.Errorf("layout %d after the refusal, want 99 as it was", v)
 	}
 }

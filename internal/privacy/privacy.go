@@ -109,9 +109,13 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("privacy: store and closer are required")
 	}
 	s := &Service{store: cfg.Store, closer: cfg.Closer, clock: cfg.Clock, log: cfg.Logger, crash: cfg.crashAfter}
-	if s.clock == nil {
-		s.clock = time.Now
+	// To the millisecond, like the router's times (a store keeps them
+	// compact that way).
+	clock := s.clock
+	if clock == nil {
+		clock = time.Now
 	}
+	s.clock = func() time.Time { return clock().Truncate(time.Millisecond) }
 	if s.log == nil {
 		s.log = slog.Default()
 	}
