@@ -366,3 +366,57 @@ func TestMigrateRefusesDataOfANewerLayout(t *testing.T) {
 		}
 	})
 }
+
+// Complaints a layout before 6 stored as the API's JSON are stored as
+// records when a version of layout 6 first starts. What must hold: each
+// reads back exactly as before, one that does not decode is left as it
+// is, a complaint a commit changed meanwhile is not overwritten, and a
+// later start compacts nothing more.
+func TestStartStoresComplaintsOfTheAPIsJSONAsRecords(t *testing.T) {
+	onBothServers(t, func(t *testing.T, rdb redis.UniversalClient, keys Keys) {
+		ctx := context.Background()
+		store := NewStore(rdb, keys, 0)
+		at := time.UnixMilli(1796208880493).UTC()
+		var want []router.Complaint
+		for i := range 3 {
+			c := router.Complaint{Version: int64(i + 1), ID: fmt.Sprintf("C-%d", 1001+i), Status: router.StatusOpen, Owner: "ann",
+				Team: "support", Channel: router.ChannelEmail, Subject: "Kettle", Customer: router.Customer{Email: "jan@example.nl"},
+				CreatedAt: at, UpdatedAt: at.Add(time.Second), LastMessageAt: at.Add(123456789), Messages: 2}
+			legacy, err := json.Marshal(c)
+			if err != nil || !strings.HasPrefix(string(legacy), complaintHeadLegacy) {
+				t.Fatalf("the API's JSON %s, %v", legacy, err)
+			}
+			rdb.Set(ctx, keys.Complaint(c.ID), legacy, 0)
+			rdb.ZAdd(ctx, keys.Complaints(), redis.Z{Score: float64(at.UnixMilli()), Member: c.ID})
+			want = append(want, c)
+		}
+		corrupt := `{"version":4,"id":"C-1004","status":`
+		rdb.Set(ctx, keys.Complaint("C-1004"), corrupt, 0)
+		rdb.Set(ctx, keys.Layout(), 5, 0)
+
+		// A commit of another replica lands between the read and the write.
+		if got, err := complaintAsRecordScript.Run(ctx, rdb, []string{keys.Complaint("C-1001")}, "7", "{}").Int(); err != nil || got != 0 {
+			t.Fatalf("the guard replaced a complaint of another version: %d, %v", got, err)
+		}
+
+		m, err := store.Migrate(ctx)
+		if err != nil || m.From != 5 || m.To != layoutVersion || m.ComplaintsCompacted != 3 {
+			t.Fatalf("Migrate = %+v, %v; want 3 complaints compacted from layout 5", m, err)
+		}
+		for _, c := range want {
+			data, _ := rdb.Get(ctx, keys.Complaint(c.ID)).Result()
+			if !strings.HasPrefix(data, complaintHead) {
+				t.Errorf("%s after the migration: %.40s, want a record", c.ID, data)
+			}
+			if got, err := store.Complaint(ctx, c.ID); err != nil || !reflect.DeepEqual(got, c) {
+				t.Errorf("%s reads back as %+v, %v; want %+v", c.ID, got, err, c)
+			}
+		}
+		if data, _ := rdb.Get(ctx, keys.Complaint("C-1004")).Result(); data != corrupt {
+			t.Errorf("an undecodable complaint was rewritten: %q", data)
+		}
+		if m, err := store.Migrate(ctx); err != nil || m.ComplaintsCompacted != 0 {
+			t.Errorf("a second start: %+v, %v; want nothing compacted", m, err)
+		}
+	})
+}

@@ -19,9 +19,9 @@ import (
 // a complaint is a string of its JSON, version first, not a hash of
 // version and data (some 200 bytes less per complaint). 6: complaints and
 // timeline entries are compact records (complaintRecord, entryRecord),
-// some 500 bytes less per complaint; nothing is converted (what earlier
-// layouts stored stays readable, and a change stores the complaint as a
-// record), but a replica of an earlier version cannot read records.
+// some 400 bytes less per new complaint; complaints are stored as records
+// once (timelines are not rewritten: their entries stay readable as they
+// are), and a replica of an earlier version cannot read records.
 const layoutVersion = 6
 
 // countOpenScript sets an owner's open count to the size of their open
@@ -76,6 +76,9 @@ type Migration struct {
 	// stored as strings: a layout before 5 left them, or a replica of such
 	// a version still running wrote them.
 	ComplaintsConverted int
+	// ComplaintsCompacted counts the complaints a layout before 6 stored
+	// as the API's JSON and now stored as records.
+	ComplaintsCompacted int
 	// Fresh says the namespace held no complaint yet: there was nothing to
 	// migrate, whatever From says.
 	Fresh bool
@@ -144,6 +147,11 @@ func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 	// layout says.
 	if m.ComplaintsConverted, err = s.storeComplaintsAsStrings(ctx); err != nil {
 		return m, err
+	}
+	if v < 6 && !m.Fresh {
+		if m.ComplaintsCompacted, err = s.storeComplaintsAsRecords(ctx); err != nil {
+			return m, err
+		}
 	}
 	if v < layoutVersion {
 		if err := s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err(); err != nil {
@@ -260,6 +268,91 @@ func (s *Store) expireOldDedupKeys(ctx context.Context) error {
 		return fmt.Errorf("giving old dedup keys a retention: %w", err)
 	}
 	return nil
+}
+
+// complaintAsRecordScript replaces a complaint stored as the API's JSON
+// (layouts 5 and before) with its record, in one step, if it still is that
+// JSON of the version it was read at: a commit meanwhile stored a record
+// itself. KEYS[1]: the complaint; ARGV[1]: its version; ARGV[2]: its
+// record. Returns 1 when it replaced the JSON.
+var complaintAsRecordScript = redis.NewScript(`
+local head = redis.pcall('GETRANGE', KEYS[1], 0, 31)
+if type(head) ~= 'string' or string.match(head, '^{"version":(%d+)[,}]') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+`)
+
+// storeComplaintsAsRecords stores every complaint kept as the API's JSON
+// as its record, a page at a time, each under a guard of its version. One
+// that does not decode stays as it is (and reads as before). It returns
+// how many it stored as records.
+func (s *Store) storeComplaintsAsRecords(ctx context.Context) (int, error) {
+	scan, err := s.scanner(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if err := complaintAsRecordScript.Load(ctx, s.rdb).Err(); err != nil {
+		return 0, fmt.Errorf("storing complaints as records: %w", err)
+	}
+	compacted := 0
+	iter := scan.ScanType(ctx, 0, s.keys.Complaint("*"), 500, "string").Iterator()
+	var page []string
+	compact := func() error {
+		if len(page) == 0 {
+			return nil
+		}
+		read := s.rdb.Pipeline()
+		data := make([]*redis.StringCmd, len(page))
+		for i, key := range page {
+			data[i] = read.Get(ctx, key)
+		}
+		if _, err := read.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
+			return fmt.Errorf("reading complaints stored as JSON: %w", err)
+		}
+		write := s.rdb.Pipeline()
+		var replaced []*redis.Cmd
+		for i, key := range page {
+			old, err := data[i].Result()
+			if err != nil || !strings.HasPrefix(old, complaintHeadLegacy) {
+				continue // gone, a hash again, or a record already
+			}
+			c, err := decodeComplaint(old)
+			if err != nil {
+				continue
+			}
+			b, err := encodeComplaint(c)
+			if err != nil {
+				return err
+			}
+			replaced = append(replaced, complaintAsRecordScript.EvalSha(ctx, write, []string{key}, strconv.FormatInt(c.Version, 10), string(b)))
+		}
+		if len(replaced) > 0 {
+			if _, err := write.Exec(ctx); err != nil {
+				return fmt.Errorf("storing complaints as records: %w", err)
+			}
+		}
+		for _, r := range replaced {
+			if n, _ := r.Int(); n == 1 {
+				compacted++
+			}
+		}
+		page = page[:0]
+		return nil
+	}
+	for iter.Next(ctx) {
+		if kind, ok := s.keys.KindOf(iter.Val()); !ok || kind.Name != "complaint" {
+			continue
+		}
+		if page = append(page, iter.Val()); len(page) == 500 {
+			if err := compact(); err != nil {
+				return compacted, err
+			}
+		}
+	}
+	if err := iter.Err(); err != nil {
+		return compacted, fmt.Errorf("finding complaints stored as JSON: %w", err)
+	}
+	return compacted, compact()
 }
 
 // complaintAsStringScript replaces a complaint stored as a hash (layouts

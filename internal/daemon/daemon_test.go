@@ -68,15 +68,20 @@ type componentNotifier struct{}
 // start runs a daemon with the shipped example configuration on a free port.
 // Options adjust the configuration (func(*configs.Config)) or replace the
 // recording notifier (daemon.Notifier).
-func start(t testing.TB, redisURL string, options ...any) *running {
-	t.Helper()
-	cfg := configs.Config{
+// testConfig is what start runs a daemon with, on a namespace of its own.
+func testConfig(redisURL string) configs.Config {
+	return configs.Config{
 		RedisURL: redisURL, Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
 		OwnersFile: "../../configs/owners.yaml", RoutingFile: "../../configs/routing.yaml",
 		ReopenWindow: configs.Duration(14 * 24 * time.Hour), MaxMessageBytes: 1 << 20,
 		RouterWorkers: 2, DeliveryWorkers: 1, MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second),
 		ShutdownTimeout: configs.Duration(5 * time.Second), LogLevel: "info", LogFormat: "text",
 	}
+}
+
+func start(t testing.TB, redisURL string, options ...any) *running {
+	t.Helper()
+	cfg := testConfig(redisURL)
 	var notifier daemon.Notifier
 	keep := false
 	for _, o := range options {

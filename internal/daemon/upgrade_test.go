@@ -41,16 +41,7 @@ func TestStartConvertsComplaintsAnOlderReplicaWroteAndSaysSo(t *testing.T) {
 
 	// What the older replica would have written.
 	ctx := context.Background()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	keys, err := queue.NewKeys(first.cfg.Namespace)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rdb, keys := namespaceClient(t, url, first.cfg.Namespace)
 	key := keys.Complaint(id)
 	data, err := rdb.Get(ctx, key).Result()
 	if err != nil {
@@ -81,27 +72,12 @@ func TestStartConvertsComplaintsAnOlderReplicaWroteAndSaysSo(t *testing.T) {
 // routes and delivers nothing before that.
 func TestStartOnDataOfANewerVersionStopsAndSaysSo(t *testing.T) {
 	url := testredis.URL(t)
-	cfg := configs.Config{
-		RedisURL: url, Namespace: testredis.Namespace(), HTTPAddr: "127.0.0.1:0",
-		OwnersFile: "../../configs/owners.yaml", RoutingFile: "../../configs/routing.yaml",
-		ReopenWindow: configs.Duration(time.Hour), MaxMessageBytes: 1 << 20,
-		RouterWorkers: 2, DeliveryWorkers: 1, MaxAttempts: 3, ReclaimIdle: configs.Duration(5 * time.Second),
-		ShutdownTimeout: configs.Duration(5 * time.Second), LogLevel: "info", LogFormat: "text",
-	}
+	cfg := testConfig(url)
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opts)
-	defer rdb.Close()
-	keys, err := queue.NewKeys(cfg.Namespace)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rdb, keys := namespaceClient(t, url, cfg.Namespace)
 	// A newer version's layout, with a notification it queued.
 	rdb.Set(ctx, keys.Layout(), 99, 0)
 	rdb.XAdd(ctx, &redis.XAddArgs{Stream: keys.Outbox(), Values: []string{"data", `{"notification":{"id":"n1","kind":"assigned","recipient":"anna","complaint":{"v2":"?"}}}`, "attempt", "0"}})
@@ -132,4 +108,21 @@ func TestStartOnDataOfANewerVersionStopsAndSaysSo(t *testing.T) {
 	if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != 99 {
 		t.Errorf("layout %d after the refusal, want 99 as it was", v)
 	}
+}
+
+// namespaceClient is a client of the Redis at url, closed with the test,
+// and the keys of namespace ns: to write what another version would have.
+func namespaceClient(t *testing.T, url, ns string) (*redis.Client, queue.Keys) {
+	t.Helper()
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	t.Cleanup(func() { rdb.Close() })
+	keys, err := queue.NewKeys(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rdb, keys
 }
