@@ -364,14 +364,23 @@ func TestMigrateRefusesDataOfANewerLayout(t *testing.T) {
 		if n, _ := rdb.Exists(ctx, keys.LegacyOpenComplaints()).Result(); n != 1 {
 			t.Error("the refused migration folded the legacy open set")
 		}
+		// Recording this version's layout never lowers one a newer
+		// replica recorded while this one migrated.
+		if got, err := recordLayoutScript.Run(ctx, rdb, []string{keys.Layout()}, layoutVersion).Int(); err != nil || got != newer {
+			t.Errorf("recording layout %d over %d: %d, %v; want %d kept", layoutVersion, newer, got, err, newer)
+		}
+		if v, _ := rdb.Get(ctx, keys.Layout()).Int(); v != newer {
+			t.Errorf("layout %d after recording this version's, want %d", v, newer)
+		}
 	})
 }
 
 // Complaints a layout before 6 stored as the API's JSON are stored as
 // records when a version of layout 6 first starts. What must hold: each
 // reads back exactly as before, one that does not decode is left as it
-// is, a complaint a commit changed meanwhile is not overwritten, and a
-// later start compacts nothing more.
+// is, a complaint a commit changed meanwhile is not overwritten, a later
+// start compacts nothing more, unless a replica of an earlier version has
+// opened complaints since.
 func TestStartStoresComplaintsOfTheAPIsJSONAsRecords(t *testing.T) {
 	onBothServers(t, func(t *testing.T, rdb redis.UniversalClient, keys Keys) {
 		ctx := context.Background()
@@ -417,6 +426,21 @@ func TestStartStoresComplaintsOfTheAPIsJSONAsRecords(t *testing.T) {
 		}
 		if m, err := store.Migrate(ctx); err != nil || m.ComplaintsCompacted != 0 {
 			t.Errorf("a second start: %+v, %v; want nothing compacted", m, err)
+		}
+
+		// A replica of layout 5 started again opens a complaint in the
+		// API's JSON: the next start finds it among the newest, and
+		// compacts it.
+		late := want[0]
+		late.ID, late.Version = "C-1099", 1
+		legacy, _ := json.Marshal(late)
+		rdb.Set(ctx, keys.Complaint(late.ID), legacy, 0)
+		rdb.ZAdd(ctx, keys.Complaints(), redis.Z{Score: float64(at.UnixMilli() + 1), Member: late.ID})
+		if m, err := store.Migrate(ctx); err != nil || m.From != layoutVersion || m.ComplaintsCompacted != 1 {
+			t.Errorf("a start after an old replica wrote a complaint: %+v, %v; want it compacted", m, err)
+		}
+		if got, err := store.Complaint(ctx, late.ID); err != nil || !reflect.DeepEqual(got, late) {
+			t.Errorf("%s reads back as %+v, %v", late.ID, got, err)
 		}
 	})
 }

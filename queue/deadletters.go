@@ -46,11 +46,12 @@ func (s *Store) DeadLetters(ctx context.Context, limit int) ([]DeadLetter, error
 
 // readableOutgoing is an outbox entry as the API shows complaints and
 // events, not the records it carries as stored; data as it is when it
-// does not decode (that may be why it failed).
+// does not decode to a notification or a customer message (that may be
+// why it failed).
 func readableOutgoing(data string) string {
 	out, err := DecodeOutgoing([]byte(data))
-	if err != nil {
-		return data
+	if err != nil || (out.Notification == nil && out.Customer == nil) {
+		return data // nothing it knows to deliver: shown as it is
 	}
 	b, err := json.Marshal(out)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
 )
 
 // A notification that failed for good is shown to the operator as the
@@ -42,6 +43,22 @@ func TestDeadNotificationIsShownReadableAndRetriedAsItWas(t *testing.T) {
 		out.Notification == nil || out.Notification.Complaint.Subject != "Kettle" {
 		t.Errorf("dead letter shown as %s (%v), want the API's JSON of the notification", d.Data, err)
 	}
+	// What decodes to nothing to deliver (a key misspelt, null) is shown
+	// as it is: that is why it failed.
+	for _, odd := range []string{`{"notifcation":{"id":"n"}}`, `null`} {
+		e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.DeadLetters(), Values: []string{"stream", e.keys.Outbox(), "entry", "1-1", "error", "nothing to deliver", "attempts", "1", "data", odd}})
+	}
+	all, _ := e.store.DeadLetters(ctx, 10)
+	for _, odd := range []string{`{"notifcation":{"id":"n"}}`, `null`} {
+		found := false
+		for _, x := range all {
+			found = found || x.Data == odd
+		}
+		if !found {
+			t.Errorf("a dead letter holding %s is not shown as it is: %+v", odd, all)
+		}
+	}
+
 	// Stored as it was: a retry puts back the very entry.
 	raw := e.rdb.XRange(ctx, e.keys.DeadLetters(), d.ID, d.ID).Val()
 	if len(raw) != 1 || raw[0].Values["data"] != stored {

@@ -148,18 +148,42 @@ func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 	if m.ComplaintsConverted, err = s.storeComplaintsAsStrings(ctx); err != nil {
 		return m, err
 	}
-	if v < 6 && !m.Fresh {
+	compact := v < 6 && !m.Fresh
+	if !compact && v >= 6 {
+		// A replica of an earlier version still running (or started
+		// again) opens complaints in the API's JSON: it cannot change the
+		// records, so what it wrote is among the newest complaints.
+		if compact, err = s.newestComplaintsHaveJSON(ctx, 1000); err != nil {
+			return m, err
+		}
+	}
+	if compact {
 		if m.ComplaintsCompacted, err = s.storeComplaintsAsRecords(ctx); err != nil {
 			return m, err
 		}
 	}
 	if v < layoutVersion {
-		if err := s.rdb.Set(ctx, k.Layout(), layoutVersion, 0).Err(); err != nil {
+		// A replica of a newer version may have recorded its layout while
+		// this one migrated: that is never written back down.
+		stored, err := recordLayoutScript.Run(ctx, s.rdb, []string{k.Layout()}, layoutVersion).Int()
+		if err != nil {
 			return m, fmt.Errorf("recording the layout version: %w", err)
+		}
+		if stored > layoutVersion {
+			return Migration{From: stored, To: stored}, fmt.Errorf("%w: the stored data has key layout %d (recorded while this version migrated), this version reads and writes layout %d", ErrNewerLayout, stored, layoutVersion)
 		}
 	}
 	return m, nil
 }
+
+// recordLayoutScript records layout ARGV[1] in KEYS[1] unless a higher one
+// is there, and returns the layout stored.
+var recordLayoutScript = redis.NewScript(`
+local v = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
+local want = tonumber(ARGV[1])
+if v < want then redis.call('SET', KEYS[1], want); v = want end
+return v
+`)
 
 // backfillFigures indexes every open complaint's figures, a page at a
 // time, each entry guarded by the version it was computed from.
@@ -282,6 +306,29 @@ redis.call('SET', KEYS[1], ARGV[2])
 return 1
 `)
 
+// newestComplaintsHaveJSON tells whether one of the n newest complaints is
+// stored as the API's JSON, not as a record.
+func (s *Store) newestComplaintsHaveJSON(ctx context.Context, n int64) (bool, error) {
+	ids, err := s.rdb.ZRevRange(ctx, s.keys.Complaints(), 0, n-1).Result()
+	if err != nil || len(ids) == 0 {
+		return false, err
+	}
+	pipe := s.rdb.Pipeline()
+	heads := make([]*redis.StringCmd, len(ids))
+	for i, id := range ids {
+		heads[i] = pipe.GetRange(ctx, s.keys.Complaint(id), 0, int64(len(complaintHeadLegacy))-1)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isWrongType(err) {
+		return false, fmt.Errorf("looking for complaints an older version stored: %w", err)
+	}
+	for _, h := range heads {
+		if h.Val() == complaintHeadLegacy {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // storeComplaintsAsRecords stores every complaint kept as the API's JSON
 // as its record, a page at a time, each under a guard of its version. One
 // that does not decode stays as it is (and reads as before). It returns
@@ -313,6 +360,9 @@ func (s *Store) storeComplaintsAsRecords(ctx context.Context) (int, error) {
 		var replaced []*redis.Cmd
 		for i, key := range page {
 			old, err := data[i].Result()
+			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
+				return fmt.Errorf("reading complaints stored as JSON: %w", err)
+			}
 			if err != nil || !strings.HasPrefix(old, complaintHeadLegacy) {
 				continue // gone, a hash again, or a record already
 			}

@@ -210,9 +210,6 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed: %w", id, ErrInvalidState)
 		}
-		if !by.After(now) {
-			return Change{}, invalid("by", "%s is not in the future", by.Format(time.RFC3339))
-		}
 		var via Channel
 		if tellCustomer {
 			v, err := r.reach(c)
@@ -221,6 +218,9 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 			}
 			via = v
 			now = saidMoment(tl, ToCustomerPromise, now)
+		}
+		if !by.After(now) {
+			return Change{}, invalid("by", "%s is not in the future", by.Format(time.RFC3339))
 		}
 		after := c
 		after.PromisedBy, after.PromiseNote, after.UpdatedAt = by.UTC(), note, now

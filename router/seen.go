@@ -166,7 +166,6 @@ func (r *Router) fireUnseen(ctx context.Context, complaintID string, t Timer) (F
 	return res, err
 }
 
-// saidEvent finds the timeline event that said kind to the customer at at.
 // saidMoment is now, or the first millisecond after it at which nothing of
 // kind was said on the timeline: the clock has millisecond resolution, and
 // two replies in one millisecond must not share a SaidRef (a receipt for
@@ -179,6 +178,7 @@ func saidMoment(tl []Entry, kind CustomerMessageKind, now time.Time) time.Time {
 	return now
 }
 
+// saidEvent finds the timeline event that said kind to the customer at at.
 func saidEvent(tl []Entry, kind CustomerMessageKind, at time.Time) *Event {
 	for _, e := range tl {
 		if e.Event == nil || !e.At.Equal(at) {

@@ -246,10 +246,10 @@ func (d *Daemon) migrate(ctx context.Context) bool {
 			case m.Fresh:
 			case m.From != m.To:
 				d.log.Info("stored data migrated to this version's key layout", "from_layout", m.From, "to_layout", m.To, "complaints_converted", m.ComplaintsConverted, "complaints_compacted", m.ComplaintsCompacted)
-			case m.ComplaintsConverted > 0:
+			case m.ComplaintsConverted > 0 || m.ComplaintsCompacted > 0:
 				// The layout was current: a replica of an older version
 				// wrote these since.
-				d.log.Warn("complaints stored in an earlier layout were converted: a replica of an older version wrote them; stop it", "complaints_converted", m.ComplaintsConverted, "layout", m.To)
+				d.log.Warn("complaints stored in an earlier layout were converted: a replica of an older version wrote them; stop it", "complaints_converted", m.ComplaintsConverted, "complaints_compacted", m.ComplaintsCompacted, "layout", m.To)
 			}
 			return true
 		}
@@ -299,6 +299,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, c := range d.components {
 		if c.Run != nil {
 			work.Go(func() {
+				// What components do (timers, retention, intake) waits for
+				// the layout check, like routing and delivery.
+				select {
+				case <-d.layoutReady:
+				case <-workCtx.Done():
+					return
+				}
 				if err := c.Run(workCtx); err != nil && workCtx.Err() == nil {
 					d.log.Error("component stopped", "component", c.Name, "err", err)
 				}
