@@ -334,75 +334,17 @@ func (s *Store) newestComplaintsHaveJSON(ctx context.Context, n int64) (bool, er
 // that does not decode stays as it is (and reads as before). It returns
 // how many it stored as records.
 func (s *Store) storeComplaintsAsRecords(ctx context.Context) (int, error) {
-	scan, err := s.scanner(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := complaintAsRecordScript.Load(ctx, s.rdb).Err(); err != nil {
-		return 0, fmt.Errorf("storing complaints as records: %w", err)
-	}
-	compacted := 0
-	iter := scan.ScanType(ctx, 0, s.keys.Complaint("*"), 500, "string").Iterator()
-	var page []string
-	compact := func() error {
-		if len(page) == 0 {
-			return nil
-		}
-		read := s.rdb.Pipeline()
-		data := make([]*redis.StringCmd, len(page))
-		for i, key := range page {
-			data[i] = read.Get(ctx, key)
-		}
-		if _, err := read.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
-			return fmt.Errorf("reading complaints stored as JSON: %w", err)
-		}
-		write := s.rdb.Pipeline()
-		var replaced []*redis.Cmd
-		for i, key := range page {
-			old, err := data[i].Result()
-			if err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
-				return fmt.Errorf("reading complaints stored as JSON: %w", err)
-			}
+	return s.storeComplaintsAnew(ctx, complaintConversion{
+		keyType: "string", what: "JSON", as: "records", script: complaintAsRecordScript,
+		read: func(pipe redis.Pipeliner, key string) redis.Cmder { return pipe.Get(ctx, key) },
+		plan: func(cmd redis.Cmder) (string, string, bool) {
+			old, err := cmd.(*redis.StringCmd).Result()
 			if err != nil || !strings.HasPrefix(old, complaintHeadLegacy) {
-				continue // gone, a hash again, or a record already
+				return "", "", false // gone, a hash again, or a record already
 			}
-			c, err := decodeComplaint(old)
-			if err != nil {
-				continue
-			}
-			b, err := encodeComplaint(c)
-			if err != nil {
-				return err
-			}
-			replaced = append(replaced, complaintAsRecordScript.EvalSha(ctx, write, []string{key}, strconv.FormatInt(c.Version, 10), string(b)))
-		}
-		if len(replaced) > 0 {
-			if _, err := write.Exec(ctx); err != nil {
-				return fmt.Errorf("storing complaints as records: %w", err)
-			}
-		}
-		for _, r := range replaced {
-			if n, _ := r.Int(); n == 1 {
-				compacted++
-			}
-		}
-		page = page[:0]
-		return nil
-	}
-	for iter.Next(ctx) {
-		if kind, ok := s.keys.KindOf(iter.Val()); !ok || kind.Name != "complaint" {
-			continue
-		}
-		if page = append(page, iter.Val()); len(page) == 500 {
-			if err := compact(); err != nil {
-				return compacted, err
-			}
-		}
-	}
-	if err := iter.Err(); err != nil {
-		return compacted, fmt.Errorf("finding complaints stored as JSON: %w", err)
-	}
-	return compacted, compact()
+			return "", old, true // guarded by the version it holds
+		},
+	})
 }
 
 // complaintAsStringScript replaces a complaint stored as a hash (layouts
@@ -419,65 +361,97 @@ return 1
 
 // storeComplaintsAsStrings converts every complaint a layout before 5
 // stored as a hash, a page at a time. Each is decoded and encoded again
-// (the version moves to the front) and replaced under a guard of its
-// version. One whose JSON does not decode stays a hash: reads fall back to
-// hashes, so it reads as before (and fails to decode as before). It
-// returns how many it stored as strings.
+// (as a record) and replaced under a guard of its version. One whose JSON
+// does not decode stays a hash: reads fall back to hashes, so it reads as
+// before (and fails to decode as before). It returns how many it stored
+// as strings.
 func (s *Store) storeComplaintsAsStrings(ctx context.Context) (int, error) {
+	return s.storeComplaintsAnew(ctx, complaintConversion{
+		keyType: "hash", what: "hashes", as: "strings", script: complaintAsStringScript,
+		read: func(pipe redis.Pipeliner, key string) redis.Cmder {
+			return pipe.HMGet(ctx, key, "version", legacyComplaintData)
+		},
+		plan: func(cmd redis.Cmder) (string, string, bool) {
+			vals := cmd.(*redis.SliceCmd).Val()
+			if cmd.Err() != nil || len(vals) != 2 {
+				return "", "", false // a commit stored it as a string meanwhile
+			}
+			version, _ := vals[0].(string)
+			data, _ := vals[1].(string)
+			return version, data, version != ""
+		},
+	})
+}
+
+// complaintConversion is one way of storing complaints anew: those of a
+// kind of key, read a page at a time, replaced each by script under a
+// guard of its version.
+type complaintConversion struct {
+	keyType  string // of the keys SCAN finds
+	what, as string // in errors: what is converted, into what
+	script   *redis.Script
+	// read queues the read of one complaint; plan takes from the answer
+	// the version the guard compares ("": the one the JSON holds) and the
+	// stored JSON, ok false to leave the complaint as it is.
+	read func(pipe redis.Pipeliner, key string) redis.Cmder
+	plan func(cmd redis.Cmder) (version, data string, ok bool)
+}
+
+// storeComplaintsAnew carries out cv over the namespace and returns how
+// many complaints it replaced. A read that fails for another reason than
+// the key being gone or of another type stops it (the next start resumes).
+func (s *Store) storeComplaintsAnew(ctx context.Context, cv complaintConversion) (int, error) {
 	scan, err := s.scanner(ctx)
 	if err != nil {
 		return 0, err
 	}
-	if err := complaintAsStringScript.Load(ctx, s.rdb).Err(); err != nil {
-		return 0, fmt.Errorf("storing complaints as strings: %w", err)
+	if err := cv.script.Load(ctx, s.rdb).Err(); err != nil {
+		return 0, fmt.Errorf("storing complaints as %s: %w", cv.as, err)
 	}
-	converted := 0
-	iter := scan.ScanType(ctx, 0, s.keys.Complaint("*"), 500, "hash").Iterator()
+	done := 0
+	iter := scan.ScanType(ctx, 0, s.keys.Complaint("*"), 500, cv.keyType).Iterator()
 	var page []string
-	convert := func() error {
+	flush := func() error {
 		if len(page) == 0 {
 			return nil
 		}
 		read := s.rdb.Pipeline()
-		fields := make([]*redis.SliceCmd, len(page))
+		cmds := make([]redis.Cmder, len(page))
 		for i, key := range page {
-			fields[i] = read.HMGet(ctx, key, "version", legacyComplaintData)
+			cmds[i] = cv.read(read, key)
 		}
-		// A commit may have stored one as a string since the scan found it
-		// (WRONGTYPE): it needs nothing more.
-		if _, err := read.Exec(ctx); err != nil && !isWrongType(err) {
-			return fmt.Errorf("reading complaints stored as hashes: %w", err)
-		}
+		_, _ = read.Exec(ctx) // each answer is looked at below
 		write := s.rdb.Pipeline()
 		var replaced []*redis.Cmd
 		for i, key := range page {
-			if err := fields[i].Err(); err != nil {
-				if isWrongType(err) {
-					continue
-				}
-				return fmt.Errorf("reading complaints stored as hashes: %w", err)
+			if err := cmds[i].Err(); err != nil && !errors.Is(err, redis.Nil) && !isWrongType(err) {
+				return fmt.Errorf("reading complaints stored as %s: %w", cv.what, err)
 			}
-			vals := fields[i].Val()
-			version, _ := vals[0].(string)
-			data, _ := vals[1].(string)
+			version, data, ok := cv.plan(cmds[i])
+			if !ok {
+				continue
+			}
 			c, err := decodeComplaint(data)
-			if err != nil || version == "" {
+			if err != nil {
 				continue
 			}
 			b, err := encodeComplaint(c)
 			if err != nil {
 				return err
 			}
-			replaced = append(replaced, complaintAsStringScript.EvalSha(ctx, write, []string{key}, version, string(b)))
+			if version == "" {
+				version = strconv.FormatInt(c.Version, 10)
+			}
+			replaced = append(replaced, cv.script.EvalSha(ctx, write, []string{key}, version, string(b)))
 		}
 		if len(replaced) > 0 {
 			if _, err := write.Exec(ctx); err != nil {
-				return fmt.Errorf("storing complaints as strings: %w", err)
+				return fmt.Errorf("storing complaints as %s: %w", cv.as, err)
 			}
 		}
 		for _, r := range replaced {
 			if n, _ := r.Int(); n == 1 {
-				converted++
+				done++
 			}
 		}
 		page = page[:0]
@@ -488,14 +462,13 @@ func (s *Store) storeComplaintsAsStrings(ctx context.Context) (int, error) {
 			continue
 		}
 		if page = append(page, iter.Val()); len(page) == 500 {
-			if err := convert(); err != nil {
-				return converted, err
+			if err := flush(); err != nil {
+				return done, err
 			}
 		}
 	}
 	if err := iter.Err(); err != nil {
-		return converted, fmt.Errorf("finding complaints stored as hashes: %w", err)
+		return done, fmt.Errorf("finding complaints stored as %s: %w", cv.what, err)
 	}
-	err = convert()
-	return converted, err
+	return done, flush()
 }
