@@ -112,8 +112,9 @@ func TestCostPerNewComplaint(t *testing.T) {
 		{"notification only", false, cost{trips: 4, commands: 20, sent: 3000, memory: 2500}},
 		// Deadlines (four timers) and an acknowledgement to the customer,
 		// delivered from the outbox too (about 22.0 commands, 3,840 bytes
-		// sent and 3,220 bytes of memory).
-		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 23, sent: 3900, memory: 3300}},
+		// sent and 3,220 bytes of memory, or 3,330 with the hash table's
+		// growth in the window).
+		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 23, sent: 3900, memory: 3400}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if raceEnabled {
