@@ -285,12 +285,22 @@ func (r *eventRecord) event() *router.Event {
 	return e
 }
 
+// entryTime is the time an entry record stores: nil when it is prev's,
+// the time of the entry stored just before it in the same timeline by the
+// same write (prev nil: none).
+func entryTime(e router.Entry, prev *time.Time) *msTime {
+	if prev != nil && e.At == *prev {
+		return nil
+	}
+	return &msTime{e.At}
+}
+
 // entryHead is the stored entry of e up to its message or event (without
-// the closing brace), the time left out when it is prev's.
+// the closing brace), as encodeEntry writes it.
 func entryHead(e router.Entry, prev *time.Time) ([]byte, error) {
 	b := []byte{'{'}
-	if prev == nil || e.At != *prev {
-		t, err := msTime{e.At}.MarshalJSON()
+	if at := entryTime(e, prev); at != nil {
+		t, err := at.MarshalJSON()
 		if err != nil {
 			return nil, fmt.Errorf("encoding timeline entry: %w", err)
 		}
@@ -300,14 +310,9 @@ func entryHead(e router.Entry, prev *time.Time) ([]byte, error) {
 	return b, nil
 }
 
-// encodeEntry is what e is stored as; prev is the time of the entry stored
-// just before it in the same timeline by the same write (nil: none).
+// encodeEntry is what e is stored as (see entryTime for prev).
 func encodeEntry(e router.Entry, prev *time.Time) ([]byte, error) {
-	r := entryRecord{Message: e.Message, Event: eventRecordOf(e.Event)}
-	if prev == nil || e.At != *prev {
-		r.At = &msTime{e.At}
-	}
-	b, err := json.Marshal(r)
+	b, err := json.Marshal(entryRecord{At: entryTime(e, prev), Message: e.Message, Event: eventRecordOf(e.Event)})
 	if err != nil {
 		return nil, fmt.Errorf("encoding timeline entry: %w", err)
 	}
