@@ -76,7 +76,8 @@ func (s *Store) onceTTLms() string { return msString(s.onceTTL.Milliseconds()) }
 // it may exist.
 func (s *Store) onceGuard(t *tx, key, value, legacy, field string) {
 	if !s.legacy.Load() {
-		legacy = ""
+		// Nothing to look up: the field is not sent either.
+		legacy, field = "", ""
 	}
 	t.onceString(key, value, s.onceTTLms(), legacy, field)
 }
