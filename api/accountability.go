@@ -76,7 +76,9 @@ func parseWhen(v string) (time.Time, error) { return router.ParseWhen(v) }
 
 func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	until, since := a.clock(), time.Time{}
+	// To the millisecond in UTC, as the report's generated_at and every
+	// stored time: one moment does not print two ways in one answer.
+	until, since := a.clock().UTC().Truncate(time.Millisecond), time.Time{}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time

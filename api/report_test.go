@@ -91,3 +91,35 @@ func TestHTMLReportNeedsTheTokenOrASignedLink(t *testing.T) {
 		t.Errorf("an expired link: %d %s", code, body)
 	}
 }
+
+// What must hold: a report asked for without a period ends now, written as
+// every other time of the answer is (UTC, to the millisecond), so until
+// and generated_at of one answer do not print one moment two ways.
+func TestReportsDefaultPeriodEndsNowToTheMillisecond(t *testing.T) {
+	now := time.Date(2026, 11, 30, 10, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	svc := &reportOnly{}
+	mux := http.NewServeMux()
+	for p, h := range api.AccountabilityRoutes(api.Access{Token: "tok-123"}, svc, func() time.Time { return now }, nil, report.Links{}) {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/reports", nil)
+	req.Header.Set("Authorization", "Bearer tok-123")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(svc.asked) != 1 {
+		t.Fatalf("GET /v1/reports: %d %s", res.StatusCode, body)
+	}
+	want := time.Date(2026, 11, 30, 9, 0, 0, 123000000, time.UTC)
+	if since, until := svc.asked[0][0], svc.asked[0][1]; !until.Equal(want) || until.Location() != time.UTC || !since.Equal(want.AddDate(0, 0, -28)) {
+		t.Errorf("default period asked: %v – %v, want 28 days up to %v in UTC", since, until, want)
+	}
+	if !strings.Contains(string(body), `"until":"2026-11-30T09:00:00.123Z"`) {
+		t.Errorf("the answer does not give until as 2026-11-30T09:00:00.123Z: %s", body)
+	}
+}
