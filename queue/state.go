@@ -114,13 +114,19 @@ func (st *State) Publish(ctx context.Context, topic, msg string) error {
 }
 
 // Subscribe receives what is published to topic until ctx ends.
-func (st *State) Subscribe(ctx context.Context, topic string) <-chan string {
+// Pub/sub keeps nothing for a subscriber that is away: when the
+// subscription is re-established after its connection was lost (Redis
+// restarted, a health check went unanswered), whatever was published in
+// between is gone, and resubscribed (when not nil) is called, so the caller
+// can catch up from what is stored.
+func (st *State) Subscribe(ctx context.Context, topic string, resubscribed func()) <-chan string {
 	out := make(chan string, 64)
 	sub := st.rdb.Subscribe(ctx, st.key(topic))
 	go func() {
 		defer close(out)
 		defer sub.Close()
-		ch := sub.Channel()
+		ch := sub.ChannelWithSubscriptions()
+		confirmed := 0
 		for {
 			select {
 			case <-ctx.Done():
@@ -129,10 +135,22 @@ func (st *State) Subscribe(ctx context.Context, topic string) <-chan string {
 				if !ok {
 					return
 				}
-				select {
-				case out <- m.Payload:
-				case <-ctx.Done():
-					return
+				switch m := m.(type) {
+				case *redis.Subscription:
+					// The first confirmation is the subscription itself;
+					// any later one follows a reconnection.
+					if m.Kind == "subscribe" {
+						confirmed++
+						if confirmed > 1 && resubscribed != nil {
+							resubscribed()
+						}
+					}
+				case *redis.Message:
+					select {
+					case out <- m.Payload:
+					case <-ctx.Done():
+						return
+					}
 				}
 			}
 		}

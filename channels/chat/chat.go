@@ -47,7 +47,9 @@ type State interface {
 	Delete(ctx context.Context, k string) error
 	CountWithin(ctx context.Context, k string, window time.Duration) (int64, error)
 	Publish(ctx context.Context, topic, msg string) error
-	Subscribe(ctx context.Context, topic string) <-chan string
+	// Subscribe calls resubscribed when the subscription was lost and
+	// re-established: what was published meanwhile did not arrive.
+	Subscribe(ctx context.Context, topic string, resubscribed func()) <-chan string
 }
 
 // Conversation is one complaint of a session with its timeline.

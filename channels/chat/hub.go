@@ -49,7 +49,7 @@ type liveLine struct {
 
 func (h *hub) run(ctx context.Context) error {
 	defer h.stop()
-	lines := h.state.Subscribe(ctx, liveTopic)
+	lines := h.state.Subscribe(ctx, liveTopic, h.liveLinesInterrupted)
 	close(h.ready)
 	t := time.NewTicker(h.ttl / 3)
 	defer t.Stop()
@@ -85,6 +85,26 @@ func (h *hub) run(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// liveLinesInterrupted closes this replica's chat sockets after the live
+// subscription was lost and re-established: lines said in between reached
+// no socket here. The widget reconnects at once and rebuilds its window
+// from the stored history, which has them; without this, a visitor would
+// not see a reply until they reloaded the page.
+func (h *hub) liveLinesInterrupted() {
+	h.mu.Lock()
+	var open []*client
+	for _, clients := range h.sessions {
+		for c := range clients {
+			open = append(open, c)
+		}
+	}
+	h.mu.Unlock()
+	h.log.Warn("chat: live lines were interrupted (the Redis subscription was re-established); reconnecting this replica's chat windows so they reload what was said", "sockets", len(open))
+	for _, c := range open {
+		c.closeWith(StatusReconnect, "live_interrupted", "live updates were interrupted: reconnecting")
 	}
 }
 

@@ -31,6 +31,9 @@ const (
 	// StatusTooManySessions: the client IP started too many sessions this
 	// minute; the widget tries again later.
 	StatusTooManySessions websocket.StatusCode = 4029
+	// StatusReconnect: live lines may have been missed; the widget
+	// reconnects at once and rebuilds its window from the history.
+	StatusReconnect websocket.StatusCode = 4012
 )
 
 const (

@@ -14,7 +14,7 @@ import (
 	"github.com/forgetmenot/forgetmenot/channels/email/emailtest"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testkit"
-	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/redis/go-redis/v9"
 )
 
 const shadow = `document.querySelector('#forgetmenot-chat').shadowRoot`
@@ -66,7 +66,8 @@ func timelineHas(r *running, id, typ string, details map[string]string) bool {
 func TestChatWidgetInRealChromium(t *testing.T) {
 	browser := chromiumPath(t)
 	smtpSrv := emailtest.StartSMTP(t, nil)
-	r := start(t, testredis.URL(t), withChat, func(c *configs.Config) {
+	redisURL := ownRedis(t) // one subtest cuts the pub/sub connections
+	r := start(t, redisURL, withChat, func(c *configs.Config) {
 		c.SMTPHost, c.SMTPPort, c.SMTPTLS = smtpSrv.Host, smtpSrv.Port, "none"
 		c.SMTPFrom = "Klantenservice <support@winkel.example>"
 		c.EmailTemplates = "../../configs/email-templates"
@@ -92,6 +93,7 @@ func TestChatWidgetInRealChromium(t *testing.T) {
 
 	t.Run("answered live and remembered after a reload", func(t *testing.T) { chatAnsweredLive(t, tab(t), r) })
 	t.Run("Dutch page, badge, title, seen receipt, unseen reply e-mailed", func(t *testing.T) { chatUnreadSeenAndEmailed(t, tab(t), r, smtpSrv) })
+	t.Run("a reply given while live lines were interrupted still shows", func(t *testing.T) { chatLiveInterrupted(t, tab(t), r, redisURL) })
 	t.Run("a page not allowed to embed the chat is told so", func(t *testing.T) { chatRefusedOrigin(t, tab(t), r) })
 	t.Run("fits a 375 px phone", func(t *testing.T) { chatAt375px(t, tab(t), r) })
 }
@@ -151,6 +153,41 @@ func chatAnsweredLive(t *testing.T, ctx context.Context, r *running) {
 	want := []string{"line visitor: My new <i>lamp</i> flickers & buzzes.", "line system: " + system, "line staff: " + answer}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after reload:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// chatLiveInterrupted: the replica's live subscription is cut (as when
+// Redis restarts); a reply given right after it must still appear in the
+// open window, without the visitor reloading the page.
+func chatLiveInterrupted(t *testing.T, ctx context.Context, r *running, redisURL string) {
+	if err := chromedp.Do(ctx,
+		fresh(r.base, "/chat/demo"),
+		widgetReady,
+		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('textarea')`), "The blender lid does not fit."),
+		chromedp.Click(chromedp.JSPath(shadow+`.querySelector('form.send button')`)),
+	); err != nil {
+		t.Fatalf("opening the demo and sending: %v\nlog:\n%s", err, r.log)
+	}
+	system, err := chromedp.Run(ctx, chromedp.Poll[string](lineTexts("system")+` || false`))
+	if err != nil {
+		t.Fatalf("waiting for the assignment line: %v\nlog:\n%s", err, r.log)
+	}
+	id := regexp.MustCompile(`C-\d+`).FindString(system)
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(opt)
+	defer admin.Close()
+	if err := admin.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Err(); err != nil {
+		t.Fatal(err)
+	}
+	const answer = "A lid that fits is in the post."
+	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": answer}, ""); code != 200 {
+		t.Fatalf("reply: %d %v", code, res)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const h = document.querySelector('#forgetmenot-chat'); return !!h && h.shadowRoot.querySelector('.status').textContent === '' && Array.from(h.shadowRoot.querySelectorAll('.line.staff .text')).some(e => e.textContent === `+"`"+answer+"`"+`) })()`)); err != nil {
+		t.Fatalf("waiting for the reply given after the interruption: %v\nlog:\n%s", err, r.log)
 	}
 }
 

@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/forgetmenot/forgetmenot/channels/chat"
 	"github.com/forgetmenot/forgetmenot/configs"
 	"github.com/forgetmenot/forgetmenot/internal/testredis"
+	"github.com/redis/go-redis/v9"
 )
 
 func withChat(c *configs.Config) {
@@ -165,4 +167,74 @@ func chromiumPath(t *testing.T) string {
 	}
 	t.Skip("chromium is not installed; set CI=1 to make this a failure")
 	return ""
+}
+
+// What must hold: when the replica's live subscription is lost and
+// re-established (here its connection is killed, as a Redis restart or an
+// unanswered health check does), lines said in the meantime never reached
+// this replica's sockets; each open chat window is told to reconnect
+// (close code 4012) and gets the whole conversation from the history,
+// including a reply given after the interruption.
+func TestChatWindowsReconnectWhenLiveLinesWereInterrupted(t *testing.T) {
+	url := ownRedis(t)
+	r := start(t, url, withChat)
+	ws := dialChat(t, r)
+	ws.send(map[string]any{"type": "hello"})
+	token := ws.read()["token"].(string)
+	ws.send(map[string]any{"type": "message", "id": "m1", "text": "My order arrived without the charger."})
+	id := r.routed(ws.readType("ack")["message_id"].(string), "")["complaint_id"].(string)
+
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin := redis.NewClient(opt)
+	defer admin.Close()
+	if n, err := admin.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result(); err != nil || n == 0 {
+		t.Fatalf("killing the live subscription: %d %v", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	for {
+		_, _, err := ws.c.Read(ctx)
+		if err == nil {
+			continue // lines said before the interruption
+		}
+		if got := websocket.CloseStatus(err); got != chat.StatusReconnect {
+			t.Fatalf("the window's socket ended with %v (status %d), want close %d to reconnect", err, got, chat.StatusReconnect)
+		}
+		break
+	}
+	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": "A charger is on its way."}, ""); code != 200 {
+		t.Fatalf("reply: %d %v", code, res)
+	}
+	again := dialChat(t, r)
+	again.send(map[string]any{"type": "hello", "token": token})
+	for _, h := range again.readType("welcome")["history"].([]any) {
+		if h.(map[string]any)["text"] == "A charger is on its way." {
+			return
+		}
+	}
+	// The reply may be stored a moment after the welcome: then it comes
+	// live (read fails the test after 15 s without it).
+	for {
+		if l, ok := again.read()["line"].(map[string]any); ok && l["text"] == "A charger is on its way." {
+			return
+		}
+	}
+}
+
+// ownRedis starts a redis-server for this test alone: a test that cuts
+// pub/sub connections must not cut those of tests sharing a server.
+func ownRedis(t *testing.T) string {
+	t.Helper()
+	srv, err := testredis.StartServer(t.TempDir())
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("no redis-server for this test:", err)
+		}
+		t.Skip("no redis-server for this test:", err)
+	}
+	t.Cleanup(srv.Cleanup)
+	return srv.URL()
 }

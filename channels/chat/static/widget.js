@@ -308,6 +308,10 @@
       clearInterval(pinger);
       if (ev.code === 4000) { paused = true; setStatus(T("paused")); return; } // idle: back when the visitor is
       if (ev.code === 4029) { setStatus(T("busy")); timer = setTimeout(connect, 60000); return; }
+      // Live lines were interrupted on the server: reconnect now (spread
+      // over a second, as every window of that replica does the same) and
+      // rebuild from the history.
+      if (ev.code === 4012) { retry = 0; timer = setTimeout(connect, 200 + Math.round(Math.random() * 800)); return; }
       if (ev.code === 1008 && ev.reason) showError(ev.reason);
       if (!welcomed) { diagnose(); return; }
       schedule();
