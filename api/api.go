@@ -202,7 +202,7 @@ func (a Access) Require(h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !a.Allows(r) {
-			httpx.WriteError(w, http.StatusForbidden, "no API token is configured, so the API answers callers on this host only (a request relayed by a proxy is not local unless FORGETMENOT_TRUSTED_PROXIES names the proxy); set FORGETMENOT_API_TOKEN", "")
+			httpx.WriteError(w, http.StatusForbidden, "no API token is configured, so the API answers callers on this host only, addressed as localhost and not sent by a web page of another site (a request relayed by a proxy is not local unless FORGETMENOT_TRUSTED_PROXIES names the proxy); set FORGETMENOT_API_TOKEN", "")
 			return
 		}
 		h.ServeHTTP(w, r)
@@ -226,8 +226,9 @@ func requireBearer(token, realm string, h http.Handler) http.Handler {
 }
 
 func bearerMatches(r *http.Request, token string) bool {
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+	scheme, got, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	// The scheme is case-insensitive (RFC 7235): "bearer" is "Bearer".
+	return ok && strings.EqualFold(scheme, "Bearer") && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
 }
 
 // ready answers the readiness probe: 200 while Redis answers, else 503, for

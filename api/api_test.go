@@ -20,23 +20,36 @@ func handler(t *testing.T, token string) http.Handler {
 func TestAccessControl(t *testing.T) {
 	tests := []struct {
 		name, token, remote, auth string
+		headers                   map[string]string
 		want                      int
 	}{
-		{"no token, loopback", "", "127.0.0.1:5000", "", 200},
-		{"no token, IPv6 loopback", "", "[::1]:5000", "", 200},
-		{"no token, remote", "", "198.51.100.4:5000", "", 403},
-		{"token, none sent", "tok-123", "127.0.0.1:5000", "", 401},
-		{"token, wrong one", "tok-123", "198.51.100.4:5000", "Bearer tok-124", 401},
-		{"token, not bearer", "tok-123", "198.51.100.4:5000", "Basic dG9rLTEyMw==", 401},
-		{"token, right one", "tok-123", "198.51.100.4:5000", "Bearer tok-123", 200},
+		{"no token, loopback", "", "127.0.0.1:5000", "", nil, 200},
+		{"no token, IPv6 loopback", "", "[::1]:5000", "", nil, 200},
+		{"no token, remote", "", "198.51.100.4:5000", "", nil, 403},
+		{"no token, loopback, sent by a page of another site", "", "127.0.0.1:5000", "", map[string]string{"Origin": "http://evil.example"}, 403},
+		{"no token, loopback, addressed to another name (DNS rebinding)", "", "127.0.0.1:5000", "", map[string]string{"Host": "evil.example:8080"}, 403},
+		{"token, none sent", "tok-123", "127.0.0.1:5000", "", nil, 401},
+		{"token, wrong one", "tok-123", "198.51.100.4:5000", "Bearer tok-124", nil, 401},
+		{"token, not bearer", "tok-123", "198.51.100.4:5000", "Basic dG9rLTEyMw==", nil, 401},
+		{"token, right one", "tok-123", "198.51.100.4:5000", "Bearer tok-123", nil, 200},
+		{"token, scheme in other case (RFC 7235)", "tok-123", "198.51.100.4:5000", "bearer tok-123", nil, 200},
+		{"token, prefix of the right one", "tok-123", "198.51.100.4:5000", "Bearer tok-12", nil, 401},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := handler(t, tc.token)
 			req := httptest.NewRequest("GET", "/v1/owners", nil)
+			req.Host = "localhost:8080"
 			req.RemoteAddr = tc.remote
 			if tc.auth != "" {
 				req.Header.Set("Authorization", tc.auth)
+			}
+			for k, v := range tc.headers {
+				if k == "Host" {
+					req.Host = v
+					continue
+				}
+				req.Header.Set(k, v)
 			}
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)

@@ -88,7 +88,7 @@ func warnExposure(log *slog.Logger, cfg configs.Config, addr string) {
 		log.Warn("OPEN API: "+configs.Var("INSECURE_OPEN_API")+"=true and no "+configs.Var("API_TOKEN")+", so anyone who reaches this address can read and change every complaint",
 			"http", addr)
 	case cfg.APIToken == "":
-		log.Info("no API token: the management API answers callers on this host only", "trusted_proxies", len(cfg.TrustedProxies))
+		log.Info("no API token: the management API answers callers on this host only; a reverse proxy on this host that forwards without X-Forwarded-For, Forwarded or X-Real-IP cannot be told from a local caller, so set "+configs.Var("API_TOKEN")+" when one runs here", "trusted_proxies", len(cfg.TrustedProxies))
 	}
 	switch {
 	case len(cfg.WebhookSecret) > 0 && cfg.InsecureOpenWebhook:

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -51,19 +52,25 @@ func (t TrustedProxies) Contains(a netip.Addr) bool {
 // Client is who really sent a request, as far as can be proven.
 type Client struct {
 	// Addr is the client's address: the TCP peer, or, when the peer is a
-	// trusted proxy, the rightmost X-Forwarded-For hop that is not one.
-	// Invalid when a trusted proxy forwarded something unreadable.
+	// trusted proxy, the client it names (the rightmost X-Forwarded-For or
+	// Forwarded hop that is not a trusted proxy, else X-Real-IP). Invalid
+	// when a trusted proxy forwarded something unreadable.
 	Addr netip.Addr
 	// RelayedByStranger: the request carries forwarding headers although
 	// its peer is not a trusted proxy. Either an unknown proxy relayed it
 	// (nginx on this host without FORGETMENOT_TRUSTED_PROXIES), or the caller
 	// made them up; either way it is not a local caller.
 	RelayedByStranger bool
+	// NamedElsewhere: a trusted proxy's headers disagree, and one of them
+	// names a client on another host. A proxy sets some headers and passes
+	// others on as the caller wrote them, and which is which cannot be told
+	// here; so the caller is not local when any of them says so.
+	NamedElsewhere bool
 }
 
 // IsLoopback reports whether the client is on this host.
 func (c Client) IsLoopback() bool {
-	return c.Addr.IsValid() && c.Addr.IsLoopback() && !c.RelayedByStranger
+	return c.Addr.IsValid() && c.Addr.IsLoopback() && !c.RelayedByStranger && !c.NamedElsewhere
 }
 
 // String is the client address for logs and per-address limits.
@@ -99,10 +106,56 @@ func ClientOf(r *http.Request) Client {
 // proxy forwarded something unreadable): for logs and per-address limits.
 func ClientIP(r *http.Request) string { return ClientOf(r).String() }
 
-// IsLoopback reports whether the request's real client is on this host: the
-// TCP peer when it is not a trusted proxy (and sent no forwarding headers),
-// else the client the trusted proxies name.
-func IsLoopback(r *http.Request) bool { return ClientOf(r).IsLoopback() }
+// IsLoopback reports whether the request comes from this host and is meant
+// for it, which is what a surface without a secret admits:
+//   - its real client is on this host (the TCP peer when it is not a
+//     trusted proxy and sent no forwarding headers, else the client the
+//     trusted proxies name);
+//   - it names this host: Host is localhost or a loopback address (a page
+//     whose own name was made to resolve to 127.0.0.1, DNS rebinding,
+//     names itself);
+//   - no web page of another origin sent it: a browser on this host marks
+//     such a request with Origin and Sec-Fetch-Site, and without a token a
+//     page could otherwise post replies, reassign or erase.
+func IsLoopback(r *http.Request) bool {
+	return ClientOf(r).IsLoopback() && localHost(r.Host) && !fromAnotherOrigin(r)
+}
+
+// localHost reports whether host (as in a Host header, with or without a
+// port) names this machine's loopback. No Host at all (HTTP/1.0) names no
+// other machine either.
+func localHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.ToLower(strings.Trim(host, "[]"))
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// fromAnotherOrigin reports whether a browser sent r from a page that is
+// not on this host's loopback.
+func fromAnotherOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	origin, ok := r.Header["Origin"]
+	if !ok {
+		return false
+	}
+	if len(origin) != 1 {
+		return true
+	}
+	u, err := url.Parse(origin[0])
+	return err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !localHost(u.Host)
+}
 
 // forwardingHeaders are the headers by which proxies name the client.
 var forwardingHeaders = []string{"X-Forwarded-For", "Forwarded", "X-Real-Ip"}
@@ -118,26 +171,82 @@ func resolve(r *http.Request, proxies TrustedProxies) Client {
 		}
 		return c
 	}
-	// Each proxy appends the address it was called from, so the list is read
-	// from the right: entries written by trusted proxies are true; the first
-	// one that is not a trusted proxy is the client. Whatever lies left of
-	// it was written by the client and proves nothing.
-	var hops []string
-	for _, v := range r.Header.Values("X-Forwarded-For") {
-		hops = append(hops, strings.Split(v, ",")...)
+	// Every header a trusted proxy may name the client by is read: nginx's
+	// common configurations set X-Real-IP, or append to X-Forwarded-For,
+	// and pass the other headers on as the caller wrote them.
+	var named []netip.Addr
+	for _, h := range forwardingHeaders {
+		values, ok := r.Header[h]
+		if !ok {
+			continue
+		}
+		var hops []string
+		switch h {
+		case "Forwarded":
+			for _, v := range values {
+				hops = append(hops, forwardedFor(v)...)
+			}
+		case "X-Real-Ip":
+			hops = values[len(values)-1:]
+		default:
+			for _, v := range values {
+				hops = append(hops, strings.Split(v, ",")...)
+			}
+		}
+		client, ok := nameFromHops(hops, peer, proxies)
+		if !ok {
+			return Client{} // a trusted proxy forwarded garbage: nobody known
+		}
+		named = append(named, client)
 	}
-	client := peer
+	if len(named) == 0 {
+		return Client{Addr: peer}
+	}
+	c := Client{Addr: named[0]}
+	for _, a := range named[1:] {
+		if a != c.Addr && !a.IsLoopback() {
+			c.NamedElsewhere = true
+		}
+	}
+	return c
+}
+
+// nameFromHops reads a list of hops from the right, as each proxy appends
+// the address it was called from: entries written by trusted proxies are
+// true; the first one that is not a trusted proxy is the client. Whatever
+// lies left of it was written by the client and proves nothing. ok is false
+// when a hop is unreadable.
+func nameFromHops(hops []string, peer netip.Addr, proxies TrustedProxies) (client netip.Addr, ok bool) {
+	client = peer
 	for i := len(hops) - 1; i >= 0; i-- {
 		a := parseHop(hops[i])
 		if !a.IsValid() {
-			return Client{} // a trusted proxy forwarded garbage: nobody known
+			return netip.Addr{}, false
 		}
 		client = a
 		if !proxies.Contains(a) {
 			break
 		}
 	}
-	return Client{Addr: client}
+	return client, true
+}
+
+// forwardedFor returns the for= values of a Forwarded header (RFC 7239:
+// `for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"`), in order. An
+// element without one is named by an empty hop, which reads as unknown.
+func forwardedFor(v string) []string {
+	var out []string
+	for _, element := range strings.Split(v, ",") {
+		hop := ""
+		for _, pair := range strings.Split(element, ";") {
+			k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
+			if ok && strings.EqualFold(k, "for") {
+				hop = strings.Trim(strings.TrimSpace(val), `"`)
+			}
+		}
+		out = append(out, hop)
+	}
+	return out
 }
 
 // parseHop reads "203.0.113.7", "203.0.113.7:4711", "[2001:db8::1]:4711" or

@@ -48,6 +48,21 @@ func TestRealClientBelievesOnlyTrustedProxies(t *testing.T) {
 			map[string][]string{"X-Forwarded-For": {"[2001:db8::7]:4711"}}, "2001:db8::7", false},
 		{"IPv4-mapped peer matches an IPv4 proxy", []string{"10.0.0.0/8"}, "[::ffff:10.0.0.1]:5000",
 			map[string][]string{"X-Forwarded-For": {"::ffff:198.51.100.8"}}, "198.51.100.8", false},
+		// nginx's other common ways to name the client.
+		{"declared proxy names the caller by X-Real-IP", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Real-Ip": {"203.0.113.9"}}, "203.0.113.9", false},
+		{"declared proxy names the caller by Forwarded", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"Forwarded": {"for=203.0.113.9;proto=https"}}, "203.0.113.9", false},
+		{"Forwarded: quoted IPv6 with a port, the caller's own element ignored", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"Forwarded": {`for=127.0.0.1, for="[2001:db8::17]:4711"`}}, "2001:db8::17", false},
+		{"Forwarded: an obfuscated client names nobody", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"Forwarded": {"for=_hidden"}}, "unknown", false},
+		{"the caller's X-Forwarded-For says local, the proxy's X-Real-IP says not", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}, "X-Real-Ip": {"203.0.113.9"}}, "127.0.0.1", false},
+		{"the caller's Forwarded says local, the proxy's X-Forwarded-For says not", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}, "Forwarded": {"for=127.0.0.1"}}, "203.0.113.9", false},
+		{"every header names a local caller", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}, "X-Real-Ip": {"::1"}}, "127.0.0.1", true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +78,7 @@ func TestRealClientBelievesOnlyTrustedProxies(t *testing.T) {
 				}
 			}))
 			req := httptest.NewRequest("GET", "/", nil)
+			req.Host = "127.0.0.1:8080"
 			req.RemoteAddr = tc.peer
 			for k, vs := range tc.headers {
 				req.Header[k] = vs
@@ -77,6 +93,7 @@ func TestRealClientBelievesOnlyTrustedProxies(t *testing.T) {
 
 func TestClientOfWithoutMiddlewareTrustsNoProxy(t *testing.T) {
 	req := httptest.NewRequest("GET", "/", nil)
+	req.Host = "localhost:8080"
 	req.RemoteAddr = "127.0.0.1:5000"
 	req.Header.Set("X-Forwarded-For", "203.0.113.9")
 	if httpx.IsLoopback(req) {
@@ -96,5 +113,45 @@ func TestParseTrustedProxiesNamesTheBadEntry(t *testing.T) {
 		if err == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// TestLoopbackIsNotAWebPageOfAnotherOriginNorAnotherName: without a token, a
+// surface admits requests from this host. A browser on this host is on this
+// host too: a page of another origin (a cross-site form or fetch), or a
+// page whose own name was made to resolve to 127.0.0.1 (DNS rebinding),
+// must not be admitted.
+func TestLoopbackIsNotAWebPageOfAnotherOriginNorAnotherName(t *testing.T) {
+	tests := []struct {
+		name    string
+		host    string
+		headers map[string]string
+		local   bool
+	}{
+		{"curl on this host", "127.0.0.1:8080", nil, true},
+		{"the CLI by name", "localhost:8080", nil, true},
+		{"IPv6 loopback", "[::1]:8080", nil, true},
+		{"no Host (HTTP/1.0)", "", nil, true},
+		{"a page of the daemon itself", "127.0.0.1:8080", map[string]string{"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-origin"}, true},
+		{"typed into the address bar", "localhost:8080", map[string]string{"Sec-Fetch-Site": "none"}, true},
+		{"DNS rebinding: another name that resolves here", "evil.example:8080", nil, false},
+		{"the machine's public name", "support.example.com", nil, false},
+		{"a cross-site form (text/plain POST)", "127.0.0.1:8080", map[string]string{"Origin": "http://evil.example"}, false},
+		{"a cross-site fetch marked by the browser", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
+		{"a sandboxed page", "127.0.0.1:8080", map[string]string{"Origin": "null"}, false},
+		{"another port's page on this host is another origin but this host", "127.0.0.1:8080", map[string]string{"Origin": "http://localhost:3000"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("POST", "/v1/complaints/C-1/reply", nil)
+			req.Host = tc.host
+			req.RemoteAddr = "127.0.0.1:5000"
+			for k, v := range tc.headers {
+				req.Header.Set(k, v)
+			}
+			if got := httpx.IsLoopback(req); got != tc.local {
+				t.Fatalf("admitted as local: %v, want %v", got, tc.local)
+			}
+		})
 	}
 }
