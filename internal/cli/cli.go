@@ -574,7 +574,7 @@ func (o *output) print(v any, text func(io.Writer)) error {
 		enc.SetEscapeHTML(false)
 		return enc.Encode(v)
 	}
-	text(o.w)
+	text(&terminalSafe{w: o.w})
 	return nil
 }
 
@@ -595,13 +595,13 @@ func printComplaints(w io.Writer, cs []router.Complaint) {
 func printComplaint(w io.Writer, d api.ComplaintDetail) {
 	c := d.Complaint
 	fmt.Fprintf(w, "%s  %s  owner %s (team %s)\n", c.ID, strings.ToUpper(string(c.Status)), c.Owner, c.Team)
-	fmt.Fprintf(w, "Customer:  %s\n", c.Customer.Label())
+	fmt.Fprintf(w, "Customer:  %s\n", oneLine(c.Customer.Label()))
 	fmt.Fprintf(w, "Channel:   %s\n", c.Channel)
 	if c.Subject != "" {
-		fmt.Fprintf(w, "Subject:   %s\n", c.Subject)
+		fmt.Fprintf(w, "Subject:   %s\n", oneLine(c.Subject))
 	}
 	fmt.Fprintf(w, "Opened:    %s\n", stampSeconds(c.CreatedAt))
-	fmt.Fprintf(w, "Routing:   %s\n", c.RoutingReason)
+	fmt.Fprintf(w, "Routing:   %s\n", oneLine(c.RoutingReason))
 	if c.FollowUpOf != "" {
 		fmt.Fprintf(w, "Follows:   %s\n", c.FollowUpOf)
 	}
@@ -622,16 +622,16 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 			fmt.Fprintf(w, "Resolve by: %s\n", stamp(c.ResolveBy))
 		}
 		if !c.PromisedBy.IsZero() {
-			fmt.Fprintf(w, "Promised:  by %s — %s\n", stamp(c.PromisedBy), c.PromiseNote)
+			fmt.Fprintf(w, "Promised:  by %s — %s\n", stamp(c.PromisedBy), oneLine(c.PromiseNote))
 		}
 		if !c.WaitingSince.IsZero() {
 			fmt.Fprintf(w, "Waiting on the customer since %s\n", stamp(c.WaitingSince))
 		}
 	}
 	if c.Status == router.StatusClosed {
-		fmt.Fprintf(w, "Closed:    %s — %s", stampSeconds(c.ClosedAt), c.Resolution)
+		fmt.Fprintf(w, "Closed:    %s — %s", stampSeconds(c.ClosedAt), oneLine(c.Resolution))
 		if c.Category != "" {
-			fmt.Fprintf(w, " [%s]", c.Category)
+			fmt.Fprintf(w, " [%s]", oneLine(c.Category))
 		}
 		fmt.Fprintln(w)
 	}
@@ -641,15 +641,15 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 		switch {
 		case e.Message != nil:
 			m := e.Message
-			fmt.Fprintf(w, "  %s  message from %s via %s\n", at, m.Customer.Label(), m.Channel)
+			fmt.Fprintf(w, "  %s  message from %s via %s\n", at, oneLine(m.Customer.Label()), m.Channel)
 			if m.Subject != "" {
-				fmt.Fprintf(w, "      Subject: %s\n", m.Subject)
+				fmt.Fprintf(w, "      Subject: %s\n", oneLine(m.Subject))
 			}
 			for _, line := range strings.Split(strings.TrimSpace(m.Body), "\n") {
 				fmt.Fprintf(w, "      %s\n", line)
 			}
 		case e.Event != nil:
-			fmt.Fprintf(w, "  %s  %s\n", at, eventLine(e.Event))
+			fmt.Fprintf(w, "  %s  %s\n", at, oneLine(eventLine(e.Event)))
 			ev := e.Event
 			for _, l := range strings.Split(ev.Text, "\n") {
 				if ev.Text != "" {
@@ -746,7 +746,7 @@ func printDeadLetters(w io.Writer, res api.DeadLetterList) {
 }
 
 func clip(s string, n int) string {
-	r := []rune(strings.ReplaceAll(s, "\n", " "))
+	r := []rune(oneLine(s))
 	if len(r) <= n {
 		return string(r)
 	}

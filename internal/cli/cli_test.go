@@ -240,3 +240,46 @@ func TestMergeFromTheCommandLine(t *testing.T) {
 		t.Errorf("show of the survivor:\n%s", out)
 	}
 }
+
+// What must hold: nothing anyone wrote can drive the terminal the CLI prints
+// to. A reassignment reason (staff input through the API) with an escape
+// sequence, a bell, a carriage return, a right-to-left override and a line
+// break shows as visible escapes on the line it belongs to: no raw control
+// or bidi character reaches the output, and no line of it starts with what
+// the reason made up.
+func TestCLIOutputCannotDriveTheTerminal(t *testing.T) {
+	base := startDaemon(t)
+	id := ingest(t, base, `{"source_id":"cli-esc","customer":{"name":"Eve","email":"eve@example.com"},"subject":"Order","body":"Where is it?"}`)
+	_, out, _ := run("complaints", "show", id, "--json")
+	var detail struct {
+		Complaint struct{ Owner string } `json:"complaint"`
+	}
+	_ = json.Unmarshal([]byte(out), &detail)
+	to := "bas"
+	if detail.Complaint.Owner == "bas" {
+		to = "anna"
+	}
+	reason := "because\x1b[2J\x1b]0;TITLE\x07\r\u202eevil\nC-1052  CLOSED"
+	if code, out, errOut := run("complaints", "reassign", id, "--to", to, "--reason", reason); code != 0 {
+		t.Fatalf("reassign: %d %s %s", code, out, errOut)
+	}
+	for _, args := range [][]string{{"complaints", "show", id}, {"complaints", "list"}} {
+		code, out, errOut := run(args...)
+		if code != 0 {
+			t.Fatalf("%v: %d %s", args, code, errOut)
+		}
+		for _, bad := range []string{"\x1b", "\x07", "\r", "\u202e"} {
+			if strings.Contains(out, bad) {
+				t.Errorf("%v prints a raw %q:\n%s", args, bad, out)
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if strings.HasPrefix(line, "C-1052") {
+				t.Errorf("%v prints a line the reason made up: %q", args, line)
+			}
+		}
+		if args[1] == "show" && !strings.Contains(out, `because\x1b[2J\x1b]0;TITLE\x07 \u202eevil C-1052 CLOSED`) {
+			t.Errorf("show does not print the reason with visible escapes on its line:\n%s", out)
+		}
+	}
+}

@@ -145,4 +145,7 @@ func printEmailCheck(w io.Writer, res EmailCheck) {
 	}
 }
 
+// oneLine keeps a value that is printed on one line there (a server's
+// answer, a reason, a name, a subject): a line break in it would start a
+// line of its own, which could pass for one the CLI wrote.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }

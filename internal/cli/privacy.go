@@ -28,7 +28,7 @@ func init() {
 						return err
 					}
 					if *format == "text" && !out.json {
-						return ex.WriteText(out.w)
+						return ex.WriteText(&terminalSafe{w: out.w})
 					}
 					return (&output{w: out.w, json: true}).print(ex, nil)
 				}

@@ -5,6 +5,7 @@ package mailaddr
 import (
 	"net/mail"
 	"strings"
+	"unicode"
 )
 
 // Valid reports whether s is a bare e-mail address: parseable, and nothing
@@ -21,7 +22,18 @@ func Valid(s string) bool {
 		return false
 	}
 	at := strings.LastIndexByte(s, '@')
-	return at > 0 && at <= maxLocalLen
+	if at <= 0 || at > maxLocalLen {
+		return false
+	}
+	// Internationalised addresses carry letters of any script, never
+	// controls or invisible formatting (a right-to-left override shows the
+	// address as another one).
+	for _, r := range s {
+		if unicode.Is(unicode.Cc, r) || unicode.Is(unicode.Cf, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // MaxLen is the longest address SMTP can carry.

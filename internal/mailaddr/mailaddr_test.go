@@ -29,6 +29,14 @@ func TestValid(t *testing.T) {
 		{"jan@" + strings.Repeat("a", 240) + ".nl", true},
 		{"jan@" + strings.Repeat("a", 248) + ".nl", false},
 		{"jan@" + strings.Repeat("sub.", 225000) + "nl", false},
+		// Any script, but no invisible formatting: U+202E would show the
+		// address as another one.
+		{"jörg@bücher.example", true},
+		{"用户@例子.广告", true},
+		{"eve\u202e@x.example", false},
+		{"eve@x\u200f.example", false},
+		{"eve\u2066@x.example", false},
+		{"eve@x.example\ufeff", false},
 	} {
 		if got := mailaddr.Valid(tc.in); got != tc.want {
 			t.Errorf("Valid(%q) = %v, want %v", tc.in, got, tc.want)
