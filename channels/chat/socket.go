@@ -193,14 +193,22 @@ func (s *Server) serve(ctx context.Context, c *client) (websocket.StatusCode, st
 		_ = c.raw.SetReadDeadline(time.Time{}) // the idle timer watches from here
 	}
 	token := hello.Token
-	if !tokenPattern.MatchString(token) {
+	if !tokenPattern.MatchString(token) || !s.knownSession(ctx, SessionID(token)) {
+		// A new chat: no token, or one that leads to no conversation (a
+		// made-up token is well-formed too; counting only missing tokens
+		// let anyone open chats without limit).
 		n, err := s.cfg.State.CountWithin(ctx, "rate:sessions:"+c.ip, time.Minute)
 		if err == nil && n > int64(s.cfg.SessionsPerIPPerMinute) {
 			s.metrics.refused.WithLabelValues("session_rate").Inc()
 			c.closeWith(StatusTooManySessions, "session_rate", fmt.Sprintf("too many new chats from your network address (at most %d a minute); try again in a minute", s.cfg.SessionsPerIPPerMinute))
 			return 0, ""
 		}
-		token = newToken()
+		if !tokenPattern.MatchString(token) {
+			token = newToken()
+		}
+		if err := s.cfg.State.Set(ctx, knownKey(SessionID(token)), "1", knownSessionTTL); err != nil {
+			s.log.Warn("chat: could not remember a new session; its next visit counts as a new chat", "err", err)
+		}
 	}
 	c.session = SessionID(token)
 	c.lang = ""
@@ -255,6 +263,28 @@ func (s *Server) serve(ctx context.Context, c *client) (websocket.StatusCode, st
 			c.send(outFrame{Type: "error", Code: "bad_frame", Error: fmt.Sprintf("unknown frame type %q", f.Type)})
 		}
 	}
+}
+
+// knownSessionTTL is how long a session this server admitted is known
+// without a conversation (a visitor who opened the chat and said nothing
+// yet); one with a conversation is known by it.
+const knownSessionTTL = 30 * 24 * time.Hour
+
+func knownKey(session string) string { return "known:" + session }
+
+// knownSession reports whether session is a returning visitor's: one this
+// server admitted before, or one that led to a conversation. A made-up
+// token is neither. When that cannot be read, the session counts as new
+// (the limit on new chats errs on the side of holding).
+func (s *Server) knownSession(ctx context.Context, session string) bool {
+	if _, ok, err := s.cfg.State.Get(ctx, knownKey(session)); err == nil && ok {
+		return true
+	}
+	if s.cfg.History == nil {
+		return false
+	}
+	convs, err := s.cfg.History.Conversations(ctx, ThreadKey(session))
+	return err == nil && len(convs) > 0
 }
 
 // seen records the staff lines the widget reports on screen. Only lines this

@@ -139,6 +139,17 @@ func TestNewSessionsPerAddressAreLimitedButReturningVisitorsAreNot(t *testing.T)
 	if _, w := f.open(token); w["token"] != token {
 		t.Fatalf("a returning visitor must still get in: %v", w)
 	}
+	// A made-up token is well-formed, but no visitor of ours holds it: it
+	// counts as a new chat, or anyone could open chats without limit.
+	madeUp, _, err := f.dial(f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	madeUp.send(map[string]any{"type": "hello", "token": strings.Repeat("A", 43)})
+	_, _, err = madeUp.c.Read(ctx)
+	if !errors.As(err, &ce) || ce.Code != chat.StatusTooManySessions {
+		t.Fatalf("a new session with a made-up token: %v, want close %d", err, chat.StatusTooManySessions)
+	}
 }
 
 func TestConnectionCapsRefuseBeforeTheUpgradeAndStatusSaysWhy(t *testing.T) {
