@@ -618,6 +618,9 @@ func (c *Consumer) process(ctx context.Context, m redis.XMessage, deliveries int
 		return c.deadLetter(work, d, fmt.Errorf("gave up after %d deliveries that never finished (crash or timeout)", d.Attempt))
 	}
 	hctx, cancel := context.WithTimeout(work, c.cfg.ReclaimIdle/2)
+	if d.Attempt+1 >= c.cfg.MaxAttempts {
+		hctx = router.WithLastAttempt(hctx)
+	}
 	// The entry stays in the stream until after the handler: its batch is
 	// acknowledged with the next read.
 	err := c.cfg.Handler(context.WithValue(hctx, deliveryKey{}, d), d)

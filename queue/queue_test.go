@@ -97,6 +97,11 @@ func TestPoisonMessageIsDeadLetteredAfterMaxAttemptsWhileOthersFlow(t *testing.T
 				if d.Attempt != attempts["poison"]-1 {
 					t.Errorf("delivery says attempt %d, handler saw %d before", d.Attempt, attempts["poison"]-1)
 				}
+				// The handler knows its last attempt: it must not leave a
+				// passing failure to a retry that never comes.
+				if last := router.LastAttempt(ctx); last != (attempts["poison"] == 3) {
+					t.Errorf("attempt %d of 3 marked as the last: %v", attempts["poison"], last)
+				}
 				return errors.New("cannot handle this one")
 			}
 			attempts["good"]++

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -175,4 +176,20 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 // RetryAfter wraps err with the earliest moment a retry makes sense.
 func RetryAfter(err error, after time.Duration) error {
 	return &RetryAfterError{Err: err, After: after}
+}
+
+type lastAttemptKey struct{}
+
+// WithLastAttempt marks ctx as the last attempt at a piece of work: no retry
+// follows a failure. A handler that would leave a passing failure to a retry
+// (Slack down for a while) must then do what it does when it fails for good
+// (try another route, raise the alarm), or the failure goes unnoticed.
+func WithLastAttempt(ctx context.Context) context.Context {
+	return context.WithValue(ctx, lastAttemptKey{}, true)
+}
+
+// LastAttempt reports whether ctx is the last attempt at its work.
+func LastAttempt(ctx context.Context) bool {
+	last, _ := ctx.Value(lastAttemptKey{}).(bool)
+	return last
 }

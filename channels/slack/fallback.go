@@ -44,7 +44,7 @@ func (s *Slack) reroute(ctx context.Context, n router.Notification, cause error)
 	if code == "" {
 		code = "refused"
 	}
-	s.log.Warn("slack refused a notification; trying the fallback routes", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "code", code, "err", cause)
+	s.log.Warn("slack did not take a notification; trying the fallback routes", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "code", code, "err", cause)
 	var failures []string
 	var retryable error
 	for _, r := range []struct {
@@ -76,9 +76,9 @@ func (s *Slack) reroute(ctx context.Context, n router.Notification, cause error)
 		}
 	}
 	all := fmt.Errorf("slack: no route reached %s for %s (%s)", n.Recipient, n.ID, strings.Join(failures, "; "))
-	if retryable != nil {
+	if retryable != nil && !router.LastAttempt(ctx) {
 		// A route may work on the next try (SMTP down a moment): the outbox
-		// retries, and dead-letters after its last attempt.
+		// retries; its last attempt raises the alarm below.
 		return fmt.Errorf("%w; retrying: %w", all, retryable)
 	}
 	s.alertUndelivered(n, all)

@@ -340,3 +340,93 @@ func TestRefusedTopUpdateDoesNotTellTwice(t *testing.T) {
 		}
 	}
 }
+
+// What must hold: Slack down for longer than the outbox's retries is no
+// reason for silence. Before the last attempt a passing failure is left to
+// a retry; on the last attempt the owner is told by another route (here
+// e-mail, with Slack down), and when no route works the alert is raised
+// and the error is final. A lead channel that fails does not keep the
+// owner from their DM, and a retry does not post the DM twice.
+func TestSlackDownOnTheLastAttemptStillReachesTheOwner(t *testing.T) {
+	m := &mailer{}
+	var mu sync.Mutex
+	var undelivered []string
+	f := newFixture(t, func(c *slack.Config) {
+		c.LeadChannel, c.Mailer, c.LinkBase = "CLEAD", m, "https://support.example.com"
+		c.OnUndelivered = func(k string) { mu.Lock(); undelivered = append(undelivered, k); mu.Unlock() }
+	})
+	f.ws.AddChannel("CLEAD")
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "down1", Customer: router.Customer{Name: "Olga", Email: "olga@example.com"}, Body: "My parcel never came."})
+	n := f.pending()[0]
+
+	f.ws.Fail("chat.postMessage", 1, 0, "internal_error")
+	if err := f.slack.Notify(f.ctx, n); err == nil || router.IsPermanent(err) {
+		t.Fatalf("Slack failing once before the last attempt: %v, want a retryable error", err)
+	}
+	if len(m.mails()) != 0 {
+		t.Fatalf("mailed %q before the last attempt", m.mails())
+	}
+	// Still down on the last attempt: every Slack route fails, e-mail works.
+	f.ws.Fail("chat.postMessage", 3, 0, "internal_error") // the top message, the plain DM, the ask in the lead channel
+	if err := f.slack.Notify(router.WithLastAttempt(f.ctx), n); err != nil {
+		t.Fatalf("last attempt with Slack down: %v, want the owner reached by e-mail", err)
+	}
+	o, _ := f.router.Directory().Owner(out.Owner)
+	if mails := m.mails(); len(mails) != 1 || !strings.HasPrefix(mails[0], o.Email+"|"+out.ComplaintID) {
+		t.Fatalf("mails %q, want one to the owner %s", mails, o.Email)
+	}
+	if _, tl := f.complaint(out.ComplaintID); fmt.Sprint(reroutes(tl)) != "[email]" {
+		t.Errorf("timeline routes %v, want email", reroutes(tl))
+	}
+
+	// No route works on the last attempt (SMTP down too): final, with the alarm.
+	out2 := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "down2", Customer: router.Customer{Name: "Piet", Email: "piet@example.com"}, Body: "Hello?"})
+	n2 := f.pending()[0]
+	m.err = errors.New("connection refused")
+	f.ws.Fail("chat.postMessage", 3, 0, "internal_error")
+	if err := f.slack.Notify(router.WithLastAttempt(f.ctx), n2); !router.IsPermanent(err) {
+		t.Fatalf("last attempt, no route works: %v, want a final error", err)
+	}
+	f.slack.Wait()
+	mu.Lock()
+	if len(undelivered) != 1 {
+		t.Errorf("undelivered alerts %v, want one for %s", undelivered, out2.ComplaintID)
+	}
+	mu.Unlock()
+	m.err = nil
+
+	// The lead channel fails (over capacity to report): the owner's DM
+	// still goes out; the retry posts the lead notice, not the DM again.
+	c, _ := f.complaint(out.ComplaintID)
+	over := router.Notification{ID: c.ID + ":over:" + c.Owner, Kind: router.NotifyAssigned, Recipient: c.Owner, At: time.Now(), Complaint: c,
+		Event: &router.Event{Type: router.EventAssigned, Actor: router.ActorRouter, Owner: c.Owner, Details: map[string]string{"over_capacity": "true"}}}
+	over.Complaint.Version += 10
+	user := f.slackUserOf(c.Owner)
+	dms := func() int {
+		k := 0
+		for _, p := range f.ws.Posts("chat.postMessage") {
+			if p.Channel == "D"+user {
+				k++
+			}
+		}
+		return k
+	}
+	before := dms()
+	f.ws.FailIn("chat.postMessage", "CLEAD", 1, "internal_error")
+	if err := f.slack.Notify(f.ctx, over); err == nil {
+		t.Fatal("lead channel failing: nil, want a retry for the lead notice")
+	}
+	if got := dms(); got != before+1 {
+		var chans []string
+		for _, p := range f.ws.Posts("chat.postMessage") {
+			chans = append(chans, p.Channel)
+		}
+		t.Fatalf("%d DMs to the owner, want %d: a failing lead channel must not hold up the owner (posts in %v, user %s)", got, before+1, chans, user)
+	}
+	if err := f.slack.Notify(f.ctx, over); err != nil {
+		t.Fatal(err)
+	}
+	if got, lead := dms(), f.leadPosts(); got != before+1 || len(lead) == 0 || !blocksContain(lead[len(lead)-1], "Over capacity") {
+		t.Errorf("after the retry: %d DMs (want %d), lead posts %d, want the over-capacity notice once", got, before+1, len(lead))
+	}
+}

@@ -43,18 +43,28 @@ func (s *Slack) Notify(ctx context.Context, n router.Notification) error {
 	if n.Kind == router.NotifyDigest {
 		return s.postDigest(ctx, n)
 	}
-	if err := s.notifyLead(ctx, n); err != nil {
-		return err
-	}
+	// The recipient first: a lead channel that fails must not keep the
+	// owner from their notification.
 	err := s.notifyRecipient(ctx, n)
-	if err != nil && router.IsPermanent(err) && !errors.Is(err, router.ErrNotFound) {
-		// Slack refused for good: the owner is told by another route.
+	if err != nil && (router.IsPermanent(err) || router.LastAttempt(ctx)) && !errors.Is(err, router.ErrNotFound) {
+		// Slack refused for good, or failed on the last attempt (down for
+		// longer than the retries last): the owner is told by another route.
 		err = s.reroute(ctx, n, err)
 	}
-	if err == nil {
-		s.homeChanged(n)
+	if err != nil {
+		return err
 	}
-	return err
+	s.homeChanged(n)
+	if err := s.notifyLead(ctx, n); err != nil {
+		if router.LastAttempt(ctx) {
+			s.log.Error("slack: the lead channel's notice was not posted; the recipient was notified", "notification", n.ID, "complaint", n.Complaint.ID, "err", err)
+			return nil
+		}
+		// Retried: what reached the recipient is not posted again (once
+		// per notification).
+		return err
+	}
+	return nil
 }
 
 func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) error {

@@ -266,7 +266,7 @@ func TestLeadChannel(t *testing.T) {
 		t.Errorf("lead's DM = %s", root.Blocks)
 	}
 	// A lead channel the app cannot post in does not hold up owners.
-	f.ws.Fail("chat.postMessage", 1, 0, "not_in_channel")
+	f.ws.FailIn("chat.postMessage", "CLEAD", 1, "not_in_channel")
 	esc.ID, esc.Complaint.Version = esc.ID+"-2", esc.Complaint.Version+5
 	if err := f.slack.Notify(context.Background(), esc); err != nil {
 		t.Fatalf("notify with a broken lead channel: %v", err)

@@ -65,6 +65,7 @@ type failure struct {
 	status     int
 	retryAfter int
 	code       string
+	channel    string // "": any call of the method
 }
 
 // Workspace is the fake Slack.
@@ -176,6 +177,16 @@ func (w *Workspace) Fail(method string, n int, retryAfter int, code string) {
 	}
 }
 
+// FailIn is Fail for the calls of method about one channel only (posts to
+// the lead channel, say, while DMs go through).
+func (w *Workspace) FailIn(method, channel string, n int, code string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for range n {
+		w.fail[method] = append(w.fail[method], failure{code: code, channel: channel})
+	}
+}
+
 // Delay makes every later call of method take d before it is answered (a
 // slow Slack); 0 ends it.
 func (w *Workspace) Delay(method string, d time.Duration) {
@@ -197,8 +208,13 @@ func (w *Workspace) handle(method string, f func(form url.Values, raw []byte) an
 		w.mu.Lock()
 		w.calls[method]++
 		var fl *failure
-		if q := w.fail[method]; len(q) > 0 {
-			fl, w.fail[method] = &q[0], q[1:]
+		q := w.fail[method]
+		for i := range q {
+			if q[i].channel == "" || q[i].channel == channelOf(form, raw) {
+				fl = &q[i]
+				w.fail[method] = append(q[:i:i], q[i+1:]...)
+				break
+			}
 		}
 		w.mu.Unlock()
 		rw.Header().Set("Content-Type", "application/json")
@@ -452,4 +468,16 @@ func Sign(secret string, body []byte, at time.Time) http.Header {
 func InteractionBody(payload any) []byte {
 	raw, _ := json.Marshal(payload)
 	return []byte(url.Values{"payload": {string(raw)}}.Encode())
+}
+
+// channelOf is the channel a call names, in its form or its JSON body.
+func channelOf(form url.Values, raw []byte) string {
+	if c := form.Get("channel"); c != "" {
+		return c
+	}
+	var body struct {
+		Channel string `json:"channel"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	return body.Channel
 }
