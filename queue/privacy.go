@@ -643,12 +643,32 @@ func (s *Store) eachEntry(ctx context.Context, stream string, fn func(redis.XMes
 // (channel, source id) of every inbound message it removed, whose dedup keys
 // name the customer too, and how many entries went.
 func (s *Store) PurgeStreams(ctx context.Context, p *PersonalData) (dedup [][2]string, n int, err error) {
+	return s.purge(ctx, p, true)
+}
+
+// PurgeOutgoing removes, like PurgeStreams, what is about to leave or has
+// failed to leave (outbox entries, their retries, and the dead letters that
+// came from the outbox), but nothing inbound: what retention removes with a
+// complaint closed long ago. A customer's new message that names that
+// complaint is theirs to have handled, not the old complaint's data.
+func (s *Store) PurgeOutgoing(ctx context.Context, p *PersonalData) (n int, err error) {
+	_, n, err = s.purge(ctx, p, false)
+	return n, err
+}
+
+func (s *Store) purge(ctx context.Context, p *PersonalData, inbound bool) (dedup [][2]string, n int, err error) {
 	k := s.keys
 	for _, st := range []struct{ stream, group string }{
 		{k.Inbound(), RouterGroup}, {k.Outbox(), DeliveryGroup}, {k.DeadLetters(), ""},
 	} {
+		if st.stream == k.Inbound() && !inbound {
+			continue
+		}
 		var ids []string
 		err := s.eachEntry(ctx, st.stream, func(m redis.XMessage) error {
+			if st.stream == k.DeadLetters() && !inbound && m.Values["stream"] != k.Outbox() {
+				return nil
+			}
 			raw, _ := json.Marshal(m.Values)
 			if !p.about(string(raw)) && !p.about(fmt.Sprint(m.Values[fieldData])) {
 				return nil
@@ -679,6 +699,9 @@ func (s *Store) PurgeStreams(ctx context.Context, p *PersonalData) (dedup [][2]s
 		}
 	}
 	for _, stream := range []string{k.Inbound(), k.Outbox()} {
+		if stream == k.Inbound() && !inbound {
+			continue
+		}
 		members, err := s.rdb.ZRange(ctx, k.Delayed(stream), 0, -1).Result()
 		if err != nil {
 			return dedup, n, fmt.Errorf("reading retries of %s: %w", stream, err)

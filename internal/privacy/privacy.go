@@ -41,6 +41,7 @@ type Store interface {
 	PendingMessages(ctx context.Context, match func(router.Message) bool) ([]router.Message, error)
 	ReplacePseudonymised(ctx context.Context, e queue.Pseudonymised) error
 	PurgeStreams(ctx context.Context, p *queue.PersonalData) (dedup [][2]string, n int, err error)
+	PurgeOutgoing(ctx context.Context, p *queue.PersonalData) (n int, err error)
 	DeleteDedup(ctx context.Context, pairs [][2]string) error
 	CleanState(ctx context.Context, p *queue.PersonalData) (int, error)
 	SaveErasure(ctx context.Context, id string, data []byte) error

@@ -62,6 +62,16 @@ func (s *Service) EraseExpired(ctx context.Context, olderThan time.Duration, bat
 				expired, expiredIDs = append(expired, c), append(expiredIDs, id)
 				version[id] = c.Version
 			}
+			// What is still queued about them (an acknowledgement in the
+			// dead letters, a retry) goes first: a crash after this step
+			// repeats it, one after the erasure would leave it for good (an
+			// erased complaint is not looked at again), and a dead letter
+			// retried later would mail the customer whose data is gone.
+			if len(expiredIDs) > 0 {
+				if _, err := s.store.PurgeOutgoing(ctx, queue.NewPersonalData(nil, nil, expiredIDs)); err != nil {
+					return n, fmt.Errorf("retention: removing queued work: %w", err)
+				}
+			}
 			idx, err := s.scanIndexes(ctx, version)
 			if err != nil {
 				return n, fmt.Errorf("retention: reading the indexes: %w", err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/queue"
 	"github.com/forgetmenot/forgetmenot/router"
+	"github.com/redis/go-redis/v9"
 )
 
 // Retention with an injected clock erases exactly the closed complaints
@@ -57,6 +58,26 @@ func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testin
 		c, _ := e.store.Complaint(ctx, id)
 		tl, _ := e.store.Timeline(ctx, id)
 		keep[id] = jsonOf(c, tl)
+	}
+
+	// Work still queued about old complaints: an acknowledgement in the
+	// dead letters and a reply waiting for its retry. They go with the
+	// complaint (a retried dead letter would mail a customer whose data is
+	// gone). A new message from someone else that names an old complaint
+	// is theirs, not the old complaint's data: it stays.
+	deadAck := `{"customer":{"id":"ack-1","kind":"acknowledgement","complaint":{"id":"` + old[0] + `","customer":{"name":"Klant oud0","email":"oud0@klant.example"}},"body":"Klacht van oud0"}}`
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.DeadLetters(), Values: []string{"stream", e.keys.Outbox(), "group", queue.DeliveryGroup,
+		"entry", "1-1", "attempts", "5", "error", "smtp: connection refused", "failed_at", t0.Format(time.RFC3339), "data", deadAck}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	retry, _ := json.Marshal(map[string]string{"id": "1-2", "attempt": "1", "data": `{"customer":{"id":"reply-1","kind":"reply","complaint":{"id":"` + old[1] + `","customer":{"email":"oud1@klant.example"}},"body":"Klacht van oud1, antwoord"}}`})
+	if err := e.rdb.ZAdd(ctx, e.keys.Delayed(e.keys.Outbox()), redis.Z{Score: float64(t0.UnixMilli()), Member: string(retry)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	newMessage := `{"id":"M-1","channel":"webhook","source_id":"nieuw-1","customer":{"email":"nieuw@klant.example"},"complaint_id":"` + old[2] + `","body":"Ik schrijf over ` + old[2] + `"}`
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.DeadLetters(), Values: []string{"stream", e.keys.Inbound(), "group", queue.RouterGroup,
+		"entry", "1-3", "attempts", "5", "error", "poison", "failed_at", t0.Format(time.RFC3339), "data", newMessage}}).Err(); err != nil {
+		t.Fatal(err)
 	}
 
 	e.clock.Set(t0.Add(2*365*day + 10*day))
@@ -146,6 +167,9 @@ func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testin
 	}
 	if got := traces(dump, needles); len(got) > 0 {
 		t.Errorf("after retention the old customers are still in:\n%s", strings.Join(got, "\n"))
+	}
+	if got := traces(e.dump(), []string{"nieuw@klant.example"}); len(got) != 1 {
+		t.Errorf("a new message naming an old complaint was removed with it: %v", got)
 	}
 	if got := traces(e.dump(), []string{"young@klant.example", "open@klant.example", "recent@klant.example"}); len(got) < 3 {
 		t.Errorf("retention erased customers within the period: %v", got)
