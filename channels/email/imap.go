@@ -405,14 +405,33 @@ func (in *Ingester) catchUp(ctx context.Context, c *imapclient.Client, validity 
 		return err
 	}
 	// "n:*" always matches the highest UID, even below n: filter afterwards.
-	list, err := c.Fetch(imap.UIDSet{{Start: imap.UID(last + 1), Stop: 0}}, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+	opts := &imap.FetchOptions{UID: true, RFC822Size: true}
+	if in.mb.Keyword != "" {
+		opts.Flags = true
+	}
+	list, err := c.Fetch(imap.UIDSet{{Start: imap.UID(last + 1), Stop: 0}}, opts).Collect()
 	if err != nil {
 		return fmt.Errorf("listing new mail: %w", err)
 	}
 	var todo []pending
+	var marked imap.UID
 	for _, m := range list {
-		if uint32(m.UID) > last {
-			todo = append(todo, pending{uid: m.UID, size: m.RFC822Size})
+		if uint32(m.UID) <= last {
+			continue
+		}
+		if in.mb.Keyword != "" && slices.ContainsFunc(m.Flags, func(f imap.Flag) bool { return strings.EqualFold(string(f), in.mb.Keyword) }) {
+			// Taken in before (the mailbox's keyword says so): a mailbox
+			// read again from the start, or renumbered by a UIDVALIDITY
+			// change, does not take it in again, not even once its dedup
+			// key has expired or an erasure removed it.
+			marked = max(marked, m.UID)
+			continue
+		}
+		todo = append(todo, pending{uid: m.UID, size: m.RFC822Size})
+	}
+	if len(todo) == 0 && marked > 0 {
+		if err := in.cfg.State.SetMax(ctx, key, int64(marked)); err != nil {
+			return fmt.Errorf("advancing the checkpoint to UID %d: %w", marked, err)
 		}
 	}
 	slices.SortFunc(todo, func(a, b pending) int { return int(a.uid) - int(b.uid) })

@@ -492,6 +492,45 @@ func testMoveAndKeyword(t *testing.T, peer peer) {
 	}
 }
 
+// TestKeywordedMailIsNotTakenInAgain: mail that carries the mailbox's
+// keyword was taken in before. A mailbox read again with nothing
+// remembered (the checkpoint deleted to re-read it, dedup keys expired or
+// removed by an erasure: here a fresh namespace) must not bring it back: an
+// erased customer's mail would otherwise return as a new complaint and be
+// acknowledged again. New mail still comes in.
+func TestKeywordedMailIsNotTakenInAgain(t *testing.T) {
+	eachServer(t, testKeywordedMailIsNotTakenInAgain)
+}
+
+func testKeywordedMailIsNotTakenInAgain(t *testing.T, peer peer) {
+	peer.deliver(t, "INBOX", mailN(1, ""))
+	peer.deliver(t, "INBOX", mailN(2, ""))
+	mb := mailbox(peer)
+	mb.Keyword = "$Forgetmenot"
+	first := newWorld(t)
+	stop := first.run(t, mb)
+	testkit.WaitFor(t, "both mails marked", func() bool {
+		marked := 0
+		for _, m := range peer.peek(t, "INBOX") {
+			for _, f := range m.Flags {
+				if strings.EqualFold(string(f), "$Forgetmenot") {
+					marked++
+				}
+			}
+		}
+		return marked == 2
+	})
+	stop()
+	assertOnce(t, first.inbound(t), ids(1, 2)...)
+
+	peer.deliver(t, "INBOX", mailN(3, ""))
+	again := newWorld(t)
+	stop = again.run(t, mb)
+	testkit.WaitFor(t, "the new mail ingested", func() bool { return len(again.inbound(t)) >= 1 })
+	stop()
+	assertOnce(t, again.inbound(t), ids(3, 3)...)
+}
+
 // noIdleProxy hides IDLE from the server's capabilities, as servers
 // without IDLE do.
 func noIdleProxy(t testing.TB, upstream string) int {

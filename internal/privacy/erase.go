@@ -52,6 +52,7 @@ var notErased = []string{
 	"e-mails already sent to the customer (and their copies in the sending mailbox), and notifications e-mailed to staff when Slack could not be reached",
 	"Slack messages outside the complaints' threads (the lead channel, replies posted before threads recorded their replies), and copies Slack users made; top messages are updated to the pseudonym and thread replies redacted",
 	"forum posts the customer wrote on Discourse (erase them there)",
+	"mail the customer sent that is still in the support mailbox (delete it there; a mailbox read again from the start takes in mail without the mailbox's keyword again once its dedup key is gone)",
 	"Redis persistence files (AOF/RDB) until they are rewritten: run BGREWRITEAOF and BGSAVE after erasing, and mind backups",
 }
 
