@@ -241,7 +241,8 @@ func TestStaffPostsAreRecordedAsRepliesAndOurOwnPostsAreNot(t *testing.T) {
 		{"listed username", edit(answer, map[string]any{"id": 90222, "username": "anna", "staff": false, "moderator": false, "primary_group_name": nil}), "forum:anna", ""},
 		{"our own API account", load(t, "post_created_staff.json"), "", "own account"},
 		{"staff whisper", edit(answer, map[string]any{"id": 90223, "post_type": 4}), "", "whisper"},
-		{"staff in a topic without a complaint", edit(answer, map[string]any{"id": 90224, "topic_id": 4800}), "", "not a complaint"},
+		{"staff in a topic of another category", edit(answer, map[string]any{"id": 90224, "topic_id": 4800, "category_id": 3, "category_slug": "site-feedback"}), "", "not a complaint"},
+		{"staff opening a topic of their own", edit(answer, map[string]any{"id": 90225, "topic_id": 4801, "post_number": 1, "reply_to_post_number": nil}), "", "not a complaint"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(staff.answers)
@@ -289,6 +290,40 @@ func TestStaffAnswerRacingAheadOfItsComplaintIsRetriedNotDropped(t *testing.T) {
 	staff.topics["forum:topic:4711"] = "C-1001" // routed meanwhile
 	if code, out := f.send("post_created", "post_created_staff_answer.json"); code != http.StatusAccepted || len(staff.answers) != 1 {
 		t.Fatalf("retried staff answer: %d %v", code, out)
+	}
+}
+
+// What must hold: a staff answer is never dropped with a 2xx while the
+// customer's post it answers may still come: that post refused with 503
+// (Discourse delivers it again, in any order with the answer), or kept
+// until its topic tells its tags. The answer is answered 503 too.
+func TestStaffAnswerBeforeTheCustomersPostIsInIsRetried(t *testing.T) {
+	staff := &staffLog{topics: map[string]string{}}
+	f := newFixture(t, forum.Filter{Categories: []string{"support"}, Tags: []string{"complaint"}}, func(c *forum.Config) { c.Staff = staff })
+	// The customer's post in the support category was never accepted
+	// (refused with 503 while the categories could not be read, say).
+	code, out := f.send("post_created", "post_created_staff_answer.json")
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("staff answer in a complaint category before the customer's post: %d %v, want 503", code, out)
+	}
+	// A tag-only topic: its first post waits for topic_created.
+	if code, out := f.send("post_created", "post_created_untagged_first.json"); code/100 != 2 || !strings.Contains(fmt.Sprint(out["ignored"]), "kept until topic_created") {
+		t.Fatalf("untagged first post: %d %v, want it kept", code, out)
+	}
+	var first map[string]map[string]any
+	_ = json.Unmarshal(load(t, "post_created_untagged_first.json"), &first)
+	var answer map[string]map[string]any
+	_ = json.Unmarshal(load(t, "post_created_staff_answer.json"), &answer)
+	for _, k := range []string{"topic_id", "category_id", "category_slug"} {
+		answer["post"][k] = first["post"][k]
+	}
+	answer["post"]["id"] = 90299
+	body, _ := json.Marshal(answer)
+	if code, out := f.deliver("post_created", body, forum.Sign(body, secret)); code != http.StatusServiceUnavailable {
+		t.Fatalf("staff answer while the first post waits for its tags: %d %v, want 503", code, out)
+	}
+	if len(staff.answers) != 0 {
+		t.Fatalf("recorded %d answers without a complaint", len(staff.answers))
 	}
 }
 

@@ -575,12 +575,12 @@ func (h *Handler) staffPost(ctx context.Context, p Post) (Response, error) {
 	var invalid *router.ValidationError
 	switch {
 	case errors.Is(err, router.ErrNotFound):
-		_, queued, err := h.cfg.State.Get(ctx, queuedKey(p.TopicID))
+		coming, err := h.complaintMayComeYet(ctx, p)
 		if err != nil {
 			return Response{}, err
 		}
-		if queued {
-			return Response{}, retryLater{fmt.Sprintf("the complaint of topic %d is still being opened; retry this staff post later", p.TopicID)}
+		if coming {
+			return Response{}, retryLater{fmt.Sprintf("the complaint of topic %d is still being opened, or its customer's post is not in yet; retry this staff post later", p.TopicID)}
 		}
 		return Response{Ignored: "post by staff (" + p.Username + ") in a topic that is not a complaint"}, nil
 	case errors.As(err, &invalid):
@@ -589,6 +589,30 @@ func (h *Handler) staffPost(ctx context.Context, p Post) (Response, error) {
 		return Response{}, err
 	}
 	return Response{StaffReplyOn: c.ID}, nil
+}
+
+// complaintMayComeYet reports whether the complaint a staff post answers
+// may still be opened: the customer's post is queued, waits for its
+// topic's tags, belongs to a topic decided to be a complaint, or the topic
+// is in a complaint category and the staff post is not its first (the
+// customer's post may not have been accepted yet: Discourse retries a post
+// answered 503, in any order with the answer). Such an answer is answered
+// 503 so Discourse delivers it again, rather than dropped with a 2xx: the
+// customer was answered, and the complaint must know. When the categories
+// cannot be read, neither can this be decided: that error is a 503 too.
+func (h *Handler) complaintMayComeYet(ctx context.Context, p Post) (bool, error) {
+	for _, key := range []string{queuedKey(p.TopicID), waitingKey(p.TopicID)} {
+		if _, found, err := h.cfg.State.Get(ctx, key); err != nil || found {
+			return found, err
+		}
+	}
+	if decision, found, err := h.cfg.State.Get(ctx, topicKey(p.TopicID)); err != nil || found {
+		return found && decision == "yes", err
+	}
+	if p.PostNumber == 1 {
+		return false, nil // staff opened the topic: no customer's post precedes it
+	}
+	return h.categoryMatch(ctx, p.CategoryID, p.CategorySlug)
 }
 
 func (h *Handler) enqueue(ctx context.Context, p Post) (Response, error) {
