@@ -446,7 +446,10 @@ var removeGoneScript = redis.NewScript(`
 local expire, now = tonumber(ARGV[2]), tonumber(ARGV[3])
 for i = 4, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], ARGV[3]) end
 local removed, present = {}, {}
-for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+-- No stream or no group yet (a fresh start): nobody to remove.
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if not ok then return removed end
+for _, c in ipairs(consumers) do
   local f = {}
   for i = 1, #c, 2 do f[c[i]] = c[i + 1] end
   local name, idle = f['name'], tonumber(f['idle'])

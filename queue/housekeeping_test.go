@@ -35,6 +35,13 @@ func TestGoneConsumersAreRemovedButNeverWithPendingWork(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	stream, group := e.keys.Inbound(), queue.RouterGroup
+	// A fresh start: no stream, then no group yet. Nothing to remove, and
+	// no error (it was logged as a failed maintenance at every first start).
+	fresh := queue.NewConsumer(e.rdb, e.keys, queue.ConsumerConfig{Stream: stream, Group: group, Name: "fresh", ExpireIdle: time.Second,
+		Handler: func(context.Context, *queue.Delivery) error { return nil }})
+	if removed, err := fresh.RemoveGoneConsumers(ctx); err != nil || len(removed) != 0 {
+		t.Fatalf("on a fresh Redis: removed %v, %v; want nothing and no error", removed, err)
+	}
 	e.enqueue(webhookMsg("held-by-a-dead-replica", "a@example.com", "my parcel is lost"))
 	if err := e.rdb.XGroupCreateMkStream(ctx, stream, group, "0").Err(); err != nil {
 		t.Fatal(err)
