@@ -121,7 +121,16 @@ func (p *parser) walk(e *message.Entity, entErr error, depth int, w *walk) {
 		}
 		return
 	}
-	mediaType, params, _ := e.Header.ContentType()
+	mediaType, params, err := e.Header.ContentType()
+	if err != nil || (mediaType != "" && !strings.Contains(mediaType, "/")) {
+		// go-message hands back the raw header as the type: a stray ";",
+		// an empty parameter or a missing ";" would make the customer's
+		// text an unnamed attachment. Mail programs read such a part by
+		// the type it names, as RFC 2045 says for one they cannot read.
+		raw := e.Header.Get("Content-Type")
+		mediaType, params = lenientContentType(raw)
+		p.note("a MIME part's Content-Type is malformed (%q): read as %s", clipNote(raw), mediaType)
+	}
 	if mediaType == "" {
 		mediaType = "text/plain"
 	}
@@ -256,4 +265,42 @@ func normalizeText(s string) string {
 		}
 		return r
 	}, s))
+}
+
+// lenientContentType reads what it can of a malformed Content-Type: the
+// media type it starts with (text/plain when that is not one), and each
+// parameter that is name=value (charset above all).
+func lenientContentType(raw string) (string, map[string]string) {
+	head, rest, _ := strings.Cut(raw, ";")
+	fields := strings.Fields(head)
+	mediaType := "text/plain"
+	if len(fields) > 0 {
+		if t, sub, ok := strings.Cut(fields[0], "/"); ok && t != "" && sub != "" {
+			mediaType = strings.ToLower(fields[0])
+		}
+		// "text/plain charset=utf-8": a parameter after a missing ";".
+		rest = strings.Join(fields[1:], ";") + ";" + rest
+	}
+	params := map[string]string{}
+	for _, kv := range strings.Split(rest, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		k, v = strings.ToLower(strings.TrimSpace(k)), strings.Trim(strings.TrimSpace(v), `"`)
+		if ok && k != "" && v != "" {
+			params[k] = v
+		}
+	}
+	return mediaType, params
+}
+
+// clipNote keeps a header quoted in a note short.
+func clipNote(s string) string {
+	if len(s) <= 80 {
+		return s
+	}
+	for i := 80; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "…"
+		}
+	}
+	return ""
 }

@@ -297,6 +297,33 @@ func TestParseLimits(t *testing.T) {
 	}
 }
 
+// What must hold: a malformed Content-Type never costs the customer's
+// text. The part is read by the type it names (text/plain when it names
+// none), its charset kept where it can be read, and a note says so.
+func TestMalformedContentTypeKeepsTheText(t *testing.T) {
+	for _, ct := range []string{
+		`text/plain; charset=utf-8; name=`,
+		`text/plain charset=utf-8`,
+		`text/plain; charset="utf-8"; ;;;===`,
+		`textplain; charset=utf-8`,
+	} {
+		t.Run(ct, func(t *testing.T) {
+			raw := "From: jan@voorbeeld.nl\r\nSubject: Kapotte ketel\r\nMessage-ID: <ct@voorbeeld.nl>\r\nMIME-Version: 1.0\r\nContent-Type: " + ct +
+				"\r\nContent-Transfer-Encoding: 8bit\r\n\r\nDe ketel is stuk, graag een monteur. Groet, Jan\r\n"
+			m, err := Parse([]byte(raw), ParseOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(m.Body, "De ketel is stuk, graag een monteur.") {
+				t.Errorf("body %q, want the customer's text", m.Body)
+			}
+			if !strings.Contains(m.Metadata[MetaNotes], "Content-Type is malformed") {
+				t.Errorf("notes %q, want one about the Content-Type", m.Metadata[MetaNotes])
+			}
+		})
+	}
+}
+
 func TestUnparseableMail(t *testing.T) {
 	for name, raw := range map[string]string{
 		"empty":             "",

@@ -296,8 +296,22 @@ func (s *Sender) compose(m router.CustomerMessage, to, id string) ([]byte, error
 	return buf.Bytes(), nil
 }
 
+// serverRetryAfter spaces the outbox's attempts while our mail server is
+// down, busy (4xx) or refuses our sign-in: a few seconds apart, the
+// attempts would be spent before most outages end (and a refused sign-in
+// fetched a token each time).
+const serverRetryAfter = 30 * time.Second
+
 // deliver hands the mail to the SMTP server.
 func (s *Sender) deliver(ctx context.Context, to string, raw []byte) error {
+	err := s.deliverOnce(ctx, to, raw)
+	if err != nil && !router.IsPermanent(err) {
+		return router.RetryAfter(err, serverRetryAfter)
+	}
+	return err
+}
+
+func (s *Sender) deliverOnce(ctx context.Context, to string, raw []byte) error {
 	c, err := s.open(ctx, time.Now().Add(s.cfg.Timeout+time.Duration(len(raw)/(64<<10))*time.Second))
 	if err != nil {
 		return err
@@ -333,6 +347,9 @@ func (s *Sender) connect(ctx context.Context, deadline time.Time, retry bool) (*
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// go-smtp sets a deadline of its own (5 minutes) before each command
+	// and clears it after: every one it sets is held to ours.
+	conn = deadlineConn{Conn: conn, limit: deadline}
 	_ = conn.SetDeadline(deadline)
 	tlsConfig := s.cfg.TLSConfig
 	if tlsConfig == nil {
@@ -362,6 +379,27 @@ func (s *Sender) connect(ctx context.Context, deadline time.Time, retry bool) (*
 		return nil, fmt.Errorf("signing in to %s: %w", addr, err)
 	}
 	return c, nil
+}
+
+// deadlineConn keeps every deadline set on the connection within limit, so
+// a server that accepts and then says nothing cannot hold a send (and the
+// outbox worker doing it) past the time it was given.
+type deadlineConn struct {
+	net.Conn
+	limit time.Time
+}
+
+func (c deadlineConn) SetDeadline(t time.Time) error     { return c.Conn.SetDeadline(c.within(t)) }
+func (c deadlineConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(c.within(t)) }
+func (c deadlineConn) SetWriteDeadline(t time.Time) error {
+	return c.Conn.SetWriteDeadline(c.within(t))
+}
+
+func (c deadlineConn) within(t time.Time) time.Time {
+	if t.IsZero() || t.After(c.limit) {
+		return c.limit
+	}
+	return t
 }
 
 // classify marks 5xx answers permanent: the server refused for good.

@@ -3,9 +3,13 @@ package email_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"net"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,12 +179,66 @@ func TestSMTPFailures(t *testing.T) {
 	srv.RejectWith(func(string) error {
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try again later"}
 	})
-	if _, err := s.Send(context.Background(), reply); err == nil || router.IsPermanent(err) {
-		t.Errorf("451: err = %v, want a retryable error", err)
+	_, err := s.Send(context.Background(), reply)
+	var later *router.RetryAfterError
+	if err == nil || router.IsPermanent(err) || !errors.As(err, &later) || later.After < 30*time.Second {
+		t.Errorf("451: err = %v, want a retryable error asking for 30 s or more (not the outbox's seconds)", err)
 	}
 	srv.RejectWith(nil)
 	if _, err := s.Send(context.Background(), reply); err != nil {
 		t.Errorf("after recovery: %v", err)
+	}
+}
+
+// What must hold: a mail server that accepts the connection and then says
+// nothing holds a send no longer than the configured timeout (go-smtp's own
+// is five minutes a command): an outbox worker stuck past RECLAIM_IDLE has
+// its entries taken over and a notification sent twice. The failure is
+// retryable, not the customer's.
+func TestSilentMailServerTimesOut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // accepted, never greeted
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	tpl, err := email.LoadTemplates("../../configs/email-templates", "en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorld(t)
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	p, _ := strconv.Atoi(port)
+	for _, mode := range []email.TLSMode{email.TLSNone, email.TLSStartTLS} {
+		s, err := email.NewSender(email.SMTPConfig{Host: host, Port: p, TLS: mode, Timeout: 500 * time.Millisecond,
+			From: "Klantenservice <support@winkel.example>"}, tpl, w.state, slog.New(slog.NewTextHandler(w.log, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		_, err = s.Send(context.Background(), ack("C-9", "en"))
+		if took := time.Since(began); err == nil || router.IsPermanent(err) || took > 30*time.Second {
+			t.Errorf("%v: silent server: %v after %v, want a retryable error within the timeout", mode, err, took)
+		}
 	}
 }
 
