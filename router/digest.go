@@ -79,14 +79,23 @@ func (r *Router) digestDue(now time.Time) (since, until time.Time, ok bool) {
 	loc := r.reportLocation()
 	n := now.In(loc)
 	monday := time.Date(n.Year(), n.Month(), n.Day()-(int(n.Weekday())+6)%7, 0, 0, 0, 0, loc)
-	day := monday.AddDate(0, 0, (int(r.digest.Day)+6)%7)
-	at := r.digest.At
-	due := time.Date(day.Year(), day.Month(), day.Day(), int(at/time.Hour), int(at%time.Hour/time.Minute), 0, 0, loc)
-	due = r.policy().DefaultCalendar.NextWorking(due)
-	if now.Before(due) {
-		return time.Time{}, time.Time{}, false
+	dueIn := func(weekStart time.Time) time.Time {
+		day := weekStart.AddDate(0, 0, (int(r.digest.Day)+6)%7)
+		at := r.digest.At
+		due := time.Date(day.Year(), day.Month(), day.Day(), int(at/time.Hour), int(at%time.Hour/time.Minute), 0, 0, loc)
+		return r.policy().DefaultCalendar.NextWorking(due)
 	}
-	return monday.AddDate(0, 0, -7), monday, true
+	if due := dueIn(monday); !now.Before(due) {
+		return monday.AddDate(0, 0, -7), monday, true
+	}
+	// Last week's digest, moved into this week by the calendar (a Friday
+	// evening, a weekend day or a holiday moves it to the next start of
+	// work), is due now; one that was due last week is not sent late.
+	lastMonday := monday.AddDate(0, 0, -7)
+	if due := dueIn(lastMonday); !due.Before(monday) && !now.Before(due) {
+		return lastMonday.AddDate(0, 0, -7), lastMonday, true
+	}
+	return time.Time{}, time.Time{}, false
 }
 
 // digestDone remembers, per process, the last week whose digest was queued

@@ -85,6 +85,56 @@ func TestWeeklyDigestIsQueuedOnceWhenDueAcrossReplicas(t *testing.T) {
 	}
 }
 
+// What must hold: a digest time the calendar moves into the next week (a
+// Friday evening, a weekend day, a holiday Friday) is sent at the next
+// start of work, once a week, every week; it was never sent, as that week
+// counted its own due time only.
+func TestDigestMovedIntoTheNextWeekIsStillSent(t *testing.T) {
+	office := &router.Calendar{Name: "office", Location: time.UTC, Start: 9 * time.Hour, End: 17 * time.Hour,
+		Days:     [7]bool{time.Monday: true, time.Tuesday: true, time.Wednesday: true, time.Thursday: true, time.Friday: true},
+		Holidays: map[string]bool{"2026-12-25": true, "2027-01-01": true}}
+	for _, tc := range []struct {
+		name string
+		day  time.Weekday
+		at   time.Duration
+		want []string // "week sent-at"
+	}{
+		{"friday 18:00, after hours", time.Friday, 18 * time.Hour,
+			[]string{"2026-W49 2026-12-14T09:00", "2026-W50 2026-12-21T09:00", "2026-W51 2026-12-28T09:00", "2026-W52 2027-01-04T09:00"}},
+		{"saturday 10:00", time.Saturday, 10 * time.Hour,
+			[]string{"2026-W49 2026-12-14T09:00", "2026-W50 2026-12-21T09:00", "2026-W51 2026-12-28T09:00", "2026-W52 2027-01-04T09:00"}},
+		{"friday 16:00, two holiday Fridays", time.Friday, 16 * time.Hour,
+			[]string{"2026-W50 2026-12-18T16:00", "2026-W51 2026-12-28T09:00", "2026-W52 2027-01-04T09:00", "2026-W53 2027-01-08T16:00"}}, // 2026 has 53 ISO weeks
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := newDesk(t)
+			ctx := context.Background()
+			start, _ := time.Parse(time.RFC3339, "2026-12-14T00:00:00Z")
+			d.clock.Advance(start.Sub(d.clock.Now()))
+			r, err := router.New(router.Config{Store: d.store, Directory: d.router.Directory(), Rules: &router.Rules{DefaultTeam: "support"},
+				Policy: &router.Policy{DefaultCalendar: office}, Digest: &router.DigestSchedule{Day: tc.day, At: tc.at}, Clock: d.clock.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for d.clock.Now().Before(start.Add(26 * 24 * time.Hour)) {
+				sent, err := r.CheckDigest(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sent {
+					o := d.outbox()
+					got = append(got, o[len(o)-1].Notification.Digest.Week+" "+d.clock.Now().UTC().Format("2006-01-02T15:04"))
+				}
+				d.clock.Advance(time.Hour)
+			}
+			if strings.Join(got, ", ") != strings.Join(tc.want, ", ") {
+				t.Errorf("digests sent:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+		})
+	}
+}
+
 // What must hold: with configured categories a close must name one of them
 // (any case, stored as configured), and the error names the allowed values.
 func TestCloseRequiresAConfiguredCategory(t *testing.T) {
