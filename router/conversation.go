@@ -190,8 +190,24 @@ func (r *Router) AddNote(ctx context.Context, id, actor, text, key string) (Comp
 	})
 }
 
+// promiseTold reports whether the promise of moment by was told to the
+// customer (its promised event names the channel it went by).
+func promiseTold(tl []Entry, by time.Time) bool {
+	for i := len(tl) - 1; i >= 0; i-- {
+		ev := tl[i].Event
+		if ev == nil || ev.Type != EventPromised {
+			continue
+		}
+		if at, err := time.Parse(time.RFC3339, ev.Details["by"]); err == nil && at.Equal(by) {
+			return ev.Details["via"] != ""
+		}
+	}
+	return false
+}
+
 // Promise records the owner's promise to follow up by a moment, and tells the
-// customer when tellCustomer is set. A new promise replaces a pending one.
+// customer when tellCustomer is set. A new promise replaces a pending one;
+// one the customer was told of only by one they are told of too.
 func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, note string, tellCustomer bool) (Complaint, error) {
 	note = strings.TrimSpace(note)
 	switch {
@@ -209,6 +225,11 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 	return r.updateWithTimeline(ctx, id, func(c Complaint, tl []Entry, now time.Time) (Change, error) {
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed: %w", id, ErrInvalidState)
+		}
+		if !tellCustomer && !c.PromisedBy.IsZero() && promiseTold(tl, c.PromisedBy) {
+			// The customer waits for that moment: a new one they are not
+			// told of would break it without a word to them.
+			return Change{}, invalid("tell_customer", "the customer was told to expect a follow-up by %s: tell them the new moment too, or keep that promise", c.PromisedBy.UTC().Format(time.RFC3339))
 		}
 		var via Channel
 		if tellCustomer {

@@ -262,6 +262,29 @@ func TestAcknowledgeNoteAndPromise(t *testing.T) {
 	if len(promised) != 1 || promised[0].Body != "I will call you back tomorrow at 11:00." {
 		t.Errorf("promise messages to the customer = %+v", promised)
 	}
+
+	// The customer now waits for that moment. Moving it without telling
+	// them would break the promise without a word: refused, naming why;
+	// told, it is replaced.
+	later := by.Add(2 * time.Hour)
+	if _, err := d.router.Promise(ctx, id, "anna", later, "later", false); !isField(err, "tell_customer") {
+		t.Errorf("moving a promise the customer was told of, untold: %v, want a tell_customer error", err)
+	}
+	if c, _ := d.complaint(id); !c.PromisedBy.Equal(by) {
+		t.Errorf("the refused promise changed the pending one to %v", c.PromisedBy)
+	}
+	if c, err := d.router.Promise(ctx, id, "anna", later, "Sorry, I will call at 13:00 instead.", true); err != nil || !c.PromisedBy.Equal(later) {
+		t.Errorf("moving it and telling the customer: %v, %v", c.PromisedBy, err)
+	}
+	// An internal promise (never told) may be moved freely.
+	out2 := d.route(d.msg("ander@voorbeeld.nl", "Waar blijft mijn pakket?"))
+	first := d.clock.Now().Add(5 * time.Hour)
+	if _, err := d.router.Promise(ctx, out2.ComplaintID, out2.Owner, first, "check with the courier", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.router.Promise(ctx, out2.ComplaintID, out2.Owner, first.Add(time.Hour), "check again", false); err != nil {
+		t.Errorf("moving an internal promise: %v", err)
+	}
 }
 
 func TestMayActOwnerOrLeadOnly(t *testing.T) {
