@@ -62,6 +62,10 @@ const (
 	// RFC 9051 lets servers drop an idle client, and before NAT boxes forget a
 	// quiet connection.
 	DefaultIdleRestart = 9 * time.Minute
+	// DefaultStallTimeout: a command without any answer this long means a
+	// server that accepted the connection and stopped answering, which TCP
+	// keepalive does not see (the peer's TCP still acknowledges).
+	DefaultStallTimeout = 2 * time.Minute
 )
 
 // QuarantineKey is the State list of mail that could not be read.
@@ -98,6 +102,9 @@ type Mailbox struct {
 	// MaxSize: larger mail is recorded from its headers only.
 	MaxSize   int64
 	TLSConfig *tls.Config
+	// StallTimeout is how long a command may go without an answer before
+	// the server is taken for stalled and the session reconnects.
+	StallTimeout time.Duration
 }
 
 func (m Mailbox) withDefaults() Mailbox {
@@ -112,6 +119,9 @@ func (m Mailbox) withDefaults() Mailbox {
 	}
 	if m.MaxSize <= 0 {
 		m.MaxSize = DefaultMaxSize
+	}
+	if m.StallTimeout <= 0 {
+		m.StallTimeout = DefaultStallTimeout
 	}
 	if m.TLS == "" {
 		m.TLS = TLSImplicit
@@ -219,10 +229,14 @@ func (in *Ingester) Run(ctx context.Context) error {
 		if connected {
 			backoff = in.cfg.MinBackoff
 		}
-		if IsAuthFailure(err) {
-			backoff = max(backoff, min(AuthFailureBackoff, in.cfg.MaxBackoff))
-		}
 		wait := backoff/2 + rand.N(backoff/2+1)
+		if IsAuthFailure(err) {
+			// At least AuthFailureBackoff after a refused sign-in, jitter
+			// on top: a provider locks accounts that retry too often.
+			floor := min(AuthFailureBackoff, in.cfg.MaxBackoff)
+			backoff = max(backoff, floor)
+			wait = max(wait, floor+rand.N(floor/4+1))
+		}
 		in.log.Warn("mailbox disconnected; reconnecting", "in", wait.Round(time.Millisecond), "err", err)
 		if ctxtime.Sleep(ctx, wait) != nil {
 			return nil
@@ -245,7 +259,9 @@ func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 	defer stop()
 
+	g := in.guard(c)
 	sel, err := c.Select(in.mb.Folder, nil).Wait()
+	g.stop()
 	if err != nil {
 		return false, fmt.Errorf("selecting %s: %w", in.mb.Folder, err)
 	}
@@ -330,7 +346,7 @@ func (in *Ingester) checkpointKey(ctx context.Context, validity uint32) (string,
 // IDLE notifications, and a missed one must not leave mail waiting.
 func (in *Ingester) idle(ctx context.Context, c *imapclient.Client, newMail chan struct{}) error {
 	// A NOOP first collects news the server held back since the last command.
-	if err := c.Noop().Wait(); err != nil {
+	if err := in.noop(c); err != nil {
 		return fmt.Errorf("NOOP before IDLE: %w", err)
 	}
 	select {
@@ -369,7 +385,7 @@ func (in *Ingester) idle(ctx context.Context, c *imapclient.Client, newMail chan
 	}
 	if renew {
 		// Prove the connection is alive before idling again.
-		if err := c.Noop().Wait(); err != nil {
+		if err := in.noop(c); err != nil {
 			return fmt.Errorf("NOOP after IDLE: %w", err)
 		}
 	}
@@ -386,10 +402,53 @@ func (in *Ingester) poll(ctx context.Context, c *imapclient.Client, newMail chan
 	case <-t.C:
 	case <-newMail:
 	}
-	if err := c.Noop().Wait(); err != nil {
+	if err := in.noop(c); err != nil {
 		return fmt.Errorf("NOOP: %w", err)
 	}
 	return nil
+}
+
+// noop runs NOOP under the stall guard.
+func (in *Ingester) noop(c *imapclient.Client) error {
+	g := in.guard(c)
+	defer g.stop()
+	return c.Noop().Wait()
+}
+
+// stallGuard closes the client when a command makes no progress for the
+// mailbox's StallTimeout: closing it ends every command, and the session
+// reconnects (and /readyz shows the mailbox as not connected meanwhile).
+type stallGuard struct {
+	timer *time.Timer
+	limit time.Duration
+}
+
+func (in *Ingester) guard(c *imapclient.Client) *stallGuard {
+	limit := in.mb.StallTimeout
+	return &stallGuard{limit: limit, timer: time.AfterFunc(limit, func() {
+		in.log.Warn("the mail server stopped answering in the middle of a command; reconnecting", "waited", limit)
+		_ = c.Close()
+	})}
+}
+
+// progress is called when the command moved on (a mail arrived).
+func (g *stallGuard) progress() { g.timer.Reset(g.limit) }
+
+func (g *stallGuard) stop() { g.timer.Stop() }
+
+// progressReader tells the guard of every read that brought bytes: a big
+// mail on a slow line is progress, not a stall.
+type progressReader struct {
+	r io.Reader
+	g *stallGuard
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.g.progress()
+	}
+	return n, err
 }
 
 type pending struct {
@@ -409,7 +468,9 @@ func (in *Ingester) catchUp(ctx context.Context, c *imapclient.Client, validity 
 	if in.mb.Keyword != "" {
 		opts.Flags = true
 	}
+	g := in.guard(c)
 	list, err := c.Fetch(imap.UIDSet{{Start: imap.UID(last + 1), Stop: 0}}, opts).Collect()
+	g.stop()
 	if err != nil {
 		return fmt.Errorf("listing new mail: %w", err)
 	}
@@ -522,12 +583,15 @@ func (in *Ingester) batch(ctx context.Context, c *imapclient.Client, validity ui
 }
 
 func (in *Ingester) download(c *imapclient.Client, set imap.UIDSet, section *imap.FetchItemBodySection, into map[imap.UID][]byte) error {
+	g := in.guard(c)
+	defer g.stop()
 	cmd := c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}})
 	for {
 		msg := cmd.Next()
 		if msg == nil {
 			break
 		}
+		g.progress()
 		var uid imap.UID
 		var body []byte
 		var readErr error
@@ -541,7 +605,7 @@ func (in *Ingester) download(c *imapclient.Client, set imap.UIDSet, section *ima
 				uid = it.UID
 			case imapclient.FetchItemDataBodySection:
 				if it.Literal != nil {
-					body, readErr = io.ReadAll(io.LimitReader(it.Literal, in.mb.MaxSize+1))
+					body, readErr = io.ReadAll(io.LimitReader(progressReader{it.Literal, g}, in.mb.MaxSize+1))
 					if readErr == nil && int64(len(body)) < min(it.Literal.Size(), in.mb.MaxSize+1) {
 						// The library reports a connection closed inside
 						// the literal as its end.
@@ -660,6 +724,8 @@ func (in *Ingester) afterIngest(c *imapclient.Client, set imap.UIDSet) {
 	if len(set) == 0 {
 		return
 	}
+	g := in.guard(c)
+	defer g.stop()
 	if in.mb.Keyword != "" {
 		err := c.Store(set, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true, Flags: []imap.Flag{imap.Flag(in.mb.Keyword)}}, nil).Close()
 		if err != nil {

@@ -531,6 +531,84 @@ func testKeywordedMailIsNotTakenInAgain(t *testing.T, peer peer) {
 	assertOnce(t, again.inbound(t), ids(3, 3)...)
 }
 
+// TestStalledServerIsLeftAndReadAgain: a server that accepts the
+// connection and then stops answering in the middle of a FETCH (the peer's
+// TCP still acknowledges, so keepalive sees nothing) must not hang intake:
+// the command is given up after StallTimeout, the session reconnects, and
+// every mail arrives once.
+func TestStalledServerIsLeftAndReadAgain(t *testing.T) {
+	eachServer(t, testStalledServer)
+}
+
+func testStalledServer(t *testing.T, peer peer) {
+	w := newWorld(t)
+	for i := 1; i <= 6; i++ {
+		peer.deliver(t, "INBOX", append(mailN(i, ""), strings.Repeat("Het pakket is nog steeds niet bezorgd.\r\n", 500)...))
+	}
+	mb := mailboxAt(peer, stallProxy(t, peer.addr(), 20000))
+	mb.StallTimeout = 500 * time.Millisecond
+	stop := w.run(t, mb)
+	testkit.WaitFor(t, "every mail ingested after the stall", func() bool { return len(w.inbound(t)) >= 6 })
+	stop()
+	assertOnce(t, w.inbound(t), ids(1, 6)...)
+	if !strings.Contains(w.log.String(), "stopped answering") {
+		t.Errorf("the stall must be logged:\n%s", w.log)
+	}
+}
+
+// stallProxy forwards to upstream; on its first connection the server's
+// answers stop after `after` bytes while the connection stays open.
+func stallProxy(t testing.TB, upstream string, after int) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	var first atomic.Bool
+	first.Store(true)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", upstream)
+			if err != nil {
+				c.Close()
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c, u)
+			mu.Unlock()
+			limit := int64(-1)
+			if first.Swap(false) {
+				limit = int64(after)
+			}
+			go func() { _, _ = io.Copy(u, c) }()
+			go func() {
+				if limit < 0 {
+					_, _ = io.Copy(c, u)
+					return
+				}
+				_, _ = io.CopyN(c, u, limit)
+				_, _ = io.Copy(io.Discard, u) // keep reading: the server sees nothing wrong
+			}()
+		}
+	}()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	n, _ := strconv.Atoi(port)
+	return n
+}
+
 // noIdleProxy hides IDLE from the server's capabilities, as servers
 // without IDLE do.
 func noIdleProxy(t testing.TB, upstream string) int {
