@@ -502,6 +502,18 @@ func TestSystemdUnit(t *testing.T) {
 			t.Errorf("unit lacks %q", want)
 		}
 	}
+	// The service's dynamic user, in its own user namespace, reads the
+	// configuration as "others": the install steps must leave it readable
+	// (a 0750 root directory stopped the start), and only the environment
+	// file, read by systemd as root, private.
+	for _, want := range []string{"install -d -m 0755 /etc/forgetmenot", "install -m 0644 configs/owners.yaml", "chmod -R a+rX /etc/forgetmenot/email-templates", "install -m 0600 deploy/systemd/forgetmenot.env"} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("the unit's install steps lack %q", want)
+		}
+	}
+	if strings.Contains(unit, "-m 0750 /etc/forgetmenot") {
+		t.Error("the install steps make /etc/forgetmenot unreadable to the service's dynamic user")
+	}
 	env, err := os.ReadFile("systemd/forgetmenot.env")
 	if err != nil {
 		t.Fatal(err)
