@@ -195,17 +195,18 @@ func caseBlocks(v caseView, names func(string) string) []slackgo.Block {
 	return blocks
 }
 
-// historyText lists the customer's earlier complaints with date, owner and
-// outcome: the newest few of total (the true count, not the list's length).
+// historyText lists the customer's other complaints (earlier ones, and for
+// an older complaint later ones too) with date, owner and outcome: the
+// newest few of total (the true count, not the list's length).
 func historyText(history []router.Complaint, total int, names func(string) string) string {
 	if total < len(history) {
 		total = len(history)
 	}
 	if total == 0 {
-		return "*Customer history*\nNo earlier complaints."
+		return "*Customer history*\nNo other complaints."
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "*Customer history* (%d earlier)", total)
+	fmt.Fprintf(&b, "*Customer history* (%d other)", total)
 	for i, h := range history {
 		if i == historyShown {
 			break
@@ -231,7 +232,7 @@ func historyText(history []router.Complaint, total int, names func(string) strin
 		fmt.Fprintf(&b, "\n• %s %s · %s · %s · %s", h.ID, day(h.CreatedAt), subject, owner, outcome)
 	}
 	if shown := min(len(history), historyShown); total > shown && len(history) > 0 {
-		fmt.Fprintf(&b, "\n… and %d more: `forgetmenot complaints list --customer %s`", total-shown, history[0].CustomerKey)
+		fmt.Fprintf(&b, "\n… and %d more: `forgetmenot complaints list --customer %s --limit %d`", total-shown, history[0].CustomerKey, min(total+1, 1000))
 	}
 	return b.String()
 }

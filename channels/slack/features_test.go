@@ -175,8 +175,8 @@ func TestHistoryShowsTheTrueCount(t *testing.T) {
 	}
 	id, owner := f.openComplaint("h1")
 	root := f.threadOf(owner, id)
-	if !strings.Contains(root.Blocks, "(300 earlier)") || !strings.Contains(root.Blocks, "and 295 more") || !strings.Contains(root.Blocks, "C-90299") {
-		t.Errorf("history block, want 300 earlier with the newest (C-90299) first: %s", root.Blocks)
+	if !strings.Contains(root.Blocks, "(300 other)") || !strings.Contains(root.Blocks, "and 295 more") || !strings.Contains(root.Blocks, "C-90299") {
+		t.Errorf("history block, want 300 others with the newest (C-90299) first: %s", root.Blocks)
 	}
 	h, err := f.router.CustomerHistory(f.ctx, router.Complaint{ID: id, CustomerKey: key}, 5)
 	if err != nil || h.Total != 300 || len(h.Recent) != 5 || h.Recent[0].ID != "C-90299" {
