@@ -128,9 +128,9 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 // for them, the CSV leaves the value empty and the JSON has null.
 func unsettled(rep router.Report) map[string]bool {
 	return map[string]bool{
-		"first_response": rep.FirstResponse.Count == 0,
-		"resolution":     rep.Resolution.Count == 0,
-		"kept_percent":   rep.Promises.Kept+rep.Promises.Broken == 0,
+		"first_response": !rep.FirstResponse.Settled(),
+		"resolution":     !rep.Resolution.Settled(),
+		"kept_percent":   !rep.Promises.Settled(),
 		"reopen_percent": rep.Complaints == 0,
 		"csat":           rep.CSAT.Responses == 0,
 	}
@@ -350,6 +350,8 @@ func WriteReportText(w io.Writer, rep router.Report) {
 			return none
 		case d >= 48*time.Hour:
 			return fmt.Sprintf("%.1fd", d.Hours()/24)
+		case d < time.Minute:
+			return d.Round(time.Second).String() // a 16 s answer is not "0s"
 		default:
 			return d.Round(time.Minute).String()
 		}
@@ -487,13 +489,13 @@ func WriteReportCSV(w io.Writer, rep router.Report) error {
 	}
 	for _, wk := range rep.Weeks {
 		row("week_complaints", wk.Week, wk.Complaints)
-		row("week_first_response_median_seconds", wk.Week, wk.FirstResponse.MedianSeconds)
-		row("week_first_response_p90_seconds", wk.Week, wk.FirstResponse.P90Seconds)
-		row("week_resolution_median_seconds", wk.Week, wk.Resolution.MedianSeconds)
-		row("week_resolution_p90_seconds", wk.Week, wk.Resolution.P90Seconds)
+		maybe("week_first_response_median_seconds", wk.Week, wk.FirstResponse.MedianSeconds, !wk.FirstResponse.Settled())
+		maybe("week_first_response_p90_seconds", wk.Week, wk.FirstResponse.P90Seconds, !wk.FirstResponse.Settled())
+		maybe("week_resolution_median_seconds", wk.Week, wk.Resolution.MedianSeconds, !wk.Resolution.Settled())
+		maybe("week_resolution_p90_seconds", wk.Week, wk.Resolution.P90Seconds, !wk.Resolution.Settled())
 		row("week_promises_kept", wk.Week, wk.Promises.Kept)
 		row("week_promises_broken", wk.Week, wk.Promises.Broken)
-		row("week_reopen_percent", wk.Week, wk.ReopenPercent)
+		maybe("week_reopen_percent", wk.Week, wk.ReopenPercent, wk.Complaints == 0)
 	}
 	for _, p := range rep.Prevention {
 		for _, n := range p.Notes {

@@ -53,6 +53,10 @@ type Durations struct {
 	P90Seconds    float64 `json:"p90_seconds"`
 }
 
+// Settled reports whether anything was timed: without, the median and
+// percentile are no figure (shown as "–", null), not 0.
+func (d Durations) Settled() bool { return d.Count > 0 }
+
 // PromiseStats counts promised follow-ups; KeptPercent is kept of settled
 // (kept + broken) promises.
 type PromiseStats struct {
@@ -62,6 +66,10 @@ type PromiseStats struct {
 	Pending     int     `json:"pending"`
 	KeptPercent float64 `json:"kept_percent"`
 }
+
+// Settled reports whether any promise was kept or broken: without, the kept
+// rate is no figure (a 0 would read as every promise broken).
+func (p PromiseStats) Settled() bool { return p.Kept+p.Broken > 0 }
 
 // CSATStats summarises satisfaction answers; SatisfiedPercent counts 4 and 5.
 type CSATStats struct {

@@ -142,6 +142,34 @@ func Hours(secs float64) string { return strconv.FormatFloat(secs/3600, 'f', 1, 
 
 func pct(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 
+// none stands for a figure nothing settled yet: a 0 would read as a
+// result (0 % of promises kept: every one broken).
+const none = "–"
+
+// hoursOf is a median or percentile of d in hours, or none.
+func hoursOf(d router.Durations, secs float64) string {
+	if !d.Settled() {
+		return none
+	}
+	return Hours(secs)
+}
+
+// pctIf is v as a percentage, or none when nothing is settled.
+func pctIf(v float64, settled bool) string {
+	if !settled {
+		return none
+	}
+	return pct(v)
+}
+
+// pctTile is pctIf for a tile, with its sign.
+func pctTile(v float64, settled bool) string {
+	if !settled {
+		return none
+	}
+	return pct(v) + "%"
+}
+
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func row(cells ...string) []cell {
@@ -166,10 +194,10 @@ func WriteHTML(w io.Writer, rep router.Report, opts Options) error {
 		Generated: rep.GeneratedAt.Format("2006-01-02 15:04 MST"), Prevention: rep.Prevention}
 	p.KPIs = []kpi{
 		{"Complaints", itoa(rep.Complaints)},
-		{"First response, median (h)", Hours(rep.FirstResponse.MedianSeconds)},
-		{"Resolution, median (h)", Hours(rep.Resolution.MedianSeconds)},
-		{"Promises kept", pct(rep.Promises.KeptPercent) + "%"},
-		{"Reopened", pct(rep.ReopenPercent) + "%"},
+		{"First response, median (h)", hoursOf(rep.FirstResponse, rep.FirstResponse.MedianSeconds)},
+		{"Resolution, median (h)", hoursOf(rep.Resolution, rep.Resolution.MedianSeconds)},
+		{"Promises kept", pctTile(rep.Promises.KeptPercent, rep.Promises.Settled())},
+		{"Reopened", pctTile(rep.ReopenPercent, rep.Complaints > 0)},
 		{"Overdue now", itoa(rep.Overdue)},
 	}
 	if rep.CSAT.Responses > 0 {
@@ -248,17 +276,13 @@ func durationFigure(rep router.Report, weeks []string, id, title string, pick fu
 		d := pick(w)
 		c.Series[0].Values = append(c.Series[0].Values, d.MedianSeconds/3600)
 		c.Series[1].Values = append(c.Series[1].Values, d.P90Seconds/3600)
-		med, p90 := "-", "-"
-		if d.Count > 0 {
-			med, p90 = Hours(d.MedianSeconds), Hours(d.P90Seconds)
-		}
-		t.Rows = append(t.Rows, row(w.Week, itoa(d.Count), med, p90))
+		t.Rows = append(t.Rows, row(w.Week, itoa(d.Count), hoursOf(d, d.MedianSeconds), hoursOf(d, d.P90Seconds)))
 	}
 	all := rep.FirstResponse
 	if id == "resolution" {
 		all = rep.Resolution
 	}
-	t.Rows = append(t.Rows, row("Whole period", itoa(all.Count), Hours(all.MedianSeconds), Hours(all.P90Seconds)))
+	t.Rows = append(t.Rows, row("Whole period", itoa(all.Count), hoursOf(all, all.MedianSeconds), hoursOf(all, all.P90Seconds)))
 	return figure{ID: id, Title: title + " (" + unit + ")", SVG: template.HTML(c.svg()), Table: t}
 }
 
@@ -278,10 +302,10 @@ func promiseFigure(rep router.Report, weeks []string) figure {
 		c.Series[0].Values = append(c.Series[0].Values, float64(p.Made))
 		c.Series[1].Values = append(c.Series[1].Values, float64(p.Kept))
 		c.Series[2].Values = append(c.Series[2].Values, float64(p.Broken))
-		t.Rows = append(t.Rows, row(w.Week, itoa(p.Made), itoa(p.Kept), itoa(p.Broken), itoa(p.Pending), pct(p.KeptPercent)))
+		t.Rows = append(t.Rows, row(w.Week, itoa(p.Made), itoa(p.Kept), itoa(p.Broken), itoa(p.Pending), pctIf(p.KeptPercent, p.Settled())))
 	}
 	p := rep.Promises
-	t.Rows = append(t.Rows, row("Whole period", itoa(p.Made), itoa(p.Kept), itoa(p.Broken), itoa(p.Pending), pct(p.KeptPercent)))
+	t.Rows = append(t.Rows, row("Whole period", itoa(p.Made), itoa(p.Kept), itoa(p.Broken), itoa(p.Pending), pctIf(p.KeptPercent, p.Settled())))
 	return figure{ID: "promises", Title: "Promises made, kept and broken", SVG: template.HTML(c.svg()), Table: t}
 }
 
@@ -290,9 +314,9 @@ func reopenFigure(rep router.Report, weeks []string) figure {
 	t := table{Caption: "Complaints reopened after a close, by week of opening", Head: []string{"Week", "Complaints", "Reopened", "Reopen %"}}
 	for _, w := range rep.Weeks {
 		c.Series[0].Values = append(c.Series[0].Values, w.ReopenPercent)
-		t.Rows = append(t.Rows, row(w.Week, itoa(w.Complaints), itoa(w.Reopened), pct(w.ReopenPercent)))
+		t.Rows = append(t.Rows, row(w.Week, itoa(w.Complaints), itoa(w.Reopened), pctIf(w.ReopenPercent, w.Complaints > 0)))
 	}
-	t.Rows = append(t.Rows, row("Whole period", itoa(rep.Complaints), itoa(rep.Reopened), pct(rep.ReopenPercent)))
+	t.Rows = append(t.Rows, row("Whole period", itoa(rep.Complaints), itoa(rep.Reopened), pctIf(rep.ReopenPercent, rep.Complaints > 0)))
 	return figure{ID: "reopen", Title: "Reopen rate", SVG: template.HTML(c.svg()), Table: t}
 }
 
@@ -377,7 +401,7 @@ func ownersFigure(rep router.Report) figure {
 			over = "yes"
 		}
 		t.Rows = append(t.Rows, row(who, itoa(o.Open), capacity, over, itoa(o.Overdue),
-			itoa(o.Promises.Made), itoa(o.Promises.Kept), itoa(o.Promises.Broken), pct(o.Promises.KeptPercent)))
+			itoa(o.Promises.Made), itoa(o.Promises.Kept), itoa(o.Promises.Broken), pctIf(o.Promises.KeptPercent, o.Promises.Settled())))
 	}
 	return figure{ID: "owners", Title: "Owners: load, overdue and promises kept", SVG: template.HTML(c.svg()), Table: t}
 }

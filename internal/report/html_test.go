@@ -20,6 +20,7 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/forgetmenot/forgetmenot/internal/report"
+	"github.com/forgetmenot/forgetmenot/router"
 )
 
 type tableData struct {
@@ -40,19 +41,19 @@ var wantTables = map[string]tableData{
 	},
 	"first-response-table": {
 		Head: []string{"Week", "Answered", "Median", "90th percentile"},
-		Rows: [][]string{{"2026-W47", "0", "-", "-"}, {"2026-W48", "5", "1.0", "8.0"}, {"Whole period", "5", "1.0", "8.0"}},
+		Rows: [][]string{{"2026-W47", "0", "–", "–"}, {"2026-W48", "5", "1.0", "8.0"}, {"Whole period", "5", "1.0", "8.0"}},
 	},
 	"resolution-table": {
 		Head: []string{"Week", "Closed", "Median", "90th percentile"},
-		Rows: [][]string{{"2026-W47", "0", "-", "-"}, {"2026-W48", "3", "12.0", "26.0"}, {"Whole period", "3", "12.0", "26.0"}},
+		Rows: [][]string{{"2026-W47", "0", "–", "–"}, {"2026-W48", "3", "12.0", "26.0"}, {"Whole period", "3", "12.0", "26.0"}},
 	},
 	"promises-table": {
 		Head: []string{"Week", "Made", "Kept", "Broken", "Pending", "Kept % of settled"},
-		Rows: [][]string{{"2026-W47", "0", "0", "0", "0", "0.0"}, {"2026-W48", "4", "2", "1", "1", "66.7"}, {"Whole period", "4", "2", "1", "1", "66.7"}},
+		Rows: [][]string{{"2026-W47", "0", "0", "0", "0", "–"}, {"2026-W48", "4", "2", "1", "1", "66.7"}, {"Whole period", "4", "2", "1", "1", "66.7"}},
 	},
 	"reopen-table": {
 		Head: []string{"Week", "Complaints", "Reopened", "Reopen %"},
-		Rows: [][]string{{"2026-W47", "0", "0", "0.0"}, {"2026-W48", "5", "1", "20.0"}, {"Whole period", "5", "1", "20.0"}},
+		Rows: [][]string{{"2026-W47", "0", "0", "–"}, {"2026-W48", "5", "1", "20.0"}, {"Whole period", "5", "1", "20.0"}},
 	},
 	"csat-table": {
 		Head: []string{"Score", "Answers", "Share %"},
@@ -67,7 +68,7 @@ var wantTables = map[string]tableData{
 	"owners-table": {
 		Head: []string{"Owner", "Open", "Capacity", "Over capacity", "Overdue", "Promises made", "Kept", "Broken", "Kept %"},
 		Rows: [][]string{{"Anna <b>de Vries</b> (anna)", "2", "1", "yes", "1", "1", "1", "0", "100.0"}, {"bas", "0", "2", "no", "0", "2", "1", "1", "50.0"},
-			{"chloe", "1", "2", "no", "1", "1", "0", "0", "0.0"}},
+			{"chloe", "1", "2", "no", "1", "1", "0", "0", "–"}},
 	},
 	"prevention-table": {
 		Head: []string{"Category", "Complaint", "Owner", "Closed", "Note"},
@@ -324,5 +325,26 @@ func TestHTMLReportInChromium(t *testing.T) {
 	}
 	if len(requests) == 0 {
 		t.Error("no request seen at all: the listener is not working")
+	}
+}
+
+// What must hold: a period where nothing was answered, closed, kept or
+// broken shows "–" for those figures, never 0 (0 % of promises kept reads as
+// every promise broken).
+func TestHTMLShowsNoFigureForWhatNothingSettled(t *testing.T) {
+	since := time.Date(2020, 1, 6, 0, 0, 0, 0, time.UTC)
+	rep := router.BuildReport(router.ReportInput{Since: since, Until: since.AddDate(0, 0, 14), Now: since.AddDate(0, 0, 14)})
+	var b bytes.Buffer
+	if err := report.WriteHTML(&b, rep, report.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	for _, label := range []string{"First response, median (h)", "Resolution, median (h)", "Promises kept", "Reopened"} {
+		if !strings.Contains(page, "<li>"+label+"<b>–</b></li>") {
+			t.Errorf("tile %q does not show –", label)
+		}
+	}
+	if strings.Contains(page, "<b>0.0%</b>") || strings.Contains(page, "<b>0.0</b>") {
+		t.Error("an empty period shows 0.0 for a figure nothing settled")
 	}
 }
