@@ -79,12 +79,19 @@ func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	// To the millisecond in UTC, as the report's generated_at and every
 	// stored time: one moment does not print two ways in one answer.
 	until, since := a.clock().UTC().Truncate(time.Millisecond), time.Time{}
+	// A date is midnight where the report counts its weeks (the default
+	// calendar's zone): 2026-11-30 in Amsterdam starts at 23:00 UTC the
+	// day before, and a UTC midnight would split the week's first hour off.
+	loc := time.UTC
+	if l, ok := a.svc.(interface{ ReportLocation() *time.Location }); ok && l.ReportLocation() != nil {
+		loc = l.ReportLocation()
+	}
 	for _, p := range []struct {
 		name string
 		dst  *time.Time
 	}{{"until", &until}, {"since", &since}} {
 		if v := q.Get(p.name); v != "" {
-			t, err := parseWhen(v)
+			t, err := router.ParseWhenIn(v, loc)
 			if err != nil {
 				httpx.WriteError(w, http.StatusBadRequest, p.name+" must be a date (2026-11-01) or an RFC 3339 time", p.name)
 				return

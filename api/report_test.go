@@ -123,3 +123,40 @@ func TestReportsDefaultPeriodEndsNowToTheMillisecond(t *testing.T) {
 		t.Errorf("the answer does not give until as 2026-11-30T09:00:00.123Z: %s", body)
 	}
 }
+
+// zonedReport counts weeks in Amsterdam, as a router with an Amsterdam
+// calendar does.
+type zonedReport struct{ reportOnly }
+
+func (z *zonedReport) ReportLocation() *time.Location {
+	loc, _ := time.LoadLocation("Europe/Amsterdam")
+	return loc
+}
+
+// What must hold: a report period given as dates means midnight where the
+// report counts its weeks. In Amsterdam 2026-11-30 starts at 23:00 UTC the
+// day before; read as UTC midnight, the first hour of the week fell out and
+// a stray hour of the next week came in.
+func TestReportDatesAreMidnightInTheCalendarsZone(t *testing.T) {
+	svc := &zonedReport{}
+	mux := http.NewServeMux()
+	for p, h := range api.AccountabilityRoutes(api.Access{Token: "tok-123"}, svc, time.Now, nil, report.Links{}) {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/reports?since=2026-11-30&until=2026-12-07", nil)
+	req.Header.Set("Authorization", "Bearer tok-123")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || len(svc.asked) != 1 {
+		t.Fatalf("GET: %d", res.StatusCode)
+	}
+	wantSince := time.Date(2026, 11, 29, 23, 0, 0, 0, time.UTC)
+	if since, until := svc.asked[0][0], svc.asked[0][1]; !since.Equal(wantSince) || !until.Equal(wantSince.AddDate(0, 0, 7)) {
+		t.Errorf("period asked %v – %v, want from %v for 7 days", since.UTC(), until.UTC(), wantSince)
+	}
+}

@@ -513,11 +513,14 @@ func effectiveAbsences(roster, stored []Absence, now time.Time) map[string]Absen
 
 // ParseWhen reads a moment as the API, the CLI and Slack take it: an RFC 3339
 // time, or a date (2026-12-21, meaning its start in UTC).
-func ParseWhen(v string) (time.Time, error) {
+func ParseWhen(v string) (time.Time, error) { return ParseWhenIn(v, time.UTC) }
+
+// ParseWhenIn is ParseWhen with a date meaning midnight in loc.
+func ParseWhenIn(v string, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
 	}
-	return time.Parse(time.DateOnly, v)
+	return time.ParseInLocation(time.DateOnly, v, loc)
 }
 
 // SetAway records that an owner is away until a moment, with a cover. While

@@ -619,6 +619,10 @@ func percent(part, whole int) float64 {
 }
 
 // reportLocation is the zone in which weeks are counted.
+// ReportLocation is the time zone reports count weeks in (the default
+// calendar's): a date given for a report's period means midnight there.
+func (r *Router) ReportLocation() *time.Location { return r.reportLocation() }
+
 func (r *Router) reportLocation() *time.Location {
 	if c := r.policy().DefaultCalendar; c != nil {
 		return c.Location
