@@ -19,6 +19,16 @@ const (
 	maxPreventionLen = 2000
 )
 
+// The same limits in bytes of UTF-8 (a Japanese character takes three), for
+// forms that must refuse text before they close rather than lose it when
+// the router refuses it afterwards.
+const (
+	MaxResolutionBytes = maxResolutionLen
+	MaxReasonBytes     = maxReasonLen // reassign and merge reasons, promise notes
+	MaxPreventionBytes = maxPreventionLen
+	MaxReplyBytes      = maxReplyLen
+)
+
 // Closing is what staff say when they close a complaint: how it was resolved
 // (internal), its root cause from the configured categories, and optionally
 // what would prevent the next complaint like it (read back in the report).

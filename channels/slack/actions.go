@@ -258,6 +258,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		if body == "" {
 			fieldErrs[blockReplyBody] = "Write the answer for the customer."
 		}
+		tooLong(fieldErrs, blockReplyBody, body, router.MaxReplyBytes)
 		sub = submission{"reply to the customer", func(ctx context.Context, actor string) error {
 			_, err := s.cfg.Complaints.Reply(ctx, id, actor, body)
 			return err
@@ -275,6 +276,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		if tell && note == "" {
 			fieldErrs[blockPromiseNote] = "Write what you promise: the customer will read it."
 		}
+		tooLong(fieldErrs, blockPromiseNote, note, router.MaxReasonBytes)
 		sub = submission{"promise", func(ctx context.Context, actor string) error {
 			_, err := s.cfg.Complaints.Promise(ctx, id, actor, by, note, tell)
 			return err
@@ -296,7 +298,10 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 			// Slack enforces the field's max_length; a forged submission is
 			// refused here as clearly.
 			fieldErrs[blockClosePrevention] = fmt.Sprintf("Keep it to %d characters.", maxPrevention)
+		} else {
+			tooLong(fieldErrs, blockClosePrevention, prevention, router.MaxPreventionBytes)
 		}
+		tooLong(fieldErrs, blockCloseResolution, resolution, router.MaxResolutionBytes)
 		sub = submission{"close", func(ctx context.Context, actor string) error {
 			_, err := s.cfg.Complaints.CloseWith(ctx, id, actor, router.Closing{Resolution: resolution, Category: category, Prevention: prevention})
 			return err
@@ -310,6 +315,7 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 		if reason == "" {
 			fieldErrs[blockReassignReason] = "Say why the owner changes."
 		}
+		tooLong(fieldErrs, blockReassignReason, reason, router.MaxReasonBytes)
 		sub = submission{"reassign", func(ctx context.Context, actor string) error {
 			_, err := s.cfg.Complaints.Reassign(ctx, id, actor, to, reason)
 			return err
@@ -343,6 +349,16 @@ func (s *Slack) viewSubmission(ctx context.Context, cb slackgo.InteractionCallba
 	return nil
 }
 
+// tooLong refuses text over the router's limit in the form itself: Slack's
+// max_length counts characters, the router bytes, so text in a script of
+// three bytes a character fits the field and used to be refused only after
+// the form had closed, and was lost.
+func tooLong(fieldErrs map[string]string, block, text string, limit int) {
+	if len(text) > limit && fieldErrs[block] == "" {
+		fieldErrs[block] = fmt.Sprintf("Too long to store: keep it under %d bytes (about %d characters of this text); it is %d.", limit, limit*utf8.RuneCountInString(text)/len(text), len(text))
+	}
+}
+
 func firstInput(callback string) string {
 	switch callback {
 	case viewReply:
@@ -359,7 +375,7 @@ func firstInput(callback string) string {
 func userError(err error) string {
 	var ve *router.ValidationError
 	if errors.As(err, &ve) {
-		return ve.Problem
+		return ve.Field + " " + ve.Problem
 	}
 	if errors.Is(err, router.ErrInvalidState) {
 		return err.Error()

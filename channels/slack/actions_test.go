@@ -183,6 +183,17 @@ func TestCloseFromSlack(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(string(out), `"response_action":"errors"`) || !strings.Contains(string(out), "close_resolution") {
 		t.Fatalf("empty resolution answered %d %s, want field errors", code, out)
 	}
+	// Text that fits the field's max_length (characters) but not the
+	// router's limit (bytes: 1,495 Japanese characters are 4,485) is refused
+	// in the form, so it is not lost after the modal closed.
+	long := strings.Repeat("荷物が届きませんでした。", 125)[:4485]
+	code, out = f.interact(submit(user, view, "V1", map[string]map[string]any{"close_resolution": text(long), "close_category": choice("delivery")}))
+	if code != http.StatusOK || !strings.Contains(string(out), `"response_action":"errors"`) || !strings.Contains(string(out), "close_resolution") || !strings.Contains(string(out), "4000 bytes") {
+		t.Fatalf("resolution of 4,485 bytes answered %d %s, want a field error in the form", code, out)
+	}
+	if c, _ := f.complaint(id); c.Status != router.StatusOpen {
+		t.Fatal("the refused submission closed the complaint")
+	}
 	good := submit(user, view, "V1", map[string]map[string]any{"close_resolution": text("Sent a new parcel"), "close_category": choice("delivery")})
 	for range 2 { // Slack's retry of the same submission
 		if code, out := f.interact(good); code != http.StatusOK || len(bytes.TrimSpace(out)) != 0 {
