@@ -556,6 +556,15 @@ func (r *Router) SetAway(ctx context.Context, a Absence, actor string) (Absence,
 		case !cv.Active:
 			return Absence{}, invalid("cover", "%s is not active", a.Cover)
 		}
+		// A cover who is away too would leave the complaints with no one
+		// at work to hear of them.
+		off, err := r.away(ctx, later(a.From, now))
+		if err != nil {
+			return Absence{}, err
+		}
+		if ca, away := off[a.Cover]; away {
+			return Absence{}, invalid("cover", "%s is away too (until %s): choose a colleague who is at work", a.Cover, ca.Until.UTC().Format(time.RFC3339))
+		}
 	}
 	_ = o
 	a.SetBy, a.SetAt = actorOrDefault(actor), now

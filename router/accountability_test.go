@@ -313,6 +313,10 @@ func TestAwayOwnerGetsNoNewComplaintsKeepsTheirsAndTheCoverActs(t *testing.T) {
 			t.Errorf("SetAway(%+v) accepted", bad)
 		}
 	}
+	// A cover who is away too: anna is, so she cannot cover for bas.
+	if _, err := d.router.SetAway(ctx, router.Absence{Owner: "bas", Until: cet(t, "2026-11-25 09:00"), Cover: "anna"}, "sanne"); !isField(err, "cover") {
+		t.Errorf("bas away with anna (away herself) as cover: %v, want a cover error", err)
+	}
 	// The same customer writes a new complaint (sticky would be anna), and
 	// several others: none goes to anna.
 	for i, body := range []string{"Nieuwe klacht: verkeerde maat.", "Ander probleem", "Nog iets"} {
