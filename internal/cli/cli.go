@@ -612,11 +612,13 @@ func printComplaint(w io.Writer, d api.ComplaintDetail) {
 		fmt.Fprintf(w, "Priority:  %s\n", c.Priority)
 	}
 	if c.Status == router.StatusOpen {
-		switch {
-		case !c.FirstResponseAt.IsZero():
-			fmt.Fprintf(w, "Answered:  %s\n", stamp(c.FirstResponseAt))
-		case !c.RespondBy.IsZero():
+		// A running answer deadline first: after the customer wrote again,
+		// the first answer long ago is not what is due now.
+		if !c.RespondBy.IsZero() {
 			fmt.Fprintf(w, "Respond by: %s\n", stamp(c.RespondBy))
+		}
+		if !c.FirstResponseAt.IsZero() {
+			fmt.Fprintf(w, "Answered:  %s (first answer)\n", stamp(c.FirstResponseAt))
 		}
 		if !c.ResolveBy.IsZero() {
 			fmt.Fprintf(w, "Resolve by: %s\n", stamp(c.ResolveBy))
