@@ -72,7 +72,10 @@ func (snd *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.S
 	}
 	if online {
 		sent := router.Sent{Via: string(router.ChannelChat), Ref: "live"}
-		if watched(m.Kind) && email != "" && mailer != nil && s.cfg.UnseenAfter > 0 {
+		// Watched whether or not it can be e-mailed: a reply left unseen
+		// is then at least said on the timeline (the owner must not take
+		// it for read), and e-mailed where that is possible.
+		if watched(m.Kind) && s.cfg.UnseenAfter > 0 {
 			sent.Unseen = &router.UnseenFallback{After: s.cfg.UnseenAfter, Via: router.ChannelEmail}
 		}
 		return sent, nil

@@ -270,9 +270,11 @@ func TestSeenReceiptsNameOnlyLinesShownToTheSessionAndLiveRepliesAreWatched(t *t
 	if got := rec.list(); len(got) != 1 || got[0] != "C-1001 "+id+" chat" {
 		t.Fatalf("receipts %v, want exactly the line shown to this session", got)
 	}
-	// No address: nothing to fall back on, nothing watched.
-	if sent, _ := snd.Send(context.Background(), replyTo(token, "", router.ToCustomerReply)); sent.Unseen != nil {
-		t.Fatalf("sent %+v: watched although no address is known", sent)
+	// No address: nothing to fall back on, but still watched, so that the
+	// timeline says when it stays unseen (the owner must not take it for
+	// read); the router records that there is no address to send it to.
+	if sent, _ := snd.Send(context.Background(), replyTo(token, "", router.ToCustomerReply)); sent.Unseen == nil {
+		t.Fatalf("sent %+v: a live reply to a visitor without an address must be watched too", sent)
 	}
 	// The fallback itself goes by e-mail, once, whether or not the visitor is here.
 	fb := replyTo(token, "jan@example.nl", router.ToCustomerReply)
