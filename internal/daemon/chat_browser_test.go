@@ -94,6 +94,7 @@ func TestChatWidgetInRealChromium(t *testing.T) {
 	t.Run("answered live and remembered after a reload", func(t *testing.T) { chatAnsweredLive(t, tab(t), r) })
 	t.Run("Dutch page, badge, title, seen receipt, unseen reply e-mailed", func(t *testing.T) { chatUnreadSeenAndEmailed(t, tab(t), r, smtpSrv) })
 	t.Run("a reply given while live lines were interrupted still shows", func(t *testing.T) { chatLiveInterrupted(t, tab(t), r, redisURL) })
+	t.Run("a typo in the address keeps the message to send again", func(t *testing.T) { chatTypoInAddress(t, tab(t), r) })
 	t.Run("a page not allowed to embed the chat is told so", func(t *testing.T) { chatRefusedOrigin(t, tab(t), r) })
 	t.Run("fits a 375 px phone", func(t *testing.T) { chatAt375px(t, tab(t), r) })
 }
@@ -153,6 +154,44 @@ func chatAnsweredLive(t *testing.T, ctx context.Context, r *running) {
 	want := []string{"line visitor: My new <i>lamp</i> flickers & buzzes.", "line system: " + system, "line staff: " + answer}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after reload:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// chatTypoInAddress: an address without its @ is caught before anything is
+// sent, the visitor is told, the typed message stays in the box and the
+// address field is in view; after the correction it goes out as usual.
+func chatTypoInAddress(t *testing.T, ctx context.Context, r *running) {
+	const msg = "My coffee machine leaks water."
+	if err := chromedp.Do(ctx,
+		fresh(r.base, "/chat/demo"),
+		widgetReady,
+		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('input[name=email]')`), "jan.gmail.com"),
+		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('textarea')`), msg),
+		chromedp.Click(chromedp.JSPath(shadow+`.querySelector('form.send button')`)),
+	); err != nil {
+		t.Fatalf("sending with a typo in the address: %v", err)
+	}
+	type state struct {
+		Error string `json:"error"`
+		Kept  string `json:"kept"`
+		Shown bool   `json:"shown"`
+		Lines int    `json:"lines"`
+	}
+	got, err := chromedp.Run(ctx, chromedp.Poll[state](`(() => { const s = `+shadow+`; const e = s.querySelector('.error'); return !!e && {error: e.textContent, kept: s.querySelector('textarea').value, shown: !s.querySelector('.who').hidden, lines: s.querySelectorAll('.line.visitor').length} })()`))
+	if err != nil {
+		t.Fatalf("waiting for the error: %v", err)
+	}
+	if !strings.Contains(got.Error, "e-mail address") || got.Kept != msg || !got.Shown || got.Lines != 0 {
+		t.Fatalf("after the typo: %+v, want the error, the message kept, the address in view and nothing sent", got)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.JSPath(shadow+`.querySelector('input[name=email]')`), "jan@gmail.com"),
+		chromedp.Click(chromedp.JSPath(shadow+`.querySelector('form.send button')`)),
+	); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[string](lineTexts("system")+` || false`)); err != nil {
+		t.Fatalf("the corrected message was not answered: %v\nlog:\n%s", err, r.log)
 	}
 }
 

@@ -365,9 +365,14 @@
       case "error":
         var text = (f.code && TEXTS[lang] && TEXTS[lang]["error." + f.code]) || f.error || "Something went wrong.";
         if (f.id && f.code !== "unavailable") {
-          // Refused for good (too long, too many): drop it, say why.
+          // Refused for good (too long, too many, a bad address): drop it,
+          // say why, and give the text back to be sent again, with the
+          // address to correct in view.
+          var refused = pending.filter(function (m) { return m.id === f.id; })[0];
           pending = pending.filter(function (m) { return m.id !== f.id; }); savePending();
           markState(f.id, T("not_sent"));
+          if (refused && !input.value.trim()) { input.value = refused.text; updateCount(); }
+          if (f.code === "bad_email") { foldDetails(false); emailIn.focus(); }
         }
         if (f.id && f.code === "unavailable") {
           markState(f.id, T("waiting"));
@@ -387,6 +392,13 @@
     var text = input.value.trim();
     if (!text || blocked || !updateCount()) return;
     saveProfile();
+    // A typo in the address is caught here, with the text kept: the server
+    // would refuse the message for it.
+    if (profile.email && !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(profile.email)) {
+      showError(T("error.bad_email"));
+      foldDetails(false); emailIn.focus();
+      return;
+    }
     var m = { id: newID(), text: text, name: profile.name, email: profile.email, at: new Date().toISOString() };
     pending.push(m); savePending();
     render({ id: m.id, from: "visitor", text: text, at: m.at });
