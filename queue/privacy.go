@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
@@ -218,6 +220,25 @@ func wordsPattern(tokens []string) *regexp.Regexp {
 	// Longest first, so a name is replaced whole before a part of it.
 	sort.Slice(alts, func(i, j int) bool { return len(alts[i]) > len(alts[j]) })
 	return regexp.MustCompile(`(?i)(^|[^\pL\pN])(` + strings.Join(alts, "|") + `)([^\pL\pN]|$)`)
+}
+
+// WithNameParts adds the parts of each name (first and last names: words
+// of three letters or more written with a capital) as names. In the texts
+// of the erased complaints themselves, and the erasure's own reason, "Called
+// Maarten" names the customer as surely as "Maarten Visser" does. Not for
+// other customers' data: a first name alone is shared by many.
+func (p *PersonalData) WithNameParts() *PersonalData {
+	names := slices.Clone(p.names)
+	for _, n := range p.names {
+		for _, w := range strings.FieldsFunc(n, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' && r != '-' }) {
+			if r, _ := utf8.DecodeRuneInString(w); unicode.IsUpper(r) && utf8.RuneCountInString(w) >= 3 {
+				names = append(names, w)
+			}
+		}
+	}
+	q := NewPersonalData(p.strong, names, p.ComplaintIDs)
+	q.Pseudonym = p.Pseudonym
+	return q
 }
 
 // Strong and Names return the tokens in use.

@@ -358,7 +358,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 			j.StateKeys += n
 			audit := map[string]string{
 				"kind": "request", "erasure": j.ID, "pseudonym": j.Pseudonym, "actor": j.Actor,
-				"reason":     j.Tokens.personal(nil).Redact(j.Reason, queue.RedactedMark),
+				"reason":     j.Tokens.personal(nil).WithNameParts().Redact(j.Reason, queue.RedactedMark),
 				"complaints": strconv.Itoa(len(j.Complaints)), "ids": strings.Join(j.Complaints, ","),
 				"closed": strings.Join(j.Closed, ","), "entries": strconv.Itoa(j.Entries), "state_keys": strconv.Itoa(j.StateKeys),
 				"started": j.Started.Format(time.RFC3339), "finished": s.clock().UTC().Format(time.RFC3339),
@@ -518,7 +518,10 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 // customer's names and addresses; what the customer wrote, and the texts of
 // staff replies, notes and promises (which quote and address them), are gone.
 func pseudonymise(c router.Complaint, tl []router.Entry, p *queue.PersonalData, e erasure, now time.Time) queue.Pseudonymised {
-	redact := func(s string) string { return redactText(p, s) }
+	// This complaint's own texts are the customer's: a first or last name
+	// alone names them here.
+	own := p.WithNameParts()
+	redact := func(s string) string { return redactText(own, s) }
 	after := c
 	after.Customer = router.Customer{Name: e.pseudonym}
 	after.CustomerKey = ErasedKeyPrefix + e.pseudonym
