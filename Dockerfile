@@ -5,7 +5,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/forgetmenot ./cmd/forgetmenot
+# .git is not sent to the build (.dockerignore), so the commit is given:
+#   docker build --build-arg VERSION="$(git describe --always --dirty)" .
+ARG VERSION=""
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X github.com/forgetmenot/forgetmenot/internal/version.Build=${VERSION}" -o /out/forgetmenot ./cmd/forgetmenot
 
 # Run: distroless static, as a non-root user.
 FROM gcr.io/distroless/static-debian12:nonroot

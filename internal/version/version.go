@@ -12,12 +12,21 @@ import (
 // checkout, the commit (with "+dirty" for uncommitted changes) and its time:
 // "(devel) 8531b74e0c1f+dirty 2026-12-02T02:01:44Z".
 func String() string {
+	if Build != "" {
+		return Build
+	}
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
 	}
 	return describe(info)
 }
+
+// Build, when set at link time (-ldflags "-X
+// github.com/forgetmenot/forgetmenot/internal/version.Build=..."), names the
+// build: an image built without the repository's .git (the Dockerfile's
+// VERSION argument) has no commit recorded otherwise.
+var Build string
 
 func describe(info *debug.BuildInfo) string {
 	parts := []string{info.Main.Version}

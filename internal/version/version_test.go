@@ -25,3 +25,13 @@ func TestDescribe(t *testing.T) {
 		})
 	}
 }
+
+// What must hold: a build named at link time (the Docker image, built
+// without .git) says that name.
+func TestBuildNamedAtLinkTime(t *testing.T) {
+	defer func(b string) { Build = b }(Build)
+	Build = "v1.5.0-3-g8531b74"
+	if got := String(); got != "v1.5.0-3-g8531b74" {
+		t.Errorf("String = %q, want the name given at link time", got)
+	}
+}
