@@ -253,7 +253,7 @@ func (s *Service) steps(ctx context.Context, j *job) (EraseResult, error) {
 				if slices.Contains(j.Closed, id) {
 					continue
 				}
-				_, err := s.closer.CloseWith(ctx, id, j.Actor, router.Closing{Resolution: ErasedResolution, Category: j.Category, Quiet: true})
+				_, err := s.closer.CloseWith(ctx, id, closeActor(j.Actor), router.Closing{Resolution: ErasedResolution, Category: j.Category, Quiet: true})
 				var invalid *router.ValidationError
 				switch {
 				case err == nil:
@@ -509,6 +509,16 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 			return nil, err
 		}
 	}
+}
+
+// closeActor is who closes an open complaint for a forced erasure: the
+// erasure on behalf of whoever asked for it. A data protection officer who
+// is no owner on the roster may ask ("erasure:dpo"), as without --force.
+func closeActor(actor string) string {
+	if strings.Contains(actor, ":") {
+		return actor
+	}
+	return "erasure:" + actor
 }
 
 // pseudonymise computes a complaint's erased form: the customer becomes the

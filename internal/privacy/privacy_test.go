@@ -441,7 +441,9 @@ func TestEraseRefusesOpenComplaintsWithoutForce(t *testing.T) {
 	w.mu.Lock()
 	sentBefore := w.sent
 	w.mu.Unlock()
-	res, err := s.Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "anna", Force: true})
+	// Asked by the data protection officer, who is no owner on the roster:
+	// forced as without force, the erasure closes in their name.
+	res, err := s.Erase(ctx, EraseRequest{Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "dpo", Force: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +587,6 @@ func TestEraseRefusesBadRequests(t *testing.T) {
 		"not a key":     {Customer: "jan", Reason: "request", Actor: "anna"},
 		"unknown chan":  {Customer: "sms:+316", Reason: "request", Actor: "anna"},
 		"control chars": {Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "an\x1bna"},
-		"unknown actor": {Customer: "jan@voorbeeld.nl", Reason: "request", Actor: "nobody", Force: true},
 	} {
 		_, err := s.Erase(ctx, req)
 		var v *router.ValidationError
