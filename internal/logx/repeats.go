@@ -26,6 +26,11 @@ func Repeats(next slog.Handler, interval time.Duration) slog.Handler {
 	return &repeatHandler{next: next, state: &repeatState{interval: interval, windows: map[string]*repeatWindow{}}}
 }
 
+// workerKey names which of a replica's workers (a stream consumer) wrote
+// a line: during an outage every worker reports the same failed read, and
+// merging them is the point, so it does not tell lines apart.
+const workerKey = "consumer"
+
 type repeatHandler struct {
 	next  slog.Handler
 	state *repeatState
@@ -61,6 +66,9 @@ func (h *repeatHandler) Handle(ctx context.Context, r slog.Record) error {
 		case slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindDuration, slog.KindTime:
 			return true // a count, a backoff, a time: details, not another subject
 		}
+		if a.Key == workerKey {
+			return true // which of the replica's workers: the same failure
+		}
 		text := v.String()
 		if _, isErr := v.Any().(error); isErr || a.Key == "err" || a.Key == "error" {
 			text = digits.ReplaceAllString(text, "0")
@@ -90,7 +98,11 @@ func (s *repeatState) end(key string) {
 	if w == nil || w.suppressed == 0 {
 		return
 	}
-	r := slog.NewRecord(time.Now(), w.level, fmt.Sprintf("%d similar lines suppressed", w.suppressed), 0)
+	lines := "lines"
+	if w.suppressed == 1 {
+		lines = "line"
+	}
+	r := slog.NewRecord(time.Now(), w.level, fmt.Sprintf("%d similar %s suppressed", w.suppressed, lines), 0)
 	r.AddAttrs(slog.Int("suppressed", w.suppressed), slog.String("like", w.msg), slog.String("interval", s.interval.String()))
 	_ = w.handler.Handle(context.Background(), r)
 }
@@ -98,7 +110,9 @@ func (s *repeatState) end(key string) {
 func (h *repeatHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	scope := h.scope
 	for _, a := range attrs {
-		scope += "|" + a.String()
+		if a.Key != workerKey {
+			scope += "|" + a.String()
+		}
 	}
 	return &repeatHandler{next: h.next.WithAttrs(attrs), state: h.state, scope: scope}
 }

@@ -13,7 +13,8 @@ func TestRepeatedWarningsAreCountedNotWritten(t *testing.T) {
 	log := slog.New(Repeats(slog.NewJSONHandler(&buf, nil), 300*time.Millisecond))
 	stream := log.With("component", "queue")
 	for i := 0; i < 40; i++ {
-		stream.Warn("queue read failed; retrying", "stream", "inbound", "retry_in", time.Duration(i)*time.Millisecond, "attempt", i, "err", errors.New("dial tcp 127.0.0.1:"+strings.Repeat("4", i%3+1)+": connect: connection refused"))
+		// Every worker of the replica reports the same failed read: one.
+		stream.Warn("queue read failed; retrying", "stream", "inbound", "consumer", "host-1-"+string(rune('0'+i%8)), "retry_in", time.Duration(i)*time.Millisecond, "attempt", i, "err", errors.New("dial tcp 127.0.0.1:"+strings.Repeat("4", i%3+1)+": connect: connection refused"))
 		stream.Warn("queue read failed; retrying", "stream", "outbox", "err", errors.New("dial tcp 127.0.0.1:4: connect: connection refused"))
 		log.Info("complaint assigned", "complaint", "C-1001") // never limited
 	}
