@@ -108,7 +108,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := configs.FromEnv()
 	if err != nil {
-		fmt.Fprintln(stderr, "error:", err)
+		startFailed(stderr, strings.EqualFold(os.Getenv("FORGETMENOT_LOG_FORMAT"), "json"), "error:", err)
 		return 1
 	}
 	log := NewLogger(cfg, stderr)
@@ -122,7 +122,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	tuneGC()
 	d, err := daemon.New(cfg, log)
 	if err != nil {
-		fmt.Fprintln(stderr, "error: cannot start:", err)
+		startFailed(stderr, cfg.LogFormat == "json", "error: cannot start:", err)
 		return 1
 	}
 	if err := d.Run(ctx); err != nil {
@@ -132,6 +132,25 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// startFailed says why serve cannot start: one JSON line when the logs are
+// JSON (a log collector reads every line of the daemon), else plain text.
+func startFailed(w io.Writer, asJSON bool, prefix string, err error) {
+	if asJSON {
+		slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: durationsAsText})).Error("cannot start", "err", err)
+		return
+	}
+	fmt.Fprintln(w, prefix, err)
+}
+
+// durationsAsText writes a duration as "20s" in JSON logs too (slog's JSON
+// handler writes nanoseconds, 20000000000, beside durations given as text).
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		return slog.String(a.Key, a.Value.Duration().String())
+	}
+	return a
+}
+
 // NewLogger builds the structured logger the configuration asks for.
 func NewLogger(cfg configs.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
@@ -139,7 +158,7 @@ func NewLogger(cfg configs.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		h = slog.NewJSONHandler(w, opts)
+		h = slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: durationsAsText})
 	}
 	// A warning repeated word for word (a consumer's failed read during a
 	// Redis outage) is written once per interval, then counted.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -281,5 +282,23 @@ func TestCLIOutputCannotDriveTheTerminal(t *testing.T) {
 		if args[1] == "show" && !strings.Contains(out, `because\x1b[2J\x1b]0;TITLE\x07 \u202eevil C-1052 CLOSED`) {
 			t.Errorf("show does not print the reason with visible escapes on its line:\n%s", out)
 		}
+	}
+}
+
+// What must hold: with JSON logs, a configuration serve cannot start with
+// is said as one JSON line too (a log collector reads every line), and
+// durations in JSON logs are text ("20s"), as in the text logs.
+func TestStartFailureIsJSONWhenTheLogsAre(t *testing.T) {
+	t.Setenv("FORGETMENOT_LOG_FORMAT", "json")
+	t.Setenv("FORGETMENOT_ROUTER_WORKERS", "many")
+	code, _, errOut := run("serve")
+	var line map[string]any
+	if code != 1 || json.Unmarshal([]byte(strings.TrimSpace(errOut)), &line) != nil || line["level"] != "ERROR" || !strings.Contains(fmt.Sprint(line["err"]), "ROUTER_WORKERS") {
+		t.Fatalf("serve with a bad setting and JSON logs: exit %d, stderr %q; want exit 1 and one JSON error line naming the setting", code, errOut)
+	}
+	var b bytes.Buffer
+	cli.NewLogger(configs.Config{LogFormat: "json", LogLevel: "info"}, &b).Info("shutting down", "timeout", 20*time.Second)
+	if !strings.Contains(b.String(), `"timeout":"20s"`) {
+		t.Errorf("duration in a JSON log: %s, want \"20s\"", b.String())
 	}
 }
