@@ -92,13 +92,27 @@ func (o ParseOptions) withDefaults() ParseOptions {
 }
 
 func (o ParseOptions) own(addr string) bool {
-	addr = strings.ToLower(strings.TrimSpace(addr))
+	addr = withoutTag(strings.ToLower(strings.TrimSpace(addr)))
 	for _, a := range o.OwnAddresses {
-		if strings.EqualFold(a, addr) {
+		if strings.EqualFold(withoutTag(a), addr) {
 			return true
 		}
 	}
 	return false
+}
+
+// withoutTag drops a plus-address tag ("support+c-1001@winkel.example" is
+// "support@winkel.example"): our replies come from tagged addresses, and a
+// mail from one is ours too.
+func withoutTag(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 {
+		return addr
+	}
+	if plus := strings.IndexByte(addr[:at], '+'); plus >= 0 {
+		return addr[:plus] + addr[at:]
+	}
+	return addr
 }
 
 // ErrUnparseable marks mail that cannot be turned into a message at all; it
@@ -365,7 +379,11 @@ func (p *parser) clip(s, what string) string {
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	p.note("%s cut at %s (it was %s)", what, humanSize(int64(cut)), humanSize(int64(len(s))))
+	was := "it was " + humanSize(int64(len(s)))
+	if len(s) >= maxPartBytes {
+		was = "it was over " + humanSize(maxPartBytes) // only that much was read
+	}
+	p.note("%s cut at %s (%s)", what, humanSize(int64(cut)), was)
 	return s[:cut] + "\n[… cut]"
 }
 

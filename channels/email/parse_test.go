@@ -247,6 +247,8 @@ func TestLoopGuard(t *testing.T) {
 		{"mailing list", "List-Id: <klanten.lists.example>\r\n", "jan@voorbeeld.nl", "List-Id"},
 		{"empty return path", "Return-Path: <>\r\n", "jan@voorbeeld.nl", "empty return path"},
 		{"our own address", "", "Support@Winkel.example", "our own address"},
+		{"our own plus-address (a reply we sent, bounced back)", "", "support+c-1001@winkel.example", "our own address"},
+		{"someone else's plus-address", "", "jan+shop@voorbeeld.nl", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
