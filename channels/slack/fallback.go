@@ -240,6 +240,8 @@ func (s *Slack) alertUndelivered(n router.Notification, cause error) {
 		}
 		if _, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: fit(text, 3000)}); err != nil {
 			s.log.Error("could not post the undelivered alert to the lead channel", "notification", n.ID, "err", err)
+		} else {
+			s.health.ok("lead channel " + s.cfg.LeadChannel) // reachable again: /readyz says so
 		}
 	})
 }
