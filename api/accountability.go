@@ -364,6 +364,9 @@ func WriteReportText(w io.Writer, rep router.Report) {
 		}
 	}
 	fmt.Fprintf(w, "Complaints opened %s to %s: %d\n", rep.Since.Format(time.DateOnly), rep.Until.Format(time.DateOnly), rep.Complaints)
+	if rep.WeeksLeftOut > 0 {
+		fmt.Fprintf(w, "Weekly figures: the last %d weeks; the %d weeks before are in the totals only.\n", len(rep.Weeks), rep.WeeksLeftOut)
+	}
 	counts := func(title string, cs []router.Count) {
 		if len(cs) == 0 {
 			return

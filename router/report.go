@@ -147,13 +147,17 @@ type RateReport struct {
 // Report is the accountability report over complaints opened in [Since,
 // Until); owner load and overdue counts are as of GeneratedAt.
 type Report struct {
-	Since         time.Time     `json:"since"`
-	Until         time.Time     `json:"until"`
-	GeneratedAt   time.Time     `json:"generated_at"`
-	Complaints    int           `json:"complaints"`
-	ByChannel     []Count       `json:"by_channel"`
-	ByCategory    []Count       `json:"by_category"`
-	ByWeek        []Count       `json:"by_week"`
+	Since       time.Time `json:"since"`
+	Until       time.Time `json:"until"`
+	GeneratedAt time.Time `json:"generated_at"`
+	Complaints  int       `json:"complaints"`
+	ByChannel   []Count   `json:"by_channel"`
+	ByCategory  []Count   `json:"by_category"`
+	ByWeek      []Count   `json:"by_week"`
+	// WeeksLeftOut counts the earliest weeks of a long period that the
+	// weekly series leave out (they hold the latest maxReportWeeks, two
+	// years); every total covers the whole period.
+	WeeksLeftOut  int           `json:"weeks_left_out,omitempty"`
 	FirstResponse Durations     `json:"first_response"`
 	Resolution    Durations     `json:"resolution"`
 	Promises      PromiseStats  `json:"promises"`
@@ -403,7 +407,7 @@ func newReportBuilder(in ReportInput) *reportBuilder {
 	for _, o := range in.Owners {
 		b.calendar(o)
 	}
-	b.weeks, b.weekIndex = reportWeeks(in.Since, in.Until, b.loc)
+	b.weeks, b.weekIndex, b.rep.WeeksLeftOut = reportWeeks(in.Since, in.Until, b.loc)
 	b.weekTallies = make([]*tally, len(b.weeks))
 	for i := range b.weekTallies {
 		b.weekTallies[i] = newTally()
@@ -551,9 +555,9 @@ func (b *reportBuilder) report() Report {
 
 // reportWeeks lists the starts of the ISO weeks that overlap [since, until),
 // at most maxReportWeeks of them (the latest), and indexes them by name.
-func reportWeeks(since, until time.Time, loc *time.Location) ([]time.Time, map[string]int) {
+func reportWeeks(since, until time.Time, loc *time.Location) (weeks []time.Time, index map[string]int, leftOut int) {
 	if since.IsZero() || !until.After(since) {
-		return nil, map[string]int{}
+		return nil, map[string]int{}, 0
 	}
 	s := since.In(loc)
 	start := time.Date(s.Year(), s.Month(), s.Day()-(int(s.Weekday())+6)%7, 0, 0, 0, 0, loc)
@@ -562,13 +566,14 @@ func reportWeeks(since, until time.Time, loc *time.Location) ([]time.Time, map[s
 		out = append(out, w)
 	}
 	if len(out) > maxReportWeeks {
-		out = out[len(out)-maxReportWeeks:]
+		leftOut = len(out) - maxReportWeeks
+		out = out[leftOut:]
 	}
 	idx := make(map[string]int, len(out))
 	for i, w := range out {
 		idx[ISOWeek(w)] = i
 	}
-	return out, idx
+	return out, idx, leftOut
 }
 
 func compareStrings(a, b string) int {

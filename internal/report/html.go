@@ -189,8 +189,12 @@ func WriteHTML(w io.Writer, rep router.Report, opts Options) error {
 	if !rep.BusinessTime {
 		basis = "durations in hours (no working calendar configured: around the clock)"
 	}
+	period := rep.Since.Format(time.DateOnly) + " to " + rep.Until.Format(time.DateOnly)
+	if rep.WeeksLeftOut > 0 {
+		period += fmt.Sprintf(" (weekly charts and tables: the last %d weeks; the %d weeks before are in the totals only)", len(rep.Weeks), rep.WeeksLeftOut)
+	}
 	p := page{Title: opts.Title, Basis: basis, Style: template.CSS(style), CSP: CSP,
-		Period:    rep.Since.Format(time.DateOnly) + " to " + rep.Until.Format(time.DateOnly),
+		Period:    period,
 		Generated: rep.GeneratedAt.Format("2006-01-02 15:04 MST"), Prevention: rep.Prevention}
 	p.KPIs = []kpi{
 		{"Complaints", itoa(rep.Complaints)},
