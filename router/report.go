@@ -17,6 +17,9 @@ type Volume struct {
 	Period string    `json:"period"`
 	Count  int       `json:"count"`
 	SetAt  time.Time `json:"set_at,omitzero"`
+	// Alerted, in SetVolume's answer, counts the periods whose complaint
+	// rate this volume brought to the threshold (each alerts once).
+	Alerted int `json:"alerted,omitempty"`
 }
 
 var isoWeekPattern = regexp.MustCompile(`^(\d{4})-W(\d{2})$`)
@@ -722,7 +725,8 @@ func (r *Router) SetVolume(ctx context.Context, v Volume) (Volume, error) {
 	if err := r.acct.SetVolume(ctx, v); err != nil {
 		return Volume{}, fmt.Errorf("recording the volume of %s: %w", v.Period, err)
 	}
-	_, err := r.CheckComplaintRate(ctx)
+	n, err := r.CheckComplaintRate(ctx)
+	v.Alerted = n
 	return v, err
 }
 

@@ -38,11 +38,25 @@ func buildAccountability(deps Deps) (*Component, error) {
 	}
 	return &Component{
 		Name:   "accountability",
-		Routes: api.AccountabilityRoutes(deps.APIAccess, deps.Router, nil, deps.Log, reportLinks(deps.Config)...),
+		Routes: api.AccountabilityRoutes(deps.APIAccess, volumeAlerts{deps.Router, rateAlerts}, nil, deps.Log, reportLinks(deps.Config)...),
 		Run: func(ctx context.Context) error {
 			return runScheduler(ctx, deps.Router, poll, deps.Log, func(n int) { rateAlerts.Add(float64(n)) })
 		},
 	}, nil
+}
+
+// volumeAlerts counts the rate alerts a posted volume raises, as the
+// scheduler counts its own: a week's volume posted after its complaints is
+// the usual way an alert comes.
+type volumeAlerts struct {
+	*router.Router
+	alerts prometheus.Counter
+}
+
+func (v volumeAlerts) SetVolume(ctx context.Context, vol router.Volume) (router.Volume, error) {
+	out, err := v.Router.SetVolume(ctx, vol)
+	v.alerts.Add(float64(out.Alerted))
+	return out, err
 }
 
 // timerBatch bounds one round of firing; a fuller backlog continues at once.

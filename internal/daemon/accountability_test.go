@@ -175,8 +175,8 @@ func TestAccountabilityAPI(t *testing.T) {
 	if code, out := r.call("POST", "/v1/volume", map[string]any{"period": "2026-48", "count": 10}, token); code != 400 || out["field"] != "period" {
 		t.Fatalf("bad period: %d %v", code, out)
 	}
-	if code, out := r.call("POST", "/v1/volume", map[string]any{"period": week, "count": 50}, token); code != 200 {
-		t.Fatalf("volume: %d %v", code, out)
+	if code, out := r.call("POST", "/v1/volume", map[string]any{"period": week, "count": 50}, token); code != 200 || out["alerted"] != 1.0 {
+		t.Fatalf("volume: %d %v, want it to say it raised one alert", code, out)
 	}
 	// 1 complaint on 50 orders is 2 %, over the shipped 1 % threshold: the
 	// lead is alerted once.
@@ -207,7 +207,8 @@ func TestAccountabilityAPI(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`forgetmenot_open_complaints{owner="anna"} 0`, `forgetmenot_overdue_complaints{owner="bas"} 0`, `forgetmenot_promises_pending 0`} {
+	// The alert the posted volume raised is counted like the scheduler's.
+	for _, want := range []string{`forgetmenot_open_complaints{owner="anna"} 0`, `forgetmenot_overdue_complaints{owner="bas"} 0`, `forgetmenot_promises_pending 0`, `forgetmenot_complaint_rate_alerts_total 1`} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("metrics lack %q", want)
 		}
