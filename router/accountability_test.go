@@ -470,6 +470,27 @@ func TestCSATLinksAreSignedAndAnswersRecordedOnce(t *testing.T) {
 	if n := len(events(tl, router.EventCSAT)); n != 1+router.MaxCSATChanges {
 		t.Errorf("%d csat lines, want %d", n, 1+router.MaxCSATChanges)
 	}
+
+	// The customer writes again: reopened, the answer about the earlier
+	// outcome no longer counts; the next close asks again and takes an
+	// answer (the earlier ones stay on the timeline as history).
+	m := d.msg("klant@voorbeeld.nl", "Het is nog steeds niet opgelost.")
+	m.ComplaintID = id // the customer answers by the reference (same address: proven)
+	if out := d.route(m); out.ComplaintID != id {
+		t.Fatalf("the customer's new message went to %s, want %s reopened", out.ComplaintID, id)
+	}
+	if c, _ := d.complaint(id); c.CSAT != 0 || c.Status != router.StatusOpen {
+		t.Errorf("reopened: csat %d status %s, want no answer counted", c.CSAT, c.Status)
+	}
+	if _, err := d.router.Close(ctx, id, "anna", "Nu echt opgelost", "courier"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.router.RecordCSAT(ctx, id, 3, csat.Sign(id, 3)); err != nil {
+		t.Errorf("the answer after the second close: %v", err)
+	}
+	if c, _ := d.complaint(id); c.CSAT != 3 {
+		t.Errorf("csat after the second close = %d, want 3", c.CSAT)
+	}
 }
 
 // TestCSATLinksWorkOnlyAfterTheCloseAndExpire: a link answers for a closed

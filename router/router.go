@@ -435,6 +435,10 @@ func (r *Router) planReopen(ctx context.Context, msg Message, now time.Time, th 
 	after.Status = StatusOpen
 	after.ClosedAt = time.Time{}
 	after.Resolution, after.Category = "", ""
+	// The satisfaction answer was about an outcome the customer now says
+	// did not hold: it leaves the report, and the next close asks again
+	// (with a fresh budget of changes).
+	after.CSAT, after.CSATChanges = 0, 0
 	after.Reopens++
 	after.Messages++
 	after.LastMessageAt = msg.ReceivedAt
