@@ -83,27 +83,38 @@ func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
 			s.socketEvent(ctx, client, evt, early)
 			continue
 		}
-		select {
-		case slots <- struct{}{}:
-		case <-ctx.Done():
-			return
-		}
 		mu.Lock()
 		prev, done := tails[key], make(chan struct{})
 		tails[key] = done
 		mu.Unlock()
+		// The reader never waits: an event waits for the one before it of
+		// its key first, and only then for a worker slot. (Holding a slot
+		// while waiting for its turn let one user's burst of events take
+		// every slot, and another user's click was answered after Slack's
+		// 3 seconds.)
 		wg.Go(func() {
-			defer func() { <-slots }()
+			defer func() {
+				close(done)
+				mu.Lock()
+				if tails[key] == done {
+					delete(tails, key)
+				}
+				mu.Unlock()
+			}()
 			if prev != nil {
-				<-prev
+				select {
+				case <-prev:
+				case <-ctx.Done():
+					return
+				}
 			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			defer func() { <-slots }()
 			s.socketEvent(ctx, client, evt, early)
-			close(done)
-			mu.Lock()
-			if tails[key] == done {
-				delete(tails, key)
-			}
-			mu.Unlock()
 		})
 	}
 }

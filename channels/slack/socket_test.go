@@ -3,6 +3,7 @@ package slack_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -172,4 +173,48 @@ func TestSocketModeConcurrentInOrder(t *testing.T) {
 	if v := f.ws.Views(); v[0].View["callback_id"] != "fmn_reply" || v[1].View["callback_id"] != "fmn_promise" {
 		t.Errorf("modals opened as %v, %v: the clicks on %s were reordered", v[0].View["callback_id"], v[1].View["callback_id"], idA)
 	}
+}
+
+// What must hold: one user's burst of events (App Home opened again and
+// again, each publish paced a second apart) does not hold up another
+// user's command: events wait for their turn without taking a worker, so
+// the command is answered while the burst is still being worked off.
+func TestSocketModeBurstOfOneUserDoesNotHoldUpAnother(t *testing.T) {
+	f := newFixture(t)
+	_, owner := f.openComplaint("burst1")
+	user := f.slackUserOf(owner)
+	var envs []map[string]any
+	for i := range 4 {
+		var ev json.RawMessage = homeOpened(user)
+		envs = append(envs, map[string]any{"type": "events_api", "envelope_id": fmt.Sprintf("home-%d", i), "payload": ev})
+	}
+	envs = append(envs, map[string]any{"type": "slash_commands", "envelope_id": "cmd", "accepts_response_payload": true,
+		"payload": map[string]any{"command": "/complaints", "text": "mine", "user_id": "USANNE", "channel_id": "DUSANNE"}})
+	sock := newSocketServer(t, envs...)
+	mux := http.NewServeMux()
+	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
+	wsURL := f.ws.URL()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	api := httptest.NewServer(mux)
+	defer api.Close()
+	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
+		Complaints: f.router, State: f.store.State("slack"), Log: discard, SocketWorkers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.RunSocket(ctx) }()
+	testkit.WaitFor(t, "the command answered", func() bool { _, ok := sock.ack("cmd"); return ok })
+	if n := len(f.ws.Published(user)); n > 1 {
+		t.Errorf("the command was answered only after %d of the other user's 4 paced publishes: it waited for their turns", n)
+	}
+	testkit.WaitFor(t, "the burst worked off", func() bool { return len(f.ws.Published(user)) >= 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	s.Wait()
 }
