@@ -36,6 +36,10 @@ func (c Customer) identities(ch Channel) []string {
 // customer: the identity the complaint was opened with, one the customer
 // record gained from a proven message, or one recorded in Identities (an
 // address we wrote to for it, an identity staff merged in).
+// Proves is proves for the channels: whether identity (EmailIdentity of an
+// address, say) is proven to be the complaint's customer's.
+func (c Complaint) Proves(identity string) bool { return c.proves(identity) }
+
 func (c Complaint) proves(identity string) bool {
 	if identity == "" {
 		return false

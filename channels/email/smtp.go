@@ -211,10 +211,16 @@ func (s *Sender) claimAck(ctx context.Context, to, msgID string) (skipped string
 // recipient: the Reply-To of the customer's latest mail, else their address.
 func recipient(m router.CustomerMessage) string {
 	if m.InReplyTo != nil && m.InReplyTo.Channel == router.ChannelEmail {
-		if rt := m.InReplyTo.Metadata[MetaReplyTo]; rt != "" {
+		// A Reply-To is where the customer wants answers: the one the
+		// complaint opened with is taken as asked (the acknowledgement goes
+		// there, which proves it), a later one only when it is proven the
+		// customer's already. A mail that forges the customer's From (no
+		// DMARC at their domain) could otherwise send the owner's replies,
+		// and the case in them, to anyone it names.
+		if rt := m.InReplyTo.Metadata[MetaReplyTo]; rt != "" && (m.Kind == router.ToCustomerAcknowledgement || m.Complaint.Proves(router.EmailIdentity(rt))) {
 			return rt
 		}
-		if e := m.InReplyTo.Customer.Email; e != "" {
+		if e := m.InReplyTo.Customer.Email; e != "" && (m.Kind == router.ToCustomerAcknowledgement || m.Complaint.Proves(router.EmailIdentity(e))) {
 			return e
 		}
 	}

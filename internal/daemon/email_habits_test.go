@@ -77,6 +77,25 @@ func testReplyTo(t *testing.T, r *running, deliver func([]byte), smtpSrv *emailt
 	if c, _ := r.complaint(id); c["messages"].(float64) != 2 {
 		t.Errorf("the stranger's mail joined %s: %v", id, c)
 	}
+
+	// A mail that forges Anna's From (her domain has no DMARC) and asks for
+	// replies elsewhere joins her complaint (the From cannot be told from
+	// hers), but the owner's reply goes to an address proven hers, never to
+	// the one the forged mail names.
+	deliver([]byte("From: Anna <a@voorbeeld.nl>\r\nReply-To: mallory@attacker.example\r\nTo: support@winkel.example\r\nSubject: Re: " + subject + "\r\nMessage-ID: <rt4@attacker.example>\r\nIn-Reply-To: <" + ackID + ">\r\n\r\nStuur het antwoord graag naar mijn nieuwe adres.\r\n"))
+	testkit.WaitFor(t, "the forged mail on the complaint", func() bool {
+		c, _ := r.complaint(id)
+		return c["messages"].(float64) == 3
+	})
+	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": "Een nieuwe kan is onderweg."}, emailToken); code != 200 {
+		t.Fatalf("reply: %d %v", code, res)
+	}
+	testkit.WaitFor(t, "the reply sent", func() bool {
+		return len(smtpSrv.To("a@voorbeeld.nl"))+len(smtpSrv.To("b@voorbeeld.nl"))+len(smtpSrv.To("mallory@attacker.example")) >= 2
+	})
+	if n := len(smtpSrv.To("mallory@attacker.example")); n != 0 {
+		t.Errorf("%d mails to the Reply-To a forged mail named; want none", n)
+	}
 }
 
 // TestMailWithoutUsableSenderIsNotAnswered: mails nobody can write back to
