@@ -40,6 +40,10 @@ type CustomerMessage struct {
 	// text is signed: "Anna", or "Bas for Anna" when a colleague answers.
 	Author     string `json:"author,omitempty"`
 	AuthorName string `json:"author_name,omitempty"`
+	// CoverName is the colleague's display name when one answers for the
+	// owner (AuthorName words that in English; a channel that writes in the
+	// customer's language words it from the two names).
+	CoverName string `json:"cover_name,omitempty"`
 	// Body is the text for the customer; empty for an acknowledgement, which
 	// the channel words from its templates.
 	Body string `json:"body,omitempty"`
@@ -411,7 +415,7 @@ func (r *Router) customerMessage(kind CustomerMessageKind, c Complaint, tl []Ent
 	m.AuthorName = m.OwnerName
 	if actor != c.Owner {
 		if o, ok := r.dir.Owner(actor); ok {
-			m.AuthorName = o.Name + " for " + m.OwnerName
+			m.AuthorName, m.CoverName = o.Name+" for "+m.OwnerName, o.Name
 		}
 	}
 	for _, e := range tl {

@@ -96,8 +96,8 @@ func TestReplyIsRecordedAndQueuedForTheCustomerInTheirThread(t *testing.T) {
 		t.Fatal("no reply queued for the customer")
 	case reply.Body != "Excuses! Er gaat vandaag een nieuw exemplaar naar u toe.":
 		t.Errorf("reply body = %q", reply.Body)
-	case reply.AuthorName != "Bas for Anna":
-		t.Errorf("signed %q, want %q: a colleague answers for the owner", reply.AuthorName, "Bas for Anna")
+	case reply.AuthorName != "Bas for Anna" || reply.CoverName != "Bas":
+		t.Errorf("signed %q (cover %q), want %q by Bas: a colleague answers for the owner", reply.AuthorName, reply.CoverName, "Bas for Anna")
 	case reply.InReplyTo == nil || reply.InReplyTo.ID != second.ID:
 		t.Errorf("reply answers %+v, want the latest customer message %s", reply.InReplyTo, second.ID)
 	case len(reply.References) != 3:

@@ -519,6 +519,9 @@ func (t *Templates) Render(m router.CustomerMessage) (subject, body, lang string
 	}
 	first, _, _ := strings.Cut(owner, " ")
 	author := m.AuthorName
+	if m.CoverName != "" {
+		author = m.CoverName + " " + onBehalfOf(lang) + " " + owner
+	}
 	if author == "" {
 		author = owner
 	}
@@ -527,6 +530,19 @@ func (t *Templates) Render(m router.CustomerMessage) (subject, body, lang string
 		CustomerName: m.Complaint.Customer.Name, Subject: m.Complaint.Subject, Body: m.Body, PromisedBy: m.Complaint.PromisedBy,
 	})
 	return subject, body, lang, err
+}
+
+// onBehalfOf words "Bas for Anna" in the template's language.
+func onBehalfOf(lang string) string {
+	switch lang {
+	case "nl":
+		return "namens"
+	case "de":
+		return "im Auftrag von"
+	case "fr":
+		return "pour"
+	}
+	return "for"
 }
 
 func renderTemplate(tpl *template.Template, d TemplateData) (subject, body string, err error) {

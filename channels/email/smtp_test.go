@@ -255,7 +255,8 @@ func TestPromiseAndReplyWording(t *testing.T) {
 	srv := emailtest.StartSMTP(t, map[string]string{"mailer": "s3cret"})
 	s := newSender(t, srv, newWorld(t))
 	reply := ack("C-5", "nl")
-	reply.ID, reply.Kind, reply.Body, reply.AuthorName = "C-5:v4:reply", router.ToCustomerReply, "De monteur komt donderdag.", "Bas Jansen for Anna de Vries"
+	// A colleague answers for the owner: signed in the mail's language.
+	reply.ID, reply.Kind, reply.Body, reply.AuthorName, reply.CoverName = "C-5:v4:reply", router.ToCustomerReply, "De monteur komt donderdag.", "Bas Jansen for Anna de Vries", "Bas Jansen"
 	if _, err := s.Send(context.Background(), reply); err != nil {
 		t.Fatal(err)
 	}
@@ -271,7 +272,7 @@ func TestPromiseAndReplyWording(t *testing.T) {
 	}
 	h, body := parseSent(t, got[0])
 	subject, _ := h.Subject()
-	if subject != "Re: Pakket kwijt [#C-5]" || !strings.Contains(body, "De monteur komt donderdag.") || !strings.Contains(body, "Bas Jansen for Anna de Vries") || h.Get("Auto-Submitted") != "" {
+	if subject != "Re: Pakket kwijt [#C-5]" || !strings.Contains(body, "De monteur komt donderdag.") || !strings.Contains(body, "Bas Jansen namens Anna de Vries") || h.Get("Auto-Submitted") != "" {
 		t.Errorf("reply: subject %q\n%s", subject, body)
 	}
 	_, body = parseSent(t, got[1])
