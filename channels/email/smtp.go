@@ -14,10 +14,12 @@ import (
 	"strings"
 	"text/template"
 	"time"
+	"unicode/utf8"
 
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
 	"github.com/forgetmenot/forgetmenot/router"
+	"golang.org/x/net/idna"
 )
 
 // SMTPConfig is how customer mail leaves.
@@ -116,7 +118,7 @@ func (s *Sender) MessageID(ctx context.Context, m router.CustomerMessage) (strin
 // Send delivers one customer message. A 5xx answer is permanent; anything
 // else is retried by the outbox.
 func (s *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.Sent, error) {
-	to := recipient(m)
+	to := asciiDomain(recipient(m))
 	if to == "" {
 		return router.Sent{}, router.Permanent(fmt.Errorf("complaint %s has no e-mail address to write to", m.Complaint.ID))
 	}
@@ -302,6 +304,31 @@ func (s *Sender) compose(m router.CustomerMessage, to, id string) ([]byte, error
 	return buf.Bytes(), nil
 }
 
+// asciiDomain writes an address's internationalised domain in its ASCII
+// form (jurgen@bücher.example is jurgen@xn--bcher-kva.example), which every
+// mail server takes; only a local part outside ASCII needs the server's
+// SMTPUTF8. An address whose domain does not convert is left as it is.
+func asciiDomain(addr string) string {
+	at := strings.LastIndexByte(addr, '@')
+	if at < 0 || isASCII(addr[at+1:]) {
+		return addr
+	}
+	domain, err := idna.Lookup.ToASCII(addr[at+1:])
+	if err != nil {
+		return addr
+	}
+	return addr[:at+1] + domain
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 // serverRetryAfter spaces the outbox's attempts while our mail server is
 // down, busy (4xx) or refuses our sign-in: a few seconds apart, the
 // attempts would be spent before most outages end (and a refused sign-in
@@ -324,6 +351,10 @@ func (s *Sender) deliverOnce(ctx context.Context, to string, raw []byte) error {
 	}
 	defer c.Close()
 	if err := c.SendMail(s.from.Address, []string{to}, bytes.NewReader(raw)); err != nil {
+		if !isASCII(to) && strings.Contains(err.Error(), "SMTPUTF8") {
+			// No retry changes what the server supports.
+			return router.Permanent(fmt.Errorf("sending to %s: the address needs SMTPUTF8, which the mail server does not offer: %w", to, err))
+		}
 		return classify(fmt.Errorf("sending to %s: %w", to, err))
 	}
 	_ = c.Quit()

@@ -339,3 +339,21 @@ func TestMailStaff(t *testing.T) {
 		t.Errorf("550: %v, want a permanent error", err)
 	}
 }
+
+// What must hold: an address at an internationalised domain is written to
+// in the domain's ASCII form, which every mail server takes (it failed
+// against a server without SMTPUTF8, was retried and reported the customer
+// unreachable).
+func TestInternationalisedDomainIsWrittenInASCII(t *testing.T) {
+	srv := emailtest.StartSMTP(t, map[string]string{"mailer": "s3cret"})
+	s := newSender(t, srv, newWorld(t))
+	m := ack("C-7", "en")
+	m.InReplyTo = nil
+	m.Complaint.Customer = router.Customer{Name: "Jürgen", Email: "jurgen@bücher.example"}
+	if _, err := s.Send(context.Background(), m); err != nil {
+		t.Fatalf("sending to an IDN domain: %v", err)
+	}
+	if n := len(srv.To("jurgen@xn--bcher-kva.example")); n != 1 {
+		t.Errorf("%d mails to jurgen@xn--bcher-kva.example, want 1", n)
+	}
+}
