@@ -302,10 +302,15 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	lang := r.URL.Query().Get("lang")
+	words, ok := csatPageWords[lang]
+	if !ok {
+		lang, words = "en", csatPageWords["en"]
+	}
 	page := func(status int, title, body string) {
 		w.WriteHeader(status)
-		fmt.Fprintf(w, "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>%s</title><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>%s</h1>%s</body></html>\n",
-			html.EscapeString(title), html.EscapeString(title), body)
+		fmt.Fprintf(w, "<!doctype html><html lang=\"%s\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>%s</title><body style=\"font-family:sans-serif;max-width:32em;margin:3em auto\"><h1>%s</h1>%s</body></html>\n",
+			lang, html.EscapeString(title), html.EscapeString(title), body)
 	}
 	para := func(text string) string { return "<p>" + html.EscapeString(text) + "</p>" }
 	score, err := strconv.Atoi(r.PathValue("score"))
@@ -313,18 +318,13 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 		score = 0
 	}
 	if r.Method == http.MethodGet {
-		label := ""
-		for _, s := range router.CSATScores {
-			if s.Score == score {
-				label = s.Label
-			}
-		}
+		label := router.CSATLabel(lang, score)
 		if label == "" {
-			page(http.StatusBadRequest, "This link is not valid", para("Please use the link from our message exactly as it was sent."))
+			page(http.StatusBadRequest, words.invalid, para(words.useLink))
 			return
 		}
-		page(http.StatusOK, "Your answer: "+label,
-			`<form id="answer" method="post" action="`+html.EscapeString(r.URL.RequestURI())+`"><button type="submit">Record my answer</button></form>`+
+		page(http.StatusOK, words.yourAnswer+label,
+			`<form id="answer" method="post" action="`+html.EscapeString(r.URL.RequestURI())+`"><button type="submit">`+html.EscapeString(words.record)+`</button></form>`+
 				`<script>document.getElementById("answer").submit()</script>`)
 		return
 	}
@@ -332,18 +332,34 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var v *router.ValidationError
 		if errors.As(err, &v) {
-			page(http.StatusBadRequest, "This link cannot record an answer", para("Sorry: "+v.Problem+".")+para("If you want to tell us more, simply answer our message."))
+			page(http.StatusBadRequest, words.cannot, para(words.sorry+v.Problem+".")+para(words.tellUs))
 			return
 		}
 		if errors.Is(err, router.ErrNotFound) {
-			page(http.StatusNotFound, "Not found", para("We could not find this complaint."))
+			page(http.StatusNotFound, words.notFound, para(words.notFoundText))
 			return
 		}
 		a.s.log.Error("api: recording a satisfaction answer failed", "err", err)
-		page(http.StatusServiceUnavailable, "Please try again", para("We could not record your answer just now; please click the link again in a minute."))
+		page(http.StatusServiceUnavailable, words.again, para(words.againText))
 		return
 	}
-	page(http.StatusOK, "Thank you", para("Your answer has been recorded. Thank you for letting us know."))
+	page(http.StatusOK, words.thanks, para(words.thanksText))
+}
+
+// csatPageWords word the satisfaction page in the languages the question
+// is sent in (the link names the language; a reason from the router stays
+// in English).
+var csatPageWords = map[string]struct {
+	invalid, useLink, yourAnswer, record, cannot, sorry, tellUs, notFound, notFoundText, again, againText, thanks, thanksText string
+}{
+	"en": {"This link is not valid", "Please use the link from our message exactly as it was sent.", "Your answer: ", "Record my answer",
+		"This link cannot record an answer", "Sorry: ", "If you want to tell us more, simply answer our message.",
+		"Not found", "We could not find this complaint.", "Please try again", "We could not record your answer just now; please click the link again in a minute.",
+		"Thank you", "Your answer has been recorded. Thank you for letting us know."},
+	"nl": {"Deze link is niet geldig", "Gebruik de link uit ons bericht precies zoals die is verstuurd.", "Uw antwoord: ", "Mijn antwoord vastleggen",
+		"Met deze link kan geen antwoord worden vastgelegd", "Sorry: ", "Wilt u ons meer vertellen? Beantwoord dan gewoon ons bericht.",
+		"Niet gevonden", "We konden deze klacht niet vinden.", "Probeer het nog eens", "We konden uw antwoord nu niet vastleggen; klik over een minuut nog eens op de link.",
+		"Dank u wel", "Uw antwoord is vastgelegd. Dank u dat u het ons laat weten."},
 }
 
 // WriteReportText renders the report for people.

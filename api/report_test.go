@@ -160,3 +160,25 @@ func TestReportDatesAreMidnightInTheCalendarsZone(t *testing.T) {
 		t.Errorf("period asked %v – %v, want from %v for 7 days", since.UTC(), until.UTC(), wantSince)
 	}
 }
+
+// What must hold: the satisfaction page a link opens speaks the language
+// the question was sent in (the link names it), English otherwise.
+func TestSatisfactionPageSpeaksTheCustomersLanguage(t *testing.T) {
+	mux := http.NewServeMux()
+	for p, h := range api.AccountabilityRoutes(api.Access{Token: "tok-123"}, &reportOnly{}, time.Now, nil, report.Links{}) {
+		mux.Handle(p, h)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for lang, want := range map[string]string{"nl": "Uw antwoord: Tevreden", "en": "Your answer: Satisfied", "xx": "Your answer: Satisfied"} {
+		res, err := http.Get(srv.URL + "/v1/csat/C-1/4?sig=abc&lang=" + lang)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("lang=%s: %d %s, want %q", lang, res.StatusCode, b, want)
+		}
+	}
+}

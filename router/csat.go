@@ -89,11 +89,31 @@ func (r *Router) csatQuestion(c Complaint, tl []Entry, now time.Time) []Customer
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, words.question+"\n\n", c.ID)
+	link := func(score int) string { return r.csat.Link(c.ID, score) }
+	if _, ok := csatWords[c.Language]; ok && c.Language != "en" {
+		// The page the link opens speaks the customer's language too (the
+		// parameter is not signed: it changes nothing but the words).
+		link = func(score int) string { return r.csat.Link(c.ID, score) + "&lang=" + c.Language }
+	}
 	for i, s := range CSATScores {
-		fmt.Fprintf(&b, "%d - %s: %s\n", s.Score, words.labels[i], r.csat.Link(c.ID, s.Score))
+		fmt.Fprintf(&b, "%d - %s: %s\n", s.Score, words.labels[i], link(s.Score))
 	}
 	m := r.customerMessage(ToCustomerCSAT, c, tl, ActorRouter, strings.TrimSpace(b.String()), now)
 	return []CustomerMessage{m}
+}
+
+// CSATLabel words a score in lang (English when lang has no words).
+func CSATLabel(lang string, score int) string {
+	words, ok := csatWords[lang]
+	if !ok {
+		words = csatWords["en"]
+	}
+	for i, s := range CSATScores {
+		if s.Score == score {
+			return words.labels[i]
+		}
+	}
+	return ""
 }
 
 // csatWords words the question per language, labels in CSATScores' order.
