@@ -94,6 +94,7 @@ func TestChatWidgetInRealChromium(t *testing.T) {
 	t.Run("answered live and remembered after a reload", func(t *testing.T) { chatAnsweredLive(t, tab(t), r) })
 	t.Run("Dutch page, badge, title, seen receipt, unseen reply e-mailed", func(t *testing.T) { chatUnreadSeenAndEmailed(t, tab(t), r, smtpSrv) })
 	t.Run("a reply given while live lines were interrupted still shows", func(t *testing.T) { chatLiveInterrupted(t, tab(t), r, redisURL) })
+	t.Run("a reply seen in one tab is seen in the other", func(t *testing.T) { chatTwoTabs(t, tab(t), tab(t), r) })
 	t.Run("a typo in the address keeps the message to send again", func(t *testing.T) { chatTypoInAddress(t, tab(t), r) })
 	t.Run("a page not allowed to embed the chat is told so", func(t *testing.T) { chatRefusedOrigin(t, tab(t), r) })
 	t.Run("fits a 375 px phone", func(t *testing.T) { chatAt375px(t, tab(t), r) })
@@ -154,6 +155,36 @@ func chatAnsweredLive(t *testing.T, ctx context.Context, r *running) {
 	want := []string{"line visitor: My new <i>lamp</i> flickers & buzzes.", "line system: " + system, "line staff: " + answer}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("after reload:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// chatTwoTabs: the same visitor in two tabs, one with the chat open, one
+// minimised. A reply shows in both; once the open tab has it on screen,
+// the other tab's badge and blinking title stop too.
+func chatTwoTabs(t *testing.T, open, minimised context.Context, r *running) {
+	q := func(sel string) chromedp.JSPath { return chromedp.JSPath(shadow + `.querySelector('` + sel + `')`) }
+	if err := chromedp.Do(open, fresh(r.base, "/chat/demo"), widgetReady,
+		chromedp.SendKeys(q("textarea"), "The kettle whistles without water."),
+		chromedp.Click(q("form.send button")),
+	); err != nil {
+		t.Fatal(err)
+	}
+	system, err := chromedp.Run(open, chromedp.Poll[string](lineTexts("system")+` || false`))
+	if err != nil {
+		t.Fatalf("waiting for the assignment line: %v", err)
+	}
+	id := regexp.MustCompile(`C-\d+`).FindString(system)
+	// The second tab shares the browser's storage: the same visitor.
+	if err := chromedp.Do(minimised, chromedp.Navigate(r.base+"/chat/demo"), widgetReady, chromedp.Click(q(".head button"))); err != nil {
+		t.Fatal(err)
+	}
+	if code, res := r.call("POST", "/v1/complaints/"+id+"/reply", map[string]string{"body": "Please unplug it for now."}, ""); code != 200 {
+		t.Fatalf("reply: %d %v", code, res)
+	}
+	testkit.WaitFor(t, "the reply seen in the open tab", func() bool { return timelineHas(r, id, "seen", map[string]string{"kind": "reply", "via": "chat"}) })
+	if _, err := chromedp.Run(minimised, chromedp.Poll[bool](`(() => { const s = `+shadow+`; return s.querySelectorAll('.line.staff').length === 1 && s.querySelector('.badge').hidden && !document.title.startsWith('(') })()`)); err != nil {
+		state, _ := chromedp.Run(minimised, chromedp.Evaluate[string](`(() => { const s = `+shadow+`; return s.querySelector('.badge').textContent + ' / ' + document.title })()`))
+		t.Fatalf("the minimised tab still shows the reply as unread (%s): %v", state, err)
 	}
 }
 

@@ -251,6 +251,23 @@
     sendSeen(ids);
     updateUnread();
   }
+  // Another tab of the same visitor saw lines: they are seen here too, so
+  // the badge and the blinking title do not go on in this one.
+  window.addEventListener("storage", function (ev) {
+    if (ev.key !== KEY + "seen") return;
+    var seen = store.get("seen", []);
+    var changed = false;
+    seen.forEach(function (id) {
+      seenSet[id] = true;
+      if (unseen[id]) {
+        if (observer) observer.unobserve(unseen[id]);
+        delete unseen[id];
+        changed = true;
+      }
+    });
+    seenIDs = seen;
+    if (changed) updateUnread();
+  });
   var seenQueue = [];
   function sendSeen(ids) {
     seenQueue = seenQueue.concat(ids);
