@@ -382,3 +382,19 @@ func TestSlashCommand(t *testing.T) {
 		t.Errorf("a colleague who may not act gets buttons: %s", out)
 	}
 }
+
+// What must hold: a slow users.info (a user not met since the last start)
+// does not make Slack's 3 seconds pass without an answer: the user is asked
+// to try again at once, the lookup goes on, and the next try knows them.
+func TestSlowUserLookupAnswersInTimeAndLearns(t *testing.T) {
+	f := newFixture(t)
+	f.serve()
+	f.ws.Delay("users.info", 3*time.Second)
+	out := f.command("UBAS", "mine")
+	if !strings.Contains(out, "try again") {
+		t.Fatalf("/complaints mine with a slow users.info: %s, want a prompt to try again", out)
+	}
+	testkit.WaitFor(t, "the lookup learned who UBAS is", func() bool {
+		return !strings.Contains(f.command("UBAS", "mine"), "try again")
+	})
+}

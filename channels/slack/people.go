@@ -99,21 +99,57 @@ func (p *people) owner(ctx context.Context, slackUserID string) (router.Owner, b
 			return o, true, nil
 		}
 	}
-	u, err := p.api.GetUserInfoContext(ctx, slackUserID)
-	if err != nil {
-		return router.Owner{}, false, fmt.Errorf("looking up Slack user %s: %w", slackUserID, err)
+	// Asked while Slack waits for an answer (3 s): a slow users.info is
+	// waited for only so long, and goes on in the background, so the
+	// user's next try finds it known.
+	type found struct {
+		o   router.Owner
+		ok  bool
+		err error
 	}
-	email := strings.TrimSpace(u.Profile.Email)
+	done := make(chan found, 1)
+	go func() {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), userLookupTimeout)
+		defer cancel()
+		u, err := p.api.GetUserInfoContext(lctx, slackUserID)
+		if err != nil {
+			done <- found{err: fmt.Errorf("looking up Slack user %s: %w", slackUserID, err)}
+			return
+		}
+		o, ok := p.learn(slackUserID, strings.TrimSpace(u.Profile.Email))
+		done <- found{o: o, ok: ok}
+	}()
+	t := time.NewTimer(userLookupWait)
+	defer t.Stop()
+	select {
+	case f := <-done:
+		return f.o, f.ok, f.err
+	case <-t.C:
+		return router.Owner{}, false, fmt.Errorf("looking up Slack user %s: Slack did not answer within %s", slackUserID, userLookupWait)
+	case <-ctx.Done():
+		return router.Owner{}, false, ctx.Err()
+	}
+}
+
+// userLookupWait is how long a request waits for users.info (Slack wants
+// its answer within 3 s); userLookupTimeout how long the lookup goes on.
+const (
+	userLookupWait    = 2 * time.Second
+	userLookupTimeout = 15 * time.Second
+)
+
+// learn remembers which owner, if any, the Slack user with this e-mail is.
+func (p *people) learn(slackUserID, email string) (router.Owner, bool) {
 	for _, o := range p.dir.Owners() {
 		// An owner with a slack_user_id is that user only: the same address on
 		// another Slack account does not make it theirs.
 		if o.SlackUserID == "" && email != "" && strings.EqualFold(o.Email, email) {
 			p.put(p.bySlack, slackUserID, o.ID, peopleTTL)
-			return o, true, nil
+			return o, true
 		}
 	}
 	p.put(p.bySlack, slackUserID, "", strangerTTL)
-	return router.Owner{}, false, nil
+	return router.Owner{}, false
 }
 
 // name is an owner's display name, or the id for actors that are not owners
