@@ -510,6 +510,9 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 		RoutingReason: reason, CreatedAt: now, UpdatedAt: now, LastMessageAt: msg.ReceivedAt, Messages: 1,
 		Priority: m.priority, Unreachable: msg.Unreachable,
 	}
+	if msg.ReplyTo != "" {
+		c.addIdentity(EmailIdentity(msg.ReplyTo))
+	}
 	r.armNew(&c, now)
 	openedWhy := "new conversation"
 	if previous != nil {

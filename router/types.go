@@ -90,6 +90,11 @@ type Message struct {
 	// gives none of it meaning: facts it acts on travel in the typed fields
 	// below, which only channel code sets.
 	Metadata map[string]string `json:"metadata,omitempty"`
+	// ReplyTo, set by a channel, is where the customer asked answers to go
+	// (an e-mail's Reply-To). The complaint a message opens counts it as its
+	// customer's, like the sender: replies go there even when no
+	// acknowledgement did (held back for a web form's relay).
+	ReplyTo string `json:"reply_to,omitempty"`
 	// NoAutoReply, set by a channel, says why no automatic reply may be sent
 	// to this message (an autoresponder, a mailing list, a bounce).
 	NoAutoReply string `json:"no_auto_reply,omitempty"`

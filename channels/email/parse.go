@@ -267,6 +267,7 @@ func (p *parser) headerMessage(h gomail.Header) router.Message {
 	// answering it would write to ourselves).
 	if rt := p.addresses(h, "Reply-To"); len(rt) > 0 && !strings.EqualFold(rt[0].Address, msg.Customer.Email) && Deliverable(rt[0].Address) && !p.opts.own(rt[0].Address) {
 		msg.Metadata[MetaReplyTo] = strings.ToLower(rt[0].Address)
+		msg.ReplyTo = msg.Metadata[MetaReplyTo]
 	}
 	// Decided here, once: without an address we can write to, the router
 	// neither acknowledges nor lets staff answer by e-mail, and tells the
