@@ -55,7 +55,16 @@ func (s *Slack) reroute(ctx context.Context, n router.Notification, cause error)
 		{RouteLeadChannel, s.leadAsk},
 		{RouteEmail, s.mailOwner},
 	} {
-		sent, err := s.onceRoute(ctx, n, r.route, func(ctx context.Context) error { return r.try(ctx, n, code) })
+		try := func(ctx context.Context) error { return r.try(ctx, n, code) }
+		if router.LastAttempt(ctx) && r.route != RouteEmail {
+			// A Slack that hangs takes its share only (see Notify).
+			try = func(ctx context.Context) error {
+				sctx, cancel := context.WithTimeout(ctx, lastAttemptSlackBudget)
+				defer cancel()
+				return r.try(sctx, n, code)
+			}
+		}
+		sent, err := s.onceRoute(ctx, n, r.route, try)
 		if err == nil {
 			if sent {
 				s.cfg.OnFallback(r.route)
@@ -63,6 +72,12 @@ func (s *Slack) reroute(ctx context.Context, n router.Notification, cause error)
 			s.log.Info("notification reached its recipient by a fallback route", "notification", n.ID, "complaint", n.Complaint.ID, "recipient", n.Recipient, "route", r.route)
 			if n.Complaint.ID != "" {
 				if err := s.cfg.Complaints.RecordNotificationRoute(ctx, n.Complaint.ID, n.ID, r.route, code); err != nil {
+					if router.LastAttempt(ctx) {
+						// Delivered: no retry follows to record it, and a
+						// dead letter would claim it was not.
+						s.log.Error("notification delivered by a fallback route, but the route could not be recorded on the complaint", "notification", n.ID, "complaint", n.Complaint.ID, "route", r.route, "err", err)
+						return nil
+					}
 					// Delivered but not recorded: a retry re-records (once),
 					// and does not send again (onceRoute).
 					return fmt.Errorf("slack: recording the %s route of %s: %w", r.route, n.ID, err)

@@ -430,3 +430,29 @@ func TestSlackDownOnTheLastAttemptStillReachesTheOwner(t *testing.T) {
 		t.Errorf("after the retry: %d DMs (want %d), lead posts %d, want the over-capacity notice once", got, before+1, len(lead))
 	}
 }
+
+// What must hold: on the last attempt a Slack that hangs (no answer at all)
+// takes only its share of the attempt's time, so the e-mail route still
+// reaches the owner within it; it used to time the whole attempt out.
+func TestHangingSlackOnTheLastAttemptLeavesTimeForEmail(t *testing.T) {
+	defer slack.SetLastAttemptSlackBudget(300 * time.Millisecond)()
+	m := &mailer{}
+	f := newFixture(t, func(c *slack.Config) { c.Mailer, c.LinkBase = m, "https://support.example.com" })
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "hang1", Customer: router.Customer{Name: "Olga", Email: "olga@example.com"}, Body: "Hello?"})
+	n := f.pending()[0]
+	f.ws.Delay("chat.postMessage", 1500*time.Millisecond)
+	f.ws.Delay("conversations.open", 1500*time.Millisecond)
+	// The attempt's own deadline, as the outbox gives it (ReclaimIdle/2),
+	// shorter than Slack's silence.
+	ctx, cancel := context.WithTimeout(router.WithLastAttempt(f.ctx), time.Second)
+	defer cancel()
+	if err := f.slack.Notify(ctx, n); err != nil {
+		t.Fatalf("last attempt with Slack hanging: %v, want the owner reached by e-mail", err)
+	}
+	o, _ := f.router.Directory().Owner(out.Owner)
+	if mails := m.mails(); len(mails) != 1 || !strings.HasPrefix(mails[0], o.Email+"|") {
+		t.Errorf("mails %q, want one to the owner", mails)
+	}
+	f.ws.Delay("chat.postMessage", 0)
+	f.ws.Delay("conversations.open", 0)
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
@@ -44,8 +45,16 @@ func (s *Slack) Notify(ctx context.Context, n router.Notification) error {
 		return s.postDigest(ctx, n)
 	}
 	// The recipient first: a lead channel that fails must not keep the
-	// owner from their notification.
-	err := s.notifyRecipient(ctx, n)
+	// owner from their notification. On the last attempt Slack gets part of
+	// the time only: a Slack that hangs must leave the fallback routes time
+	// to reach the owner.
+	rctx := ctx
+	if router.LastAttempt(ctx) {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, lastAttemptSlackBudget)
+		defer cancel()
+	}
+	err := s.notifyRecipient(rctx, n)
 	if err != nil && (router.IsPermanent(err) || router.LastAttempt(ctx)) && !errors.Is(err, router.ErrNotFound) {
 		// Slack refused for good, or failed on the last attempt (down for
 		// longer than the retries last): the owner is told by another route.
@@ -66,6 +75,11 @@ func (s *Slack) Notify(ctx context.Context, n router.Notification) error {
 	}
 	return nil
 }
+
+// lastAttemptSlackBudget bounds each Slack call of a notification's last
+// attempt (the DM, and the Slack fallback routes), so that e-mail, the last
+// route, still has time within the attempt.
+var lastAttemptSlackBudget = 4 * time.Second
 
 func (s *Slack) notifyRecipient(ctx context.Context, n router.Notification) error {
 	what := "DM to owner " + n.Recipient
