@@ -173,8 +173,13 @@ func resolve(r *http.Request, proxies TrustedProxies) Client {
 	}
 	// Every header a trusted proxy may name the client by is read: nginx's
 	// common configurations set X-Real-IP, or append to X-Forwarded-For,
-	// and pass the other headers on as the caller wrote them.
+	// and pass the other headers on as the caller wrote them. Which one the
+	// proxy wrote cannot be told here, so: the caller is local only when
+	// every header names this host and none is unreadable, and headers
+	// that disagree name nobody (a caller who writes one of them must not
+	// choose the address their limits count against).
 	var named []netip.Addr
+	unreadable := false
 	for _, h := range forwardingHeaders {
 		values, ok := r.Header[h]
 		if !ok {
@@ -193,19 +198,26 @@ func resolve(r *http.Request, proxies TrustedProxies) Client {
 				hops = append(hops, strings.Split(v, ",")...)
 			}
 		}
+		if len(hops) == 0 {
+			continue // names no client (Forwarded: proto=https only)
+		}
 		client, ok := nameFromHops(hops, peer, proxies)
 		if !ok {
-			return Client{} // a trusted proxy forwarded garbage: nobody known
+			unreadable = true
+			continue
 		}
 		named = append(named, client)
 	}
 	if len(named) == 0 {
+		if unreadable {
+			return Client{} // a trusted proxy forwarded garbage: nobody known
+		}
 		return Client{Addr: peer}
 	}
-	c := Client{Addr: named[0]}
+	c := Client{Addr: named[0], NamedElsewhere: unreadable}
 	for _, a := range named[1:] {
-		if a != c.Addr && !a.IsLoopback() {
-			c.NamedElsewhere = true
+		if a != c.Addr && !(a.IsLoopback() && c.Addr.IsLoopback()) {
+			c.Addr, c.NamedElsewhere = netip.Addr{}, true
 		}
 	}
 	return c
@@ -233,18 +245,16 @@ func nameFromHops(hops []string, peer netip.Addr, proxies TrustedProxies) (clien
 
 // forwardedFor returns the for= values of a Forwarded header (RFC 7239:
 // `for=192.0.2.60;proto=http, for="[2001:db8::17]:4711"`), in order. An
-// element without one is named by an empty hop, which reads as unknown.
+// element without one names no hop and is left out.
 func forwardedFor(v string) []string {
 	var out []string
 	for _, element := range strings.Split(v, ",") {
-		hop := ""
 		for _, pair := range strings.Split(element, ";") {
 			k, val, ok := strings.Cut(strings.TrimSpace(pair), "=")
 			if ok && strings.EqualFold(k, "for") {
-				hop = strings.Trim(strings.TrimSpace(val), `"`)
+				out = append(out, strings.Trim(strings.TrimSpace(val), `"`))
 			}
 		}
-		out = append(out, hop)
 	}
 	return out
 }

@@ -57,10 +57,22 @@ func TestRealClientBelievesOnlyTrustedProxies(t *testing.T) {
 			map[string][]string{"Forwarded": {`for=127.0.0.1, for="[2001:db8::17]:4711"`}}, "2001:db8::17", false},
 		{"Forwarded: an obfuscated client names nobody", []string{"127.0.0.1"}, "127.0.0.1:5000",
 			map[string][]string{"Forwarded": {"for=_hidden"}}, "unknown", false},
+		// Headers that disagree name nobody: not local, and no address the
+		// caller chose counts for their limits.
 		{"the caller's X-Forwarded-For says local, the proxy's X-Real-IP says not", []string{"127.0.0.1"}, "127.0.0.1:5000",
-			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}, "X-Real-Ip": {"203.0.113.9"}}, "127.0.0.1", false},
+			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}, "X-Real-Ip": {"203.0.113.9"}}, "unknown", false},
 		{"the caller's Forwarded says local, the proxy's X-Forwarded-For says not", []string{"127.0.0.1"}, "127.0.0.1:5000",
-			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}, "Forwarded": {"for=127.0.0.1"}}, "203.0.113.9", false},
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}, "Forwarded": {"for=127.0.0.1"}}, "unknown", false},
+		{"a forged X-Forwarded-For beside the proxy's X-Real-IP", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"198.51.100.77"}, "X-Real-Ip": {"203.0.113.9"}}, "unknown", false},
+		// A header that names no client, or one the caller garbled, leaves
+		// the client the other headers name (never local).
+		{"Forwarded with no for= beside X-Forwarded-For", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Forwarded-For": {"203.0.113.9"}, "Forwarded": {"proto=https;host=support.example"}}, "203.0.113.9", false},
+		{"the caller's garbled Forwarded beside the proxy's X-Real-IP", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Real-Ip": {"203.0.113.9"}, "Forwarded": {"for=garbage"}}, "203.0.113.9", false},
+		{"the caller's garbled Forwarded beside a local X-Real-IP is not local", []string{"127.0.0.1"}, "127.0.0.1:5000",
+			map[string][]string{"X-Real-Ip": {"127.0.0.1"}, "Forwarded": {"for=garbage"}}, "127.0.0.1", false},
 		{"every header names a local caller", []string{"127.0.0.1"}, "127.0.0.1:5000",
 			map[string][]string{"X-Forwarded-For": {"127.0.0.1"}, "X-Real-Ip": {"::1"}}, "127.0.0.1", true},
 	}
@@ -139,7 +151,9 @@ func TestLoopbackIsNotAWebPageOfAnotherOriginNorAnotherName(t *testing.T) {
 		{"a cross-site form (text/plain POST)", "127.0.0.1:8080", map[string]string{"Origin": "http://evil.example"}, false},
 		{"a cross-site fetch marked by the browser", "127.0.0.1:8080", map[string]string{"Sec-Fetch-Site": "cross-site"}, false},
 		{"a sandboxed page", "127.0.0.1:8080", map[string]string{"Origin": "null"}, false},
-		{"another port's page on this host is another origin but this host", "127.0.0.1:8080", map[string]string{"Origin": "http://localhost:3000"}, true},
+		// A browser marks a page of another port as same-site: another
+		// origin all the same, and refused like a page of another site.
+		{"another port's page on this host", "127.0.0.1:8080", map[string]string{"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
