@@ -122,6 +122,7 @@ func (p *parser) walk(e *message.Entity, entErr error, depth int, w *walk) {
 		return
 	}
 	mediaType, params, err := e.Header.ContentType()
+	lenientCharset := "" // go-message decodes the charset of a readable Content-Type only
 	if err != nil || (mediaType != "" && !strings.Contains(mediaType, "/")) {
 		// go-message hands back the raw header as the type: a stray ";",
 		// an empty parameter or a missing ";" would make the customer's
@@ -129,6 +130,7 @@ func (p *parser) walk(e *message.Entity, entErr error, depth int, w *walk) {
 		// the type it names, as RFC 2045 says for one they cannot read.
 		raw := e.Header.Get("Content-Type")
 		mediaType, params = lenientContentType(raw)
+		lenientCharset = params["charset"]
 		p.note("a MIME part's Content-Type is malformed (%q): read as %s", clipNote(raw), mediaType)
 	}
 	if mediaType == "" {
@@ -189,6 +191,9 @@ func (p *parser) walk(e *message.Entity, entErr error, depth int, w *walk) {
 		p.note("%s part read partly: %v", mediaType, err)
 	}
 	text := string(raw)
+	if lenientCharset != "" && !utf8.ValidString(text) {
+		text = toUTF8(text, lenientCharset)
+	}
 	switch {
 	case message.IsUnknownCharset(entErr):
 		if utf8.ValidString(text) {

@@ -326,6 +326,22 @@ func TestMalformedContentTypeKeepsTheText(t *testing.T) {
 	}
 }
 
+// The charset a malformed Content-Type names is used all the same.
+func TestMalformedContentTypeKeepsItsCharset(t *testing.T) {
+	koi8 := "\xf0\xd2\xc9\xd7\xc5\xd4" // "Привет" in KOI8-R
+	for _, ct := range []string{`text/plain charset=koi8-r`, `text/plain; charset=koi8-r; name=`} {
+		raw := "From: ivan@example.ru\r\nSubject: x\r\nMessage-ID: <k@example.ru>\r\nMIME-Version: 1.0\r\nContent-Type: " + ct +
+			"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + koi8 + "\r\n"
+		m, err := Parse([]byte(raw), ParseOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(m.Body, "Привет") {
+			t.Errorf("%s: body %q, want Привет", ct, m.Body)
+		}
+	}
+}
+
 func TestUnparseableMail(t *testing.T) {
 	for name, raw := range map[string]string{
 		"empty":             "",
