@@ -687,12 +687,21 @@ func (s *Store) purge(ctx context.Context, p *PersonalData, inbound bool) (dedup
 		}
 		var ids []string
 		err := s.eachEntry(ctx, st.stream, func(m redis.XMessage) error {
-			if st.stream == k.DeadLetters() && !inbound && m.Values["stream"] != k.Outbox() {
-				return nil
-			}
-			raw, _ := json.Marshal(m.Values)
-			if !p.about(string(raw)) && !p.about(fmt.Sprint(m.Values[fieldData])) {
-				return nil
+			if !inbound {
+				// Only what is about the expired complaints themselves: a
+				// newer complaint's notification may name one of them (the
+				// customer wrote "about C-1001") and is not theirs.
+				if st.stream == k.DeadLetters() && m.Values["stream"] != k.Outbox() {
+					return nil
+				}
+				if data, _ := m.Values[fieldData].(string); !slices.Contains(p.ComplaintIDs, outgoingComplaintID(data)) {
+					return nil
+				}
+			} else {
+				raw, _ := json.Marshal(m.Values)
+				if !p.about(string(raw)) && !p.about(fmt.Sprint(m.Values[fieldData])) {
+					return nil
+				}
 			}
 			ids = append(ids, m.ID)
 			if st.stream == k.Inbound() {
@@ -729,7 +738,13 @@ func (s *Store) purge(ctx context.Context, p *PersonalData, inbound bool) (dedup
 		}
 		for _, m := range members {
 			var de delayedEntry
-			if json.Unmarshal([]byte(m), &de) != nil || !(p.about(de.Data) || p.about(m)) {
+			if json.Unmarshal([]byte(m), &de) != nil {
+				continue
+			}
+			if !inbound && !slices.Contains(p.ComplaintIDs, outgoingComplaintID(de.Data)) {
+				continue
+			}
+			if inbound && !(p.about(de.Data) || p.about(m)) {
 				continue
 			}
 			if stream == k.Inbound() {
@@ -745,6 +760,21 @@ func (s *Store) purge(ctx context.Context, p *PersonalData, inbound bool) (dedup
 		}
 	}
 	return dedup, n, nil
+}
+
+// outgoingComplaintID is the complaint an outbox entry is about ("" when
+// it decodes to none).
+func outgoingComplaintID(data string) string {
+	out, err := DecodeOutgoing([]byte(data))
+	switch {
+	case err != nil:
+		return ""
+	case out.Notification != nil:
+		return out.Notification.Complaint.ID
+	case out.Customer != nil:
+		return out.Customer.Complaint.ID
+	}
+	return ""
 }
 
 // DeleteDedup removes the dedup keys of messages.

@@ -74,6 +74,12 @@ func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testin
 	if err := e.rdb.ZAdd(ctx, e.keys.Delayed(e.keys.Outbox()), redis.Z{Score: float64(t0.UnixMilli()), Member: string(retry)}).Err(); err != nil {
 		t.Fatal(err)
 	}
+	// A newer complaint's notification that names an old one (its customer
+	// wrote "about C-…") is the newer complaint's: it stays.
+	newer := `{"notification":{"id":"C-9999:v1:assigned:anna","kind":"assigned","recipient":"anna","complaint":{"id":"C-9999","customer":{"email":"ander@klant.example"}},"message":{"complaint_id":"` + old[3] + `","body":"Over ` + old[3] + `"}}}`
+	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.Outbox(), Values: []string{"data", newer, "attempt", "0"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
 	newMessage := `{"id":"M-1","channel":"webhook","source_id":"nieuw-1","customer":{"email":"nieuw@klant.example"},"complaint_id":"` + old[2] + `","body":"Ik schrijf over ` + old[2] + `"}`
 	if err := e.rdb.XAdd(ctx, &redis.XAddArgs{Stream: e.keys.DeadLetters(), Values: []string{"stream", e.keys.Inbound(), "group", queue.RouterGroup,
 		"entry", "1-3", "attempts", "5", "error", "poison", "failed_at", t0.Format(time.RFC3339), "data", newMessage}}).Err(); err != nil {
@@ -170,6 +176,9 @@ func TestRetentionErasesExactlyTheOldClosedComplaintsAcrossTwoReplicas(t *testin
 	}
 	if got := traces(e.dump(), []string{"nieuw@klant.example"}); len(got) != 1 {
 		t.Errorf("a new message naming an old complaint was removed with it: %v", got)
+	}
+	if got := traces(e.dump(), []string{"ander@klant.example"}); len(got) != 1 {
+		t.Errorf("a newer complaint's notification naming an old complaint was removed with it: %v", got)
 	}
 	if got := traces(e.dump(), []string{"young@klant.example", "open@klant.example", "recent@klant.example"}); len(got) < 3 {
 		t.Errorf("retention erased customers within the period: %v", got)
