@@ -230,10 +230,17 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 		if c.Status != StatusOpen {
 			return Change{}, fmt.Errorf("complaint %s is closed: %w", id, ErrInvalidState)
 		}
+		untold := ""
 		if !tellCustomer && !c.PromisedBy.IsZero() && promiseTold(tl, c.PromisedBy) {
 			// The customer waits for that moment: a new one they are not
-			// told of would break it without a word to them.
-			return Change{}, invalid("tell_customer", "the customer was told to expect a follow-up by %s: tell them the new moment too, or keep that promise", c.PromisedBy.UTC().Format(time.RFC3339))
+			// told of would break it without a word to them, unless they
+			// cannot be told at all any more (a bounced address): then the
+			// timeline says why.
+			_, err := r.reach(c)
+			if err == nil {
+				return Change{}, invalid("tell_customer", "the customer was told to expect a follow-up by %s: tell them the new moment too, or keep that promise", c.PromisedBy.UTC().Format(time.RFC3339))
+			}
+			untold = "the customer was told " + c.PromisedBy.UTC().Format(time.RFC3339) + " but cannot be told the new moment: " + err.Error()
 		}
 		var via Channel
 		if tellCustomer {
@@ -266,6 +273,9 @@ func (r *Router) Promise(ctx context.Context, id, actor string, by time.Time, no
 			Details: map[string]string{"by": by.UTC().Format(time.RFC3339)}}
 		if !c.PromisedBy.IsZero() {
 			ev.Details["replaces"] = c.PromisedBy.Format(time.RFC3339)
+		}
+		if untold != "" {
+			ev.Reason = untold
 		}
 		ch := newChange(&c, after)
 		if resumed != nil {

@@ -276,6 +276,19 @@ func TestAcknowledgeNoteAndPromise(t *testing.T) {
 	if c, err := d.router.Promise(ctx, id, "anna", later, "Sorry, I will call at 13:00 instead.", true); err != nil || !c.PromisedBy.Equal(later) {
 		t.Errorf("moving it and telling the customer: %v, %v", c.PromisedBy, err)
 	}
+	// The customer can no longer be written to (their latest mail says
+	// so): the promise may still be moved, and the timeline says why they
+	// were not told.
+	gone := d.msg("klant@voorbeeld.nl", "Dit adres wordt opgeheven.")
+	gone.ComplaintID, gone.Unreachable = id, "the sender address cannot receive mail"
+	d.route(gone)
+	if c, err := d.router.Promise(ctx, id, "anna", later.Add(time.Hour), "later still", false); err != nil || !c.PromisedBy.Equal(later.Add(time.Hour)) {
+		t.Errorf("moving a told promise when the customer cannot be told: %v, %v", c.PromisedBy, err)
+	}
+	_, tl = d.complaint(id)
+	if ps := events(tl, router.EventPromised); !strings.Contains(ps[len(ps)-1].Reason, "cannot be told") {
+		t.Errorf("the last promise says %q, want why the customer was not told", ps[len(ps)-1].Reason)
+	}
 	// An internal promise (never told) may be moved freely.
 	out2 := d.route(d.msg("ander@voorbeeld.nl", "Waar blijft mijn pakket?"))
 	first := d.clock.Now().Add(5 * time.Hour)
