@@ -612,8 +612,18 @@ func (h *Handler) complaintMayComeYet(ctx context.Context, p Post) (bool, error)
 	if p.PostNumber == 1 {
 		return false, nil // staff opened the topic: no customer's post precedes it
 	}
+	if at, err := time.Parse(time.RFC3339, p.CreatedAt); err == nil && h.cfg.Clock().Sub(at) > staffAnswerWait {
+		// Long enough for Discourse's redeliveries of the customer's post:
+		// a topic from before forgetmenot listened (or whose complaint is
+		// gone) is not retried for ever.
+		return false, nil
+	}
 	return h.categoryMatch(ctx, p.CategoryID, p.CategorySlug)
 }
+
+// staffAnswerWait is how long a staff answer in a complaint category waits
+// (answered 503) for the customer's post it may answer.
+const staffAnswerWait = time.Hour
 
 func (h *Handler) enqueue(ctx context.Context, p Post) (Response, error) {
 	msg := Message(p, h.cfg.Clock())
