@@ -231,7 +231,7 @@ func (p *PersonalData) WithNameParts() *PersonalData {
 	names := slices.Clone(p.names)
 	for _, n := range p.names {
 		for _, w := range strings.FieldsFunc(n, func(r rune) bool { return !unicode.IsLetter(r) && r != '\'' && r != '-' }) {
-			if r, _ := utf8.DecodeRuneInString(w); unicode.IsUpper(r) && utf8.RuneCountInString(w) >= 3 {
+			if r, _ := utf8.DecodeRuneInString(w); unicode.IsUpper(r) && utf8.RuneCountInString(w) >= 3 && !nameParticles[strings.ToLower(w)] {
 				names = append(names, w)
 			}
 		}
@@ -240,6 +240,12 @@ func (p *PersonalData) WithNameParts() *PersonalData {
 	q.Pseudonym = p.Pseudonym
 	return q
 }
+
+// nameParticles are parts of surnames that are everyday words too ("Van
+// Dijk": every "van" in the texts is not the customer). Matched without
+// regard to case, they are never removed on their own.
+var nameParticles = map[string]bool{"van": true, "der": true, "den": true, "des": true, "del": true, "della": true, "von": true,
+	"zum": true, "zur": true, "ten": true, "ter": true, "les": true, "las": true, "los": true, "bin": true, "ibn": true, "mac": true}
 
 // Strong and Names return the tokens in use.
 func (p *PersonalData) Strong() []string { return p.strong }

@@ -136,6 +136,10 @@ func (in *Ingester) open(ctx context.Context, newMail chan struct{}) (*imapclien
 		// Wait() takes no context: closing the client unblocks the login.
 		stop := context.AfterFunc(ctx, func() { _ = c.Close() })
 		defer stop()
+		// A server that stops answering at the greeting or sign-in is left
+		// too (the token fetch of an OAuth sign-in has its own timeout).
+		g := in.guard(c)
+		defer g.stop()
 		if err := in.signIn(c, retry); err != nil {
 			_ = c.Close()
 			return nil, err

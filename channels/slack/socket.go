@@ -60,6 +60,7 @@ func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	slots := make(chan struct{}, s.cfg.SocketWorkers)
+	waiting := make(chan struct{}, maxWaitingEvents)
 	var mu sync.Mutex
 	tails := map[string]chan struct{}{}
 	for {
@@ -83,6 +84,14 @@ func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
 			s.socketEvent(ctx, client, evt, early)
 			continue
 		}
+		// Events waiting for their turn are bounded too: past that many
+		// the reader waits, as Slack then redelivers what it did not get
+		// acknowledged.
+		select {
+		case waiting <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		mu.Lock()
 		prev, done := tails[key], make(chan struct{})
 		tails[key] = done
@@ -94,6 +103,7 @@ func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
 		// 3 seconds.)
 		wg.Go(func() {
 			defer func() {
+				<-waiting
 				close(done)
 				mu.Lock()
 				if tails[key] == done {
@@ -118,6 +128,10 @@ func (s *Slack) socketEvents(ctx context.Context, client *socketmode.Client) {
 		})
 	}
 }
+
+// maxWaitingEvents bounds the Socket Mode events held at once (running or
+// waiting for the one before them of their key).
+const maxWaitingEvents = 1024
 
 // socketOrder says which events must stay in order with this one (its
 // complaint, else its user; "" for connection events, handled at once), and
