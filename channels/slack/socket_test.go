@@ -86,19 +86,7 @@ func TestSocketMode(t *testing.T) {
 	)
 	// The Web API calls go to the fake workspace; only the socket endpoints
 	// are the socket server's.
-	mux := http.NewServeMux()
-	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
-	wsURL := f.ws.URL()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
-	})
-	api := httptest.NewServer(mux)
-	defer api.Close()
-	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
-		Complaints: f.router, State: f.store.State("slack"), Log: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := socketSlack(t, f, sock, 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.RunSocket(ctx) }()
@@ -136,19 +124,7 @@ func TestSocketModeConcurrentInOrder(t *testing.T) {
 		map[string]any{"type": "interactive", "envelope_id": "click-1", "payload": json.RawMessage(click1)},
 		map[string]any{"type": "interactive", "envelope_id": "click-2", "payload": json.RawMessage(click2)},
 	)
-	mux := http.NewServeMux()
-	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
-	wsURL := f.ws.URL()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
-	})
-	api := httptest.NewServer(mux)
-	defer api.Close()
-	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
-		Complaints: f.router, State: f.store.State("slack"), Log: discard, SocketWorkers: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := socketSlack(t, f, sock, 4)
 	// Who clicked or typed is looked up with users.info: slow for everyone,
 	// and the clicks are slower still (the modal).
 	f.ws.Delay("users.info", 1500*time.Millisecond)
@@ -191,19 +167,7 @@ func TestSocketModeBurstOfOneUserDoesNotHoldUpAnother(t *testing.T) {
 	envs = append(envs, map[string]any{"type": "slash_commands", "envelope_id": "cmd", "accepts_response_payload": true,
 		"payload": map[string]any{"command": "/complaints", "text": "mine", "user_id": "USANNE", "channel_id": "DUSANNE"}})
 	sock := newSocketServer(t, envs...)
-	mux := http.NewServeMux()
-	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
-	wsURL := f.ws.URL()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
-	})
-	api := httptest.NewServer(mux)
-	defer api.Close()
-	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
-		Complaints: f.router, State: f.store.State("slack"), Log: discard, SocketWorkers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := socketSlack(t, f, sock, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.RunSocket(ctx) }()
@@ -217,4 +181,24 @@ func TestSocketModeBurstOfOneUserDoesNotHoldUpAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Wait()
+}
+
+// socketSlack runs a Slack in Socket Mode against sock, with every other
+// Web API call going to the fixture's fake Slack.
+func socketSlack(t *testing.T, f *fixture, sock *socketServer, workers int) *slack.Slack {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.Handle("/apps.connections.open", sock.srv.Config.Handler)
+	wsURL := f.ws.URL()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, strings.TrimSuffix(wsURL, "/")+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	api := httptest.NewServer(mux)
+	t.Cleanup(api.Close)
+	s, err := slack.New(slack.Config{BotToken: "xoxb-test", AppToken: "xapp-test", APIURL: api.URL,
+		Complaints: f.router, State: f.store.State("slack"), Log: discard, SocketWorkers: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

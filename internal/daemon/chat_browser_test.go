@@ -101,20 +101,7 @@ func TestChatWidgetInRealChromium(t *testing.T) {
 }
 
 func chatAnsweredLive(t *testing.T, ctx context.Context, r *running) {
-	if err := chromedp.Do(ctx,
-		fresh(r.base, "/chat/demo"),
-		widgetReady,
-		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('input[name=name]')`), "Sam Visitor"),
-		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('textarea')`), "My new <i>lamp</i> flickers & buzzes."),
-		chromedp.Click(chromedp.JSPath(shadow+`.querySelector('form.send button')`)),
-	); err != nil {
-		t.Fatalf("opening the demo and sending: %v\nlog:\n%s", err, r.log)
-	}
-	system, err := chromedp.Run(ctx, chromedp.Poll[string](lineTexts("system")+` || false`))
-	if err != nil {
-		t.Fatalf("waiting for the assignment line: %v\nlog:\n%s", err, r.log)
-	}
-	id := regexp.MustCompile(`C-\d+`).FindString(system)
+	system, id := openChatAndSend(t, ctx, r, "Sam Visitor", "My new <i>lamp</i> flickers & buzzes.")
 	_, name := ownerName(t, r, id)
 	if !strings.Contains(system, name) || id == "" || !strings.Contains(system, "is now handling your question") {
 		t.Fatalf("system line %q, want it to name the owner %s and the reference", system, name)
@@ -163,17 +150,7 @@ func chatAnsweredLive(t *testing.T, ctx context.Context, r *running) {
 // the other tab's badge and blinking title stop too.
 func chatTwoTabs(t *testing.T, open, minimised context.Context, r *running) {
 	q := func(sel string) chromedp.JSPath { return chromedp.JSPath(shadow + `.querySelector('` + sel + `')`) }
-	if err := chromedp.Do(open, fresh(r.base, "/chat/demo"), widgetReady,
-		chromedp.SendKeys(q("textarea"), "The kettle whistles without water."),
-		chromedp.Click(q("form.send button")),
-	); err != nil {
-		t.Fatal(err)
-	}
-	system, err := chromedp.Run(open, chromedp.Poll[string](lineTexts("system")+` || false`))
-	if err != nil {
-		t.Fatalf("waiting for the assignment line: %v", err)
-	}
-	id := regexp.MustCompile(`C-\d+`).FindString(system)
+	_, id := openChatAndSend(t, open, r, "", "The kettle whistles without water.")
 	// The second tab shares the browser's storage: the same visitor.
 	if err := chromedp.Do(minimised, chromedp.Navigate(r.base+"/chat/demo"), widgetReady, chromedp.Click(q(".head button"))); err != nil {
 		t.Fatal(err)
@@ -226,23 +203,33 @@ func chatTypoInAddress(t *testing.T, ctx context.Context, r *running) {
 	}
 }
 
-// chatLiveInterrupted: the replica's live subscription is cut (as when
-// Redis restarts); a reply given right after it must still appear in the
-// open window, without the visitor reloading the page.
-func chatLiveInterrupted(t *testing.T, ctx context.Context, r *running, redisURL string) {
-	if err := chromedp.Do(ctx,
-		fresh(r.base, "/chat/demo"),
-		widgetReady,
-		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('textarea')`), "The blender lid does not fit."),
-		chromedp.Click(chromedp.JSPath(shadow+`.querySelector('form.send button')`)),
-	); err != nil {
+// openChatAndSend opens the demo page afresh, gives the name (if any),
+// sends text and waits for the assignment line; it returns that line and
+// the complaint's reference.
+func openChatAndSend(t *testing.T, ctx context.Context, r *running, name, text string) (system, id string) {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{fresh(r.base, "/chat/demo"), widgetReady}
+	if name != "" {
+		steps = append(steps, chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('input[name=name]')`), name))
+	}
+	steps = append(steps,
+		chromedp.SendKeys(chromedp.JSPath(shadow+`.querySelector('textarea')`), text),
+		chromedp.Click(chromedp.JSPath(shadow+`.querySelector('form.send button')`)))
+	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatalf("opening the demo and sending: %v\nlog:\n%s", err, r.log)
 	}
 	system, err := chromedp.Run(ctx, chromedp.Poll[string](lineTexts("system")+` || false`))
 	if err != nil {
 		t.Fatalf("waiting for the assignment line: %v\nlog:\n%s", err, r.log)
 	}
-	id := regexp.MustCompile(`C-\d+`).FindString(system)
+	return system, regexp.MustCompile(`C-\d+`).FindString(system)
+}
+
+// chatLiveInterrupted: the replica's live subscription is cut (as when
+// Redis restarts); a reply given right after it must still appear in the
+// open window, without the visitor reloading the page.
+func chatLiveInterrupted(t *testing.T, ctx context.Context, r *running, redisURL string) {
+	_, id := openChatAndSend(t, ctx, r, "", "The blender lid does not fit.")
 	opt, err := redis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
