@@ -32,15 +32,12 @@ func (c Customer) identities(ch Channel) []string {
 	return out
 }
 
-// proves reports whether identity is proven to belong to the complaint's
-// customer: the identity the complaint was opened with, one the customer
-// record gained from a proven message, or one recorded in Identities (an
-// address we wrote to for it, an identity staff merged in).
-// Proves is proves for the channels: whether identity (EmailIdentity of an
-// address, say) is proven to be the complaint's customer's.
-func (c Complaint) Proves(identity string) bool { return c.proves(identity) }
-
-func (c Complaint) proves(identity string) bool {
+// Proves reports whether identity (EmailIdentity of an address, say) is
+// proven to belong to the complaint's customer: the identity the complaint
+// was opened with, one the customer record gained from a proven message, or
+// one recorded in Identities (an address we wrote to for it, the opening
+// message's Reply-To, an identity staff merged in).
+func (c Complaint) Proves(identity string) bool {
 	if identity == "" {
 		return false
 	}
@@ -61,7 +58,7 @@ func (c Complaint) proves(identity string) bool {
 // joins a complaint.
 func provenSender(c Complaint, msg Message) bool {
 	for _, id := range msg.Customer.identities(msg.Channel) {
-		if c.proves(id) {
+		if c.Proves(id) {
 			return true
 		}
 	}
@@ -71,7 +68,7 @@ func provenSender(c Complaint, msg Message) bool {
 // addIdentity records a further proven identity of the complaint's
 // customer, once.
 func (c *Complaint) addIdentity(identity string) bool {
-	if identity == "" || c.proves(identity) {
+	if identity == "" || c.Proves(identity) {
 		return false
 	}
 	c.Identities = append(slices.Clone(c.Identities), identity)

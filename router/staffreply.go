@@ -104,7 +104,7 @@ func (r *Router) answeredComplaint(ctx context.Context, rep ExternalReply) (Comp
 	}
 	for _, key := range []string{scopedThreadKey(rep.ThreadKey, rep.CustomerKey), rep.ThreadKey} {
 		c, found, err := r.complaintByThreadKey(ctx, key)
-		if err != nil || (found && c.proves(rep.CustomerKey)) {
+		if err != nil || (found && c.Proves(rep.CustomerKey)) {
 			return c, found, err
 		}
 	}
