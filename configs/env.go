@@ -84,7 +84,7 @@ type Config struct {
 	SlackAppToken      string   `envconfig:"SLACK_APP_TOKEN" desc:"Slack app-level token (xapp-…, scope connections:write) for Socket Mode."`
 	SlackSigningSecret string   `envconfig:"SLACK_SIGNING_SECRET" desc:"Slack signing secret; HTTP mode verifies every request on /slack/events, /slack/interactivity and /slack/commands with it."`
 	SlackMode          string   `envconfig:"SLACK_MODE" default:"socket" desc:"socket (no public URL needed; needs SLACK_APP_TOKEN) or http (Slack calls /slack/...; needs SLACK_SIGNING_SECRET)."`
-	SlackLeadChannel   string   `envconfig:"SLACK_LEAD_CHANNEL" desc:"Slack channel id (C…) for escalations and over-capacity notices; invite the app to it. Empty: none."`
+	SlackLeadChannel   string   `envconfig:"SLACK_LEAD_CHANNEL" desc:"Slack channel id (C…) for escalations, over-capacity notices, complaint-rate alerts and the weekly digest; invite the app to it. Empty: none."`
 	SlackCategories    []string `envconfig:"SLACK_CATEGORIES" default:"product defect,delivery,billing,service,website or app,policy,customer misunderstanding,other" desc:"Root-cause categories offered when closing from Slack, comma-separated."`
 	SlackAPIURL        string   `envconfig:"SLACK_API_URL" desc:"Slack Web API base URL; only for tests and proxies (default https://slack.com/api/)."`
 	// Accountability: deadlines, reminders, satisfaction questions.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/forgetmenot/forgetmenot/router"
@@ -321,19 +322,25 @@ func (s *Slack) caseView(ctx context.Context, c router.Complaint, tl []router.En
 	return v, nil
 }
 
-// notifyLead posts escalations and over-capacity assignments to the lead
-// channel, once per change. A channel the app cannot post in is reported (logs,
-// metric, /readyz) but does not hold up the owner's notification.
+// notifyLead posts escalations, over-capacity assignments and complaint-rate
+// alerts to the lead channel, once per change (a rate alert once per period,
+// however many owners it also goes to). A channel the app cannot post in is
+// reported (logs, metric, /readyz) but does not hold up the owner's
+// notification.
 func (s *Slack) notifyLead(ctx context.Context, n router.Notification) error {
 	if s.cfg.LeadChannel == "" {
 		return nil
 	}
 	over := n.Event != nil && n.Event.Details["over_capacity"] == "true" &&
 		(n.Kind == router.NotifyAssigned || (n.Kind == router.NotifyReassigned && n.Event.Owner == n.Recipient))
-	if n.Kind != router.NotifyEscalation && !over {
+	rate := n.Kind == router.NotifyComplaintRate
+	if n.Kind != router.NotifyEscalation && !over && !rate {
 		return nil
 	}
 	key := "lead:" + n.Complaint.ID + ":v" + strconv.FormatInt(n.Complaint.Version, 10) + ":" + string(n.Kind)
+	if rate {
+		key = "lead:" + ratePeriodKey(n)
+	}
 	if _, done, err := s.cfg.State.Get(ctx, key); err != nil || done {
 		return err
 	}
@@ -342,6 +349,9 @@ func (s *Slack) notifyLead(ctx context.Context, n router.Notification) error {
 		return err
 	}
 	blocks, text := leadBlocks(n, s.people.name)
+	if rate {
+		blocks, text = eventBlocks(n, s.people.name)
+	}
 	ts, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: text, Blocks: blocks})
 	if err != nil {
 		err = s.classify(what, err)
@@ -352,4 +362,16 @@ func (s *Slack) notifyLead(ctx context.Context, n router.Notification) error {
 	}
 	s.health.ok(what)
 	return s.cfg.State.Set(ctx, key, ts, postedTTL)
+}
+
+// ratePeriodKey names a complaint-rate alert's period: its notifications
+// (one per owner alerted) are "complaint-rate:<period>:<owner>".
+func ratePeriodKey(n router.Notification) string {
+	if n.Event != nil && n.Event.Details["period"] != "" {
+		return "complaint-rate:" + n.Event.Details["period"]
+	}
+	if i := strings.LastIndexByte(n.ID, ':'); i > 0 {
+		return n.ID[:i]
+	}
+	return n.ID
 }

@@ -313,6 +313,44 @@ func TestComplaintRateAlertIsADirectMessage(t *testing.T) {
 	}
 }
 
+// What must hold (issue 6: "crossing it alerts the lead channel"): with a
+// lead channel, a complaint-rate alert is posted there too, once per period
+// however many owners it goes to and however often it is delivered; each
+// owner alerted still gets their DM.
+func TestComplaintRateAlertReachesTheLeadChannelOncePerPeriod(t *testing.T) {
+	f := newFixture(t, func(c *slack.Config) { c.LeadChannel = "CLEAD" })
+	f.ws.AddChannel("CLEAD")
+	alert := func(period, to string) router.Notification {
+		ev := router.Event{Type: router.EventBreached, Actor: router.ActorRouter,
+			Reason:  "complaint rate " + period + ": 12 complaints on 400 (3.00%) reached the threshold of 2.00%",
+			Details: map[string]string{"period": period, "complaints": "12", "volume": "400"}}
+		return router.Notification{ID: "complaint-rate:" + period + ":" + to, Kind: router.NotifyComplaintRate, Recipient: to, At: time.Now(), Event: &ev}
+	}
+	for range 2 { // the delivery, and a redelivery after a crash
+		for _, n := range []router.Notification{alert("2026-W10", "sanne"), alert("2026-W10", "anna"), alert("2026-W11", "sanne")} {
+			if err := f.slack.Notify(f.ctx, n); err != nil {
+				t.Fatalf("notify %s: %v", n.ID, err)
+			}
+		}
+	}
+	lead := f.leadPosts()
+	if len(lead) != 2 || !blocksContain(lead[0], "2026-W10") || !blocksContain(lead[1], "2026-W11") {
+		t.Fatalf("lead channel got %d posts (%+v), want one alert per period", len(lead), lead)
+	}
+	if !blocksContain(lead[0], "Complaint rate alert") || !blocksContain(lead[0], "3.00%") {
+		t.Errorf("lead channel alert does not say what happened: %s", lead[0].Blocks)
+	}
+	dms := 0
+	for _, p := range f.ws.Posts("chat.postMessage") {
+		if p.Channel != "CLEAD" {
+			dms++
+		}
+	}
+	if dms != 3 {
+		t.Errorf("%d DMs, want 3 (sanne twice, anna once)", dms)
+	}
+}
+
 // What must hold: a Slack that takes the request and never answers fails the
 // call (the outbox retries it later) instead of holding the worker forever.
 func TestUnansweredSlackCallFails(t *testing.T) {
