@@ -146,6 +146,7 @@ func loadOAuth2(y oauth2YAML, username string) (*MailboxOAuth2, error) {
 			if o.ClientSecret, err = secretField("oauth2.client_secret", y.ClientSecretFile, y.ClientSecretEnv, true); err != nil {
 				return nil, err
 			}
+			o.ClientSecretFile = y.ClientSecretFile
 		}
 	case "google":
 		if err := unused(map[string]string{"tenant": y.Tenant, "client_id": y.ClientID, "client_secret_file": y.ClientSecretFile,
@@ -185,6 +186,7 @@ func loadOAuth2(y oauth2YAML, username string) (*MailboxOAuth2, error) {
 		if o.ClientSecret, err = secretField("oauth2.client_secret", y.ClientSecretFile, y.ClientSecretEnv, false); err != nil {
 			return nil, err
 		}
+		o.ClientSecretFile = y.ClientSecretFile
 		if o.RefreshToken, err = secretField("oauth2.refresh_token", y.RefreshTokenFile, y.RefreshTokenEnv, true); err != nil {
 			return nil, err
 		}

@@ -81,7 +81,8 @@ func TestOAuth2MailboxesLoad(t *testing.T) {
 		}
 		return boxes[0]
 	}
-	if o := load("microsoft.yaml").OAuth2; o.Provider != "microsoft" || o.ClientSecret != "client-secret-from-file" || o.Tenant != "contoso.onmicrosoft.com" {
+	if o := load("microsoft.yaml").OAuth2; o.Provider != "microsoft" || o.ClientSecret != "client-secret-from-file" || o.Tenant != "contoso.onmicrosoft.com" ||
+		o.ClientSecretFile != filepath.Join(dir, "secret") { // read again for each token (rotation)
 		t.Errorf("microsoft: %+v", o)
 	}
 	if o := load("cert.yaml").OAuth2; string(o.CertificatePEM) != "CERT" || string(o.PrivateKeyPEM) != "KEY" {

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strings"
 	"sync"
@@ -225,9 +226,13 @@ func microsoftSource(ctx context.Context, cfg OAuth2Config) (string, oauth2.Toke
 	case cfg.ClientSecret != "" && hasCert:
 		return "", nil, errors.New("microsoft: give a client secret or a certificate, not both")
 	case cfg.ClientSecret != "":
-		cc.ClientSecret = cfg.ClientSecret
+		secret := clientSecret(cfg)
 		// A fresh clientcredentials source per call: the cache is ours.
-		return tokenURL, tokenFunc(func() (*oauth2.Token, error) { return cc.Token(ctx) }), nil
+		return tokenURL, tokenFunc(func() (*oauth2.Token, error) {
+			c := cc
+			c.ClientSecret = secret()
+			return c.Token(ctx)
+		}), nil
 	case hasCert:
 		a, err := newCertAssertion(cfg.ClientID, tokenURL, cfg.CertificatePEM, cfg.PrivateKeyPEM)
 		if err != nil {
@@ -289,13 +294,14 @@ func refreshSource(ctx context.Context, cfg OAuth2Config) (string, oauth2.TokenS
 	}
 	var mu sync.Mutex
 	refresh := cfg.RefreshToken
+	secret := clientSecret(cfg)
 	return cfg.TokenURL, tokenFunc(func() (*oauth2.Token, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		// oauth2.Config's refresh sends no scope, which Microsoft's v2.0
 		// endpoint requires; the client-credentials request with its grant
 		// type replaced is the same refresh request with the scope.
-		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
+		cc := clientcredentials.Config{ClientID: cfg.ClientID, ClientSecret: secret(), TokenURL: cfg.TokenURL, Scopes: cfg.Scopes,
 			AuthStyle:      oauth2.AuthStyleInParams,
 			EndpointParams: url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}}}
 		tok, err := cc.Token(ctx)
@@ -308,6 +314,29 @@ func refreshSource(ctx context.Context, cfg OAuth2Config) (string, oauth2.TokenS
 		}
 		return tok, nil
 	}), nil
+}
+
+// clientSecret returns the client's secret for each token request: read
+// again from its file when it came from one, so that a secret rotated
+// before the old one expires (Microsoft's last two years at most) is used
+// without a restart. While the file cannot be read or is empty (being
+// replaced), the secret read last stands.
+func clientSecret(cfg OAuth2Config) func() string {
+	if cfg.ClientSecretFile == "" {
+		return func() string { return cfg.ClientSecret }
+	}
+	var mu sync.Mutex
+	last := cfg.ClientSecret
+	return func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		if b, err := os.ReadFile(cfg.ClientSecretFile); err == nil {
+			if v := strings.TrimRight(string(b), "\r\n"); strings.TrimSpace(v) != "" {
+				last = v
+			}
+		}
+		return last
+	}
 }
 
 type tokenFunc func() (*oauth2.Token, error)

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -102,6 +104,44 @@ func TestTokenCachedAndReplacedBeforeExpiry(t *testing.T) {
 	next, _ := o.Token()
 	if next.AccessToken == fresh.AccessToken || tokens.Requests() != 3 {
 		t.Errorf("a token with 4 minutes left was reused with a 5-minute early expiry (%d requests)", tokens.Requests())
+	}
+}
+
+// TestRotatedClientSecretFileIsUsedWithoutRestart: what must hold: an
+// operator who rotates an app's client secret (Microsoft's expire after two
+// years at most) by replacing the secret file is signed in again with the
+// new secret without restarting; a file being replaced (missing or empty
+// for a moment) keeps the secret read last.
+func TestRotatedClientSecretFileIsUsedWithoutRestart(t *testing.T) {
+	tokens := emailtest.StartTokenServer(t)
+	tokens.MicrosoftApp("contoso", "app", "first-secret", oauthUser)
+	tokens.SetTTL(4 * time.Minute) // less than EarlyExpiry: every Token() asks the endpoint
+	file := filepath.Join(t.TempDir(), "client-secret")
+	write := func(v string) {
+		if err := os.WriteFile(file, []byte(v), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("first-secret\n")
+	o := newOAuth2(t, email.OAuth2Config{Provider: "microsoft", TokenURL: tokens.MicrosoftTokenURL("contoso"), ClientID: "app",
+		ClientSecret: "first-secret", ClientSecretFile: file})
+	if _, err := o.Token(); err != nil {
+		t.Fatalf("first secret: %v", err)
+	}
+	// The first secret expires: only the second one is valid now.
+	tokens.MicrosoftApp("contoso", "app", "second-secret", oauthUser)
+	if _, err := o.Token(); err == nil || !strings.Contains(err.Error(), "invalid_client") {
+		t.Fatalf("expired secret still in the file: error = %v, want invalid_client", err)
+	}
+	write("second-secret\n")
+	if _, err := o.Token(); err != nil {
+		t.Fatalf("after the secret file was replaced: %v", err)
+	}
+	for _, replacing := range []func(){func() { write("") }, func() { _ = os.Remove(file) }} {
+		replacing()
+		if _, err := o.Token(); err != nil {
+			t.Fatalf("while the file is being replaced, the last secret read must stand: %v", err)
+		}
 	}
 }
 

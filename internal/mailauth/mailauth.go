@@ -23,11 +23,15 @@ type OAuth2 struct {
 
 	// Microsoft: the directory (tenant) id, the app's client id, and either
 	// its secret or its certificate with the private key (PEM).
-	Tenant         string
-	ClientID       string
-	ClientSecret   string
-	CertificatePEM []byte
-	PrivateKeyPEM  []byte
+	Tenant       string
+	ClientID     string
+	ClientSecret string
+	// ClientSecretFile, when the secret came from a file, is read again for
+	// every token request, so a rotated secret is used without a restart
+	// (ClientSecret, read at start, stands while the file cannot be read).
+	ClientSecretFile string
+	CertificatePEM   []byte
+	PrivateKeyPEM    []byte
 
 	// Google: the service account's JSON key; Subject is the mailbox the
 	// token acts for.
