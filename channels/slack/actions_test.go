@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -386,15 +387,27 @@ func TestSlashCommand(t *testing.T) {
 // What must hold: a slow users.info (a user not met since the last start)
 // does not make Slack's 3 seconds pass without an answer: the user is asked
 // to try again at once, the lookup goes on, and the next try knows them.
+// A burst of requests by that user (clicks, commands) shares one lookup
+// instead of spending Slack's rate limit on one each.
 func TestSlowUserLookupAnswersInTimeAndLearns(t *testing.T) {
 	f := newFixture(t)
 	f.serve()
 	f.ws.Delay("users.info", 3*time.Second)
-	out := f.command("UBAS", "mine")
-	if !strings.Contains(out, "try again") {
-		t.Fatalf("/complaints mine with a slow users.info: %s, want a prompt to try again", out)
+	outs := make([]string, 4)
+	var wg sync.WaitGroup
+	for i := range outs {
+		wg.Go(func() { outs[i] = f.command("UBAS", "mine") })
+	}
+	wg.Wait()
+	for _, out := range outs {
+		if !strings.Contains(out, "try again") {
+			t.Fatalf("/complaints mine with a slow users.info: %s, want a prompt to try again", out)
+		}
 	}
 	testkit.WaitFor(t, "the lookup learned who UBAS is", func() bool {
 		return !strings.Contains(f.command("UBAS", "mine"), "try again")
 	})
+	if n := f.ws.Calls("users.info"); n != 1 {
+		t.Errorf("users.info called %d times for one user's burst of 4 requests, want 1", n)
+	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/forgetmenot/forgetmenot/router"
 	slackgo "github.com/slack-go/slack"
+	"golang.org/x/sync/singleflight"
 )
 
 var (
@@ -28,6 +29,9 @@ type people struct {
 	mu      sync.Mutex
 	byOwner map[string]cached // owner id → Slack user id
 	bySlack map[string]cached // Slack user id → owner id ("" when not on the roster)
+	// lookups shares one users.info call among the requests of a user
+	// Slack does not know yet (a burst of clicks), per Slack user id.
+	lookups singleflight.Group
 }
 
 type cached struct {
@@ -103,27 +107,28 @@ func (p *people) owner(ctx context.Context, slackUserID string) (router.Owner, b
 	// waited for only so long, and goes on in the background, so the
 	// user's next try finds it known.
 	type found struct {
-		o   router.Owner
-		ok  bool
-		err error
+		o  router.Owner
+		ok bool
 	}
-	done := make(chan found, 1)
-	go func() {
+	done := p.lookups.DoChan(slackUserID, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), userLookupTimeout)
 		defer cancel()
 		u, err := p.api.GetUserInfoContext(lctx, slackUserID)
 		if err != nil {
-			done <- found{err: fmt.Errorf("looking up Slack user %s: %w", slackUserID, err)}
-			return
+			return nil, fmt.Errorf("looking up Slack user %s: %w", slackUserID, err)
 		}
 		o, ok := p.learn(slackUserID, strings.TrimSpace(u.Profile.Email))
-		done <- found{o: o, ok: ok}
-	}()
+		return found{o: o, ok: ok}, nil
+	})
 	t := time.NewTimer(userLookupWait)
 	defer t.Stop()
 	select {
-	case f := <-done:
-		return f.o, f.ok, f.err
+	case r := <-done:
+		if r.Err != nil {
+			return router.Owner{}, false, r.Err
+		}
+		f := r.Val.(found)
+		return f.o, f.ok, nil
 	case <-t.C:
 		return router.Owner{}, false, fmt.Errorf("looking up Slack user %s: Slack did not answer within %s", slackUserID, userLookupWait)
 	case <-ctx.Done():
