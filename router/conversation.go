@@ -399,6 +399,11 @@ func (r *Router) MayActNow(ctx context.Context, c Complaint, ownerID string) (bo
 // Directory returns the roster the router assigns from.
 func (r *Router) Directory() Directory { return r.dir }
 
+// Reach says by which channel a reply would reach the complaint's customer,
+// or why none can (a ValidationError of field "channel"): what a reply form
+// tells staff before they write.
+func (r *Router) Reach(c Complaint) (Channel, error) { return r.reach(c) }
+
 // reach asks the wiring how the complaint's customer can be written to.
 func (r *Router) reach(c Complaint) (Channel, error) {
 	if c.Unreachable != "" {

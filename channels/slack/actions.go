@@ -204,7 +204,14 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 		}
 		return
 	case actReply:
-		view = replyModal(c, string(meta))
+		via, err := s.cfg.Complaints.Reach(c)
+		if err != nil {
+			// Said before anyone writes an answer that could not be sent.
+			s.tell(ctx, channel, cb.User.ID, "A reply to the customer of "+c.ID+" cannot be sent: "+problemOf(err)+
+				". Reach them another way, and add a note in this thread saying what you did.")
+			return
+		}
+		view = replyModal(c, via, string(meta))
 	case actPromise:
 		view = promiseModal(c, string(meta), s.now())
 	case actClose:
@@ -372,6 +379,15 @@ func firstInput(callback string) string {
 }
 
 // userError words a router error for staff.
+// problemOf is what is wrong, without the field's name.
+func problemOf(err error) string {
+	var ve *router.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Problem
+	}
+	return err.Error()
+}
+
 func userError(err error) string {
 	var ve *router.ValidationError
 	if errors.As(err, &ve) {

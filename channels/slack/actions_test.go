@@ -264,6 +264,33 @@ func TestReplyAndPromiseFromSlack(t *testing.T) {
 	}
 }
 
+// What must hold: the reply form says how the answer reaches the customer,
+// and when nothing can reach them the owner is told so before writing an
+// answer that could not be sent (no form opens).
+func TestReplyFormSaysHowTheAnswerGoes(t *testing.T) {
+	f := newFixture(t)
+	f.serve()
+	id, owner := f.openComplaint("rf1")
+	user := f.slackUserOf(owner)
+	f.interact(click(user, "fmn_reply", id))
+	view := f.waitView(1)
+	if b, _ := json.Marshal(view); !strings.Contains(string(b), "Goes to the customer by e-mail") {
+		t.Errorf("reply form for a customer with an address: %s", b)
+	}
+	out := f.route(router.Message{Channel: router.ChannelWebhook, SourceID: "rf2", Customer: router.Customer{Name: "Anonymous reviewer"},
+		Subject: "Review", Body: "Two stars: the lid was cracked."})
+	f.deliver()
+	f.interact(click(f.slackUserOf(out.Owner), "fmn_reply", out.ComplaintID))
+	testkit.WaitFor(t, "the owner told why no reply can be sent", func() bool { return len(f.ws.Posts("chat.postEphemeral")) == 1 })
+	if eph := f.ws.Posts("chat.postEphemeral")[0]; !strings.Contains(eph.Text, "cannot be sent") || !strings.Contains(eph.Text, "left no address") {
+		t.Errorf("told %q", eph.Text)
+	}
+	f.slack.Wait()
+	if n := len(f.ws.Views()); n != 1 {
+		t.Errorf("%d forms opened, want none for the customer who cannot be reached", n-1)
+	}
+}
+
 // What must hold: only the owner or the team lead may act; anyone else is
 // told politely, and nothing changes.
 func TestUnauthorisedActorIsRefused(t *testing.T) {

@@ -450,10 +450,11 @@ func textInput(block, label, hint string, multiline bool, max int, optional bool
 	return in
 }
 
-func replyModal(c router.Complaint, meta string) slackgo.ModalViewRequest {
+// replyModal asks for an answer that goes to the customer by via.
+func replyModal(c router.Complaint, via router.Channel, meta string) slackgo.ModalViewRequest {
 	return modal(viewReply, "Reply to the customer", "Send", meta,
 		context1(c),
-		textInput(blockReplyBody, "Your answer", "Goes to the customer via "+channelLabel(c.Channel)+" (or e-mail), signed with your name.", true, 3000, false),
+		textInput(blockReplyBody, "Your answer", "Goes to the customer by "+channelLabel(via)+", signed with your name.", true, 3000, false),
 	)
 }
 

@@ -37,11 +37,20 @@ var slackUsers = map[string]string{
 	"stranger@example.org": "USTRANGER",
 }
 
-// reachAll lets staff write to every customer (the daemon's senders decide
-// this in production).
+// reachAll lets staff write to every customer who left a way back: by
+// e-mail when they left an address, else by their own channel, except a
+// webhook's (the daemon's senders decide this in production).
 type reachAll struct{}
 
-func (reachAll) Reach(c router.Complaint) (router.Channel, error) { return c.Channel, nil }
+func (reachAll) Reach(c router.Complaint) (router.Channel, error) {
+	switch {
+	case c.Customer.Email != "":
+		return router.ChannelEmail, nil
+	case c.Channel == router.ChannelWebhook:
+		return "", errors.New("the customer left no address, and a webhook cannot be answered")
+	}
+	return c.Channel, nil
+}
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 

@@ -113,7 +113,7 @@ func TestGoldenBlockKit(t *testing.T) {
 		{Owner: router.Owner{ID: "bas", Name: "Bas Jansen", Teams: []string{"support-nl"}, Capacity: 20, Active: true}, OwnerLoad: router.OwnerLoad{Open: 4}},
 		{Owner: router.Owner{ID: "ruben", Name: "Ruben de Boer", Teams: []string{"support-en"}, Capacity: 20}},
 	}
-	checkGolden(t, "modal_reply", replyModal(c, meta))
+	checkGolden(t, "modal_reply", replyModal(c, router.ChannelEmail, meta))
 	checkGolden(t, "modal_promise", promiseModal(c, meta, goldenAt))
 	checkGolden(t, "modal_close", closeModal(c, meta, []string{"delivery", "billing", "other"}))
 	checkGolden(t, "modal_reassign", reassignModal(c, meta, owners))

@@ -44,6 +44,9 @@ type Complaints interface {
 	Reassign(ctx context.Context, id, actor, to, reason string) (router.Complaint, error)
 	AddNote(ctx context.Context, id, actor, text, key string) (router.Complaint, error)
 	MayAct(c router.Complaint, ownerID string) bool
+	// Reach says by which channel a reply reaches the customer, or why
+	// none can.
+	Reach(c router.Complaint) (router.Channel, error)
 	Directory() router.Directory
 	// OwnerTimeZone is the zone of the owner's calendar: where their
 	// worklist's "today" is.

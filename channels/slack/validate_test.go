@@ -130,7 +130,7 @@ func renderAll(t *testing.T, r *rand.Rand) {
 	for i := range r.IntN(150) {
 		owners = append(owners, router.OwnerStatus{Owner: router.Owner{ID: fmt.Sprintf("o%d", i), Name: randomText(r, 200) + "x", Teams: []string{randomText(r, 50)}, Capacity: 10, Active: r.IntN(5) > 0}})
 	}
-	valid(t, "reply modal", replyModal(c, meta))
+	valid(t, "reply modal", replyModal(c, router.ChannelEmail, meta))
 	valid(t, "promise modal", promiseModal(c, meta, now))
 	valid(t, "close modal", closeModal(c, meta, cats))
 	valid(t, "close modal (free root cause)", closeModal(c, meta, nil))
