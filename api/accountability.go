@@ -332,7 +332,11 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var v *router.ValidationError
 		if errors.As(err, &v) {
-			page(http.StatusBadRequest, words.cannot, para(words.sorry+v.Problem+".")+para(words.tellUs))
+			why := csatProblems[lang][v.Code]
+			if why == "" {
+				why = words.sorry + v.Problem + "."
+			}
+			page(http.StatusBadRequest, words.cannot, para(why)+para(words.tellUs))
 			return
 		}
 		if errors.Is(err, router.ErrNotFound) {
@@ -346,9 +350,27 @@ func (a *acct) csat(w http.ResponseWriter, r *http.Request) {
 	page(http.StatusOK, words.thanks, para(words.thanksText))
 }
 
+// csatProblems word, in the customer's language, why a satisfaction link
+// cannot record the answer (by the router's problem code).
+var csatProblems = map[string]map[string]string{
+	"en": {
+		router.ProblemCSATScore:     "This is not one of the answers we asked for.",
+		router.ProblemCSATSignature: "This link is not the one we sent: please use the link from our message exactly as it was sent.",
+		router.ProblemCSATReopened:  "Your complaint is being handled again. We will ask you once more when it is resolved.",
+		router.ProblemCSATExpired:   "This link has expired.",
+		router.ProblemCSATChanged:   "You have changed your answer several times already; the last one stands.",
+	},
+	"nl": {
+		router.ProblemCSATScore:     "Dit is geen van de antwoorden waar we om vroegen.",
+		router.ProblemCSATSignature: "Dit is niet de link die we stuurden: gebruik de link uit ons bericht precies zoals die is verstuurd.",
+		router.ProblemCSATReopened:  "Uw klacht wordt opnieuw behandeld. We vragen het u nog eens als die is opgelost.",
+		router.ProblemCSATExpired:   "Deze link is verlopen.",
+		router.ProblemCSATChanged:   "U heeft uw antwoord al een paar keer gewijzigd; het laatste blijft staan.",
+	},
+}
+
 // csatPageWords word the satisfaction page in the languages the question
-// is sent in (the link names the language; a reason from the router stays
-// in English).
+// is sent in (the link names the language).
 var csatPageWords = map[string]struct {
 	invalid, useLink, yourAnswer, record, cannot, sorry, tellUs, notFound, notFoundText, again, againText, thanks, thanksText string
 }{

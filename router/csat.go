@@ -135,21 +135,21 @@ func (r *Router) RecordCSAT(ctx context.Context, id string, score int, sig strin
 		return Complaint{}, fmt.Errorf("satisfaction questions are not configured: %w", ErrNotFound)
 	}
 	if score < 1 || score > 5 {
-		return Complaint{}, invalid("score", "must be 1-5")
+		return Complaint{}, invalidAs(ProblemCSATScore, "score", "must be 1-5")
 	}
 	if !hmac.Equal([]byte(sig), []byte(r.csat.Sign(id, score))) {
-		return Complaint{}, invalid("sig", "the link is not valid (signature mismatch)")
+		return Complaint{}, invalidAs(ProblemCSATSignature, "sig", "the link is not valid (signature mismatch)")
 	}
 	return r.update(ctx, id, func(c Complaint, now time.Time) (Change, error) {
 		switch {
 		case c.Status != StatusClosed:
-			return Change{}, invalid("complaint", "%s is not closed; satisfaction is asked after the close", id)
+			return Change{}, invalidAs(ProblemCSATReopened, "complaint", "%s is not closed; satisfaction is asked after the close", id)
 		case now.Sub(c.ClosedAt) > r.csat.validity():
-			return Change{}, invalid("sig", "the link expired %s after the close", roundDuration(r.csat.validity()))
+			return Change{}, invalidAs(ProblemCSATExpired, "sig", "the link expired %s after the close", roundDuration(r.csat.validity()))
 		case c.CSAT == score:
 			return Change{}, errUnchanged
 		case c.CSAT != 0 && c.CSATChanges >= MaxCSATChanges:
-			return Change{}, invalid("score", "the answer was already changed %d times", MaxCSATChanges)
+			return Change{}, invalidAs(ProblemCSATChanged, "score", "the answer was already changed %d times", MaxCSATChanges)
 		}
 		after := c
 		if c.CSAT != 0 {

@@ -133,6 +133,24 @@ func (e *AppliedError) Is(target error) bool { return target == ErrDuplicate }
 type ValidationError struct {
 	Field   string
 	Problem string
+	// Code, where set, names the problem for callers that word it in the
+	// customer's language (the satisfaction page): one of the Problem…
+	// constants.
+	Code string
+}
+
+// Codes of the problems a customer can meet, worded by the pages they see.
+const (
+	ProblemCSATScore     = "csat_score"     // not one of the five answers
+	ProblemCSATSignature = "csat_signature" // the link was altered
+	ProblemCSATReopened  = "csat_reopened"  // the complaint is open again
+	ProblemCSATExpired   = "csat_expired"   // asked too long after the close
+	ProblemCSATChanged   = "csat_changed"   // changed too often already
+)
+
+// invalidAs is invalid with the problem's code.
+func invalidAs(code, field, format string, args ...any) error {
+	return &ValidationError{Field: field, Problem: fmt.Sprintf(format, args...), Code: code}
 }
 
 func (e *ValidationError) Error() string { return e.Field + ": " + e.Problem }

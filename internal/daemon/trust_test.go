@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -179,6 +180,16 @@ func TestCSATLinkFetchedByAScannerRecordsNothing(t *testing.T) {
 	}
 	if code, _ := r.do("POST", link, nil, http.Header{}); code != 400 || csat() != nil {
 		t.Errorf("answer on an open complaint: %d, csat %v; want refused", code, csat())
+	}
+	// The refusal speaks the customer's language, not the router's English.
+	resp, err := http.Post(r.base+link+"&lang=nl", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(page), "Uw klacht wordt opnieuw behandeld") || strings.Contains(string(page), "is not closed") {
+		t.Errorf("Dutch refusal page: %d %s", resp.StatusCode, page)
 	}
 	if code, _ := r.call("POST", "/v1/complaints/"+id+"/close", map[string]string{"resolution": "New jug sent", "actor": "anna"}, ""); code != 200 {
 		t.Fatalf("close: %d", code)
