@@ -72,7 +72,7 @@ func CheckMailbox(ctx context.Context, mb Mailbox) MailboxReport {
 	}
 	r.Messages, r.UIDValidity, r.Idle = sel.NumMessages, sel.UIDValidity, c.Caps().Has(imap.CapIdle)
 	if len(r.Missing) > 0 {
-		r.Error = fmt.Sprintf("move_to folder %q does not exist on the server", mb.MoveTo)
+		r.Error = fmt.Sprintf("move_to folder %q does not exist on the server yet: the first move creates it; is the name right?", mb.MoveTo)
 	}
 	_ = c.Logout().Wait()
 	return r

@@ -733,10 +733,28 @@ func (in *Ingester) afterIngest(c *imapclient.Client, set imap.UIDSet) {
 		}
 	}
 	if in.mb.MoveTo != "" {
-		if _, err := c.Move(set, in.mb.MoveTo).Wait(); err != nil {
-			in.log.Warn("could not move ingested mail", "to", in.mb.MoveTo, "uids", set.String(), "err", err)
+		_, err := c.Move(set, in.mb.MoveTo).Wait()
+		if missingFolder(err) {
+			// The folder named by move_to is not there (yet): create it,
+			// as the operator asked for mail to go there, and move again.
+			if cerr := c.Create(in.mb.MoveTo, nil).Wait(); cerr != nil {
+				err = fmt.Errorf("%w; creating the folder: %w", err, cerr)
+			} else {
+				in.log.Info("created the move_to folder", "folder", in.mb.MoveTo)
+				_, err = c.Move(set, in.mb.MoveTo).Wait()
+			}
+		}
+		if err != nil {
+			in.log.Error("could not move ingested mail; it stays in the mailbox (taken in once all the same)", "to", in.mb.MoveTo, "uids", set.String(), "err", err)
 		}
 	}
+}
+
+// missingFolder tells whether the server refused a move or copy because the
+// target folder does not exist (RFC 9051's TRYCREATE).
+func missingFolder(err error) bool {
+	var ie *imap.Error
+	return errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate
 }
 
 // headerOf returns the header block of a raw mail.

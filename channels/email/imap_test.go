@@ -492,6 +492,26 @@ func testMoveAndKeyword(t *testing.T, peer peer) {
 	}
 }
 
+// TestMoveCreatesAMissingFolder: what must hold: a move_to folder that does
+// not exist on the server (a typo fixed on the server later, a new
+// mailbox) is created at the first move, so mail does not pile up in the
+// inbox with only a log line to say why.
+func TestMoveCreatesAMissingFolder(t *testing.T) {
+	eachServer(t, func(t *testing.T, peer peer) {
+		w := newWorld(t)
+		peer.deliver(t, "INBOX", mailN(1, ""))
+		mb := mailbox(peer)
+		mb.MoveTo = "Verwerkt"
+		stop := w.run(t, mb)
+		testkit.WaitFor(t, "the mail moved out of INBOX", func() bool { return len(peer.peek(t, "INBOX")) == 0 })
+		stop()
+		assertOnce(t, w.inbound(t), ids(1, 1)...)
+		if n := len(peer.peek(t, "Verwerkt")); n != 1 {
+			t.Errorf("%d mails in the created folder, want the one moved", n)
+		}
+	})
+}
+
 // TestKeywordedMailIsNotTakenInAgain: mail that carries the mailbox's
 // keyword was taken in before. A mailbox read again with nothing
 // remembered (the checkpoint deleted to re-read it, dedup keys expired or
