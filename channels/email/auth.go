@@ -129,7 +129,7 @@ func serverText(err error) string {
 // connection).
 func (in *Ingester) open(ctx context.Context, newMail chan struct{}) (*imapclient.Client, error) {
 	c, err := retryRefusedToken(in.log, func(retry bool) (*imapclient.Client, error) {
-		c, err := in.dial(newMail)
+		c, err := in.dial(ctx, newMail)
 		if err != nil {
 			return nil, fmt.Errorf("connecting to %s:%d: %w", in.mb.Host, in.mb.Port, err)
 		}

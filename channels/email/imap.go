@@ -291,9 +291,12 @@ func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 	}
 }
 
-func (in *Ingester) dial(newMail chan struct{}) (*imapclient.Client, error) {
+// dial connects and waits for the server's greeting (and the TLS
+// handshake, and STARTTLS), all within ctx and the stall timeout: a server
+// that takes the connection and then says nothing is left, and named as
+// such, instead of holding a check or the intake for minutes.
+func (in *Ingester) dial(ctx context.Context, newMail chan struct{}) (*imapclient.Client, error) {
 	opts := &imapclient.Options{
-		Dialer:      &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
 		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
 		TLSConfig:   in.mb.TLSConfig,
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
@@ -309,14 +312,70 @@ func (in *Ingester) dial(newMail chan struct{}) (*imapclient.Client, error) {
 		},
 	}
 	addr := net.JoinHostPort(in.mb.Host, strconv.Itoa(in.mb.Port))
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	limit := in.mb.StallTimeout
+	if limit <= 0 {
+		limit = DefaultStallTimeout
+	}
+	deadline := time.Now().Add(limit)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		deadline = dl
+	}
+	bound := time.Until(deadline).Round(time.Second)
+	// Until the greeting is in: the deadline bounds every read and write,
+	// and a cancelled ctx closes the connection.
+	_ = conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+	var c *imapclient.Client
 	switch in.mb.TLS {
 	case TLSStartTLS:
-		return imapclient.DialStartTLS(addr, opts)
+		if opts.TLSConfig == nil {
+			opts.TLSConfig = &tls.Config{}
+		}
+		if opts.TLSConfig.ServerName == "" {
+			cfg := opts.TLSConfig.Clone()
+			cfg.ServerName = in.mb.Host
+			opts.TLSConfig = cfg
+		}
+		c, err = imapclient.NewStartTLS(conn, opts)
 	case TLSNone:
-		return imapclient.DialInsecure(addr, opts)
+		c = imapclient.New(conn, opts)
 	default:
-		return imapclient.DialTLS(addr, opts)
+		cfg := &tls.Config{}
+		if opts.TLSConfig != nil {
+			cfg = opts.TLSConfig.Clone()
+		}
+		if cfg.ServerName == "" {
+			cfg.ServerName = in.mb.Host
+		}
+		if cfg.NextProtos == nil {
+			cfg.NextProtos = []string{"imap"}
+		}
+		tc := tls.Client(conn, cfg)
+		if err = tc.HandshakeContext(ctx); err == nil {
+			c = imapclient.New(tc, opts)
+		}
 	}
+	if err == nil {
+		err = c.WaitGreeting()
+		if err != nil {
+			_ = c.Close()
+		}
+	}
+	if err != nil {
+		_ = conn.Close()
+		if !time.Now().Before(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("the server took the connection but did not greet us (or finish TLS) within %s: %w", bound, err)
+		}
+		return nil, err
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return c, nil
 }
 
 // checkpointKey is the checkpoint for this UIDVALIDITY. A new UIDVALIDITY

@@ -712,3 +712,55 @@ func testWrongPassword(t *testing.T, peer peer) {
 	cancel()
 	<-done
 }
+
+// TestCheckOfASilentServerEndsInTimeAndSaysWhy: what must hold: `email
+// check` against a server that takes the connection and then says nothing
+// (a firewall's tarpit, a wrong port, a hung server) ends within the
+// check's time, whatever the TLS mode, and names the silence instead of a
+// sign-in or EOF error. The intake's own dial is bounded the same way.
+func TestCheckOfASilentServerEndsInTimeAndSaysWhy(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // kept open, never written to
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, mode := range []email.TLSMode{email.TLSNone, email.TLSImplicit, email.TLSStartTLS} {
+		t.Run(string(mode), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			done := make(chan email.MailboxReport, 1)
+			go func() {
+				done <- email.CheckMailbox(ctx, email.Mailbox{Name: "support", Host: "127.0.0.1", Port: port, TLS: mode, Username: "support", Password: "hunter2"})
+			}()
+			select {
+			case r := <-done:
+				if !strings.Contains(r.Error, "did not greet us") {
+					t.Errorf("check of a silent server: %q, want it named as silent", r.Error)
+				}
+			case <-time.After(15 * time.Second): // the check has 1 s; minutes before
+				t.Fatal("the check of a silent server did not end")
+			}
+		})
+	}
+}
