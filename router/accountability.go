@@ -616,16 +616,45 @@ func (r *Router) coverCopies(ctx context.Context, ch *Change) error {
 		has[string(n.Kind)+"|"+n.Recipient] = true
 	}
 	for _, n := range ch.Notifications {
-		a, ok := off[n.Recipient]
-		if !ok || a.Cover == "" || a.Cover == n.Recipient || has[string(n.Kind)+"|"+a.Cover] {
+		cover := actingCover(off, n.Recipient)
+		if cover == "" || cover == n.Recipient || has[string(n.Kind)+"|"+cover] {
 			continue
 		}
 		cp := n
-		cp.ID, cp.Recipient = n.ID+":cover:"+a.Cover, a.Cover
+		cp.ID, cp.Recipient = n.ID+":cover:"+cover, cover
 		ch.Notifications = append(ch.Notifications, cp)
-		has[string(n.Kind)+"|"+a.Cover] = true
+		has[string(n.Kind)+"|"+cover] = true
 	}
 	return nil
+}
+
+// maxCoverHops bounds how far a cover who is away is followed to their own
+// cover.
+const maxCoverHops = 5
+
+// actingCover is who covers for owner now, by off (the absences in force):
+// the owner's cover, or, when that colleague is away too (a cover is only
+// checked when the absence is set), the first one present along their
+// covers. When everyone along the way is away, it is the owner's own cover,
+// who finds it on return. "" when owner is not away or names no cover.
+func actingCover(off map[string]Absence, owner string) string {
+	a, ok := off[owner]
+	if !ok || a.Cover == "" {
+		return ""
+	}
+	seen := map[string]bool{owner: true}
+	for cover, hops := a.Cover, 0; hops < maxCoverHops && !seen[cover]; hops++ {
+		next, away := off[cover]
+		if !away {
+			return cover
+		}
+		seen[cover] = true
+		if next.Cover == "" {
+			break
+		}
+		cover = next.Cover
+	}
+	return a.Cover
 }
 
 // commit is the one place changes go to the store: notifications gain their

@@ -399,6 +399,52 @@ func TestAwayOwnerGetsNoNewComplaintsKeepsTheirsAndTheCoverActs(t *testing.T) {
 	}
 }
 
+// What must hold: a cover is checked only when the absence is set, so the
+// cover may go away later. Then the away owner's notifications reach the
+// colleague who covers for the cover (someone present), who may act; when
+// everyone along the way is away, the owner's own cover still gets them.
+func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	ctx := context.Background()
+	first := d.route(d.msg("trouw@voorbeeld.nl", "Mijn bestelling is te laat."))
+	if first.Owner != "anna" {
+		t.Fatalf("owner = %s, want anna", first.Owner)
+	}
+	for _, a := range []router.Absence{
+		{Owner: "anna", Until: cet(t, "2026-11-30 09:00"), Cover: "bas"},
+		{Owner: "bas", Until: cet(t, "2026-11-27 09:00"), Cover: "chloe"}, // later: bas goes away too
+	} {
+		if _, err := d.router.SetAway(ctx, a, "sanne"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write := func(id string) []string {
+		before := len(d.notes(router.NotifyMessage))
+		d.route(router.Message{ID: "M-cover-" + id, Channel: router.ChannelWebhook, SourceID: "src-cover-" + id, Customer: router.Customer{Email: "trouw@voorbeeld.nl"},
+			Body: "Nog nieuws?", ComplaintID: first.ComplaintID, ReceivedAt: d.clock.Now()})
+		var to []string
+		for _, n := range d.notes(router.NotifyMessage)[before:] {
+			to = append(to, n.Recipient)
+		}
+		return to
+	}
+	if to := write("1"); strings.Join(to, ",") != "anna,chloe" {
+		t.Errorf("with anna's cover bas away too, notifications went to %v, want anna and chloe (who covers for bas)", to)
+	}
+	c, _ := d.complaint(first.ComplaintID)
+	if ok, err := d.router.MayActNow(ctx, c, "chloe"); err != nil || !ok {
+		t.Errorf("chloe, covering for anna's cover, may act: %v %v", ok, err)
+	}
+	// Chloe away too, without a cover: nobody present along the way; bas,
+	// anna's own cover, finds it on return.
+	if _, err := d.router.SetAway(ctx, router.Absence{Owner: "chloe", Until: cet(t, "2026-11-26 09:00")}, "sanne"); err != nil {
+		t.Fatal(err)
+	}
+	if to := write("2"); strings.Join(to, ",") != "anna,bas" {
+		t.Errorf("with everyone along the way away, notifications went to %v, want anna and her own cover bas", to)
+	}
+}
+
 func TestRosterAbsenceCanBeEndedEarly(t *testing.T) {
 	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
 	ctx := context.Background()

@@ -385,7 +385,12 @@ func (r *Router) MayAct(c Complaint, ownerID string) bool {
 		return false
 	}
 	a, ok := snap.off[c.Owner]
-	return ok && a.Cover == ownerID && a.At(r.clock())
+	if !ok || !a.At(r.clock()) {
+		return false
+	}
+	// The owner's cover, or whoever covers for them while they are away
+	// too (the one who gets the owner's notifications).
+	return a.Cover == ownerID || actingCover(snap.off, c.Owner) == ownerID
 }
 
 // MayActNow is MayAct with the absences read from the store now.
