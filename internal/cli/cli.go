@@ -593,8 +593,9 @@ func (o *output) print(v any, text func(io.Writer)) error {
 		enc.SetEscapeHTML(false)
 		return enc.Encode(v)
 	}
-	text(&terminalSafe{w: o.w})
-	return nil
+	safe := &terminalSafe{w: o.w}
+	text(safe)
+	return safe.Flush()
 }
 
 func printComplaints(w io.Writer, cs []router.Complaint) {

@@ -28,7 +28,11 @@ func init() {
 						return err
 					}
 					if *format == "text" && !out.json {
-						return ex.WriteText(&terminalSafe{w: out.w})
+						safe := &terminalSafe{w: out.w}
+						if err := ex.WriteText(safe); err != nil {
+							return err
+						}
+						return safe.Flush()
 					}
 					return (&output{w: out.w, json: true}).print(ex, nil)
 				}

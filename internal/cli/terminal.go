@@ -53,6 +53,21 @@ func (t *terminalSafe) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Flush writes what is left of a character the output ended in the middle
+// of, escaped like any other byte that is no character.
+func (t *terminalSafe) Flush() error {
+	if len(t.pending) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, c := range t.pending {
+		fmt.Fprintf(&b, `\x%02x`, c)
+	}
+	t.pending = nil
+	_, err := io.WriteString(t.w, b.String())
+	return err
+}
+
 // hidden reports whether r is a C1 control or an invisible character that
 // changes how a line reads.
 func hidden(r rune) bool {
