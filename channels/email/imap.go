@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -326,11 +327,16 @@ func (in *Ingester) dial(ctx context.Context, newMail chan struct{}) (*imapclien
 		deadline = dl
 	}
 	bound := time.Until(deadline).Round(time.Second)
-	// Until the greeting is in: the deadline bounds every read and write,
-	// and a cancelled ctx closes the connection.
-	_ = conn.SetDeadline(deadline)
+	// Until the greeting is in, the connection is closed at the deadline or
+	// when ctx ends. (Not a deadline on the connection: the IMAP client sets
+	// its own read and write deadlines, which would replace it.)
+	var expired atomic.Bool
+	timer := time.AfterFunc(time.Until(deadline), func() { expired.Store(true); _ = conn.Close() })
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
-	defer stop()
+	leave := func() bool { // false: the connection was closed
+		t, c := timer.Stop(), stop()
+		return t && c
+	}
 	var c *imapclient.Client
 	switch in.mb.TLS {
 	case TLSStartTLS:
@@ -369,12 +375,18 @@ func (in *Ingester) dial(ctx context.Context, newMail chan struct{}) (*imapclien
 	}
 	if err != nil {
 		_ = conn.Close()
-		if !time.Now().Before(deadline) || ctx.Err() != nil {
+		leave()
+		if expired.Load() || ctx.Err() != nil {
 			return nil, fmt.Errorf("the server took the connection but did not greet us (or finish TLS) within %s: %w", bound, err)
 		}
 		return nil, err
 	}
-	_ = conn.SetDeadline(time.Time{})
+	if !leave() {
+		// The deadline or ctx closed the connection just as the greeting
+		// came in.
+		_ = c.Close()
+		return nil, fmt.Errorf("the server took the connection but did not greet us (or finish TLS) within %s", bound)
+	}
 	return c, nil
 }
 
@@ -795,12 +807,17 @@ func (in *Ingester) afterIngest(c *imapclient.Client, set imap.UIDSet) {
 		_, err := c.Move(set, in.mb.MoveTo).Wait()
 		if missingFolder(err) {
 			// The folder named by move_to is not there (yet): create it,
-			// as the operator asked for mail to go there, and move again.
-			if cerr := c.Create(in.mb.MoveTo, nil).Wait(); cerr != nil {
-				err = fmt.Errorf("%w; creating the folder: %w", err, cerr)
-			} else {
+			// as the operator asked for mail to go there (subscribed, so
+			// mail programs show it), and move again. A create that fails
+			// because another session just made it still lets the move
+			// through.
+			cerr := c.Create(in.mb.MoveTo, nil).Wait()
+			if cerr == nil {
 				in.log.Info("created the move_to folder", "folder", in.mb.MoveTo)
-				_, err = c.Move(set, in.mb.MoveTo).Wait()
+				_ = c.Subscribe(in.mb.MoveTo).Wait()
+			}
+			if _, err = c.Move(set, in.mb.MoveTo).Wait(); err != nil && cerr != nil {
+				err = fmt.Errorf("%w (creating the folder: %w)", err, cerr)
 			}
 		}
 		if err != nil {
@@ -810,10 +827,11 @@ func (in *Ingester) afterIngest(c *imapclient.Client, set imap.UIDSet) {
 }
 
 // missingFolder tells whether the server refused a move or copy because the
-// target folder does not exist (RFC 9051's TRYCREATE).
+// target folder does not exist (RFC 9051's TRYCREATE; some servers answer
+// NONEXISTENT).
 func missingFolder(err error) bool {
 	var ie *imap.Error
-	return errors.As(err, &ie) && ie.Code == imap.ResponseCodeTryCreate
+	return errors.As(err, &ie) && (ie.Code == imap.ResponseCodeTryCreate || ie.Code == imap.ResponseCodeNonExistent)
 }
 
 // headerOf returns the header block of a raw mail.

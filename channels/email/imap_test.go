@@ -746,21 +746,25 @@ func TestCheckOfASilentServerEndsInTimeAndSaysWhy(t *testing.T) {
 	})
 	port := ln.Addr().(*net.TCPAddr).Port
 	for _, mode := range []email.TLSMode{email.TLSNone, email.TLSImplicit, email.TLSStartTLS} {
-		t.Run(string(mode), func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			done := make(chan email.MailboxReport, 1)
-			go func() {
-				done <- email.CheckMailbox(ctx, email.Mailbox{Name: "support", Host: "127.0.0.1", Port: port, TLS: mode, Username: "support", Password: "hunter2"})
-			}()
-			select {
-			case r := <-done:
-				if !strings.Contains(r.Error, "did not greet us") {
-					t.Errorf("check of a silent server: %q, want it named as silent", r.Error)
+		for _, bound := range []string{"check time", "stall timeout"} {
+			t.Run(string(mode)+" "+bound, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				defer cancel()
+				mb := email.Mailbox{Name: "support", Host: "127.0.0.1", Port: port, TLS: mode, Username: "support", Password: "hunter2"}
+				if bound == "stall timeout" { // as the intake dials: no deadline but the stall timeout
+					ctx, mb.StallTimeout = context.Background(), time.Second
 				}
-			case <-time.After(15 * time.Second): // the check has 1 s; minutes before
-				t.Fatal("the check of a silent server did not end")
-			}
-		})
+				done := make(chan email.MailboxReport, 1)
+				go func() { done <- email.CheckMailbox(ctx, mb) }()
+				select {
+				case r := <-done:
+					if !strings.Contains(r.Error, "did not greet us") {
+						t.Errorf("check of a silent server: %q, want it named as silent", r.Error)
+					}
+				case <-time.After(15 * time.Second): // the bound is 1 s; it took minutes before
+					t.Fatal("the check of a silent server did not end")
+				}
+			})
+		}
 	}
 }
