@@ -207,7 +207,7 @@ func (s *Slack) blockAction(ctx context.Context, cb slackgo.InteractionCallback)
 		via, err := s.cfg.Complaints.Reach(c)
 		if err != nil {
 			// Said before anyone writes an answer that could not be sent.
-			s.tell(ctx, channel, cb.User.ID, "A reply to the customer of "+c.ID+" cannot be sent: "+problemOf(err)+
+			s.tell(ctx, channel, cb.User.ID, "A reply to the customer of "+c.ID+" cannot be sent: "+esc(problemOf(err), reasonLen)+
 				". Reach them another way, and add a note in this thread saying what you did.")
 			return
 		}

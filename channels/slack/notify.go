@@ -351,9 +351,21 @@ func (s *Slack) notifyLead(ctx context.Context, n router.Notification) error {
 	blocks, text := leadBlocks(n, s.people.name)
 	if rate {
 		blocks, text = eventBlocks(n, s.people.name)
+		// One post for the several notifications of one alert (one per
+		// owner), which delivery workers may hold at the same moment: the
+		// one that claims the period posts. The claim outlives a post's
+		// longest call but not the outbox's reclaim of a crashed worker's
+		// notification, which then posts.
+		won, err := s.cfg.State.Claim(ctx, key, "posting", s.cfg.HTTPTimeout+5*time.Second)
+		if err != nil || !won {
+			return err
+		}
 	}
 	ts, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: text, Blocks: blocks})
 	if err != nil {
+		if rate {
+			_ = s.cfg.State.Set(context.WithoutCancel(ctx), key, "", time.Millisecond) // released: the retry posts
+		}
 		err = s.classify(what, err)
 		if router.IsPermanent(err) {
 			return nil

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,6 +349,26 @@ func TestComplaintRateAlertReachesTheLeadChannelOncePerPeriod(t *testing.T) {
 	}
 	if dms != 3 {
 		t.Errorf("%d DMs, want 3 (sanne twice, anna once)", dms)
+	}
+	// The notifications of one alert delivered at the same moment (two
+	// delivery workers, two replicas): still one post in the lead channel.
+	var wg sync.WaitGroup
+	for _, to := range []string{"sanne", "anna", "chloe", "bas"} {
+		wg.Go(func() {
+			if err := f.slack.Notify(f.ctx, alert("2026-W12", to)); err != nil {
+				t.Errorf("notify %s: %v", to, err)
+			}
+		})
+	}
+	wg.Wait()
+	n := 0
+	for _, p := range f.leadPosts() {
+		if blocksContain(p, "2026-W12") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d lead posts for one alert delivered to four owners at once, want 1", n)
 	}
 }
 
