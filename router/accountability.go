@@ -615,8 +615,9 @@ func (r *Router) coverCopies(ctx context.Context, ch *Change) error {
 	for _, n := range ch.Notifications {
 		has[string(n.Kind)+"|"+n.Recipient] = true
 	}
+	now := r.clock()
 	for _, n := range ch.Notifications {
-		cover := actingCover(off, n.Recipient)
+		cover := actingCover(off, n.Recipient, now, r.activeOwner)
 		if cover == "" || cover == n.Recipient || has[string(n.Kind)+"|"+cover] {
 			continue
 		}
@@ -632,29 +633,37 @@ func (r *Router) coverCopies(ctx context.Context, ch *Change) error {
 // cover.
 const maxCoverHops = 5
 
-// actingCover is who covers for owner now, by off (the absences in force):
-// the owner's cover, or, when that colleague is away too (a cover is only
-// checked when the absence is set), the first one present along their
-// covers. When everyone along the way is away, it is the owner's own cover,
-// who finds it on return. "" when owner is not away or names no cover.
-func actingCover(off map[string]Absence, owner string) string {
+// actingCover is who covers for owner at now, by off (the absences read
+// last): the owner's cover, or, when that colleague is away too (a cover is
+// only checked when the absence is set) or no longer active on the roster,
+// the first one along their covers who is at work. When nobody along the
+// way is, it is the owner's own cover, who finds it on return. "" when owner
+// is not away or names no cover.
+func actingCover(off map[string]Absence, owner string, now time.Time, active func(string) bool) string {
 	a, ok := off[owner]
-	if !ok || a.Cover == "" {
+	if !ok || a.Cover == "" || !a.At(now) {
 		return ""
 	}
 	seen := map[string]bool{owner: true}
 	for cover, hops := a.Cover, 0; hops < maxCoverHops && !seen[cover]; hops++ {
 		next, away := off[cover]
-		if !away {
+		away = away && next.At(now)
+		if !away && active(cover) {
 			return cover
 		}
 		seen[cover] = true
-		if next.Cover == "" {
-			break
+		if !away || next.Cover == "" {
+			break // an inactive colleague, or one away without a cover
 		}
 		cover = next.Cover
 	}
 	return a.Cover
+}
+
+// activeOwner tells whether id is an active owner on the roster.
+func (r *Router) activeOwner(id string) bool {
+	o, ok := r.dir.Owner(id)
+	return ok && o.Active
 }
 
 // commit is the one place changes go to the store: notifications gain their

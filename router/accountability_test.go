@@ -412,7 +412,7 @@ func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
 	}
 	for _, a := range []router.Absence{
 		{Owner: "anna", Until: cet(t, "2026-11-30 09:00"), Cover: "bas"},
-		{Owner: "bas", Until: cet(t, "2026-11-27 09:00"), Cover: "chloe"}, // later: bas goes away too
+		{Owner: "bas", Until: cet(t, "2026-11-27 09:00"), Cover: "daan"}, // later: bas goes away too
 	} {
 		if _, err := d.router.SetAway(ctx, a, "sanne"); err != nil {
 			t.Fatal(err)
@@ -428,20 +428,33 @@ func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
 		}
 		return to
 	}
-	if to := write("1"); strings.Join(to, ",") != "anna,chloe" {
-		t.Errorf("with anna's cover bas away too, notifications went to %v, want anna and chloe (who covers for bas)", to)
+	if to := write("1"); strings.Join(to, ",") != "anna,daan" {
+		t.Errorf("with anna's cover bas away too, notifications went to %v, want anna and daan (who covers for bas)", to)
 	}
 	c, _ := d.complaint(first.ComplaintID)
-	if ok, err := d.router.MayActNow(ctx, c, "chloe"); err != nil || !ok {
-		t.Errorf("chloe, covering for anna's cover, may act: %v %v", ok, err)
+	if ok, err := d.router.MayActNow(ctx, c, "daan"); err != nil || !ok {
+		t.Errorf("daan, covering for anna's cover, may act: %v %v", ok, err)
 	}
-	// Chloe away too, without a cover: nobody present along the way; bas,
+	// Daan away too, without a cover: nobody present along the way; bas,
 	// anna's own cover, finds it on return.
-	if _, err := d.router.SetAway(ctx, router.Absence{Owner: "chloe", Until: cet(t, "2026-11-26 09:00")}, "sanne"); err != nil {
+	if _, err := d.router.SetAway(ctx, router.Absence{Owner: "daan", Until: cet(t, "2026-11-26 09:00")}, "sanne"); err != nil {
 		t.Fatal(err)
 	}
 	if to := write("2"); strings.Join(to, ",") != "anna,bas" {
 		t.Errorf("with everyone along the way away, notifications went to %v, want anna and her own cover bas", to)
+	}
+	// Daan comes back early: he covers for bas again.
+	if err := d.router.Back(ctx, "daan", "daan"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := d.router.MayActNow(ctx, c, "daan"); err != nil || !ok {
+		t.Errorf("daan back, covering for anna's cover: may act %v %v", ok, err)
+	}
+	// Bas is back (anna is not): he covers again, daan no longer, even
+	// before the absences are read again.
+	d.clock.Advance(5 * 24 * time.Hour) // 2026-11-28
+	if d.router.MayAct(c, "daan") || !d.router.MayAct(c, "bas") {
+		t.Errorf("after bas's return: daan may act %v, bas %v; want only bas", d.router.MayAct(c, "daan"), d.router.MayAct(c, "bas"))
 	}
 }
 

@@ -390,7 +390,7 @@ func (r *Router) MayAct(c Complaint, ownerID string) bool {
 	}
 	// The owner's cover, or whoever covers for them while they are away
 	// too (the one who gets the owner's notifications).
-	return a.Cover == ownerID || actingCover(snap.off, c.Owner) == ownerID
+	return a.Cover == ownerID || actingCover(snap.off, c.Owner, r.clock(), r.activeOwner) == ownerID
 }
 
 // MayActNow is MayAct with the absences read from the store now.
