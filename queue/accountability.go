@@ -58,6 +58,45 @@ func syncTimers(t *tx, k Keys, before *router.Complaint, after router.Complaint)
 	}
 }
 
+// syncBreaches indexes the breaches a change records by its time (a breach
+// is recorded by the change of the timer that found it missed).
+func syncBreaches(t *tx, k Keys, before *router.Complaint, after router.Complaint) {
+	had := 0
+	if before != nil {
+		had = len(before.Breaches)
+	}
+	for i := had; i < len(after.Breaches); i++ {
+		t.write("ZADD", k.Breaches(), msString(after.UpdatedAt.UnixMilli()), breachMember(after.ID, i, after.Breaches[i]))
+	}
+}
+
+// breachMember names the i-th breach (from 0) of a complaint in the index.
+func breachMember(id string, i int, kind string) string {
+	return id + ":" + strconv.Itoa(i) + ":" + kind
+}
+
+// BreachesBetween counts the deadlines missed in [since, until), by kind.
+func (s *Store) BreachesBetween(ctx context.Context, since, until time.Time) (map[string]int, error) {
+	const page = 5000
+	out := map[string]int{}
+	for offset := int64(0); ; offset += page {
+		ms, err := s.rdb.ZRangeByScore(ctx, s.keys.Breaches(), &redis.ZRangeBy{
+			Min: msString(since.UnixMilli()), Max: "(" + msString(until.UnixMilli()), Offset: offset, Count: page,
+		}).Result()
+		if err != nil {
+			return nil, fmt.Errorf("reading the breaches of the period: %w", err)
+		}
+		for _, m := range ms {
+			if i := strings.LastIndexByte(m, ':'); i >= 0 && i < len(m)-1 {
+				out[m[i+1:]]++
+			}
+		}
+		if len(ms) < page {
+			return out, nil
+		}
+	}
+}
+
 // DueTimers lists timers due at or before now, oldest first. Unreadable
 // members are returned with an empty complaint id so they get dropped.
 func (s *Store) DueTimers(ctx context.Context, now time.Time, limit int) ([]router.DueTimer, error) {

@@ -183,6 +183,12 @@ func (k Keys) Absences() string { return k.tag + ":absences" }
 // Volumes is a hash of period ("2026-W48") → the operator's volume, as JSON.
 func (k Keys) Volumes() string { return k.tag + ":volumes" }
 
+// Breaches indexes every deadline missed by when it was missed (score:
+// unix ms; member: complaint id, the breach's place in its list, and its
+// kind), so a report counts the breaches of its period whenever their
+// complaints were opened.
+func (k Keys) Breaches() string { return k.tag + ":breaches" }
+
 // Migration is a string holding when a one-time data migration finished
 // (RFC 3339), so replicas that start later do not run it again.
 func (k Keys) Migration(name string) string { return k.tag + ":migration:" + name }

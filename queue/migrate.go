@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/forgetmenot/forgetmenot/router"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -21,8 +23,10 @@ import (
 // timeline entries are compact records (complaintRecord, entryRecord),
 // some 400 bytes less per new complaint; complaints are stored as records
 // once (timelines are not rewritten: their entries stay readable as they
-// are), and a replica of an earlier version cannot read records.
-const layoutVersion = 6
+// are), and a replica of an earlier version cannot read records. 7:
+// breaches are indexed by when they happened (Keys.Breaches); the breaches
+// recorded before are indexed once.
+const layoutVersion = 7
 
 // countOpenScript sets an owner's open count to the size of their open
 // set, in one step. KEYS[1]: the owner's open set; KEYS[2]: the open
@@ -79,6 +83,9 @@ type Migration struct {
 	// ComplaintsCompacted counts the complaints a layout before 6 stored
 	// as the API's JSON and now stored as records.
 	ComplaintsCompacted int
+	// BreachesIndexed counts the breaches recorded before layout 7 and
+	// put in the breach index.
+	BreachesIndexed int
 	// Fresh says the namespace held no complaint yet: there was nothing to
 	// migrate, whatever From says.
 	Fresh bool
@@ -162,6 +169,11 @@ func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 			return m, err
 		}
 	}
+	if v < 7 && !m.Fresh {
+		if m.BreachesIndexed, err = s.indexBreaches(ctx); err != nil {
+			return m, err
+		}
+	}
 	if v < layoutVersion {
 		// A replica of a newer version may have recorded its layout while
 		// this one migrated: that is never written back down.
@@ -175,6 +187,60 @@ func (s *Store) Migrate(ctx context.Context) (Migration, error) {
 	}
 	return m, nil
 }
+
+// indexBreaches puts the breaches recorded before layout 7 in the breach
+// index, a page of complaints at a time: each at the time of the timer
+// event that recorded it (the complaint's last change when its timeline no
+// longer says). The members are those a commit writes, and an entry is
+// never moved: a breach a replica of this version indexed meanwhile stays
+// as it is, and nothing is counted twice.
+func (s *Store) indexBreaches(ctx context.Context) (int, error) {
+	const page = 500
+	indexed := 0
+	for start := int64(0); ; start += page {
+		ids, err := s.rdb.ZRange(ctx, s.keys.Complaints(), start, start+page-1).Result()
+		if err != nil {
+			return indexed, fmt.Errorf("reading complaints to index their breaches: %w", err)
+		}
+		cs, err := s.loadComplaints(ctx, ids)
+		if err != nil {
+			return indexed, err
+		}
+		pipe := s.rdb.Pipeline()
+		for _, c := range cs {
+			if len(c.Breaches) == 0 {
+				continue
+			}
+			tl, err := s.Timeline(ctx, c.ID)
+			if err != nil {
+				return indexed, fmt.Errorf("reading the timeline of %s to index its breaches: %w", c.ID, err)
+			}
+			var at []time.Time
+			for _, e := range tl {
+				if e.Event != nil && breachTimers[router.TimerKind(e.Event.Details["timer"])] {
+					at = append(at, e.At)
+				}
+			}
+			for i, kind := range c.Breaches {
+				when := c.UpdatedAt
+				if i < len(at) {
+					when = at[i]
+				}
+				pipe.ZAddNX(ctx, s.keys.Breaches(), redis.Z{Score: float64(when.UnixMilli()), Member: breachMember(c.ID, i, kind)})
+				indexed++
+			}
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return indexed, fmt.Errorf("indexing breaches: %w", err)
+		}
+		if len(ids) < page {
+			return indexed, nil
+		}
+	}
+}
+
+// breachTimers are the timers whose firing records a breach.
+var breachTimers = map[router.TimerKind]bool{router.TimerRespondBreach: true, router.TimerResolveBreach: true, router.TimerPromiseBreach: true}
 
 // recordLayoutScript records layout ARGV[1] in KEYS[1] unless a higher one
 // is there, and returns the layout stored.

@@ -805,6 +805,7 @@ func (s *Store) complaintChange(t *tx, ch router.Change, src *inboundSource) (wr
 	}
 	syncOpen(t, k, before, after, counted)
 	syncTimers(t, k, before, after)
+	syncBreaches(t, k, before, after)
 	if !ch.AssignedAt.IsZero() {
 		t.write("HSET", k.OpenCounts(), LastAssignedField(after.Owner), msString(ch.AssignedAt.UnixMilli()))
 	}

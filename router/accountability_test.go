@@ -626,3 +626,40 @@ func TestOpenFiguresFollowEveryChange(t *testing.T) {
 		t.Errorf("open complaints by the figures = %d, want 2 (%+v)", open, f)
 	}
 }
+
+// What must hold: a report (and so the weekly digest) counts the deadlines
+// missed in its period, whenever their complaints were opened: a complaint
+// opened on Friday whose answer was due on Monday and not given is a
+// breach of Monday's week, not of the week it was opened in, whose digest
+// went out before the breach.
+func TestReportCountsBreachesWhenTheyHappen(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-27 16:00"), nil) // a Friday
+	ctx := context.Background()
+	out := d.route(d.msg("vrijdag@voorbeeld.nl", "Mijn pakket is nooit aangekomen."))
+	c, _ := d.complaint(out.ComplaintID)
+	if !c.RespondBy.After(cet(t, "2026-11-30 00:00")) {
+		t.Fatalf("an answer is due %s, want on Monday (4 working hours after Friday 16:00)", c.RespondBy)
+	}
+	d.clock.now = cet(t, "2026-12-01 10:00") // Tuesday: the answer was due Monday
+	fireEverywhere(t, d.router)
+	if c, _ = d.complaint(out.ComplaintID); len(c.Breaches) != 1 {
+		t.Fatalf("breaches %v, want the missed answer", c.Breaches)
+	}
+	count := func(since, until time.Time) int {
+		rep, err := d.router.Report(ctx, since, until)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, b := range rep.Breaches {
+			n += b.Count
+		}
+		return n
+	}
+	if n := count(cet(t, "2026-11-23 00:00"), cet(t, "2026-11-30 00:00")); n != 0 {
+		t.Errorf("the week the complaint was opened in counts %d breaches, want 0 (the answer was not due yet)", n)
+	}
+	if n := count(cet(t, "2026-11-30 00:00"), cet(t, "2026-12-07 00:00")); n != 1 {
+		t.Errorf("the week of the breach counts %d breaches, want 1", n)
+	}
+}

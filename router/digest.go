@@ -42,7 +42,7 @@ type Digest struct {
 	Resolution    Durations    `json:"resolution"`
 	BusinessTime  bool         `json:"business_time"`
 	Promises      PromiseStats `json:"promises"`
-	// Breaches counts the deadlines missed on the week's complaints.
+	// Breaches counts the deadlines missed in the week.
 	Breaches  int     `json:"breaches"`
 	TopCauses []Count `json:"top_causes,omitempty"`
 	// OverCapacity are the owners carrying more open complaints than their

@@ -160,18 +160,21 @@ type Report struct {
 	// WeeksLeftOut counts the earliest weeks of a long period that the
 	// weekly series leave out (they hold the latest maxReportWeeks, two
 	// years); every total covers the whole period.
-	WeeksLeftOut  int           `json:"weeks_left_out,omitempty"`
-	FirstResponse Durations     `json:"first_response"`
-	Resolution    Durations     `json:"resolution"`
-	Promises      PromiseStats  `json:"promises"`
-	Reopened      int           `json:"reopened"`
-	ReopenPercent float64       `json:"reopen_percent"`
-	Breaches      []Count       `json:"breaches"`
-	TopCauses     []Count       `json:"top_causes"`
-	Owners        []OwnerReport `json:"owners"`
-	CSAT          CSATStats     `json:"csat"`
-	Rates         []RateReport  `json:"rates,omitempty"`
-	Overdue       int           `json:"overdue"`
+	WeeksLeftOut  int          `json:"weeks_left_out,omitempty"`
+	FirstResponse Durations    `json:"first_response"`
+	Resolution    Durations    `json:"resolution"`
+	Promises      PromiseStats `json:"promises"`
+	Reopened      int          `json:"reopened"`
+	ReopenPercent float64      `json:"reopen_percent"`
+	// Breaches are the deadlines missed in the period, by kind, whenever
+	// their complaints were opened (with a store that indexes breaches;
+	// else those of the complaints opened in the period).
+	Breaches  []Count       `json:"breaches"`
+	TopCauses []Count       `json:"top_causes"`
+	Owners    []OwnerReport `json:"owners"`
+	CSAT      CSATStats     `json:"csat"`
+	Rates     []RateReport  `json:"rates,omitempty"`
+	Overdue   int           `json:"overdue"`
 	// BusinessTime says the durations count working time of the owners'
 	// calendars (as the deadlines do), not wall-clock time.
 	BusinessTime bool `json:"business_time"`
@@ -294,6 +297,15 @@ type ReportInput struct {
 	Names    map[string]string
 	// RateThreshold is the alerting complaint rate (a fraction; 0: none).
 	RateThreshold float64
+	// Breaches, when known, are the deadlines missed in [Since, Until)
+	// by kind, whenever their complaints were opened; nil: the breaches of
+	// the complaints opened in the period are counted.
+	Breaches map[string]int
+}
+
+// BreachCounter is a store that indexes breaches by when they happened.
+type BreachCounter interface {
+	BreachesBetween(ctx context.Context, since, until time.Time) (map[string]int, error)
 }
 
 // maxReportWeeks bounds the weekly series of one report (two years).
@@ -485,6 +497,9 @@ func (b *reportBuilder) report() Report {
 	weeks, weekTallies, ownerPromises, prevention := b.weeks, b.weekTallies, b.ownerPromises, b.prevention
 	csatSum, satisfied := b.csatSum, b.satisfied
 	rep.ByChannel, rep.ByCategory = counts(all.channels), counts(categories)
+	if in.Breaches != nil {
+		breaches = in.Breaches
+	}
 	rep.Breaches, rep.TopCauses = counts(breaches), counts(all.causes)
 	if len(rep.TopCauses) > 5 {
 		rep.TopCauses = rep.TopCauses[:5]
@@ -661,9 +676,15 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 	if err != nil {
 		return Report{}, fmt.Errorf("reading the open complaints' figures: %w", err)
 	}
+	var breaches map[string]int
+	if bc, ok := r.acct.(BreachCounter); ok {
+		if breaches, err = bc.BreachesBetween(ctx, since, until); err != nil {
+			return Report{}, err
+		}
+	}
 	policy := r.policy()
 	b := newReportBuilder(ReportInput{Since: since, Until: until, Now: r.clock(), Location: r.reportLocation(),
-		Open: open, Owners: owners, Rates: rates,
+		Open: open, Owners: owners, Rates: rates, Breaches: breaches,
 		Calendar: policy.CalendarOf, Capacity: capacity, Names: names, RateThreshold: policy.RateThreshold})
 	if p, ok := r.acct.(CreatedPager); ok {
 		if err := p.EachCreated(ctx, since, until, func(cs []ReportView) error { b.add(cs); return nil }); err != nil {

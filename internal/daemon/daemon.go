@@ -245,7 +245,7 @@ func (d *Daemon) migrate(ctx context.Context) bool {
 			switch {
 			case m.Fresh:
 			case m.From != m.To:
-				d.log.Info("stored data migrated to this version's key layout", "from_layout", m.From, "to_layout", m.To, "complaints_converted", m.ComplaintsConverted, "complaints_compacted", m.ComplaintsCompacted)
+				d.log.Info("stored data migrated to this version's key layout", "from_layout", m.From, "to_layout", m.To, "complaints_converted", m.ComplaintsConverted, "complaints_compacted", m.ComplaintsCompacted, "breaches_indexed", m.BreachesIndexed)
 			case m.ComplaintsConverted > 0 || m.ComplaintsCompacted > 0:
 				// The layout was current: a replica of an older version
 				// wrote these since.
