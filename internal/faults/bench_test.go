@@ -92,32 +92,43 @@ return load`)
 	time.Sleep(2 * time.Second)
 
 	// Saturation: as fast as 32 concurrent senders get answers, every message
-	// a new complaint, until every complaint is assigned and notified.
-	statsBefore := testredis.CommandCalls(t, raw)
-	memBefore := testredis.UsedMemory(t, raw)
-	netBefore := testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")
-	cpuBefore := cpuSnapshot(t, raw, h)
+	// a new complaint, until every complaint is assigned and notified. Three
+	// bursts, back to back: this machine is shared, and one burst alone
+	// moved by a quarter from run to run. The rate is their median, the CPU
+	// their sum; commands, bytes and memory are counted on the first.
 	const burst = 4000
-	sat := h.newSender("sat")
-	began := time.Now()
-	sendAll(sat, clients, burst, 0)
-	waitFor(t, 5*time.Minute, "the burst to be routed and notified", func() bool {
+	cpuBefore := cpuSnapshot(t, raw, h)
+	for i := range 3 {
+		statsBefore := testredis.CommandCalls(t, raw)
+		memBefore := testredis.UsedMemory(t, raw)
+		netBefore := testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")
 		h.mu.Lock()
-		defer h.mu.Unlock()
-		return len(h.routed) >= burst && h.assignments >= burst
-	})
-	rep.saturation = float64(burst) / time.Since(began).Seconds()
+		routedBefore, assignedBefore := len(h.routed), h.assignments
+		h.mu.Unlock()
+		sat := h.newSender(fmt.Sprintf("sat%d", i))
+		began := time.Now()
+		sendAll(sat, clients, burst, 0)
+		waitFor(t, 5*time.Minute, "the burst to be routed and notified", func() bool {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			return len(h.routed)-routedBefore >= burst && h.assignments-assignedBefore >= burst
+		})
+		rep.saturationRuns = append(rep.saturationRuns, float64(burst)/time.Since(began).Seconds())
+		if i == 0 {
+			rep.commands = commandDelta(statsBefore, testredis.CommandCalls(t, raw))
+			rep.bytesIn = float64(testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
+			rep.memPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / burst
+		}
+	}
+	rep.saturation = median(rep.saturationRuns)
 	cpuAfter := cpuSnapshot(t, raw, h)
 	perComplaint := func(before, after float64) float64 { return (after - before) / burst * 1e6 }
+	perBurstComplaint := func(before, after float64) float64 { return perComplaint(before, after) / 3 }
 	rep.cpu = cpuShare{
-		redis:    perComplaint(cpuBefore.redis, cpuAfter.redis),
-		replicas: perComplaint(cpuBefore.replicas, cpuAfter.replicas),
-		load:     perComplaint(cpuBefore.load, cpuAfter.load),
+		redis:    perBurstComplaint(cpuBefore.redis, cpuAfter.redis),
+		replicas: perBurstComplaint(cpuBefore.replicas, cpuAfter.replicas),
+		load:     perBurstComplaint(cpuBefore.load, cpuAfter.load),
 	}
-	statsAfter := testredis.CommandCalls(t, raw)
-	rep.commands = commandDelta(statsBefore, statsAfter)
-	rep.bytesIn = float64(testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
-	rep.memPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / burst
 	rep.burst = burst
 	measureRoutingLua()
 
@@ -160,7 +171,7 @@ return load`)
 	// routing, commit and delivery is what the two cores have beyond it.
 	ing := newHarness(t, harnessOptions{direct: true, redisURL: h.redis.URL(), namespace: "ingestonly", env: []string{"FORGETMENOT_ROUTER_WORKERS=1"}})
 	ingBefore := cpuSnapshot(t, raw, ing)
-	began = time.Now()
+	began := time.Now()
 	sendAll(ing.newSender("ing"), clients, burst, 0)
 	rep.ingestOnly = float64(burst) / time.Since(began).Seconds()
 	ingAfter := cpuSnapshot(t, raw, ing)
@@ -181,7 +192,7 @@ return load`)
 		rep.seeded = 10_000
 	}
 	ns := "bench100k"
-	memBefore = testredis.UsedMemory(t, raw)
+	memBefore := testredis.UsedMemory(t, raw)
 	rep.seedRate = seed(t, h.redis.URL(), ns, rep.seeded)
 	rep.seedMemPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / float64(rep.seeded)
 	big := newHarness(t, harnessOptions{direct: true, redisURL: h.redis.URL(), namespace: ns, replicas: 1})
@@ -496,7 +507,7 @@ type latencyRow struct {
 type benchReport struct {
 	started                              time.Time
 	xadd, lua, routingLua, saturation    float64
-	routingLuaRuns                       []float64
+	routingLuaRuns, saturationRuns       []float64
 	bytesIn                              float64
 	listTime, showTime, reportTime       pcts
 	scrapeTime                           pcts
@@ -599,11 +610,11 @@ func (r *benchReport) markdown() string {
 	w("|---|---:|---:|")
 	w("| raw Redis `XADD` of a typical message (32 clients) | %.0f | 1 |", r.xadd)
 	w("| the equivalent Lua script: dedup `SET NX` + `XADD` (32 clients) | %.0f | %.2f |", r.lua, r.lua/r.xadd)
-	w("| forgetmenot: signed webhook → stored → routed → owner assigned → notified (32 HTTP senders, %d new complaints) | %.0f | %.3f |", r.burst, r.saturation, r.saturation/r.xadd)
+	w("| forgetmenot: signed webhook → stored → routed → owner assigned → notified (32 HTTP senders, %d new complaints; the median of 3 bursts: %s) | %.0f | %.3f |", r.burst, rates(r.saturationRuns), r.saturation, r.saturation/r.xadd)
 	w("")
 	w("**P1**: forgetmenot runs at **%.3f×** the 5-command routing script", r.saturation/r.routingLua)
 	w("(`HGET`, `SCARD`, `HSET`, `SADD`, `XADD` by EVALSHA from 50 clients:")
-	w("%.0f/s in this run, the median of %s measured before the burst, after it", r.routingLua, rates(r.routingLuaRuns))
+	w("%.0f/s in this run, the median of %s measured before the bursts, after them", r.routingLua, rates(r.routingLuaRuns))
 	w("and after the latency runs; issue 13's target is 0.12×).")
 	w("")
 	w("Each forgetmenot complaint costs an HTTP request with an HMAC check, the")
@@ -614,7 +625,7 @@ func (r *benchReport) markdown() string {
 	w("notification from the outbox stream; stream entries are acknowledged a")
 	w("batch at a time with the next read.")
 	w("")
-	w("Where the CPU of the burst went, per complaint (all on these %d cores, so", runtime.NumCPU())
+	w("Where the CPU of the three bursts went, per complaint (all on these %d cores, so", runtime.NumCPU())
 	w("their sum bounds the rate):")
 	w("")
 	w("| process | CPU per complaint |")
@@ -633,7 +644,7 @@ func (r *benchReport) markdown() string {
 	w("It cost %.0f µs of CPU per message (Redis %.0f, replicas %.0f, load generator %.0f;", ingSum, r.ingestCPU.redis, r.ingestCPU.replicas, r.ingestCPU.load)
 	w("the one routing worker's share included). At P1's target, %.0f complaints/s, the", target)
 	w("%d cores have %.0f µs per complaint in all; after the ingest that leaves %.0f µs", runtime.NumCPU(), float64(runtime.NumCPU())*1e6/max(target, 1), float64(runtime.NumCPU())*1e6/max(target, 1)-ingSum)
-	w("for routing, commit and delivery, which cost %.0f µs in the burst above.", sum-ingSum)
+	w("for routing, commit and delivery, which cost %.0f µs in the bursts above.", sum-ingSum)
 	w("")
 	w("## Latency at 10, 50 and 90 %% of the saturation rate")
 	w("")
@@ -653,7 +664,7 @@ func (r *benchReport) markdown() string {
 	w("")
 	w("## Redis cost per complaint")
 	w("")
-	w("From `INFO commandstats` and `used_memory` around the %d-complaint burst", r.burst)
+	w("From `INFO commandstats` and `used_memory` around the first %d-complaint burst", r.burst)
 	w("(including the replicas' idle polling during it):")
 	w("")
 	w("- **%.1f Redis commands per complaint** (Lua-internal calls counted once per command they run):", float64(total)/float64(r.burst))
