@@ -719,32 +719,7 @@ func testWrongPassword(t *testing.T, peer peer) {
 // check's time, whatever the TLS mode, and names the silence instead of a
 // sign-in or EOF error. The intake's own dial is bounded the same way.
 func TestCheckOfASilentServerEndsInTimeAndSaysWhy(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // kept open, never written to
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			_ = c.Close()
-		}
-	})
-	port := ln.Addr().(*net.TCPAddr).Port
+	port := silentServer(t)
 	for _, mode := range []email.TLSMode{email.TLSNone, email.TLSImplicit, email.TLSStartTLS} {
 		for _, bound := range []string{"check time", "stall timeout"} {
 			t.Run(string(mode)+" "+bound, func(t *testing.T) {
@@ -767,4 +742,36 @@ func TestCheckOfASilentServerEndsInTimeAndSaysWhy(t *testing.T) {
 			})
 		}
 	}
+}
+
+// silentServer listens on a loopback port that takes every connection and
+// never writes a byte (a tarpit, a hung server), until the test ends.
+func silentServer(t *testing.T) (port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c) // kept open, never written to
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	return ln.Addr().(*net.TCPAddr).Port
 }

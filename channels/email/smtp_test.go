@@ -6,10 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -196,38 +193,13 @@ func TestSMTPFailures(t *testing.T) {
 // its entries taken over and a notification sent twice. The failure is
 // retryable, not the customer's.
 func TestSilentMailServerTimesOut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var held []net.Conn
-	var mu sync.Mutex
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			held = append(held, c) // accepted, never greeted
-			mu.Unlock()
-		}
-	}()
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range held {
-			c.Close()
-		}
-	}()
+	p := silentServer(t)
+	host := "127.0.0.1"
 	tpl, err := email.LoadTemplates("../../configs/email-templates", "en")
 	if err != nil {
 		t.Fatal(err)
 	}
 	w := newWorld(t)
-	host, port, _ := net.SplitHostPort(ln.Addr().String())
-	p, _ := strconv.Atoi(port)
 	for _, mode := range []email.TLSMode{email.TLSNone, email.TLSStartTLS} {
 		s, err := email.NewSender(email.SMTPConfig{Host: host, Port: p, TLS: mode, Timeout: 500 * time.Millisecond,
 			From: "Klantenservice <support@winkel.example>"}, tpl, w.state, slog.New(slog.NewTextHandler(w.log, nil)))
