@@ -189,6 +189,10 @@ func (k Keys) Volumes() string { return k.tag + ":volumes" }
 // complaints were opened.
 func (k Keys) Breaches() string { return k.tag + ":breaches" }
 
+// Mentions counts, per complaint id, the "mentioned" lines messages of
+// other senders added to its timeline (routing caps them).
+func (k Keys) Mentions() string { return k.tag + ":mentions" }
+
 // Migration is a string holding when a one-time data migration finished
 // (RFC 3339), so replicas that start later do not run it again.
 func (k Keys) Migration(name string) string { return k.tag + ":migration:" + name }

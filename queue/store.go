@@ -299,6 +299,16 @@ func customerIndexKey(customer string) string {
 	return customer
 }
 
+// MentionLines counts the "mentioned" lines commits added to a
+// complaint's timeline.
+func (s *Store) MentionLines(ctx context.Context, complaintID string) (int, error) {
+	n, err := s.rdb.HGet(ctx, s.keys.Mentions(), complaintID).Int()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
 // ThreadComplaints maps known thread keys to their complaints.
 func (s *Store) ThreadComplaints(ctx context.Context, keys []string) (map[string]string, error) {
 	if len(keys) == 0 {
@@ -593,6 +603,7 @@ func (s *Store) changeTx(ch router.Change, src *inboundSource) (*tx, error) {
 			return nil, err
 		}
 		t.write("RPUSH", k.Timeline(m.ComplaintID), string(b))
+		t.write("HINCRBY", k.Mentions(), m.ComplaintID, "1")
 	}
 	for _, n := range ch.Notifications {
 		if err := s.queueNotification(t, n, ch, main); err != nil {

@@ -298,3 +298,33 @@ func TestMergeJoinsTwoComplaintsUnderOneOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestAFloodOfStrangersDoesNotBuryAComplaint: what must hold: strangers'
+// messages naming one complaint (its reference copied into a web form
+// many times over) each open a complaint of their own that names it, but
+// add at most MaxMentionLines "mentioned" lines to its timeline; its
+// customer and messages stay as they were.
+func TestAFloodOfStrangersDoesNotBuryAComplaint(t *testing.T) {
+	d := newDeskWith(t, byEmail{})
+	victim := d.route(d.msg("jan@voorbeeld.nl", "Mijn kan is gebroken."))
+	const strangers = router.MaxMentionLines + 5
+	for i := range strangers {
+		m := d.msg(fmt.Sprintf("vreemde%d@example.org", i), "Ik heb ook een klacht.")
+		m.ComplaintID = victim.ComplaintID
+		out := d.route(m)
+		if out.Kind != router.OutcomeOpened || out.ComplaintID == victim.ComplaintID {
+			t.Fatalf("stranger %d: %+v, want a complaint of their own", i, out)
+		}
+		_, tl := d.complaint(out.ComplaintID)
+		if why := events(tl, router.EventOpened)[0].Reason; !strings.Contains(why, "mentions "+victim.ComplaintID) {
+			t.Errorf("stranger %d's complaint does not name the one it mentions: %q", i, why)
+		}
+	}
+	c, tl := d.complaint(victim.ComplaintID)
+	if n := len(events(tl, router.EventMentioned)); n != router.MaxMentionLines {
+		t.Errorf("%d strangers added %d mention lines, want at most %d", strangers, n, router.MaxMentionLines)
+	}
+	if c.Messages != 1 || c.Customer.Email != "jan@voorbeeld.nl" {
+		t.Errorf("the mentioned complaint changed: %d messages, customer %+v", c.Messages, c.Customer)
+	}
+}

@@ -255,6 +255,20 @@ type threading struct {
 	// join, because its sender is not proven to be their customer; each
 	// gets a line saying which complaint the message opened instead.
 	mentioned []string
+	// notMentioned are such complaints whose timelines have
+	// MaxMentionLines of these lines already: they get no more.
+	notMentioned []string
+}
+
+// MaxMentionLines caps the "mentioned" lines messages of other senders add
+// to one complaint's timeline (with a store that counts them); the
+// complaints those messages open still name it.
+const MaxMentionLines = 20
+
+// MentionCounter is a store that counts the "mentioned" lines commits add
+// to each complaint's timeline.
+type MentionCounter interface {
+	MentionLines(ctx context.Context, complaintID string) (int, error)
 }
 
 // scopedThreadKey is the variant of a thread key claimed when the plain key
@@ -305,9 +319,24 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 			return false, loadErr(id, err)
 		}
 		if !provenSender(c, msg) {
-			if !slices.Contains(th.mentioned, c.ID) {
+			if !slices.Contains(th.mentioned, c.ID) && !slices.Contains(th.notMentioned, c.ID) {
 				th.notes = append(th.notes, fmt.Sprintf("mentions %s (by %s), sender not verified as its customer", c.ID, via))
-				th.mentioned = append(th.mentioned, c.ID)
+				// A flood of strangers' messages naming one complaint must
+				// not bury its timeline (read only on this path: a proven
+				// sender never comes here).
+				full := false
+				if mc, ok := r.store.(MentionCounter); ok {
+					n, err := mc.MentionLines(ctx, c.ID)
+					if err != nil {
+						return false, fmt.Errorf("reading the mention lines of %s: %w", c.ID, err)
+					}
+					full = n >= MaxMentionLines
+				}
+				if full {
+					th.notMentioned = append(th.notMentioned, c.ID)
+				} else {
+					th.mentioned = append(th.mentioned, c.ID)
+				}
 			}
 			return false, nil
 		}
