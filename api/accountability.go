@@ -384,6 +384,16 @@ var csatPageWords = map[string]struct {
 		"Dank u wel", "Uw antwoord is vastgelegd. Dank u dat u het ons laat weten."},
 }
 
+// reportBound shows a bound of the report's period: its date when it is
+// midnight (the usual case), else with its time, so a period within one day
+// does not read "2026-12-02 to 2026-12-02".
+func reportBound(t time.Time) string {
+	if h, m, s := t.Clock(); h == 0 && m == 0 && s == 0 && t.Nanosecond() == 0 {
+		return t.Format(time.DateOnly)
+	}
+	return t.Format("2006-01-02 15:04:05 MST")
+}
+
 // WriteReportText renders the report for people.
 func WriteReportText(w io.Writer, rep router.Report) {
 	un := unsettled(rep)
@@ -401,7 +411,7 @@ func WriteReportText(w io.Writer, rep router.Report) {
 			return d.Round(time.Minute).String()
 		}
 	}
-	fmt.Fprintf(w, "Complaints opened %s to %s: %d\n", rep.Since.Format(time.DateOnly), rep.Until.Format(time.DateOnly), rep.Complaints)
+	fmt.Fprintf(w, "Complaints opened %s to %s: %d\n", reportBound(rep.Since), reportBound(rep.Until), rep.Complaints)
 	if rep.WeeksLeftOut > 0 {
 		fmt.Fprintf(w, "Weekly figures: the last %d weeks; the %d weeks before are in the totals only.\n", len(rep.Weeks), rep.WeeksLeftOut)
 	}
@@ -436,7 +446,7 @@ func WriteReportText(w io.Writer, rep router.Report) {
 	fmt.Fprintf(w, "Promises:       %d made, %d kept, %d broken, %d pending (%s of settled kept)\n", p.Made, p.Kept, p.Broken, p.Pending, percent(p.KeptPercent, !un["kept_percent"]))
 	fmt.Fprintf(w, "Reopened:       %d (%s)\n", rep.Reopened, percent(rep.ReopenPercent, !un["reopen_percent"]))
 	fmt.Fprintf(w, "Overdue now:    %d\n", rep.Overdue)
-	counts("Breaches", rep.Breaches)
+	counts("Breaches (deadlines missed in the period, whenever opened)", rep.Breaches)
 	counts("Top root causes", rep.TopCauses)
 	if c := rep.CSAT; c.Responses > 0 {
 		fmt.Fprintf(w, "\nSatisfaction: %d answers, average %.2f of 5, %.1f%% satisfied (4-5)\n", c.Responses, c.Average, c.SatisfiedPercent)

@@ -182,3 +182,19 @@ func TestSatisfactionPageSpeaksTheCustomersLanguage(t *testing.T) {
 		}
 	}
 }
+
+// What must hold: a period that is not whole days shows its times in the
+// text report's header, not two equal dates.
+func TestTextReportShowsTheTimesOfAPeriodWithinADay(t *testing.T) {
+	since := time.Date(2026, 12, 2, 16, 37, 0, 0, time.UTC)
+	var b strings.Builder
+	api.WriteReportText(&b, router.Report{Since: since, Until: since.Add(time.Hour)})
+	if !strings.Contains(b.String(), "2026-12-02 16:37:00 UTC to 2026-12-02 17:37:00 UTC") {
+		t.Errorf("header: %s", strings.SplitN(b.String(), "\n", 2)[0])
+	}
+	b.Reset()
+	api.WriteReportText(&b, router.Report{Since: time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), Until: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)})
+	if !strings.HasPrefix(b.String(), "Complaints opened 2026-11-30 to 2026-12-07:") {
+		t.Errorf("header of whole days: %s", strings.SplitN(b.String(), "\n", 2)[0])
+	}
+}

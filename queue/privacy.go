@@ -89,6 +89,8 @@ var erasureMap = []KeyKind{
 		Personal: "the customer's identity (address, session, ids) in the key name",
 		Erasure:  "deleted; the erased complaints are indexed under customer:erased:<pseudonym>"},
 	{Name: "timers", Pattern: re(`timers`), Erasure: "no personal data; an erased complaint's timers are removed with it"},
+	{Name: "breaches", Pattern: re(`breaches`), Erasure: "no personal data (complaint id, breach kind, when); kept for the reports"},
+	{Name: "mentions", Pattern: re(`mentions`), Erasure: "no personal data (complaint id → the number of lines strangers' messages added)"},
 	{Name: "absences", Pattern: re(`absences`), Erasure: "staff data only"},
 	{Name: "volumes", Pattern: re(`volumes`), Erasure: "no personal data"},
 	{Name: "privacy:erasures", Pattern: re(`privacy:erasures`),

@@ -27,15 +27,23 @@ func New(log *slog.Logger, dir router.Directory) *Notifier {
 // and kept widely) and written at DEBUG only.
 func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	c := note.Complaint
+	owner := c.Owner
+	if owner == "" { // about no one complaint (the complaint-rate alert)
+		owner = note.Recipient
+	}
 	attrs := []any{
 		"notification", note.ID,
 		"complaint", c.ID,
-		"owner", note.Recipient,
+		"owner", owner,
 		"channel", c.Channel,
 		"status", c.Status,
 	}
-	if o, ok := n.dir.Owner(note.Recipient); ok {
+	if o, ok := n.dir.Owner(owner); ok {
 		attrs = append(attrs, "owner_name", o.Name)
+	}
+	if note.Recipient != owner {
+		// Someone other than the owner is told: the lead, a cover.
+		attrs = append(attrs, "to", note.Recipient)
 	}
 	if note.Event != nil && note.Event.Reason != "" {
 		attrs = append(attrs, "reason", note.Event.Reason)
@@ -43,7 +51,7 @@ func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	if c.Unreachable != "" {
 		attrs = append(attrs, "customer_unreachable", c.Unreachable)
 	}
-	n.log.InfoContext(ctx, title(note.Kind), attrs...)
+	n.log.InfoContext(ctx, titleOf(note), attrs...)
 	if !n.log.Enabled(ctx, slog.LevelDebug) {
 		return nil
 	}
@@ -53,8 +61,19 @@ func (n *Notifier) Notify(ctx context.Context, note router.Notification) error {
 	} else if note.Event != nil && note.Event.Text != "" {
 		detail = append(detail, "text", excerpt(note.Event.Text, 200))
 	}
-	n.log.DebugContext(ctx, title(note.Kind)+" (what the customer wrote)", detail...)
+	n.log.DebugContext(ctx, titleOf(note)+" (what the customer wrote)", detail...)
 	return nil
+}
+
+// titleOf is the log line's message: the kind of notification, or for the
+// owner's notice of a missed deadline (a reminder by kind), that it was
+// missed.
+func titleOf(note router.Notification) string {
+	if note.Kind == router.NotifyReminder && note.Event != nil &&
+		(note.Event.Type == router.EventBreached || note.Event.Type == router.EventPromiseBroken) {
+		return "DEADLINE MISSED: you stay the owner, the team lead is told"
+	}
+	return title(note.Kind)
 }
 
 func title(k router.NotificationKind) string {

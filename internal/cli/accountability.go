@@ -57,7 +57,9 @@ const reportUsage = `forgetmenot report [--since DATE] [--until DATE] [--format 
 The accountability report over complaints opened from --since (default: 28 days
 before --until) to --until (default: now): complaints per channel, category and
 ISO week; median and 90th percentile time to first response and to resolution;
-promises made and kept; reopen rate; breaches; top root causes; satisfaction;
+promises made and kept; reopen rate; breaches (the deadlines missed from
+--since to --until, whenever their complaints were opened); top root causes;
+satisfaction;
 the complaint rate; each owner's open load against capacity and overdue count
 now; and the notes on what would prevent the next complaint, per category.
 Durations count business time of the working calendars, as the deadlines do.
