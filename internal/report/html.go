@@ -203,6 +203,8 @@ func WriteHTML(w io.Writer, rep router.Report, opts Options) error {
 		{"Promises kept", pctTile(rep.Promises.KeptPercent, rep.Promises.Settled())},
 		{"Reopened", pctTile(rep.ReopenPercent, rep.Complaints > 0)},
 		{"Overdue now", itoa(rep.Overdue)},
+		// As the weekly digest says it, whose button opens this page.
+		{"Deadlines missed", itoa(missed(rep))},
 	}
 	if rep.CSAT.Responses > 0 {
 		p.KPIs = append(p.KPIs, kpi{"Satisfied (4-5)", pct(rep.CSAT.SatisfiedPercent) + "%"})
@@ -215,6 +217,15 @@ func WriteHTML(w io.Writer, rep router.Report, opts Options) error {
 		durationFigure(rep, weeks, "resolution", "Resolution", func(w router.WeekReport) router.Durations { return w.Resolution }, "closed"),
 		promiseFigure(rep, weeks), reopenFigure(rep, weeks), csatFigure(rep), causesFigure(rep, weeks), ownersFigure(rep)}
 	return tmpl.Execute(w, p)
+}
+
+// missed counts the deadlines missed in the period (every kind).
+func missed(rep router.Report) int {
+	n := 0
+	for _, b := range rep.Breaches {
+		n += b.Count
+	}
+	return n
 }
 
 func volumeFigure(rep router.Report, weeks []string) figure {

@@ -348,3 +348,11 @@ func TestHTMLShowsNoFigureForWhatNothingSettled(t *testing.T) {
 		t.Error("an empty period shows 0.0 for a figure nothing settled")
 	}
 }
+
+// What must hold: the page says how many deadlines were missed in the
+// period, as the weekly digest does (its button opens this page).
+func TestHTMLSaysHowManyDeadlinesWereMissed(t *testing.T) {
+	if page := string(render(t)); !strings.Contains(page, "<li>Deadlines missed<b>2</b></li>") {
+		t.Error("the page does not show the fixture's 2 missed deadlines (a promise and a response)")
+	}
+}
