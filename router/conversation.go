@@ -384,13 +384,14 @@ func (r *Router) MayAct(c Complaint, ownerID string) bool {
 	if snap == nil {
 		return false
 	}
+	now := r.clock()
 	a, ok := snap.off[c.Owner]
-	if !ok || !a.At(r.clock()) {
+	if !ok || !a.At(now) {
 		return false
 	}
 	// The owner's cover, or whoever covers for them while they are away
 	// too (the one who gets the owner's notifications).
-	return a.Cover == ownerID || actingCover(snap.off, c.Owner, r.clock(), r.activeOwner) == ownerID
+	return a.Cover == ownerID || actingCover(snap.off, c.Owner, now, r.activeOwner) == ownerID
 }
 
 // MayActNow is MayAct with the absences read from the store now.

@@ -299,7 +299,6 @@ func (in *Ingester) session(ctx context.Context) (connected bool, err error) {
 func (in *Ingester) dial(ctx context.Context, newMail chan struct{}) (*imapclient.Client, error) {
 	opts := &imapclient.Options{
 		WordDecoder: &mime.WordDecoder{CharsetReader: charset.Reader},
-		TLSConfig:   in.mb.TLSConfig,
 		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
 			// Runs on the client's reader goroutine: only signal from here.
 			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
@@ -337,32 +336,26 @@ func (in *Ingester) dial(ctx context.Context, newMail chan struct{}) (*imapclien
 		t, c := timer.Stop(), stop()
 		return t && c
 	}
+	// The server's name is checked as go-imap's own dialers check it.
+	tlsCfg := &tls.Config{}
+	if in.mb.TLSConfig != nil {
+		tlsCfg = in.mb.TLSConfig.Clone()
+	}
+	if tlsCfg.ServerName == "" {
+		tlsCfg.ServerName = in.mb.Host
+	}
 	var c *imapclient.Client
 	switch in.mb.TLS {
 	case TLSStartTLS:
-		if opts.TLSConfig == nil {
-			opts.TLSConfig = &tls.Config{}
-		}
-		if opts.TLSConfig.ServerName == "" {
-			cfg := opts.TLSConfig.Clone()
-			cfg.ServerName = in.mb.Host
-			opts.TLSConfig = cfg
-		}
+		opts.TLSConfig = tlsCfg
 		c, err = imapclient.NewStartTLS(conn, opts)
 	case TLSNone:
 		c = imapclient.New(conn, opts)
 	default:
-		cfg := &tls.Config{}
-		if opts.TLSConfig != nil {
-			cfg = opts.TLSConfig.Clone()
+		if tlsCfg.NextProtos == nil {
+			tlsCfg.NextProtos = []string{"imap"}
 		}
-		if cfg.ServerName == "" {
-			cfg.ServerName = in.mb.Host
-		}
-		if cfg.NextProtos == nil {
-			cfg.NextProtos = []string{"imap"}
-		}
-		tc := tls.Client(conn, cfg)
+		tc := tls.Client(conn, tlsCfg)
 		if err = tc.HandshakeContext(ctx); err == nil {
 			c = imapclient.New(tc, opts)
 		}

@@ -378,7 +378,6 @@ func firstInput(callback string) string {
 	return blockReassignOwner
 }
 
-// userError words a router error for staff.
 // problemOf is what is wrong, without the field's name.
 func problemOf(err error) string {
 	var ve *router.ValidationError
@@ -388,6 +387,7 @@ func problemOf(err error) string {
 	return err.Error()
 }
 
+// userError words a router error for staff.
 func userError(err error) string {
 	var ve *router.ValidationError
 	if errors.As(err, &ve) {
