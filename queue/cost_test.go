@@ -92,10 +92,12 @@ type cost struct {
 // TestCostPerNewComplaint counts what one new complaint costs Redis, from
 // ingest to its notification delivered, on a server of its own: round trips
 // from the daemon, commands (sent and run inside scripts), bytes sent for a
-// 450-byte message, and memory. These are counts, not times. Issue 13's P3
-// targets are 5 round trips, 20 commands, 2 KB sent and 2.5 KB of memory;
-// the bounds below are what this version achieves (see BENCHMARKS.md), so
-// a change that costs more fails here.
+// 450-byte message, and memory. These are counts, not times, and they come
+// out the same from run to run, on a busy machine too (a CI run failed on
+// memory alone, by 44 bytes, when they did not). Issue 13's P3 targets are 5
+// round trips, 20 commands, 2 KB sent and 2.5 KB of memory; the bounds
+// below are what this version achieves, so a change that costs more fails
+// here. BENCHMARKS.md measures the same as the daemon runs, under load.
 func TestCostPerNewComplaint(t *testing.T) {
 	for _, c := range []struct {
 		name      string
@@ -103,27 +105,17 @@ func TestCostPerNewComplaint(t *testing.T) {
 		limits    cost
 	}{
 		// As the benchmark harness runs: no targets, no mail to customers.
-		// Issue 13's round trips, commands and memory are met here
-		// (commands: about 18.8, the commit's XRANGE of the inbound entry
-		// included; memory: about 2,350 bytes, or 2,470 when the growth of
-		// the keyspace's hash table falls in the measured window, with the
-		// complaint and its timeline stored as records); 2 KB sent is not
-		// (about 2,920).
-		{"notification only", false, cost{trips: 4, commands: 20, sent: 3000, memory: 2500}},
+		// Issue 13's round trips, commands and memory are met here (3.3
+		// round trips; 18.6 commands, the commit's XRANGE of the inbound
+		// entry included; 2,395 bytes of memory, with the complaint and its
+		// timeline stored as records); 2 KB sent is not (2,890).
+		{"notification only", false, cost{trips: 3.5, commands: 19, sent: 2950, memory: 2450}},
 		// Deadlines (four timers) and an acknowledgement to the customer,
-		// delivered from the outbox too (about 22.0 commands, 3,840 bytes
-		// sent and 3,220 bytes of memory, or 3,330 with the hash table's
-		// growth in the window).
-		{"deadlines and acknowledgement", true, cost{trips: 4, commands: 23, sent: 3900, memory: 3400}},
+		// delivered from the outbox too: 3.35 round trips, 21.8 commands,
+		// 3,815 bytes sent, 3,260 bytes of memory.
+		{"deadlines and acknowledgement", true, cost{trips: 3.6, commands: 22.2, sent: 3880, memory: 3320}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if raceEnabled {
-				// Reads and acknowledgements are batched, and under the race
-				// detector batches are smaller: about 0.7 commands more per
-				// complaint than as the daemon runs. Bytes and memory do not
-				// depend on batching and are held as they are.
-				c.limits.commands++
-			}
 			got := costPerNewComplaint(t, c.deadlines)
 			t.Logf("per new complaint: %.2f round trips, %.1f commands (%s), %.0f bytes sent, %.0f bytes of Redis memory",
 				got.trips, got.commands, got.breakdown, got.sent, got.memory)
@@ -137,7 +129,7 @@ func TestCostPerNewComplaint(t *testing.T) {
 				{"bytes of Redis memory", got.memory, c.limits.memory},
 			} {
 				if f.got > f.limit {
-					t.Errorf("%s per new complaint: %.1f, want at most %.0f", f.what, f.got, f.limit)
+					t.Errorf("%s per new complaint: %.2f, want at most %g", f.what, f.got, f.limit)
 				}
 			}
 		})
@@ -145,7 +137,11 @@ func TestCostPerNewComplaint(t *testing.T) {
 }
 
 func costPerNewComplaint(t *testing.T, deadlines bool) cost {
-	srv, err := testredis.StartServer(t.TempDir())
+	// Redis keeps a log of slow commands (on a busy machine, more of them)
+	// and starts a latency histogram for a command the first time it runs
+	// (inside the measured window or not): memory, but not data.
+	srv, err := testredis.StartServer(t.TempDir(), "--enable-debug-command", "local",
+		"--slowlog-log-slower-than", "-1", "--latency-tracking", "no")
 	if err != nil {
 		t.Skip("no redis-server:", err)
 	}
@@ -182,6 +178,22 @@ func costPerNewComplaint(t *testing.T, deadlines bool) cost {
 		t.Fatal(err)
 	}
 	if _, err := store.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// The keyspace's hash tables (keys, and keys with a lifetime) double
+	// when they fill up, and a doubling inside the measured window would
+	// add some 100 bytes per complaint to one run and not the next (and
+	// while Redis moves a table into its grown one, both take memory).
+	// Grown once here, past anything the run adds, they hold still; the
+	// sizes compared after the run say whether they did. What the run's
+	// keys take of the tables is counted below as one slot per key.
+	const tableSlots = 16384
+	presize := admin.Pipeline()
+	for i := range tableSlots/2 + 1 {
+		presize.Set(ctx, "presize:"+strconv.Itoa(i), "x", time.Hour)
+	}
+	if _, err := presize.Exec(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -222,19 +234,35 @@ func costPerNewComplaint(t *testing.T, deadlines bool) cost {
 	counter.mu.Lock()
 	counter.trips, counter.cmds, counter.written, counter.byName = 0, 0, 0, nil
 	counter.mu.Unlock()
-	before, memBefore := testredis.CommandCalls(t, admin), testredis.UsedMemory(t, admin)
+	tablesBefore := testredis.SettledHashTables(t, admin)
+	keysBefore, expiringBefore := testredis.Keyspace(t, admin)
+	before, memBefore := testredis.CommandCalls(t, admin), testredis.StoredMemory(t, admin)
 	for i := range n {
 		if _, _, err := store.Enqueue(ctx, warm(i)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	stopIn, stopOut = run(keys.Inbound(), queue.RouterGroup, route), run(keys.Outbox(), queue.DeliveryGroup, deliver)
-	testkit.WaitFor(t, "every complaint routed and its notification and acknowledgement delivered", func() bool {
-		return routed.Load() == 5+n && delivered.Load() == (5+n)*perComplaint
-	})
+	// Each stream is consumed once all its entries are in it, so every read
+	// takes a full batch: the counts are then the same from run to run,
+	// however busy the machine is. (Running both consumers at once, as the
+	// daemon does, the outbox's batches hang on how far routing has got,
+	// and a loaded machine added 0.4 round trips and a command per
+	// complaint. BENCHMARKS.md measures the daemon as it runs.)
+	stopIn = run(keys.Inbound(), queue.RouterGroup, route)
+	testkit.WaitFor(t, "every complaint routed", func() bool { return routed.Load() == 5+n })
 	stopIn()
+	stopOut = run(keys.Outbox(), queue.DeliveryGroup, deliver)
+	testkit.WaitFor(t, "every notification and acknowledgement delivered", func() bool {
+		return delivered.Load() == (5+n)*perComplaint
+	})
 	stopOut()
-	after, memAfter := testredis.CommandCalls(t, admin), testredis.UsedMemory(t, admin)
+	after, memAfter := testredis.CommandCalls(t, admin), testredis.StoredMemory(t, admin)
+	if tablesAfter := testredis.SettledHashTables(t, admin); tablesAfter != tablesBefore {
+		t.Fatalf("the keyspace's hash tables grew during the run (%s, then %s): grow them further before it", tablesBefore, tablesAfter)
+	}
+	keysAfter, expiringAfter := testredis.Keyspace(t, admin)
+	const slotBytes = 8 // a pointer per key in a full table
+	tableShare := slotBytes * (keysAfter - keysBefore + expiringAfter - expiringBefore)
 
 	var commands, reads int64
 	var breakdown []string
@@ -255,7 +283,7 @@ func costPerNewComplaint(t *testing.T, deadlines bool) cost {
 		trips:     float64(counter.trips+reads) / n,
 		commands:  float64(commands) / n,
 		sent:      float64(counter.written) / n,
-		memory:    float64(memAfter-memBefore) / n,
+		memory:    float64(memAfter-memBefore+tableShare) / n,
 		breakdown: strings.Join(breakdown, ", "),
 	}
 }

@@ -100,7 +100,7 @@ return load`)
 	cpuBefore := cpuSnapshot(t, raw, h)
 	for i := range 3 {
 		statsBefore := testredis.CommandCalls(t, raw)
-		memBefore := testredis.UsedMemory(t, raw)
+		memBefore := testredis.StoredMemory(t, raw)
 		netBefore := testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")
 		h.mu.Lock()
 		routedBefore, assignedBefore := len(h.routed), h.assignments
@@ -117,7 +117,7 @@ return load`)
 		if i == 0 {
 			rep.commands = commandDelta(statsBefore, testredis.CommandCalls(t, raw))
 			rep.bytesIn = float64(testredis.InfoInt(t, raw, "stats", "total_net_input_bytes")-netBefore) / burst
-			rep.memPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / burst
+			rep.memPerComplaint = float64(testredis.StoredMemory(t, raw)-memBefore) / burst
 		}
 	}
 	rep.saturation = median(rep.saturationRuns)
@@ -192,9 +192,9 @@ return load`)
 		rep.seeded = 10_000
 	}
 	ns := "bench100k"
-	memBefore := testredis.UsedMemory(t, raw)
+	memBefore := testredis.StoredMemory(t, raw)
 	rep.seedRate = seed(t, h.redis.URL(), ns, rep.seeded)
-	rep.seedMemPerComplaint = float64(testredis.UsedMemory(t, raw)-memBefore) / float64(rep.seeded)
+	rep.seedMemPerComplaint = float64(testredis.StoredMemory(t, raw)-memBefore) / float64(rep.seeded)
 	big := newHarness(t, harnessOptions{direct: true, redisURL: h.redis.URL(), namespace: ns, replicas: 1})
 	rep.rssIdle = rssKB(t, big.replicas[0].pid())
 	bs := big.newSender("rss")
