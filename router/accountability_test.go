@@ -431,6 +431,23 @@ func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
 	if to := write("1"); strings.Join(to, ",") != "anna,daan" {
 		t.Errorf("with anna's cover bas away too, notifications went to %v, want anna and daan (who covers for bas)", to)
 	}
+	coveredBy := func() map[string]string {
+		owners, err := d.router.Owners(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, o := range owners {
+			if o.Away != nil {
+				out[o.ID] = o.Away.Cover + "→" + o.CoveredBy
+			}
+		}
+		return out
+	}
+	// The owners list says who covers now, not only who was named.
+	if got := coveredBy(); got["anna"] != "bas→daan" || got["bas"] != "daan→daan" {
+		t.Errorf("owners list: cover named → covering now = %v, want anna bas→daan, bas daan→daan", got)
+	}
 	c, _ := d.complaint(first.ComplaintID)
 	if ok, err := d.router.MayActNow(ctx, c, "daan"); err != nil || !ok {
 		t.Errorf("daan, covering for anna's cover, may act: %v %v", ok, err)
@@ -442,6 +459,9 @@ func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
 	}
 	if to := write("2"); strings.Join(to, ",") != "anna,bas" {
 		t.Errorf("with everyone along the way away, notifications went to %v, want anna and her own cover bas", to)
+	}
+	if got := coveredBy(); got["anna"] != "bas→bas" || got["daan"] != "→" {
+		t.Errorf("owners list with nobody along the way at work: %v, want anna bas→bas, daan without cover", got)
 	}
 	// Daan comes back early: he covers for bas again.
 	if err := d.router.Back(ctx, "daan", "daan"); err != nil {

@@ -299,6 +299,11 @@ type OwnerStatus struct {
 	Owner
 	OwnerLoad
 	Away *Absence `json:"away,omitempty"`
+	// CoveredBy is who covers for the owner now: Away's cover, or, when that
+	// colleague is away too or no longer on the roster, the one along their
+	// covers who is at work (notifications and the right to act go there).
+	// "" when the owner is not away now or names no cover.
+	CoveredBy string `json:"covered_by,omitempty"`
 }
 
 // Owners lists every owner on the roster with their open load.
@@ -312,7 +317,8 @@ func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading owner loads: %w", err)
 	}
-	off, err := r.away(ctx, r.clock())
+	now := r.clock()
+	off, err := r.away(ctx, now)
 	if err != nil {
 		return nil, err
 	}
@@ -321,6 +327,7 @@ func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
 		out[i] = OwnerStatus{Owner: o, OwnerLoad: loads[o.ID]}
 		if a, ok := off[o.ID]; ok {
 			out[i].Away = &a
+			out[i].CoveredBy = actingCover(off, o.ID, now, r.activeOwner)
 		}
 	}
 	return out, nil

@@ -182,15 +182,15 @@ func (s *Slack) publishHome(ctx context.Context, ownerID, user string) error {
 	if err != nil {
 		return fmt.Errorf("reading the owners: %w", err)
 	}
-	var away *router.Absence
+	var self router.OwnerStatus
 	for _, st := range owners {
 		if st.ID == ownerID {
-			away = st.Away
+			self = st
 		}
 	}
 	// "Today" is the owner's, in their calendar's zone, not the server's.
 	now := s.now().In(s.cfg.Complaints.OwnerTimeZone(ownerID))
-	view := homeView(o, len(leads) > 0, list, away, now, s.people.name, func(c router.Complaint) bool { return s.cfg.Complaints.MayAct(c, ownerID) })
+	view := homeView(o, len(leads) > 0, list, self, now, s.people.name, func(c router.Complaint) bool { return s.cfg.Complaints.MayAct(c, ownerID) })
 	if err := s.pace.wait(ctx, "home:"+user); err != nil {
 		return err
 	}
@@ -264,7 +264,7 @@ func age(d time.Duration) string {
 }
 
 // homeView renders the worklist.
-func homeView(o router.Owner, lead bool, cs []router.Complaint, away *router.Absence, now time.Time, names func(string) string, mayAct func(router.Complaint) bool) slackgo.HomeTabViewRequest {
+func homeView(o router.Owner, lead bool, cs []router.Complaint, self router.OwnerStatus, now time.Time, names func(string) string, mayAct func(router.Complaint) bool) slackgo.HomeTabViewRequest {
 	sortWorklist(cs, now)
 	title := "Your open complaints"
 	if lead {
@@ -273,9 +273,13 @@ func homeView(o router.Owner, lead bool, cs []router.Complaint, away *router.Abs
 	blocks := []slackgo.Block{slackgo.NewHeaderBlock(plain(clipPlain(fmt.Sprintf("%s: %d", title, len(cs)), blockkit.MaxHeaderText)))}
 	var status string
 	var button *slackgo.ButtonBlockElement
-	if away != nil {
+	if away := self.Away; away != nil {
 		status = ":palm_tree: You are away until " + date(away.Until)
-		if away.Cover != "" {
+		switch {
+		case self.CoveredBy != "" && self.CoveredBy != away.Cover:
+			// The cover is away too: say who has the owner's work now.
+			status += ", covered by " + esc(names(self.CoveredBy), nameLen) + ", standing in for " + esc(names(away.Cover), nameLen)
+		case away.Cover != "":
 			status += ", covered by " + esc(names(away.Cover), nameLen)
 		}
 		button = slackgo.NewButtonBlockElement(actBack, o.ID, plain("I'm back"))

@@ -1,6 +1,8 @@
 package slack
 
 import (
+	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +60,35 @@ func TestWorklistOrderFollowsTheOwnersToday(t *testing.T) {
 	}
 	if got := order(now.UTC()); got[0] != "resolve-at-noon" {
 		t.Errorf("on the UTC date the promise is tomorrow's: order %v, want the earlier deadline first", got)
+	}
+}
+
+// What must hold: an away owner's App Home names who has their work now.
+// When their cover is away too, that is the colleague standing in for the
+// cover, not the cover (whose name alone sent people to someone absent).
+func TestHomeSaysWhoCoversNow(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	names := map[string]string{"bas": "Bas Jansen", "daan": "Daan Smit"}
+	o := router.Owner{ID: "anna", Name: "Anna de Vries"}
+	for _, c := range []struct {
+		name, coveredBy, want string
+	}{
+		{"the cover is at work", "bas", "covered by Bas Jansen"},
+		{"the cover is away too", "daan", "covered by Daan Smit, standing in for Bas Jansen"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			self := router.OwnerStatus{Owner: o, Away: &router.Absence{Owner: "anna", Until: now.Add(48 * time.Hour), Cover: "bas"}, CoveredBy: c.coveredBy}
+			view := homeView(o, false, nil, self, now, func(id string) string { return names[id] }, func(router.Complaint) bool { return false })
+			raw, err := json.Marshal(view)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(raw), c.want) {
+				t.Errorf("App Home status does not say %q:\n%s", c.want, raw)
+			}
+			if c.coveredBy == "bas" && strings.Contains(string(raw), "standing in") {
+				t.Errorf("App Home names a stand-in when the cover is at work:\n%s", raw)
+			}
+		})
 	}
 }

@@ -141,12 +141,13 @@ func renderAll(t *testing.T, r *rand.Rand) {
 	for i := range r.IntN(80) {
 		list = append(list, randomComplaint(r, now, i))
 	}
-	var away *router.Absence
-	if r.IntN(2) == 0 {
-		away = &router.Absence{Owner: "anna", Until: now.Add(48 * time.Hour), Cover: "bas"}
-	}
 	o := router.Owner{ID: "anna", Name: randomText(r, 300) + "Anna"}
-	valid(t, "App Home", homeView(o, r.IntN(2) == 0, list, away, now, names, func(router.Complaint) bool { return r.IntN(3) > 0 }))
+	self := router.OwnerStatus{Owner: o}
+	if r.IntN(2) == 0 {
+		self.Away = &router.Absence{Owner: "anna", Until: now.Add(48 * time.Hour), Cover: "bas"}
+		self.CoveredBy = []string{"bas", "daan"}[r.IntN(2)]
+	}
+	valid(t, "App Home", homeView(o, r.IntN(2) == 0, list, self, now, names, func(router.Complaint) bool { return r.IntN(3) > 0 }))
 }
 
 // What must hold: whatever a customer writes, whatever their name, subject,

@@ -747,6 +747,9 @@ func printOwners(w io.Writer, owners []router.OwnerStatus) {
 			away = "until " + stamp(a.Until)
 			if a.Cover != "" {
 				away += ", cover " + a.Cover
+				if o.CoveredBy != "" && o.CoveredBy != a.Cover {
+					away += "; " + o.CoveredBy + " stands in"
+				}
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", o.ID, o.Name, strings.Join(o.Teams, ","),

@@ -178,8 +178,19 @@ func TestAwayBackAndReportFromTheCommandLine(t *testing.T) {
 		t.Fatalf("owners away: %d %s %s", code, out, errOut)
 	}
 	code, out, _ = run("owners", "list")
-	if code != 0 || !strings.Contains(out, "cover bas") {
+	if code != 0 || !strings.Contains(out, "cover bas") || strings.Contains(out, "stands in") {
 		t.Fatalf("owners list should show the absence: %d\n%s", code, out)
+	}
+	// Bas goes away too: the list says who has anna's work now.
+	if code, out, errOut = run("owners", "away", "bas", "--until", "2099-01-02", "--cover", "chloe"); code != 0 {
+		t.Fatalf("owners away bas: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = run("owners", "list")
+	if code != 0 || !strings.Contains(out, "cover bas; chloe stands in") {
+		t.Fatalf("owners list should name who stands in for an away cover: %d\n%s", code, out)
+	}
+	if code, _, errOut = run("owners", "back", "bas"); code != 0 {
+		t.Fatalf("owners back bas: %d %s", code, errOut)
 	}
 	if code, _, errOut = run("owners", "away", "anna", "--until", "2099-01-04", "--cover", "nobody"); code != 1 || !strings.Contains(errOut, "cover") {
 		t.Fatalf("unknown cover: %d %q", code, errOut)
