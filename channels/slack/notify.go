@@ -364,7 +364,7 @@ func (s *Slack) notifyLead(ctx context.Context, n router.Notification) error {
 	ts, err := s.postMessage(ctx, s.cfg.LeadChannel, "", Message{Text: text, Blocks: blocks})
 	if err != nil {
 		if rate {
-			_ = s.cfg.State.Set(context.WithoutCancel(ctx), key, "", time.Millisecond) // released: the retry posts
+			_ = s.cfg.State.Delete(context.WithoutCancel(ctx), key) // released: the retry posts
 		}
 		err = s.classify(what, err)
 		if router.IsPermanent(err) {

@@ -370,6 +370,24 @@ func TestComplaintRateAlertReachesTheLeadChannelOncePerPeriod(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d lead posts for one alert delivered to four owners at once, want 1", n)
 	}
+	// A lead post that fails frees the period at once: the redelivery,
+	// however soon it comes, posts it (not skipped as posted already).
+	f.ws.FailIn("chat.postMessage", "CLEAD", 1, "internal_error")
+	if err := f.slack.Notify(f.ctx, alert("2026-W13", "sanne")); err == nil {
+		t.Fatal("a failed lead post was reported as delivered")
+	}
+	if err := f.slack.Notify(f.ctx, alert("2026-W13", "sanne")); err != nil {
+		t.Fatalf("redelivery: %v", err)
+	}
+	n = 0
+	for _, p := range f.leadPosts() {
+		if blocksContain(p, "2026-W13") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d lead posts for an alert whose first post failed, want 1 (by the redelivery)", n)
+	}
 }
 
 // What must hold: a Slack that takes the request and never answers fails the

@@ -29,6 +29,8 @@ type State interface {
 	Set(ctx context.Context, k, value string, ttl time.Duration) error
 	// Claim stores value under k only if k is free and reports whether it did.
 	Claim(ctx context.Context, k, value string, ttl time.Duration) (bool, error)
+	// Delete frees k (a claim whose work failed, so a retry can claim it).
+	Delete(ctx context.Context, k string) error
 }
 
 // Complaints is what the channel uses of the router: reading complaints and
