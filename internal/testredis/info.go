@@ -18,10 +18,6 @@ func InfoField(tb testing.TB, rdb redis.UniversalClient, section, field string) 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return infoValue(info, field)
-}
-
-func infoValue(info, field string) string {
 	for _, line := range strings.Split(info, "\n") {
 		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
 			return v
