@@ -943,3 +943,89 @@ func (s *Store) DeadLettersAbout(ctx context.Context, p *PersonalData) ([]DeadLe
 	})
 	return out, err
 }
+
+// replaceEntryScript sets one timeline entry if it still holds what was
+// read (entries are only appended, or a whole timeline replaced by an
+// erasure, so a changed one is read again).
+// KEYS[1]: the timeline; ARGV: index, the entry as read, its new value.
+var replaceEntryScript = redis.NewScript(`
+if redis.call('LINDEX', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('LSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+`)
+
+// maxScrubAttempts bounds the readings of a timeline that keeps changing
+// while ScrubMentions rewrites it.
+const maxScrubAttempts = 5
+
+// ScrubMentions rewrites the "mentioned" lines complaint from left on
+// complaint id's timeline to say only router.MentionReason: lines written
+// before it was so named their sender, whose erasure this is. It returns
+// how many lines it changed.
+func (s *Store) ScrubMentions(ctx context.Context, id, from string) (int, error) {
+	key := s.keys.Timeline(id)
+	for attempt := 1; ; attempt++ {
+		raw, err := s.rdb.LRange(ctx, key, 0, -1).Result()
+		if err != nil {
+			return 0, fmt.Errorf("reading the timeline of %s: %w", id, err)
+		}
+		changed, stale := 0, false
+		for i, data := range raw {
+			scrubbed, ok, err := scrubbedMention(data, from)
+			if err != nil {
+				return changed, router.NamesComplaint(id, fmt.Errorf("timeline entry %d of %s: %w", i, id, err))
+			}
+			if !ok {
+				continue
+			}
+			set, err := replaceEntryScript.Run(ctx, s.rdb, []string{key}, i, data, scrubbed).Int()
+			if err != nil {
+				return changed, fmt.Errorf("rewriting a mention line of %s: %w", id, err)
+			}
+			if set == 0 {
+				stale = true
+				break
+			}
+			changed++
+		}
+		if !stale || attempt == maxScrubAttempts {
+			return changed, nil
+		}
+	}
+}
+
+// scrubbedMention is data, a stored timeline entry, with its reason made
+// router.MentionReason, when it is a "mentioned" line left by complaint
+// from that says more; ok is false for any other entry.
+func scrubbedMention(data, from string) (string, bool, error) {
+	if !strings.Contains(data, `"mentioned"`) {
+		return "", false, nil // the cheap test: most entries are something else
+	}
+	if strings.HasPrefix(data, legacyEntryHead) {
+		var e router.Entry
+		if err := decodeJSON([]byte(data), &e); err != nil {
+			return "", false, err
+		}
+		if !isMentionBy(e.Event, from) {
+			return "", false, nil
+		}
+		e.Event.Reason = router.MentionReason(e.Event.Details)
+		b, err := json.Marshal(e)
+		return string(b), err == nil, err
+	}
+	var r entryRecord
+	if err := decodeJSON([]byte(data), &r); err != nil {
+		return "", false, err
+	}
+	ev := r.Event.event()
+	if !isMentionBy(ev, from) {
+		return "", false, nil
+	}
+	r.Event.Reason = router.MentionReason(ev.Details)
+	b, err := json.Marshal(r)
+	return string(b), err == nil, err
+}
+
+func isMentionBy(ev *router.Event, from string) bool {
+	return ev != nil && ev.Type == router.EventMentioned && ev.Details["complaint"] == from && ev.Reason != router.MentionReason(ev.Details)
+}

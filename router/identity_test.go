@@ -152,6 +152,21 @@ func TestNoStrangerJoinsAnotherCustomersComplaint(t *testing.T) {
 				if len(mentions) != 1 || mentions[0].Details["complaint"] != out.ComplaintID {
 					t.Errorf("victim's timeline mentions = %+v, want one naming %s", mentions, out.ComplaintID)
 				}
+				// The stranger's name and address stay off the victim's
+				// complaint (they would be in the victim's export, and out
+				// of reach of the stranger's erasure); the stranger's own
+				// complaint lists where it left the line.
+				for _, m := range mentions {
+					line := fmt.Sprint(m.Reason, m.Details)
+					for _, personal := range []string{attack.Customer.Email, attack.Customer.Name, attack.Customer.ID} {
+						if personal != "" && strings.Contains(line, personal) {
+							t.Errorf("victim's mention line names the stranger (%q): %s", personal, line)
+						}
+					}
+				}
+				if got := events(ownTL, router.EventOpened)[0].Details[router.DetailMentions]; got != opened.ComplaintID {
+					t.Errorf("the stranger's complaint lists mentions %q, want %s", got, opened.ComplaintID)
+				}
 			})
 		}
 	}

@@ -366,16 +366,34 @@ func (r *Router) thread(ctx context.Context, msg Message) (threading, error) {
 
 // mentions are the lines for the complaints a message named but could not
 // join, saying which complaint it opened instead, so their owners can merge
-// by hand if it is the same customer after all.
+// by hand if it is the same customer after all. They name that complaint,
+// not its sender: a stranger's name and address on this customer's
+// complaint would be in this customer's data export, and out of reach of
+// the stranger's erasure.
 func (th threading) mentions(msg Message, opened string, now time.Time) []Mention {
 	out := make([]Mention, 0, len(th.mentioned))
 	for _, id := range th.mentioned {
-		ev := Event{Type: EventMentioned, Actor: ActorRouter,
-			Reason:  fmt.Sprintf("%s mentions this complaint, sender not verified as its customer (%s via %s)", opened, msg.Customer.Label(), msg.Channel),
-			Details: map[string]string{"complaint": opened, "message": msg.ID}}
+		details := map[string]string{"complaint": opened, "message": msg.ID, "channel": string(msg.Channel)}
+		ev := Event{Type: EventMentioned, Actor: ActorRouter, Reason: MentionReason(details), Details: details}
 		out = append(out, Mention{ComplaintID: id, Entry: Entry{At: now, Event: &ev}})
 	}
 	return out
+}
+
+// DetailMentions is the detail of a complaint's "opened" event that lists
+// the complaints its first message mentioned (comma-separated ids).
+const DetailMentions = "mentions"
+
+// MentionReason is what a "mentioned" line says, from its details: which
+// complaint mentions this one, and by which channel, without a word about
+// who sent it (see threading.mentions). Lines written before said who; an
+// export and an erasure put this in their place.
+func MentionReason(details map[string]string) string {
+	why := details["complaint"] + " mentions this complaint; its sender is not verified as this complaint's customer"
+	if ch := details["channel"]; ch != "" {
+		why += " (via " + ch + ")"
+	}
+	return why
 }
 
 // claims points the message's thread keys at complaintID where they are free,
@@ -552,6 +570,11 @@ func (r *Router) planNew(ctx context.Context, msg Message, now time.Time, th thr
 		openedWhy += "; " + strings.Join(th.notes, "; ")
 	}
 	opened := Event{Type: EventOpened, Actor: ActorRouter, Reason: openedWhy, Details: map[string]string{"channel": string(msg.Channel)}}
+	if len(th.mentioned) > 0 {
+		// Where this complaint left "mentioned" lines: its erasure finds
+		// them there.
+		opened.Details[DetailMentions] = strings.Join(th.mentioned, ",")
+	}
 	assigned := Event{Type: EventAssigned, Actor: ActorRouter, Owner: a.owner.ID, Reason: reason, Details: a.details()}
 	if c.Unreachable != "" {
 		// The owner learns with the assignment that only another way (a

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -491,6 +492,14 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 				ps.OnceKeys = append(ps.OnceKeys, f)
 			}
 		}
+		// The lines this complaint left on the complaints its first message
+		// mentioned named its sender before they were worded without: they
+		// go first, so that a retry after a failure here still finds them.
+		for _, other := range mentionedBy(tl) {
+			if _, err := s.store.ScrubMentions(ctx, other, id); err != nil {
+				return nil, fmt.Errorf("removing the sender from the mention line on %s: %w", other, err)
+			}
+		}
 		ps.CustomerKeys = append(complaintIdentities(c, tl), identities...)
 		for _, en := range tl {
 			if m := en.Message; m != nil && m.SourceID != "" {
@@ -510,6 +519,29 @@ func (s *Service) eraseComplaint(ctx context.Context, id string, p *queue.Person
 		}
 	}
 }
+
+// mentionedBy lists the complaints on which the complaint of timeline tl
+// left a "mentioned" line: its "opened" event lists them, or, written
+// before it did, says "mentions C-1001 (by …)" for each.
+func mentionedBy(tl []router.Entry) []string {
+	var out []string
+	for _, e := range tl {
+		ev := e.Event
+		if ev == nil || ev.Type != router.EventOpened {
+			continue
+		}
+		if list := ev.Details[router.DetailMentions]; list != "" {
+			out = append(out, strings.Split(list, ",")...)
+			continue
+		}
+		for _, m := range legacyMention.FindAllStringSubmatch(ev.Reason, -1) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
+
+var legacyMention = regexp.MustCompile(`mentions (\S+) \(by `)
 
 // closeActor is who closes an open complaint for a forced erasure: the
 // erasure on behalf of whoever asked for it. A data protection officer who
@@ -561,6 +593,11 @@ func pseudonymise(c router.Complaint, tl []router.Entry, p *queue.PersonalData, 
 		}
 		if ev := en.Event; ev != nil {
 			ne2 := router.Event{Type: ev.Type, Actor: ev.Actor, Owner: ev.Owner, PreviousOwner: ev.PreviousOwner, Reason: redact(ev.Reason)}
+			if ev.Type == router.EventMentioned {
+				// Written before these lines were worded without their
+				// sender, it names someone else, kept here no longer.
+				ne2.Reason = router.MentionReason(ev.Details)
+			}
 			if ev.Text != "" {
 				ne2.Text = queue.RedactedMark
 			}

@@ -102,7 +102,7 @@ func (s *Service) Export(ctx context.Context, customerKey string) (Export, error
 	for _, c := range cu.complaints {
 		add(&ex.Names, c.Customer.Name)
 		add(&ex.Addresses, c.Customer.Email)
-		tl := cu.timelines[c.ID]
+		tl := withoutMentionSenders(cu.timelines[c.ID])
 		ec := ExportedComplaint{Complaint: c, Timeline: tl, Deliveries: []Delivery{}, CSAT: []CSATAnswer{}}
 		if ec.Timeline == nil {
 			ec.Timeline = []router.Entry{}
@@ -157,6 +157,24 @@ func (s *Service) Export(ctx context.Context, customerKey string) (Export, error
 	}
 	sort.Slice(ex.ForumUsers, func(i, j int) bool { return ex.ForumUsers[i].ID < ex.ForumUsers[j].ID })
 	return ex, nil
+}
+
+// withoutMentionSenders is tl with its "mentioned" lines worded as now
+// (router.MentionReason): lines written before named the other complaint's
+// sender, someone else, whose data is not this customer's to have.
+func withoutMentionSenders(tl []router.Entry) []router.Entry {
+	out, cloned := tl, false
+	for i, e := range tl {
+		if ev := e.Event; ev != nil && ev.Type == router.EventMentioned {
+			if !cloned {
+				out, cloned = slices.Clone(tl), true // the caller's timeline stays as read
+			}
+			neutral := *ev
+			neutral.Reason = router.MentionReason(ev.Details)
+			out[i].Event = &neutral
+		}
+	}
+	return out
 }
 
 // WriteText writes the export as a readable document.

@@ -54,6 +54,7 @@ type Store interface {
 	EachComplaint(ctx context.Context, fn func(router.Complaint) error) error
 	PrivacyLog(ctx context.Context, limit int64) ([]map[string]string, error)
 	DeadLettersAbout(ctx context.Context, p *queue.PersonalData) ([]queue.DeadLetter, error)
+	ScrubMentions(ctx context.Context, id, from string) (int, error)
 }
 
 // Closer closes an open complaint (the router).
