@@ -71,8 +71,6 @@ type acct struct {
 	links *report.Links
 }
 
-// parseWhen accepts RFC 3339 or a date (midnight UTC).
-func parseWhen(v string) (time.Time, error) { return router.ParseWhen(v) }
 
 func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -256,6 +254,12 @@ func (a *acct) away(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ab := router.Absence{Owner: r.PathValue("id"), Cover: req.Cover, Note: req.Note}
+	// A date is the start of that day where the owner works, as in the
+	// roster (owners.yaml): "until 2026-12-21" is the same moment both ways.
+	loc := time.UTC
+	if z, ok := a.svc.(interface{ OwnerTimeZone(string) *time.Location }); ok {
+		loc = z.OwnerTimeZone(ab.Owner)
+	}
 	for _, p := range []struct {
 		name, v string
 		dst     *time.Time
@@ -263,7 +267,7 @@ func (a *acct) away(w http.ResponseWriter, r *http.Request) {
 		if p.v == "" {
 			continue
 		}
-		t, err := parseWhen(p.v)
+		t, err := router.ParseWhenIn(p.v, loc)
 		if err != nil {
 			httpx.WriteError(w, http.StatusBadRequest, p.name+" must be a date (2026-12-21) or an RFC 3339 time", p.name)
 			return

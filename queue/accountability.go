@@ -133,7 +133,8 @@ func (s *Store) DropTimer(ctx context.Context, d router.DueTimer, version int64)
 	return err
 }
 
-// Absences lists the absences recorded through the API, one per owner.
+// Absences lists the absences recorded through the API: each owner's in
+// force, planned, and the marks of their returns.
 func (s *Store) Absences(ctx context.Context) ([]router.Absence, error) {
 	vals, err := s.rdb.HGetAll(ctx, s.keys.Absences()).Result()
 	if err != nil {
@@ -141,25 +142,73 @@ func (s *Store) Absences(ctx context.Context) ([]router.Absence, error) {
 	}
 	out := make([]router.Absence, 0, len(vals))
 	for owner, v := range vals {
-		var a router.Absence
-		if err := json.Unmarshal([]byte(v), &a); err != nil {
-			return nil, fmt.Errorf("decoding the absence of %s: %w", owner, err)
+		list, err := decodeAbsences(v)
+		if err != nil {
+			return nil, fmt.Errorf("decoding the absences of %s: %w", owner, err)
 		}
-		out = append(out, a)
+		out = append(out, list...)
 	}
 	return out, nil
 }
 
-// SetAbsence records an owner's absence, replacing their previous one.
-func (s *Store) SetAbsence(ctx context.Context, a router.Absence) error {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return err
+// decodeAbsences reads one owner's field of the absences hash: a list, or
+// (written before an owner could have more than one) a single absence.
+func decodeAbsences(v string) ([]router.Absence, error) {
+	if strings.HasPrefix(v, "[") {
+		var list []router.Absence
+		err := json.Unmarshal([]byte(v), &list)
+		return list, err
 	}
-	err = s.rdb.HSet(ctx, s.keys.Absences(), a.Owner, string(b)).Err()
-	s.absences.forget()
-	return err
+	var a router.Absence
+	if err := json.Unmarshal([]byte(v), &a); err != nil {
+		return nil, err
+	}
+	return []router.Absence{a}, nil
 }
+
+// UpdateAbsences replaces owner's recorded absences with what update makes
+// of them, unless another change to the absences came in between (then it
+// reads them again).
+func (s *Store) UpdateAbsences(ctx context.Context, owner string, update func(current []router.Absence) []router.Absence) error {
+	key := s.keys.Absences()
+	defer s.absences.forget()
+	for attempt := 1; ; attempt++ {
+		err := s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+			v, err := tx.HGet(ctx, key, owner).Result()
+			var current []router.Absence
+			switch {
+			case errors.Is(err, redis.Nil):
+			case err != nil:
+				return err
+			default:
+				if current, err = decodeAbsences(v); err != nil {
+					return fmt.Errorf("decoding the absences of %s: %w", owner, err)
+				}
+			}
+			next := update(current)
+			_, err = tx.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+				if len(next) == 0 {
+					pipe.HDel(ctx, key, owner)
+					return nil
+				}
+				b, err := json.Marshal(next)
+				if err != nil {
+					return err
+				}
+				pipe.HSet(ctx, key, owner, string(b))
+				return nil
+			})
+			return err
+		}, key)
+		if !errors.Is(err, redis.TxFailedErr) || attempt == maxAbsenceAttempts {
+			return err
+		}
+	}
+}
+
+// maxAbsenceAttempts bounds the tries of an absence change that others'
+// changes keep overtaking.
+const maxAbsenceAttempts = 5
 
 // ComplaintsCreated lists the complaints created in [since, until).
 func (s *Store) ComplaintsCreated(ctx context.Context, since, until time.Time) ([]router.Complaint, error) {

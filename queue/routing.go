@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -128,11 +127,11 @@ func (s *Store) RoutingInputs(ctx context.Context, threadKeys []string, customer
 	for i := 0; i+1 < len(abs); i += 2 {
 		owner, _ := abs[i].(string)
 		v, _ := abs[i+1].(string)
-		var a router.Absence
-		if err := json.Unmarshal([]byte(v), &a); err != nil {
-			return router.RoutingInputs{}, fmt.Errorf("decoding the absence of %s: %w", owner, err)
+		list, err := decodeAbsences(v)
+		if err != nil {
+			return router.RoutingInputs{}, fmt.Errorf("decoding the absences of %s: %w", owner, err)
 		}
-		in.Absences = append(in.Absences, a)
+		in.Absences = append(in.Absences, list...)
 	}
 	s.absences.keep(in.Absences, time.Now(), gen)
 	return in, nil

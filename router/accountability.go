@@ -131,8 +131,12 @@ type AccountabilityStore interface {
 	// DropTimer removes a timer that its complaint no longer has, provided
 	// the complaint is still at version (so a timer set again meanwhile stays).
 	DropTimer(ctx context.Context, t DueTimer, version int64) error
+	// Absences lists every owner's recorded absences (in force, planned,
+	// and the marks of returns).
 	Absences(ctx context.Context) ([]Absence, error)
-	SetAbsence(ctx context.Context, a Absence) error
+	// UpdateAbsences replaces one owner's recorded absences with what
+	// update makes of them, atomically.
+	UpdateAbsences(ctx context.Context, owner string, update func(current []Absence) []Absence) error
 	// ComplaintsCreated lists complaints created in [since, until).
 	ComplaintsCreated(ctx context.Context, since, until time.Time) ([]Complaint, error)
 	// OpenFigures counts open, overdue (at now) and promised complaints per
@@ -454,8 +458,9 @@ type Absence struct {
 	Cover string    `json:"cover,omitempty"`
 	Note  string    `json:"note,omitempty"`
 	// SetBy and SetAt say who recorded it through the API, and when; an
-	// absence recorded while a roster absence is in force replaces it (and
-	// "back" is an absence that ended when it was set).
+	// absence recorded while a roster absence is in force replaces that
+	// from when it begins (and "back" is an absence that ended when it was
+	// set).
 	SetBy string    `json:"set_by,omitempty"`
 	SetAt time.Time `json:"set_at,omitzero"`
 }
@@ -472,50 +477,138 @@ type awaySnapshot struct {
 
 // away returns the absences in force now, by owner.
 func (r *Router) away(ctx context.Context, now time.Time) (map[string]Absence, error) {
-	var stored []Absence
-	if pre := prefetched(ctx); pre != nil {
-		stored = pre.Absences
-	} else if r.acct != nil {
-		var err error
-		if stored, err = r.acct.Absences(ctx); err != nil {
-			return nil, fmt.Errorf("reading absences: %w", err)
-		}
+	stored, err := r.recordedAbsences(ctx)
+	if err != nil {
+		return nil, err
 	}
 	off := effectiveAbsences(r.policyAbsences(), stored, now)
 	r.snapshot.Store(&awaySnapshot{at: now, off: off})
 	return off, nil
 }
 
+// recordedAbsences are the absences recorded through the API (as routing
+// read them, when it did).
+func (r *Router) recordedAbsences(ctx context.Context) ([]Absence, error) {
+	if pre := prefetched(ctx); pre != nil {
+		return pre.Absences, nil
+	}
+	if r.acct == nil {
+		return nil, nil
+	}
+	stored, err := r.acct.Absences(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading absences: %w", err)
+	}
+	return stored, nil
+}
+
 func (r *Router) policyAbsences() []Absence { return r.policy().Absences }
 
+// effectiveAbsences are the absences in force at now, by owner: one
+// recorded through the API (the latest set, when several are), else one
+// planned in the roster that none recorded since has replaced.
 func effectiveAbsences(roster, stored []Absence, now time.Time) map[string]Absence {
-	latest := map[string]Absence{}
+	byOwner := map[string][]Absence{}
 	for _, s := range stored {
-		latest[s.Owner] = s
+		byOwner[s.Owner] = append(byOwner[s.Owner], s)
 	}
 	off := map[string]Absence{}
 	for _, a := range roster {
-		if !a.At(now) {
-			continue
+		if a.At(now) && !replacedBy(a, byOwner[a.Owner], now) {
+			off[a.Owner] = a
 		}
-		if s, ok := latest[a.Owner]; ok && !s.SetAt.Before(a.From) && s.SetAt.Before(a.Until) {
-			continue // replaced (or ended early) through the API
-		}
-		off[a.Owner] = a
 	}
-	for _, s := range latest {
-		if s.At(now) {
-			off[s.Owner] = s
+	for owner, list := range byOwner {
+		var in *Absence
+		for i, s := range list {
+			if s.At(now) && (in == nil || s.SetAt.After(in.SetAt)) {
+				in = &list[i]
+			}
+		}
+		if in != nil {
+			off[owner] = *in
 		}
 	}
 	return off
 }
 
-// ParseWhen reads a moment as the API, the CLI and Slack take it: an RFC 3339
-// time, or a date (2026-12-21, meaning its start in UTC).
-func ParseWhen(v string) (time.Time, error) { return ParseWhenIn(v, time.UTC) }
+// replacedBy tells whether a roster absence was replaced, as of now, by
+// one of the owner's recorded absences: one set while it was in force that
+// has begun by now and begins before it ends (a return, a new absence from
+// now, or a later one that cuts it short, from when that begins). One
+// planned for after it leaves it as it is.
+func replacedBy(roster Absence, recorded []Absence, now time.Time) bool {
+	for _, s := range recorded {
+		if !s.SetAt.Before(roster.From) && s.SetAt.Before(roster.Until) && !s.From.After(now) && s.From.Before(roster.Until) {
+			return true
+		}
+	}
+	return false
+}
 
-// ParseWhenIn is ParseWhen with a date meaning midnight in loc.
+// isReturn tells a recorded return ("back": an absence that ends when it
+// begins) from an absence.
+func (a Absence) isReturn() bool { return !a.Until.After(a.From) }
+
+// keptAbsences is what stays of an owner's recorded absences when one is
+// recorded at now: those it overlaps are replaced (nil: a return, which
+// replaces those in force); the ended go, and so do the marks of returns
+// that no roster absence still needs (see replacedBy).
+func keptAbsences(current []Absence, added *Absence, roster []Absence, now time.Time) []Absence {
+	var out []Absence
+	for _, s := range current {
+		switch {
+		case s.isReturn():
+			needed := slices.ContainsFunc(roster, func(r Absence) bool {
+				return r.Owner == s.Owner && r.Until.After(now) && !s.SetAt.Before(r.From) && s.SetAt.Before(r.Until)
+			})
+			if !needed {
+				continue
+			}
+		case !s.Until.After(now):
+			continue // over
+		case added == nil && s.At(now):
+			continue // the return ends it
+		case added != nil && s.From.Before(added.Until) && added.From.Before(s.Until):
+			continue // replaced by the new one
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// planned lists the absences of owner that begin after now, soonest first:
+// recorded, and from the roster unless replaced.
+func plannedAbsences(owner string, roster, stored []Absence, now time.Time) []Absence {
+	var mine []Absence
+	for _, s := range stored {
+		if s.Owner == owner && !s.isReturn() {
+			mine = append(mine, s)
+		}
+	}
+	var out []Absence
+	for _, s := range mine {
+		if s.From.After(now) {
+			out = append(out, s)
+		}
+	}
+	for _, r := range roster {
+		if r.Owner != owner || !r.From.After(now) {
+			continue
+		}
+		// A recorded absence over the same days takes its place.
+		if !slices.ContainsFunc(mine, func(s Absence) bool { return s.From.Before(r.Until) && r.From.Before(s.Until) }) {
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b Absence) int { return a.From.Compare(b.From) })
+	return out
+}
+
+// ParseWhenIn reads a moment as the API, the CLI and Slack take it: an RFC
+// 3339 time, or a date (2026-12-21, meaning its start in loc: for an
+// absence, the owner's calendar zone, as in the roster; for a report, the
+// default calendar's).
 func ParseWhenIn(v string, loc *time.Location) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, v); err == nil {
 		return t, nil
@@ -569,7 +662,11 @@ func (r *Router) SetAway(ctx context.Context, a Absence, actor string) (Absence,
 	_ = o
 	a.SetBy, a.SetAt = actorOrDefault(actor), now
 	a.From, a.Until = a.From.UTC(), a.Until.UTC()
-	if err := r.acct.SetAbsence(ctx, a); err != nil {
+	roster := r.policyAbsences()
+	err := r.acct.UpdateAbsences(ctx, a.Owner, func(current []Absence) []Absence {
+		return append(keptAbsences(current, &a, roster, now), a)
+	})
+	if err != nil {
 		return Absence{}, fmt.Errorf("recording the absence of %s: %w", a.Owner, err)
 	}
 	r.log.Info("owner away", "owner", a.Owner, "until", a.Until, "cover", a.Cover, "by", a.SetBy)
@@ -577,7 +674,8 @@ func (r *Router) SetAway(ctx context.Context, a Absence, actor string) (Absence,
 }
 
 // Back records that an owner is back now (ending an absence early, also a
-// roster one). Nothing is handed back: their complaints stayed theirs.
+// roster one; absences planned for later stay). Nothing is handed back:
+// their complaints stayed theirs.
 func (r *Router) Back(ctx context.Context, owner, actor string) error {
 	if r.acct == nil {
 		return errNoAccountability
@@ -586,8 +684,12 @@ func (r *Router) Back(ctx context.Context, owner, actor string) error {
 		return invalid("owner", "unknown owner %q", owner)
 	}
 	now := r.clock()
-	a := Absence{Owner: owner, From: now.UTC(), Until: now.UTC(), SetBy: actorOrDefault(actor), SetAt: now, Note: "back"}
-	if err := r.acct.SetAbsence(ctx, a); err != nil {
+	back := Absence{Owner: owner, From: now.UTC(), Until: now.UTC(), SetBy: actorOrDefault(actor), SetAt: now, Note: "back"}
+	roster := r.policyAbsences()
+	err := r.acct.UpdateAbsences(ctx, owner, func(current []Absence) []Absence {
+		return append(keptAbsences(current, nil, roster, now), back)
+	})
+	if err != nil {
 		return fmt.Errorf("recording that %s is back: %w", owner, err)
 	}
 	return nil

@@ -500,6 +500,80 @@ func TestRosterAbsenceCanBeEndedEarly(t *testing.T) {
 	}
 }
 
+// What must hold: an absence recorded for later leaves the one in force
+// now (recorded, or planned in the roster) as it is, and both show; "back"
+// ends only the one in force; a new absence replaces those it overlaps.
+func TestPlannedAbsencesLeaveTheCurrentOneInForce(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	ctx := context.Background()
+	roster := d.router.Directory()
+	pol := &router.Policy{Absences: []router.Absence{{Owner: "chloe", From: cet(t, "2026-11-20 00:00"), Until: cet(t, "2026-11-28 00:00"), Cover: "bas"}}}
+	r, err := router.New(router.Config{Store: d.store, Directory: roster, Rules: &router.Rules{DefaultTeam: "support"}, Policy: pol, Clock: d.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := func(owner, from, until, cover string) {
+		t.Helper()
+		a := router.Absence{Owner: owner, Until: cet(t, until), Cover: cover}
+		if from != "" {
+			a.From = cet(t, from)
+		}
+		if _, err := r.SetAway(ctx, a, "sanne"); err != nil {
+			t.Fatalf("away %s %s–%s: %v", owner, from, until, err)
+		}
+	}
+	status := func() map[string]string {
+		t.Helper()
+		owners, err := r.Owners(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, o := range owners {
+			var s []string
+			if o.Away != nil {
+				s = append(s, "now until "+o.Away.Until.In(amsterdam(t).Location).Format("01-02")+" cover "+o.Away.Cover)
+			}
+			for _, p := range o.Planned {
+				s = append(s, p.From.In(amsterdam(t).Location).Format("01-02")+".."+p.Until.In(amsterdam(t).Location).Format("01-02")+" cover "+p.Cover)
+			}
+			out[o.ID] = strings.Join(s, "; ")
+		}
+		return out
+	}
+	set("anna", "", "2026-11-26 09:00", "bas")
+	set("anna", "2026-12-07 09:00", "2026-12-11 09:00", "chloe")
+	set("chloe", "2026-12-14 09:00", "2026-12-18 09:00", "anna") // the roster absence is in force now
+	got := status()
+	if got["anna"] != "now until 11-26 cover bas; 12-07..12-11 cover chloe" {
+		t.Errorf("anna: %q, want away now and the later absence planned", got["anna"])
+	}
+	if got["chloe"] != "now until 11-28 cover bas; 12-14..12-18 cover anna" {
+		t.Errorf("chloe: %q, want the roster absence in force and the later one planned", got["chloe"])
+	}
+	// A new absence over the planned one's days replaces it.
+	set("anna", "2026-12-10 09:00", "2026-12-12 09:00", "bas")
+	if got := status()["anna"]; got != "now until 11-26 cover bas; 12-10..12-12 cover bas" {
+		t.Errorf("anna after replacing the planned absence: %q", got)
+	}
+	// Back ends what is in force, recorded or from the roster; what is
+	// planned stays.
+	for _, o := range []string{"anna", "chloe"} {
+		if err := r.Back(ctx, o, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got = status()
+	if got["anna"] != "12-10..12-12 cover bas" || got["chloe"] != "12-14..12-18 cover anna" {
+		t.Errorf("after back: anna %q, chloe %q; want only their planned absences", got["anna"], got["chloe"])
+	}
+	// The planned absence takes effect when it begins.
+	d.clock.Advance(17 * 24 * time.Hour) // 2026-12-10 10:00
+	if off, err := r.Away(ctx); err != nil || off["anna"].Cover != "bas" || off["chloe"].Owner != "" {
+		t.Errorf("on 12-10: away %v %v, want anna (covered by bas) and not chloe", off, err)
+	}
+}
+
 func TestCSATLinksAreSignedAndAnswersRecordedOnce(t *testing.T) {
 	csat := &router.CSAT{BaseURL: "https://support.example.nl", Secret: []byte("csat-secret-0123456789")}
 	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), csat)

@@ -304,6 +304,8 @@ type OwnerStatus struct {
 	// covers who is at work (notifications and the right to act go there).
 	// "" when the owner is not away now or names no cover.
 	CoveredBy string `json:"covered_by,omitempty"`
+	// Planned are the owner's absences that begin later, soonest first.
+	Planned []Absence `json:"planned,omitempty"`
 }
 
 // Owners lists every owner on the roster with their open load.
@@ -318,13 +320,15 @@ func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
 		return nil, fmt.Errorf("reading owner loads: %w", err)
 	}
 	now := r.clock()
-	off, err := r.away(ctx, now)
+	stored, err := r.recordedAbsences(ctx)
 	if err != nil {
 		return nil, err
 	}
+	roster := r.policyAbsences()
+	off := effectiveAbsences(roster, stored, now)
 	out := make([]OwnerStatus, len(owners))
 	for i, o := range owners {
-		out[i] = OwnerStatus{Owner: o, OwnerLoad: loads[o.ID]}
+		out[i] = OwnerStatus{Owner: o, OwnerLoad: loads[o.ID], Planned: plannedAbsences(o.ID, roster, stored, now)}
 		if a, ok := off[o.ID]; ok {
 			out[i].Away = &a
 			out[i].CoveredBy = actingCover(off, o.ID, now, r.activeOwner)

@@ -134,7 +134,9 @@ func (s *Slack) awayCommand(ctx context.Context, me router.Owner, args []string)
 	if len(args) == 0 {
 		return ephemeral("Say until when: `/complaints away 2026-12-21 [cover]` (a date, or an RFC 3339 time such as 2026-12-21T09:00:00+01:00). The cover is an owner id or an @mention.")
 	}
-	until, err := router.ParseWhen(args[0])
+	// A date is the start of that day in the owner's calendar zone, as in
+	// the roster and the API.
+	until, err := router.ParseWhenIn(args[0], s.cfg.Complaints.OwnerTimeZone(me.ID))
 	if err != nil {
 		return ephemeral(fmt.Sprintf("%q is not a date (2026-12-21) or an RFC 3339 time: `/complaints away 2026-12-21 [cover]`", clipRaw(args[0], 60)))
 	}

@@ -17,7 +17,7 @@ import (
 // Away and back join the owners commands.
 func init() {
 	commands["owners"]["away"] = command{
-		usage: "forgetmenot owners away ID --until TIME [--cover OWNER] [--from TIME] [--note TEXT] [--json]\n\nMarks an owner away until TIME (a date such as 2026-12-29, the day they are back, or\nRFC 3339). While away they get no new complaints, keep their open ones, and the\ncover gets their reminders and notifications too and may act on them.", positional: "ID",
+		usage: "forgetmenot owners away ID --until TIME [--cover OWNER] [--from TIME] [--note TEXT] [--json]\n\nMarks an owner away until TIME (a date such as 2026-12-29, the day they are back, from the start of\nthat day in the owner's calendar zone; or RFC 3339). While away they get no new complaints, keep their open ones, and the\ncover gets their reminders and notifications too and may act on them.", positional: "ID",
 		flags: func(fs *flag.FlagSet) func(context.Context, *client, string, *output) error {
 			until := fs.String("until", "", "when they are back (required)")
 			from := fs.String("from", "", "when the absence starts (default now)")

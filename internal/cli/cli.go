@@ -742,18 +742,29 @@ func printOwners(w io.Writer, owners []router.OwnerStatus) {
 		if !o.LastAssigned.IsZero() {
 			last = stamp(o.LastAssigned)
 		}
-		away := "-"
+		var away []string
 		if a := o.Away; a != nil {
-			away = "until " + stamp(a.Until)
+			now := "until " + stamp(a.Until)
 			if a.Cover != "" {
-				away += ", cover " + a.Cover
+				now += ", cover " + a.Cover
 				if o.CoveredBy != "" && o.CoveredBy != a.Cover {
-					away += "; " + o.CoveredBy + " stands in"
+					now += "; " + o.CoveredBy + " stands in"
 				}
 			}
+			away = append(away, now)
+		}
+		for _, p := range o.Planned {
+			later := "from " + stamp(p.From) + " until " + stamp(p.Until)
+			if p.Cover != "" {
+				later += ", cover " + p.Cover
+			}
+			away = append(away, later)
+		}
+		if len(away) == 0 {
+			away = []string{"-"}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", o.ID, o.Name, strings.Join(o.Teams, ","),
-			strings.Join(o.Languages, ","), o.Open, o.Capacity, yesNo(o.Active), last, away)
+			strings.Join(o.Languages, ","), o.Open, o.Capacity, yesNo(o.Active), last, strings.Join(away, " · "))
 	}
 	tw.Flush()
 }

@@ -95,8 +95,10 @@ func TestAccountabilityAPI(t *testing.T) {
 	if code, out := r.call("POST", "/v1/owners/anna/away", map[string]string{"until": "someday"}, token); code != 400 || out["field"] != "until" {
 		t.Fatalf("away with a bad date: %d %v", code, out)
 	}
-	if code, out := r.call("POST", "/v1/owners/anna/away", map[string]string{"until": "2099-01-01", "cover": "bas", "actor": "sanne"}, token); code != 200 || out["cover"] != "bas" {
-		t.Fatalf("away: %d %v", code, out)
+	// A date is the start of that day where the owner works, as in the
+	// roster: anna's calendar is in Amsterdam.
+	if code, out := r.call("POST", "/v1/owners/anna/away", map[string]string{"until": "2099-01-01", "cover": "bas", "actor": "sanne"}, token); code != 200 || out["cover"] != "bas" || out["until"] != "2098-12-31T23:00:00Z" {
+		t.Fatalf("away: %d %v (want until midnight in Amsterdam)", code, out)
 	}
 	_, owners := r.call("GET", "/v1/owners", nil, token)
 	awayShown := false
