@@ -153,27 +153,60 @@ func ReportJSON(rep router.Report) json.RawMessage {
 		return raw
 	}
 	un := unsettled(rep)
-	null := func(section string, keys ...string) {
-		if sec, ok := m[section].(map[string]any); ok {
+	null := func(obj map[string]any, section string, keys ...string) {
+		if sec, ok := obj[section].(map[string]any); ok {
 			for _, k := range keys {
 				sec[k] = nil
 			}
 		}
 	}
 	if un["first_response"] {
-		null("first_response", "median_seconds", "p90_seconds")
+		null(m, "first_response", "median_seconds", "p90_seconds")
 	}
 	if un["resolution"] {
-		null("resolution", "median_seconds", "p90_seconds")
+		null(m, "resolution", "median_seconds", "p90_seconds")
 	}
 	if un["kept_percent"] {
-		null("promises", "kept_percent")
+		null(m, "promises", "kept_percent")
 	}
 	if un["reopen_percent"] {
 		m["reopen_percent"] = nil
 	}
 	if un["csat"] {
-		null("csat", "average", "satisfied_percent")
+		null(m, "csat", "average", "satisfied_percent")
+	}
+	// The same figures of each week and each owner: a week or an owner
+	// with nothing settled reads null too, not 0.
+	at := func(list string, i int) map[string]any {
+		items, _ := m[list].([]any)
+		if i >= len(items) {
+			return nil
+		}
+		item, _ := items[i].(map[string]any)
+		return item
+	}
+	for i, wk := range rep.Weeks {
+		week := at("weeks", i)
+		if week == nil {
+			continue
+		}
+		if !wk.FirstResponse.Settled() {
+			null(week, "first_response", "median_seconds", "p90_seconds")
+		}
+		if !wk.Resolution.Settled() {
+			null(week, "resolution", "median_seconds", "p90_seconds")
+		}
+		if !wk.Promises.Settled() {
+			null(week, "promises", "kept_percent")
+		}
+		if wk.Complaints == 0 {
+			week["reopen_percent"] = nil
+		}
+	}
+	for i, o := range rep.Owners {
+		if owner := at("owners", i); owner != nil && !o.Promises.Settled() {
+			null(owner, "promises", "kept_percent")
+		}
 	}
 	out, err := json.Marshal(m)
 	if err != nil {

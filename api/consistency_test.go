@@ -101,6 +101,28 @@ func TestReportShowsNothingSettledAsNotZero(t *testing.T) {
 	if fr["count"] != float64(0) {
 		t.Errorf("counts stay numbers: %v", fr)
 	}
+	// Each week's and each owner's figures alike.
+	weekly := empty
+	weekly.Weeks = []router.WeekReport{{Week: "2026-W45"}, {Week: "2026-W46", Complaints: 3,
+		FirstResponse: router.Durations{Count: 1, MedianSeconds: 60, P90Seconds: 60}, Promises: router.PromiseStats{Made: 1, Kept: 1, KeptPercent: 100}}}
+	weekly.Owners = []router.OwnerReport{{Owner: "anna"}, {Owner: "bas", Promises: router.PromiseStats{Made: 1, Broken: 1}}}
+	if err := json.Unmarshal(api.ReportJSON(weekly), &js); err != nil {
+		t.Fatal(err)
+	}
+	weeks, owners := js["weeks"].([]any), js["owners"].([]any)
+	quiet, busy := weeks[0].(map[string]any), weeks[1].(map[string]any)
+	if quiet["first_response"].(map[string]any)["median_seconds"] != nil || quiet["resolution"].(map[string]any)["p90_seconds"] != nil ||
+		quiet["promises"].(map[string]any)["kept_percent"] != nil || quiet["reopen_percent"] != nil {
+		t.Errorf("a week with nothing settled must have null figures: %v", quiet)
+	}
+	if busy["first_response"].(map[string]any)["median_seconds"] != float64(60) || busy["promises"].(map[string]any)["kept_percent"] != float64(100) ||
+		busy["reopen_percent"] != float64(0) || busy["resolution"].(map[string]any)["median_seconds"] != nil {
+		t.Errorf("a week's settled figures stay numbers (unsettled ones null): %v", busy)
+	}
+	if owners[0].(map[string]any)["promises"].(map[string]any)["kept_percent"] != nil ||
+		owners[1].(map[string]any)["promises"].(map[string]any)["kept_percent"] != float64(0) {
+		t.Errorf("owners' kept rate: null with nothing settled, 0 when all were broken: %v", owners)
+	}
 
 	settled := empty
 	settled.Complaints = 4
