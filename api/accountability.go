@@ -71,7 +71,6 @@ type acct struct {
 	links *report.Links
 }
 
-
 func (a *acct) report(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	// To the millisecond in UTC, as the report's generated_at and every
