@@ -591,6 +591,21 @@ func TestCSATLinksAreSignedAndAnswersRecordedOnce(t *testing.T) {
 	if q == nil || !strings.Contains(q.Body, csat.Link(id, 5)) || !strings.Contains(q.Body, csat.Link(id, 1)) {
 		t.Fatalf("csat question = %+v, want one signed link per answer", q)
 	}
+	// Recorded as sent (or held back), the question is on the timeline:
+	// a chat visitor who had left reads it in their history.
+	if err := d.router.RecordSent(ctx, *q, router.Sent{Via: "chat", Skipped: "the visitor left the chat"}); err != nil {
+		t.Fatal(err)
+	}
+	_, sentTL := d.complaint(id)
+	var asked *router.Event
+	for _, ev := range events(sentTL, router.EventSent) {
+		if ev.Details["kind"] == string(router.ToCustomerCSAT) {
+			asked = &ev
+		}
+	}
+	if asked == nil || asked.Text != q.Body || asked.Details["said_at"] != q.At.UTC().Format(time.RFC3339Nano) {
+		t.Errorf("the satisfaction question's sent line = %+v, want its text and when it was said", asked)
+	}
 	if _, err := d.router.RecordCSAT(ctx, id, 5, csat.Sign(id, 4)); !isField(err, "sig") {
 		t.Errorf("a link signed for another answer: %v, want a sig error", err)
 	}

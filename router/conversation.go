@@ -307,6 +307,14 @@ func (r *Router) RecordSent(ctx context.Context, m CustomerMessage, sent Sent) e
 		if sent.Skipped != "" {
 			ev.Reason = "not sent: " + sent.Skipped
 		}
+		if m.Kind == ToCustomerCSAT && !c.Erased() {
+			// The question is on no other line of the timeline: a chat
+			// visitor who had left sees it in their history from here, and
+			// it is in their data export. said_at is the moment the chat
+			// showed it live by, so the two are one line.
+			ev.Text = m.Body
+			ev.Details["said_at"] = m.At.UTC().Format(time.RFC3339Nano)
+		}
 		if c.Erased() {
 			// Delivered while the customer was being erased: record that it
 			// went, not where, and do not thread their answer back.

@@ -353,6 +353,13 @@ func TestHistoryShowsWhatTheVisitorWasToldAndNothingInternal(t *testing.T) {
 			{At: at, Event: &router.Event{Type: router.EventAssigned, Actor: "router", Owner: "anna", Reason: "least loaded"}},
 			{At: at.Add(time.Minute), Event: &router.Event{Type: router.EventNote, Actor: "anna", Owner: "anna", Text: "customer sounds angry"}},
 			{At: at.Add(2 * time.Minute), Event: &router.Event{Type: router.EventReplied, Actor: "bas", Owner: "anna", Text: "Sorry! A new one is on its way."}},
+			{At: at.Add(3 * time.Minute), Event: &router.Event{Type: router.EventSent, Actor: "router", Owner: "anna",
+				Details: map[string]string{"kind": "reply", "via": "chat"}}},
+			// Closed while the visitor was away: the satisfaction question
+			// waits here for them (said_at: when it was said, as the live
+			// line's id has it).
+			{At: at.Add(5 * time.Minute), Event: &router.Event{Type: router.EventSent, Actor: "router", Owner: "anna", Reason: "not sent: the visitor left the chat",
+				Text: "How satisfied are you? 5 - https://support.example/csat/C-1001/5", Details: map[string]string{"kind": "csat", "via": "chat", "said_at": "2026-11-23T10:04:00.5Z"}}},
 		},
 	}}
 	_, w := f.open(token)
@@ -366,6 +373,7 @@ func TestHistoryShowsWhatTheVisitorWasToldAndNothingInternal(t *testing.T) {
 		"visitor: <img src=x onerror=alert(1)>", // raw text; the widget renders it as text
 		"system: Anna de Vries is now handling your question (reference C-1001) and will answer here.",
 		"staff: Sorry! A new one is on its way.",
+		"staff: How satisfied are you? 5 - https://support.example/csat/C-1001/5",
 	}
 	if strings.Join(texts, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("history:\n%s\nwant:\n%s", strings.Join(texts, "\n"), strings.Join(want, "\n"))
@@ -375,6 +383,9 @@ func TestHistoryShowsWhatTheVisitorWasToldAndNothingInternal(t *testing.T) {
 	}
 	if a := hist[2].(map[string]any)["author"]; a != "Bas Jansen for Anna de Vries" {
 		t.Errorf("reply signed %v", a)
+	}
+	if id := hist[3].(map[string]any)["id"]; id != "csat@2026-11-23T10:04:00.5Z" {
+		t.Errorf("satisfaction question's id %v, want the live line's (csat@ the moment it was said)", id)
 	}
 }
 

@@ -61,6 +61,13 @@ func (s *Server) lines(c *client, conv Conversation) []Line {
 		case e.Event.Type == router.EventReplied:
 			add(said{Kind: router.ToCustomerReply, At: e.At, Body: e.Event.Text, Owner: s.cfg.OwnerName(e.Event.Owner),
 				Author: s.signature(e.Event.Actor, e.Event.Owner)})
+		case e.Event.Type == router.EventSent && e.Event.Details["kind"] == string(router.ToCustomerCSAT) && e.Event.Text != "":
+			// The satisfaction question, also when the visitor had left.
+			at, err := time.Parse(time.RFC3339Nano, e.Event.Details["said_at"])
+			if err != nil {
+				at = e.At
+			}
+			add(said{Kind: router.ToCustomerCSAT, At: at, Body: e.Event.Text})
 		case e.Event.Type == router.EventPromised && e.Event.Details["via"] != "":
 			by, _ := time.Parse(time.RFC3339, e.Event.Details["by"])
 			add(said{Kind: router.ToCustomerPromise, At: e.At, Body: e.Event.Text, PromisedBy: by, Owner: s.cfg.OwnerName(e.Event.Owner),
