@@ -403,6 +403,20 @@ var csatProblems = map[string]map[string]string{
 		router.ProblemCSATExpired:   "Deze link is verlopen.",
 		router.ProblemCSATChanged:   "U heeft uw antwoord al een paar keer gewijzigd; het laatste blijft staan.",
 	},
+	"de": {
+		router.ProblemCSATScore:     "Das ist keine der Antworten, nach denen wir gefragt haben.",
+		router.ProblemCSATSignature: "Das ist nicht der Link, den wir geschickt haben: Bitte verwenden Sie den Link aus unserer Nachricht genau so, wie er verschickt wurde.",
+		router.ProblemCSATReopened:  "Ihre Beschwerde wird erneut bearbeitet. Wir fragen Sie noch einmal, wenn sie gelöst ist.",
+		router.ProblemCSATExpired:   "Dieser Link ist abgelaufen.",
+		router.ProblemCSATChanged:   "Sie haben Ihre Antwort bereits mehrmals geändert; die letzte gilt.",
+	},
+	"fr": {
+		router.ProblemCSATScore:     "Ce n'est pas l'une des réponses proposées.",
+		router.ProblemCSATSignature: "Ce lien n'est pas celui que nous avons envoyé : veuillez utiliser le lien de notre message tel qu'il a été envoyé.",
+		router.ProblemCSATReopened:  "Votre réclamation est de nouveau en cours de traitement. Nous vous reposerons la question une fois qu'elle sera résolue.",
+		router.ProblemCSATExpired:   "Ce lien a expiré.",
+		router.ProblemCSATChanged:   "Vous avez déjà modifié votre réponse plusieurs fois ; la dernière est retenue.",
+	},
 }
 
 // csatPageWords word the satisfaction page in the languages the question
@@ -418,6 +432,14 @@ var csatPageWords = map[string]struct {
 		"Met deze link kan geen antwoord worden vastgelegd", "Sorry: ", "Wilt u ons meer vertellen? Beantwoord dan gewoon ons bericht.",
 		"Niet gevonden", "We konden deze klacht niet vinden.", "Probeer het nog eens", "We konden uw antwoord nu niet vastleggen; klik over een minuut nog eens op de link.",
 		"Dank u wel", "Uw antwoord is vastgelegd. Dank u dat u het ons laat weten."},
+	"de": {"Dieser Link ist ungültig", "Bitte verwenden Sie den Link aus unserer Nachricht genau so, wie er verschickt wurde.", "Ihre Antwort: ", "Meine Antwort speichern",
+		"Mit diesem Link kann keine Antwort gespeichert werden", "Entschuldigung: ", "Wenn Sie uns mehr sagen möchten, antworten Sie einfach auf unsere Nachricht.",
+		"Nicht gefunden", "Wir konnten diese Beschwerde nicht finden.", "Bitte versuchen Sie es erneut", "Wir konnten Ihre Antwort gerade nicht speichern; bitte klicken Sie in einer Minute erneut auf den Link.",
+		"Vielen Dank", "Ihre Antwort wurde gespeichert. Danke, dass Sie uns Bescheid geben."},
+	"fr": {"Ce lien n'est pas valide", "Veuillez utiliser le lien de notre message tel qu'il a été envoyé.", "Votre réponse : ", "Enregistrer ma réponse",
+		"Ce lien ne permet pas d'enregistrer une réponse", "Désolés : ", "Si vous souhaitez nous en dire plus, répondez simplement à notre message.",
+		"Introuvable", "Nous n'avons pas trouvé cette réclamation.", "Veuillez réessayer", "Nous n'avons pas pu enregistrer votre réponse pour le moment ; veuillez cliquer à nouveau sur le lien dans une minute.",
+		"Merci", "Votre réponse a été enregistrée. Merci de nous l'avoir fait savoir."},
 }
 
 // reportBound shows a bound of the report's period: its date when it is

@@ -7,7 +7,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -125,7 +127,15 @@ var csatWords = map[string]struct {
 		[5]string{"Very satisfied", "Satisfied", "Neutral", "Dissatisfied", "Very dissatisfied"}},
 	"nl": {"Uw klacht %s is afgehandeld. Hoe tevreden bent u over hoe wij die hebben behandeld? Eén klik is genoeg:",
 		[5]string{"Zeer tevreden", "Tevreden", "Neutraal", "Ontevreden", "Zeer ontevreden"}},
+	"de": {"Ihre Beschwerde %s ist erledigt. Wie zufrieden sind Sie damit, wie wir sie bearbeitet haben? Ein Klick genügt:",
+		[5]string{"Sehr zufrieden", "Zufrieden", "Neutral", "Unzufrieden", "Sehr unzufrieden"}},
+	"fr": {"Votre réclamation %s est résolue. Dans quelle mesure êtes-vous satisfait de la façon dont nous l'avons traitée ? Un clic suffit :",
+		[5]string{"Très satisfait", "Satisfait", "Neutre", "Insatisfait", "Très insatisfait"}},
 }
+
+// CSATLanguages are the languages the satisfaction question is worded in
+// (others get it in English).
+func CSATLanguages() []string { return slices.Sorted(maps.Keys(csatWords)) }
 
 // RecordCSAT records the customer's answer from a signed link. The same
 // answer again changes nothing; a different one replaces it (a misclick
