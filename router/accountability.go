@@ -742,16 +742,25 @@ const maxCoverHops = 5
 // way is, it is the owner's own cover, who finds it on return. "" when owner
 // is not away or names no cover.
 func actingCover(off map[string]Absence, owner string, now time.Time, active func(string) bool) string {
+	cover, _ := coverAtWork(off, owner, now, active)
+	return cover
+}
+
+// coverAtWork is actingCover, and whether that colleague is at work: false
+// when nobody along the covers is (all away, or no longer active, or the
+// covers run in a circle), and the owner's own cover gets the copies
+// meanwhile.
+func coverAtWork(off map[string]Absence, owner string, now time.Time, active func(string) bool) (string, bool) {
 	a, ok := off[owner]
 	if !ok || a.Cover == "" || !a.At(now) {
-		return ""
+		return "", false
 	}
 	seen := map[string]bool{owner: true}
 	for cover, hops := a.Cover, 0; hops < maxCoverHops && !seen[cover]; hops++ {
 		next, away := off[cover]
 		away = away && next.At(now)
 		if !away && active(cover) {
-			return cover
+			return cover, true
 		}
 		seen[cover] = true
 		if !away || next.Cover == "" {
@@ -759,7 +768,7 @@ func actingCover(off map[string]Absence, owner string, now time.Time, active fun
 		}
 		cover = next.Cover
 	}
-	return a.Cover
+	return a.Cover, false
 }
 
 // activeOwner tells whether id is an active owner on the roster.

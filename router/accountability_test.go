@@ -440,6 +440,9 @@ func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
 		for _, o := range owners {
 			if o.Away != nil {
 				out[o.ID] = o.Away.Cover + "→" + o.CoveredBy
+				if o.NobodyCovers {
+					out[o.ID] += " (nobody at work)"
+				}
 			}
 		}
 		return out
@@ -460,8 +463,8 @@ func TestNotificationsFollowACoverWhoIsAwayToTheirCover(t *testing.T) {
 	if to := write("2"); strings.Join(to, ",") != "anna,bas" {
 		t.Errorf("with everyone along the way away, notifications went to %v, want anna and her own cover bas", to)
 	}
-	if got := coveredBy(); got["anna"] != "bas→bas" || got["daan"] != "→" {
-		t.Errorf("owners list with nobody along the way at work: %v, want anna bas→bas, daan without cover", got)
+	if got := coveredBy(); got["anna"] != "bas→bas (nobody at work)" || got["daan"] != "→" {
+		t.Errorf("owners list with nobody along the way at work: %v, want anna bas→bas and said that nobody at work covers, daan without cover", got)
 	}
 	// Daan comes back early: he covers for bas again.
 	if err := d.router.Back(ctx, "daan", "daan"); err != nil {

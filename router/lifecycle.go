@@ -304,6 +304,11 @@ type OwnerStatus struct {
 	// covers who is at work (notifications and the right to act go there).
 	// "" when the owner is not away now or names no cover.
 	CoveredBy string `json:"covered_by,omitempty"`
+	// NobodyCovers is true when the owner is away and no colleague along
+	// their covers is at work (all away, no longer active, or covering each
+	// other): their notifications reach no one present until someone
+	// returns or the absences change.
+	NobodyCovers bool `json:"nobody_covers,omitempty"`
 	// Planned are the owner's absences that begin later, soonest first.
 	Planned []Absence `json:"planned,omitempty"`
 }
@@ -331,7 +336,9 @@ func (r *Router) Owners(ctx context.Context) ([]OwnerStatus, error) {
 		out[i] = OwnerStatus{Owner: o, OwnerLoad: loads[o.ID], Planned: plannedAbsences(o.ID, roster, stored, now)}
 		if a, ok := off[o.ID]; ok {
 			out[i].Away = &a
-			out[i].CoveredBy = actingCover(off, o.ID, now, r.activeOwner)
+			var atWork bool
+			out[i].CoveredBy, atWork = coverAtWork(off, o.ID, now, r.activeOwner)
+			out[i].NobodyCovers = a.Cover != "" && !atWork
 		}
 	}
 	return out, nil

@@ -276,11 +276,14 @@ func homeView(o router.Owner, lead bool, cs []router.Complaint, self router.Owne
 	if away := self.Away; away != nil {
 		status = ":palm_tree: You are away until " + date(away.Until)
 		switch {
-		case self.CoveredBy != "" && self.CoveredBy != away.Cover:
+		case self.CoveredBy != "" && self.CoveredBy != away.Cover && !self.NobodyCovers:
 			// The cover is away too: say who has the owner's work now.
 			status += ", covered by " + esc(names(self.CoveredBy), nameLen) + ", standing in for " + esc(names(away.Cover), nameLen)
 		case away.Cover != "":
 			status += ", covered by " + esc(names(away.Cover), nameLen)
+		}
+		if self.NobodyCovers {
+			status += ". :warning: Nobody who covers for you is at work now: choose a cover who is"
 		}
 		button = slackgo.NewButtonBlockElement(actBack, o.ID, plain("I'm back"))
 	} else {

@@ -72,12 +72,14 @@ func TestHomeSaysWhoCoversNow(t *testing.T) {
 	o := router.Owner{ID: "anna", Name: "Anna de Vries"}
 	for _, c := range []struct {
 		name, coveredBy, want string
+		nobody                bool
 	}{
-		{"the cover is at work", "bas", "covered by Bas Jansen"},
-		{"the cover is away too", "daan", "covered by Daan Smit, standing in for Bas Jansen"},
+		{"the cover is at work", "bas", "covered by Bas Jansen", false},
+		{"the cover is away too", "daan", "covered by Daan Smit, standing in for Bas Jansen", false},
+		{"nobody along the covers is at work", "bas", "Nobody who covers for you is at work now", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			self := router.OwnerStatus{Owner: o, Away: &router.Absence{Owner: "anna", Until: now.Add(48 * time.Hour), Cover: "bas"}, CoveredBy: c.coveredBy}
+			self := router.OwnerStatus{Owner: o, Away: &router.Absence{Owner: "anna", Until: now.Add(48 * time.Hour), Cover: "bas"}, CoveredBy: c.coveredBy, NobodyCovers: c.nobody}
 			view := homeView(o, false, nil, self, now, func(id string) string { return names[id] }, func(router.Complaint) bool { return false })
 			raw, err := json.Marshal(view)
 			if err != nil {
@@ -85,6 +87,9 @@ func TestHomeSaysWhoCoversNow(t *testing.T) {
 			}
 			if !strings.Contains(string(raw), c.want) {
 				t.Errorf("App Home status does not say %q:\n%s", c.want, raw)
+			}
+			if !c.nobody && strings.Contains(string(raw), "Nobody who covers") {
+				t.Errorf("App Home warns that nobody covers while someone does:\n%s", raw)
 			}
 			if c.coveredBy == "bas" && strings.Contains(string(raw), "standing in") {
 				t.Errorf("App Home names a stand-in when the cover is at work:\n%s", raw)

@@ -747,9 +747,12 @@ func printOwners(w io.Writer, owners []router.OwnerStatus) {
 			now := "until " + stamp(a.Until)
 			if a.Cover != "" {
 				now += ", cover " + a.Cover
-				if o.CoveredBy != "" && o.CoveredBy != a.Cover {
+				if o.CoveredBy != "" && o.CoveredBy != a.Cover && !o.NobodyCovers {
 					now += "; " + o.CoveredBy + " stands in"
 				}
+			}
+			if o.NobodyCovers {
+				now += "; NOBODY AT WORK COVERS"
 			}
 			away = append(away, now)
 		}
