@@ -775,3 +775,18 @@ func TestReportCountsBreachesWhenTheyHappen(t *testing.T) {
 		t.Errorf("the week of the breach counts %d breaches, want 1", n)
 	}
 }
+
+// What must hold: a report period that is empty says which bound is wrong:
+// since in the future (until left to its default, now), or until not after
+// since.
+func TestReportPeriodErrorsNameTheWrongBound(t *testing.T) {
+	d, _ := accountableDesk(t, cet(t, "2026-11-23 10:00"), nil)
+	ctx := context.Background()
+	now := d.clock.Now()
+	if _, err := d.router.Report(ctx, now.AddDate(0, 1, 0), now); !isField(err, "since") || !strings.Contains(err.Error(), "not in the past") {
+		t.Errorf("since next month, until now: %v, want since named as not in the past", err)
+	}
+	if _, err := d.router.Report(ctx, now.AddDate(0, 0, -7), now.AddDate(0, 0, -8)); !isField(err, "until") {
+		t.Errorf("until before since: %v, want until named", err)
+	}
+}

@@ -660,7 +660,11 @@ func (r *Router) Report(ctx context.Context, since, until time.Time) (Report, er
 		return Report{}, errNoAccountability
 	}
 	if !until.After(since) {
-		return Report{}, invalid("until", "must be after since")
+		if now := r.clock(); !since.Before(now) && !until.Before(now) {
+			// until was left to its default, now: say what is wrong.
+			return Report{}, invalid("since", "%s is not in the past", since.UTC().Format(time.RFC3339))
+		}
+		return Report{}, invalid("until", "%s is not after since (%s)", until.UTC().Format(time.RFC3339), since.UTC().Format(time.RFC3339))
 	}
 	rates, err := r.rates(ctx, since, until)
 	if err != nil {

@@ -52,7 +52,7 @@ func init() {
 	}
 }
 
-const reportUsage = `forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv|html]
+const reportUsage = `forgetmenot report [--since DATE] [--until DATE] [--format text|json|csv|html] [--json]
 
 The accountability report over complaints opened from --since (default: 28 days
 before --until) to --until (default: now): complaints per channel, category and
@@ -72,8 +72,12 @@ func reportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	since := fs.String("since", "", "first day (inclusive)")
 	until := fs.String("until", "", "end (exclusive)")
 	format := fs.String("format", "text", "text, json, csv or html (where nothing is settled yet: \"–\" in text, an empty value in CSV, null in JSON)")
+	asJSON := fs.Bool("json", false, "the same as --format json, as the other client commands take it")
 	if code, done := parseAll(fs, reportUsage, args, stderr); done {
 		return code
+	}
+	if *asJSON {
+		*format = "json"
 	}
 	switch *format {
 	case "text", "json", "csv", "html":

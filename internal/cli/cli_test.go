@@ -217,6 +217,11 @@ func TestAwayBackAndReportFromTheCommandLine(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Complaints != 1 {
 		t.Fatalf("report json: %d\n%s", code, out)
 	}
+	// --json, as the other client commands take it.
+	code, out, _ = run("report", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &rep) != nil || rep.Complaints != 1 {
+		t.Fatalf("report --json: %d\n%s", code, out)
+	}
 	code, out, _ = run("report", "--format", "html")
 	if code != 0 || !strings.HasPrefix(out, "<!DOCTYPE html>") || !strings.Contains(out, "<svg") || !strings.Contains(out, "Photograph parcels at the door") {
 		t.Fatalf("report html: %d\n%.300s", code, out)
