@@ -192,6 +192,8 @@ func decode(raw []byte) (Request, string, error) {
 	req.Customer.Email = strings.TrimSpace(req.Customer.Email)
 	// As staff and customers write it: c-1042 is C-1042.
 	req.ComplaintID = router.CanonicalComplaintID(req.ComplaintID)
+	// A language code in any case ("NL", "Nl") is the code.
+	req.Language = strings.ToLower(strings.TrimSpace(req.Language))
 	checks := []struct {
 		field string
 		bad   bool
@@ -290,6 +292,8 @@ func jsonErrorText(err error) string {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
 	switch {
+	case errors.As(err, &te) && te.Field == "":
+		return fmt.Sprintf("the body must be %s, not %s", jsonType(te.Type.Kind().String()), te.Value)
 	case errors.As(err, &te):
 		return fmt.Sprintf("%s must be %s, not %s", te.Field, jsonType(te.Type.Kind().String()), te.Value)
 	case errors.As(err, &se):

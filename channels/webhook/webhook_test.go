@@ -126,7 +126,7 @@ func TestRefusedRequestsQueueNothing(t *testing.T) {
 		{"not JSON", []byte(`source_id=x`), "", 400, "", "invalid JSON"},
 		{"truncated JSON", []byte(`{"source_id":"x",`), "", 400, "", "ends too early"},
 		{"empty body", []byte(``), "", 400, "", "empty"},
-		{"array", []byte(`[1,2]`), "", 400, "", "must be an object"},
+		{"array", []byte(`[1,2]`), "", 400, "", "the body must be an object, not array"},
 		{"missing source_id", []byte(`{"body":"hi"}`), "", 400, "source_id", "required"},
 		{"blank body", []byte(`{"source_id":"x","body":"  \n"}`), "", 400, "body", "required"},
 		// Found by the fault suite's fuzzing: json.Decoder.More reports no
@@ -294,5 +294,26 @@ func TestComplaintIDIsReadAsWritten(t *testing.T) {
 	body := []byte(`{"source_id":"cid-x","body":"hi","complaint_id":"c-10a"}`)
 	if resp, _ := f.post(body, webhook.Sign(body, time.Now(), secret)); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("complaint_id c-10a: %d, want 400", resp.StatusCode)
+	}
+}
+
+// What must hold: a language code is read in any case ("NL" is nl), and
+// still refused when it is no code.
+func TestLanguageIsReadInAnyCase(t *testing.T) {
+	f := newFixture(t, secret)
+	body := []byte(`{"source_id":"lang-1","body":"Kapot.","language":" NL "}`)
+	if resp, out := f.post(body, webhook.Sign(body, time.Now(), secret)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("language NL: %d %v, want 202", resp.StatusCode, out)
+	}
+	entries := f.rdb.XRange(context.Background(), f.keys.Inbound(), "-", "+").Val()
+	if len(entries) != 1 {
+		t.Fatalf("%d messages queued, want 1", len(entries))
+	}
+	if m, err := queue.DecodeMessage([]byte(entries[0].Values["data"].(string))); err != nil || m.Language != "nl" {
+		t.Errorf("queued with language %q (%v), want nl", m.Language, err)
+	}
+	body = []byte(`{"source_id":"lang-2","body":"Kapot.","language":"NLD"}`)
+	if resp, _ := f.post(body, webhook.Sign(body, time.Now(), secret)); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("language NLD: %d, want 400", resp.StatusCode)
 	}
 }
