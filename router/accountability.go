@@ -631,7 +631,7 @@ func (r *Router) SetAway(ctx context.Context, a Absence, actor string) (Absence,
 	o, ok := r.dir.Owner(a.Owner)
 	switch {
 	case !ok:
-		return Absence{}, invalid("owner", "unknown owner %q", a.Owner)
+		return Absence{}, fmt.Errorf("unknown owner %q: %w", a.Owner, ErrNotFound) // the path names it: 404
 	case a.Until.IsZero():
 		return Absence{}, invalid("until", "is required: say when %s is back", a.Owner)
 	case !a.Until.After(a.From) || !a.Until.After(now):
@@ -681,7 +681,7 @@ func (r *Router) Back(ctx context.Context, owner, actor string) error {
 		return errNoAccountability
 	}
 	if _, ok := r.dir.Owner(owner); !ok {
-		return invalid("owner", "unknown owner %q", owner)
+		return fmt.Errorf("unknown owner %q: %w", owner, ErrNotFound)
 	}
 	now := r.clock()
 	back := Absence{Owner: owner, From: now.UTC(), Until: now.UTC(), SetBy: actorOrDefault(actor), SetAt: now, Note: "back"}

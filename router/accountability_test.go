@@ -615,9 +615,9 @@ func TestCSATLinksAreSignedAndAnswersRecordedOnce(t *testing.T) {
 	if _, err := d.router.RecordCSAT(ctx, "C-9999", 5, csat.Sign(id, 5)); !isField(err, "sig") {
 		t.Errorf("a link signed for another complaint: %v", err)
 	}
-	for range 2 {
-		if _, err := d.router.RecordCSAT(ctx, id, 4, csat.Sign(id, 4)); err != nil {
-			t.Fatal(err)
+	for _, asTyped := range []string{id, strings.ToLower(id)} { // the second time as retyped
+		if _, err := d.router.RecordCSAT(ctx, asTyped, 4, csat.Sign(id, 4)); err != nil {
+			t.Fatalf("answer for %s: %v", asTyped, err)
 		}
 	}
 	c, tl := d.complaint(id)

@@ -144,6 +144,7 @@ func (r *Router) RecordCSAT(ctx context.Context, id string, score int, sig strin
 	if r.csat == nil {
 		return Complaint{}, fmt.Errorf("satisfaction questions are not configured: %w", ErrNotFound)
 	}
+	id = CanonicalComplaintID(id) // a link retyped as c-1042 is C-1042's, as everywhere
 	if score < 1 || score > 5 {
 		return Complaint{}, invalidAs(ProblemCSATScore, "score", "must be 1-5")
 	}

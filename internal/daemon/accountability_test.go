@@ -95,6 +95,11 @@ func TestAccountabilityAPI(t *testing.T) {
 	if code, out := r.call("POST", "/v1/owners/anna/away", map[string]string{"until": "someday"}, token); code != 400 || out["field"] != "until" {
 		t.Fatalf("away with a bad date: %d %v", code, out)
 	}
+	for path, body := range map[string]map[string]string{"/v1/owners/nobody/away": {"until": "2099-01-01"}, "/v1/owners/nobody/back": nil} {
+		if code, out := r.call("POST", path, body, token); code != http.StatusNotFound {
+			t.Errorf("%s: %d %v, want 404 for an owner not on the roster", path, code, out)
+		}
+	}
 	// A date is the start of that day where the owner works, as in the
 	// roster: anna's calendar is in Amsterdam.
 	if code, out := r.call("POST", "/v1/owners/anna/away", map[string]string{"until": "2099-01-01", "cover": "bas", "actor": "sanne"}, token); code != 200 || out["cover"] != "bas" || out["until"] != "2098-12-31T23:00:00Z" {
