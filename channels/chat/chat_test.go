@@ -384,6 +384,15 @@ func TestHistoryShowsWhatTheVisitorWasToldAndNothingInternal(t *testing.T) {
 	if a := hist[2].(map[string]any)["author"]; a != "Bas Jansen for Anna de Vries" {
 		t.Errorf("reply signed %v", a)
 	}
+	// A Dutch page signs the colleague's answer in Dutch.
+	nl, _, err := f.dial(f.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl.send(map[string]any{"type": "hello", "token": token, "lang": "nl"})
+	if w := nl.read(); w["type"] != "welcome" || w["history"].([]any)[2].(map[string]any)["author"] != "Bas Jansen namens Anna de Vries" {
+		t.Errorf("on a Dutch page the reply is signed %v, want Bas Jansen namens Anna de Vries", w["history"].([]any)[2])
+	}
 	if id := hist[3].(map[string]any)["id"]; id != "csat@2026-11-23T10:04:00.5Z" {
 		t.Errorf("satisfaction question's id %v, want the live line's (csat@ the moment it was said)", id)
 	}

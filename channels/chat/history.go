@@ -60,7 +60,7 @@ func (s *Server) lines(c *client, conv Conversation) []Line {
 			add(said{Kind: router.ToCustomerAcknowledgement, At: e.At, Owner: s.cfg.OwnerName(e.Event.Owner)})
 		case e.Event.Type == router.EventReplied:
 			add(said{Kind: router.ToCustomerReply, At: e.At, Body: e.Event.Text, Owner: s.cfg.OwnerName(e.Event.Owner),
-				Author: s.signature(e.Event.Actor, e.Event.Owner)})
+				Author: s.cfg.OwnerName(e.Event.Owner), Cover: s.coverName(e.Event.Actor, e.Event.Owner)})
 		case e.Event.Type == router.EventSent && e.Event.Details["kind"] == string(router.ToCustomerCSAT) && e.Event.Text != "":
 			// The satisfaction question, also when the visitor had left.
 			at, err := time.Parse(time.RFC3339Nano, e.Event.Details["said_at"])
@@ -71,20 +71,20 @@ func (s *Server) lines(c *client, conv Conversation) []Line {
 		case e.Event.Type == router.EventPromised && e.Event.Details["via"] != "":
 			by, _ := time.Parse(time.RFC3339, e.Event.Details["by"])
 			add(said{Kind: router.ToCustomerPromise, At: e.At, Body: e.Event.Text, PromisedBy: by, Owner: s.cfg.OwnerName(e.Event.Owner),
-				Author: s.signature(e.Event.Actor, e.Event.Owner)})
+				Author: s.cfg.OwnerName(e.Event.Owner), Cover: s.coverName(e.Event.Actor, e.Event.Owner)})
 		}
 	}
 	return out
 }
 
-// signature words who answered as the router signs it: "Anna", or "Bas for
-// Anna" when a colleague answered.
-func (s *Server) signature(actor, owner string) string {
-	name := s.cfg.OwnerName(owner)
-	if actor != owner && actor != "" {
-		if other := s.cfg.OwnerName(actor); other != actor {
-			return other + " for " + name
-		}
+// coverName is the name of the colleague who answered for the owner, ""
+// when the owner answered (or the actor is no owner: an API caller).
+func (s *Server) coverName(actor, owner string) string {
+	if actor == owner || actor == "" {
+		return ""
 	}
-	return name
+	if other := s.cfg.OwnerName(actor); other != actor {
+		return other
+	}
+	return ""
 }

@@ -56,7 +56,7 @@ func (snd *Sender) Send(ctx context.Context, m router.CustomerMessage) (router.S
 		return snd.email(ctx, mailer, m, "the reply was not seen in the chat")
 	}
 	sd := said{Kind: m.Kind, At: m.At, Complaint: m.Complaint.ID, Language: m.Complaint.Language, Owner: m.OwnerName,
-		Author: m.AuthorName, CustomerName: m.Complaint.Customer.Name, Body: m.Body, PromisedBy: m.Complaint.PromisedBy}
+		Author: m.AuthorName, Cover: m.CoverName, CustomerName: m.Complaint.Customer.Name, Body: m.Body, PromisedBy: m.Complaint.PromisedBy}
 	raw, err := json.Marshal(liveLine{Session: session, Said: sd})
 	if err != nil {
 		return router.Sent{}, router.Permanent(err)

@@ -16,7 +16,7 @@ type TextData struct {
 	Reference      string // "C-1042"
 	CustomerName   string
 	Body           string // what staff wrote
-	Author         string // "Anna de Vries", or "Bas Jansen for Anna de Vries"
+	Author         string // "Anna de Vries", or "Bas Jansen for Anna de Vries" (in the visitor's language)
 	// PromisedBy and Back are moments in the visitor's time zone and
 	// language: {{date .PromisedBy "Monday 2 January 15:04"}}.
 	PromisedBy texts.Moment
@@ -51,9 +51,12 @@ type said struct {
 	Complaint string                     `json:"complaint"`
 	// Language is the complaint's, for a visitor whose page language has
 	// no texts.
-	Language     string    `json:"language,omitempty"`
-	Owner        string    `json:"owner,omitempty"`
-	Author       string    `json:"author,omitempty"`
+	Language string `json:"language,omitempty"`
+	Owner    string `json:"owner,omitempty"`
+	Author   string `json:"author,omitempty"`
+	// Cover is the colleague who wrote for the owner (Owner), if one did:
+	// the line is then signed "Cover for Owner" in the visitor's language.
+	Cover        string    `json:"cover,omitempty"`
 	CustomerName string    `json:"customer_name,omitempty"`
 	Body         string    `json:"body,omitempty"`
 	PromisedBy   time.Time `json:"promised_by,omitzero"`
@@ -63,9 +66,13 @@ type said struct {
 func (s *Server) line(c *client, sd said) Line {
 	lang := s.cfg.Texts.Lang(c.lang, sd.Language)
 	first, _, _ := strings.Cut(sd.Owner, " ")
+	author := sd.Author
+	if sd.Cover != "" && sd.Owner != "" {
+		author = sd.Cover + " " + texts.OnBehalfOf(lang) + " " + sd.Owner
+	}
 	data := TextData{Owner: sd.Owner, OwnerFirstName: first, Reference: sd.Complaint, CustomerName: sd.CustomerName,
-		Body: sd.Body, Author: sd.Author, PromisedBy: texts.At(sd.PromisedBy, lang, c.zone), Max: s.cfg.MaxMessageBytes}
-	l := Line{ID: router.SaidRef(sd.Kind, sd.At), From: "staff", Author: sd.Author, At: sd.At, Text: sd.Body}
+		Body: sd.Body, Author: author, PromisedBy: texts.At(sd.PromisedBy, lang, c.zone), Max: s.cfg.MaxMessageBytes}
+	l := Line{ID: router.SaidRef(sd.Kind, sd.At), From: "staff", Author: author, At: sd.At, Text: sd.Body}
 	name := ""
 	switch sd.Kind {
 	case router.ToCustomerAcknowledgement:

@@ -18,6 +18,7 @@ import (
 
 	gomail "github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
+	"github.com/forgetmenot/forgetmenot/internal/texts"
 	"github.com/forgetmenot/forgetmenot/router"
 	"golang.org/x/net/idna"
 )
@@ -551,7 +552,7 @@ func (t *Templates) Render(m router.CustomerMessage) (subject, body, lang string
 	first, _, _ := strings.Cut(owner, " ")
 	author := m.AuthorName
 	if m.CoverName != "" {
-		author = m.CoverName + " " + onBehalfOf(lang) + " " + owner
+		author = m.CoverName + " " + texts.OnBehalfOf(lang) + " " + owner
 	}
 	if author == "" {
 		author = owner
@@ -561,19 +562,6 @@ func (t *Templates) Render(m router.CustomerMessage) (subject, body, lang string
 		CustomerName: m.Complaint.Customer.Name, Subject: m.Complaint.Subject, Body: m.Body, PromisedBy: m.Complaint.PromisedBy,
 	})
 	return subject, body, lang, err
-}
-
-// onBehalfOf words "Bas for Anna" in the template's language.
-func onBehalfOf(lang string) string {
-	switch lang {
-	case "nl":
-		return "namens"
-	case "de":
-		return "im Auftrag von"
-	case "fr":
-		return "pour"
-	}
-	return "for"
 }
 
 func renderTemplate(tpl *template.Template, d TemplateData) (subject, body string, err error) {

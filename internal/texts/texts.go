@@ -357,3 +357,17 @@ var (
 	zonePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$`)
 	zones       sync.Map
 )
+
+// OnBehalfOf words the "for" of "Bas for Anna" (a colleague answering for
+// the owner) in lang; English for languages without it.
+func OnBehalfOf(lang string) string {
+	switch Primary(lang) {
+	case "nl":
+		return "namens"
+	case "de":
+		return "im Auftrag von"
+	case "fr":
+		return "pour"
+	}
+	return "for"
+}
