@@ -290,6 +290,15 @@ func homeView(o router.Owner, lead bool, cs []router.Complaint, self router.Owne
 		status = fmt.Sprintf("Hello %s. Most urgent first: overdue and promised today on top, then by the next deadline.", esc(firstName(o.Name), nameLen))
 		button = slackgo.NewButtonBlockElement(actAway, o.ID, plain("I'm away until …"))
 	}
+	if len(self.Planned) > 0 {
+		// What is planned shows too: a new absence over its days replaces it.
+		p := self.Planned[0]
+		status += fmt.Sprintf(" Planned away: %s until %s", date(p.From), date(p.Until))
+		if p.Cover != "" {
+			status += ", covered by " + esc(names(p.Cover), nameLen)
+		}
+		status += "."
+	}
 	blocks = append(blocks, slackgo.NewSectionBlock(mrkdwn(fit(status, blockkit.MaxSectionText)), nil, slackgo.NewAccessory(button)))
 	blocks = append(blocks, slackgo.NewDividerBlock())
 	if len(cs) == 0 {

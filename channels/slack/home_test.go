@@ -97,3 +97,18 @@ func TestHomeSaysWhoCoversNow(t *testing.T) {
 		})
 	}
 }
+
+// What must hold: an owner's App Home shows their next planned absence.
+func TestHomeShowsAPlannedAbsence(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	o := router.Owner{ID: "anna", Name: "Anna de Vries"}
+	self := router.OwnerStatus{Owner: o, Planned: []router.Absence{{Owner: "anna", From: now.AddDate(0, 0, 19), Until: now.AddDate(0, 0, 27), Cover: "bas"}}}
+	view := homeView(o, false, nil, self, now, func(id string) string { return map[string]string{"bas": "Bas Jansen"}[id] }, func(router.Complaint) bool { return false })
+	raw, err := json.Marshal(view)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(raw), "Planned away: ") || !strings.Contains(string(raw), "covered by Bas Jansen") {
+		t.Errorf("App Home does not show the planned absence:\n%s", raw)
+	}
+}

@@ -147,6 +147,9 @@ func renderAll(t *testing.T, r *rand.Rand) {
 		self.Away = &router.Absence{Owner: "anna", Until: now.Add(48 * time.Hour), Cover: "bas"}
 		self.CoveredBy = []string{"bas", "daan"}[r.IntN(2)]
 	}
+	if r.IntN(2) == 0 {
+		self.Planned = []router.Absence{{Owner: "anna", From: now.Add(96 * time.Hour), Until: now.Add(200 * time.Hour), Cover: randomText(r, 300) + "x"}}
+	}
 	valid(t, "App Home", homeView(o, r.IntN(2) == 0, list, self, now, names, func(router.Complaint) bool { return r.IntN(3) > 0 }))
 }
 
